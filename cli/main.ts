@@ -1,0 +1,44 @@
+#!/usr/bin/env node
+/** The `fedtune` command: thin wrappers over the libraries. */
+import { CliError } from './args.js';
+import { evalCommand, EVAL_USAGE } from './eval.js';
+import { generateCommand, GENERATE_USAGE } from './generate.js';
+import { trainCommand, TRAIN_USAGE } from './train.js';
+
+const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = {
+  generate: generateCommand,
+  eval: evalCommand,
+  train: trainCommand,
+};
+
+const USAGE = `usage:
+  ${GENERATE_USAGE}
+  ${EVAL_USAGE}
+  ${TRAIN_USAGE}
+Defaults: --base/--tokenizer from FEDTUNE_MODEL_DIR or ../shared/models/stories260K; --backend from FEDTUNE_BACKEND or auto.`;
+
+async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') {
+    process.stdout.write(`${USAGE}\n`);
+    return cmd ? 0 : 2;
+  }
+  const run = COMMANDS[cmd];
+  if (!run) {
+    process.stderr.write(`fedtune: unknown command "${cmd}"; try one of ${Object.keys(COMMANDS).join(', ')}\n`);
+    return 2;
+  }
+  try {
+    await run(rest);
+    return 0;
+  } catch (e) {
+    const err = e as Error;
+    process.stderr.write(`fedtune ${cmd}: ${err.message}\n`);
+    if (process.env.FEDTUNE_DEBUG) process.stderr.write(`${err.stack}\n`);
+    return e instanceof CliError ? 2 : 1;
+  }
+}
+
+main(process.argv.slice(2)).then((code) => {
+  process.exitCode = code;
+});

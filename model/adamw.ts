@@ -1,0 +1,55 @@
+/** AdamW (Loshchilov & Hutter) over tfjs variables, with decoupled weight decay. */
+import * as tf from '@tensorflow/tfjs';
+import { variableFrom } from './ops/matmul.js';
+
+/** AdamW hyper-parameters. */
+export interface AdamWOptions {
+  /** Learning rate. */
+  readonly lr: number;
+  readonly beta1: number;
+  readonly beta2: number;
+  readonly eps: number;
+  /** Decoupled weight decay (multiplied by lr). */
+  readonly weightDecay: number;
+}
+
+/** One AdamW state per variable list. Call dispose() when done. */
+export class AdamW {
+  private readonly m: tf.Variable[];
+  private readonly v: tf.Variable[];
+  private t = 0;
+
+  constructor(
+    private readonly vars: readonly tf.Variable[],
+    private readonly opts: AdamWOptions,
+  ) {
+    this.m = vars.map((x) => variableFrom(tf.zerosLike(x), false));
+    this.v = vars.map((x) => variableFrom(tf.zerosLike(x), false));
+  }
+
+  /** Apply one update from gradients keyed by variable name. */
+  step(grads: Record<string, tf.Tensor>): void {
+    this.t++;
+    const { lr, beta1, beta2, eps, weightDecay } = this.opts;
+    const c1 = 1 - Math.pow(beta1, this.t);
+    const c2 = 1 - Math.pow(beta2, this.t);
+    tf.tidy(() => {
+      this.vars.forEach((p, i) => {
+        const g = grads[p.name];
+        if (!g) return;
+        const m = tf.add(tf.mul(this.m[i], beta1), tf.mul(g, 1 - beta1));
+        const v = tf.add(tf.mul(this.v[i], beta2), tf.mul(tf.square(g), 1 - beta2));
+        this.m[i].assign(m);
+        this.v[i].assign(v);
+        const update = tf.div(tf.div(m, c1), tf.add(tf.sqrt(tf.div(v, c2)), eps));
+        const decayed = weightDecay ? tf.mul(p, 1 - lr * weightDecay) : p;
+        p.assign(tf.sub(decayed, tf.mul(update, lr)));
+      });
+    });
+  }
+
+  /** Release optimizer state. */
+  dispose(): void {
+    [...this.m, ...this.v].forEach((x) => x.dispose());
+  }
+}

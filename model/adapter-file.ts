@@ -1,0 +1,146 @@
+/**
+ * Adapter files: safetensors (8-byte little-endian header length, JSON header, raw data), so
+ * PEFT-style tools can read them, with fedtune's metadata in `__metadata__`:
+ * format "fedtune-lora", format_version "1", base_sha256, lora (JSON LoRA config) and
+ * base_config (JSON architecture). Tensors are F32, named `layers.{l}.{target}.lora_A` [r, in]
+ * and `…lora_B` [out, r]. Loading refuses a file made for another base.
+ */
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import type { LlamaConfig } from './config.js';
+import { LoraAdapter, type LoraTensor } from './lora.js';
+import { loraConfig, type LoraConfig } from './lora-config.js';
+
+/** The adapter format written by this version. */
+export const ADAPTER_FORMAT = 'fedtune-lora';
+/** Format version written by this version (and the newest it reads). */
+export const ADAPTER_FORMAT_VERSION = 1;
+
+/** An adapter file that is malformed, or does not fit the base it is loaded onto. */
+export class AdapterFileError extends Error {
+  override name = 'AdapterFileError';
+}
+
+/** What an adapter file records besides its tensors. */
+export interface AdapterHeader {
+  readonly formatVersion: number;
+  readonly baseSha256: string;
+  readonly lora: LoraConfig;
+  readonly baseConfig: LlamaConfig;
+}
+
+/** Encode an adapter as safetensors bytes. */
+export function encodeAdapter(adapter: LoraAdapter): Uint8Array {
+  const tensors = adapter.toTensors();
+  const header: Record<string, unknown> = {
+    __metadata__: {
+      format: ADAPTER_FORMAT,
+      format_version: String(ADAPTER_FORMAT_VERSION),
+      base_sha256: adapter.baseSha256,
+      lora: JSON.stringify(adapter.config),
+      base_config: JSON.stringify(adapter.baseConfig),
+    },
+  };
+  let off = 0;
+  for (const t of tensors) {
+    header[t.name] = { dtype: 'F32', shape: t.shape, data_offsets: [off, off + t.data.byteLength] };
+    off += t.data.byteLength;
+  }
+  let json = Buffer.from(JSON.stringify(header), 'utf8');
+  const pad = (8 - (json.length % 8)) % 8; // keep the data 8-byte aligned
+  if (pad) json = Buffer.concat([json, Buffer.alloc(pad, 0x20)]);
+  const out = new Uint8Array(8 + json.length + off);
+  new DataView(out.buffer).setBigUint64(0, BigInt(json.length), true);
+  out.set(json, 8);
+  let p = 8 + json.length;
+  for (const t of tensors) {
+    out.set(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), p);
+    p += t.data.byteLength;
+  }
+  return out;
+}
+
+/** Parse the header of adapter bytes and return it with the tensors. */
+export function decodeAdapterFile(bytes: Uint8Array, source = '<buffer>'): { header: AdapterHeader; tensors: LoraTensor[] } {
+  const bad = (why: string): never => {
+    throw new AdapterFileError(`${source} is not a fedtune adapter: ${why}`);
+  };
+  if (bytes.byteLength < 8) bad('file too small');
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const n = Number(dv.getBigUint64(0, true));
+  if (n <= 0 || 8 + n > bytes.byteLength) bad(`header length ${n} does not fit in ${bytes.byteLength} bytes`);
+  let header: Record<string, unknown>;
+  try {
+    header = JSON.parse(Buffer.from(bytes.subarray(8, 8 + n)).toString('utf8')) as Record<string, unknown>;
+  } catch {
+    return bad('its header is not JSON');
+  }
+  const meta = (header.__metadata__ ?? {}) as Record<string, string>;
+  if (meta.format !== ADAPTER_FORMAT) bad(`format is "${meta.format ?? '(none)'}", expected "${ADAPTER_FORMAT}"`);
+  const version = Number(meta.format_version);
+  if (!Number.isInteger(version) || version < 1) bad(`bad format_version "${meta.format_version}"`);
+  if (version > ADAPTER_FORMAT_VERSION) {
+    throw new AdapterFileError(`${source} uses adapter format version ${version}; this fedtune reads up to version ${ADAPTER_FORMAT_VERSION}`);
+  }
+  if (!/^[0-9a-f]{64}$/.test(meta.base_sha256 ?? '')) bad('base_sha256 is missing or malformed');
+  let lora: LoraConfig;
+  let baseConfig: LlamaConfig;
+  try {
+    lora = loraConfig(JSON.parse(meta.lora) as Partial<LoraConfig>, 'adapter file');
+    baseConfig = JSON.parse(meta.base_config) as LlamaConfig;
+  } catch (e) {
+    return bad(`bad LoRA or base config: ${(e as Error).message}`);
+  }
+  const dataStart = 8 + n;
+  const dataLen = bytes.byteLength - dataStart;
+  const tensors: LoraTensor[] = [];
+  for (const [name, v] of Object.entries(header)) {
+    if (name === '__metadata__') continue;
+    const t = v as { dtype?: string; shape?: number[]; data_offsets?: number[] };
+    if (t.dtype !== 'F32') bad(`tensor ${name} has dtype ${t.dtype}, expected F32`);
+    const [s, e] = t.data_offsets ?? [];
+    const shape = t.shape ?? [];
+    if (shape.length !== 2 || !Number.isInteger(s) || !Number.isInteger(e) || s < 0 || e > dataLen || e - s !== shape[0] * shape[1] * 4) {
+      bad(`tensor ${name} has inconsistent shape [${shape}] or offsets [${s}, ${e}]`);
+    }
+    const data = new Float32Array(shape[0] * shape[1]);
+    new Uint8Array(data.buffer).set(bytes.subarray(dataStart + s, dataStart + e));
+    tensors.push({ name, shape: [shape[0], shape[1]], data });
+  }
+  return { header: { formatVersion: version, baseSha256: meta.base_sha256, lora, baseConfig }, tensors };
+}
+
+/**
+ * Decode adapter bytes onto a base, identified by its config and SHA-256. Throws
+ * AdapterFileError if the file was made for another base or its shapes do not fit.
+ */
+export function decodeAdapter(bytes: Uint8Array, base: { config: LlamaConfig; sha256: string }, source = '<buffer>'): LoraAdapter {
+  const { header, tensors } = decodeAdapterFile(bytes, source);
+  if (header.baseSha256 !== base.sha256) {
+    throw new AdapterFileError(
+      `${source} was trained for base model sha256 ${header.baseSha256.slice(0, 16)}…, but the loaded base is ${base.sha256.slice(0, 16)}…; use the base it was made for`,
+    );
+  }
+  try {
+    return LoraAdapter.fromTensors(base.config, base.sha256, header.lora, tensors);
+  } catch (e) {
+    throw new AdapterFileError(`${source} does not fit the base: ${(e as Error).message}`);
+  }
+}
+
+/** Write an adapter file atomically (temp file + rename). */
+export function saveAdapter(path: string, adapter: LoraAdapter): void {
+  const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
+  writeFileSync(tmp, encodeAdapter(adapter));
+  renameSync(tmp, path);
+}
+
+/** Read an adapter file for a base. */
+export function loadAdapter(path: string, base: { config: LlamaConfig; sha256: string }): LoraAdapter {
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(path);
+  } catch (e) {
+    throw new AdapterFileError(`cannot read adapter ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  return decodeAdapter(bytes, base, path);
+}

@@ -1,0 +1,61 @@
+/**
+ * Choosing and starting the TensorFlow.js backend. Default: `tensorflow` (tfjs-node) when that
+ * optional dependency installed, else `wasm` (SIMD); `cpu` is a slow fallback. The choice comes
+ * from the `backend` argument, else the FEDTUNE_BACKEND environment variable, else `auto`.
+ * No tensor may be created before {@link initBackend} resolves.
+ */
+import * as tf from '@tensorflow/tfjs';
+
+/** Backends fedtune can run on. */
+export type BackendName = 'wasm' | 'cpu' | 'tensorflow';
+/** A backend name, or `auto` for the best available. */
+export type BackendChoice = BackendName | 'auto';
+const CHOICES: readonly BackendChoice[] = ['auto', 'wasm', 'cpu', 'tensorflow'];
+
+/** What {@link initBackend} started. */
+export interface BackendInfo {
+  readonly name: BackendName;
+  /** One line for logs, e.g. "wasm (simd, 1 thread)". */
+  readonly description: string;
+}
+
+let started: BackendInfo | undefined;
+
+async function tryTfjsNode(): Promise<boolean> {
+  try {
+    const modName = '@tensorflow/tfjs-node';
+    await import(modName);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Start a backend (idempotent for the same choice). */
+export async function initBackend(choice: BackendChoice | undefined = undefined): Promise<BackendInfo> {
+  const want = (choice ?? (process.env.FEDTUNE_BACKEND as BackendChoice | undefined) ?? 'auto') as BackendChoice;
+  if (!CHOICES.includes(want)) {
+    throw new RangeError(`initBackend: backend must be one of ${CHOICES.join(', ')}, got "${want}" (from ${choice ? 'the option' : 'FEDTUNE_BACKEND'})`);
+  }
+  if (started && (want === 'auto' || want === started.name)) return started;
+  let name: BackendName;
+  if (want === 'tensorflow' || want === 'auto') {
+    const ok = await tryTfjsNode();
+    if (!ok && want === 'tensorflow') throw new Error('backend "tensorflow" needs @tensorflow/tfjs-node, which is not installed on this machine');
+    name = ok ? 'tensorflow' : 'wasm';
+  } else {
+    name = want;
+  }
+  if (name === 'wasm') await import('@tensorflow/tfjs-backend-wasm');
+  if (!(await tf.setBackend(name))) throw new Error(`backend "${name}" failed to initialise`);
+  await tf.ready();
+  let description: string = name;
+  if (name === 'wasm') {
+    const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
+    const wasm = await import('@tensorflow/tfjs-backend-wasm');
+    const threads = wasm.getThreadsCount();
+    description = `wasm (${simd ? 'simd' : 'no simd'}, ${threads} thread${threads === 1 ? '' : 's'})`;
+  }
+  started = { name, description };
+  return started;
+}

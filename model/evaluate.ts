@@ -1,0 +1,52 @@
+/** Held-out evaluation: mean next-token loss over consecutive BOS-led windows. */
+import * as tf from '@tensorflow/tfjs';
+import type { FrozenBase } from './frozen-base.js';
+import type { LoraAdapter } from './lora.js';
+import { forward } from './transformer.js';
+import { consecutiveBatches } from './windows.js';
+
+/** Options of {@link evaluateLoss}. */
+export interface EvalOptions {
+  /** Window length in tokens, BOS included. Default 256 (capped at the model's context). */
+  readonly context?: number;
+  /** Evaluate only the first N tokens. Default: all. */
+  readonly maxTokens?: number;
+  readonly adapter?: LoraAdapter;
+  /** Windows per forward pass. Default 8. */
+  readonly batch?: number;
+}
+
+/** Result of {@link evaluateLoss}. */
+export interface EvalResult {
+  /** Mean negative log-likelihood, nats per predicted token. */
+  readonly loss: number;
+  /** Tokens predicted. */
+  readonly tokens: number;
+}
+
+/**
+ * Mean next-token loss on `tokens` (encoded without BOS): the stream is cut into consecutive
+ * windows of `context` tokens, each fed after a BOS, and every token is predicted once.
+ */
+export function evaluateLoss(base: FrozenBase, tokens: Int32Array, opts: EvalOptions = {}): EvalResult {
+  const context = opts.context ?? Math.min(256, base.config.seqLen);
+  const batch = opts.batch ?? 8;
+  if (!Number.isInteger(context) || context < 2 || context > base.config.seqLen) {
+    throw new RangeError(`evaluateLoss: context must be an integer in [2, ${base.config.seqLen}], got ${context}`);
+  }
+  if (!Number.isInteger(batch) || batch <= 0) throw new RangeError(`evaluateLoss: batch must be a positive integer, got ${batch}`);
+  if (opts.maxTokens !== undefined && (!Number.isInteger(opts.maxTokens) || opts.maxTokens <= 0)) {
+    throw new RangeError(`evaluateLoss: maxTokens must be a positive integer, got ${opts.maxTokens}`);
+  }
+  const stream = opts.maxTokens !== undefined ? tokens.subarray(0, opts.maxTokens) : tokens;
+  if (stream.length === 0) throw new RangeError('evaluateLoss: no tokens to evaluate');
+  let total = 0;
+  for (const b of consecutiveBatches(stream, context, batch)) {
+    total += tf.tidy(() => {
+      const { logits } = forward(base, b.inputs, b.batch, { adapter: opts.adapter });
+      const oneHot = tf.oneHot(tf.tensor1d(b.targets, 'int32'), base.config.vocabSize);
+      return -(tf.sum(tf.mul(oneHot, tf.logSoftmax(logits))).dataSync()[0]);
+    });
+  }
+  return { loss: total / stream.length, tokens: stream.length };
+}

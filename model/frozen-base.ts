@@ -1,0 +1,150 @@
+/**
+ * The frozen base model held in memory for forward passes: float32 tensors (`none`) or
+ * block-quantized arrays in JS (`int8` = Q8_0, `int4` = Q4_0) dequantized into float32 tensors
+ * inside each forward pass and again in backprop (so no dequantized copy outlives a step).
+ * RMSNorm weights stay float32. Nothing here is trainable.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { parameterCount, type LlamaConfig } from './config.js';
+import type { LoadedBase } from './checkpoint.js';
+import { frozenMatMul } from './ops/matmul.js';
+import { dequantizeInto, quantize, quantizedBytes, QUANT_MODES, type QuantizedArray, type QuantMode } from './quant.js';
+import { MATRIX_NAMES, matrixShape, type MatrixName } from './weights.js';
+
+/** A matrix slot: a block matrix of a layer, or the output head. */
+export type MatrixRef = { layer: number; name: MatrixName } | 'classifier';
+
+interface Held {
+  readonly shape: [number, number]; // [out, in]
+  readonly wT?: tf.Tensor2D; // none: persistent [in, out]
+  readonly q?: QuantizedArray;
+}
+
+/** Memory held by the frozen base. */
+export interface BaseMemory {
+  /** Bytes of all base weights as held (quantized matrices, fp32 norms, embedding). */
+  readonly bytes: number;
+  /** Parameters of the model (shared head counted once). */
+  readonly params: number;
+  readonly bytesPerParam: number;
+}
+
+/** The frozen, optionally quantized, base model. Create after `initBackend()`. */
+export class FrozenBase {
+  readonly config: LlamaConfig;
+  /** SHA-256 of the base file: adapters record it and are refused by other bases. */
+  readonly sha256: string;
+  readonly quant: QuantMode;
+  private readonly mats = new Map<string, Held>();
+  private readonly norms: { att: tf.Tensor1D[]; ffn: tf.Tensor1D[]; final: tf.Tensor1D };
+  private readonly embF32?: Float32Array;
+  private readonly embQ?: QuantizedArray;
+  private disposed = false;
+
+  /** Build from loaded float32 weights; `quant` defaults to `none`. */
+  constructor(loaded: LoadedBase, quant: QuantMode = 'none') {
+    if (!QUANT_MODES.includes(quant)) throw new RangeError(`FrozenBase: quant must be one of ${QUANT_MODES.join(', ')}, got "${quant}"`);
+    const w = loaded.weights;
+    this.config = w.config;
+    this.sha256 = loaded.sha256;
+    this.quant = quant;
+    const hold = (key: string, data: Float32Array, shape: [number, number]): void => {
+      if (quant === 'none') {
+        const wT = tf.tidy(() => tf.transpose(tf.tensor2d(data, shape)));
+        this.mats.set(key, { shape, wT: tf.keep(wT) as tf.Tensor2D });
+      } else {
+        this.mats.set(key, { shape, q: quantize(data, quant) });
+      }
+    };
+    w.layers.forEach((lw, l) => {
+      for (const name of MATRIX_NAMES) hold(`${l}.${name}`, lw[name], matrixShape(this.config, name));
+    });
+    hold('classifier', w.classifier, [this.config.vocabSize, this.config.dim]);
+    const shared = w.classifier === w.tokenEmbedding;
+    if (quant === 'none') {
+      if (!shared) this.embF32 = w.tokenEmbedding;
+    } else this.embQ = shared ? this.mats.get('classifier')?.q : quantize(w.tokenEmbedding, quant);
+    this.norms = {
+      att: w.layers.map((lw) => tf.keep(tf.tensor1d(lw.rmsAtt))),
+      ffn: w.layers.map((lw) => tf.keep(tf.tensor1d(lw.rmsFfn))),
+      final: tf.keep(tf.tensor1d(w.rmsFinal)),
+    };
+  }
+
+  private held(ref: MatrixRef): Held {
+    if (this.disposed) throw new Error('FrozenBase: used after dispose()');
+    const key = ref === 'classifier' ? ref : `${ref.layer}.${ref.name}`;
+    const h = this.mats.get(key);
+    if (!h) throw new RangeError(`FrozenBase: no matrix ${key}`);
+    return h;
+  }
+
+  private dequantized(h: Held): tf.Tensor2D {
+    const q = h.q as QuantizedArray;
+    return tf.tensor2d(dequantizeInto(q, new Float32Array(q.length)), h.shape);
+  }
+
+  /** The weight as [out, in]. A new tensor: dispose it (or call inside tf.tidy). */
+  weight(ref: MatrixRef): tf.Tensor2D {
+    const h = this.held(ref);
+    return h.wT ? tf.transpose(h.wT) : this.dequantized(h);
+  }
+
+  /** The weight as [in, out]; for `none` this is the held tensor itself, so never dispose it yourself. */
+  weightT(ref: MatrixRef): tf.Tensor2D {
+    const h = this.held(ref);
+    return h.wT ?? tf.transpose(this.dequantized(h));
+  }
+
+  /** y = x Wᵀ for x [n, in]: differentiable in x only. Call inside tf.tidy. */
+  linear(x: tf.Tensor2D, ref: MatrixRef): tf.Tensor2D {
+    return frozenMatMul(x, this.weightT(ref), () => this.weight(ref));
+  }
+
+  /** Token embeddings [n, dim] for token ids (never needs a gather gradient: the base is frozen). */
+  embed(tokens: Int32Array): tf.Tensor2D {
+    const { dim, vocabSize } = this.config;
+    for (let i = 0; i < tokens.length; i++) {
+      const t = tokens[i];
+      if (!Number.isInteger(t) || t < 0 || t >= vocabSize) throw new RangeError(`FrozenBase.embed: token id ${t} at ${i} is outside [0, ${vocabSize})`);
+    }
+    if (!this.embF32 && !this.embQ) {
+      // fp32 shared head: gather columns of the held [dim, vocab] tensor, no second copy
+      return tf.tidy(() => tf.transpose(tf.gather(this.held('classifier').wT as tf.Tensor2D, tf.tensor1d(tokens, 'int32'), 1)));
+    }
+    const out = new Float32Array(tokens.length * dim);
+    for (let i = 0; i < tokens.length; i++) {
+      const t = tokens[i];
+      if (this.embF32) out.set(this.embF32.subarray(t * dim, (t + 1) * dim), i * dim);
+      else dequantizeInto(this.embQ as QuantizedArray, out, t * dim, (t + 1) * dim, i * dim);
+    }
+    return tf.tensor2d(out, [tokens.length, dim]);
+  }
+
+  /** RMSNorm weights: before attention, before the FFN, or the final one. */
+  norm(kind: 'att' | 'ffn', layer: number): tf.Tensor1D;
+  norm(kind: 'final'): tf.Tensor1D;
+  norm(kind: 'att' | 'ffn' | 'final', layer = 0): tf.Tensor1D {
+    return kind === 'final' ? this.norms.final : this.norms[kind][layer];
+  }
+
+  /** Bytes held by the base weights, and per parameter. */
+  memory(): BaseMemory {
+    let bytes = 0;
+    for (const h of this.mats.values()) bytes += h.q ? quantizedBytes(h.q) : h.shape[0] * h.shape[1] * 4;
+    if (this.embF32) bytes += this.embF32.byteLength;
+    else if (this.embQ && this.embQ !== this.mats.get('classifier')?.q) bytes += quantizedBytes(this.embQ);
+    const c = this.config;
+    bytes += (2 * c.nLayers + 1) * c.dim * 4;
+    const params = parameterCount(c);
+    return { bytes, params, bytesPerParam: bytes / params };
+  }
+
+  /** Release the tensors held. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    for (const h of this.mats.values()) h.wT?.dispose();
+    [...this.norms.att, ...this.norms.ffn, this.norms.final].forEach((t) => t.dispose());
+  }
+}

@@ -1,0 +1,93 @@
+/** Text generation with a KV cache: the prompt in one pass, then one token per pass. */
+import * as tf from '@tensorflow/tfjs';
+import type { FrozenBase } from './frozen-base.js';
+import type { LoraAdapter } from './lora.js';
+import { cryptoRng, seededRng, type Rng } from './rng.js';
+import { sampleToken } from './sampling.js';
+import { BOS, EOS, type Tokenizer } from './tokenizer.js';
+import { forward, type KvCache } from './transformer.js';
+
+/** Options of {@link generate}. */
+export interface GenerateOptions {
+  /** New tokens to generate at most. Default 256. */
+  readonly maxTokens?: number;
+  /** 0 = greedy (default). */
+  readonly temperature?: number;
+  /** Nucleus sampling threshold. Default 0.9 (as run.c). */
+  readonly topP?: number;
+  /** Seed for sampling; without one (and without `rng`) sampling uses crypto randomness. */
+  readonly seed?: number;
+  readonly rng?: Rng;
+  readonly adapter?: LoraAdapter;
+  /** Called with each new token id and its decoded bytes, as it is produced. */
+  readonly onToken?: (id: number, bytes: Uint8Array) => void;
+}
+
+/** What {@link generate} returns. */
+export interface Generation {
+  readonly promptIds: Int32Array;
+  /** New tokens (stops early at BOS/EOS, which are not included, or at the context limit). */
+  readonly ids: number[];
+  /** Decoded new tokens. */
+  readonly text: string;
+}
+
+function disposeCache(c: KvCache | undefined): void {
+  c?.layers.forEach((l) => {
+    l.k.dispose();
+    l.v.dispose();
+  });
+}
+
+/** Generate a continuation of `prompt`. */
+export function generate(base: FrozenBase, tokenizer: Tokenizer, prompt: string, opts: GenerateOptions = {}): Generation {
+  const maxTokens = opts.maxTokens ?? 256;
+  const temperature = opts.temperature ?? 0;
+  const topP = opts.topP ?? 0.9;
+  if (!Number.isInteger(maxTokens) || maxTokens < 0) throw new RangeError(`generate: maxTokens must be a non-negative integer, got ${maxTokens}`);
+  if (!(temperature >= 0) || !Number.isFinite(temperature)) throw new RangeError(`generate: temperature must be ≥ 0, got ${temperature}`);
+  if (!(topP >= 0 && topP <= 1)) throw new RangeError(`generate: topP must be in [0, 1], got ${topP}`);
+  const rng = opts.rng ?? (opts.seed !== undefined ? seededRng(opts.seed) : cryptoRng());
+  const promptIds = tokenizer.encode(prompt, true, false);
+  if (promptIds.length > base.config.seqLen) throw new RangeError(`generate: the prompt has ${promptIds.length} tokens, more than the model's context of ${base.config.seqLen}`);
+  const ids: number[] = [];
+  let cache: KvCache | undefined;
+  let input = promptIds;
+  let prev = promptIds[promptIds.length - 1];
+  const chunks: Uint8Array[] = [];
+  try {
+    while (ids.length < maxTokens && (cache?.length ?? 0) + input.length <= base.config.seqLen) {
+      let row: Float32Array = new Float32Array(0);
+      let next: KvCache | undefined;
+      tf.tidy(() => {
+        const r = forward(base, input, 1, { adapter: opts.adapter, cache, returnCache: true });
+        row = r.logits.slice([input.length - 1, 0], [1, -1]).dataSync() as Float32Array;
+        r.cache?.layers.forEach((l) => {
+          tf.keep(l.k);
+          tf.keep(l.v);
+        });
+        next = r.cache;
+      });
+      disposeCache(cache);
+      cache = next;
+      const tok = sampleToken(row, { temperature, topP }, rng);
+      if (tok === BOS || tok === EOS) break;
+      ids.push(tok);
+      const bytes = tokenizer.decodeBytes(prev, tok);
+      chunks.push(bytes);
+      opts.onToken?.(tok, bytes);
+      prev = tok;
+      input = Int32Array.of(tok);
+    }
+  } finally {
+    disposeCache(cache);
+  }
+  return { promptIds, ids, text: new TextDecoder().decode(Buffer.concat(chunks)) };
+}
+
+/** Logits [T, vocab] at every position of `ids` (one batch row), as plain arrays. */
+export function logitsFor(base: FrozenBase, ids: Int32Array, adapter?: LoraAdapter): Float32Array[] {
+  const V = base.config.vocabSize;
+  const flat = tf.tidy(() => forward(base, ids, 1, { adapter }).logits.dataSync() as Float32Array);
+  return Array.from({ length: ids.length }, (_, t) => flat.slice(t * V, (t + 1) * V));
+}

@@ -1,0 +1,26 @@
+/**
+ * model/: everything about the base model and its adapters — formats, tokenizer, quantized
+ * frozen weights, LoRA, forward pass, training, evaluation, generation. Knows nothing of the
+ * network or of privacy.
+ */
+export * from './adamw.js';
+export * from './adapter-file.js';
+export * from './backend.js';
+export * from './checkpoint.js';
+export * from './config.js';
+export * from './evaluate.js';
+export * from './frozen-base.js';
+export * from './generate.js';
+export * from './lora.js';
+export * from './lora-config.js';
+export * from './merge.js';
+export { batchMatMul, frozenMatMul, matMul, variableFrom } from './ops/matmul.js';
+export * from './paths.js';
+export * from './quant.js';
+export * from './rng.js';
+export * from './sampling.js';
+export * from './tokenizer.js';
+export * from './trainer.js';
+export * from './transformer.js';
+export * from './weights.js';
+export * from './windows.js';

@@ -1,0 +1,172 @@
+/**
+ * Local LoRA training on one device's text: random BOS-led windows, mean next-token loss,
+ * AdamW on the adapter's variables only, global gradient-norm clipping, a step/epoch count
+ * and an optional time budget. Progress is an rxjs Observable.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { Subject, type Observable } from 'rxjs';
+import { AdamW } from './adamw.js';
+import type { FrozenBase } from './frozen-base.js';
+import type { LoraAdapter } from './lora.js';
+import { cryptoRng, seededRng, type Rng } from './rng.js';
+import { crossEntropy, forward } from './transformer.js';
+import { randomBatch } from './windows.js';
+
+/** Training options; every field has a default. */
+export interface TrainOptions {
+  /** Optimizer steps. Default 50 (ignored when `epochs` is set). */
+  readonly steps?: number;
+  /** Passes over the text, each ⌈tokens / (batch·seqLen)⌉ steps. */
+  readonly epochs?: number;
+  /** Windows per step. Default 8. */
+  readonly batchSize?: number;
+  /** Tokens per window, BOS included. Default min(128, model context). */
+  readonly seqLen?: number;
+  /** Default 2e-3. */
+  readonly lr?: number;
+  /** Default 0. */
+  readonly weightDecay?: number;
+  readonly beta1?: number;
+  readonly beta2?: number;
+  readonly eps?: number;
+  /** Global L2 clip of the gradient; 0 disables. Default 1. */
+  readonly clipNorm?: number;
+  /** Stop after this many milliseconds (checked between steps). */
+  readonly timeBudgetMs?: number;
+  /** Seed for batch sampling and dropout; without it, crypto randomness. */
+  readonly seed?: number;
+  readonly rng?: Rng;
+}
+
+/** One progress event. */
+export interface TrainProgress {
+  readonly step: number;
+  readonly totalSteps: number;
+  /** Mean training loss of this step's batch (nats/token). */
+  readonly loss: number;
+  /** Gradient norm before clipping. */
+  readonly gradNorm: number;
+  readonly tokensPerSecond: number;
+  readonly elapsedMs: number;
+}
+
+/** What a finished run reports. */
+export interface TrainResult {
+  readonly steps: number;
+  readonly tokens: number;
+  readonly firstLoss: number;
+  readonly lastLoss: number;
+  readonly elapsedMs: number;
+  readonly tokensPerSecond: number;
+  /** True if the time budget ended the run early. */
+  readonly stoppedByBudget: boolean;
+}
+
+function positive(where: string, name: string, v: number, integer: boolean): number {
+  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0 || (integer && !Number.isInteger(v))) {
+    throw new RangeError(`${where}: ${name} must be a positive ${integer ? 'integer' : 'number'}, got ${v}`);
+  }
+  return v;
+}
+
+/** Trains one adapter on one token stream. Subscribe to `progress$` before `run()`. */
+export class LocalTrainer {
+  private readonly events = new Subject<TrainProgress>();
+  /** A progress event after every step; completes when the run ends. */
+  readonly progress$: Observable<TrainProgress> = this.events.asObservable();
+  private readonly o: Required<Omit<TrainOptions, 'epochs' | 'timeBudgetMs' | 'seed' | 'rng'>> & { timeBudgetMs?: number };
+  private readonly rng: Rng;
+  private readonly totalSteps: number;
+
+  constructor(
+    private readonly base: FrozenBase,
+    private readonly adapter: LoraAdapter,
+    private readonly tokens: Int32Array,
+    options: TrainOptions = {},
+  ) {
+    const w = 'LocalTrainer';
+    const seqLen = positive(w, 'seqLen', options.seqLen ?? Math.min(128, base.config.seqLen), true);
+    if (seqLen > base.config.seqLen) throw new RangeError(`${w}: seqLen ${seqLen} exceeds the model's context of ${base.config.seqLen}`);
+    const batchSize = positive(w, 'batchSize', options.batchSize ?? 8, true);
+    if (tokens.length < seqLen) throw new RangeError(`${w}: the text has ${tokens.length} tokens, fewer than one window of ${seqLen}`);
+    if (adapter.baseSha256 !== base.sha256) throw new RangeError(`${w}: the adapter was made for another base model`);
+    this.o = {
+      steps: positive(w, 'steps', options.steps ?? 50, true),
+      batchSize,
+      seqLen,
+      lr: positive(w, 'lr', options.lr ?? 2e-3, false),
+      weightDecay: options.weightDecay ?? 0,
+      beta1: options.beta1 ?? 0.9,
+      beta2: options.beta2 ?? 0.999,
+      eps: options.eps ?? 1e-8,
+      clipNorm: options.clipNorm ?? 1,
+      timeBudgetMs: options.timeBudgetMs === undefined ? undefined : positive(w, 'timeBudgetMs', options.timeBudgetMs, false),
+    };
+    if (!(this.o.weightDecay >= 0)) throw new RangeError(`${w}: weightDecay must be ≥ 0, got ${this.o.weightDecay}`);
+    if (!(this.o.clipNorm >= 0)) throw new RangeError(`${w}: clipNorm must be ≥ 0, got ${this.o.clipNorm}`);
+    for (const k of ['beta1', 'beta2'] as const) {
+      if (!(this.o[k] >= 0 && this.o[k] < 1)) throw new RangeError(`${w}: ${k} must be in [0, 1), got ${this.o[k]}`);
+    }
+    this.totalSteps =
+      options.epochs !== undefined
+        ? positive(w, 'epochs', options.epochs, false) && Math.max(1, Math.ceil((options.epochs * tokens.length) / (batchSize * seqLen)))
+        : this.o.steps;
+    this.rng = options.rng ?? (options.seed !== undefined ? seededRng(options.seed) : cryptoRng());
+  }
+
+  /** Run to the end (or the time budget) and report. Yields to the event loop between steps. */
+  async run(): Promise<TrainResult> {
+    const vars = this.adapter.trainableVariables();
+    const opt = new AdamW(vars, this.o);
+    const t0 = performance.now();
+    let firstLoss = NaN;
+    let lastLoss = NaN;
+    let step = 0;
+    let stoppedByBudget = false;
+    try {
+      for (; step < this.totalSteps; step++) {
+        if (this.o.timeBudgetMs !== undefined && performance.now() - t0 >= this.o.timeBudgetMs) {
+          stoppedByBudget = true;
+          break;
+        }
+        const { loss, gradNorm } = this.step(vars, opt);
+        if (!Number.isFinite(loss)) throw new Error(`LocalTrainer: loss became ${loss} at step ${step + 1}; lower lr`);
+        if (step === 0) firstLoss = loss;
+        lastLoss = loss;
+        const elapsedMs = performance.now() - t0;
+        const tokens = (step + 1) * this.o.batchSize * this.o.seqLen;
+        this.events.next({ step: step + 1, totalSteps: this.totalSteps, loss, gradNorm, tokensPerSecond: tokens / (elapsedMs / 1000), elapsedMs });
+        await new Promise((r) => setImmediate(r));
+      }
+    } catch (e) {
+      this.events.error(e);
+      throw e;
+    } finally {
+      opt.dispose();
+    }
+    this.events.complete();
+    const elapsedMs = performance.now() - t0;
+    const tokens = step * this.o.batchSize * this.o.seqLen;
+    return { steps: step, tokens, firstLoss, lastLoss, elapsedMs, tokensPerSecond: tokens / (elapsedMs / 1000), stoppedByBudget };
+  }
+
+  private step(vars: tf.Variable[], opt: AdamW): { loss: number; gradNorm: number } {
+    const b = randomBatch(this.tokens, this.o.batchSize, this.o.seqLen, this.rng);
+    return tf.tidy(() => {
+      const { value, grads } = tf.variableGrads(
+        () => crossEntropy(forward(this.base, b.inputs, b.batch, { adapter: this.adapter, dropoutRng: this.rng }).logits, b.targets),
+        vars,
+      );
+      const names = Object.keys(grads);
+      const norm = tf.sqrt(tf.addN(names.map((n) => tf.sum(tf.square(grads[n])))));
+      const gradNorm = norm.dataSync()[0];
+      let g = grads;
+      if (this.o.clipNorm > 0 && gradNorm > this.o.clipNorm) {
+        const f = this.o.clipNorm / gradNorm;
+        g = Object.fromEntries(names.map((n) => [n, tf.mul(grads[n], f)]));
+      }
+      opt.step(g);
+      return { loss: value.dataSync()[0], gradNorm };
+    });
+  }
+}

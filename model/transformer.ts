@@ -1,0 +1,131 @@
+/**
+ * The Llama forward pass over a batch of token sequences: RMSNorm, RoPE, grouped-query causal
+ * attention, SwiGLU, output head, with LoRA on any block matrix and an optional KV cache for
+ * incremental generation. One code path serves training, evaluation and generation.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { headSize } from './config.js';
+import type { FrozenBase } from './frozen-base.js';
+import type { LoraAdapter } from './lora.js';
+import { batchMatMul, matMul } from './ops/matmul.js';
+import { applyRope } from './rope.js';
+import type { Rng } from './rng.js';
+import type { MatrixName } from './weights.js';
+
+/** Keys and values of earlier positions, per layer: [B, S, nKvHeads, headSize] (after RoPE). */
+export interface KvCache {
+  readonly layers: readonly { readonly k: tf.Tensor4D; readonly v: tf.Tensor4D }[];
+  /** Positions already cached (S). */
+  readonly length: number;
+}
+
+/** Options of {@link forward}. */
+export interface ForwardOptions {
+  readonly adapter?: LoraAdapter;
+  /** Training mode: apply the adapter's dropout, drawing masks from this RNG. */
+  readonly dropoutRng?: Rng;
+  /** Earlier positions; the new tokens start at position cache.length. */
+  readonly cache?: KvCache;
+  /** Return the updated cache (its tensors are new; the caller keeps and disposes them). */
+  readonly returnCache?: boolean;
+}
+
+/** What {@link forward} returns. */
+export interface ForwardResult {
+  /** [B·T, vocab] */
+  readonly logits: tf.Tensor2D;
+  readonly cache?: KvCache;
+}
+
+/** RMSNorm over the last axis: x / √(mean(x²) + eps) · w. */
+export function rmsNorm(x: tf.Tensor2D, w: tf.Tensor1D, eps: number): tf.Tensor2D {
+  const ms = tf.mean(tf.square(x), -1, true);
+  return tf.mul(tf.mul(x, tf.rsqrt(tf.add(ms, eps))), w);
+}
+
+function dropoutMask(rng: Rng, n: number, rate: number): Float32Array {
+  const m = new Float32Array(n);
+  const keep = 1 / (1 - rate);
+  for (let i = 0; i < n; i++) m[i] = rng.nextFloat() >= rate ? keep : 0;
+  return m;
+}
+
+/**
+ * Run the model on `tokens` (row-major [batch, T]) and return logits for every position.
+ * Call inside tf.tidy (or tf.variableGrads) — intermediates are not disposed here.
+ */
+export function forward(base: FrozenBase, tokens: Int32Array, batch: number, opts: ForwardOptions = {}): ForwardResult {
+  const c = base.config;
+  if (!Number.isInteger(batch) || batch <= 0 || tokens.length % batch !== 0) {
+    throw new RangeError(`forward: batch ${batch} does not divide ${tokens.length} tokens`);
+  }
+  const T = tokens.length / batch;
+  const start = opts.cache?.length ?? 0;
+  if (T === 0) throw new RangeError('forward: tokens must not be empty');
+  if (start + T > c.seqLen) throw new RangeError(`forward: positions up to ${start + T} exceed the model's context of ${c.seqLen}`);
+  if (opts.adapter && opts.adapter.baseSha256 !== base.sha256) {
+    throw new RangeError(`forward: the adapter was made for base ${opts.adapter.baseSha256.slice(0, 12)}…, not this base ${base.sha256.slice(0, 12)}…`);
+  }
+  const hs = headSize(c);
+  const kvH = c.nKvHeads;
+  const rep = c.nHeads / kvH;
+  const N = batch * T;
+  const S = start + T;
+  const adapter = opts.adapter;
+  const dropRng = adapter && adapter.config.dropout > 0 ? opts.dropoutRng : undefined;
+
+  const linear = (x: tf.Tensor2D, layer: number, name: MatrixName): tf.Tensor2D => {
+    const y = base.linear(x, { layer, name });
+    const pair = adapter?.get(layer, name);
+    if (!pair) return y;
+    const u = dropRng ? tf.mul(x, tf.tensor2d(dropoutMask(dropRng, x.size, adapter!.config.dropout), x.shape)) : x;
+    return tf.add(y, tf.mul(matMul(matMul(u as tf.Tensor2D, pair.aT), pair.bT), adapter!.scale));
+  };
+
+  // causal mask [rep·T, S]: query t (position start+t) sees keys 0 … start+t
+  const maskData = new Float32Array(rep * T * S);
+  for (let r = 0; r < rep; r++) for (let t = 0; t < T; t++) for (let s = start + t + 1; s < S; s++) maskData[(r * T + t) * S + s] = -1e9;
+  const mask = tf.tensor2d(maskData, [rep * T, S]);
+  const invSqrt = 1 / Math.sqrt(hs);
+
+  let x = base.embed(tokens);
+  const newCache: { k: tf.Tensor4D; v: tf.Tensor4D }[] = [];
+  for (let l = 0; l < c.nLayers; l++) {
+    // attention
+    const xn = rmsNorm(x, base.norm('att', l), c.normEps);
+    const q = applyRope(linear(xn, l, 'wq').reshape([batch, T, c.nHeads, hs]), start, c.ropeTheta);
+    let k = applyRope(linear(xn, l, 'wk').reshape([batch, T, kvH, hs]), start, c.ropeTheta);
+    let v = linear(xn, l, 'wv').reshape([batch, T, kvH, hs]) as tf.Tensor4D;
+    if (opts.cache) {
+      const prev = opts.cache.layers[l];
+      k = tf.concat([prev.k, k], 1);
+      v = tf.concat([prev.v, v], 1);
+    }
+    if (opts.returnCache) newCache.push({ k, v });
+    // group the query heads that share a kv head: [B·kvH, rep·T, hs]
+    const qg = tf.transpose(q.reshape([batch, T, kvH, rep, hs]), [0, 2, 3, 1, 4]).reshape([batch * kvH, rep * T, hs]) as tf.Tensor3D;
+    const kT = tf.transpose(k, [0, 2, 3, 1]).reshape([batch * kvH, hs, S]) as tf.Tensor3D;
+    const vg = tf.transpose(v, [0, 2, 1, 3]).reshape([batch * kvH, S, hs]) as tf.Tensor3D;
+    const scores = tf.add(tf.mul(batchMatMul(qg, kT), invSqrt), mask);
+    const att = batchMatMul(tf.softmax(scores) as tf.Tensor3D, vg);
+    const merged = tf.transpose(att.reshape([batch, kvH, rep, T, hs]), [0, 3, 1, 2, 4]).reshape([N, c.dim]) as tf.Tensor2D;
+    x = tf.add(x, linear(merged, l, 'wo'));
+    // SwiGLU feed-forward
+    const hn = rmsNorm(x, base.norm('ffn', l), c.normEps);
+    const h1 = linear(hn, l, 'w1');
+    const h3 = linear(hn, l, 'w3');
+    const g = tf.mul(tf.mul(h1, tf.sigmoid(h1)), h3) as tf.Tensor2D;
+    x = tf.add(x, linear(g, l, 'w2'));
+  }
+  const logits = base.linear(rmsNorm(x, base.norm('final'), c.normEps), 'classifier');
+  return { logits, cache: opts.returnCache ? { layers: newCache, length: S } : undefined };
+}
+
+/** Mean next-token cross-entropy (nats) of logits [N, vocab] against targets [N]. */
+export function crossEntropy(logits: tf.Tensor2D, targets: Int32Array): tf.Scalar {
+  const [N, V] = logits.shape;
+  if (targets.length !== N) throw new RangeError(`crossEntropy: ${targets.length} targets for ${N} logit rows`);
+  const oneHot = tf.oneHot(tf.tensor1d(targets, 'int32'), V);
+  return tf.neg(tf.div(tf.sum(tf.mul(oneHot, tf.logSoftmax(logits))), N));
+}
+
