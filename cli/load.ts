@@ -1,7 +1,8 @@
 /** Loading the base, tokenizer and adapter for a CLI command, with the shared options. */
 import { existsSync, readFileSync } from 'node:fs';
 import {
-  FrozenBase,
+  createBase,
+  type FrozenBase,
   initBackend,
   loadAdapter,
   QUANT_MODES,
@@ -44,7 +45,7 @@ export async function loadModel(v: Record<string, string | boolean | undefined>,
   log(`backend: ${info.description}`);
   const loaded = readLlama2cCheckpoint(basePath);
   const tokenizer = Tokenizer.fromFile(tokPath, loaded.weights.config.vocabSize);
-  const base = new FrozenBase(loaded, quant);
+  const base = createBase(loaded, quant);
   const mem = base.memory();
   log(`base: ${basePath} sha256 ${loaded.sha256.slice(0, 12)}… quant ${quant}, ${mem.bytes} bytes (${mem.bytesPerParam.toFixed(3)} bytes/param)`);
   let adapter: LoraAdapter | undefined;

@@ -20,6 +20,22 @@ interface Held {
   readonly q?: QuantizedArray;
 }
 
+/** Construction options of {@link FrozenBase}. */
+export interface FrozenBaseOptions {
+  /**
+   * Quantization of the output head and the token embedding. Default: `int8` when the block
+   * matrices are `int4` (as llama.cpp keeps the output layer above 4 bits), else the same mode.
+   */
+  readonly headQuant?: QuantMode;
+  /** Matrices already quantized (by GPTQ, or read from a file), keyed "layer.name" or "classifier". */
+  readonly quantized?: ReadonlyMap<string, QuantizedArray>;
+}
+
+/** The head quantization used with block quantization `quant` when none is given. */
+export function defaultHeadQuant(quant: QuantMode): QuantMode {
+  return quant === 'int4' ? 'int8' : quant;
+}
+
 /** Memory held by the frozen base. */
 export interface BaseMemory {
   /** Bytes of all base weights as held (quantized matrices, fp32 norms, embedding). */
@@ -41,29 +57,37 @@ export class FrozenBase {
   private readonly embQ?: QuantizedArray;
   private disposed = false;
 
-  /** Build from loaded float32 weights; `quant` defaults to `none`. */
-  constructor(loaded: LoadedBase, quant: QuantMode = 'none') {
+  /**
+   * Build from loaded float32 weights. `quant` (default `none`) applies to the block matrices;
+   * the output head (and the embedding it shares) follows `options.headQuant`.
+   */
+  constructor(loaded: LoadedBase, quant: QuantMode = 'none', options: FrozenBaseOptions = {}) {
     if (!QUANT_MODES.includes(quant)) throw new RangeError(`FrozenBase: quant must be one of ${QUANT_MODES.join(', ')}, got "${quant}"`);
+    const headQuant = options.headQuant ?? defaultHeadQuant(quant);
+    if (!QUANT_MODES.includes(headQuant)) throw new RangeError(`FrozenBase: headQuant must be one of ${QUANT_MODES.join(', ')}, got "${headQuant}"`);
     const w = loaded.weights;
     this.config = w.config;
     this.sha256 = loaded.sha256;
     this.quant = quant;
-    const hold = (key: string, data: Float32Array, shape: [number, number]): void => {
-      if (quant === 'none') {
+    const hold = (key: string, data: Float32Array, shape: [number, number], mode: QuantMode): void => {
+      const given = options.quantized?.get(key);
+      if (given) {
+        if (given.length !== data.length) throw new RangeError(`FrozenBase: quantized ${key} has ${given.length} values, expected ${data.length}`);
+        this.mats.set(key, { shape, q: given });
+      } else if (mode === 'none') {
         const wT = tf.tidy(() => tf.transpose(tf.tensor2d(data, shape)));
         this.mats.set(key, { shape, wT: tf.keep(wT) as tf.Tensor2D });
       } else {
-        this.mats.set(key, { shape, q: quantize(data, quant) });
+        this.mats.set(key, { shape, q: quantize(data, mode) });
       }
     };
     w.layers.forEach((lw, l) => {
-      for (const name of MATRIX_NAMES) hold(`${l}.${name}`, lw[name], matrixShape(this.config, name));
+      for (const name of MATRIX_NAMES) hold(`${l}.${name}`, lw[name], matrixShape(this.config, name), quant);
     });
-    hold('classifier', w.classifier, [this.config.vocabSize, this.config.dim]);
-    const shared = w.classifier === w.tokenEmbedding;
-    if (quant === 'none') {
-      if (!shared) this.embF32 = w.tokenEmbedding;
-    } else this.embQ = shared ? this.mats.get('classifier')?.q : quantize(w.tokenEmbedding, quant);
+    hold('classifier', w.classifier, [this.config.vocabSize, this.config.dim], headQuant);
+    if (w.classifier === w.tokenEmbedding) this.embQ = this.mats.get('classifier')?.q; // else gather from the fp32 head
+    else if (headQuant === 'none') this.embF32 = w.tokenEmbedding;
+    else this.embQ = quantize(w.tokenEmbedding, headQuant);
     this.norms = {
       att: w.layers.map((lw) => tf.keep(tf.tensor1d(lw.rmsAtt))),
       ffn: w.layers.map((lw) => tf.keep(tf.tensor1d(lw.rmsFfn))),

@@ -91,3 +91,61 @@ export function logitsFor(base: FrozenBase, ids: Int32Array, adapter?: LoraAdapt
   const flat = tf.tidy(() => forward(base, ids, 1, { adapter }).logits.dataSync() as Float32Array);
   return Array.from({ length: ids.length }, (_, t) => flat.slice(t * V, (t + 1) * V));
 }
+
+/** Options of {@link sampleSequences}. */
+export interface SampleOptions {
+  /** Sequences to draw (one batch). */
+  readonly count: number;
+  /** New tokens per sequence (each starts after BOS). */
+  readonly length: number;
+  /** Default 1. */
+  readonly temperature?: number;
+  readonly seed: number;
+}
+
+/**
+ * Draw `count` sequences from the model in one batch with a KV cache, each started from BOS;
+ * returns their tokens concatenated (without BOS), stopping each at BOS/EOS. Used as data-free
+ * calibration text: the base's own distribution.
+ */
+export function sampleSequences(base: FrozenBase, opts: SampleOptions): Int32Array {
+  const { count, length } = opts;
+  if (!Number.isInteger(count) || count <= 0) throw new RangeError(`sampleSequences: count must be a positive integer, got ${count}`);
+  if (!Number.isInteger(length) || length <= 0 || length >= base.config.seqLen) {
+    throw new RangeError(`sampleSequences: length must be an integer in [1, ${base.config.seqLen}), got ${length}`);
+  }
+  const rng = seededRng(opts.seed);
+  const V = base.config.vocabSize;
+  const seqs: number[][] = Array.from({ length: count }, () => []);
+  const done = new Uint8Array(count);
+  let input = new Int32Array(count).fill(BOS);
+  let cache: KvCache | undefined;
+  try {
+    for (let t = 0; t < length && !done.every(Boolean); t++) {
+      let rows: Float32Array = new Float32Array(0);
+      let next: KvCache | undefined;
+      tf.tidy(() => {
+        const r = forward(base, input, count, { cache, returnCache: true });
+        rows = r.logits.dataSync() as Float32Array;
+        r.cache?.layers.forEach((l) => {
+          tf.keep(l.k);
+          tf.keep(l.v);
+        });
+        next = r.cache;
+      });
+      disposeCache(cache);
+      cache = next;
+      input = new Int32Array(count);
+      for (let b = 0; b < count; b++) {
+        const tok = sampleToken(rows.subarray(b * V, (b + 1) * V), { temperature: opts.temperature ?? 1, topP: 1 }, rng);
+        input[b] = tok;
+        if (done[b]) continue;
+        if (tok === BOS || tok === EOS) done[b] = 1;
+        else seqs[b].push(tok);
+      }
+    }
+  } finally {
+    disposeCache(cache);
+  }
+  return Int32Array.from(seqs.flat());
+}

@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { headSize } from './config.js';
-import type { FrozenBase } from './frozen-base.js';
+import type { FrozenBase, MatrixRef } from './frozen-base.js';
 import type { LoraAdapter } from './lora.js';
 import { batchMatMul, matMul } from './ops/matmul.js';
 import { applyRope } from './rope.js';
@@ -28,6 +28,8 @@ export interface ForwardOptions {
   readonly cache?: KvCache;
   /** Return the updated cache (its tensors are new; the caller keeps and disposes them). */
   readonly returnCache?: boolean;
+  /** Observe the input of every frozen matrix product (for calibration); `x` is [B·T, in]. */
+  readonly onMatrixInput?: (ref: MatrixRef, x: tf.Tensor2D) => void;
 }
 
 /** What {@link forward} returns. */
@@ -75,6 +77,7 @@ export function forward(base: FrozenBase, tokens: Int32Array, batch: number, opt
   const dropRng = adapter && adapter.config.dropout > 0 ? opts.dropoutRng : undefined;
 
   const linear = (x: tf.Tensor2D, layer: number, name: MatrixName): tf.Tensor2D => {
+    opts.onMatrixInput?.({ layer, name }, x);
     const y = base.linear(x, { layer, name });
     const pair = adapter?.get(layer, name);
     if (!pair) return y;
@@ -117,7 +120,9 @@ export function forward(base: FrozenBase, tokens: Int32Array, batch: number, opt
     const g = tf.mul(tf.mul(h1, tf.sigmoid(h1)), h3) as tf.Tensor2D;
     x = tf.add(x, linear(g, l, 'w2'));
   }
-  const logits = base.linear(rmsNorm(x, base.norm('final'), c.normEps), 'classifier');
+  const final = rmsNorm(x, base.norm('final'), c.normEps);
+  opts.onMatrixInput?.('classifier', final);
+  const logits = base.linear(final, 'classifier');
   return { logits, cache: opts.returnCache ? { layers: newCache, length: S } : undefined };
 }
 

@@ -1,0 +1,75 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { encodeAdapter, encodeLlama2cCheckpoint, LoraAdapter, parseLlama2cCheckpoint } from '../../model/index.js';
+import { MODEL, realModel } from '../helpers.js';
+
+const MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'cli', 'main.js');
+const OZ = join(dirname(MODEL.dir), '..', 'data', 'wizard-of-oz.txt');
+
+function fedtune(...args: string[]): { code: number; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8', env: { ...process.env, FEDTUNE_BACKEND: 'wasm' } });
+  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** A failed command says exactly one sentence on stderr after the backend/base log lines. */
+function failsWith(r: { code: number; stderr: string }, pattern: RegExp): void {
+  assert.notEqual(r.code, 0);
+  const errLines = r.stderr.trim().split('\n').filter((l) => l.startsWith('fedtune'));
+  assert.equal(errLines.length, 1, r.stderr);
+  assert.match(errLines[0], pattern);
+}
+
+describe('cli (fedtune command)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fedtune-cli-'));
+
+  it('generate prints the prompt and the greedy continuation, exactly as run.c, and nothing else', async () => {
+    const { golden } = await realModel();
+    const r = fedtune('generate', '--base', MODEL.bin, '--tokenizer', MODEL.tok, '--prompt', golden.prompt, '--max-tokens', String(golden.greedy_ids.length), '--temperature', '0');
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, `${golden.prompt}${golden.greedy_text}\n`);
+    assert.match(r.stderr, /backend: wasm/);
+  });
+
+  it('eval --json prints loss and token count', () => {
+    const r = fedtune('eval', '--base', MODEL.bin, '--tokenizer', MODEL.tok, '--text', OZ, '--max-tokens', '1000', '--json', '--quant', 'int8');
+    assert.equal(r.code, 0, r.stderr);
+    const j = JSON.parse(r.stdout) as { loss: number; tokens: number };
+    assert.equal(j.tokens, 1000);
+    assert.ok(j.loss > 2 && j.loss < 5, String(j.loss));
+  });
+
+  it('train writes an adapter that eval and generate accept', () => {
+    const out = join(dir, 'oz.safetensors');
+    const t = fedtune('train', '--text', OZ, '--out', out, '--steps', '3', '--rank', '4', '--targets', 'wq,wv', '--seq-len', '32', '--batch', '2', '--seed', '1', '--json');
+    assert.equal(t.code, 0, t.stderr);
+    assert.ok(existsSync(out));
+    assert.equal((JSON.parse(t.stdout) as { steps: number }).steps, 3);
+    const e = fedtune('eval', '--text', OZ, '--max-tokens', '300', '--adapter', out, '--json');
+    assert.equal(e.code, 0, e.stderr);
+    const g = fedtune('generate', '--prompt', 'Dorothy', '--max-tokens', '5', '--adapter', out);
+    assert.equal(g.code, 0, g.stderr);
+    assert.ok(g.stdout.startsWith('Dorothy'));
+  });
+
+  it('bad input exits non-zero with one clear sentence', async () => {
+    failsWith(fedtune('eval', '--base', join(dir, 'missing.bin'), '--text', OZ, '--json'), /--base file .*missing.bin does not exist/);
+    const junk = join(dir, 'junk.bin');
+    writeFileSync(junk, Buffer.alloc(4096, 7));
+    failsWith(fedtune('eval', '--base', junk, '--text', OZ, '--json'), /is not a llama2.c checkpoint|implies/);
+    failsWith(fedtune('train', '--text', OZ, '--out', join(dir, 'x'), '--rank', '0'), /--rank must be greater than 0/);
+    failsWith(fedtune('train', '--text', OZ, '--out', join(dir, 'x'), '--targets', 'wq,wz'), /unknown target "wz"/);
+    failsWith(fedtune('generate', '--prompt', 'x', '--quant', 'int3'), /--quant must be one of none, int8, int4/);
+    failsWith(fedtune('generate', '--prompt', 'x', '--bogus'), /Unknown option '--bogus'/);
+    // an adapter made for another base
+    const { base } = await realModel();
+    const other = parseLlama2cCheckpoint(encodeLlama2cCheckpoint({ ...base.weights, rmsFinal: base.weights.rmsFinal.map((v) => v * 2) }));
+    const foreign = LoraAdapter.create(other.weights.config, other.sha256, {});
+    writeFileSync(join(dir, 'foreign.safetensors'), encodeAdapter(foreign));
+    foreign.dispose();
+    failsWith(fedtune('generate', '--prompt', 'x', '--adapter', join(dir, 'foreign.safetensors')), /was trained for base model sha256 .* but the loaded base is/);
+  });
+});

@@ -1,0 +1,54 @@
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs';
+import { batchMatMul, frozenMatMul, matMul, nextGaussian, seededRng } from '../../model/index.js';
+import { maxAbsDiff, realModel } from '../helpers.js';
+
+function rand(shape: number[], seed: number): tf.Tensor {
+  const r = seededRng(seed);
+  return tf.tensor(Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => nextGaussian(r)), shape);
+}
+
+describe('model/ops (transpose-free matMul gradients)', () => {
+  before(realModel);
+
+  it('matMul and its gradients equal tfjs stock matMul', () => {
+    tf.tidy(() => {
+      const a = rand([5, 7], 1) as tf.Tensor2D;
+      const b = rand([7, 3], 2) as tf.Tensor2D;
+      const w = rand([5, 3], 3);
+      const mine = tf.grads((x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.mul(matMul(x as tf.Tensor2D, y as tf.Tensor2D), w)))([a, b]);
+      const stock = tf.grads((x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.mul(tf.matMul(x as tf.Tensor2D, y as tf.Tensor2D), w)))([a, b]);
+      mine.forEach((g, i) => assert.ok(maxAbsDiff(g.dataSync(), stock[i].dataSync()) < 1e-5));
+      assert.ok(maxAbsDiff(matMul(a, b).dataSync(), tf.matMul(a, b).dataSync()) < 1e-6);
+    });
+  });
+
+  it('batchMatMul and its gradients equal tfjs stock matMul', () => {
+    tf.tidy(() => {
+      const a = rand([4, 6, 5], 4) as tf.Tensor3D;
+      const b = rand([4, 5, 3], 5) as tf.Tensor3D;
+      const w = rand([4, 6, 3], 6);
+      const f = (mm: (x: tf.Tensor3D, y: tf.Tensor3D) => tf.Tensor) => tf.grads((x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.mul(mm(x as tf.Tensor3D, y as tf.Tensor3D), w)))([a, b]);
+      const mine = f(batchMatMul);
+      const stock = f((x, y) => tf.matMul(x, y));
+      mine.forEach((g, i) => assert.ok(maxAbsDiff(g.dataSync(), stock[i].dataSync()) < 1e-5));
+    });
+  });
+
+  it('frozenMatMul passes the gradient to x only, using the supplied weight', () => {
+    tf.tidy(() => {
+      const x = rand([3, 4], 7) as tf.Tensor2D;
+      const wT = rand([4, 2], 8) as tf.Tensor2D;
+      const g = tf.grad((v: tf.Tensor) => tf.sum(frozenMatMul(v as tf.Tensor2D, wT, () => tf.transpose(wT.clone()))))(x);
+      const stock = tf.grad((v: tf.Tensor) => tf.sum(tf.matMul(v as tf.Tensor2D, wT)))(x);
+      assert.ok(maxAbsDiff(g.dataSync(), stock.dataSync()) < 1e-6);
+    });
+  });
+
+  it('rejects shapes that do not chain, naming the op', () => {
+    tf.tidy(() => {
+      assert.throws(() => matMul(tf.zeros([2, 3]) as tf.Tensor2D, tf.zeros([4, 2]) as tf.Tensor2D), /matMul: inner dimensions differ/);
+      assert.throws(() => batchMatMul(tf.zeros([2, 3, 4]) as tf.Tensor3D, tf.zeros([3, 4, 2]) as tf.Tensor3D), /batchMatMul: shapes/);
+    });
+  });
+});
