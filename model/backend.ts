@@ -5,6 +5,7 @@
  * No tensor may be created before {@link initBackend} resolves.
  */
 import * as tf from '@tensorflow/tfjs';
+import { installWasmKernels } from './ops/wasm-kernels.js';
 
 /** Backends fedtune can run on. */
 export type BackendName = 'wasm' | 'cpu' | 'tensorflow';
@@ -31,8 +32,14 @@ async function tryTfjsNode(): Promise<boolean> {
   }
 }
 
+/** Options of {@link initBackend}. */
+export interface BackendOptions {
+  /** Leave the wasm backend's kernels as tfjs ships them (for benchmarks of the workarounds). */
+  readonly stockKernels?: boolean;
+}
+
 /** Start a backend (idempotent for the same choice). */
-export async function initBackend(choice: BackendChoice | undefined = undefined): Promise<BackendInfo> {
+export async function initBackend(choice: BackendChoice | undefined = undefined, options: BackendOptions = {}): Promise<BackendInfo> {
   const want = (choice ?? (process.env.FEDTUNE_BACKEND as BackendChoice | undefined) ?? 'auto') as BackendChoice;
   if (!CHOICES.includes(want)) {
     throw new RangeError(`initBackend: backend must be one of ${CHOICES.join(', ')}, got "${want}" (from ${choice ? 'the option' : 'FEDTUNE_BACKEND'})`);
@@ -49,6 +56,7 @@ export async function initBackend(choice: BackendChoice | undefined = undefined)
   if (name === 'wasm') await import('@tensorflow/tfjs-backend-wasm');
   if (!(await tf.setBackend(name))) throw new Error(`backend "${name}" failed to initialise`);
   await tf.ready();
+  if (name === 'wasm' && !options.stockKernels) installWasmKernels();
   let description: string = name;
   if (name === 'wasm') {
     const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');

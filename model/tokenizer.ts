@@ -46,6 +46,13 @@ export class Tokenizer {
     return Tokenizer.parse(bytes, vocabSize, path);
   }
 
+  /** Build from pieces (raw bytes) and scores, e.g. read from a GGUF file's metadata. */
+  static fromPieces(pieces: readonly Uint8Array[], scores: ArrayLike<number>, source = '<pieces>'): Tokenizer {
+    if (pieces.length !== scores.length) throw new ModelFormatError(`${source}: ${pieces.length} pieces but ${scores.length} scores`);
+    if (pieces.length < BYTE_OFFSET + 256) throw new ModelFormatError(`${source}: only ${pieces.length} tokens; byte fallback needs at least 259`);
+    return new Tokenizer([...pieces], Float32Array.from(scores), Math.max(1, ...pieces.map((p) => p.length)));
+  }
+
   /** Parse tok*.bin bytes. Without `vocabSize`, reads pieces until the bytes end. */
   static parse(bytes: Uint8Array, vocabSize?: number, source = '<buffer>'): Tokenizer {
     const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);

@@ -25,16 +25,32 @@ function custom(f: (...inputs: tf.Tensor[]) => { value: tf.Tensor; gradFunc: Gra
   return tf.customGrad(withSave as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as Op;
 }
 
+const tr2 = (x: tf.Tensor): tf.Tensor2D => tf.transpose(x) as tf.Tensor2D;
+
+/** a @ bᵀ (a [m, k], b [c, k]) as plain matMuls, transposing whichever side is smaller. */
+function mmNT(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
+  const [m, k] = a.shape;
+  const c = b.shape[0];
+  return c * k <= m * k + m * c ? tf.matMul(a, tr2(b)) : tr2(tf.matMul(b, tr2(a)));
+}
+
+/** aᵀ @ b (a [k, m], b [k, c]) as plain matMuls, transposing whichever side is smaller. */
+function mmTN(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
+  const [k, m] = a.shape;
+  const c = b.shape[1];
+  return k * m <= k * c + m * c ? tf.matMul(tr2(a), b) : tr2(tf.matMul(tr2(b), a));
+}
+
 const matMul2d = custom((a: tf.Tensor, b: tf.Tensor) => ({
   value: tf.matMul(a as tf.Tensor2D, b as tf.Tensor2D),
-  gradFunc: (dy, [sa, sb]) => [tf.matMul(dy as tf.Tensor2D, tf.transpose(sb)), tf.matMul(tf.transpose(sa), dy as tf.Tensor2D)],
+  gradFunc: (dy, [sa, sb]) => [mmNT(dy as tf.Tensor2D, sb as tf.Tensor2D), mmTN(sa as tf.Tensor2D, dy as tf.Tensor2D)],
 }));
 
 /** `a @ b` for 2-D tensors, differentiable in both, with transpose-free gradient kernels. */
 export function matMul(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
   if (a.rank !== 2 || b.rank !== 2) throw new RangeError(`matMul: a and b must be rank 2, got ${a.rank} and ${b.rank}`);
   if (a.shape[1] !== b.shape[0]) throw new RangeError(`matMul: inner dimensions differ, a is [${a.shape}] and b is [${b.shape}]`);
-  return matMul2d(a, b) as tf.Tensor2D;
+  return (mode === 'stock' ? tf.matMul(a, b) : matMul2d(a, b)) as tf.Tensor2D;
 }
 
 /**
@@ -45,6 +61,7 @@ export function matMul(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
  */
 export function frozenMatMul(x: tf.Tensor2D, wT: tf.Tensor2D, w: () => tf.Tensor2D): tf.Tensor2D {
   if (x.shape[1] !== wT.shape[0]) throw new RangeError(`frozenMatMul: x is [${x.shape}] but the weight is [${wT.shape}]`);
+  if (mode === 'stock') return tf.matMul(x, wT);
   const f = custom((xx: tf.Tensor) => ({
     value: tf.matMul(xx as tf.Tensor2D, wT),
     gradFunc: (dy: tf.Tensor) => [tf.matMul(dy as tf.Tensor2D, w())],
@@ -52,19 +69,63 @@ export function frozenMatMul(x: tf.Tensor2D, wT: tf.Tensor2D, w: () => tf.Tensor
   return f(x) as tf.Tensor2D;
 }
 
+/** Which kernels the ops use: `fast` (the workarounds here) or `stock` (tfjs as shipped, for benchmarks). */
+export type KernelMode = 'fast' | 'stock';
+let mode: KernelMode = 'fast';
+
+/** Switch every op in this module to stock tfjs kernels (`stock`) or the workarounds (`fast`, default). */
+export function setKernelMode(m: KernelMode): void {
+  if (m !== 'fast' && m !== 'stock') throw new RangeError(`setKernelMode: mode must be "fast" or "stock", got "${m}"`);
+  mode = m;
+}
+
+/** The current {@link KernelMode}. */
+export function kernelMode(): KernelMode {
+  return mode;
+}
+
+const tr3 = (x: tf.Tensor): tf.Tensor3D => tf.transpose(x, [0, 2, 1]) as tf.Tensor3D;
+
+/**
+ * Plain batched product. The wasm kernel is fast only for batch 1, so on wasm large batched
+ * products run as one 2-D matMul per batch entry (split/concat are cheap with the kernels of
+ * wasm-kernels.ts); tiny ones (generation) stay in one batched call.
+ */
+function bmmPlain(a: tf.Tensor3D, b: tf.Tensor3D): tf.Tensor3D {
+  const [n, m, k] = a.shape;
+  const cols = b.shape[2];
+  if (n === 1 || tf.getBackend() !== 'wasm' || m * k * cols < PER_SLICE_MIN_FLOPS) return tf.matMul(a, b);
+  const as = tf.split(a, n, 0);
+  const bs = tf.split(b, n, 0);
+  return tf.concat(as.map((x, i) => tf.matMul(x as tf.Tensor3D, bs[i] as tf.Tensor3D)), 0);
+}
+const PER_SLICE_MIN_FLOPS = 4096;
+
+/** a @ bᵀ for a [n, m, k], b [n, c, k] without a transposed kernel: transposes the smaller side. */
+function bmmNT(a: tf.Tensor3D, b: tf.Tensor3D): tf.Tensor3D {
+  const [, m] = a.shape;
+  const [, c, k] = b.shape;
+  // either a @ (bᵀ)  — transposing b (c·k) — or (b @ aᵀ)ᵀ — transposing a (m·k) and the result (c·m)
+  return c * k <= m * k + c * m ? bmmPlain(a, tr3(b)) : tr3(bmmPlain(b, tr3(a)));
+}
+
+/** aᵀ @ b for a [n, k, m], b [n, k, c]: transposes the smaller side. */
+function bmmTN(a: tf.Tensor3D, b: tf.Tensor3D): tf.Tensor3D {
+  const [, k, m] = a.shape;
+  const c = b.shape[2];
+  return k * m <= k * c + m * c ? bmmPlain(tr3(a), b) : tr3(bmmPlain(tr3(b), a));
+}
+
 const batched = custom((a: tf.Tensor, b: tf.Tensor) => ({
-  value: tf.matMul(a as tf.Tensor3D, b as tf.Tensor3D),
-  gradFunc: (dy, [sa, sb]) => [
-    tf.matMul(dy as tf.Tensor3D, tf.transpose(sb, [0, 2, 1])),
-    tf.matMul(tf.transpose(sa, [0, 2, 1]), dy as tf.Tensor3D),
-  ],
+  value: bmmPlain(a as tf.Tensor3D, b as tf.Tensor3D),
+  gradFunc: (dy, [sa, sb]) => [bmmNT(dy as tf.Tensor3D, sb as tf.Tensor3D), bmmTN(sa as tf.Tensor3D, dy as tf.Tensor3D)],
 }));
 
 /** Batched `a @ b` for [batch, m, k] × [batch, k, n], with transpose-free gradient kernels. */
 export function batchMatMul(a: tf.Tensor3D, b: tf.Tensor3D): tf.Tensor3D {
   if (a.rank !== 3 || b.rank !== 3) throw new RangeError(`batchMatMul: a and b must be rank 3, got ${a.rank} and ${b.rank}`);
   if (a.shape[0] !== b.shape[0] || a.shape[2] !== b.shape[1]) throw new RangeError(`batchMatMul: shapes [${a.shape}] and [${b.shape}] do not chain`);
-  return batched(a, b) as tf.Tensor3D;
+  return (mode === 'stock' ? tf.matMul(a, b) : batched(a, b)) as tf.Tensor3D;
 }
 
 /** A variable initialised from `init`, which is disposed (tf.variable keeps its own reference). */
