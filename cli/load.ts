@@ -1,12 +1,15 @@
 /** Loading the base, tokenizer and adapter for a CLI command, with the shared options. */
-import { existsSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readSync } from 'node:fs';
 import {
   createBase,
+  ggufToBase,
+  ggufTokenizer,
+  loadBase,
+  parseGguf,
   type FrozenBase,
   initBackend,
   loadAdapter,
   QUANT_MODES,
-  readLlama2cCheckpoint,
   Tokenizer,
   defaultBasePath,
   defaultTokenizerPath,
@@ -37,23 +40,42 @@ export async function loadModel(v: Record<string, string | boolean | undefined>,
   const backend = oneOf<BackendChoice>(v, 'backend', ['auto', 'wasm', 'cpu', 'tensorflow'], (process.env.FEDTUNE_BACKEND as BackendChoice) ?? 'auto');
   const quant = oneOf<QuantMode>(v, 'quant', QUANT_MODES, 'none');
   const basePath = (v.base as string | undefined) ?? defaultBasePath();
-  const tokPath = (v.tokenizer as string | undefined) ?? defaultTokenizerPath();
-  for (const [flag, p] of [['base', basePath], ['tokenizer', tokPath]] as const) {
-    if (!existsSync(p)) throw new CliError(`--${flag} file ${p} does not exist`);
-  }
+  if (!existsSync(basePath)) throw new CliError(`--base file ${basePath} does not exist`);
+  const gguf = isGguf(basePath);
+  // a GGUF base carries its tokenizer; a llama2.c checkpoint needs tok*.bin
+  const tokPath = (v.tokenizer as string | undefined) ?? (gguf ? undefined : defaultTokenizerPath());
+  if (tokPath !== undefined && !existsSync(tokPath)) throw new CliError(`--tokenizer file ${tokPath} does not exist`);
   const info = await initBackend(backend);
   log(`backend: ${info.description}`);
-  const loaded = readLlama2cCheckpoint(basePath);
-  const tokenizer = Tokenizer.fromFile(tokPath, loaded.weights.config.vocabSize);
-  const base = createBase(loaded, quant);
+  let base: FrozenBase;
+  let tokenizer: Tokenizer;
+  if (gguf) {
+    const file = parseGguf(readFileSync(basePath), basePath);
+    base = createBase(ggufToBase(file, basePath), quant);
+    tokenizer = tokPath ? Tokenizer.fromFile(tokPath, base.config.vocabSize) : ggufTokenizer(file);
+  } else {
+    base = loadBase(basePath, quant);
+    tokenizer = Tokenizer.fromFile(tokPath as string, base.config.vocabSize);
+  }
   const mem = base.memory();
-  log(`base: ${basePath} sha256 ${loaded.sha256.slice(0, 12)}… quant ${quant}, ${mem.bytes} bytes (${mem.bytesPerParam.toFixed(3)} bytes/param)`);
+  log(`base: ${basePath} sha256 ${base.sha256.slice(0, 12)}… quant ${quant}, ${mem.bytes} bytes (${mem.bytesPerParam.toFixed(3)} bytes/param)`);
   let adapter: LoraAdapter | undefined;
   if (opts.adapter && typeof v.adapter === 'string') {
     adapter = loadAdapter(v.adapter, base);
     log(`adapter: ${v.adapter} rank ${adapter.config.rank} targets ${adapter.config.targets.join(',')}`);
   }
   return { base, tokenizer, adapter };
+}
+
+/** True if the file starts with the GGUF magic. */
+function isGguf(path: string): boolean {
+  const fd = openSync(path, 'r');
+  try {
+    const b = Buffer.alloc(4);
+    return readSync(fd, b, 0, 4, 0) === 4 && b.toString('latin1') === 'GGUF';
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** Read a UTF-8 text file named by a flag, with a clear error. */

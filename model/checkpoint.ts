@@ -3,7 +3,7 @@
  * fields followed by float32 arrays. See ../shared/models/stories260K/SOURCE.md.
  */
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { headSize, kvDim, validateConfig, type LlamaConfig } from './config.js';
 import type { LayerWeights, LlamaWeights } from './weights.js';
 
@@ -24,22 +24,44 @@ export class ModelFormatError extends Error {
 const HEADER_BYTES = 7 * 4;
 const VERSIONED_MAGIC = 0x616b3432; // "ak42"
 
-/** Read a llama2.c legacy checkpoint from a file path. */
+/** Read a llama2.c legacy checkpoint from a file path (one copy of the file in memory). */
 export function readLlama2cCheckpoint(path: string): LoadedBase {
   if (typeof path !== 'string' || path === '') throw new TypeError('readLlama2cCheckpoint: path must be a non-empty string');
-  let bytes: Buffer;
+  let bytes: Uint8Array;
   try {
-    bytes = readFileSync(path);
+    const fd = openSync(path, 'r');
+    try {
+      // read into a fresh ArrayBuffer so the float arrays can be zero-copy views of it
+      bytes = new Uint8Array(fstatSync(fd).size);
+      let off = 0;
+      while (off < bytes.length) {
+        const n = readSync(fd, bytes, off, bytes.length - off, off);
+        if (n <= 0) break;
+        off += n;
+      }
+    } finally {
+      closeSync(fd);
+    }
   } catch (e) {
     throw new ModelFormatError(`cannot read base model ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
   return parseLlama2cCheckpoint(bytes, path);
 }
 
-/** Parse llama2.c legacy checkpoint bytes. */
-export function parseLlama2cCheckpoint(bytes: Uint8Array, source = '<buffer>'): LoadedBase {
-  if (bytes.byteLength < HEADER_BYTES) throw new ModelFormatError(`${source} is too small (${bytes.byteLength} bytes) to be a llama2.c checkpoint`);
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+/** One array of the checkpoint, in file order. */
+export interface CheckpointSegment {
+  /** 'token_embedding', 'rms_att', 'wq', …, 'rms_final', 'rope', 'classifier' */
+  readonly name: string;
+  /** Float count of the whole segment (all layers for per-layer arrays). */
+  readonly floats: number;
+  /** Layers the segment is split into (1 for global arrays). */
+  readonly parts: number;
+}
+
+/** The header's config and the file's layout; throws ModelFormatError on a bad header or size. */
+export function checkpointLayout(header: Uint8Array, fileBytes: number, source: string): { config: LlamaConfig; segments: CheckpointSegment[] } {
+  if (header.byteLength < HEADER_BYTES || fileBytes < HEADER_BYTES) throw new ModelFormatError(`${source} is too small (${fileBytes} bytes) to be a llama2.c checkpoint`);
+  const dv = new DataView(header.buffer, header.byteOffset, HEADER_BYTES);
   const h = (i: number): number => dv.getInt32(i * 4, true);
   if (dv.getUint32(0, true) === VERSIONED_MAGIC) {
     throw new ModelFormatError(`${source} is a versioned llama2.c export (magic "ak42", version ${h(1)}); only the legacy fp32 format is supported`);
@@ -67,72 +89,80 @@ export function parseLlama2cCheckpoint(bytes: Uint8Array, source = '<buffer>'): 
   }
   const { dim, hiddenDim: hid, nLayers: L, vocabSize: V, seqLen } = config;
   const kv = kvDim(config);
-  const ropeFloats = seqLen * (headSize(config) / 2);
-  const sizes = {
-    emb: V * dim,
-    rmsAtt: L * dim,
-    wq: L * dim * dim,
-    wk: L * kv * dim,
-    wv: L * kv * dim,
-    wo: L * dim * dim,
-    rmsFfn: L * dim,
-    w1: L * hid * dim,
-    w2: L * dim * hid,
-    w3: L * hid * dim,
-    rmsFinal: dim,
-    rope: 2 * ropeFloats,
-    cls: config.sharedClassifier ? 0 : V * dim,
-  };
-  const floats = Object.values(sizes).reduce((a, b) => a + b, 0);
-  const expected = HEADER_BYTES + floats * 4;
-  if (bytes.byteLength !== expected) {
+  const seg = (name: string, floats: number, parts = 1): CheckpointSegment => ({ name, floats, parts });
+  const segments = [
+    seg('token_embedding', V * dim),
+    seg('rms_att', L * dim, L),
+    seg('wq', L * dim * dim, L),
+    seg('wk', L * kv * dim, L),
+    seg('wv', L * kv * dim, L),
+    seg('wo', L * dim * dim, L),
+    seg('rms_ffn', L * dim, L),
+    seg('w1', L * hid * dim, L),
+    seg('w2', L * dim * hid, L),
+    seg('w3', L * hid * dim, L),
+    seg('rms_final', dim),
+    seg('rope', seqLen * headSize(config)),
+  ];
+  if (!config.sharedClassifier) segments.push(seg('classifier', V * dim));
+  const expected = HEADER_BYTES + 4 * segments.reduce((a, x) => a + x.floats, 0);
+  if (fileBytes !== expected) {
     throw new ModelFormatError(
-      `${source} has ${bytes.byteLength} bytes but its header (dim ${dim}, layers ${L}, vocab ${V}) implies ${expected}: truncated or not a llama2.c checkpoint`,
+      `${source} has ${fileBytes} bytes but its header (dim ${dim}, layers ${L}, vocab ${V}) implies ${expected}: truncated or not a llama2.c checkpoint`,
     );
   }
-  // copy once into an aligned buffer so every array is a zero-copy view
-  const all = new Float32Array(floats);
-  new Uint8Array(all.buffer).set(bytes.subarray(HEADER_BYTES));
+  return { config, segments };
+}
+
+/** Byte offset of the float data in a legacy checkpoint. */
+export const CHECKPOINT_DATA_OFFSET = 7 * 4;
+
+/** Assemble LlamaWeights from per-segment arrays (per-layer segments already split). */
+export function assembleWeights(config: LlamaConfig, arrays: ReadonlyMap<string, Float32Array[]>): LlamaWeights {
+  const get = (n: string): Float32Array[] => {
+    const a = arrays.get(n);
+    if (!a) throw new ModelFormatError(`checkpoint is missing ${n}`);
+    return a;
+  };
+  const layers: LayerWeights[] = Array.from({ length: config.nLayers }, (_, l) => ({
+    rmsAtt: get('rms_att')[l],
+    rmsFfn: get('rms_ffn')[l],
+    wq: get('wq')[l],
+    wk: get('wk')[l],
+    wv: get('wv')[l],
+    wo: get('wo')[l],
+    w1: get('w1')[l],
+    w2: get('w2')[l],
+    w3: get('w3')[l],
+  }));
+  const tokenEmbedding = get('token_embedding')[0];
+  const classifier = config.sharedClassifier ? tokenEmbedding : get('classifier')[0];
+  return { config, tokenEmbedding, layers, rmsFinal: get('rms_final')[0], classifier };
+}
+
+/** Parse llama2.c legacy checkpoint bytes (zero-copy when the floats are 4-byte aligned). */
+export function parseLlama2cCheckpoint(bytes: Uint8Array, source = '<buffer>'): LoadedBase {
+  const { config, segments } = checkpointLayout(bytes.subarray(0, HEADER_BYTES), bytes.byteLength, source);
+  const floats = (bytes.byteLength - HEADER_BYTES) / 4;
+  let all: Float32Array;
+  if ((bytes.byteOffset + HEADER_BYTES) % 4 === 0) all = new Float32Array(bytes.buffer, bytes.byteOffset + HEADER_BYTES, floats);
+  else {
+    all = new Float32Array(floats);
+    new Uint8Array(all.buffer).set(bytes.subarray(HEADER_BYTES));
+  }
+  const arrays = new Map<string, Float32Array[]>();
   let off = 0;
-  const take = (n: number): Float32Array => {
-    const v = all.subarray(off, off + n);
-    off += n;
-    return v;
-  };
-  const perLayer = (n: number): Float32Array[] => {
-    const block = take(n);
-    const each = n / L;
-    return Array.from({ length: L }, (_, l) => block.subarray(l * each, (l + 1) * each));
-  };
-  const tokenEmbedding = take(sizes.emb);
-  const rmsAtt = perLayer(sizes.rmsAtt);
-  const wq = perLayer(sizes.wq);
-  const wk = perLayer(sizes.wk);
-  const wv = perLayer(sizes.wv);
-  const wo = perLayer(sizes.wo);
-  const rmsFfn = perLayer(sizes.rmsFfn);
-  const w1 = perLayer(sizes.w1);
-  const w2 = perLayer(sizes.w2);
-  const w3 = perLayer(sizes.w3);
-  const rmsFinal = take(sizes.rmsFinal);
-  take(sizes.rope);
-  const classifier = config.sharedClassifier ? tokenEmbedding : take(sizes.cls);
-  for (const [name, arr] of [['token_embedding', tokenEmbedding], ['rms_final', rmsFinal]] as const) {
+  for (const sg of segments) {
+    const each = sg.floats / sg.parts;
+    arrays.set(sg.name, Array.from({ length: sg.parts }, (_, l) => all.subarray(off + l * each, off + (l + 1) * each)));
+    off += sg.floats;
+  }
+  const weights = assembleWeights(config, arrays);
+  for (const [name, arr] of [['token_embedding', weights.tokenEmbedding], ['rms_final', weights.rmsFinal]] as const) {
     if (!arr.every(Number.isFinite)) throw new ModelFormatError(`${source}: ${name} holds non-finite values`);
   }
-  const layers: LayerWeights[] = Array.from({ length: L }, (_, l) => ({
-    rmsAtt: rmsAtt[l],
-    rmsFfn: rmsFfn[l],
-    wq: wq[l],
-    wk: wk[l],
-    wv: wv[l],
-    wo: wo[l],
-    w1: w1[l],
-    w2: w2[l],
-    w3: w3[l],
-  }));
   const sha256 = createHash('sha256').update(bytes).digest('hex');
-  return { weights: { config, tokenEmbedding, layers, rmsFinal, classifier }, sha256, source };
+  return { weights, sha256, source };
 }
 
 /** Serialize weights back to the llama2.c legacy format (RoPE tables written as zeros). */

@@ -2,7 +2,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { FrozenBase } from './frozen-base.js';
 import type { LoraAdapter } from './lora.js';
-import { forward } from './transformer.js';
+import { crossEntropy, forward } from './transformer.js';
 import { consecutiveBatches } from './windows.js';
 
 /** Options of {@link evaluateLoss}. */
@@ -44,8 +44,7 @@ export function evaluateLoss(base: FrozenBase, tokens: Int32Array, opts: EvalOpt
   for (const b of consecutiveBatches(stream, context, batch)) {
     total += tf.tidy(() => {
       const { logits } = forward(base, b.inputs, b.batch, { adapter: opts.adapter });
-      const oneHot = tf.oneHot(tf.tensor1d(b.targets, 'int32'), base.config.vocabSize);
-      return -(tf.sum(tf.mul(oneHot, tf.logSoftmax(logits))).dataSync()[0]);
+      return crossEntropy(logits, b.targets).dataSync()[0] * b.targets.length;
     });
   }
   return { loss: total / stream.length, tokens: stream.length };

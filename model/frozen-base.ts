@@ -27,7 +27,10 @@ export interface FrozenBaseOptions {
    * matrices are `int4` (as llama.cpp keeps the output layer above 4 bits), else the same mode.
    */
   readonly headQuant?: QuantMode;
-  /** Matrices already quantized (by GPTQ, or read from a file), keyed "layer.name" or "classifier". */
+  /**
+   * Matrices already quantized (by GPTQ, or read from a file), keyed "layer.name", "classifier"
+   * or "embedding" (an unshared embedding). Their float arrays in `loaded` are then not read.
+   */
   readonly quantized?: ReadonlyMap<string, QuantizedArray>;
 }
 
@@ -72,7 +75,7 @@ export class FrozenBase {
     const hold = (key: string, data: Float32Array, shape: [number, number], mode: QuantMode): void => {
       const given = options.quantized?.get(key);
       if (given) {
-        if (given.length !== data.length) throw new RangeError(`FrozenBase: quantized ${key} has ${given.length} values, expected ${data.length}`);
+        if (given.length !== shape[0] * shape[1]) throw new RangeError(`FrozenBase: quantized ${key} has ${given.length} values, expected ${shape[0] * shape[1]}`);
         this.mats.set(key, { shape, q: given });
       } else if (mode === 'none') {
         const wT = tf.tidy(() => tf.transpose(tf.tensor2d(data, shape)));
@@ -87,7 +90,7 @@ export class FrozenBase {
     hold('classifier', w.classifier, [this.config.vocabSize, this.config.dim], headQuant);
     if (w.classifier === w.tokenEmbedding) this.embQ = this.mats.get('classifier')?.q; // else gather from the fp32 head
     else if (headQuant === 'none') this.embF32 = w.tokenEmbedding;
-    else this.embQ = quantize(w.tokenEmbedding, headQuant);
+    else this.embQ = options.quantized?.get('embedding') ?? quantize(w.tokenEmbedding, headQuant);
     this.norms = {
       att: w.layers.map((lw) => tf.keep(tf.tensor1d(lw.rmsAtt))),
       ffn: w.layers.map((lw) => tf.keep(tf.tensor1d(lw.rmsFfn))),
@@ -122,7 +125,7 @@ export class FrozenBase {
 
   /** y = x Wᵀ for x [n, in]: differentiable in x only. Call inside tf.tidy. */
   linear(x: tf.Tensor2D, ref: MatrixRef): tf.Tensor2D {
-    return frozenMatMul(x, this.weightT(ref), () => this.weight(ref));
+    return frozenMatMul(x, () => this.weightT(ref), () => this.weight(ref));
   }
 
   /** Token embeddings [n, dim] for token ids (never needs a gather gradient: the base is frozen). */

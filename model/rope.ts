@@ -41,8 +41,12 @@ export function applyRope(x: tf.Tensor4D, start: number, theta: number): tf.Tens
   const { cos, sin } = ropeTables(start, T, hs, theta);
   const cosT = tf.tensor4d(cos, [1, T, 1, hs]);
   const sinT = tf.tensor4d(sin, [1, T, 1, hs]);
-  const R = tf.tensor2d(rotationT(hs), [hs, hs]);
+  const rData = rotationT(hs);
   // the backward pass gets a fresh Rᵀ = −R: tensors of the forward pass are gone by then
-  const rotated = frozenMatMul(tf.reshape(x, [B * T * H, hs]), R, () => tf.tensor2d(rotationT(hs).map((v) => -v), [hs, hs])).reshape([B, T, H, hs]);
+  const rotated = frozenMatMul(
+    tf.reshape(x, [B * T * H, hs]),
+    () => tf.tensor2d(rData, [hs, hs]),
+    () => tf.tensor2d(rData.map((v) => -v), [hs, hs]),
+  ).reshape([B, T, H, hs]);
   return tf.add(tf.mul(x, cosT), tf.mul(rotated, sinT));
 }

@@ -126,11 +126,20 @@ export function forward(base: FrozenBase, tokens: Int32Array, batch: number, opt
   return { logits, cache: opts.returnCache ? { layers: newCache, length: S } : undefined };
 }
 
-/** Mean next-token cross-entropy (nats) of logits [N, vocab] against targets [N]. */
+/**
+ * Mean next-token cross-entropy (nats) of logits [N, vocab] against targets [N]:
+ * mean(logsumexp(row) − row[target]). The target logits are gathered (no [N, vocab] one-hot)
+ * when the backend has the gather gradient's kernel, as fedtune's wasm kernels provide.
+ */
 export function crossEntropy(logits: tf.Tensor2D, targets: Int32Array): tf.Scalar {
   const [N, V] = logits.shape;
   if (targets.length !== N) throw new RangeError(`crossEntropy: ${targets.length} targets for ${N} logit rows`);
-  const oneHot = tf.oneHot(tf.tensor1d(targets, 'int32'), V);
-  return tf.neg(tf.div(tf.sum(tf.mul(oneHot, tf.logSoftmax(logits))), N));
+  const lse = tf.logSumExp(logits, 1);
+  let picked: tf.Tensor;
+  if (tf.getKernel('UnsortedSegmentSum', tf.getBackend())) {
+    picked = tf.gather(tf.reshape(logits, [N * V]), tf.tensor1d(Int32Array.from(targets, (t, i) => i * V + t), 'int32'));
+  } else {
+    picked = tf.sum(tf.mul(logits, tf.oneHot(tf.tensor1d(targets, 'int32'), V)), 1);
+  }
+  return tf.div(tf.sum(tf.sub(lse, picked)), N) as tf.Scalar;
 }
-

@@ -54,18 +54,22 @@ export function matMul(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
 }
 
 /**
- * `x @ wT` where `wT` ([in, out]) is frozen: the gradient flows to `x` only, as `dy @ w`, with
- * `w` ([out, in]) produced on demand by `w()` during backprop (a quantized base dequantizes it
- * again rather than holding it). `w()` must not return a tensor made during the forward pass:
- * tfjs disposes those before backprop.
+ * `x @ wT` where the frozen weight `wT` ([in, out]) is produced on demand by `wT()` inside the
+ * op, so a quantized base's dequantized copy is freed as soon as the product is taken; the
+ * gradient flows to `x` only, as `dy @ w`, with `w` ([out, in]) produced again by `w()` during
+ * backprop. Neither supplier may return a tensor made earlier in the forward pass (tfjs disposes
+ * those before backprop); returning a long-lived tensor (kept outside any tidy) is fine.
  */
-export function frozenMatMul(x: tf.Tensor2D, wT: tf.Tensor2D, w: () => tf.Tensor2D): tf.Tensor2D {
-  if (x.shape[1] !== wT.shape[0]) throw new RangeError(`frozenMatMul: x is [${x.shape}] but the weight is [${wT.shape}]`);
-  if (mode === 'stock') return tf.matMul(x, wT);
-  const f = custom((xx: tf.Tensor) => ({
-    value: tf.matMul(xx as tf.Tensor2D, wT),
-    gradFunc: (dy: tf.Tensor) => [tf.matMul(dy as tf.Tensor2D, w())],
-  }));
+export function frozenMatMul(x: tf.Tensor2D, wT: () => tf.Tensor2D, w: () => tf.Tensor2D): tf.Tensor2D {
+  if (mode === 'stock') return tf.matMul(x, wT());
+  const f = custom((xx: tf.Tensor) => {
+    const weight = wT();
+    if (xx.shape[1] !== weight.shape[0]) throw new RangeError(`frozenMatMul: x is [${xx.shape}] but the weight is [${weight.shape}]`);
+    return {
+      value: tf.matMul(xx as tf.Tensor2D, weight),
+      gradFunc: (dy: tf.Tensor) => [tf.matMul(dy as tf.Tensor2D, w())],
+    };
+  });
   return f(x) as tf.Tensor2D;
 }
 

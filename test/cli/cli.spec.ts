@@ -34,6 +34,13 @@ describe('cli (fedtune command)', () => {
     assert.match(r.stderr, /backend: wasm/);
   });
 
+  it('generate reads a GGUF base with its own tokenizer and gives the same text', async () => {
+    const { golden } = await realModel();
+    const r = fedtune('generate', '--base', MODEL.gguf, '--prompt', golden.prompt, '--max-tokens', String(golden.greedy_ids.length));
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, `${golden.prompt}${golden.greedy_text}\n`);
+  });
+
   it('eval --json prints loss and token count', () => {
     const r = fedtune('eval', '--base', MODEL.bin, '--tokenizer', MODEL.tok, '--text', OZ, '--max-tokens', '1000', '--json', '--quant', 'int8');
     assert.equal(r.code, 0, r.stderr);
