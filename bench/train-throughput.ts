@@ -1,7 +1,7 @@
 /**
  * LoRA training throughput on the wasm backend: tokens/s and the ratio of training FLOP/s to
  * the same run's plain 1024³ matMul FLOP/s, for stories260K and a random dim-256 config, with
- * tfjs's stock kernels or fedtune's workarounds. Run: npm run bench:train
+ * tfjs's stock kernels or fedtune's workarounds (one thread, and two). Run: npm run bench:train
  * (one child process per case: stock kernels cannot be un-installed within a process).
  */
 import { spawnSync } from 'node:child_process';
@@ -17,6 +17,7 @@ import {
   randomBase,
   readLlama2cCheckpoint,
   setKernelMode,
+  terminateWasmThreads,
   defaultBasePath,
   FrozenBase,
   type LlamaConfig,
@@ -62,8 +63,9 @@ function plainMatMulFlops(): number {
   });
 }
 
-async function child(config: string, mode: 'fast' | 'stock', steps: number): Promise<void> {
-  await initBackend('wasm', { stockKernels: mode === 'stock' });
+async function child(config: string, caseName: string, steps: number): Promise<void> {
+  const mode = caseName === 'stock' ? 'stock' : 'fast';
+  await initBackend('wasm', { stockKernels: mode === 'stock', threads: caseName === 'fast-2-threads' ? 2 : 1 });
   setKernelMode(mode);
   const cfg = CONFIGS[config];
   const loaded = cfg.load();
@@ -77,17 +79,21 @@ async function child(config: string, mode: 'fast' | 'stock', steps: number): Pro
   const mm2 = plainMatMulFlops();
   const flops = (stepFlops(c, cfg.batch, cfg.seq) * r.steps) / (r.elapsedMs / 1000);
   const mm = (mm1 + mm2) / 2;
-  process.stdout.write(`${JSON.stringify({ config, mode, steps: r.steps, tokensPerSecond: r.tokensPerSecond, trainGflops: flops / 1e9, matmulGflops: mm / 1e9, ratio: flops / mm })}\n`);
+  process.stdout.write(`${JSON.stringify({ config, mode: caseName, steps: r.steps, tokensPerSecond: r.tokensPerSecond, trainGflops: flops / 1e9, matmulGflops: mm / 1e9, ratio: flops / mm })}\n`);
 }
 
 async function main(): Promise<void> {
   const [, , cmd, config, mode, steps] = process.argv;
-  if (cmd === 'child') return child(config, mode as 'fast' | 'stock', Number(steps));
+  if (cmd === 'child') {
+    await child(config, mode, Number(steps));
+    terminateWasmThreads();
+    return;
+  }
   const stepsFor = (cfgName: string, m: string): number => (m === 'stock' ? 4 : cfgName === 'dim256' ? 10 : 20);
   console.log('| config | kernels | tokens/s | training GFLOP/s | plain matMul GFLOP/s | ratio |');
   console.log('|---|---|---|---|---|---|');
   for (const cfgName of Object.keys(CONFIGS)) {
-    for (const m of ['stock', 'fast']) {
+    for (const m of ['stock', 'fast', 'fast-2-threads']) {
       const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), 'child', cfgName, m, String(stepsFor(cfgName, m))], { encoding: 'utf8' });
       if (r.status !== 0) throw new Error(r.stderr);
       const j = JSON.parse(r.stdout.trim().split('\n').pop()!) as { tokensPerSecond: number; trainGflops: number; matmulGflops: number; ratio: number };

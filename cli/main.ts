@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 /** The `fedtune` command: thin wrappers over the libraries. */
+import { terminateWasmThreads } from '../model/index.js';
 import { CliError } from './args.js';
 import { evalCommand, EVAL_USAGE } from './eval.js';
 import { generateCommand, GENERATE_USAGE } from './generate.js';
@@ -40,5 +41,6 @@ async function main(argv: string[]): Promise<number> {
 }
 
 main(process.argv.slice(2)).then((code) => {
+  terminateWasmThreads(); // wasm worker threads, if FEDTUNE_WASM_THREADS started any
   process.exitCode = code;
 });

@@ -6,6 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { installWasmKernels } from './ops/wasm-kernels.js';
+import { startThreadedWasm } from './ops/wasm-threads.js';
 
 /** Backends fedtune can run on. */
 export type BackendName = 'wasm' | 'cpu' | 'tensorflow';
@@ -36,6 +37,11 @@ async function tryTfjsNode(): Promise<boolean> {
 export interface BackendOptions {
   /** Leave the wasm backend's kernels as tfjs ships them (for benchmarks of the workarounds). */
   readonly stockKernels?: boolean;
+  /**
+   * wasm threads (default: FEDTUNE_WASM_THREADS, else 1). More than 1 starts tfjs's threaded
+   * build under Node (see ops/wasm-threads.ts); call terminateWasmThreads() before exit.
+   */
+  readonly threads?: number;
 }
 
 /** Start a backend (idempotent for the same choice). */
@@ -53,9 +59,14 @@ export async function initBackend(choice: BackendChoice | undefined = undefined,
   } else {
     name = want;
   }
-  if (name === 'wasm') await import('@tensorflow/tfjs-backend-wasm');
-  if (!(await tf.setBackend(name))) throw new Error(`backend "${name}" failed to initialise`);
-  await tf.ready();
+  const threads = options.threads ?? Number(process.env.FEDTUNE_WASM_THREADS ?? 1);
+  if (!Number.isInteger(threads) || threads < 1) throw new RangeError(`initBackend: threads must be a positive integer, got ${threads}`);
+  if (name === 'wasm' && threads > 1) await startThreadedWasm(threads);
+  else {
+    if (name === 'wasm') await import('@tensorflow/tfjs-backend-wasm');
+    if (!(await tf.setBackend(name))) throw new Error(`backend "${name}" failed to initialise`);
+    await tf.ready();
+  }
   if (name === 'wasm' && !options.stockKernels) installWasmKernels();
   let description: string = name;
   if (name === 'wasm') {

@@ -21,6 +21,7 @@ export * from './lora-config.js';
 export * from './merge.js';
 export { batchMatMul, frozenMatMul, kernelMode, matMul, setKernelMode, variableFrom, type KernelMode } from './ops/matmul.js';
 export { installWasmKernels } from './ops/wasm-kernels.js';
+export { startThreadedWasm, terminateWasmThreads } from './ops/wasm-threads.js';
 export * from './paths.js';
 export * from './quant.js';
 export * from './random-base.js';

@@ -11,7 +11,11 @@ const MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'cli', 'm
 const OZ = join(dirname(MODEL.dir), '..', 'data', 'wizard-of-oz.txt');
 
 function fedtune(...args: string[]): { code: number; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8', env: { ...process.env, FEDTUNE_BACKEND: 'wasm' } });
+  return fedtuneEnv({}, ...args);
+}
+
+function fedtuneEnv(env: Record<string, string>, ...args: string[]): { code: number; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8', env: { ...process.env, FEDTUNE_BACKEND: 'wasm', ...env }, timeout: 120000 });
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -38,6 +42,14 @@ describe('cli (fedtune command)', () => {
     const { golden } = await realModel();
     const r = fedtune('generate', '--base', MODEL.gguf, '--prompt', golden.prompt, '--max-tokens', String(golden.greedy_ids.length));
     assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, `${golden.prompt}${golden.greedy_text}\n`);
+  });
+
+  it('runs on two wasm threads (FEDTUNE_WASM_THREADS=2) with the same greedy output, and exits', async () => {
+    const { golden } = await realModel();
+    const r = fedtuneEnv({ FEDTUNE_WASM_THREADS: '2' }, 'generate', '--prompt', golden.prompt, '--max-tokens', String(golden.greedy_ids.length));
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /backend: wasm \(simd, 2 threads\)/);
     assert.equal(r.stdout, `${golden.prompt}${golden.greedy_text}\n`);
   });
 
