@@ -1,0 +1,16 @@
+import { initWasmThreaded, terminateWasmThreads } from './wasm_threads.mjs';
+import * as tf from '@tensorflow/tfjs';
+const n = +process.argv[2];
+if (n > 0) await initWasmThreaded(n);
+const m = await import('/work/main/dist/model/index.js');
+await m.initBackend('wasm');
+console.log('threads', (await import('@tensorflow/tfjs-backend-wasm')).getThreadsCount());
+const lb = m.randomBase({ dim: 256, hiddenDim: 768, nLayers: 4, nHeads: 8, nKvHeads: 4, vocabSize: 512, seqLen: 256, sharedClassifier: true, normEps: 1e-5, ropeTheta: 10000 }, 1);
+const base = new m.FrozenBase(lb, 'int8');
+const tokens = Int32Array.from({ length: 20000 }, (_, i) => 3 + ((i * 7919) % 509));
+const ad = m.LoraAdapter.create(base.config, base.sha256, { rank: 8, targets: [...m.MATRIX_NAMES] });
+await new m.LocalTrainer(base, ad, tokens, { steps: 2, batchSize: 8, seqLen: 128, seed: 1 }).run();
+const r = await new m.LocalTrainer(base, ad, tokens, { steps: 8, batchSize: 8, seqLen: 128, seed: 1 }).run();
+console.log('tokens/s', r.tokensPerSecond.toFixed(0));
+terminateWasmThreads();
+process.exit(0);
