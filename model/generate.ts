@@ -39,6 +39,26 @@ function disposeCache(c: KvCache | undefined): void {
   });
 }
 
+/**
+ * One forward pass that extends `cache` (disposed here) by `tokens` ([batch, T] row-major);
+ * returns all logits as a plain array and the new cache (kept: dispose it later).
+ */
+function cachedStep(base: FrozenBase, tokens: Int32Array, batch: number, cache: KvCache | undefined, adapter?: LoraAdapter): { logits: Float32Array; cache: KvCache } {
+  let logits: Float32Array = new Float32Array(0);
+  let next: KvCache | undefined;
+  tf.tidy(() => {
+    const r = forward(base, tokens, batch, { adapter, cache, returnCache: true });
+    logits = r.logits.dataSync() as Float32Array;
+    r.cache?.layers.forEach((l) => {
+      tf.keep(l.k);
+      tf.keep(l.v);
+    });
+    next = r.cache;
+  });
+  disposeCache(cache);
+  return { logits, cache: next as unknown as KvCache };
+}
+
 /** Generate a continuation of `prompt`. */
 export function generate(base: FrozenBase, tokenizer: Tokenizer, prompt: string, opts: GenerateOptions = {}): Generation {
   const maxTokens = opts.maxTokens ?? 256;
@@ -57,19 +77,10 @@ export function generate(base: FrozenBase, tokenizer: Tokenizer, prompt: string,
   const chunks: Uint8Array[] = [];
   try {
     while (ids.length < maxTokens && (cache?.length ?? 0) + input.length <= base.config.seqLen) {
-      let row: Float32Array = new Float32Array(0);
-      let next: KvCache | undefined;
-      tf.tidy(() => {
-        const r = forward(base, input, 1, { adapter: opts.adapter, cache, returnCache: true });
-        row = r.logits.slice([input.length - 1, 0], [1, -1]).dataSync() as Float32Array;
-        r.cache?.layers.forEach((l) => {
-          tf.keep(l.k);
-          tf.keep(l.v);
-        });
-        next = r.cache;
-      });
-      disposeCache(cache);
-      cache = next;
+      const V = base.config.vocabSize;
+      const out = cachedStep(base, input, 1, cache, opts.adapter);
+      cache = out.cache;
+      const row = out.logits.subarray((input.length - 1) * V);
       const tok = sampleToken(row, { temperature, topP }, rng);
       if (tok === BOS || tok === EOS) break;
       ids.push(tok);
@@ -122,19 +133,9 @@ export function sampleSequences(base: FrozenBase, opts: SampleOptions): Int32Arr
   let cache: KvCache | undefined;
   try {
     for (let t = 0; t < length && !done.every(Boolean); t++) {
-      let rows: Float32Array = new Float32Array(0);
-      let next: KvCache | undefined;
-      tf.tidy(() => {
-        const r = forward(base, input, count, { cache, returnCache: true });
-        rows = r.logits.dataSync() as Float32Array;
-        r.cache?.layers.forEach((l) => {
-          tf.keep(l.k);
-          tf.keep(l.v);
-        });
-        next = r.cache;
-      });
-      disposeCache(cache);
-      cache = next;
+      const out = cachedStep(base, input, count, cache);
+      cache = out.cache;
+      const rows = out.logits;
       input = new Int32Array(count);
       for (let b = 0; b < count; b++) {
         const tok = sampleToken(rows.subarray(b * V, (b + 1) * V), { temperature: opts.temperature ?? 1, topP: 1 }, rng);
