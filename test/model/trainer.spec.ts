@@ -51,6 +51,19 @@ describe('model/trainer', () => {
     ad.dispose();
   });
 
+  it('LoRA dropout is seeded: equal seeds train equal adapters, and it differs from no dropout', async () => {
+    const run = async (dropout: number, seed: number): Promise<Float32Array> => {
+      const ad = LoraAdapter.create(base.config, base.sha256, { rank: 4, targets: ['wq', 'wv'], dropout, seed: 9 });
+      await new LocalTrainer(base, ad, train, { steps: 3, seqLen: 32, batchSize: 2, seed, lr: 1e-2 }).run();
+      const b = ad.toTensors().find((t) => t.name === 'layers.0.wq.lora_B')!.data;
+      ad.dispose();
+      return b;
+    };
+    const a = await run(0.3, 4);
+    assert.deepEqual(await run(0.3, 4), a);
+    assert.notDeepEqual(await run(0, 4), a);
+  });
+
   it('stops at the time budget and converts epochs to steps', async () => {
     const ad = LoraAdapter.create(base.config, base.sha256, { rank: 2 });
     const r = await new LocalTrainer(base, ad, train, { steps: 100000, seqLen: 32, batchSize: 2, timeBudgetMs: 300, seed: 1 }).run();
