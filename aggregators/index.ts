@@ -1,5 +1,6 @@
 /**
- * aggregators/: the Strategy interface and pure aggregation math over Float32Array (no I/O, no
- * tfjs). Not built yet: see the federation and aggregation issues.
+ * aggregators/: pure aggregation math over Float32Array (no I/O, no tfjs). Built so far:
+ * streaming FedAvg; the Strategy interface and the rest of the suite come with the federation
+ * and aggregation issues.
  */
-export {};
+export * from './fedavg.js';

@@ -1,5 +1,9 @@
 /**
- * privacy/: update stages (clip → noise → quantize → encrypt/mask), the DP accountant and secure
- * aggregation, with injected randomness. Not built yet: see the federation and privacy issues.
+ * privacy/: stages applied to an update, in this order: clip → noise → quantize →
+ * encrypt (box) or mask (secure aggregation), plus request signing. Pure functions with injected
+ * randomness. Built so far: clipping, box encryption, request signing; noise, the accountant
+ * and secure aggregation come with the federation and privacy issues.
  */
-export {};
+export * from './box.js';
+export * from './clip.js';
+export * from './sign.js';

@@ -1,0 +1,50 @@
+/**
+ * End-to-end encryption of an update to a program's X25519 key with tweetnacl's `box`
+ * (X25519 + XSalsa20-Poly1305). A sealed message is nonce (24 bytes) ‖ ciphertext. Misuse
+ * (wrong key sizes) throws; a forged, tampered or misaddressed message opens to null.
+ */
+import nacl from 'tweetnacl';
+
+/** An X25519 key pair. */
+export interface BoxKeyPair {
+  readonly publicKey: Uint8Array;
+  readonly secretKey: Uint8Array;
+}
+
+/** Bytes prepended to every sealed message. */
+export const BOX_NONCE_BYTES = nacl.box.nonceLength;
+/** Bytes the authenticator adds. */
+export const BOX_OVERHEAD_BYTES = nacl.box.overheadLength;
+
+function checkKey(where: string, name: string, k: Uint8Array, len: number): void {
+  if (!(k instanceof Uint8Array) || k.length !== len) throw new TypeError(`${where}: ${name} must be a Uint8Array of ${len} bytes`);
+}
+
+/** A fresh key pair (crypto randomness), or one derived from a 32-byte seed. */
+export function boxKeyPair(seed?: Uint8Array): BoxKeyPair {
+  if (seed === undefined) return nacl.box.keyPair();
+  checkKey('boxKeyPair', 'seed', seed, 32);
+  return nacl.box.keyPair.fromSecretKey(nacl.hash(seed).subarray(0, 32));
+}
+
+/** Encrypt `message` from `sender` to `recipientPublicKey`. `nonce` is random unless given (tests). */
+export function seal(message: Uint8Array, recipientPublicKey: Uint8Array, sender: BoxKeyPair, nonce: Uint8Array = nacl.randomBytes(BOX_NONCE_BYTES)): Uint8Array {
+  if (!(message instanceof Uint8Array)) throw new TypeError('seal: message must be a Uint8Array');
+  checkKey('seal', 'recipientPublicKey', recipientPublicKey, nacl.box.publicKeyLength);
+  checkKey('seal', 'sender.secretKey', sender.secretKey, nacl.box.secretKeyLength);
+  checkKey('seal', 'nonce', nonce, BOX_NONCE_BYTES);
+  const ct = nacl.box(message, nonce, recipientPublicKey, sender.secretKey);
+  const out = new Uint8Array(BOX_NONCE_BYTES + ct.length);
+  out.set(nonce);
+  out.set(ct, BOX_NONCE_BYTES);
+  return out;
+}
+
+/** Decrypt a sealed message from `senderPublicKey`; null if it is not authentic. */
+export function open(sealed: Uint8Array, senderPublicKey: Uint8Array, recipient: BoxKeyPair): Uint8Array | null {
+  if (!(sealed instanceof Uint8Array)) throw new TypeError('open: sealed must be a Uint8Array');
+  checkKey('open', 'senderPublicKey', senderPublicKey, nacl.box.publicKeyLength);
+  checkKey('open', 'recipient.secretKey', recipient.secretKey, nacl.box.secretKeyLength);
+  if (sealed.length < BOX_NONCE_BYTES + BOX_OVERHEAD_BYTES) return null;
+  return nacl.box.open(sealed.subarray(BOX_NONCE_BYTES), sealed.subarray(0, BOX_NONCE_BYTES), senderPublicKey, recipient.secretKey);
+}
