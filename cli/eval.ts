@@ -1,10 +1,10 @@
 /** `fedtune eval`: mean next-token loss of a text under the base (and adapter). */
 import { evaluateLoss } from '../model/index.js';
-import { log, num, parse, required } from './args.js';
+import { CliError, log, num, parse, required } from './args.js';
 import { loadModel, MODEL_OPTIONS, readText } from './load.js';
 
 /** Usage text. */
-export const EVAL_USAGE = `fedtune eval --text FILE [--context N] [--max-tokens N] [--json]
+export const EVAL_USAGE = `fedtune eval --text FILE [--context N (default min(256, model context))] [--max-tokens N] [--json]
              [--base FILE] [--tokenizer FILE] [--quant none|int8|int4] [--adapter FILE] [--backend B]`;
 
 /** Run the command. */
@@ -17,11 +17,11 @@ export async function evalCommand(argv: string[]): Promise<void> {
     json: { type: 'boolean' },
   });
   const textPath = required(v, 'text');
-  const context = num(v, 'context', { integer: true, min: 2 }) ?? 256;
+  const context = num(v, 'context', { integer: true, min: 2 });
   const maxTokens = num(v, 'max-tokens', { integer: true, min: 1 });
   const text = readText('text', textPath);
   const { base, tokenizer, adapter } = await loadModel(v);
-  if (context > base.config.seqLen) throw new RangeError(`--context ${context} exceeds the model's context of ${base.config.seqLen}`);
+  if (context !== undefined && context > base.config.seqLen) throw new CliError(`--context ${context} exceeds the model's context of ${base.config.seqLen}`);
   const t0 = performance.now();
   const r = evaluateLoss(base, tokenizer.encode(text, false), { context, maxTokens, adapter });
   log(`eval: ${r.tokens} tokens in ${((performance.now() - t0) / 1000).toFixed(1)} s`);

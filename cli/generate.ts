@@ -1,6 +1,6 @@
 /** `fedtune generate`: print the prompt and its continuation to stdout, as llama2.c's run.c does. */
 import { generate } from '../model/index.js';
-import { num, parse } from './args.js';
+import { CliError, num, parse } from './args.js';
 import { loadModel, MODEL_OPTIONS } from './load.js';
 
 /** Usage text. */
@@ -24,6 +24,7 @@ export async function generateCommand(argv: string[]): Promise<void> {
   const prompt = typeof v.prompt === 'string' ? v.prompt : '';
   const { base, tokenizer, adapter } = await loadModel(v);
   const promptIds = tokenizer.encode(prompt, true, false);
+  if (promptIds.length > base.config.seqLen) throw new CliError(`--prompt has ${promptIds.length} tokens, more than the model's context of ${base.config.seqLen}`);
   process.stdout.write(tokenizer.decode(promptIds));
   generate(base, tokenizer, prompt, {
     maxTokens,

@@ -37,7 +37,7 @@ export interface LoadedModel {
 
 /** Start the backend (logging which), then load base, tokenizer and optional adapter. */
 export async function loadModel(v: Record<string, string | boolean | undefined>, opts: { adapter?: boolean } = { adapter: true }): Promise<LoadedModel> {
-  const backend = oneOf<BackendChoice>(v, 'backend', ['auto', 'wasm', 'cpu', 'tensorflow'], (process.env.FEDTUNE_BACKEND as BackendChoice) ?? 'auto');
+  const backend = v.backend === undefined ? undefined : oneOf<BackendChoice>(v, 'backend', ['auto', 'wasm', 'cpu', 'tensorflow'], 'auto');
   const quant = oneOf<QuantMode>(v, 'quant', QUANT_MODES, 'none');
   const basePath = (v.base as string | undefined) ?? defaultBasePath();
   if (!existsSync(basePath)) throw new CliError(`--base file ${basePath} does not exist`);
@@ -56,6 +56,9 @@ export async function loadModel(v: Record<string, string | boolean | undefined>,
   } else {
     base = loadBase(basePath, quant);
     tokenizer = Tokenizer.fromFile(tokPath as string, base.config.vocabSize);
+  }
+  if (tokenizer.vocabSize !== base.config.vocabSize) {
+    throw new CliError(`the tokenizer has ${tokenizer.vocabSize} tokens but the base model's vocabulary is ${base.config.vocabSize}; use the tokenizer made for this base`);
   }
   const mem = base.memory();
   log(`base: ${basePath} sha256 ${base.sha256.slice(0, 12)}… quant ${quant}, ${mem.bytes} bytes (${mem.bytesPerParam.toFixed(3)} bytes/param)`);

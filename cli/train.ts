@@ -69,10 +69,13 @@ export async function trainCommand(argv: string[]): Promise<void> {
     seed,
   });
   log(`train: ${tokens.length} tokens, rank ${cfg.rank}, targets ${cfg.targets.join(',')}, ${adapter.parameterCount} adapter params`);
-  trainer.progress$.subscribe((p) => {
-    if (p.step === 1 || p.step % 10 === 0 || p.step === p.totalSteps) {
-      log(`step ${p.step}/${p.totalSteps} loss ${p.loss.toFixed(4)} grad-norm ${p.gradNorm.toFixed(3)} ${p.tokensPerSecond.toFixed(0)} tokens/s`);
-    }
+  trainer.progress$.subscribe({
+    next: (p) => {
+      if (p.step === 1 || p.step % 10 === 0 || p.step === p.totalSteps) {
+        log(`step ${p.step}/${p.totalSteps} loss ${p.loss.toFixed(4)} grad-norm ${p.gradNorm.toFixed(3)} ${p.tokensPerSecond.toFixed(0)} tokens/s`);
+      }
+    },
+    error: () => undefined, // run() rejects with the same error, reported once by main
   });
   const r = await trainer.run();
   const after = heldOut ? evaluateLoss(base, heldOut, { adapter, maxTokens: 8192 }).loss : undefined;

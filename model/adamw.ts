@@ -23,6 +23,13 @@ export class AdamW {
     private readonly vars: readonly tf.Variable[],
     private readonly opts: AdamWOptions,
   ) {
+    const { lr, beta1, beta2, eps, weightDecay } = opts;
+    if (!(lr > 0) || !Number.isFinite(lr)) throw new RangeError(`AdamW: lr must be a positive number, got ${lr}`);
+    for (const [k, b] of [['beta1', beta1], ['beta2', beta2]] as const) {
+      if (!(b >= 0 && b < 1)) throw new RangeError(`AdamW: ${k} must be in [0, 1), got ${b}`);
+    }
+    if (!(eps > 0)) throw new RangeError(`AdamW: eps must be positive, got ${eps}`);
+    if (!(weightDecay >= 0) || !Number.isFinite(weightDecay)) throw new RangeError(`AdamW: weightDecay must be ≥ 0, got ${weightDecay}`);
     this.m = vars.map((x) => variableFrom(tf.zerosLike(x), false));
     this.v = vars.map((x) => variableFrom(tf.zerosLike(x), false));
   }

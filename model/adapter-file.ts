@@ -5,7 +5,7 @@
  * base_config (JSON architecture). Tensors are F32, named `layers.{l}.{target}.lora_A` [r, in]
  * and `…lora_B` [out, r]. Loading refuses a file made for another base.
  */
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import type { LlamaConfig } from './config.js';
 import { LoraAdapter, type LoraTensor } from './lora.js';
 import { loraConfig, type LoraConfig } from './lora-config.js';
@@ -129,9 +129,15 @@ export function decodeAdapter(bytes: Uint8Array, base: { config: LlamaConfig; sh
 
 /** Write an adapter file atomically (temp file + rename). */
 export function saveAdapter(path: string, adapter: LoraAdapter): void {
+  const bytes = encodeAdapter(adapter);
   const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
-  writeFileSync(tmp, encodeAdapter(adapter));
-  renameSync(tmp, path);
+  try {
+    writeFileSync(tmp, bytes);
+    renameSync(tmp, path);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw new AdapterFileError(`cannot write adapter ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
 }
 
 /** Read an adapter file for a base. */

@@ -46,9 +46,10 @@ export interface BackendOptions {
 
 /** Start a backend (idempotent for the same choice). */
 export async function initBackend(choice: BackendChoice | undefined = undefined, options: BackendOptions = {}): Promise<BackendInfo> {
+  const fromEnv = choice === undefined && process.env.FEDTUNE_BACKEND !== undefined;
   const want = (choice ?? (process.env.FEDTUNE_BACKEND as BackendChoice | undefined) ?? 'auto') as BackendChoice;
   if (!CHOICES.includes(want)) {
-    throw new RangeError(`initBackend: backend must be one of ${CHOICES.join(', ')}, got "${want}" (from ${choice ? 'the option' : 'FEDTUNE_BACKEND'})`);
+    throw new RangeError(`initBackend: backend must be one of ${CHOICES.join(', ')}, got "${want}" (from ${fromEnv ? 'FEDTUNE_BACKEND' : 'the option'})`);
   }
   if (started && (want === 'auto' || want === started.name)) return started;
   let name: BackendName;

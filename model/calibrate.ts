@@ -6,18 +6,13 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { LoadedBase } from './checkpoint.js';
-import { defaultHeadQuant, FrozenBase, type MatrixRef } from './frozen-base.js';
+import { defaultHeadQuant, FrozenBase, matrixKey, type MatrixRef } from './frozen-base.js';
 import { gptqQuantizeQ4 } from './gptq.js';
 import { quantize, type QuantizedArray, type QuantMode } from './quant.js';
 import { sampleSequences } from './generate.js';
 import { forward } from './transformer.js';
 import { MATRIX_NAMES, matrixShape } from './weights.js';
 import { consecutiveBatches } from './windows.js';
-
-/** Key of a matrix slot. */
-export function matrixKey(ref: MatrixRef): string {
-  return ref === 'classifier' ? ref : `${ref.layer}.${ref.name}`;
-}
 
 /** Options of {@link gptqQuantizeBase}. */
 export interface GptqOptions {
@@ -36,10 +31,13 @@ function hessians(model: FrozenBase, tokens: Int32Array, context: number, want: 
   const out = new Map<string, Float64Array>();
   for (const b of consecutiveBatches(tokens, context, 8)) {
     tf.tidy(() => {
+      // wq/wk/wv (and w1/w3) see the same input tensor: compute its XᵀX once
+      const byInput = new Map<tf.Tensor, Float32Array>();
       forward(model, b.inputs, b.batch, {
         onMatrixInput: (ref, x) => {
           if (!want(ref)) return;
-          const xtx = tf.matMul(tf.transpose(x), x).dataSync();
+          let xtx = byInput.get(x);
+          if (!xtx) byInput.set(x, (xtx = tf.matMul(tf.transpose(x), x).dataSync() as Float32Array));
           const key = matrixKey(ref);
           let acc = out.get(key);
           if (!acc) out.set(key, (acc = new Float64Array(xtx.length)));

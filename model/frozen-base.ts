@@ -20,6 +20,11 @@ interface Held {
   readonly q?: QuantizedArray;
 }
 
+/** Key of a matrix slot: "layer.name" (e.g. "3.w2") or "classifier". */
+export function matrixKey(ref: MatrixRef): string {
+  return ref === 'classifier' ? ref : `${ref.layer}.${ref.name}`;
+}
+
 /** Construction options of {@link FrozenBase}. */
 export interface FrozenBaseOptions {
   /**
@@ -72,10 +77,18 @@ export class FrozenBase {
     this.config = w.config;
     this.sha256 = loaded.sha256;
     this.quant = quant;
+    // check given quantized matrices before allocating any tensor, so a bad one leaks nothing
+    const expected = new Map<string, number>([['classifier', this.config.vocabSize * this.config.dim], ['embedding', this.config.vocabSize * this.config.dim]]);
+    for (let l = 0; l < this.config.nLayers; l++) {
+      for (const name of MATRIX_NAMES) expected.set(matrixKey({ layer: l, name }), matrixShape(this.config, name).reduce((a, b) => a * b));
+    }
+    for (const [key, q] of options.quantized ?? []) {
+      if (!expected.has(key)) throw new RangeError(`FrozenBase: options.quantized has an unknown matrix "${key}"`);
+      if (q.length !== expected.get(key)) throw new RangeError(`FrozenBase: quantized ${key} has ${q.length} values, expected ${expected.get(key)}`);
+    }
     const hold = (key: string, data: Float32Array, shape: [number, number], mode: QuantMode): void => {
       const given = options.quantized?.get(key);
       if (given) {
-        if (given.length !== shape[0] * shape[1]) throw new RangeError(`FrozenBase: quantized ${key} has ${given.length} values, expected ${shape[0] * shape[1]}`);
         this.mats.set(key, { shape, q: given });
       } else if (mode === 'none') {
         const wT = tf.tidy(() => tf.transpose(tf.tensor2d(data, shape)));
@@ -100,7 +113,7 @@ export class FrozenBase {
 
   private held(ref: MatrixRef): Held {
     if (this.disposed) throw new Error('FrozenBase: used after dispose()');
-    const key = ref === 'classifier' ? ref : `${ref.layer}.${ref.name}`;
+    const key = matrixKey(ref);
     const h = this.mats.get(key);
     if (!h) throw new RangeError(`FrozenBase: no matrix ${key}`);
     return h;

@@ -125,6 +125,8 @@ export function sampleSequences(base: FrozenBase, opts: SampleOptions): Int32Arr
   if (!Number.isInteger(length) || length <= 0 || length >= base.config.seqLen) {
     throw new RangeError(`sampleSequences: length must be an integer in [1, ${base.config.seqLen}), got ${length}`);
   }
+  const temperature = opts.temperature ?? 1;
+  if (!(temperature >= 0) || !Number.isFinite(temperature)) throw new RangeError(`sampleSequences: temperature must be ≥ 0, got ${temperature}`);
   const rng = seededRng(opts.seed);
   const V = base.config.vocabSize;
   const seqs: number[][] = Array.from({ length: count }, () => []);
@@ -138,7 +140,7 @@ export function sampleSequences(base: FrozenBase, opts: SampleOptions): Int32Arr
       const rows = out.logits;
       input = new Int32Array(count);
       for (let b = 0; b < count; b++) {
-        const tok = sampleToken(rows.subarray(b * V, (b + 1) * V), { temperature: opts.temperature ?? 1, topP: 1 }, rng);
+        const tok = sampleToken(rows.subarray(b * V, (b + 1) * V), { temperature, topP: 1 }, rng);
         input[b] = tok;
         if (done[b]) continue;
         if (tok === BOS || tok === EOS) done[b] = 1;

@@ -9,7 +9,7 @@ import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { createBase, type CreateBaseOptions } from './calibrate.js';
 import { assembleWeights, CHECKPOINT_DATA_OFFSET, checkpointLayout, ModelFormatError, readLlama2cCheckpoint } from './checkpoint.js';
 import { defaultHeadQuant, FrozenBase } from './frozen-base.js';
-import { quantize, type QuantizedArray, type QuantMode } from './quant.js';
+import { quantize, QUANT_MODES, type QuantizedArray, type QuantMode } from './quant.js';
 import { MATRIX_NAMES } from './weights.js';
 
 const MATRIX_SEGMENTS = new Set<string>(MATRIX_NAMES);
@@ -18,7 +18,9 @@ const NORM_SEGMENTS = new Set(['rms_att', 'rms_ffn', 'rms_final']);
 /** Load a llama2.c checkpoint as a FrozenBase at `quant`, streaming when the mode allows. */
 export function loadBase(path: string, quant: QuantMode, options: CreateBaseOptions = {}): FrozenBase {
   if (quant === 'none' || (quant === 'int4' && !options.uncalibrated)) return createBase(readLlama2cCheckpoint(path), quant, options);
+  if (!QUANT_MODES.includes(quant)) throw new RangeError(`loadBase: quant must be one of ${QUANT_MODES.join(', ')}, got "${quant}"`);
   const headQuant = options.headQuant ?? defaultHeadQuant(quant);
+  if (headQuant === 'none' || !QUANT_MODES.includes(headQuant)) throw new RangeError(`loadBase: streaming a ${quant} base needs a quantized headQuant, got "${headQuant}"`);
   let fd: number;
   try {
     fd = openSync(path, 'r');
@@ -59,9 +61,7 @@ export function loadBase(path: string, quant: QuantMode, options: CreateBaseOpti
         if (NORM_SEGMENTS.has(sg.name)) parts.push(a);
         else {
           const key = MATRIX_SEGMENTS.has(sg.name) ? `${l}.${sg.name}` : sg.name === 'token_embedding' ? (config.sharedClassifier ? 'classifier' : 'embedding') : 'classifier';
-          const mode = MATRIX_SEGMENTS.has(sg.name) ? quant : headQuant;
-          if (mode === 'none') throw new RangeError(`loadBase: streaming needs a quantized head; got headQuant "none" with quant "${quant}"`);
-          quantized.set(key, quantize(a, mode));
+          quantized.set(key, quantize(a, MATRIX_SEGMENTS.has(sg.name) ? quant : headQuant));
           parts.push(new Float32Array(0)); // a distinct placeholder: FrozenBase tells a shared head by identity
         }
       }

@@ -64,16 +64,19 @@ export class LoraAdapter {
   static fromTensors(baseConfig: LlamaConfig, baseSha256: string, config: LoraConfig, tensors: readonly LoraTensor[]): LoraAdapter {
     const cfg = loraConfig(config, 'LoraAdapter.fromTensors');
     const byName = new Map(tensors.map((t) => [t.name, t]));
-    const ad = new LoraAdapter(baseConfig, baseSha256, cfg);
+    // check everything before creating any variable, so a rejected input leaks nothing
+    const pending: [number, MatrixName, Float32Array, Float32Array][] = [];
     for (let layer = 0; layer < baseConfig.nLayers; layer++) {
       for (const name of cfg.targets) {
         const [out, inp] = matrixShape(baseConfig, name);
         const a = expectTensor(byName, `layers.${layer}.${name}.lora_A`, [cfg.rank, inp]);
         const b = expectTensor(byName, `layers.${layer}.${name}.lora_B`, [out, cfg.rank]);
-        ad.add(layer, name, transpose(a, cfg.rank, inp), transpose(b, out, cfg.rank));
+        pending.push([layer, name, transpose(a, cfg.rank, inp), transpose(b, out, cfg.rank)]);
       }
     }
-    if (byName.size !== ad.pairs.size * 2) throw new RangeError(`LoraAdapter.fromTensors: ${byName.size - ad.pairs.size * 2} tensors do not belong to this LoRA config`);
+    if (byName.size !== pending.length * 2) throw new RangeError(`LoraAdapter.fromTensors: ${byName.size - pending.length * 2} tensors do not belong to this LoRA config`);
+    const ad = new LoraAdapter(baseConfig, baseSha256, cfg);
+    for (const [layer, name, aT, bT] of pending) ad.add(layer, name, aT, bT);
     return ad;
   }
 
@@ -127,6 +130,40 @@ export class LoraAdapter {
         { name: `layers.${p.layer}.${p.name}.lora_B`, shape: [out, r] as [number, number], data: transpose(p.bT.dataSync() as Float32Array, r, out) },
       ];
     });
+  }
+
+  /**
+   * Every adapter value in one array, in a fixed order (pairs layer-major in target order, Aᵀ
+   * then Bᵀ, each row-major): the vector federated updates and aggregation work on.
+   */
+  toFlat(): Float32Array {
+    const out = new Float32Array(this.parameterCount);
+    let off = 0;
+    for (const p of this.list()) {
+      for (const v of [p.aT, p.bT]) {
+        out.set(v.dataSync() as Float32Array, off);
+        off += v.size;
+      }
+    }
+    return out;
+  }
+
+  /** Overwrite every value from an array laid out as {@link toFlat} returns it. */
+  setFromFlat(flat: Float32Array): void {
+    if (!(flat instanceof Float32Array)) throw new TypeError('LoraAdapter.setFromFlat: flat must be a Float32Array');
+    if (flat.length !== this.parameterCount) throw new RangeError(`LoraAdapter.setFromFlat: got ${flat.length} values, the adapter has ${this.parameterCount}`);
+    for (let i = 0; i < flat.length; i++) {
+      if (!Number.isFinite(flat[i])) throw new RangeError(`LoraAdapter.setFromFlat: non-finite value at ${i}`);
+    }
+    let off = 0;
+    for (const p of this.list()) {
+      for (const v of [p.aT, p.bT]) {
+        const t = tf.tensor(flat.subarray(off, off + v.size), v.shape);
+        v.assign(t as tf.Tensor2D);
+        t.dispose();
+        off += v.size;
+      }
+    }
   }
 
   /** An independent copy (new variables). */

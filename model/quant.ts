@@ -115,6 +115,7 @@ export function quantize(x: Float32Array, mode: Exclude<QuantMode, 'none'>): Qua
  */
 export function dequantizeInto(q: QuantizedArray, out: Float32Array, start = 0, end = q.length, outOffset = 0): Float32Array {
   if (start < 0 || end > q.length || start > end) throw new RangeError(`dequantizeInto: range [${start}, ${end}) outside [0, ${q.length})`);
+  if (outOffset < 0 || outOffset + (end - start) > out.length) throw new RangeError(`dequantizeInto: out has ${out.length} values, too few for ${end - start} at offset ${outOffset}`);
   const o = outOffset - start;
   const block = q.block;
   const half = block / 2;

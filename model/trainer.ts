@@ -98,7 +98,7 @@ export class LocalTrainer {
       weightDecay: options.weightDecay ?? 0,
       beta1: options.beta1 ?? 0.9,
       beta2: options.beta2 ?? 0.999,
-      eps: options.eps ?? 1e-8,
+      eps: positive(w, 'eps', options.eps ?? 1e-8, false),
       clipNorm: options.clipNorm ?? 1,
       timeBudgetMs: options.timeBudgetMs === undefined ? undefined : positive(w, 'timeBudgetMs', options.timeBudgetMs, false),
     };
@@ -139,7 +139,7 @@ export class LocalTrainer {
         await new Promise((r) => setImmediate(r));
       }
     } catch (e) {
-      this.events.error(e);
+      if (this.events.observed) this.events.error(e);
       throw e;
     } finally {
       opt.dispose();
@@ -160,6 +160,7 @@ export class LocalTrainer {
       const names = Object.keys(grads);
       const norm = tf.sqrt(tf.addN(names.map((n) => tf.sum(tf.square(grads[n])))));
       const gradNorm = norm.dataSync()[0];
+      if (!Number.isFinite(gradNorm)) throw new Error(`LocalTrainer: the gradient norm became ${gradNorm}; the adapter was left unchanged — lower lr`);
       let g = grads;
       if (this.o.clipNorm > 0 && gradNorm > this.o.clipNorm) {
         const f = this.o.clipNorm / gradNorm;

@@ -134,6 +134,9 @@ export function forward(base: FrozenBase, tokens: Int32Array, batch: number, opt
 export function crossEntropy(logits: tf.Tensor2D, targets: Int32Array): tf.Scalar {
   const [N, V] = logits.shape;
   if (targets.length !== N) throw new RangeError(`crossEntropy: ${targets.length} targets for ${N} logit rows`);
+  for (let i = 0; i < N; i++) {
+    if (!(targets[i] >= 0 && targets[i] < V)) throw new RangeError(`crossEntropy: target ${targets[i]} at ${i} is outside the vocabulary [0, ${V})`);
+  }
   const lse = tf.logSumExp(logits, 1);
   let picked: tf.Tensor;
   if (tf.getKernel('UnsortedSegmentSum', tf.getBackend())) {

@@ -40,6 +40,8 @@ export function randomBatch(tokens: Int32Array, batch: number, T: number, rng: R
  * batches of at most `batch` windows of equal length.
  */
 export function* consecutiveBatches(tokens: Int32Array, T: number, batch: number): Generator<WindowBatch> {
+  if (!Number.isInteger(T) || T <= 0) throw new RangeError(`consecutiveBatches: T must be a positive integer, got ${T}`);
+  if (!Number.isInteger(batch) || batch <= 0) throw new RangeError(`consecutiveBatches: batch must be a positive integer, got ${batch}`);
   const full = Math.floor(tokens.length / T);
   for (let w = 0; w < full; w += batch) {
     const starts = Array.from({ length: Math.min(batch, full - w) }, (_, i) => (w + i) * T);

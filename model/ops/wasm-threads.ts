@@ -8,7 +8,7 @@
  * LoRA training step. Call {@link terminateWasmThreads} before exit, or the workers keep Node
  * alive.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
@@ -33,6 +33,8 @@ export async function startThreadedWasm(threads: number): Promise<number> {
   const { wasmWorkerContents } = require(join(pkg, 'wasm-out/tfjs-backend-wasm-threaded-simd.worker.js')) as { wasmWorkerContents: string };
   const factory = require(join(pkg, 'wasm-out/tfjs-backend-wasm-threaded-simd.js')) as { default?: unknown };
   const dir = mkdtempSync(join(os.tmpdir(), 'fedtune-wasm-mt-'));
+  // workers may be spawned later from these files, so they go only when the process ends
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
   const mainFile = join(dir, 'main.js');
   const workerFile = join(dir, 'worker.js');
   writeFileSync(mainFile, `var WasmBackendModuleThreadedSimd = ${String(factory.default ?? factory)}`);

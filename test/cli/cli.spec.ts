@@ -83,6 +83,10 @@ describe('cli (fedtune command)', () => {
     failsWith(fedtune('train', '--text', OZ, '--out', join(dir, 'x'), '--targets', 'wq,wz'), /unknown target "wz"/);
     failsWith(fedtune('generate', '--prompt', 'x', '--quant', 'int3'), /--quant must be one of none, int8, int4/);
     failsWith(fedtune('generate', '--prompt', 'x', '--bogus'), /Unknown option '--bogus'/);
+    const long = fedtune('generate', '--prompt', 'once upon a time '.repeat(200), '--max-tokens', '1');
+    failsWith(long, /--prompt has \d+ tokens, more than the model's context of 512/);
+    assert.equal(long.stdout, '');
+    failsWith(fedtuneEnv({ FEDTUNE_BACKEND: 'gpu' }, 'generate', '--prompt', 'x'), /got "gpu" \(from FEDTUNE_BACKEND\)/);
     // an adapter made for another base
     const { base } = await realModel();
     const other = parseLlama2cCheckpoint(encodeLlama2cCheckpoint({ ...base.weights, rmsFinal: base.weights.rmsFinal.map((v) => v * 2) }));

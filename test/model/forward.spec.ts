@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { createBase, evaluateLoss, forward, FrozenBase, generate, logitsFor, type KvCache } from '../../model/index.js';
+import { createBase, crossEntropy, evaluateLoss, forward, FrozenBase, generate, logitsFor, quantizeQ8, type KvCache, type LoadedBase } from '../../model/index.js';
 import { corpus, maxAbsDiff, realModel } from '../helpers.js';
 
 describe('model/transformer (against llama2.c run.c)', () => {
@@ -59,12 +59,18 @@ describe('model/transformer (against llama2.c run.c)', () => {
     assert.equal(tf.memory().numTensors, n);
   });
 
-  it('rejects bad arguments with errors naming them', async () => {
-    const { tokenizer } = await realModel();
+  it('rejects bad arguments with errors naming them, leaking nothing', async () => {
+    const loadedRef = await realModel();
+    const { tokenizer } = loadedRef;
     assert.throws(() => forward(base, Int32Array.of(1, 2, 3), 2), /forward: batch 2 does not divide 3 tokens/);
     assert.throws(() => tf.tidy(() => forward(base, Int32Array.of(1, 9999), 1).logits), /token id 9999/);
     assert.throws(() => evaluateLoss(base, tokenizer.encode('abc', false), { context: 1 }), /context must be/);
     assert.throws(() => generate(base, tokenizer, 'x', { temperature: -1 }), /temperature/);
+    assert.throws(() => tf.tidy(() => crossEntropy(tf.zeros([2, 512]) as tf.Tensor2D, Int32Array.of(3, -1))), /crossEntropy: target -1 at 1 is outside the vocabulary/);
+    const n = tf.memory().numTensors;
+    const bad = new Map([['0.wq', quantizeQ8(new Float32Array(10))]]);
+    assert.throws(() => new FrozenBase((loadedRef as { base: LoadedBase }).base, 'int8', { quantized: bad }), /quantized 0.wq has 10 values, expected 4096/);
+    assert.equal(tf.memory().numTensors, n);
   });
 });
 

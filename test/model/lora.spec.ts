@@ -32,7 +32,11 @@ function softmax(x: Float32Array): Float64Array {
 /** An adapter with random non-zero B so that it changes the model. */
 function randomAdapter(base: FrozenBase, targets: MatrixName[] = ['wq', 'wk', 'wv', 'wo', 'w1', 'w2', 'w3']): LoraAdapter {
   const a = LoraAdapter.create(base.config, base.sha256, { rank: 4, alpha: 8, targets: [...targets], seed: 3 });
-  for (const p of a.list()) p.bT.assign(tf.tidy(() => tf.randomNormal(p.bT.shape, 0, 0.02, 'float32', 11)));
+  for (const p of a.list()) {
+    const r = tf.randomNormal(p.bT.shape, 0, 0.02, 'float32', 11) as tf.Tensor2D;
+    p.bT.assign(r);
+    r.dispose();
+  }
   return a;
 }
 
@@ -116,11 +120,40 @@ describe('model/lora', () => {
   it('rejects malformed files and mismatched shapes', () => {
     assert.throws(() => decodeAdapter(new Uint8Array(4), base, 'x'), /too small/);
     const dir = mkdtempSync(join(tmpdir(), 'fedtune-'));
-    writeFileSync(join(dir, 'junk'), Buffer.from('0800000000000000{"a":1}xxxxxxxx', 'utf8'));
-    assert.throws(() => loadAdapter(join(dir, 'junk'), base), AdapterFileError);
+    const header = Buffer.from('{"a":1} ', 'utf8');
+    const len = Buffer.alloc(8);
+    len.writeBigUInt64LE(BigInt(header.length));
+    writeFileSync(join(dir, 'junk'), Buffer.concat([len, header]));
+    assert.throws(() => loadAdapter(join(dir, 'junk'), base), (e: Error) => e instanceof AdapterFileError && /format is "\(none\)"/.test(e.message));
     assert.throws(() => loadAdapter(join(dir, 'missing'), base), /cannot read adapter .*ENOENT/);
     const bad: LoraTensor[] = [{ name: 'layers.0.wq.lora_A', shape: [2, 64], data: new Float32Array(128) }];
+    const n = tf.memory().numTensors;
     assert.throws(() => LoraAdapter.fromTensors(base.config, base.sha256, loraConfig({ rank: 4, targets: ['wq'] }), bad), /shape \[2,64\] but .* need \[4,64\]/);
+    // a rejected file leaks no variables, even when its first tensors were fine
+    const good = randomAdapter(base, ['wq']);
+    const tensors = good.toTensors();
+    const m = tf.memory().numTensors;
+    assert.throws(() => LoraAdapter.fromTensors(base.config, base.sha256, good.config, tensors.slice(0, -1)), /missing tensor layers.4.wq.lora_B/);
+    assert.equal(tf.memory().numTensors, m);
+    good.dispose();
+    assert.equal(tf.memory().numTensors, n);
+  });
+
+  it('flattens to one vector and back exactly; a wrong length is refused without changes', () => {
+    const ad = randomAdapter(base, ['wq', 'w2']);
+    const flat = ad.toFlat();
+    assert.equal(flat.length, ad.parameterCount);
+    const other = LoraAdapter.create(base.config, base.sha256, { rank: 4, alpha: 8, targets: ['wq', 'w2'], seed: 99 });
+    other.setFromFlat(flat);
+    assert.deepEqual(other.toTensors(), ad.toTensors());
+    assert.throws(() => other.setFromFlat(flat.subarray(1)), /got \d+ values, the adapter has/);
+    assert.throws(() => other.setFromFlat(Float32Array.from(flat, (v, i) => (i === 5 ? NaN : v))), /non-finite value at 5/);
+    assert.deepEqual(other.toFlat(), flat);
+    const n = tf.memory().numTensors;
+    other.setFromFlat(flat);
+    assert.equal(tf.memory().numTensors, n);
+    ad.dispose();
+    other.dispose();
   });
 
   it('validates its config with errors naming the field', () => {

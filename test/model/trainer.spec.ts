@@ -74,6 +74,18 @@ describe('model/trainer', () => {
     ad.dispose();
   });
 
+  it('stops with a clear error when gradients turn non-finite, leaving the adapter as it was', async () => {
+    const ad = LoraAdapter.create(base.config, base.sha256, { rank: 2, targets: ['wq'] });
+    const p = ad.list()[0];
+    p.bT.assign(tf.fill(p.bT.shape, NaN) as tf.Tensor2D);
+    const before = ad.toFlat();
+    const n = tf.memory().numTensors;
+    await assert.rejects(new LocalTrainer(base, ad, train, { steps: 2, seqLen: 16, batchSize: 1, seed: 1 }).run(), /gradient norm became NaN/);
+    assert.deepEqual(Array.from(ad.toFlat()).map(String), Array.from(before).map(String));
+    assert.equal(tf.memory().numTensors, n);
+    ad.dispose();
+  });
+
   it('validates options and refuses adapters of another base', () => {
     const ad = LoraAdapter.create(base.config, base.sha256, {});
     assert.throws(() => new LocalTrainer(base, ad, train, { lr: 0 }), /LocalTrainer: lr must be a positive number/);
