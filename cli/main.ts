@@ -4,18 +4,21 @@ import { terminateWasmThreads } from '../model/index.js';
 import { CliError } from './args.js';
 import { evalCommand, EVAL_USAGE } from './eval.js';
 import { generateCommand, GENERATE_USAGE } from './generate.js';
+import { privacyCommand, PRIVACY_USAGE } from './privacy.js';
 import { trainCommand, TRAIN_USAGE } from './train.js';
 
 const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = {
   generate: generateCommand,
   eval: evalCommand,
   train: trainCommand,
+  privacy: privacyCommand,
 };
 
 const USAGE = `usage:
   ${GENERATE_USAGE}
   ${EVAL_USAGE}
   ${TRAIN_USAGE}
+  ${PRIVACY_USAGE}
 Defaults: --base/--tokenizer from FEDTUNE_MODEL_DIR or ../shared/models/stories260K; --backend from FEDTUNE_BACKEND or auto.`;
 
 async function main(argv: string[]): Promise<number> {

@@ -4,6 +4,7 @@
  * randomness. Built so far: clipping, box encryption, request signing; noise, the accountant
  * and secure aggregation come with the federation and privacy issues.
  */
+export * from './accountant/index.js';
 export * from './box.js';
 export * from './clip.js';
 export * from './sign.js';

@@ -74,6 +74,17 @@ describe('cli (fedtune command)', () => {
     assert.ok(g.stdout.startsWith('Dorothy'));
   });
 
+  it('privacy epsilon and sigma expose the accountant', () => {
+    const e = fedtune('privacy', 'epsilon', '--q', String(256 / 60000), '--sigma', '1.12', '--steps', '14063', '--delta', '1e-5', '--json');
+    assert.equal(e.code, 0, e.stderr);
+    assert.ok(Math.abs((JSON.parse(e.stdout) as { epsilon: number }).epsilon - 2.5187) < 2.5e-3);
+    const s = fedtune('privacy', 'sigma', '--q', String(256 / 60000), '--steps', '14063', '--epsilon', '2.5187', '--delta', '1e-5', '--json');
+    assert.equal(s.code, 0, s.stderr);
+    assert.ok(Math.abs((JSON.parse(s.stdout) as { sigma: number }).sigma - 1.12) < 2e-3);
+    failsWith(fedtune('privacy', 'epsilon', '--q', '2', '--sigma', '1', '--steps', '3', '--delta', '1e-5'), /--q must be at most 1/);
+    failsWith(fedtune('privacy', 'guess'), /subcommand, epsilon or sigma/);
+  });
+
   it('bad input exits non-zero with one clear sentence', async () => {
     failsWith(fedtune('eval', '--base', join(dir, 'missing.bin'), '--text', OZ, '--json'), /--base file .*missing.bin does not exist/);
     const junk = join(dir, 'junk.bin');

@@ -1,0 +1,48 @@
+/** `fedtune privacy epsilon|sigma`: the DP accountant from the command line. */
+import { calibrateSigma, epsilonFor, type Conversion } from '../privacy/index.js';
+import { CliError, num, oneOf, parse } from './args.js';
+
+/** Usage text. */
+export const PRIVACY_USAGE = `fedtune privacy epsilon --q Q --sigma S --steps T --delta D [--conversion improved|classic] [--json]
+  fedtune privacy sigma --q Q --steps T --epsilon E --delta D [--conversion improved|classic] [--json]`;
+
+const OPTIONS = {
+  q: { type: 'string' },
+  sigma: { type: 'string' },
+  steps: { type: 'string' },
+  delta: { type: 'string' },
+  epsilon: { type: 'string' },
+  accountant: { type: 'string' },
+  conversion: { type: 'string' },
+  json: { type: 'boolean' },
+} as const;
+
+function need(v: Record<string, string | boolean | undefined>, name: string, rule: Parameters<typeof num>[2]): number {
+  const x = num(v, name, rule);
+  if (x === undefined) throw new CliError(`--${name} is required`);
+  return x;
+}
+
+/** Run the command. */
+export async function privacyCommand(argv: string[]): Promise<void> {
+  const [sub, ...rest] = argv;
+  if (sub !== 'epsilon' && sub !== 'sigma') throw new CliError(`privacy needs a subcommand, epsilon or sigma; got ${sub === undefined ? 'none' : `"${sub}"`}`);
+  const v = parse(rest, OPTIONS);
+  const accountant = oneOf(v, 'accountant', ['rdp', 'prv'], 'rdp');
+  if (accountant === 'prv') throw new CliError('--accountant prv is not available yet; use rdp');
+  const conversion = oneOf<Conversion>(v, 'conversion', ['improved', 'classic'], 'improved');
+  const q = need(v, 'q', { min: 0, max: 1 });
+  const steps = need(v, 'steps', { integer: true, min: 1 });
+  const delta = need(v, 'delta', { min: 0, minExclusive: true, max: 0.999999 });
+  if (sub === 'epsilon') {
+    const sigma = need(v, 'sigma', { min: 0, minExclusive: true });
+    const r = epsilonFor(q, sigma, steps, delta, conversion);
+    if (v.json) process.stdout.write(`${JSON.stringify({ epsilon: r.epsilon, delta, order: r.order, q, sigma, steps, accountant, conversion })}\n`);
+    else process.stdout.write(`ε = ${r.epsilon.toFixed(4)} at δ = ${delta} (RDP order ${r.order}, ${conversion} conversion)\n`);
+  } else {
+    const epsilon = need(v, 'epsilon', { min: 0, minExclusive: true });
+    const sigma = calibrateSigma(q, steps, epsilon, delta, conversion);
+    if (v.json) process.stdout.write(`${JSON.stringify({ sigma, epsilon, delta, q, steps, accountant, conversion })}\n`);
+    else process.stdout.write(`σ = ${sigma.toFixed(4)} keeps ${steps} steps at q = ${q} within ε = ${epsilon}, δ = ${delta}\n`);
+  }
+}

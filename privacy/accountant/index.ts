@@ -1,0 +1,5 @@
+/** The privacy accountant: RDP of the subsampled Gaussian, conversions to (ε, δ), calibration. */
+export * from './calibrate.js';
+export * from './conversion.js';
+export * from './rdp.js';
+export { logErfc } from './special.js';
