@@ -1,6 +1,9 @@
 /**
  * aggregators/: pure aggregation math over Float32Array (no I/O, no tfjs). Built so far:
- * streaming FedAvg; the Strategy interface and the rest of the suite come with the federation
- * and aggregation issues.
+ * streaming FedAvg, robust aggregators (median, trimmed mean, Krum, Multi-Krum, Bulyan, norm
+ * bounding) and server optimizers (FedAvgM, FedAdagrad, FedAdam, FedYogi). The Strategy
+ * interface that wires them into rounds comes with the federation issue.
  */
 export * from './fedavg.js';
+export * from './robust.js';
+export * from './server-optimizers.js';
