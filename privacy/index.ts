@@ -8,5 +8,6 @@ export * from './accountant/index.js';
 export * from './box.js';
 export * from './adaptive-clip.js';
 export * from './clip.js';
+export * from './compress.js';
 export * from './noise.js';
 export * from './sign.js';
