@@ -5,5 +5,6 @@
  * interface that wires them into rounds comes with the federation issue.
  */
 export * from './fedavg.js';
+export * from './lora-exact.js';
 export * from './robust.js';
 export * from './server-optimizers.js';
