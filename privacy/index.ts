@@ -10,4 +10,5 @@ export * from './adaptive-clip.js';
 export * from './clip.js';
 export * from './compress.js';
 export * from './noise.js';
+export * from './secagg/index.js';
 export * from './sign.js';

@@ -1,0 +1,191 @@
+/**
+ * SecAgg+ (Bell et al. 2020) over the Bonawitz et al. 2017 protocol, as in-process state
+ * machines a transport can drive: devices on a k-regular neighbour graph agree pairwise seeds
+ * (X25519), Shamir-share their self-mask seed and their key with their neighbours (threshold t,
+ * shares sent encrypted with nacl.box through the coordinator), and upload
+ * x + PRG(b) + Σ±PRG(s_uv) in Z_(2^32). The coordinator learns only the sum: for devices whose
+ * masked input arrived it rebuilds b from neighbours' shares; for devices that dropped before
+ * masking it rebuilds their key and removes their pairwise masks — never both for one device.
+ * Expected failures are values ({ ok: false, reason }); misuse throws.
+ */
+import nacl from 'tweetnacl';
+import type { Rng } from '../../model/rng.js';
+import { addMod32, encodeFixed, expandMask, pairwiseSeed } from './masking.js';
+import { combineShares, splitSecret, type Share } from './shamir.js';
+
+/** Round parameters shared by every party. */
+export interface SecAggParams {
+  /** Unique per round: binds signatures and seeds to it. */
+  readonly roundId: string;
+  /** Device ids (positive integers) in the round. */
+  readonly ids: readonly number[];
+  /** Neighbours per device (even, < ids.length). */
+  readonly k: number;
+  /** Shares needed to rebuild a secret (≤ k). */
+  readonly threshold: number;
+  /** Update length. */
+  readonly length: number;
+  /** Fixed-point scale (see fixedPointScale). */
+  readonly scale: number;
+  /** Seed of the neighbour graph (public). */
+  readonly graphSeed: number;
+}
+
+/** A device's signed key advertisement. */
+export interface KeyAdvert {
+  readonly id: number;
+  readonly roundId: string;
+  readonly maskKey: Uint8Array;
+  readonly shareKey: Uint8Array;
+  readonly signature: Uint8Array;
+}
+
+/** An encrypted pair of shares from one device to a neighbour, routed by the coordinator. */
+export interface ShareMessage {
+  readonly from: number;
+  readonly to: number;
+  readonly sealed: Uint8Array;
+}
+
+/** What the coordinator asks of a survivor: which owners' self-mask shares, which owners' key shares. */
+export interface UnmaskRequest {
+  readonly selfMaskOf: readonly number[];
+  readonly keyOf: readonly number[];
+}
+
+/** A survivor's answer: shares by owner. */
+export interface UnmaskResponse {
+  readonly from: number;
+  readonly selfMask: ReadonlyMap<number, Share>;
+  readonly key: ReadonlyMap<number, Share>;
+}
+
+/**
+ * The k-regular neighbour graph: the ids on a ring in a seeded random order, each linked to its
+ * k/2 nearest on either side (a random circulant graph).
+ */
+export function neighbourGraph(ids: readonly number[], k: number, seed: number): Map<number, number[]> {
+  if (!Number.isInteger(k) || k < 2 || k % 2 !== 0 || k >= ids.length) throw new RangeError(`neighbourGraph: k must be even and in [2, ${ids.length - 1}], got ${k}`);
+  const ring = [...ids];
+  let s = seed >>> 0 || 1;
+  for (let i = ring.length - 1; i > 0; i--) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    const j = s % (i + 1);
+    [ring[i], ring[j]] = [ring[j], ring[i]];
+  }
+  const g = new Map<number, number[]>();
+  ring.forEach((id, i) => {
+    const nb: number[] = [];
+    for (let d = 1; d <= k / 2; d++) nb.push(ring[(i + d) % ring.length], ring[(i - d + ring.length) % ring.length]);
+    g.set(id, nb.sort((a, b) => a - b));
+  });
+  return g;
+}
+
+const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
+const advertMessage = (a: { id: number; roundId: string; maskKey: Uint8Array; shareKey: Uint8Array }): Uint8Array =>
+  new TextEncoder().encode(`fedtune.secagg.v1|${a.roundId}|${a.id}|${hex(a.maskKey)}|${hex(a.shareKey)}`);
+
+/** True if an advert is signed by `signPublicKey` for this round. */
+export function verifyAdvert(a: KeyAdvert, roundId: string, signPublicKey: Uint8Array): boolean {
+  if (a.roundId !== roundId || !(a.signature instanceof Uint8Array) || a.signature.length !== nacl.sign.signatureLength) return false;
+  return nacl.sign.detached.verify(advertMessage(a), a.signature, signPublicKey);
+}
+
+function randomBytes(rng: Rng, n: number): Uint8Array {
+  const out = new Uint8Array(n);
+  for (let i = 0; i < n; i += 4) {
+    const v = rng.nextU32();
+    for (let j = 0; j < 4 && i + j < n; j++) out[i + j] = (v >>> (8 * j)) & 0xff;
+  }
+  return out;
+}
+
+/** One device's side of a round. */
+export class SecAggDevice {
+  private readonly mask = nacl.box.keyPair();
+  private readonly share = nacl.box.keyPair();
+  private readonly selfSeed: Uint8Array;
+  private readonly neighbours: number[];
+  private peers = new Map<number, KeyAdvert>();
+  private held = new Map<number, { selfMask: Share; key: Share }>();
+
+  constructor(
+    readonly id: number,
+    private readonly params: SecAggParams,
+    private readonly signSecretKey: Uint8Array,
+    private readonly rng: Rng,
+  ) {
+    this.neighbours = neighbourGraph(params.ids, params.k, params.graphSeed).get(id) ?? [];
+    if (this.neighbours.length === 0) throw new RangeError(`SecAggDevice: id ${id} is not in the round`);
+    this.mask = nacl.box.keyPair.fromSecretKey(randomBytes(rng, 32));
+    this.share = nacl.box.keyPair.fromSecretKey(randomBytes(rng, 32));
+    this.selfSeed = randomBytes(rng, 32);
+  }
+
+  /** Step 1: the signed advertisement of this device's two public keys. */
+  advertise(): KeyAdvert {
+    const a = { id: this.id, roundId: this.params.roundId, maskKey: this.mask.publicKey, shareKey: this.share.publicKey };
+    return { ...a, signature: nacl.sign.detached(advertMessage(a), this.signSecretKey) };
+  }
+
+  /** Step 2: check neighbours' adverts, then share b and the mask key with them (encrypted). */
+  shareKeys(adverts: ReadonlyMap<number, KeyAdvert>, signKeys: ReadonlyMap<number, Uint8Array>): ShareMessage[] {
+    for (const v of this.neighbours) {
+      const a = adverts.get(v);
+      const pk = signKeys.get(v);
+      if (a && pk && a.id === v && verifyAdvert(a, this.params.roundId, pk)) this.peers.set(v, a);
+    }
+    const holders = [...this.peers.keys()];
+    if (holders.length < this.params.threshold) throw new RangeError(`SecAggDevice.shareKeys: only ${holders.length} verified neighbours, threshold is ${this.params.threshold}`);
+    const bShares = splitSecret(this.selfSeed, holders, this.params.threshold, this.rng);
+    const kShares = splitSecret(this.mask.secretKey, holders, this.params.threshold, this.rng);
+    return holders.map((v, i) => {
+      const plain = new TextEncoder().encode(JSON.stringify({ from: this.id, to: v, b: bShares[i].y.toString(16), k: kShares[i].y.toString(16) }));
+      const nonce = randomBytes(this.rng, nacl.box.nonceLength);
+      const ct = nacl.box(plain, nonce, this.peers.get(v)!.shareKey, this.share.secretKey);
+      const sealed = new Uint8Array(nonce.length + ct.length);
+      sealed.set(nonce);
+      sealed.set(ct, nonce.length);
+      return { from: this.id, to: v, sealed };
+    });
+  }
+
+  /** Step 2′: keep the shares neighbours sent to this device; forged or misrouted ones are dropped. */
+  receiveShares(messages: readonly ShareMessage[]): number {
+    for (const m of messages) {
+      const a = this.peers.get(m.from);
+      if (!a || m.to !== this.id) continue;
+      const plain = nacl.box.open(m.sealed.subarray(nacl.box.nonceLength), m.sealed.subarray(0, nacl.box.nonceLength), a.shareKey, this.share.secretKey);
+      if (!plain) continue;
+      const j = JSON.parse(new TextDecoder().decode(plain)) as { from: number; to: number; b: string; k: string };
+      if (j.from !== m.from || j.to !== this.id) continue;
+      this.held.set(m.from, { selfMask: { x: this.id, y: BigInt(`0x${j.b}`) }, key: { x: this.id, y: BigInt(`0x${j.k}`) } });
+    }
+    return this.held.size;
+  }
+
+  /** Step 3: the masked, fixed-point encoded update. */
+  maskedInput(update: Float32Array): Uint32Array {
+    if (update.length !== this.params.length) throw new RangeError(`SecAggDevice.maskedInput: update has ${update.length} values, expected ${this.params.length}`);
+    const y = addMod32(encodeFixed(update, this.params.scale), expandMask(this.selfSeed, this.params.length));
+    // pairwise masks only with neighbours whose shares arrived (they are the ones the coordinator can unmask)
+    for (const [v, a] of this.peers) {
+      if (!this.held.has(v)) continue;
+      const s = pairwiseSeed(this.mask.secretKey, a.maskKey, `${this.params.roundId}|${Math.min(this.id, v)}|${Math.max(this.id, v)}`);
+      addMod32(y, expandMask(s, this.params.length), this.id < v ? 1 : -1);
+    }
+    return y;
+  }
+
+  /** Step 4: reveal the requested shares; refuses a request naming one owner for both kinds. */
+  unmask(req: UnmaskRequest): UnmaskResponse {
+    const both = req.selfMaskOf.filter((o) => req.keyOf.includes(o));
+    if (both.length > 0) throw new RangeError(`SecAggDevice.unmask: the coordinator asked for both secrets of device ${both[0]}`);
+    const selfMask = new Map<number, Share>();
+    const key = new Map<number, Share>();
+    for (const o of req.selfMaskOf) if (this.held.has(o)) selfMask.set(o, this.held.get(o)!.selfMask);
+    for (const o of req.keyOf) if (this.held.has(o)) key.set(o, this.held.get(o)!.key);
+    return { from: this.id, selfMask, key };
+  }
+}
