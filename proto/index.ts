@@ -1,5 +1,8 @@
 /**
- * proto/: the fedtune.v1 wire contract (.proto files, the single source of truth for gRPC) and
- * the codec between wire messages and domain types. Not built yet: see the federation issue.
+ * proto/: the fedtune.v1 wire contract (fedtune.proto, health.proto — the single source of
+ * truth), its generated TypeScript types (generated/, `npm run proto:gen`), the loader, and the
+ * codec between wire messages and domain types. Services are implemented in server/ and used by
+ * client/ (next: the federation issue).
  */
-export {};
+export * from './codec.js';
+export * from './load.js';

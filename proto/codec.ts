@@ -1,0 +1,97 @@
+/**
+ * Wire ↔ domain conversion, in one place: LoRA and training configurations, bytes, and the
+ * exact bytes a request signature covers.
+ */
+import { createHash } from 'node:crypto';
+import { isMatrixName, loraConfig, MATRIX_NAMES, QUANT_MODES, type LoraConfig, type MatrixName, type QuantMode, type TrainOptions } from '../model/index.js';
+import type { LoraConfig as WireLoraConfig, LoraConfig__Output as WireLoraConfigOut } from './generated/fedtune/v1/LoraConfig.js';
+import type { TrainingConfig as WireTraining, TrainingConfig__Output as WireTrainingOut } from './generated/fedtune/v1/TrainingConfig.js';
+import { loadProtos } from './load.js';
+
+/** A wire message that fails validation: becomes INVALID_ARGUMENT with this sentence. */
+export class WireFormatError extends Error {
+  override name = 'WireFormatError';
+}
+
+/** Domain LoRA config → wire. */
+export function loraConfigToWire(c: LoraConfig): WireLoraConfig {
+  return { rank: c.rank, alpha: c.alpha, targets: [...c.targets], dropout: c.dropout, freezeA: c.freezeA, seed: c.seed };
+}
+
+/** Wire LoRA config → validated domain config. */
+export function loraConfigFromWire(w: WireLoraConfigOut | null | undefined): LoraConfig {
+  if (!w) throw new WireFormatError('the LoRA config is missing');
+  const bad = w.targets.find((t) => !isMatrixName(t));
+  if (bad !== undefined) throw new WireFormatError(`unknown LoRA target "${bad}"; expected some of ${MATRIX_NAMES.join(', ')}`);
+  try {
+    return loraConfig({ rank: w.rank, alpha: w.alpha, targets: w.targets as MatrixName[], dropout: w.dropout, freezeA: w.freezeA, seed: w.seed }, 'LoRA config');
+  } catch (e) {
+    throw new WireFormatError((e as Error).message);
+  }
+}
+
+/** Device training settings of a round. */
+export interface DeviceTraining extends TrainOptions {
+  readonly quant: QuantMode;
+}
+
+/** Domain training settings → wire. */
+export function trainingToWire(t: DeviceTraining): WireTraining {
+  return {
+    steps: t.steps ?? 0,
+    batchSize: t.batchSize ?? 0,
+    seqLen: t.seqLen ?? 0,
+    lr: t.lr ?? 0,
+    weightDecay: t.weightDecay ?? 0,
+    clipNorm: t.clipNorm ?? 0,
+    timeBudgetMs: t.timeBudgetMs ?? 0,
+    quant: t.quant,
+  };
+}
+
+/** Wire training settings → domain (zeros mean "use the trainer's default"). */
+export function trainingFromWire(w: WireTrainingOut | null | undefined): DeviceTraining {
+  if (!w) throw new WireFormatError('the training config is missing');
+  const quant = (w.quant || 'none') as QuantMode;
+  if (!QUANT_MODES.includes(quant)) throw new WireFormatError(`unknown quantization "${w.quant}"; expected one of ${QUANT_MODES.join(', ')}`);
+  const pos = (v: number): number | undefined => (v > 0 ? v : undefined);
+  for (const [k, v] of Object.entries(w)) {
+    if (typeof v === 'number' && (!Number.isFinite(v) || v < 0)) throw new WireFormatError(`training.${k} must be a finite number ≥ 0, got ${v}`);
+  }
+  return {
+    steps: pos(w.steps),
+    batchSize: pos(w.batchSize),
+    seqLen: pos(w.seqLen),
+    lr: pos(w.lr),
+    weightDecay: w.weightDecay,
+    clipNorm: w.clipNorm,
+    timeBudgetMs: pos(w.timeBudgetMs),
+    quant,
+  };
+}
+
+/** Bytes from a wire `bytes` field (a Buffer) as a plain Uint8Array copy. */
+export function bytesFromWire(b: Uint8Array | null | undefined): Uint8Array {
+  return b ? Uint8Array.from(b) : new Uint8Array(0);
+}
+
+/**
+ * The payload a request signature covers: the request serialised with `auth` unset, by the
+ * method's own serializer. `method` is "Service/Method" as in the package definition, e.g.
+ * "fedtune.v1.Coordinator/CheckIn"; for UploadUpdate pass the header chunk `{ header }`, whose
+ * header's `auth` is unset likewise.
+ */
+export function signingPayload(method: string, request: Record<string, unknown>): Uint8Array {
+  const { definition } = loadProtos();
+  const [service, name] = method.split('/');
+  const svc = definition[service] as Record<string, { requestSerialize(v: unknown): Buffer }> | undefined;
+  const m = svc?.[name];
+  if (!m || typeof m.requestSerialize !== 'function') throw new RangeError(`signingPayload: unknown method "${method}"`);
+  const stripped = request.header && typeof request.header === 'object' ? { header: { ...(request.header as object), auth: null } } : { ...request, auth: null };
+  return m.requestSerialize(stripped);
+}
+
+/** hex SHA-256 of a signing payload (what goes into the signed string). */
+export function payloadDigest(payload: Uint8Array): string {
+  return createHash('sha256').update(payload).digest('hex');
+}

@@ -1,0 +1,58 @@
+import type * as grpc from '@grpc/grpc-js';
+import type { EnumTypeDefinition, MessageTypeDefinition } from '@grpc/proto-loader';
+
+import type { Auth as _fedtune_v1_Auth, Auth__Output as _fedtune_v1_Auth__Output } from './fedtune/v1/Auth.js';
+import type { BlobChunk as _fedtune_v1_BlobChunk, BlobChunk__Output as _fedtune_v1_BlobChunk__Output } from './fedtune/v1/BlobChunk.js';
+import type { BlobRef as _fedtune_v1_BlobRef, BlobRef__Output as _fedtune_v1_BlobRef__Output } from './fedtune/v1/BlobRef.js';
+import type { CheckInRequest as _fedtune_v1_CheckInRequest, CheckInRequest__Output as _fedtune_v1_CheckInRequest__Output } from './fedtune/v1/CheckInRequest.js';
+import type { CheckInResponse as _fedtune_v1_CheckInResponse, CheckInResponse__Output as _fedtune_v1_CheckInResponse__Output } from './fedtune/v1/CheckInResponse.js';
+import type { ComeBackLater as _fedtune_v1_ComeBackLater, ComeBackLater__Output as _fedtune_v1_ComeBackLater__Output } from './fedtune/v1/ComeBackLater.js';
+import type { CoordinatorClient as _fedtune_v1_CoordinatorClient, CoordinatorDefinition as _fedtune_v1_CoordinatorDefinition } from './fedtune/v1/Coordinator.js';
+import type { DownloadBlobRequest as _fedtune_v1_DownloadBlobRequest, DownloadBlobRequest__Output as _fedtune_v1_DownloadBlobRequest__Output } from './fedtune/v1/DownloadBlobRequest.js';
+import type { DpConfig as _fedtune_v1_DpConfig, DpConfig__Output as _fedtune_v1_DpConfig__Output } from './fedtune/v1/DpConfig.js';
+import type { EnrollRequest as _fedtune_v1_EnrollRequest, EnrollRequest__Output as _fedtune_v1_EnrollRequest__Output } from './fedtune/v1/EnrollRequest.js';
+import type { EnrollResponse as _fedtune_v1_EnrollResponse, EnrollResponse__Output as _fedtune_v1_EnrollResponse__Output } from './fedtune/v1/EnrollResponse.js';
+import type { GetProgramRequest as _fedtune_v1_GetProgramRequest, GetProgramRequest__Output as _fedtune_v1_GetProgramRequest__Output } from './fedtune/v1/GetProgramRequest.js';
+import type { LoraConfig as _fedtune_v1_LoraConfig, LoraConfig__Output as _fedtune_v1_LoraConfig__Output } from './fedtune/v1/LoraConfig.js';
+import type { ProgramConfig as _fedtune_v1_ProgramConfig, ProgramConfig__Output as _fedtune_v1_ProgramConfig__Output } from './fedtune/v1/ProgramConfig.js';
+import type { RoundEvent as _fedtune_v1_RoundEvent, RoundEvent__Output as _fedtune_v1_RoundEvent__Output } from './fedtune/v1/RoundEvent.js';
+import type { RoundWork as _fedtune_v1_RoundWork, RoundWork__Output as _fedtune_v1_RoundWork__Output } from './fedtune/v1/RoundWork.js';
+import type { TrainingConfig as _fedtune_v1_TrainingConfig, TrainingConfig__Output as _fedtune_v1_TrainingConfig__Output } from './fedtune/v1/TrainingConfig.js';
+import type { UpdateChunk as _fedtune_v1_UpdateChunk, UpdateChunk__Output as _fedtune_v1_UpdateChunk__Output } from './fedtune/v1/UpdateChunk.js';
+import type { UpdateHeader as _fedtune_v1_UpdateHeader, UpdateHeader__Output as _fedtune_v1_UpdateHeader__Output } from './fedtune/v1/UpdateHeader.js';
+import type { UploadUpdateResponse as _fedtune_v1_UploadUpdateResponse, UploadUpdateResponse__Output as _fedtune_v1_UploadUpdateResponse__Output } from './fedtune/v1/UploadUpdateResponse.js';
+import type { WatchRoundsRequest as _fedtune_v1_WatchRoundsRequest, WatchRoundsRequest__Output as _fedtune_v1_WatchRoundsRequest__Output } from './fedtune/v1/WatchRoundsRequest.js';
+
+type SubtypeConstructor<Constructor extends new (...args: any) => any, Subtype> = {
+  new(...args: ConstructorParameters<Constructor>): Subtype;
+};
+
+export interface ProtoGrpcType {
+  fedtune: {
+    v1: {
+      Auth: MessageTypeDefinition<_fedtune_v1_Auth, _fedtune_v1_Auth__Output>
+      BlobChunk: MessageTypeDefinition<_fedtune_v1_BlobChunk, _fedtune_v1_BlobChunk__Output>
+      BlobRef: MessageTypeDefinition<_fedtune_v1_BlobRef, _fedtune_v1_BlobRef__Output>
+      CheckInRequest: MessageTypeDefinition<_fedtune_v1_CheckInRequest, _fedtune_v1_CheckInRequest__Output>
+      CheckInResponse: MessageTypeDefinition<_fedtune_v1_CheckInResponse, _fedtune_v1_CheckInResponse__Output>
+      ComeBackLater: MessageTypeDefinition<_fedtune_v1_ComeBackLater, _fedtune_v1_ComeBackLater__Output>
+      Coordinator: SubtypeConstructor<typeof grpc.Client, _fedtune_v1_CoordinatorClient> & { service: _fedtune_v1_CoordinatorDefinition }
+      DownloadBlobRequest: MessageTypeDefinition<_fedtune_v1_DownloadBlobRequest, _fedtune_v1_DownloadBlobRequest__Output>
+      DpConfig: MessageTypeDefinition<_fedtune_v1_DpConfig, _fedtune_v1_DpConfig__Output>
+      EnrollRequest: MessageTypeDefinition<_fedtune_v1_EnrollRequest, _fedtune_v1_EnrollRequest__Output>
+      EnrollResponse: MessageTypeDefinition<_fedtune_v1_EnrollResponse, _fedtune_v1_EnrollResponse__Output>
+      GetProgramRequest: MessageTypeDefinition<_fedtune_v1_GetProgramRequest, _fedtune_v1_GetProgramRequest__Output>
+      LoraConfig: MessageTypeDefinition<_fedtune_v1_LoraConfig, _fedtune_v1_LoraConfig__Output>
+      ProgramConfig: MessageTypeDefinition<_fedtune_v1_ProgramConfig, _fedtune_v1_ProgramConfig__Output>
+      RoundEvent: MessageTypeDefinition<_fedtune_v1_RoundEvent, _fedtune_v1_RoundEvent__Output>
+      RoundState: EnumTypeDefinition
+      RoundWork: MessageTypeDefinition<_fedtune_v1_RoundWork, _fedtune_v1_RoundWork__Output>
+      TrainingConfig: MessageTypeDefinition<_fedtune_v1_TrainingConfig, _fedtune_v1_TrainingConfig__Output>
+      UpdateChunk: MessageTypeDefinition<_fedtune_v1_UpdateChunk, _fedtune_v1_UpdateChunk__Output>
+      UpdateHeader: MessageTypeDefinition<_fedtune_v1_UpdateHeader, _fedtune_v1_UpdateHeader__Output>
+      UploadUpdateResponse: MessageTypeDefinition<_fedtune_v1_UploadUpdateResponse, _fedtune_v1_UploadUpdateResponse__Output>
+      WatchRoundsRequest: MessageTypeDefinition<_fedtune_v1_WatchRoundsRequest, _fedtune_v1_WatchRoundsRequest__Output>
+    }
+  }
+}
+

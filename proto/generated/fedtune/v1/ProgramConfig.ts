@@ -1,0 +1,37 @@
+// Original file: proto/fedtune.proto
+
+import type { BlobRef as _fedtune_v1_BlobRef, BlobRef__Output as _fedtune_v1_BlobRef__Output } from '../../fedtune/v1/BlobRef.js';
+import type { LoraConfig as _fedtune_v1_LoraConfig, LoraConfig__Output as _fedtune_v1_LoraConfig__Output } from '../../fedtune/v1/LoraConfig.js';
+import type { TrainingConfig as _fedtune_v1_TrainingConfig, TrainingConfig__Output as _fedtune_v1_TrainingConfig__Output } from '../../fedtune/v1/TrainingConfig.js';
+import type { DpConfig as _fedtune_v1_DpConfig, DpConfig__Output as _fedtune_v1_DpConfig__Output } from '../../fedtune/v1/DpConfig.js';
+import type { Long } from '@grpc/proto-loader';
+
+export interface ProgramConfig {
+  'programId'?: (string);
+  'base'?: (_fedtune_v1_BlobRef | null);
+  'lora'?: (_fedtune_v1_LoraConfig | null);
+  'training'?: (_fedtune_v1_TrainingConfig | null);
+  'dp'?: (_fedtune_v1_DpConfig | null);
+  'programBoxPublicKey'?: (Buffer | Uint8Array | string);
+  /**
+   * The global adapter now, and its blob.
+   */
+  'adapterVersion'?: (number | string | Long);
+  'adapter'?: (_fedtune_v1_BlobRef | null);
+  'roundsTotal'?: (number);
+}
+
+export interface ProgramConfig__Output {
+  'programId': (string);
+  'base': (_fedtune_v1_BlobRef__Output | null);
+  'lora': (_fedtune_v1_LoraConfig__Output | null);
+  'training': (_fedtune_v1_TrainingConfig__Output | null);
+  'dp': (_fedtune_v1_DpConfig__Output | null);
+  'programBoxPublicKey': (Buffer);
+  /**
+   * The global adapter now, and its blob.
+   */
+  'adapterVersion': (number);
+  'adapter': (_fedtune_v1_BlobRef__Output | null);
+  'roundsTotal': (number);
+}

@@ -1,0 +1,31 @@
+// Original file: proto/fedtune.proto
+
+import type { Long } from '@grpc/proto-loader';
+
+export interface TrainingConfig {
+  'steps'?: (number);
+  'batchSize'?: (number);
+  'seqLen'?: (number);
+  'lr'?: (number | string);
+  'weightDecay'?: (number | string);
+  'clipNorm'?: (number | string);
+  'timeBudgetMs'?: (number | string | Long);
+  /**
+   * The base's quantization on devices: "none", "int8", "int4".
+   */
+  'quant'?: (string);
+}
+
+export interface TrainingConfig__Output {
+  'steps': (number);
+  'batchSize': (number);
+  'seqLen': (number);
+  'lr': (number);
+  'weightDecay': (number);
+  'clipNorm': (number);
+  'timeBudgetMs': (number);
+  /**
+   * The base's quantization on devices: "none", "int8", "int4".
+   */
+  'quant': (string);
+}
