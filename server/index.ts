@@ -1,5 +1,6 @@
 /**
- * server/: the coordinator service — programs, enrolment and request signing, the round state
- * machine (rxjs), storage (SQLite), gRPC handlers. Not built yet: see the federation issue.
+ * server/: the coordinator. Built so far: the content-addressed blob store. Programs,
+ * enrolment and signing checks, the round state machine, SQLite storage and the gRPC handlers
+ * come with the federation issue.
  */
-export {};
+export * from './blob-store.js';
