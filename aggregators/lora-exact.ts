@@ -47,10 +47,11 @@ export function symmetricEigen(m: Float64Array, n: number): { values: Float64Arr
   const a = Float64Array.from(m);
   const v = new Float64Array(n * n);
   for (let i = 0; i < n; i++) v[i * n + i] = 1;
+  const total = a.reduce((s, x) => s + x * x, 0);
   for (let sweep = 0; sweep < 100; sweep++) {
     let off = 0;
     for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) off += a[i * n + j] ** 2;
-    if (off < 1e-30) break;
+    if (off <= 1e-30 * total) break; // relative: scale-free
     for (let p = 0; p < n; p++) {
       for (let q = p + 1; q < n; q++) {
         const apq = a[p * n + q];
@@ -100,6 +101,12 @@ export function exactDeltaW(fs: readonly LoraFactors[], out: number, inDim: numb
   // thin QR of Bs by modified Gram–Schmidt (twice, for orthogonality): Q [out, R], Rb [R, R]
   const q = Float64Array.from(bs);
   const rb = new Float64Array(R * R);
+  let maxColumn = 0;
+  for (let j = 0; j < R; j++) {
+    let s = 0;
+    for (let o = 0; o < out; o++) s += bs[o * R + j] ** 2;
+    maxColumn = Math.max(maxColumn, Math.sqrt(s));
+  }
   for (let j = 0; j < R; j++) {
     for (let pass = 0; pass < 2; pass++) {
       for (let i = 0; i < j; i++) {
@@ -113,7 +120,8 @@ export function exactDeltaW(fs: readonly LoraFactors[], out: number, inDim: numb
     for (let o = 0; o < out; o++) norm += q[o * R + j] ** 2;
     norm = Math.sqrt(norm);
     rb[j * R + j] = norm;
-    for (let o = 0; o < out; o++) q[o * R + j] = norm > 1e-12 ? q[o * R + j] / norm : 0;
+    for (let o = 0; o < out; o++) q[o * R + j] = norm > 1e-12 * maxColumn ? q[o * R + j] / norm : 0;
+    if (!(norm > 1e-12 * maxColumn)) rb[j * R + j] = 0; // a dependent column adds nothing new
   }
   // M = Rb As [R, in]; its SVD from the eigen-decomposition of M Mᵀ [R, R]
   const m = new Float64Array(R * inDim);
@@ -134,7 +142,7 @@ export function exactDeltaW(fs: readonly LoraFactors[], out: number, inDim: numb
   const b = new Float32Array(out * rank);
   for (let t = 0; t < Math.min(rank, R); t++) {
     const sv = singularValues[t];
-    if (sv < 1e-12) break;
+    if (!(sv > 1e-12 * singularValues[0])) break; // relative cut-off: works at any scale
     const e = order[t];
     const root = Math.sqrt(sv);
     // left vector Q u (u: eigenvector of M Mᵀ), right vector Mᵀ u / σ; split σ evenly between B and A

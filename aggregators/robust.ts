@@ -13,6 +13,7 @@
 function check(where: string, updates: readonly Float32Array[]): number {
   if (!Array.isArray(updates) || updates.length === 0) throw new RangeError(`${where}: updates must be a non-empty array`);
   const d = updates[0].length;
+  if (!(updates[0] instanceof Float32Array)) throw new TypeError(`${where}: update 0 is not a Float32Array`);
   updates.forEach((u, k) => {
     if (!(u instanceof Float32Array)) throw new TypeError(`${where}: update ${k} is not a Float32Array`);
     if (u.length !== d) throw new RangeError(`${where}: update ${k} has ${u.length} values, expected ${d}`);
@@ -74,7 +75,7 @@ function squaredDistances(updates: readonly Float32Array[]): Float64Array {
 
 /** Krum scores of the updates listed in `ids` (indices into a distance matrix of size n). */
 function krumScores(dist: Float64Array, n: number, ids: readonly number[], f: number): number[] {
-  const m = ids.length - f - 2;
+  const m = Math.max(0, ids.length - f - 2);
   return ids.map((a) => {
     const ds = ids.filter((b) => b !== a).map((b) => dist[a * n + b]).sort((x, y) => x - y);
     return ds.slice(0, m).reduce((s, v) => s + v, 0);
@@ -124,7 +125,7 @@ export function bulyan(updates: readonly Float32Array[], f: number): Float32Arra
   const left = updates.map((_, i) => i);
   const chosen: number[] = [];
   while (chosen.length < theta) {
-    // Krum over what is left, tolerating f (|left| ≥ 2f + 3 holds throughout)
+    // Krum over what is left (|left| falls to 2f + 1 at the last pick; scores then use fewer neighbours)
     const scores = krumScores(dist, n, left, f);
     let best = 0;
     for (let i = 1; i < left.length; i++) if (scores[i] < scores[best]) best = i;

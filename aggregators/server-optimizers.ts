@@ -58,6 +58,10 @@ export class ServerOptimizer {
 
   /** The next global vector from the current one and this round's pseudo-gradient Δ. */
   step(global: Float32Array, delta: Float32Array): Float32Array {
+    if (!(global instanceof Float32Array) || !(delta instanceof Float32Array)) throw new TypeError('ServerOptimizer.step: global and delta must be Float32Arrays');
+    for (let i = 0; i < delta.length; i++) {
+      if (!Number.isFinite(delta[i])) throw new RangeError(`ServerOptimizer.step: delta holds a non-finite value at ${i}; the state is unchanged`);
+    }
     if (global.length !== delta.length) throw new RangeError(`ServerOptimizer.step: global has ${global.length} values but delta ${delta.length}`);
     const d = global.length;
     if (this.m && this.m.length !== d) throw new RangeError(`ServerOptimizer.step: the vector length changed from ${this.m.length} to ${d}`);

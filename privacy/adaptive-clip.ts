@@ -43,7 +43,8 @@ export class AdaptiveClip {
 
   /** Fold in one round's reports (true = the device's norm was ≤ clip); returns the new clip. */
   update(unclipped: readonly boolean[], rng: Rng): number {
-    if (unclipped.length === 0) throw new RangeError('AdaptiveClip.update: no reports');
+    if (!Array.isArray(unclipped) || unclipped.length === 0) throw new RangeError('AdaptiveClip.update: unclipped must be a non-empty array of reports');
+    if (!rng || typeof rng.nextFloat !== 'function') throw new TypeError('AdaptiveClip.update: rng must be an Rng');
     const count = unclipped.reduce((s, b) => s + (b ? 1 : 0), 0);
     const noisy = this.sigmaB > 0 ? count + this.sigmaB * nextGaussian(rng) : count;
     const bBar = noisy / unclipped.length;

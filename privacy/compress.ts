@@ -26,6 +26,7 @@ export function quantizedUpdateBytes(q: QuantizedUpdate): number {
  * make the expectation exactly x/s, so E[dequantize(q)] = x and |error| < s per value.
  */
 export function stochasticQuantize(x: Float32Array, bits: 8 | 4, rng: Rng, block = 256): QuantizedUpdate {
+  if (!(x instanceof Float32Array)) throw new TypeError('stochasticQuantize: x must be a Float32Array');
   if (bits !== 8 && bits !== 4) throw new RangeError(`stochasticQuantize: bits must be 8 or 4, got ${bits}`);
   if (!Number.isInteger(block) || block < 1) throw new RangeError(`stochasticQuantize: block must be a positive integer, got ${block}`);
   const L = bits === 8 ? 127 : 7;
@@ -40,13 +41,13 @@ export function stochasticQuantize(x: Float32Array, bits: 8 | 4, rng: Rng, block
       if (!Number.isFinite(x[i])) throw new RangeError(`stochasticQuantize: non-finite value at ${i}`);
       amax = Math.max(amax, Math.abs(x[i]));
     }
-    const s = amax / L;
-    scales[b] = s;
+    scales[b] = amax / L;
+    const s = scales[b]; // the float32 value the receiver will use
     if (s === 0) continue;
     for (let i = s0; i < e0; i++) {
-      const t = x[i] / scales[b];
+      const t = Math.max(-L, Math.min(L, x[i] / s));
       const lo = Math.floor(t);
-      levels[i] = Math.max(-L, Math.min(L, lo + (rng.nextFloat() < t - lo ? 1 : 0)));
+      levels[i] = lo + (rng.nextFloat() < t - lo ? 1 : 0);
     }
   }
   return { bits, length: x.length, block, levels, scales };
@@ -66,7 +67,9 @@ export interface SparseUpdate {
 
 /** Keep the k coordinates of largest magnitude (ties to the lower index). */
 export function topK(x: Float32Array, k: number): SparseUpdate {
+  if (!(x instanceof Float32Array)) throw new TypeError('topK: x must be a Float32Array');
   if (!Number.isInteger(k) || k < 1 || k > x.length) throw new RangeError(`topK: k must be an integer in [1, ${x.length}], got ${k}`);
+  for (let i = 0; i < x.length; i++) if (!Number.isFinite(x[i])) throw new RangeError(`topK: non-finite value at ${i}`);
   const idx = Array.from({ length: x.length }, (_, i) => i).sort((a, b) => Math.abs(x[b]) - Math.abs(x[a]) || a - b).slice(0, k).sort((a, b) => a - b);
   return { length: x.length, indices: Uint32Array.from(idx), values: Float32Array.from(idx, (i) => x[i]) };
 }
@@ -92,6 +95,7 @@ export class ErrorFeedback {
 
   /** Compress update + residual to its top k; remember the rest. */
   compress(update: Float32Array, k: number): SparseUpdate {
+    if (!(update instanceof Float32Array)) throw new TypeError('ErrorFeedback.compress: update must be a Float32Array');
     if (update.length !== this.length) throw new RangeError(`ErrorFeedback.compress: update has ${update.length} values, expected ${this.length}`);
     const corrected = Float32Array.from(update, (v, i) => v + this.residual[i]);
     const sent = topK(corrected, k);

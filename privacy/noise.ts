@@ -1,7 +1,9 @@
 /**
  * Gaussian noise stage. Central DP adds N(0, (zC)²) to the sum of clipped updates; local DP
  * has each device add it; distributed DP has each of n devices add N(0, (zC)²/n) so that the
- * sum carries the target. The argument is a *standard deviation* (not a variance). Randomness
+ * sum carries the target — with secure aggregation, pass the fewest devices that can survive
+ * (the SecAgg threshold), not the cohort, or dropouts leave the sum under-noised. The argument
+ * is a *standard deviation* (not a variance). Randomness
  * is injected: cryptoRng() in production, seededRng() in tests.
  */
 import { nextGaussian, type Rng } from '../model/rng.js';

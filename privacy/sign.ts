@@ -41,6 +41,7 @@ export function signRequest(deviceId: string, body: Uint8Array, keys: SignKeyPai
   if (typeof deviceId !== 'string' || deviceId === '' || deviceId.includes('|')) throw new TypeError('signRequest: deviceId must be a non-empty string without "|"');
   if (!/^[0-9a-f]{32,128}$/.test(nonce)) throw new TypeError('signRequest: nonce must be 16–64 bytes of hex');
   if (!Number.isSafeInteger(now) || now < 0) throw new RangeError(`signRequest: now must be a non-negative integer of milliseconds, got ${now}`);
+  if (!keys || !(keys.secretKey instanceof Uint8Array) || keys.secretKey.length !== nacl.sign.secretKeyLength) throw new TypeError('signRequest: keys.secretKey must be a 64-byte Ed25519 secret key');
   const signature = nacl.sign.detached(signedMessage(deviceId, nonce, now, body), keys.secretKey);
   return { deviceId, nonce, timestamp: now, signature };
 }
@@ -62,7 +63,8 @@ export class RequestVerifier {
 
   /** Check a signed request from a device whose public key is `publicKey`. */
   verify(sig: RequestSignature, body: Uint8Array, publicKey: Uint8Array, now = Date.now()): VerifyResult {
-    if (!(sig.signature instanceof Uint8Array) || sig.signature.length !== nacl.sign.signatureLength || publicKey.length !== nacl.sign.publicKeyLength) return 'malformed';
+    if (!(publicKey instanceof Uint8Array) || !(body instanceof Uint8Array)) throw new TypeError('RequestVerifier.verify: publicKey and body must be Uint8Arrays');
+    if (!sig || !(sig.signature instanceof Uint8Array) || sig.signature.length !== nacl.sign.signatureLength || publicKey.length !== nacl.sign.publicKeyLength) return 'malformed';
     if (!/^[0-9a-f]{32,128}$/.test(sig.nonce) || !Number.isSafeInteger(sig.timestamp)) return 'malformed';
     if (Math.abs(now - sig.timestamp) > this.maxSkewMs) return 'stale';
     if (!nacl.sign.detached.verify(signedMessage(sig.deviceId, sig.nonce, sig.timestamp, body), sig.signature, publicKey)) return 'bad-signature';

@@ -82,6 +82,7 @@ export function bytesFromWire(b: Uint8Array | null | undefined): Uint8Array {
  * header's `auth` is unset likewise.
  */
 export function signingPayload(method: string, request: Record<string, unknown>): Uint8Array {
+  if (!request || typeof request !== 'object') throw new TypeError('signingPayload: request must be a message object');
   const { definition } = loadProtos();
   const [service, name] = method.split('/');
   const svc = definition[service] as Record<string, { requestSerialize(v: unknown): Buffer }> | undefined;

@@ -14,6 +14,8 @@ function checkDelta(where: string, delta: number): void {
 /** ε at one order. */
 export function epsilonAtOrder(rdp: number, alpha: number, delta: number, conversion: Conversion = 'improved'): number {
   if (!(rdp >= 0)) throw new RangeError(`epsilonAtOrder: rdp must be ≥ 0, got ${rdp}`);
+  if (!(alpha > 1) || !Number.isFinite(alpha)) throw new RangeError(`epsilonAtOrder: alpha must be a finite order > 1, got ${alpha}`);
+  checkDelta('epsilonAtOrder', delta);
   if (conversion === 'classic') return rdp + Math.log(1 / delta) / (alpha - 1);
   if (delta * delta + Math.expm1(-rdp) >= 0) return 0; // the privacy loss is already within δ
   return Math.max(0, rdp + Math.log1p(-1 / alpha) - (Math.log(delta) + Math.log(alpha)) / (alpha - 1));

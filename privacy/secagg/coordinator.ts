@@ -3,7 +3,7 @@
  * masked inputs, and at the end removes the masks it may remove (see protocol.ts).
  */
 import { addMod32, decodeFixed, expandMask, pairwiseSeed } from './masking.js';
-import { neighbourGraph, verifyAdvert, type KeyAdvert, type SecAggParams, type ShareMessage, type UnmaskRequest, type UnmaskResponse } from './protocol.js';
+import { neighbourGraph, validateParams, verifyAdvert, type KeyAdvert, type SecAggParams, type ShareMessage, type UnmaskRequest, type UnmaskResponse } from './protocol.js';
 import { combineShares, type Share } from './shamir.js';
 
 /** The outcome of a round: the sum, or why it could not be computed. */
@@ -17,11 +17,13 @@ export class SecAggCoordinator {
   private readonly masked = new Set<number>();
   private readonly shared = new Set<number>();
   private readonly routed = new Set<string>();
+  private frozen?: UnmaskRequest;
 
   constructor(
     private readonly params: SecAggParams,
     private readonly signKeys: ReadonlyMap<number, Uint8Array>,
   ) {
+    validateParams(params, 'SecAggCoordinator');
     this.graph = neighbourGraph(params.ids, params.k, params.graphSeed);
     this.sum = new Uint32Array(params.length);
   }
@@ -29,7 +31,7 @@ export class SecAggCoordinator {
   /** Step 1: accept an advert if signed for this round by that device and not seen before. */
   acceptAdvert(a: KeyAdvert): boolean {
     const pk = this.signKeys.get(a.id);
-    if (!pk || this.adverts.has(a.id) || !this.graph.has(a.id) || !verifyAdvert(a, this.params.roundId, pk)) return false;
+    if (this.frozen || this.routed.size > 0 || !pk || this.adverts.has(a.id) || !this.graph.has(a.id) || !verifyAdvert(a, this.params.roundId, pk)) return false;
     this.adverts.set(a.id, a);
     return true;
   }
@@ -41,6 +43,7 @@ export class SecAggCoordinator {
 
   /** Step 2: route a device's share messages; returns them grouped by recipient. */
   routeShares(all: readonly ShareMessage[]): Map<number, ShareMessage[]> {
+    if (this.frozen || this.routed.size > 0) throw new RangeError('SecAggCoordinator.routeShares: shares were already routed this round');
     const out = new Map<number, ShareMessage[]>();
     for (const m of all) {
       if (!this.adverts.has(m.from) || !this.adverts.has(m.to)) continue;
@@ -53,17 +56,27 @@ export class SecAggCoordinator {
     return out;
   }
 
-  /** Step 3: add a masked input (once per device that shared keys). */
+  /** The devices whose shares were routed (U₁): every device needs this list for step 3. */
+  senders(): number[] {
+    return [...this.shared].sort((a, b) => a - b);
+  }
+
+  /** Step 3: add a masked input (once per device that shared keys, before the unmask request). */
   acceptMaskedInput(id: number, y: Uint32Array): boolean {
-    if (!this.shared.has(id) || this.masked.has(id) || y.length !== this.params.length) return false;
+    if (this.frozen || !this.shared.has(id) || this.masked.has(id) || y.length !== this.params.length) return false;
     addMod32(this.sum, y);
     this.masked.add(id);
     return true;
   }
 
-  /** Step 4 request: self-mask shares of devices whose input arrived, key shares of those that dropped before. */
+  /**
+   * Step 4 request: self-mask shares of devices whose input arrived, key shares of those that
+   * dropped before. Issuing it freezes the round: later inputs are refused, so no device can
+   * move from one list to the other.
+   */
   unmaskRequest(): UnmaskRequest {
-    return { selfMaskOf: [...this.masked], keyOf: [...this.shared].filter((id) => !this.masked.has(id)) };
+    this.frozen ??= { selfMaskOf: [...this.masked], keyOf: [...this.shared].filter((id) => !this.masked.has(id)) };
+    return this.frozen;
   }
 
   /** Finish with the survivors' responses. */

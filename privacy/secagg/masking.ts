@@ -14,6 +14,7 @@ const MASK_NONCE = new Uint8Array(24).fill(0).map((_, i) => 'fedtune.secagg.mask
 /** `length` uniform 32-bit words expanded from a 32-byte seed (XSalsa20 keystream). */
 export function expandMask(seed: Uint8Array, length: number): Uint32Array {
   if (!(seed instanceof Uint8Array) || seed.length !== 32) throw new TypeError('expandMask: seed must be 32 bytes');
+  if (!Number.isInteger(length) || length < 0) throw new RangeError(`expandMask: length must be a non-negative integer, got ${length}`);
   const bytes = new Uint8Array(4 * length);
   lowlevel.crypto_stream(bytes, 0, bytes.length, MASK_NONCE, seed);
   return new Uint32Array(bytes.buffer);
@@ -21,6 +22,9 @@ export function expandMask(seed: Uint8Array, length: number): Uint32Array {
 
 /** The seed two devices share: SHA-512(X25519(mySecret, theirPublic) ‖ context) truncated to 32 bytes. */
 export function pairwiseSeed(mySecretKey: Uint8Array, theirPublicKey: Uint8Array, context: string): Uint8Array {
+  for (const [name, k] of [['mySecretKey', mySecretKey], ['theirPublicKey', theirPublicKey]] as const) {
+    if (!(k instanceof Uint8Array) || k.length !== 32) throw new TypeError(`pairwiseSeed: ${name} must be 32 bytes`);
+  }
   const shared = nacl.scalarMult(mySecretKey, theirPublicKey);
   const ctx = new TextEncoder().encode(context);
   const buf = new Uint8Array(shared.length + ctx.length);
@@ -33,7 +37,9 @@ export function pairwiseSeed(mySecretKey: Uint8Array, theirPublicKey: Uint8Array
 export function fixedPointScale(bound: number, summands: number): number {
   if (!(bound > 0) || !Number.isFinite(bound)) throw new RangeError(`fixedPointScale: bound must be positive, got ${bound}`);
   if (!Number.isInteger(summands) || summands < 1) throw new RangeError(`fixedPointScale: summands must be a positive integer, got ${summands}`);
-  return Math.floor((2 ** 31 - 1) / (bound * summands));
+  const scale = Math.floor((2 ** 31 - 1) / (bound * summands));
+  if (scale < 1) throw new RangeError(`fixedPointScale: ${summands} summands of magnitude ${bound} do not fit in 32 bits; clip harder or aggregate fewer`);
+  return scale;
 }
 
 /** round(x · scale) mod 2^32 per value; |x| must be ≤ bound used for the scale. */

@@ -61,10 +61,30 @@ export interface UnmaskResponse {
 }
 
 /**
+ * Check round parameters; every party calls this. SecAgg+ needs k/2 < t ≤ k: with t ≤ k/2 two
+ * disjoint halves of a device's neighbours could each rebuild a different one of its secrets.
+ */
+export function validateParams(p: SecAggParams, where = 'SecAggParams'): SecAggParams {
+  if (typeof p.roundId !== 'string' || p.roundId === '' || p.roundId.includes('|')) throw new RangeError(`${where}: roundId must be a non-empty string without "|"`);
+  checkIds(where, p.ids);
+  if (!Number.isInteger(p.k) || p.k < 2 || p.k % 2 !== 0 || p.k >= p.ids.length) throw new RangeError(`${where}: k must be even and in [2, ${p.ids.length - 1}], got ${p.k}`);
+  if (!Number.isInteger(p.threshold) || p.threshold <= p.k / 2 || p.threshold > p.k) throw new RangeError(`${where}: threshold must be an integer in (k/2, k] = (${p.k / 2}, ${p.k}], got ${p.threshold}`);
+  if (!Number.isInteger(p.length) || p.length < 1) throw new RangeError(`${where}: length must be a positive integer, got ${p.length}`);
+  if (!Number.isFinite(p.scale) || p.scale < 1) throw new RangeError(`${where}: scale must be ≥ 1, got ${p.scale}`);
+  return p;
+}
+
+function checkIds(where: string, ids: readonly number[]): void {
+  if (!Array.isArray(ids) || ids.length < 3) throw new RangeError(`${where}: ids must list at least 3 devices`);
+  if (ids.some((x) => !Number.isSafeInteger(x) || x <= 0) || new Set(ids).size !== ids.length) throw new RangeError(`${where}: ids must be distinct positive integers`);
+}
+
+/**
  * The k-regular neighbour graph: the ids on a ring in a seeded random order, each linked to its
  * k/2 nearest on either side (a random circulant graph).
  */
 export function neighbourGraph(ids: readonly number[], k: number, seed: number): Map<number, number[]> {
+  checkIds('neighbourGraph', ids);
   if (!Number.isInteger(k) || k < 2 || k % 2 !== 0 || k >= ids.length) throw new RangeError(`neighbourGraph: k must be even and in [2, ${ids.length - 1}], got ${k}`);
   const ring = [...ids];
   let s = seed >>> 0 || 1;
@@ -109,6 +129,8 @@ export class SecAggDevice {
   private readonly neighbours: number[];
   private peers = new Map<number, KeyAdvert>();
   private held = new Map<number, { selfMask: Share; key: Share }>();
+  private maskWith: number[] = [];
+  private answered = false;
 
   constructor(
     readonly id: number,
@@ -116,6 +138,7 @@ export class SecAggDevice {
     private readonly signSecretKey: Uint8Array,
     private readonly rng: Rng,
   ) {
+    validateParams(params, 'SecAggDevice');
     this.neighbours = neighbourGraph(params.ids, params.k, params.graphSeed).get(id) ?? [];
     if (this.neighbours.length === 0) throw new RangeError(`SecAggDevice: id ${id} is not in the round`);
     this.mask = nacl.box.keyPair.fromSecretKey(randomBytes(rng, 32));
@@ -151,8 +174,13 @@ export class SecAggDevice {
     });
   }
 
-  /** Step 2′: keep the shares neighbours sent to this device; forged or misrouted ones are dropped. */
-  receiveShares(messages: readonly ShareMessage[]): number {
+  /**
+   * Step 2′: keep the shares neighbours sent to this device. `senders` is the coordinator's list
+   * of devices whose shares it routed (U₁): this device masks with exactly its neighbours in it,
+   * and throws (aborts the round) if any of them has no valid share here — otherwise its pairwise
+   * masks could not be matched and the sum would be silently wrong.
+   */
+  receiveShares(messages: readonly ShareMessage[], senders: readonly number[]): number {
     for (const m of messages) {
       const a = this.peers.get(m.from);
       if (!a || m.to !== this.id) continue;
@@ -162,6 +190,9 @@ export class SecAggDevice {
       if (j.from !== m.from || j.to !== this.id) continue;
       this.held.set(m.from, { selfMask: { x: this.id, y: BigInt(`0x${j.b}`) }, key: { x: this.id, y: BigInt(`0x${j.k}`) } });
     }
+    this.maskWith = this.neighbours.filter((v) => senders.includes(v));
+    const missing = this.maskWith.filter((v) => !this.held.has(v));
+    if (missing.length > 0) throw new RangeError(`SecAggDevice.receiveShares: no valid share from announced neighbour ${missing[0]}; aborting the round`);
     return this.held.size;
   }
 
@@ -169,17 +200,22 @@ export class SecAggDevice {
   maskedInput(update: Float32Array): Uint32Array {
     if (update.length !== this.params.length) throw new RangeError(`SecAggDevice.maskedInput: update has ${update.length} values, expected ${this.params.length}`);
     const y = addMod32(encodeFixed(update, this.params.scale), expandMask(this.selfSeed, this.params.length));
-    // pairwise masks only with neighbours whose shares arrived (they are the ones the coordinator can unmask)
-    for (const [v, a] of this.peers) {
-      if (!this.held.has(v)) continue;
+    // pairwise masks with exactly the announced senders among the neighbours (U₁ ∩ neighbours)
+    for (const v of this.maskWith) {
+      const a = this.peers.get(v)!;
       const s = pairwiseSeed(this.mask.secretKey, a.maskKey, `${this.params.roundId}|${Math.min(this.id, v)}|${Math.max(this.id, v)}`);
       addMod32(y, expandMask(s, this.params.length), this.id < v ? 1 : -1);
     }
     return y;
   }
 
-  /** Step 4: reveal the requested shares; refuses a request naming one owner for both kinds. */
+  /**
+   * Step 4: reveal the requested shares, once per round; refuses a request naming one owner for
+   * both kinds, and any second request (which could ask for the other secret of the same device).
+   */
   unmask(req: UnmaskRequest): UnmaskResponse {
+    if (this.answered) throw new RangeError('SecAggDevice.unmask: this device already answered an unmask request this round');
+    this.answered = true;
     const both = req.selfMaskOf.filter((o) => req.keyOf.includes(o));
     if (both.length > 0) throw new RangeError(`SecAggDevice.unmask: the coordinator asked for both secrets of device ${both[0]}`);
     const selfMask = new Map<number, Share>();

@@ -62,6 +62,7 @@ export function splitSecret(secret: Uint8Array, ids: readonly number[], threshol
 /** Reconstruct a secret of `length` bytes from at least threshold shares (Lagrange at 0). */
 export function combineShares(shares: readonly Share[], length: number): Uint8Array {
   if (shares.length === 0) throw new RangeError('combineShares: no shares');
+  if (!Number.isInteger(length) || length < 1 || length > 64) throw new RangeError(`combineShares: length must be 1–64 bytes, got ${length}`);
   if (new Set(shares.map((s) => s.x)).size !== shares.length) throw new RangeError('combineShares: duplicate share ids');
   let secret = 0n;
   shares.forEach((si, i) => {

@@ -41,3 +41,12 @@ describe('aggregators/server-optimizers (Reddi et al. 2021)', () => {
     assert.throws(() => new ServerOptimizer({ kind: 'fedadam' }).step(x0, Float32Array.of(1)), /delta 1/);
   });
 });
+
+describe('aggregators/server-optimizers (input checks)', () => {
+  it('refuses a non-finite delta without touching its state', () => {
+    const o = new ServerOptimizer({ kind: 'fedadam', lr: 0.1 });
+    const x = o.step(Float32Array.of(0), Float32Array.of(1));
+    assert.throws(() => o.step(x, Float32Array.of(NaN)), /non-finite value at 0; the state is unchanged/);
+    assert.ok(Number.isFinite(o.step(x, Float32Array.of(1))[0]));
+  });
+});

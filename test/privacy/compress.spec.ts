@@ -66,3 +66,10 @@ describe('privacy/compress', () => {
     assert.ok(run(false) > 10 * withEf, 'plain top-k is biased here');
   });
 });
+
+describe('privacy/compress (input checks)', () => {
+  it('refuses NaN in top-k and non-arrays in quantization', () => {
+    assert.throws(() => topK(Float32Array.of(1, NaN, 3), 2), /topK: non-finite value at 1/);
+    assert.throws(() => stochasticQuantize([1, 2] as unknown as Float32Array, 8, seededRng(1)), /must be a Float32Array/);
+  });
+});

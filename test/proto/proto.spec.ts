@@ -57,6 +57,7 @@ describe('proto (fedtune.v1 contract)', () => {
     const b = signingPayload('fedtune.v1.Coordinator/CheckIn', { ...req, auth: { ...req.auth, nonce: 'bb'.repeat(16) } });
     assert.deepEqual(a, b);
     assert.notDeepEqual(signingPayload('fedtune.v1.Coordinator/CheckIn', { ...req, adapterVersion: 4 }), a);
+    assert.notDeepEqual(signingPayload('fedtune.v1.Coordinator/CheckIn', { ...req, programId: 'p2' }), a);
     const h1 = signingPayload('fedtune.v1.Coordinator/UploadUpdate', { header: { auth: req.auth, roundId: 'r1', numExamples: 10 } });
     const h2 = signingPayload('fedtune.v1.Coordinator/UploadUpdate', { header: { auth: null, roundId: 'r1', numExamples: 10 } });
     assert.deepEqual(h1, h2);

@@ -69,3 +69,11 @@ describe('privacy/accountant (RDP of the subsampled Gaussian)', () => {
     assert.equal(DEFAULT_ORDERS.length, 99 + 52 + 3);
   });
 });
+
+describe('privacy/accountant (input checks)', () => {
+  it('epsilonAtOrder checks its order and delta', async () => {
+    const { epsilonAtOrder } = await import('../../../privacy/index.js');
+    assert.throws(() => epsilonAtOrder(0.1, 1, 1e-5), /alpha must be a finite order > 1/);
+    assert.throws(() => epsilonAtOrder(0.1, 2, 2), /delta must be in \(0, 1\)/);
+  });
+});

@@ -25,7 +25,7 @@ interface Scenario {
 function runRound(s: Scenario) {
   const ids = Array.from({ length: s.n }, (_, i) => i + 1);
   const length = s.length ?? 500;
-  const params: SecAggParams = { roundId: 'round-7', ids, k: s.k ?? 12, threshold: s.threshold ?? 6, length, scale: fixedPointScale(1, s.n), graphSeed: 99 };
+  const params: SecAggParams = { roundId: 'round-7', ids, k: s.k ?? 14, threshold: s.threshold ?? 8, length, scale: fixedPointScale(1, s.n), graphSeed: 99 };
   const signing = new Map(ids.map((id) => [id, nacl.sign.keyPair.fromSeed(new Uint8Array(32).fill(id))]));
   const signKeys = new Map(ids.map((id) => [id, signing.get(id)!.publicKey]));
   const rng = seededRng(5);
@@ -35,7 +35,8 @@ function runRound(s: Scenario) {
   for (const d of devices.values()) assert.ok(coord.acceptAdvert(d.advertise()));
   const msgs: ShareMessage[] = [...devices.values()].flatMap((d) => d.shareKeys(coord.advertsForDevices(), signKeys));
   const routed = coord.routeShares(msgs);
-  for (const d of devices.values()) d.receiveShares(routed.get(d.id) ?? []);
+  const senders = coord.senders();
+  for (const d of devices.values()) d.receiveShares(routed.get(d.id) ?? [], senders);
   const before = new Set(s.dropBeforeMasking ?? []);
   const after = new Set(s.dropAfterMasking ?? []);
   const maskedInputs = new Map<number, Uint32Array>();
@@ -50,7 +51,7 @@ function runRound(s: Scenario) {
   const result = coord.finish(responses);
   const expected = new Float64Array(length);
   for (const id of ids) if (!before.has(id)) updates.get(id)!.forEach((v, i) => (expected[i] += Math.round(v * params.scale) / params.scale));
-  return { result, expected, maskedInputs, params, devices, coord, signKeys };
+  return { result, expected, maskedInputs, params, devices, coord, signKeys, updates };
 }
 
 describe('privacy/secagg (SecAgg+)', () => {
@@ -88,13 +89,15 @@ describe('privacy/secagg (SecAgg+)', () => {
   });
 
   it('fails cleanly when dropouts exceed what the threshold can recover', () => {
-    const { result } = runRound({ n: 12, k: 6, threshold: 5, dropAfterMasking: [1, 2, 3, 4, 5, 6, 7], length: 50 });
+    const { result } = runRound({ n: 12, k: 6, threshold: 4, dropAfterMasking: [1, 2, 3, 4, 5, 6, 7], length: 50 });
     assert.equal(result.ok, false);
     if (!result.ok) assert.match(result.reason, /shares needed/);
   });
 
   it('one masked input is statistically indistinguishable from uniform (chi-square over bytes)', () => {
     const { maskedInputs } = runRound({ n: 10, k: 4, threshold: 3, length: 20000 });
+    // (the self mask alone would make it uniform; the exact-sum tests above show the pairwise
+    // masks cancel, so together these cover both)
     const bytes = new Uint8Array(maskedInputs.get(3)!.buffer);
     const counts = new Float64Array(256);
     bytes.forEach((b) => counts[b]++);
@@ -116,6 +119,44 @@ describe('privacy/secagg (SecAgg+)', () => {
     assert.equal(other.acceptAdvert(unsigned), false);
     assert.equal(other.acceptAdvert({ ...advert, id: 2 }), false, 'device 1 cannot advertise as device 2');
     assert.equal(other.acceptAdvert(advert), true);
-    assert.throws(() => d1.unmask({ selfMaskOf: [2], keyOf: [2] }), /both secrets of device 2/);
+    const fresh2 = new SecAggDevice(1, params, nacl.sign.keyPair.fromSeed(new Uint8Array(32).fill(1)).secretKey, seededRng(1));
+    assert.throws(() => fresh2.unmask({ selfMaskOf: [2], keyOf: [2] }), /both secrets of device 2/);
+  });
+
+  it('answers one unmask request per round, so a coordinator cannot ask for the other secret later', () => {
+    const { devices, coord } = runRound({ n: 10, k: 4, threshold: 3, length: 10 });
+    // every surviving device already answered inside runRound
+    const d = devices.get(3)!;
+    assert.throws(() => d.unmask({ selfMaskOf: [], keyOf: [2] }), /already answered/);
+    assert.deepEqual(coord.unmaskRequest(), coord.unmaskRequest(), 'the request is frozen once issued');
+  });
+
+  it('refuses masked inputs that arrive after the unmask request', () => {
+    const { coord, params } = runRound({ n: 10, k: 4, threshold: 3, length: 10, dropBeforeMasking: [5] });
+    assert.equal(coord.acceptMaskedInput(5, new Uint32Array(params.length)), false);
+    assert.ok(coord.unmaskRequest().keyOf.includes(5));
+    assert.ok(!coord.unmaskRequest().selfMaskOf.includes(5));
+  });
+
+  it('a device aborts when an announced neighbour’s share is missing (no silently wrong sum)', () => {
+    const ids = Array.from({ length: 8 }, (_, i) => i + 1);
+    const params: SecAggParams = { roundId: 'r', ids, k: 4, threshold: 3, length: 4, scale: fixedPointScale(1, 8), graphSeed: 1 };
+    const signing = new Map(ids.map((id) => [id, nacl.sign.keyPair.fromSeed(new Uint8Array(32).fill(id))]));
+    const signKeys = new Map(ids.map((id) => [id, signing.get(id)!.publicKey]));
+    const devices = ids.map((id) => new SecAggDevice(id, params, signing.get(id)!.secretKey, seededRng(id)));
+    const coord = new SecAggCoordinator(params, signKeys);
+    devices.forEach((d) => coord.acceptAdvert(d.advertise()));
+    const msgs = devices.flatMap((d) => d.shareKeys(coord.advertsForDevices(), signKeys));
+    const routed = coord.routeShares(msgs);
+    const victim = devices[0];
+    const lost = (routed.get(victim.id) ?? []).slice(1); // one share to device 1 lost in transit
+    assert.throws(() => victim.receiveShares(lost, coord.senders()), /no valid share from announced neighbour/);
+  });
+
+  it('validates round parameters: k/2 < t ≤ k, distinct ids', () => {
+    const base: SecAggParams = { roundId: 'r', ids: [1, 2, 3, 4, 5, 6], k: 4, threshold: 3, length: 4, scale: 100, graphSeed: 1 };
+    assert.throws(() => new SecAggCoordinator({ ...base, threshold: 2 }, new Map()), /threshold must be an integer in \(k\/2, k\]/);
+    assert.throws(() => new SecAggCoordinator({ ...base, ids: [1, 1, 2, 3, 4, 5] }, new Map()), /distinct positive integers/);
+    assert.throws(() => fixedPointScale(1e6, 1e4), /do not fit in 32 bits/);
   });
 });
