@@ -1,5 +1,5 @@
 /**
- * client/: the device library — enrol, download and verify the base and adapters, train LoRA
- * locally with model/, build and submit updates. Not built yet: see the federation issue.
+ * client/: the device library. Built so far: resumable, verified blob download. Enrolment,
+ * check-in, local training rounds and update upload come with the federation issue.
  */
-export {};
+export * from './download-blob.js';

@@ -1,0 +1,68 @@
+/**
+ * The DownloadBlob RPC: a content-addressed blob as a server stream of ≤ 1 MiB chunks from a
+ * requested offset, honouring backpressure and cancellation. Who may download is decided by an
+ * injected `authorize` (request signatures arrive with the coordinator service). Every call ends
+ * exactly once: with end() or with one status carrying a human sentence.
+ */
+import * as grpc from '@grpc/grpc-js';
+import type { BlobChunk } from '../proto/generated/fedtune/v1/BlobChunk.js';
+import type { DownloadBlobRequest__Output } from '../proto/generated/fedtune/v1/DownloadBlobRequest.js';
+import { BlobStore, MAX_CHUNK_BYTES } from './blob-store.js';
+
+/** A refusal: the gRPC status and its sentence. */
+export interface Refusal {
+  readonly code: grpc.status;
+  readonly details: string;
+}
+
+/** Decides whether a request may proceed; null = allowed. */
+export type Authorize = (request: DownloadBlobRequest__Output, method: string) => Refusal | null;
+
+/** The DownloadBlob handler over a store. */
+export function downloadBlobHandler(store: BlobStore, authorize: Authorize): grpc.handleServerStreamingCall<DownloadBlobRequest__Output, BlobChunk> {
+  return (call) => {
+    let finished = false;
+    const fail = (r: Refusal): void => {
+      if (finished) return;
+      finished = true;
+      call.emit('error', { code: r.code, details: r.details });
+    };
+    const req = call.request;
+    const refusal = authorize(req, 'DownloadBlob');
+    if (refusal) return fail(refusal);
+    if (!/^[0-9a-f]{64}$/.test(req.sha256)) return fail({ code: grpc.status.INVALID_ARGUMENT, details: `"${req.sha256}" is not a hex SHA-256` });
+    if (!store.has(req.sha256)) return fail({ code: grpc.status.NOT_FOUND, details: `no blob ${req.sha256} on this coordinator` });
+    const total = store.size(req.sha256);
+    if (!Number.isInteger(req.offset) || req.offset < 0 || req.offset > total) {
+      return fail({ code: grpc.status.OUT_OF_RANGE, details: `offset ${req.offset} is outside the blob's ${total} bytes` });
+    }
+    const chunkBytes = req.maxChunkBytes > 0 ? Math.min(req.maxChunkBytes, MAX_CHUNK_BYTES) : MAX_CHUNK_BYTES;
+    const chunks = store.readChunks(req.sha256, req.offset, chunkBytes);
+    const pump = (): void => {
+      try {
+        for (;;) {
+          if (call.cancelled || finished) return;
+          const next = chunks.next();
+          if (next.done) {
+            finished = true;
+            call.end();
+            return;
+          }
+          const c = next.value;
+          // write() returns false when the client is slow: wait for 'drain'
+          if (!call.write({ sha256: req.sha256, offset: c.offset, data: Buffer.from(c.data.buffer, c.data.byteOffset, c.data.byteLength), totalSize: total })) {
+            call.once('drain', pump);
+            return;
+          }
+        }
+      } catch (e) {
+        fail({ code: grpc.status.INTERNAL, details: `reading blob ${req.sha256} failed: ${(e as Error).message}` });
+      }
+    };
+    call.on('cancelled', () => {
+      finished = true;
+      chunks.return(undefined);
+    });
+    pump();
+  };
+}
