@@ -8,3 +8,4 @@ export * from './fedavg.js';
 export * from './lora-exact.js';
 export * from './robust.js';
 export * from './server-optimizers.js';
+export * from './strategy.js';

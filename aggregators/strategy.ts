@@ -1,0 +1,140 @@
+/**
+ * The one Strategy interface: configure a round, aggregate its results and failures into the
+ * next global vector, and wrappers that add robustness or central DP to any strategy instead of
+ * being copied into each (after Flower's strategy design). Vectors are flat adapter values
+ * (LoraAdapter.toFlat()); updates are deltas (local − global).
+ */
+import { nextGaussian, type Rng } from '../model/rng.js';
+import { FedAvgAccumulator } from './fedavg.js';
+import { bulyan, coordinateMedian, krum, multiKrum, trimmedMean } from './robust.js';
+import { ServerOptimizer, type ServerOptimizerOptions } from './server-optimizers.js';
+
+/** One device's contribution to a round. */
+export interface ClientResult {
+  readonly deviceId: string;
+  /** local − global, same length as the global vector. */
+  readonly update: Float32Array;
+  /** Examples trained on (the FedAvg weight). */
+  readonly numExamples: number;
+}
+
+/** A device that was selected but did not deliver (dropout, rejection, deadline). */
+export interface ClientFailure {
+  readonly deviceId: string;
+  readonly reason: string;
+}
+
+/** What a strategy asks of the devices in a round. */
+export interface RoundPlan {
+  readonly round: number;
+  /** L2 bound devices clip their update to, if the strategy needs one. */
+  readonly clipNorm?: number;
+}
+
+/** The outcome of aggregating a round. */
+export interface Aggregate {
+  readonly global: Float32Array;
+  readonly metrics: Readonly<Record<string, number>>;
+}
+
+/** A federated aggregation strategy. */
+export interface Strategy {
+  configureRound(round: number): RoundPlan;
+  aggregate(round: number, global: Float32Array, results: readonly ClientResult[], failures: readonly ClientFailure[]): Aggregate;
+}
+
+/** FedAvg (example-weighted mean of deltas) followed by a server optimizer (default plain FedAvg, η = 1). */
+export class FedAvgStrategy implements Strategy {
+  private readonly optimizer: ServerOptimizer;
+  private readonly minResults: number;
+
+  constructor(options: { readonly optimizer?: ServerOptimizerOptions; readonly minResults?: number } = {}) {
+    this.optimizer = new ServerOptimizer(options.optimizer ?? { kind: 'fedavg' });
+    this.minResults = options.minResults ?? 1;
+    if (!Number.isInteger(this.minResults) || this.minResults < 1) throw new RangeError(`FedAvgStrategy: minResults must be a positive integer, got ${this.minResults}`);
+  }
+
+  configureRound(round: number): RoundPlan {
+    return { round };
+  }
+
+  aggregate(round: number, global: Float32Array, results: readonly ClientResult[], failures: readonly ClientFailure[]): Aggregate {
+    if (results.length < this.minResults) throw new RangeError(`FedAvgStrategy.aggregate: round ${round} has ${results.length} results, fewer than the minimum ${this.minResults}`);
+    const acc = new FedAvgAccumulator(global.length);
+    for (const r of results) acc.add(r.update, r.numExamples);
+    return { global: this.optimizer.step(global, acc.mean()), metrics: { results: results.length, failures: failures.length, examples: acc.weight } };
+  }
+}
+
+/** A robust rule over the round's deltas. */
+export type RobustRule = { readonly rule: 'median' } | { readonly rule: 'trimmed-mean'; readonly beta: number } | { readonly rule: 'krum' | 'multi-krum' | 'bulyan'; readonly f: number };
+
+/** Wrap a strategy: replace the round's deltas by one robust aggregate of them before the inner strategy sees them. */
+export class RobustStrategy implements Strategy {
+  constructor(
+    private readonly inner: Strategy,
+    private readonly rule: RobustRule,
+  ) {}
+
+  configureRound(round: number): RoundPlan {
+    return this.inner.configureRound(round);
+  }
+
+  aggregate(round: number, global: Float32Array, results: readonly ClientResult[], failures: readonly ClientFailure[]): Aggregate {
+    if (results.length === 0) return this.inner.aggregate(round, global, results, failures);
+    const ups = results.map((r) => r.update);
+    const r = this.rule;
+    const robust =
+      r.rule === 'median' ? coordinateMedian(ups) : r.rule === 'trimmed-mean' ? trimmedMean(ups, r.beta) : r.rule === 'krum' ? krum(ups, r.f) : r.rule === 'multi-krum' ? multiKrum(ups, r.f) : bulyan(ups, r.f);
+    const examples = results.reduce((s, x) => s + x.numExamples, 0);
+    const out = this.inner.aggregate(round, global, [{ deviceId: `robust:${r.rule}`, update: robust, numExamples: examples }], failures);
+    return { global: out.global, metrics: { ...out.metrics, results: results.length } };
+  }
+}
+
+/** Central DP settings: clip C, noise multiplier z, expected cohort m (the fixed denominator). */
+export interface CentralDpOptions {
+  readonly clipNorm: number;
+  readonly noiseMultiplier: number;
+  readonly expectedClients: number;
+  readonly rng: Rng;
+}
+
+/**
+ * Wrap a strategy with user-level central DP (DP-FedAvg, McMahan et al. 2018): clip every delta
+ * to C (server-side, in case a device did not), sum them unweighted, add N(0, (zC)²) per
+ * coordinate, divide by the expected cohort m, and hand that single noised mean to the inner
+ * strategy. The noise std on the mean is zC/m.
+ */
+export class CentralDpStrategy implements Strategy {
+  constructor(
+    private readonly inner: Strategy,
+    private readonly dp: CentralDpOptions,
+  ) {
+    if (!(dp.clipNorm > 0)) throw new RangeError(`CentralDpStrategy: clipNorm must be positive, got ${dp.clipNorm}`);
+    if (!(dp.noiseMultiplier >= 0)) throw new RangeError(`CentralDpStrategy: noiseMultiplier must be ≥ 0, got ${dp.noiseMultiplier}`);
+    if (!Number.isInteger(dp.expectedClients) || dp.expectedClients < 1) throw new RangeError(`CentralDpStrategy: expectedClients must be a positive integer, got ${dp.expectedClients}`);
+  }
+
+  configureRound(round: number): RoundPlan {
+    return { ...this.inner.configureRound(round), clipNorm: this.dp.clipNorm };
+  }
+
+  aggregate(round: number, global: Float32Array, results: readonly ClientResult[], failures: readonly ClientFailure[]): Aggregate {
+    const { clipNorm: c, noiseMultiplier: z, expectedClients: m, rng } = this.dp;
+    const sum = new Float64Array(global.length);
+    let clipped = 0;
+    for (const r of results) {
+      if (r.update.length !== global.length) throw new RangeError(`CentralDpStrategy.aggregate: ${r.deviceId}'s update has ${r.update.length} values, expected ${global.length}`);
+      let n2 = 0;
+      for (let i = 0; i < r.update.length; i++) n2 += r.update[i] * r.update[i];
+      const f = Math.sqrt(n2) > c ? c / Math.sqrt(n2) : 1;
+      if (f < 1) clipped++;
+      for (let i = 0; i < sum.length; i++) sum[i] += f * r.update[i];
+    }
+    const std = z * c;
+    const mean = Float32Array.from(sum, (v) => (v + (std > 0 ? std * nextGaussian(rng) : 0)) / m);
+    const out = this.inner.aggregate(round, global, [{ deviceId: 'central-dp', update: mean, numExamples: 1 }], failures);
+    return { global: out.global, metrics: { ...out.metrics, results: results.length, clippedByServer: clipped, noiseStdOnMean: std / m } };
+  }
+}
