@@ -5,6 +5,7 @@
  * (LoraAdapter.toFlat()); updates are deltas (local − global).
  */
 import { nextGaussian, type Rng } from '../model/rng.js';
+import { clipToNorm } from '../privacy/clip.js';
 import { FedAvgAccumulator } from './fedavg.js';
 import { bulyan, coordinateMedian, krum, multiKrum, trimmedMean } from './robust.js';
 import { ServerOptimizer, type ServerOptimizerOptions } from './server-optimizers.js';
@@ -122,16 +123,16 @@ export class CentralDpStrategy implements Strategy {
 
   aggregate(round: number, global: Float32Array, results: readonly ClientResult[], failures: readonly ClientFailure[]): Aggregate {
     const { clipNorm: c, noiseMultiplier: z, expectedClients: m, rng } = this.dp;
-    const sum = new Float64Array(global.length);
+    // unweighted sum of clipped deltas: user-level sensitivity is C whatever the example counts
+    const acc = new FedAvgAccumulator(global.length);
     let clipped = 0;
     for (const r of results) {
       if (r.update.length !== global.length) throw new RangeError(`CentralDpStrategy.aggregate: ${r.deviceId}'s update has ${r.update.length} values, expected ${global.length}`);
-      let n2 = 0;
-      for (let i = 0; i < r.update.length; i++) n2 += r.update[i] * r.update[i];
-      const f = Math.sqrt(n2) > c ? c / Math.sqrt(n2) : 1;
-      if (f < 1) clipped++;
-      for (let i = 0; i < sum.length; i++) sum[i] += f * r.update[i];
+      const cl = clipToNorm(r.update, c);
+      if (cl.clipped) clipped++;
+      acc.add(cl.update, 1);
     }
+    const sum = acc.weightedSum();
     const std = z * c;
     const mean = Float32Array.from(sum, (v) => (v + (std > 0 ? std * nextGaussian(rng) : 0)) / m);
     const out = this.inner.aggregate(round, global, [{ deviceId: 'central-dp', update: mean, numExamples: 1 }], failures);

@@ -11,11 +11,11 @@ import { frozenMatMul } from './ops/matmul.js';
 export function ropeTables(start: number, T: number, hs: number, theta: number): { cos: Float32Array; sin: Float32Array } {
   const cos = new Float32Array(T * hs);
   const sin = new Float32Array(T * hs);
+  const freqs = Float64Array.from({ length: hs / 2 }, (_, k) => 1 / Math.pow(theta, (2 * k) / hs));
   for (let t = 0; t < T; t++) {
     const pos = start + t;
     for (let i = 0; i < hs; i += 2) {
-      const freq = 1 / Math.pow(theta, i / hs);
-      const a = pos * freq;
+      const a = pos * freqs[i / 2];
       const c = Math.cos(a);
       const s = Math.sin(a);
       cos[t * hs + i] = cos[t * hs + i + 1] = c;

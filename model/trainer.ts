@@ -107,10 +107,11 @@ export class LocalTrainer {
     for (const k of ['beta1', 'beta2'] as const) {
       if (!(this.o[k] >= 0 && this.o[k] < 1)) throw new RangeError(`${w}: ${k} must be in [0, 1), got ${this.o[k]}`);
     }
-    this.totalSteps =
-      options.epochs !== undefined
-        ? positive(w, 'epochs', options.epochs, false) && Math.max(1, Math.ceil((options.epochs * tokens.length) / (batchSize * seqLen)))
-        : this.o.steps;
+    if (options.epochs === undefined) this.totalSteps = this.o.steps;
+    else {
+      const epochs = positive(w, 'epochs', options.epochs, false);
+      this.totalSteps = Math.max(1, Math.ceil((epochs * tokens.length) / (batchSize * seqLen)));
+    }
     this.rng = options.rng ?? (options.seed !== undefined ? seededRng(options.seed) : cryptoRng());
   }
 
