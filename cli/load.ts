@@ -1,16 +1,15 @@
 /** Loading the base, tokenizer and adapter for a CLI command, with the shared options. */
-import { closeSync, existsSync, openSync, readFileSync, readSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import {
-  createBase,
-  ggufToBase,
-  ggufTokenizer,
-  loadBase,
-  parseGguf,
+  baseFormat,
   type FrozenBase,
   initBackend,
   loadAdapter,
+  ModelFormatError,
+  openBase,
+  type OpenedBase,
   QUANT_MODES,
-  Tokenizer,
+  type Tokenizer,
   defaultBasePath,
   defaultTokenizerPath,
   type BackendChoice,
@@ -41,25 +40,20 @@ export async function loadModel(v: Record<string, string | boolean | undefined>,
   const quant = oneOf<QuantMode>(v, 'quant', QUANT_MODES, 'none');
   const basePath = (v.base as string | undefined) ?? defaultBasePath();
   if (!existsSync(basePath)) throw new CliError(`--base file ${basePath} does not exist`);
-  const gguf = isGguf(basePath);
+  const gguf = baseFormat(basePath) === 'gguf';
   // a GGUF base carries its tokenizer; a llama2.c checkpoint needs tok*.bin
   const tokPath = (v.tokenizer as string | undefined) ?? (gguf ? undefined : defaultTokenizerPath());
   if (tokPath !== undefined && !existsSync(tokPath)) throw new CliError(`--tokenizer file ${tokPath} does not exist`);
   const info = await initBackend(backend);
   log(`backend: ${info.description}`);
-  let base: FrozenBase;
-  let tokenizer: Tokenizer;
-  if (gguf) {
-    const file = parseGguf(readFileSync(basePath), basePath);
-    base = createBase(ggufToBase(file, basePath), quant);
-    tokenizer = tokPath ? Tokenizer.fromFile(tokPath, base.config.vocabSize) : ggufTokenizer(file);
-  } else {
-    base = loadBase(basePath, quant);
-    tokenizer = Tokenizer.fromFile(tokPath as string, base.config.vocabSize);
+  let opened: OpenedBase;
+  try {
+    opened = openBase(basePath, quant, { tokenizerPath: tokPath });
+  } catch (e) {
+    if (e instanceof ModelFormatError) throw new CliError(e.message);
+    throw e;
   }
-  if (tokenizer.vocabSize !== base.config.vocabSize) {
-    throw new CliError(`the tokenizer has ${tokenizer.vocabSize} tokens but the base model's vocabulary is ${base.config.vocabSize}; use the tokenizer made for this base`);
-  }
+  const { base, tokenizer } = opened;
   const mem = base.memory();
   log(`base: ${basePath} sha256 ${base.sha256.slice(0, 12)}… quant ${quant}, ${mem.bytes} bytes (${mem.bytesPerParam.toFixed(3)} bytes/param)`);
   let adapter: LoraAdapter | undefined;
@@ -68,17 +62,6 @@ export async function loadModel(v: Record<string, string | boolean | undefined>,
     log(`adapter: ${v.adapter} rank ${adapter.config.rank} targets ${adapter.config.targets.join(',')}`);
   }
   return { base, tokenizer, adapter };
-}
-
-/** True if the file starts with the GGUF magic. */
-function isGguf(path: string): boolean {
-  const fd = openSync(path, 'r');
-  try {
-    const b = Buffer.alloc(4);
-    return readSync(fd, b, 0, 4, 0) === 4 && b.toString('latin1') === 'GGUF';
-  } finally {
-    closeSync(fd);
-  }
 }
 
 /** Read a UTF-8 text file named by a flag, with a clear error. */

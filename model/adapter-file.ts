@@ -30,14 +30,19 @@ export interface AdapterHeader {
 
 /** Encode an adapter as safetensors bytes. */
 export function encodeAdapter(adapter: LoraAdapter): Uint8Array {
-  const tensors = adapter.toTensors();
+  return encodeAdapterTensors({ baseSha256: adapter.baseSha256, lora: adapter.config, baseConfig: adapter.baseConfig }, adapter.toTensors());
+}
+
+/** Encode adapter tensors (standard layout) with their header as safetensors bytes, without TensorFlow.js. */
+export function encodeAdapterTensors(meta: Omit<AdapterHeader, 'formatVersion'>, tensors: readonly LoraTensor[]): Uint8Array {
+  if (!/^[0-9a-f]{64}$/.test(meta.baseSha256)) throw new RangeError(`encodeAdapterTensors: baseSha256 must be a hex SHA-256, got "${meta.baseSha256}"`);
   const header: Record<string, unknown> = {
     __metadata__: {
       format: ADAPTER_FORMAT,
       format_version: String(ADAPTER_FORMAT_VERSION),
-      base_sha256: adapter.baseSha256,
-      lora: JSON.stringify(adapter.config),
-      base_config: JSON.stringify(adapter.baseConfig),
+      base_sha256: meta.baseSha256,
+      lora: JSON.stringify(loraConfig(meta.lora, 'encodeAdapterTensors')),
+      base_config: JSON.stringify(meta.baseConfig),
     },
   };
   let off = 0;

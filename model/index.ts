@@ -5,6 +5,7 @@
  */
 export * from './adamw.js';
 export * from './adapter-file.js';
+export * from './adapter-flat.js';
 export * from './backend.js';
 export * from './checkpoint.js';
 export * from './calibrate.js';
@@ -22,6 +23,7 @@ export * from './merge.js';
 export { batchMatMul, frozenMatMul, kernelMode, matMul, setKernelMode, variableFrom, type KernelMode } from './ops/matmul.js';
 export { installWasmKernels } from './ops/wasm-kernels.js';
 export { startThreadedWasm, terminateWasmThreads } from './ops/wasm-threads.js';
+export * from './open-base.js';
 export * from './paths.js';
 export * from './quant.js';
 export * from './random-base.js';

@@ -1,0 +1,78 @@
+/**
+ * Adapters as plain arrays, without TensorFlow.js: the flat vector layout that federated
+ * updates use (see {@link LoraAdapter.toFlat}), its conversion to and from the standard tensors,
+ * and a fresh adapter's values. The coordinator works on these; devices use LoraAdapter.
+ */
+import type { LlamaConfig } from './config.js';
+import { initialA, transpose, type LoraTensor } from './lora.js';
+import { loraConfig, type LoraConfig } from './lora-config.js';
+import { matrixShape, type MatrixName } from './weights.js';
+
+/** Where one adapted matrix's Aᵀ [in, r] and Bᵀ [r, out] sit in the flat vector. */
+export interface FlatSegment {
+  readonly layer: number;
+  readonly name: MatrixName;
+  readonly inDim: number;
+  readonly outDim: number;
+  /** Offset of Aᵀ; Bᵀ follows at aOffset + inDim·r. */
+  readonly aOffset: number;
+  readonly bOffset: number;
+}
+
+/** The flat layout: pairs layer-major in target order, Aᵀ then Bᵀ, each row-major. */
+export function flatLayout(baseConfig: LlamaConfig, lora: LoraConfig): { segments: FlatSegment[]; length: number } {
+  const cfg = loraConfig(lora, 'flatLayout');
+  const segments: FlatSegment[] = [];
+  let off = 0;
+  for (let layer = 0; layer < baseConfig.nLayers; layer++) {
+    for (const name of cfg.targets) {
+      const [outDim, inDim] = matrixShape(baseConfig, name);
+      segments.push({ layer, name, inDim, outDim, aOffset: off, bOffset: off + inDim * cfg.rank });
+      off += (inDim + outDim) * cfg.rank;
+    }
+  }
+  return { segments, length: off };
+}
+
+/** Flat values of a fresh adapter: A from the config's seed (as LoraAdapter.create draws it), B = 0. */
+export function initialAdapterFlat(baseConfig: LlamaConfig, lora: LoraConfig): Float32Array {
+  const cfg = loraConfig(lora, 'initialAdapterFlat');
+  const { segments, length } = flatLayout(baseConfig, cfg);
+  const flat = new Float32Array(length);
+  for (const s of segments) flat.set(transpose(initialA(cfg, s.layer, s.name, s.inDim), cfg.rank, s.inDim), s.aOffset);
+  return flat;
+}
+
+/** Flat vector → tensors in the standard layout (A [r, in], B [out, r]), as adapter files hold them. */
+export function adapterTensorsFromFlat(baseConfig: LlamaConfig, lora: LoraConfig, flat: Float32Array): LoraTensor[] {
+  const cfg = loraConfig(lora, 'adapterTensorsFromFlat');
+  const { segments, length } = flatLayout(baseConfig, cfg);
+  if (!(flat instanceof Float32Array)) throw new TypeError('adapterTensorsFromFlat: flat must be a Float32Array');
+  if (flat.length !== length) throw new RangeError(`adapterTensorsFromFlat: flat has ${flat.length} values, this base and LoRA config need ${length}`);
+  const r = cfg.rank;
+  return segments.flatMap((s) => [
+    { name: `layers.${s.layer}.${s.name}.lora_A`, shape: [r, s.inDim] as [number, number], data: transpose(flat.subarray(s.aOffset, s.aOffset + s.inDim * r), s.inDim, r) },
+    { name: `layers.${s.layer}.${s.name}.lora_B`, shape: [s.outDim, r] as [number, number], data: transpose(flat.subarray(s.bOffset, s.bOffset + r * s.outDim), r, s.outDim) },
+  ]);
+}
+
+/** Tensors in the standard layout → flat vector; throws RangeError naming a missing or misshapen tensor. */
+export function adapterFlatFromTensors(baseConfig: LlamaConfig, lora: LoraConfig, tensors: readonly LoraTensor[]): Float32Array {
+  const cfg = loraConfig(lora, 'adapterFlatFromTensors');
+  const { segments, length } = flatLayout(baseConfig, cfg);
+  const byName = new Map(tensors.map((t) => [t.name, t]));
+  const flat = new Float32Array(length);
+  const r = cfg.rank;
+  const take = (name: string, rows: number, cols: number): Float32Array => {
+    const t = byName.get(name);
+    if (!t) throw new RangeError(`adapterFlatFromTensors: missing tensor ${name}`);
+    if (t.shape[0] !== rows || t.shape[1] !== cols || t.data.length !== rows * cols) throw new RangeError(`adapterFlatFromTensors: ${name} has shape [${t.shape}], expected [${rows}, ${cols}]`);
+    return t.data;
+  };
+  for (const s of segments) {
+    flat.set(transpose(take(`layers.${s.layer}.${s.name}.lora_A`, r, s.inDim), r, s.inDim), s.aOffset);
+    flat.set(transpose(take(`layers.${s.layer}.${s.name}.lora_B`, s.outDim, r), s.outDim, r), s.bOffset);
+  }
+  if (byName.size !== segments.length * 2) throw new RangeError(`adapterFlatFromTensors: ${byName.size - segments.length * 2} tensors do not belong to this LoRA config`);
+  return flat;
+}

@@ -1,0 +1,44 @@
+import assert from 'node:assert/strict';
+import { adapterFlatFromTensors, adapterTensorsFromFlat, encodeAdapter, encodeAdapterTensors, FrozenBase, initialAdapterFlat, LoraAdapter, loraConfig, readBaseInfo } from '../../model/index.js';
+import { MODEL, realModel } from '../helpers.js';
+
+describe('model/adapter-flat', () => {
+  let base: FrozenBase;
+  before(async () => {
+    base = new FrozenBase((await realModel()).base, 'none');
+  });
+  after(() => base.dispose());
+
+  it('a fresh adapter\'s flat values, tensors and file bytes match LoraAdapter exactly, without tfjs', () => {
+    const lora = loraConfig({ rank: 4, alpha: 8, targets: ['wq', 'wv', 'w2'], seed: 9 });
+    const ad = LoraAdapter.create(base.config, base.sha256, lora);
+    const flat = initialAdapterFlat(base.config, lora);
+    assert.deepEqual(flat, ad.toFlat());
+    // give B non-zero values so the B path is exercised too
+    for (let i = 0; i < flat.length; i++) if (flat[i] === 0) flat[i] = Math.sin(i) * 1e-2;
+    ad.setFromFlat(flat);
+    const tensors = adapterTensorsFromFlat(base.config, lora, flat);
+    assert.deepEqual(tensors, ad.toTensors());
+    assert.deepEqual(adapterFlatFromTensors(base.config, lora, tensors), flat);
+    assert.deepEqual(encodeAdapterTensors({ baseSha256: base.sha256, lora, baseConfig: base.config }, tensors), encodeAdapter(ad));
+    ad.dispose();
+  });
+
+  it('refuses a vector or tensors of the wrong shape, naming them', () => {
+    const lora = loraConfig({ rank: 2 });
+    assert.throws(() => adapterTensorsFromFlat(base.config, lora, new Float32Array(3)), /flat has 3 values/);
+    const t = adapterTensorsFromFlat(base.config, lora, initialAdapterFlat(base.config, lora));
+    assert.throws(() => adapterFlatFromTensors(base.config, lora, t.slice(1)), /missing tensor layers\.0\.wq\.lora_A/);
+  });
+
+  it('readBaseInfo names the same base as the loaded checkpoint, for .bin and .gguf', () => {
+    const bin = readBaseInfo(MODEL.bin);
+    assert.equal(bin.format, 'llama2c');
+    assert.equal(bin.sha256, base.sha256);
+    assert.deepEqual(bin.config, base.config);
+    const gguf = readBaseInfo(MODEL.gguf);
+    assert.equal(gguf.format, 'gguf');
+    assert.notEqual(gguf.sha256, bin.sha256);
+    assert.equal(gguf.config.dim, bin.config.dim);
+  });
+});
