@@ -1,5 +1,9 @@
 /**
- * client/: the device library. Built so far: resumable, verified blob download. Enrolment,
- * check-in, local training rounds and update upload come with the federation issue.
+ * client/: the device library — identity and enrolment, signed calls with retries and backoff,
+ * resumable verified blob download, local LoRA training rounds, and sealed chunked uploads.
  */
+export * from './device.js';
 export * from './download-blob.js';
+export * from './identity.js';
+export * from './rpc.js';
+export * from './upload-update.js';

@@ -44,8 +44,21 @@ export interface BackendOptions {
   readonly threads?: number;
 }
 
-/** Start a backend (idempotent for the same choice). */
+let starting: Promise<BackendInfo> | undefined;
+
+/** Start a backend (idempotent for the same choice; concurrent calls share one start). */
 export async function initBackend(choice: BackendChoice | undefined = undefined, options: BackendOptions = {}): Promise<BackendInfo> {
+  // a start in flight: wait for it rather than racing tf.setBackend
+  while (starting) await starting.catch(() => undefined);
+  starting = startBackend(choice, options);
+  try {
+    return await starting;
+  } finally {
+    starting = undefined;
+  }
+}
+
+async function startBackend(choice: BackendChoice | undefined, options: BackendOptions): Promise<BackendInfo> {
   const fromEnv = choice === undefined && process.env.FEDTUNE_BACKEND !== undefined;
   const want = (choice ?? (process.env.FEDTUNE_BACKEND as BackendChoice | undefined) ?? 'auto') as BackendChoice;
   if (!CHOICES.includes(want)) {

@@ -96,3 +96,28 @@ export function signingPayload(method: string, request: Record<string, unknown>)
 export function payloadDigest(payload: Uint8Array): string {
   return createHash('sha256').update(payload).digest('hex');
 }
+
+/** Plaintext encodings of an update (before sealing) this version reads. */
+export const UPDATE_ENCODINGS = ['f32'] as const;
+/** One of {@link UPDATE_ENCODINGS}. */
+export type UpdateEncoding = (typeof UPDATE_ENCODINGS)[number];
+
+/** A flat update as plaintext bytes: "f32" is little-endian float32, one per value. */
+export function encodeUpdate(update: Float32Array, encoding: UpdateEncoding = 'f32'): Uint8Array {
+  if (!(update instanceof Float32Array)) throw new TypeError('encodeUpdate: update must be a Float32Array');
+  if (encoding !== 'f32') throw new RangeError(`encodeUpdate: unknown encoding "${encoding}"`);
+  const out = new Uint8Array(update.length * 4);
+  const dv = new DataView(out.buffer);
+  for (let i = 0; i < update.length; i++) dv.setFloat32(i * 4, update[i], true);
+  return out;
+}
+
+/** Plaintext bytes → a flat update of `expectedLength` values; WireFormatError if they do not fit. */
+export function decodeUpdate(encoding: string, bytes: Uint8Array, expectedLength: number): Float32Array {
+  if (encoding !== 'f32') throw new WireFormatError(`unknown update encoding "${encoding}"; expected one of ${UPDATE_ENCODINGS.join(', ')}`);
+  if (bytes.length !== expectedLength * 4) throw new WireFormatError(`the update has ${bytes.length} bytes, but this program's adapter needs ${expectedLength} float32 values (${expectedLength * 4} bytes)`);
+  const out = new Float32Array(expectedLength);
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  for (let i = 0; i < expectedLength; i++) out[i] = dv.getFloat32(i * 4, true);
+  return out;
+}

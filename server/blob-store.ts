@@ -15,8 +15,9 @@ export interface StoredBlob {
 }
 
 const SHA = /^[0-9a-f]{64}$/;
-/** Largest chunk the store hands out (keeps gRPC messages far below their 4 MiB limit). */
-export const MAX_CHUNK_BYTES = 1 << 20;
+import { MAX_CHUNK_BYTES } from '../proto/limits.js';
+
+export { MAX_CHUNK_BYTES };
 
 /** Blobs under one directory. */
 export class BlobStore {

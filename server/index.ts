@@ -1,7 +1,15 @@
 /**
- * server/: the coordinator. Built so far: the content-addressed blob store. Programs,
- * enrolment and signing checks, the round state machine, SQLite storage and the gRPC handlers
- * come with the federation issue.
+ * server/: the coordinator — program configs, the SQLite store, the content-addressed blob
+ * store, the per-program round state machine (rxjs), the domain service (enrolment,
+ * authentication, update validation), the gRPC handlers with their one `toStatus()`, and
+ * `startCoordinator` to run it all on a port.
  */
 export * from './blob-service.js';
 export * from './blob-store.js';
+export * from './coordinator.js';
+export * from './errors.js';
+export * from './program-config.js';
+export * from './program-runner.js';
+export * from './service.js';
+export * from './start.js';
+export * from './store.js';

@@ -19,6 +19,14 @@ export interface ProgramConfig {
   'adapterVersion'?: (number | string | Long);
   'adapter'?: (_fedtune_v1_BlobRef | null);
   'roundsTotal'?: (number);
+  /**
+   * The tokenizer for a llama2.c base (a GGUF base carries its own; then unset).
+   */
+  'tokenizer'?: (_fedtune_v1_BlobRef | null);
+  /**
+   * Rounds completed so far.
+   */
+  'roundsCompleted'?: (number);
 }
 
 export interface ProgramConfig__Output {
@@ -34,4 +42,12 @@ export interface ProgramConfig__Output {
   'adapterVersion': (number);
   'adapter': (_fedtune_v1_BlobRef__Output | null);
   'roundsTotal': (number);
+  /**
+   * The tokenizer for a llama2.c base (a GGUF base carries its own; then unset).
+   */
+  'tokenizer': (_fedtune_v1_BlobRef__Output | null);
+  /**
+   * Rounds completed so far.
+   */
+  'roundsCompleted': (number);
 }

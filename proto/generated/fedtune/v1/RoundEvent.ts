@@ -16,6 +16,20 @@ export interface RoundEvent {
   'epsilonSpent'?: (number | string);
   'message'?: (string);
   'timeUnixMs'?: (number | string | Long);
+  /**
+   * The round's clip bound C and noise multiplier z (0 when not used).
+   */
+  'clipNorm'?: (number | string);
+  'noiseMultiplier'?: (number | string);
+  /**
+   * Bytes of updates received this round (sealed payloads).
+   */
+  'bytesReceived'?: (number | string | Long);
+  /**
+   * Devices handed work this round, and devices that failed or were rejected.
+   */
+  'devicesSelected'?: (number);
+  'devicesFailed'?: (number);
 }
 
 export interface RoundEvent__Output {
@@ -31,4 +45,18 @@ export interface RoundEvent__Output {
   'epsilonSpent': (number);
   'message': (string);
   'timeUnixMs': (number);
+  /**
+   * The round's clip bound C and noise multiplier z (0 when not used).
+   */
+  'clipNorm': (number);
+  'noiseMultiplier': (number);
+  /**
+   * Bytes of updates received this round (sealed payloads).
+   */
+  'bytesReceived': (number);
+  /**
+   * Devices handed work this round, and devices that failed or were rejected.
+   */
+  'devicesSelected': (number);
+  'devicesFailed': (number);
 }

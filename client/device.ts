@@ -1,0 +1,282 @@
+/**
+ * The device library: enrol once (keys in the data dir), fetch the program, download and verify
+ * the base, tokenizer and current adapter (resumable), then loop — check in, train LoRA on the
+ * device's own text within the round's deadline, turn the change into an update
+ * (delta vs the global adapter → clip → device noise if the program asks → seal to the program
+ * key → chunks), upload, and follow new versions — until the program completes. Transient
+ * failures are retried with backoff; progress is an rxjs Observable.
+ */
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { Subject, type Observable } from 'rxjs';
+import { cryptoRng, decodeAdapter, initBackend, LocalTrainer, nextGaussian, openBase, type FrozenBase, type Rng, type Tokenizer } from '../model/index.js';
+import { clipToNorm } from '../privacy/clip.js';
+import { seal } from '../privacy/box.js';
+import { encodeUpdate, trainingFromWire } from '../proto/codec.js';
+import type { CheckInResponse__Output } from '../proto/generated/fedtune/v1/CheckInResponse.js';
+import type { CoordinatorClient } from '../proto/generated/fedtune/v1/Coordinator.js';
+import type { EnrollResponse__Output } from '../proto/generated/fedtune/v1/EnrollResponse.js';
+import type { ProgramConfig__Output } from '../proto/generated/fedtune/v1/ProgramConfig.js';
+import type { RoundWork__Output } from '../proto/generated/fedtune/v1/RoundWork.js';
+import { loadProtos } from '../proto/load.js';
+import { downloadBlob } from './download-blob.js';
+import { loadIdentity, saveEnrolment, type DeviceIdentity } from './identity.js';
+import { authFor, sleep, unaryCall, withRetry, type RetryPolicy } from './rpc.js';
+import { uploadUpdate } from './upload-update.js';
+import { MAX_MESSAGE_BYTES } from '../proto/limits.js';
+
+/** Options of a {@link Device}; every field but the first five has a default. */
+export interface DeviceOptions {
+  /** Coordinator "host:port". */
+  readonly address: string;
+  readonly programId: string;
+  /** Where keys, blobs and state live. */
+  readonly dataDir: string;
+  /** The program's enrolment token (needed the first time). */
+  readonly enrolmentToken: string;
+  /** The device's local text; read once. */
+  readonly text: AsyncIterable<string> | Iterable<string>;
+  readonly label?: string;
+  /** Default insecure (updates are sealed end to end regardless). */
+  readonly credentials?: grpc.ChannelCredentials;
+  /** Deadline of each unary call, ms. Default 30000. */
+  readonly rpcDeadlineMs?: number;
+  readonly retry?: RetryPolicy;
+  /** Stop after taking part in this many rounds. Default: until the program completes. */
+  readonly maxRounds?: number;
+  /** Longest wait between check-ins, whatever the coordinator suggests, ms. Default 30000. */
+  readonly maxWaitMs?: number;
+  /** Ms kept free before a round's deadline for building and uploading the update. Default 2000. */
+  readonly uploadMarginMs?: number;
+  /** Seed for batch sampling (tests, the demo); crypto randomness otherwise. */
+  readonly seed?: number;
+  /** Source of device-side DP noise. Default crypto randomness. */
+  readonly noiseRng?: Rng;
+}
+
+/** What a device reports as it works. */
+export type DeviceEvent =
+  | { readonly kind: 'enrolled'; readonly deviceId: string }
+  | { readonly kind: 'downloaded'; readonly what: 'base' | 'tokenizer' | 'adapter'; readonly bytes: number; readonly resumedFrom: number }
+  | { readonly kind: 'waiting'; readonly ms: number; readonly reason: string }
+  | { readonly kind: 'training'; readonly roundId: string; readonly step: number; readonly totalSteps: number; readonly loss: number }
+  | { readonly kind: 'uploaded'; readonly roundId: string; readonly bytes: number; readonly numExamples: number; readonly updateNorm: number; readonly clipped: boolean; readonly trainSeconds: number }
+  | { readonly kind: 'rejected'; readonly roundId: string; readonly code: number; readonly details: string }
+  | { readonly kind: 'retry'; readonly attempt: number; readonly delayMs: number; readonly details: string }
+  | { readonly kind: 'done'; readonly rounds: number; readonly reason: string };
+
+/** What a run did. */
+export interface DeviceSummary {
+  readonly deviceId: string;
+  readonly roundsJoined: number;
+  readonly updatesAccepted: number;
+  readonly bytesUp: number;
+  readonly bytesDown: number;
+  readonly reason: string;
+}
+
+const M = 'fedtune.v1.Coordinator';
+
+/** A device taking part in one program. */
+export class Device {
+  private readonly events = new Subject<DeviceEvent>();
+  /** Progress: enrolment, downloads, training steps, uploads, waits, the end. */
+  readonly progress$: Observable<DeviceEvent> = this.events.asObservable();
+  private readonly o: DeviceOptions;
+  private readonly identity: DeviceIdentity;
+  private readonly client: CoordinatorClient;
+  private deviceId = '';
+  private programKey = new Uint8Array(0);
+  private model?: { sha256: string; base: FrozenBase; tokenizer: Tokenizer; tokens?: Int32Array };
+  private bytesDown = 0;
+  private bytesUp = 0;
+
+  constructor(options: DeviceOptions) {
+    for (const k of ['address', 'programId', 'dataDir', 'enrolmentToken'] as const) {
+      if (typeof options?.[k] !== 'string' || options[k] === '') throw new TypeError(`Device: options.${k} must be a non-empty string`);
+    }
+    if (!options.text || (typeof (options.text as AsyncIterable<string>)[Symbol.asyncIterator] !== 'function' && typeof (options.text as Iterable<string>)[Symbol.iterator] !== 'function')) {
+      throw new TypeError('Device: options.text must be an iterable or async iterable of strings');
+    }
+    if (options.maxRounds !== undefined && !(Number.isInteger(options.maxRounds) && options.maxRounds > 0)) throw new RangeError(`Device: options.maxRounds must be a positive integer, got ${options.maxRounds}`);
+    this.o = options;
+    this.identity = loadIdentity(options.dataDir);
+    mkdirSync(join(options.dataDir, 'blobs'), { recursive: true });
+    const { fedtune } = loadProtos();
+    this.client = new fedtune.fedtune.v1.Coordinator(options.address, options.credentials ?? grpc.credentials.createInsecure(), {
+      'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
+      'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
+    });
+  }
+
+  private retry<T>(call: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    return withRetry(call, { ...this.o.retry, onRetry: (attempt, delayMs, e) => this.events.next({ kind: 'retry', attempt, delayMs, details: e.details }) }, signal);
+  }
+
+  private get deadline(): number {
+    return this.o.rpcDeadlineMs ?? 30_000;
+  }
+
+  /** Enrol (or reuse the enrolment in the data dir); returns the device id. */
+  async enroll(signal?: AbortSignal): Promise<string> {
+    const known = this.identity.enrolments[this.o.programId];
+    if (known && known.address === this.o.address) {
+      this.deviceId = known.deviceId;
+      this.programKey = Uint8Array.from(Buffer.from(known.programBoxPublicKey, 'hex'));
+      return this.deviceId;
+    }
+    const req = { programId: this.o.programId, enrolmentToken: this.o.enrolmentToken, signPublicKey: Buffer.from(this.identity.sign.publicKey), boxPublicKey: Buffer.from(this.identity.box.publicKey), label: this.o.label ?? '' };
+    const res = await this.retry(() => unaryCall<EnrollResponse__Output>((o, cb) => this.client.Enroll(req, o, cb), this.deadline), signal);
+    this.deviceId = res.deviceId;
+    this.programKey = Uint8Array.from(res.programBoxPublicKey);
+    saveEnrolment(this.o.dataDir, this.o.programId, { deviceId: res.deviceId, programBoxPublicKey: Buffer.from(res.programBoxPublicKey).toString('hex'), address: this.o.address });
+    this.events.next({ kind: 'enrolled', deviceId: res.deviceId });
+    return res.deviceId;
+  }
+
+  private signed<T extends Record<string, unknown>>(method: string, req: T): T & { auth: ReturnType<typeof authFor> } {
+    return { ...req, auth: authFor(`${M}/${method}`, req, this.deviceId, this.identity.sign) };
+  }
+
+  /** The program's configuration. */
+  async program(signal?: AbortSignal): Promise<ProgramConfig__Output> {
+    return this.retry(() => unaryCall<ProgramConfig__Output>((o, cb) => this.client.GetProgram(this.signed('GetProgram', { programId: this.o.programId }), o, cb), this.deadline), signal);
+  }
+
+  /** A blob in the local cache, downloading (resumably) what is missing. */
+  private async blob(sha256: string, what: 'base' | 'tokenizer' | 'adapter', signal?: AbortSignal): Promise<string> {
+    const dest = join(this.o.dataDir, 'blobs', sha256);
+    if (existsSync(dest)) return dest;
+    const r = await this.retry(() => {
+      const offset = existsSync(`${dest}.partial`) ? statSync(`${dest}.partial`).size : 0;
+      return downloadBlob(this.client, sha256, dest, { auth: this.signed('DownloadBlob', { sha256, offset, maxChunkBytes: 0 }).auth });
+    }, signal);
+    this.bytesDown += r.bytes - r.resumedFrom;
+    this.events.next({ kind: 'downloaded', what, bytes: r.bytes, resumedFrom: r.resumedFrom });
+    return dest;
+  }
+
+  private async ensureModel(p: ProgramConfig__Output, signal?: AbortSignal): Promise<NonNullable<Device['model']>> {
+    if (!p.base) throw new Error(`program ${p.programId} names no base model`);
+    if (this.model?.sha256 === p.base.sha256) return this.model;
+    const basePath = await this.blob(p.base.sha256, 'base', signal);
+    const tokenizerPath = p.tokenizer?.sha256 ? await this.blob(p.tokenizer.sha256, 'tokenizer', signal) : undefined;
+    const quant = trainingFromWire(p.training).quant;
+    await initBackend(); // the configured backend (FEDTUNE_BACKEND), once per process
+    this.model?.base.dispose();
+    const { base, tokenizer } = openBase(basePath, quant, { tokenizerPath, seed: 1 });
+    this.model = { sha256: p.base.sha256, base, tokenizer };
+    return this.model;
+  }
+
+  private async tokens(m: NonNullable<Device['model']>): Promise<Int32Array> {
+    if (m.tokens) return m.tokens;
+    const parts: string[] = [];
+    const src = this.o.text;
+    if (typeof (src as AsyncIterable<string>)[Symbol.asyncIterator] === 'function') for await (const s of src as AsyncIterable<string>) parts.push(s);
+    else for (const s of src as Iterable<string>) parts.push(s);
+    m.tokens = m.tokenizer.encode(parts.join('\n'), false);
+    return m.tokens;
+  }
+
+  /**
+   * Take part until the program completes, `maxRounds` rounds were joined, or `signal` aborts.
+   * A rejected update is reported and the device goes on with the next round.
+   */
+  async run(signal?: AbortSignal): Promise<DeviceSummary> {
+    let joined = 0;
+    let accepted = 0;
+    let reason = 'aborted';
+    try {
+      await this.enroll(signal);
+      let program = await this.program(signal);
+      while (!signal?.aborted) {
+        if (this.o.maxRounds !== undefined && joined >= this.o.maxRounds) {
+          reason = `took part in ${joined} round(s)`;
+          break;
+        }
+        const version = Number(program.adapterVersion);
+        const res = await this.retry(() => unaryCall<CheckInResponse__Output>((o, cb) => this.client.CheckIn(this.signed('CheckIn', { programId: this.o.programId, adapterVersion: version }), o, cb), this.deadline), signal);
+        if (res.later) {
+          if (res.later.programComplete) {
+            reason = res.later.reason;
+            break;
+          }
+          const ms = Math.min(this.o.maxWaitMs ?? 30_000, Math.max(50, Number(res.later.retryAfterMs)));
+          this.events.next({ kind: 'waiting', ms, reason: res.later.reason });
+          await sleep(ms, signal);
+          continue;
+        }
+        const work = res.work as RoundWork__Output;
+        if (Number(work.adapterVersion) !== Number(program.adapterVersion)) program = await this.program(signal);
+        joined++;
+        try {
+          await this.doRound(program, work, signal);
+          accepted++;
+        } catch (e) {
+          const se = e as grpc.ServiceError;
+          if (typeof se.code !== 'number' || se.code === grpc.status.UNAVAILABLE) throw e;
+          this.events.next({ kind: 'rejected', roundId: work.roundId, code: se.code, details: se.details });
+        }
+      }
+    } finally {
+      this.events.next({ kind: 'done', rounds: joined, reason });
+      this.events.complete();
+    }
+    return { deviceId: this.deviceId, roundsJoined: joined, updatesAccepted: accepted, bytesUp: this.bytesUp, bytesDown: this.bytesDown, reason };
+  }
+
+  private async doRound(p: ProgramConfig__Output, work: RoundWork__Output, signal?: AbortSignal): Promise<void> {
+    const m = await this.ensureModel(p, signal);
+    const tokens = await this.tokens(m);
+    if (!work.adapter) throw new Error(`round ${work.roundId} names no adapter`);
+    const adapterPath = await this.blob(work.adapter.sha256, 'adapter', signal);
+    const adapter = decodeAdapter(readFileSync(adapterPath), m.base, `adapter version ${work.adapterVersion}`);
+    try {
+      const global = adapter.toFlat();
+      const training = trainingFromWire(work.training);
+      const budget = Number(work.deadlineUnixMs) - Date.now() - (this.o.uploadMarginMs ?? 2000);
+      if (budget <= 0) throw Object.assign(new Error('no time left'), { code: grpc.status.DEADLINE_EXCEEDED, details: `round ${work.roundId} left no time to train` });
+      const timeBudgetMs = Math.min(training.timeBudgetMs ?? Infinity, budget);
+      const trainer = new LocalTrainer(m.base, adapter, tokens, { ...training, timeBudgetMs, seed: this.o.seed === undefined ? undefined : this.o.seed + Number(work.adapterVersion) * 7919 });
+      const sub = trainer.progress$.subscribe((s) => this.events.next({ kind: 'training', roundId: work.roundId, step: s.step, totalSteps: s.totalSteps, loss: s.loss }));
+      const result = await trainer.run();
+      sub.unsubscribe();
+      const local = adapter.toFlat();
+      let delta: Float32Array = Float32Array.from(local, (v, i) => v - global[i]);
+      let clipped = false;
+      if (work.clipNorm > 0) {
+        const c = clipToNorm(delta, work.clipNorm * (1 - 1e-6));
+        delta = c.update;
+        clipped = c.clipped;
+      }
+      const norm = l2(delta);
+      if (work.deviceNoiseStd > 0) {
+        const rng = this.o.noiseRng ?? cryptoRng();
+        for (let i = 0; i < delta.length; i++) delta[i] += work.deviceNoiseStd * nextGaussian(rng);
+      }
+      const sealed = seal(encodeUpdate(delta), this.programKey, this.identity.box);
+      const numExamples = Math.max(1, result.steps * (training.batchSize ?? 8));
+      const meta = { programId: this.o.programId, roundId: work.roundId, numExamples, encoding: 'f32', unclipped: !clipped };
+      const receipt = await this.retry(() => uploadUpdate(this.client, this.deviceId, this.identity.sign, meta, sealed), signal);
+      this.bytesUp += Number(receipt.bytesReceived);
+      this.events.next({ kind: 'uploaded', roundId: work.roundId, bytes: Number(receipt.bytesReceived), numExamples, updateNorm: norm, clipped, trainSeconds: result.elapsedMs / 1000 });
+    } finally {
+      adapter.dispose();
+    }
+  }
+
+  /** Close the connection and free the base. */
+  close(): void {
+    this.client.close();
+    this.model?.base.dispose();
+    this.model = undefined;
+  }
+}
+
+function l2(x: Float32Array): number {
+  let s = 0;
+  for (const v of x) s += v * v;
+  return Math.sqrt(s);
+}

@@ -1,0 +1,216 @@
+/**
+ * The coordinator's domain service, independent of gRPC: programs and their runners, device
+ * enrolment, request authentication (Ed25519 over the signing payload, fresh and used once),
+ * and the validation an update passes before it reaches a round: authentic ciphertext, the
+ * right encoding and size, finite values, and an L2 norm within the round's clip bound.
+ */
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import nacl from 'tweetnacl';
+import { adapterFlatFromTensors, cryptoRng, decodeAdapterFile, initialAdapterFlat, adapterTensorsFromFlat, encodeAdapterTensors, readBaseInfo, type BaseInfo, type Rng } from '../model/index.js';
+import { l2Norm } from '../privacy/clip.js';
+import { open as openBox, BOX_NONCE_BYTES, BOX_OVERHEAD_BYTES, type BoxKeyPair } from '../privacy/box.js';
+import { RequestVerifier, type RequestSignature } from '../privacy/sign.js';
+import { decodeUpdate, UPDATE_ENCODINGS } from '../proto/codec.js';
+import { BlobStore, type StoredBlob } from './blob-store.js';
+import { refuse } from './errors.js';
+import type { ProgramSpec } from './program-config.js';
+import { ProgramRunner } from './program-runner.js';
+import { Store, type StoredDevice } from './store.js';
+
+/** Options of a {@link Coordinator}. */
+export interface CoordinatorOptions {
+  /** Folder for the database and blobs; created if missing. */
+  readonly dataDir: string;
+  readonly programs: readonly ProgramSpec[];
+  /** How far a request's timestamp may be from the coordinator's clock. Default 5 minutes. */
+  readonly maxClockSkewMs?: number;
+  /** Noise source for central DP. Default crypto randomness. */
+  readonly rng?: Rng;
+  /** Structured log sink. */
+  readonly log?: (msg: string, fields?: Record<string, unknown>) => void;
+}
+
+/** A program as the coordinator holds it. */
+export interface ProgramState {
+  readonly spec: ProgramSpec;
+  readonly base: BaseInfo & { readonly blob: StoredBlob };
+  readonly tokenizer?: StoredBlob;
+  readonly keys: BoxKeyPair;
+  readonly runner: ProgramRunner;
+  /** Expected flat length of an update. */
+  readonly updateLength: number;
+}
+
+/** Coordinates every configured program. Call start() to open rounds and close() to stop. */
+export class Coordinator {
+  readonly store: Store;
+  readonly blobs: BlobStore;
+  private readonly programs = new Map<string, ProgramState>();
+  private readonly verifier: RequestVerifier;
+  /** Requests signed before this start are refused: nonces seen before a restart are not remembered. */
+  private readonly startedMs = Date.now();
+
+  constructor(private readonly o: CoordinatorOptions) {
+    if (!o || typeof o.dataDir !== 'string' || o.dataDir === '') throw new TypeError('Coordinator: options.dataDir must be a folder path');
+    if (!Array.isArray(o.programs) || o.programs.length === 0) throw new RangeError('Coordinator: options.programs must list at least one program');
+    this.verifier = new RequestVerifier(o.maxClockSkewMs ?? 5 * 60_000);
+    this.blobs = new BlobStore(join(o.dataDir, 'blobs'));
+    this.store = new Store(join(o.dataDir, 'coordinator.sqlite'));
+    try {
+      for (const spec of o.programs) this.programs.set(spec.id, this.register(spec));
+    } catch (e) {
+      this.store.close();
+      throw e;
+    }
+  }
+
+  private register(spec: ProgramSpec): ProgramState {
+    const info = readBaseInfo(spec.basePath);
+    const baseBlob = this.blobs.putFile(spec.basePath);
+    const tokenizer = info.format === 'llama2c' ? this.blobs.putFile(spec.tokenizerPath) : undefined;
+    const loraJson = JSON.stringify(spec.lora);
+    let stored = this.store.program(spec.id);
+    if (!stored) {
+      const keys = nacl.box.keyPair();
+      const flat = initialAdapterFlat(info.config, spec.lora);
+      const blob = this.blobs.put(encodeAdapterTensors({ baseSha256: info.sha256, lora: spec.lora, baseConfig: info.config }, adapterTensorsFromFlat(info.config, spec.lora, flat)));
+      stored = { id: spec.id, configJson: JSON.stringify(spec), baseSha256: info.sha256, loraJson, boxPublicKey: keys.publicKey, boxSecretKey: keys.secretKey };
+      this.store.createProgram(stored, { sha256: blob.sha256, sizeBytes: blob.size });
+    } else {
+      if (stored.baseSha256 !== info.sha256) throw new RangeError(`program "${spec.id}": its base was ${stored.baseSha256.slice(0, 12)}… when its rounds began, the config now names ${info.sha256.slice(0, 12)}…; use a new program id for a new base`);
+      if (stored.loraJson !== loraJson) throw new RangeError(`program "${spec.id}": its LoRA config changed since its rounds began (${stored.loraJson} → ${loraJson}); use a new program id`);
+      this.store.updateProgramConfig(spec.id, JSON.stringify(spec));
+      this.store.failOpenRounds(spec.id);
+    }
+    const latest = this.store.latestVersion(spec.id);
+    if (!this.blobs.has(latest.sha256) || !this.blobs.verify(latest.sha256)) throw new Error(`program "${spec.id}": adapter version ${latest.version}'s blob ${latest.sha256} is missing or damaged in ${this.blobs.dir}`);
+    const { tensors } = decodeAdapterFile(this.readBlob(latest.sha256), `adapter version ${latest.version}`);
+    const global = adapterFlatFromTensors(info.config, spec.lora, tensors);
+    const runner = new ProgramRunner({ spec, baseConfig: info.config, baseSha256: info.sha256, store: this.store, blobs: this.blobs, global, rng: this.o.rng ?? cryptoRng(), log: this.o.log });
+    return { spec, base: { ...info, blob: baseBlob }, tokenizer, keys: { publicKey: stored.boxPublicKey, secretKey: stored.boxSecretKey }, runner, updateLength: global.length };
+  }
+
+  private readBlob(sha256: string): Uint8Array {
+    const parts: Uint8Array[] = [];
+    for (const c of this.blobs.readChunks(sha256)) parts.push(c.data);
+    return Buffer.concat(parts);
+  }
+
+  /** Open rounds for every program (resuming after the last completed one). */
+  start(): void {
+    for (const p of this.programs.values()) p.runner.start();
+  }
+
+  /** Stop every program's timers and complete its event streams (the database stays open). */
+  stopPrograms(): void {
+    for (const p of this.programs.values()) p.runner.stop();
+  }
+
+  /** Stop every program and close the database. */
+  close(): void {
+    this.stopPrograms();
+    this.store.close();
+  }
+
+  /** A configured program; NOT_FOUND otherwise. */
+  program(id: string): ProgramState {
+    const p = this.programs.get(id);
+    if (!p) refuse('not-found', `no program "${id}" on this coordinator`);
+    return p;
+  }
+
+  /** Every configured program id. */
+  programIds(): string[] {
+    return [...this.programs.keys()];
+  }
+
+  /** Enrol a device with the program's token and its public keys. */
+  enroll(programId: string, token: string, signPublicKey: Uint8Array, boxPublicKey: Uint8Array, label: string): { deviceId: string; programBoxPublicKey: Uint8Array } {
+    const p = this.program(programId);
+    if (signPublicKey.length !== nacl.sign.publicKeyLength) refuse('invalid-argument', `sign_public_key must be ${nacl.sign.publicKeyLength} bytes (Ed25519), got ${signPublicKey.length}`);
+    if (boxPublicKey.length !== nacl.box.publicKeyLength) refuse('invalid-argument', `box_public_key must be ${nacl.box.publicKeyLength} bytes (X25519), got ${boxPublicKey.length}`);
+    if (label.length > 200) refuse('invalid-argument', `label must be at most 200 characters, got ${label.length}`);
+    if (!timingSafeEqualString(token, p.spec.enrolmentToken)) refuse('permission-denied', `the enrolment token for program "${programId}" is wrong`);
+    const d = this.store.enrollDevice({ id: `dev-${randomBytes(12).toString('hex')}`, programId, signPublicKey, boxPublicKey, label });
+    if (!bytesEqual(d.boxPublicKey, boxPublicKey)) refuse('already-exists', 'this signing key is enrolled with another box key');
+    this.o.log?.('device enrolled', { program: programId, device: d.id, label });
+    return { deviceId: d.id, programBoxPublicKey: p.keys.publicKey };
+  }
+
+  /**
+   * Authenticate a signed request: the device exists, the signature covers `payload`, the
+   * timestamp is fresh and the nonce new. Returns the device; UNAUTHENTICATED otherwise.
+   */
+  authenticate(sig: RequestSignature | null | undefined, payload: Uint8Array, now = Date.now()): StoredDevice {
+    if (!sig || !sig.deviceId) refuse('unauthenticated', 'the request is not signed (auth is missing)');
+    const device = this.store.device(sig.deviceId);
+    if (!device) refuse('unauthenticated', `unknown device "${sig.deviceId}"; enrol first`);
+    if (sig.timestamp < this.startedMs - 1000) refuse('unauthenticated', 'the request was signed before the coordinator (re)started; sign it again');
+    const v = this.verifier.verify(sig, payload, device.signPublicKey, now);
+    if (v === 'ok') return device;
+    const why = {
+      malformed: 'the request signature or nonce is malformed',
+      'bad-signature': `the signature does not verify for device ${device.id}`,
+      stale: `the request timestamp is ${Math.round(Math.abs(now - sig.timestamp) / 1000)} s from the coordinator's clock`,
+      replayed: 'this request was already received (replayed nonce)',
+    }[v];
+    return refuse('unauthenticated', why);
+  }
+
+  /** The program a device belongs to, checked against the one it names. */
+  programOf(device: StoredDevice, programId: string): ProgramState {
+    const p = this.program(programId);
+    if (device.programId !== programId) refuse('permission-denied', `device ${device.id} is not enrolled in program "${programId}"`);
+    return p;
+  }
+
+  /** May this device download this blob? (its program's base, tokenizer or an adapter version) */
+  authorizeBlob(device: StoredDevice, sha256: string): void {
+    const p = this.program(device.programId);
+    if (sha256 === p.base.blob.sha256 || sha256 === p.tokenizer?.sha256 || this.store.programHasBlob(p.spec.id, sha256)) return;
+    refuse('permission-denied', `blob ${sha256} does not belong to program "${p.spec.id}"`);
+  }
+
+  /** The size of a sealed update payload for an encoding. */
+  sealedBytes(p: ProgramState, encoding: string): number {
+    if (!UPDATE_ENCODINGS.includes(encoding as (typeof UPDATE_ENCODINGS)[number])) refuse('invalid-argument', `unknown update encoding "${encoding}"; this coordinator takes ${UPDATE_ENCODINGS.join(', ')}`);
+    return BOX_NONCE_BYTES + BOX_OVERHEAD_BYTES + 4 * p.updateLength;
+  }
+
+  /**
+   * Decrypt and validate an update; on success it joins the round. Any rejection also marks the
+   * device failed for the round, and leaves the global adapter unchanged.
+   */
+  acceptUpdate(device: StoredDevice, p: ProgramState, roundId: string, encoding: string, numExamples: number, sealed: Uint8Array): void {
+    const runner = p.runner;
+    runner.expectUpload(device.id, roundId);
+    try {
+      const plain = openBox(sealed, device.boxPublicKey, p.keys);
+      if (!plain) refuse('invalid-argument', 'the update could not be decrypted: it is not sealed by this device to the program key, or was altered');
+      const update = decodeUpdate(encoding, plain, p.updateLength);
+      for (let i = 0; i < update.length; i++) if (!Number.isFinite(update[i])) refuse('invalid-argument', `the update holds a non-finite value (${update[i]}) at index ${i}`);
+      const c = p.spec.dp.clipNorm;
+      if (c > 0) {
+        const norm = l2Norm(update);
+        if (norm > c * (1 + 1e-5)) refuse('invalid-argument', `the update's L2 norm ${norm.toPrecision(6)} exceeds the round's clip norm ${c}`);
+      }
+      const maxExamples = (p.spec.training.steps ?? 1) * (p.spec.training.batchSize ?? 1);
+      if (!Number.isSafeInteger(numExamples) || numExamples < 1 || numExamples > maxExamples) refuse('invalid-argument', `num_examples must be an integer in [1, ${maxExamples}] (steps × batch), got ${numExamples}`);
+      runner.submit(device.id, roundId, update, numExamples, sealed.length);
+    } catch (e) {
+      runner.reject(device.id, roundId, (e as Error).message);
+      throw e;
+    }
+  }
+}
+
+function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((v, i) => v === b[i]);
+}
+
+function timingSafeEqualString(a: string, b: string): boolean {
+  const x = Buffer.from(a, 'utf8');
+  const y = Buffer.from(b, 'utf8');
+  return x.length === y.length && nacl.verify(new Uint8Array(x), new Uint8Array(y));
+}

@@ -1,0 +1,160 @@
+/**
+ * A program is one partner's tuning job. Its configuration is one readonly object with
+ * documented defaults, validated once (a RangeError/TypeError names the program and field).
+ * A coordinator config file holds `{ "programs": [ … ] }` (or a single program object);
+ * relative paths in it are relative to the file.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import type { ServerOptimizerKind, ServerOptimizerOptions } from '../aggregators/index.js';
+import { defaultBasePath, defaultTokenizerPath, loraConfig, QUANT_MODES, type LoraConfig, type QuantMode } from '../model/index.js';
+import type { DeviceTraining } from '../proto/codec.js';
+
+/** How updates are protected by differential privacy. */
+export type DpMode = 'none' | 'central' | 'local' | 'distributed';
+
+/** DP settings of a program. */
+export interface ProgramDp {
+  /** Default 'none'. */
+  readonly mode: DpMode;
+  /** L2 bound C on every device's update; 0 = no bound (only allowed with mode 'none'). Default 0. */
+  readonly clipNorm: number;
+  /** Noise multiplier z: noise std z·C on the sum. Default 0 (must be > 0 unless mode is 'none'). */
+  readonly noiseMultiplier: number;
+}
+
+/** A validated program. */
+export interface ProgramSpec {
+  /** 1–64 of [A-Za-z0-9._-]. */
+  readonly id: string;
+  /** Base model file (llama2.c .bin or .gguf). Default: the shared stories260K. */
+  readonly basePath: string;
+  /** Tokenizer for a llama2.c base. Default: the shared tok512.bin (ignored for GGUF). */
+  readonly tokenizerPath: string;
+  /** Secret a device must present to enrol. Required, ≥ 8 characters. */
+  readonly enrolmentToken: string;
+  readonly lora: LoraConfig;
+  /** What devices train each round. Default: 20 steps, batch 8 × 64 tokens, lr 2e-3, int8 base. */
+  readonly training: DeviceTraining;
+  /** Updates a round wants. Default 10. */
+  readonly cohortSize: number;
+  /** Devices handed work = ceil(cohortSize × overSelect), for stragglers. Default 1.3. */
+  readonly overSelect: number;
+  /** Fewest updates that close a round; fewer by the deadline fails it. Default ceil(cohortSize / 2). */
+  readonly minUpdates: number;
+  /** From a round's opening to its deadline, ms. Default 600000. */
+  readonly roundDeadlineMs: number;
+  /** Rounds to run. Default 10. */
+  readonly rounds: number;
+  /** Pause before retrying a failed round, and the come-back hint to idle devices, ms. Default 2000. */
+  readonly retryDelayMs: number;
+  readonly dp: ProgramDp;
+  /** Server optimizer over the FedAvg mean of deltas. Default plain FedAvg (η = 1). */
+  readonly serverOptimizer: ServerOptimizerOptions;
+}
+
+const ID = /^[A-Za-z0-9._-]{1,64}$/;
+const OPTIMIZERS: readonly ServerOptimizerKind[] = ['fedavg', 'fedavgm', 'fedadagrad', 'fedadam', 'fedyogi'];
+const DP_MODES: readonly DpMode[] = ['none', 'central', 'local', 'distributed'];
+
+type Raw = Record<string, unknown>;
+
+function obj(where: string, v: unknown): Raw {
+  if (v === undefined) return {};
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new TypeError(`${where} must be an object`);
+  return v as Raw;
+}
+
+function num(where: string, v: unknown, dflt: number, check: (x: number) => boolean, what: string): number {
+  if (v === undefined) return dflt;
+  if (typeof v !== 'number' || !Number.isFinite(v) || !check(v)) throw new RangeError(`${where} must be ${what}, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+const posInt = (x: number): boolean => Number.isInteger(x) && x > 0;
+
+/** Validate one program object; `baseDir` resolves relative paths. */
+export function programSpec(raw: unknown, baseDir = process.cwd()): ProgramSpec {
+  const r = obj('program', raw);
+  const id = r.id;
+  if (typeof id !== 'string' || !ID.test(id)) throw new RangeError(`program.id must be 1–64 of [A-Za-z0-9._-], got ${JSON.stringify(id)}`);
+  const w = `program "${id}"`;
+  const path = (field: string, dflt: string): string => {
+    const v = r[field];
+    if (v === undefined) return dflt;
+    if (typeof v !== 'string' || v === '') throw new TypeError(`${w}: ${field} must be a file path`);
+    return resolve(baseDir, v);
+  };
+  const basePath = path('base', defaultBasePath());
+  if (!existsSync(basePath)) throw new RangeError(`${w}: base file ${basePath} does not exist`);
+  const tokenizerPath = path('tokenizer', defaultTokenizerPath());
+  const token = r.enrolmentToken;
+  if (typeof token !== 'string' || token.length < 8) throw new RangeError(`${w}: enrolmentToken must be a string of at least 8 characters`);
+  const lora = loraConfig(obj(`${w}: lora`, r.lora) as Partial<LoraConfig>, `${w}: lora`);
+  const t = obj(`${w}: training`, r.training);
+  const quant = (t.quant ?? 'int8') as QuantMode;
+  if (!QUANT_MODES.includes(quant)) throw new RangeError(`${w}: training.quant must be one of ${QUANT_MODES.join(', ')}, got ${JSON.stringify(t.quant)}`);
+  const training: DeviceTraining = {
+    steps: num(`${w}: training.steps`, t.steps, 20, posInt, 'a positive integer'),
+    batchSize: num(`${w}: training.batchSize`, t.batchSize, 8, posInt, 'a positive integer'),
+    seqLen: num(`${w}: training.seqLen`, t.seqLen, 64, (x) => posInt(x) && x >= 2, 'an integer ≥ 2'),
+    lr: num(`${w}: training.lr`, t.lr, 2e-3, (x) => x > 0, 'a positive number'),
+    weightDecay: num(`${w}: training.weightDecay`, t.weightDecay, 0, (x) => x >= 0, 'a number ≥ 0'),
+    clipNorm: num(`${w}: training.clipNorm`, t.clipNorm, 1, (x) => x >= 0, 'a number ≥ 0'),
+    timeBudgetMs: t.timeBudgetMs === undefined ? undefined : num(`${w}: training.timeBudgetMs`, t.timeBudgetMs, 0, posInt, 'a positive integer'),
+    quant,
+  };
+  const cohortSize = num(`${w}: cohortSize`, r.cohortSize, 10, posInt, 'a positive integer');
+  const overSelect = num(`${w}: overSelect`, r.overSelect, 1.3, (x) => x >= 1 && x <= 10, 'a number in [1, 10]');
+  const minUpdates = num(`${w}: minUpdates`, r.minUpdates, Math.ceil(cohortSize / 2), (x) => posInt(x) && x <= cohortSize, `a positive integer ≤ cohortSize (${cohortSize})`);
+  const roundDeadlineMs = num(`${w}: roundDeadlineMs`, r.roundDeadlineMs, 600_000, (x) => posInt(x) && x >= 100, 'an integer ≥ 100');
+  const rounds = num(`${w}: rounds`, r.rounds, 10, (x) => posInt(x) && x <= 1_000_000, 'a positive integer');
+  const retryDelayMs = num(`${w}: retryDelayMs`, r.retryDelayMs, 2000, (x) => Number.isInteger(x) && x >= 0, 'an integer ≥ 0');
+  const d = obj(`${w}: dp`, r.dp);
+  const mode = (d.mode ?? 'none') as DpMode;
+  if (!DP_MODES.includes(mode)) throw new RangeError(`${w}: dp.mode must be one of ${DP_MODES.join(', ')}, got ${JSON.stringify(d.mode)}`);
+  const clipNorm = num(`${w}: dp.clipNorm`, d.clipNorm, 0, (x) => x >= 0, 'a number ≥ 0');
+  const noiseMultiplier = num(`${w}: dp.noiseMultiplier`, d.noiseMultiplier, 0, (x) => x >= 0, 'a number ≥ 0');
+  if (mode !== 'none' && !(clipNorm > 0 && noiseMultiplier > 0)) throw new RangeError(`${w}: dp.mode "${mode}" needs dp.clipNorm > 0 and dp.noiseMultiplier > 0`);
+  const s = obj(`${w}: serverOptimizer`, r.serverOptimizer);
+  const kind = (s.kind ?? 'fedavg') as ServerOptimizerKind;
+  if (!OPTIMIZERS.includes(kind)) throw new RangeError(`${w}: serverOptimizer.kind must be one of ${OPTIMIZERS.join(', ')}, got ${JSON.stringify(s.kind)}`);
+  const known = new Set(['id', 'base', 'tokenizer', 'enrolmentToken', 'lora', 'training', 'cohortSize', 'overSelect', 'minUpdates', 'roundDeadlineMs', 'rounds', 'retryDelayMs', 'dp', 'serverOptimizer']);
+  const unknown = Object.keys(r).filter((k) => !known.has(k));
+  if (unknown.length) throw new RangeError(`${w}: unknown field(s) ${unknown.join(', ')}`);
+  return Object.freeze({
+    id,
+    basePath,
+    tokenizerPath,
+    enrolmentToken: token,
+    lora,
+    training: Object.freeze(training),
+    cohortSize,
+    overSelect,
+    minUpdates,
+    roundDeadlineMs,
+    rounds,
+    retryDelayMs,
+    dp: Object.freeze({ mode, clipNorm, noiseMultiplier }),
+    serverOptimizer: Object.freeze({ ...(s as object), kind }) as ServerOptimizerOptions,
+  });
+}
+
+/** Read a coordinator config file: `{ "programs": [ … ] }` or one program object. */
+export function readProgramsFile(path: string): ProgramSpec[] {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new RangeError(`cannot read config ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  const list = raw && typeof raw === 'object' && Array.isArray((raw as Raw).programs) ? ((raw as Raw).programs as unknown[]) : [raw];
+  if (list.length === 0) throw new RangeError(`config ${path} has no programs`);
+  const specs = list.map((p) => programSpec(p, dirname(resolve(path))));
+  const ids = new Set<string>();
+  for (const s of specs) {
+    if (ids.has(s.id)) throw new RangeError(`config ${path}: program id "${s.id}" appears twice`);
+    ids.add(s.id);
+  }
+  return specs;
+}

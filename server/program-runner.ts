@@ -1,0 +1,317 @@
+/**
+ * One program's rounds as an explicit state machine, with its events as an rxjs Observable:
+ *
+ *   idle ──open──▶ OPEN ──enough updates / all answered / deadline──▶ AGGREGATING ──▶ COMPLETED ─▶ next round
+ *                    └──────── fewer than minUpdates at close ────────▶ FAILED ─(retryDelayMs)─▶ same round, next attempt
+ *
+ * Devices are selected as they check in (up to ceil(cohortSize × overSelect) per round); the
+ * round closes as soon as cohortSize updates arrive, when every selected device has answered
+ * and the selection is full, or at the deadline. Aggregation is the program's Strategy over the
+ * validated deltas; the new adapter's blob is written, then the version and the round's
+ * completion are committed in one transaction, and only then is the event published.
+ */
+import { Observable, Subject, concat, defer, from } from 'rxjs';
+import { filter } from 'rxjs/operators';
+import { CentralDpStrategy, FedAvgStrategy, type ClientFailure, type ClientResult, type Strategy } from '../aggregators/index.js';
+import { adapterTensorsFromFlat, encodeAdapterTensors, type LlamaConfig, type Rng } from '../model/index.js';
+import type { BlobStore } from './blob-store.js';
+import { refuse } from './errors.js';
+import type { ProgramSpec } from './program-config.js';
+import type { Store, StoredRound } from './store.js';
+
+/** Lifecycle states of a round (the wire's RoundState without the prefix). */
+export type RoundStateName = 'OPEN' | 'AGGREGATING' | 'COMPLETED' | 'FAILED';
+
+/** One round event, as WatchRounds sends it. */
+export interface RoundEventRecord {
+  readonly programId: string;
+  readonly roundNumber: number;
+  readonly roundId: string;
+  readonly state: RoundStateName;
+  readonly adapterVersion: number;
+  readonly updatesReceived: number;
+  readonly epsilonSpent: number;
+  readonly message: string;
+  readonly timeUnixMs: number;
+  readonly clipNorm: number;
+  readonly noiseMultiplier: number;
+  readonly bytesReceived: number;
+  readonly devicesSelected: number;
+  readonly devicesFailed: number;
+}
+
+/** Work handed to a device. */
+export interface WorkOrder {
+  readonly roundId: string;
+  readonly adapterVersion: number;
+  readonly adapterSha256: string;
+  readonly adapterBytes: number;
+  readonly clipNorm: number;
+  readonly deviceNoiseStd: number;
+  readonly deadlineUnixMs: number;
+}
+
+/** No work now: when to ask again, and whether the program has finished. */
+export interface ComeBack {
+  readonly retryAfterMs: number;
+  readonly reason: string;
+  readonly programComplete: boolean;
+}
+
+interface OpenRound {
+  readonly number: number;
+  readonly attempt: number;
+  readonly id: string;
+  readonly openedMs: number;
+  readonly deadline: number;
+  readonly selected: Map<string, 'working' | 'done' | 'failed'>;
+  readonly results: ClientResult[];
+  readonly failures: ClientFailure[];
+  bytes: number;
+  timer?: NodeJS.Timeout;
+}
+
+/** Dependencies of a runner. */
+export interface RunnerDeps {
+  readonly spec: ProgramSpec;
+  readonly baseConfig: LlamaConfig;
+  readonly baseSha256: string;
+  readonly store: Store;
+  readonly blobs: BlobStore;
+  /** The global adapter at the latest version. */
+  readonly global: Float32Array;
+  /** Noise source for central DP (crypto-strength in production). */
+  readonly rng: Rng;
+  readonly log?: (msg: string, fields?: Record<string, unknown>) => void;
+}
+
+/** Runs one program's rounds. */
+export class ProgramRunner {
+  private readonly subject = new Subject<RoundEventRecord>();
+  private readonly history: RoundEventRecord[] = [];
+  private readonly strategy: Strategy;
+  private global: Float32Array;
+  private version: number;
+  private completed: number;
+  private round?: OpenRound;
+  private aggregating = false;
+  private stopped = false;
+  private retryTimer?: NodeJS.Timeout;
+
+  constructor(private readonly d: RunnerDeps) {
+    const { spec, store } = d;
+    this.global = d.global;
+    this.version = store.latestVersion(spec.id).version;
+    this.completed = store.completedRounds(spec.id);
+    const fedavg = new FedAvgStrategy({ optimizer: spec.serverOptimizer });
+    this.strategy = spec.dp.mode === 'central' ? new CentralDpStrategy(fedavg, { clipNorm: spec.dp.clipNorm, noiseMultiplier: spec.dp.noiseMultiplier, expectedClients: spec.cohortSize, rng: d.rng }) : fedavg;
+    for (const r of store.rounds(spec.id)) if (r.state !== 'open') this.history.push(this.eventOf(r, r.state === 'completed' ? 'COMPLETED' : 'FAILED'));
+  }
+
+  /** Every round event from now on. */
+  get events$(): Observable<RoundEventRecord> {
+    return this.subject.asObservable();
+  }
+
+  /** Past events of rounds after `afterRound`, then live ones. */
+  watch(afterRound = 0): Observable<RoundEventRecord> {
+    return concat(defer(() => from(this.history.filter((e) => e.roundNumber > afterRound))), this.subject.pipe(filter((e) => e.roundNumber > afterRound)));
+  }
+
+  /** The global adapter version and its values (a copy). */
+  current(): { version: number; global: Float32Array; completedRounds: number } {
+    return { version: this.version, global: this.global.slice(), completedRounds: this.completed };
+  }
+
+  /** True once every round has completed. */
+  get done(): boolean {
+    return this.completed >= this.d.spec.rounds;
+  }
+
+  /** Open the next round (resuming after the last completed one). */
+  start(): void {
+    if (!this.done && !this.round) this.open(this.nextAttempt());
+    else if (this.done) this.subject.complete();
+  }
+
+  /** Stop timers; an open round is left open in the store and failed at the next start. */
+  stop(): void {
+    this.stopped = true;
+    if (this.round?.timer) clearTimeout(this.round.timer);
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.subject.complete();
+  }
+
+  private nextAttempt(): number {
+    const number = this.completed + 1;
+    return this.d.store.rounds(this.d.spec.id).filter((r) => r.roundNumber === number).length + 1;
+  }
+
+  private open(attempt: number): void {
+    if (this.stopped) return;
+    const { spec, store } = this.d;
+    const number = this.completed + 1;
+    const now = Date.now();
+    const round: OpenRound = { number, attempt, id: `${spec.id}.r${number}.a${attempt}`, openedMs: now, deadline: now + spec.roundDeadlineMs, selected: new Map(), results: [], failures: [], bytes: 0 };
+    store.openRound(this.record(round, 'open', ''));
+    this.round = round;
+    round.timer = setTimeout(() => this.close('the deadline passed'), spec.roundDeadlineMs);
+    this.publish(this.eventOf(this.record(round, 'open', `round ${number} open (attempt ${attempt})`), 'OPEN'));
+    this.d.log?.('round open', { program: spec.id, round: number, attempt, roundId: round.id });
+  }
+
+  /** A device asks for work. */
+  checkIn(deviceId: string): WorkOrder | ComeBack {
+    const { spec } = this.d;
+    if (this.done) return { retryAfterMs: 3_600_000, reason: `program ${spec.id} has completed its ${spec.rounds} rounds`, programComplete: true };
+    const r = this.round;
+    if (!r || this.aggregating) return { retryAfterMs: Math.max(200, spec.retryDelayMs), reason: 'no round is open; the next one opens shortly', programComplete: false };
+    const status = r.selected.get(deviceId);
+    if (status === 'working') return this.workFor(r);
+    if (status) return { retryAfterMs: Math.max(200, r.deadline - Date.now()), reason: `this device already took part in round ${r.number}`, programComplete: false };
+    if (r.selected.size >= Math.ceil(spec.cohortSize * spec.overSelect)) return { retryAfterMs: Math.max(200, Math.min(spec.retryDelayMs * 5, r.deadline - Date.now())), reason: `round ${r.number}'s cohort is full`, programComplete: false };
+    r.selected.set(deviceId, 'working');
+    return this.workFor(r);
+  }
+
+  private workFor(r: OpenRound): WorkOrder {
+    const { spec, store } = this.d;
+    const v = store.latestVersion(spec.id);
+    const { mode, clipNorm, noiseMultiplier } = spec.dp;
+    const deviceNoiseStd = mode === 'local' ? noiseMultiplier * clipNorm : mode === 'distributed' ? (noiseMultiplier * clipNorm) / Math.sqrt(spec.cohortSize) : 0;
+    return { roundId: r.id, adapterVersion: v.version, adapterSha256: v.sha256, adapterBytes: v.sizeBytes, clipNorm, deviceNoiseStd, deadlineUnixMs: r.deadline };
+  }
+
+  /**
+   * Check that `deviceId` may upload to `roundId` now, before its bytes are read. Throws a
+   * CoordinatorError: wrong round (FAILED_PRECONDITION), late (DEADLINE_EXCEEDED), twice (ALREADY_EXISTS).
+   */
+  expectUpload(deviceId: string, roundId: string): void {
+    const r = this.round;
+    if (!r || r.id !== roundId || this.aggregating) {
+      const past = this.history.some((e) => e.roundId === roundId);
+      if (past) refuse('deadline-exceeded', `round ${roundId} has closed; the update came too late`);
+      refuse('failed-precondition', `round ${roundId} is not this program's open round${r && !this.aggregating ? ` (${r.id} is)` : ''}`);
+    }
+    const status = r.selected.get(deviceId);
+    if (!status) refuse('failed-precondition', `device ${deviceId} was not selected for round ${roundId}; check in first`);
+    if (status === 'done') refuse('already-exists', `device ${deviceId} already sent its update for round ${roundId}`);
+    if (status === 'failed') refuse('failed-precondition', `device ${deviceId}'s earlier update for round ${roundId} was rejected`);
+    if (Date.now() > r.deadline) refuse('deadline-exceeded', `round ${roundId}'s deadline has passed`);
+  }
+
+  /** Accept a validated delta (see expectUpload). */
+  submit(deviceId: string, roundId: string, update: Float32Array, numExamples: number, bytes: number): void {
+    this.expectUpload(deviceId, roundId);
+    const r = this.round as OpenRound;
+    r.selected.set(deviceId, 'done');
+    r.results.push({ deviceId, update, numExamples: this.d.spec.dp.mode === 'none' ? numExamples : 1 });
+    r.bytes += bytes;
+    if (r.results.length >= this.d.spec.cohortSize) this.close('the cohort reported');
+    else this.closeIfSettled(r);
+  }
+
+  /** A selected device's update was rejected: it counts as a failure of the round. */
+  reject(deviceId: string, roundId: string, reason: string): void {
+    const r = this.round;
+    if (!r || r.id !== roundId || r.selected.get(deviceId) !== 'working') return;
+    r.selected.set(deviceId, 'failed');
+    r.failures.push({ deviceId, reason });
+    this.closeIfSettled(r);
+  }
+
+  private closeIfSettled(r: OpenRound): void {
+    const full = r.selected.size >= Math.ceil(this.d.spec.cohortSize * this.d.spec.overSelect);
+    if (full && [...r.selected.values()].every((s) => s !== 'working')) this.close('every selected device answered');
+  }
+
+  private close(why: string): void {
+    const r = this.round;
+    if (!r || this.aggregating || this.stopped) return;
+    if (r.timer) clearTimeout(r.timer);
+    const { spec, store } = this.d;
+    for (const [id, s] of r.selected) if (s === 'working') r.failures.push({ deviceId: id, reason: 'no update by the close' });
+    if (r.results.length < spec.minUpdates) {
+      const msg = `round ${r.number} failed: ${r.results.length} update(s) by the close (${why}), fewer than the minimum ${spec.minUpdates}; retrying`;
+      const rec = this.record(r, 'failed', msg);
+      store.failRound(rec);
+      this.round = undefined;
+      this.publish(this.eventOf(rec, 'FAILED'));
+      this.d.log?.('round failed', { program: spec.id, round: r.number, attempt: r.attempt, updates: r.results.length });
+      this.retryTimer = setTimeout(() => this.open(r.attempt + 1), spec.retryDelayMs);
+      return;
+    }
+    this.aggregating = true;
+    this.publish(this.eventOf(this.record(r, 'open', `aggregating ${r.results.length} update(s) (${why})`), 'AGGREGATING'));
+    try {
+      const agg = this.strategy.aggregate(r.number, this.global, r.results, r.failures);
+      const tensors = adapterTensorsFromFlat(this.d.baseConfig, spec.lora, agg.global);
+      const blob = this.d.blobs.put(encodeAdapterTensors({ baseSha256: this.d.baseSha256, lora: spec.lora, baseConfig: this.d.baseConfig }, tensors));
+      const rec = { ...this.record(r, 'completed', `round ${r.number} completed with ${r.results.length} update(s) (${why})`), adapterVersion: this.version + 1 };
+      store.completeRound(rec, { version: this.version + 1, sha256: blob.sha256, sizeBytes: blob.size });
+      this.global = agg.global;
+      this.version += 1;
+      this.completed += 1;
+      this.round = undefined;
+      this.aggregating = false;
+      this.publish(this.eventOf(rec, 'COMPLETED'));
+      this.d.log?.('round completed', { program: spec.id, round: r.number, version: this.version, updates: r.results.length, bytes: r.bytes });
+      if (this.done) this.subject.complete();
+      else setImmediate(() => this.open(1));
+    } catch (e) {
+      // an aggregation that cannot finish fails the round; the global adapter is untouched
+      this.aggregating = false;
+      const rec = this.record(r, 'failed', `round ${r.number} failed while aggregating: ${(e as Error).message}; retrying`);
+      store.failRound(rec);
+      this.round = undefined;
+      this.publish(this.eventOf(rec, 'FAILED'));
+      this.retryTimer = setTimeout(() => this.open(r.attempt + 1), spec.retryDelayMs);
+    }
+  }
+
+  private record(r: OpenRound, state: StoredRound['state'], message: string): StoredRound {
+    const { spec } = this.d;
+    return {
+      programId: spec.id,
+      roundId: r.id,
+      roundNumber: r.number,
+      attempt: r.attempt,
+      state,
+      adapterVersion: this.version,
+      updates: r.results.length,
+      selected: r.selected.size,
+      failed: r.failures.length,
+      bytesReceived: r.bytes,
+      clipNorm: spec.dp.clipNorm,
+      noiseMultiplier: spec.dp.mode === 'none' ? 0 : spec.dp.noiseMultiplier,
+      epsilonSpent: 0,
+      message,
+      openedMs: r.openedMs,
+      closedMs: state === 'open' ? 0 : Date.now(),
+    };
+  }
+
+  private eventOf(r: StoredRound, state: RoundStateName): RoundEventRecord {
+    return {
+      programId: r.programId,
+      roundNumber: r.roundNumber,
+      roundId: r.roundId,
+      state,
+      adapterVersion: r.adapterVersion,
+      updatesReceived: r.updates,
+      epsilonSpent: r.epsilonSpent,
+      message: r.message,
+      timeUnixMs: r.closedMs || Date.now(),
+      clipNorm: r.clipNorm,
+      noiseMultiplier: r.noiseMultiplier,
+      bytesReceived: r.bytesReceived,
+      devicesSelected: r.selected,
+      devicesFailed: r.failed,
+    };
+  }
+
+  private publish(e: RoundEventRecord): void {
+    if (e.state === 'COMPLETED' || e.state === 'FAILED') this.history.push(e);
+    this.subject.next(e);
+  }
+}

@@ -1,0 +1,213 @@
+/**
+ * The fedtune.v1.Coordinator gRPC handlers over a {@link Coordinator}. Every handler answers
+ * exactly once — a response, or one status from `toStatus()` with a sentence — and
+ * authenticates signed requests over the payload `signingPayload()` defines.
+ */
+import { createHash } from 'node:crypto';
+import * as grpc from '@grpc/grpc-js';
+import type { Subscription } from 'rxjs';
+import type { Auth__Output } from '../proto/generated/fedtune/v1/Auth.js';
+import type { CoordinatorHandlers } from '../proto/generated/fedtune/v1/Coordinator.js';
+import type { RoundEvent } from '../proto/generated/fedtune/v1/RoundEvent.js';
+import type { UpdateHeader__Output } from '../proto/generated/fedtune/v1/UpdateHeader.js';
+import { bytesFromWire, loraConfigToWire, signingPayload, trainingToWire } from '../proto/codec.js';
+import type { RequestSignature } from '../privacy/sign.js';
+import { downloadBlobHandler } from './blob-service.js';
+import { MAX_CHUNK_BYTES } from './blob-store.js';
+import type { Coordinator, ProgramState } from './coordinator.js';
+import { CoordinatorError, refuse, toStatus } from './errors.js';
+import type { RoundEventRecord } from './program-runner.js';
+import type { StoredDevice } from './store.js';
+
+const SERVICE = 'fedtune.v1.Coordinator';
+
+function signatureOf(auth: Auth__Output | null | undefined): RequestSignature | null {
+  if (!auth) return null;
+  return { deviceId: auth.deviceId, nonce: auth.nonce, timestamp: auth.timestampMs, signature: bytesFromWire(auth.signature) };
+}
+
+/** Authenticate a unary/server-stream request by its method's signing payload. */
+function authenticate(c: Coordinator, method: string, request: { auth?: Auth__Output | null } & object): StoredDevice {
+  return c.authenticate(signatureOf(request.auth), signingPayload(`${SERVICE}/${method}`, request as Record<string, unknown>));
+}
+
+/** Round event → wire. */
+export function roundEventToWire(e: RoundEventRecord): RoundEvent {
+  return { ...e, state: `ROUND_STATE_${e.state}` };
+}
+
+function blobRef(sha256: string, size: number, format: string): { sha256: string; sizeBytes: number; format: string } {
+  return { sha256, sizeBytes: size, format };
+}
+
+/** Unary handler: run `fn`, answer once with its value or its status. */
+function unary<Req, Res>(fn: (req: Req) => Res): grpc.handleUnaryCall<Req, Res> {
+  return (call, callback) => {
+    let res: Res;
+    try {
+      res = fn(call.request);
+    } catch (e) {
+      return callback(toStatus(e));
+    }
+    callback(null, res);
+  };
+}
+
+/** The handlers of the Coordinator service. */
+export function coordinatorHandlers(c: Coordinator): CoordinatorHandlers {
+  return {
+    Enroll: unary((req) => {
+      const r = c.enroll(req.programId, req.enrolmentToken, bytesFromWire(req.signPublicKey), bytesFromWire(req.boxPublicKey), req.label);
+      return { deviceId: r.deviceId, programBoxPublicKey: Buffer.from(r.programBoxPublicKey) };
+    }),
+
+    GetProgram: unary((req) => {
+      const device = authenticate(c, 'GetProgram', req);
+      const p = c.programOf(device, req.programId);
+      const cur = p.runner.current();
+      const v = c.store.latestVersion(p.spec.id);
+      return {
+        programId: p.spec.id,
+        base: blobRef(p.base.blob.sha256, p.base.blob.size, p.base.format),
+        tokenizer: p.tokenizer ? blobRef(p.tokenizer.sha256, p.tokenizer.size, 'llama2c-tokenizer') : null,
+        lora: loraConfigToWire(p.spec.lora),
+        training: trainingToWire(p.spec.training),
+        dp: { clipNorm: p.spec.dp.clipNorm, noiseMultiplier: p.spec.dp.noiseMultiplier, mode: p.spec.dp.mode },
+        programBoxPublicKey: Buffer.from(p.keys.publicKey),
+        adapterVersion: v.version,
+        adapter: blobRef(v.sha256, v.sizeBytes, 'fedtune-lora'),
+        roundsTotal: p.spec.rounds,
+        roundsCompleted: cur.completedRounds,
+      };
+    }),
+
+    DownloadBlob: downloadBlobHandler(c.blobs, (req) => {
+      try {
+        c.authorizeBlob(authenticate(c, 'DownloadBlob', req), req.sha256);
+        return null;
+      } catch (e) {
+        return toStatus(e);
+      }
+    }),
+
+    CheckIn: unary((req) => {
+      const device = authenticate(c, 'CheckIn', req);
+      const p = c.programOf(device, req.programId);
+      const w = p.runner.checkIn(device.id);
+      if ('retryAfterMs' in w) return { later: { retryAfterMs: w.retryAfterMs, reason: w.reason, programComplete: w.programComplete } };
+      return {
+        work: {
+          roundId: w.roundId,
+          adapterVersion: w.adapterVersion,
+          adapter: blobRef(w.adapterSha256, w.adapterBytes, 'fedtune-lora'),
+          training: trainingToWire(p.spec.training),
+          clipNorm: w.clipNorm,
+          deviceNoiseStd: w.deviceNoiseStd,
+          deadlineUnixMs: w.deadlineUnixMs,
+        },
+      };
+    }),
+
+    UploadUpdate: (call, callback) => {
+      let answered = false;
+      const answer = (err: unknown, bytes = 0, roundId = ''): void => {
+        if (answered) return;
+        answered = true;
+        if (err) callback(toStatus(err));
+        else callback(null, { roundId, bytesReceived: bytes });
+      };
+      let header: UpdateHeader__Output | undefined;
+      let device: StoredDevice | undefined;
+      let program: ProgramState | undefined;
+      let buf: Uint8Array | undefined;
+      let got = 0;
+      call.on('data', (chunk: { header?: UpdateHeader__Output | null; data?: Buffer | null; part?: string }) => {
+        if (answered) return;
+        try {
+          if (chunk.part === 'header' && chunk.header) {
+            if (header) refuse('invalid-argument', 'the update stream carries a second header');
+            header = chunk.header;
+            device = c.authenticate(signatureOf(header.auth), signingPayload(`${SERVICE}/UploadUpdate`, { header }));
+            program = c.programOf(device, header.programId);
+            program.runner.expectUpload(device.id, header.roundId);
+            const expected = c.sealedBytes(program, header.encoding);
+            if (header.payloadBytes !== expected) refuse('invalid-argument', `payload_bytes is ${header.payloadBytes}, but a sealed "${header.encoding}" update for this program is ${expected} bytes`);
+            if (!/^[0-9a-f]{64}$/.test(header.payloadSha256)) refuse('invalid-argument', 'payload_sha256 must be a hex SHA-256');
+            buf = new Uint8Array(expected);
+          } else if (chunk.part === 'data' && chunk.data) {
+            if (!header || !buf) refuse('invalid-argument', 'the update stream must start with its header');
+            const d = chunk.data;
+            if (d.length > MAX_CHUNK_BYTES) refuse('resource-exhausted', `a data chunk of ${d.length} bytes exceeds the ${MAX_CHUNK_BYTES}-byte limit`);
+            if (got + d.length > buf.length) refuse('resource-exhausted', `the stream sent more than the ${buf.length} bytes its header announced`);
+            buf.set(d, got);
+            got += d.length;
+          } else {
+            refuse('invalid-argument', 'an update chunk must hold a header or data');
+          }
+        } catch (e) {
+          if (e instanceof CoordinatorError && device && header && e.kind !== 'unauthenticated') program?.runner.reject(device.id, header.roundId, e.message);
+          answer(e);
+        }
+      });
+      call.on('end', () => {
+        if (answered) return;
+        try {
+          if (!header || !buf || !device || !program) refuse('invalid-argument', 'the update stream ended without a header');
+          if (got !== buf.length) refuse('invalid-argument', `the stream ended after ${got} of the ${buf.length} bytes its header announced`);
+          if (createHash('sha256').update(buf).digest('hex') !== header.payloadSha256) refuse('invalid-argument', 'the payload does not match payload_sha256');
+          c.acceptUpdate(device, program, header.roundId, header.encoding, header.numExamples, buf);
+          answer(null, got, header.roundId);
+        } catch (e) {
+          answer(e);
+        }
+      });
+      call.on('error', () => answer(new CoordinatorError('unavailable', 'the upload stream broke')));
+    },
+
+    WatchRounds: (call) => {
+      let sub: Subscription | undefined;
+      let finished = false;
+      const finish = (err?: unknown): void => {
+        if (finished) return;
+        finished = true;
+        sub?.unsubscribe();
+        if (err) call.emit('error', toStatus(err));
+        else call.end();
+      };
+      try {
+        const device = authenticate(c, 'WatchRounds', call.request);
+        const p = c.programOf(device, call.request.programId);
+        const queue: RoundEvent[] = [];
+        let waiting = false;
+        let completed = false;
+        const flush = (): void => {
+          waiting = false;
+          while (queue.length && !finished) {
+            if (!call.write(queue.shift() as RoundEvent)) {
+              waiting = true;
+              call.once('drain', flush);
+              return;
+            }
+          }
+          if (completed && !finished) finish();
+        };
+        call.on('cancelled', () => {
+          finished = true;
+          sub?.unsubscribe();
+        });
+        sub = p.runner.watch(call.request.afterRound).subscribe({
+          next: (e) => {
+            queue.push(roundEventToWire(e));
+            if (!waiting) flush();
+          },
+          complete: () => {
+            completed = true;
+            if (!waiting) flush();
+          },
+        });
+      } catch (e) {
+        finish(e);
+      }
+    },
+  };
+}

@@ -1,0 +1,238 @@
+/**
+ * The coordinator's durable state in an embedded SQLite database (better-sqlite3): programs and
+ * their keys, enrolled devices, rounds, and adapter versions. Adapter bytes live in the blob
+ * store; a version row is written only after its blob is on disk, in the same transaction that
+ * marks its round completed, so after a crash (kill -9) every completed round is there with its
+ * adapter, and nothing half-done is.
+ */
+import Database from 'better-sqlite3';
+
+/** A program's stored identity and keys. */
+export interface StoredProgram {
+  readonly id: string;
+  readonly configJson: string;
+  readonly baseSha256: string;
+  readonly loraJson: string;
+  readonly boxPublicKey: Uint8Array;
+  readonly boxSecretKey: Uint8Array;
+}
+
+/** An enrolled device. */
+export interface StoredDevice {
+  readonly id: string;
+  readonly programId: string;
+  readonly signPublicKey: Uint8Array;
+  readonly boxPublicKey: Uint8Array;
+  readonly label: string;
+}
+
+/** A round's terminal (or open) record. */
+export interface StoredRound {
+  readonly programId: string;
+  readonly roundId: string;
+  readonly roundNumber: number;
+  readonly attempt: number;
+  readonly state: 'open' | 'completed' | 'failed';
+  /** The version the round produced (completed) or started from. */
+  readonly adapterVersion: number;
+  readonly updates: number;
+  readonly selected: number;
+  readonly failed: number;
+  readonly bytesReceived: number;
+  readonly clipNorm: number;
+  readonly noiseMultiplier: number;
+  readonly epsilonSpent: number;
+  readonly message: string;
+  readonly openedMs: number;
+  readonly closedMs: number;
+}
+
+/** One adapter version of a program. */
+export interface StoredVersion {
+  readonly version: number;
+  readonly sha256: string;
+  readonly sizeBytes: number;
+  /** The round that made it (0 for the initial adapter). */
+  readonly roundNumber: number;
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS programs (
+  id TEXT PRIMARY KEY, config_json TEXT NOT NULL, base_sha256 TEXT NOT NULL, lora_json TEXT NOT NULL,
+  box_public BLOB NOT NULL, box_secret BLOB NOT NULL, created_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS devices (
+  id TEXT PRIMARY KEY, program_id TEXT NOT NULL REFERENCES programs(id), sign_public BLOB NOT NULL,
+  box_public BLOB NOT NULL, label TEXT NOT NULL, enrolled_ms INTEGER NOT NULL, UNIQUE (program_id, sign_public));
+CREATE TABLE IF NOT EXISTS adapter_versions (
+  program_id TEXT NOT NULL REFERENCES programs(id), version INTEGER NOT NULL, sha256 TEXT NOT NULL,
+  size_bytes INTEGER NOT NULL, round_number INTEGER NOT NULL, created_ms INTEGER NOT NULL, PRIMARY KEY (program_id, version));
+CREATE TABLE IF NOT EXISTS rounds (
+  round_id TEXT PRIMARY KEY, program_id TEXT NOT NULL REFERENCES programs(id), round_number INTEGER NOT NULL,
+  attempt INTEGER NOT NULL, state TEXT NOT NULL, adapter_version INTEGER NOT NULL, updates INTEGER NOT NULL,
+  selected INTEGER NOT NULL, failed INTEGER NOT NULL, bytes_received INTEGER NOT NULL, clip_norm REAL NOT NULL,
+  noise_multiplier REAL NOT NULL, epsilon_spent REAL NOT NULL, message TEXT NOT NULL, opened_ms INTEGER NOT NULL,
+  closed_ms INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS rounds_by_program ON rounds (program_id, round_number, attempt);
+`;
+
+type Row = Record<string, unknown>;
+
+const asBytes = (b: unknown): Uint8Array => Uint8Array.from(b as Buffer);
+
+function roundFromRow(r: Row): StoredRound {
+  return {
+    programId: r.program_id as string,
+    roundId: r.round_id as string,
+    roundNumber: r.round_number as number,
+    attempt: r.attempt as number,
+    state: r.state as StoredRound['state'],
+    adapterVersion: r.adapter_version as number,
+    updates: r.updates as number,
+    selected: r.selected as number,
+    failed: r.failed as number,
+    bytesReceived: r.bytes_received as number,
+    clipNorm: r.clip_norm as number,
+    noiseMultiplier: r.noise_multiplier as number,
+    epsilonSpent: r.epsilon_spent as number,
+    message: r.message as string,
+    openedMs: r.opened_ms as number,
+    closedMs: r.closed_ms as number,
+  };
+}
+
+/** The coordinator database. One process at a time: the file is opened exclusively. */
+export class Store {
+  private readonly db: Database.Database;
+
+  /** Open (creating if needed) the database at `path` (":memory:" for tests). */
+  constructor(path: string) {
+    if (typeof path !== 'string' || path === '') throw new TypeError('Store: path must be a non-empty string');
+    this.db = new Database(path);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = FULL');
+    this.db.pragma('foreign_keys = ON');
+    this.db.pragma('locking_mode = EXCLUSIVE');
+    this.db.exec(SCHEMA);
+  }
+
+  /** The stored program, if any. */
+  program(id: string): StoredProgram | undefined {
+    const r = this.db.prepare('SELECT * FROM programs WHERE id = ?').get(id) as Row | undefined;
+    if (!r) return undefined;
+    return {
+      id: r.id as string,
+      configJson: r.config_json as string,
+      baseSha256: r.base_sha256 as string,
+      loraJson: r.lora_json as string,
+      boxPublicKey: asBytes(r.box_public),
+      boxSecretKey: asBytes(r.box_secret),
+    };
+  }
+
+  /** Register a program with its initial adapter version 0 (one transaction). */
+  createProgram(p: StoredProgram, initial: Omit<StoredVersion, 'version' | 'roundNumber'>, now = Date.now()): void {
+    this.db.transaction(() => {
+      this.db
+        .prepare('INSERT INTO programs (id, config_json, base_sha256, lora_json, box_public, box_secret, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?)')
+        .run(p.id, p.configJson, p.baseSha256, p.loraJson, Buffer.from(p.boxPublicKey), Buffer.from(p.boxSecretKey), now);
+      this.db.prepare('INSERT INTO adapter_versions (program_id, version, sha256, size_bytes, round_number, created_ms) VALUES (?, 0, ?, ?, 0, ?)').run(p.id, initial.sha256, initial.sizeBytes, now);
+    })();
+  }
+
+  /** Record a program's current settings (they may change between runs; base and LoRA may not). */
+  updateProgramConfig(id: string, configJson: string): void {
+    this.db.prepare('UPDATE programs SET config_json = ? WHERE id = ?').run(configJson, id);
+  }
+
+  /** Enrol a device; returns the existing record if this key already enrolled in the program. */
+  enrollDevice(d: StoredDevice, now = Date.now()): StoredDevice {
+    const existing = this.db.prepare('SELECT * FROM devices WHERE program_id = ? AND sign_public = ?').get(d.programId, Buffer.from(d.signPublicKey)) as Row | undefined;
+    if (existing) return this.deviceFromRow(existing);
+    this.db.prepare('INSERT INTO devices (id, program_id, sign_public, box_public, label, enrolled_ms) VALUES (?, ?, ?, ?, ?, ?)').run(d.id, d.programId, Buffer.from(d.signPublicKey), Buffer.from(d.boxPublicKey), d.label, now);
+    return d;
+  }
+
+  /** A device by id. */
+  device(id: string): StoredDevice | undefined {
+    const r = this.db.prepare('SELECT * FROM devices WHERE id = ?').get(id) as Row | undefined;
+    return r ? this.deviceFromRow(r) : undefined;
+  }
+
+  /** Devices enrolled in a program. */
+  deviceCount(programId: string): number {
+    return (this.db.prepare('SELECT COUNT(*) AS n FROM devices WHERE program_id = ?').get(programId) as { n: number }).n;
+  }
+
+  private deviceFromRow(r: Row): StoredDevice {
+    return { id: r.id as string, programId: r.program_id as string, signPublicKey: asBytes(r.sign_public), boxPublicKey: asBytes(r.box_public), label: r.label as string };
+  }
+
+  /** The newest adapter version of a program. */
+  latestVersion(programId: string): StoredVersion {
+    const r = this.db.prepare('SELECT * FROM adapter_versions WHERE program_id = ? ORDER BY version DESC LIMIT 1').get(programId) as Row | undefined;
+    if (!r) throw new RangeError(`Store.latestVersion: program ${programId} has no adapter version`);
+    return { version: r.version as number, sha256: r.sha256 as string, sizeBytes: r.size_bytes as number, roundNumber: r.round_number as number };
+  }
+
+  /** True if `sha256` is the base or an adapter version of the program (what its devices may download). */
+  programHasBlob(programId: string, sha256: string): boolean {
+    return this.db.prepare('SELECT 1 FROM adapter_versions WHERE program_id = ? AND sha256 = ? LIMIT 1').get(programId, sha256) !== undefined;
+  }
+
+  /** Record a round as opened. */
+  openRound(r: StoredRound): void {
+    this.db
+      .prepare(
+        `INSERT INTO rounds (round_id, program_id, round_number, attempt, state, adapter_version, updates, selected, failed, bytes_received,
+         clip_norm, noise_multiplier, epsilon_spent, message, opened_ms, closed_ms) VALUES (?, ?, ?, ?, 'open', ?, 0, 0, 0, 0, ?, ?, ?, '', ?, 0)`,
+      )
+      .run(r.roundId, r.programId, r.roundNumber, r.attempt, r.adapterVersion, r.clipNorm, r.noiseMultiplier, r.epsilonSpent, r.openedMs);
+  }
+
+  private closeRound(r: StoredRound): void {
+    const res = this.db
+      .prepare(
+        `UPDATE rounds SET state = ?, adapter_version = ?, updates = ?, selected = ?, failed = ?, bytes_received = ?, clip_norm = ?,
+         noise_multiplier = ?, epsilon_spent = ?, message = ?, closed_ms = ? WHERE round_id = ? AND state = 'open'`,
+      )
+      .run(r.state, r.adapterVersion, r.updates, r.selected, r.failed, r.bytesReceived, r.clipNorm, r.noiseMultiplier, r.epsilonSpent, r.message, r.closedMs, r.roundId);
+    if (res.changes !== 1) throw new Error(`Store: round ${r.roundId} is not open`);
+  }
+
+  /** Mark a round failed. */
+  failRound(r: StoredRound): void {
+    this.closeRound({ ...r, state: 'failed' });
+  }
+
+  /** Atomically: add the adapter version the round produced and mark the round completed. */
+  completeRound(r: StoredRound, version: Omit<StoredVersion, 'roundNumber'>): void {
+    this.db.transaction(() => {
+      this.db
+        .prepare('INSERT INTO adapter_versions (program_id, version, sha256, size_bytes, round_number, created_ms) VALUES (?, ?, ?, ?, ?, ?)')
+        .run(r.programId, version.version, version.sha256, version.sizeBytes, r.roundNumber, r.closedMs);
+      this.closeRound({ ...r, state: 'completed', adapterVersion: version.version });
+    })();
+  }
+
+  /** Rounds left open by a crash become failed ("the coordinator restarted"); returns how many. */
+  failOpenRounds(programId: string, now = Date.now()): number {
+    return this.db
+      .prepare(`UPDATE rounds SET state = 'failed', message = 'the coordinator restarted while the round was open', closed_ms = ? WHERE program_id = ? AND state = 'open'`)
+      .run(now, programId).changes;
+  }
+
+  /** A program's closed rounds in order. */
+  rounds(programId: string): StoredRound[] {
+    return (this.db.prepare(`SELECT * FROM rounds WHERE program_id = ? ORDER BY round_number, attempt`).all(programId) as Row[]).map(roundFromRow);
+  }
+
+  /** Rounds completed so far. */
+  completedRounds(programId: string): number {
+    return (this.db.prepare(`SELECT COUNT(*) AS n FROM rounds WHERE program_id = ? AND state = 'completed'`).get(programId) as { n: number }).n;
+  }
+
+  /** Close the database. */
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}
