@@ -2,6 +2,8 @@
 /** The `fedtune` command: thin wrappers over the libraries. */
 import { terminateWasmThreads } from '../model/index.js';
 import { CliError } from './args.js';
+import { coordinatorCommand, COORDINATOR_USAGE } from './coordinator.js';
+import { deviceCommand, DEVICE_USAGE } from './device.js';
 import { evalCommand, EVAL_USAGE } from './eval.js';
 import { generateCommand, GENERATE_USAGE } from './generate.js';
 import { privacyCommand, PRIVACY_USAGE } from './privacy.js';
@@ -12,6 +14,8 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = {
   eval: evalCommand,
   train: trainCommand,
   privacy: privacyCommand,
+  coordinator: coordinatorCommand,
+  device: deviceCommand,
 };
 
 const USAGE = `usage:
@@ -19,6 +23,8 @@ const USAGE = `usage:
   ${EVAL_USAGE}
   ${TRAIN_USAGE}
   ${PRIVACY_USAGE}
+  ${COORDINATOR_USAGE}
+  ${DEVICE_USAGE}
 Defaults: --base/--tokenizer from FEDTUNE_MODEL_DIR or ../shared/models/stories260K; --backend from FEDTUNE_BACKEND or auto.`;
 
 async function main(argv: string[]): Promise<number> {

@@ -1,0 +1,46 @@
+/** `fedtune coordinator`: run the coordinator as a service, with JSON-line logs and graceful shutdown. */
+import { readProgramsFile, startCoordinator } from '../server/index.js';
+import { CliError, num, parse, required } from './args.js';
+
+/** Usage text. */
+export const COORDINATOR_USAGE = `fedtune coordinator --config FILE [--port P (default 7070; 0 = any)] [--host H (default 127.0.0.1)]
+              [--data DIR (default ./fedtune-data)] [--exit-when-done]`;
+
+/** One structured log line on stdout. */
+export function jsonLog(msg: string, fields: Record<string, unknown> = {}): void {
+  process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), msg, ...fields })}\n`);
+}
+
+/** Run the command until SIGTERM/SIGINT (or, with --exit-when-done, until every program completes). */
+export async function coordinatorCommand(argv: string[]): Promise<void> {
+  const v = parse(argv, { config: { type: 'string' }, port: { type: 'string' }, host: { type: 'string' }, data: { type: 'string' }, 'exit-when-done': { type: 'boolean' } });
+  const configPath = required(v, 'config');
+  const port = num(v, 'port', { integer: true, min: 0, max: 65535 }) ?? 7070;
+  let programs;
+  try {
+    programs = readProgramsFile(configPath);
+  } catch (e) {
+    throw new CliError((e as Error).message);
+  }
+  const running = await startCoordinator({ programs, port, host: (v.host as string | undefined) ?? '127.0.0.1', dataDir: (v.data as string | undefined) ?? 'fedtune-data', log: jsonLog });
+  jsonLog('listening', { address: running.address, port: running.port, programs: programs.map((p) => p.id) });
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string): void => {
+      jsonLog('shutting down', { signal });
+      void running.shutdown(5000).then(resolve);
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+    if (v['exit-when-done']) {
+      let left = programs.length;
+      for (const p of programs) {
+        running.coordinator.program(p.id).runner.watch(Number.MAX_SAFE_INTEGER).subscribe({
+          complete: () => {
+            if (--left === 0 && programs.every((q) => running.coordinator.program(q.id).runner.done)) stop('all programs complete');
+          },
+        });
+      }
+    }
+  });
+  jsonLog('stopped');
+}

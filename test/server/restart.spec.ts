@@ -1,0 +1,98 @@
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { Device } from '../../client/index.js';
+import { Store } from '../../server/index.js';
+import { corpus, MODEL } from '../helpers.js';
+
+const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'cli', 'main.js');
+const TOKEN = 'restart-partner-token';
+
+/** Start `fedtune coordinator` in a child process; resolves when it logs its address. */
+function startChild(config: string, data: string): Promise<{ child: ChildProcess; address: string; exited: Promise<number | null> }> {
+  const child = spawn(process.execPath, [CLI, 'coordinator', '--config', config, '--port', '0', '--data', data], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  return new Promise((resolve, reject) => {
+    const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
+    lines.on('line', (line) => {
+      const rec = JSON.parse(line) as { msg: string; address?: string };
+      if (rec.msg === 'listening') resolve({ child, address: rec.address as string, exited });
+    });
+    child.once('exit', (code) => reject(new Error(`coordinator exited with ${code} before listening`)));
+  });
+}
+
+describe('coordinator crash and restart (kill -9)', function () {
+  this.timeout(300_000);
+
+  it('resumes after the last completed round, keeps every completed round, and fails the round that was open', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fedtune-restart-'));
+    const config = join(dir, 'program.json');
+    const program = {
+      id: 'oz',
+      base: MODEL.bin,
+      tokenizer: MODEL.tok,
+      enrolmentToken: TOKEN,
+      lora: { rank: 2, targets: ['wq', 'wv'], seed: 3 },
+      training: { steps: 2, batchSize: 2, seqLen: 32, lr: 5e-3, quant: 'int8' },
+      cohortSize: 3,
+      minUpdates: 3,
+      overSelect: 1,
+      rounds: 3,
+      roundDeadlineMs: 120_000,
+      retryDelayMs: 100,
+    };
+    writeFileSync(config, JSON.stringify({ programs: [program] }));
+    const data = join(dir, 'data');
+    const oz = corpus('wizard-of-oz.txt');
+    const run = (address: string, ids: number[], maxRounds?: number) =>
+      Promise.all(
+        ids.map(async (i) => {
+          const d = new Device({ address, programId: 'oz', dataDir: join(dir, `dev${i}`), enrolmentToken: TOKEN, text: [oz.slice(i * 30_000, (i + 1) * 30_000)], seed: i, maxRounds, maxWaitMs: 200 });
+          try {
+            return await d.run();
+          } finally {
+            d.close();
+          }
+        }),
+      );
+
+    // round 1 completes; then kill -9
+    let c = await startChild(config, data);
+    await run(c.address, [0, 1, 2], 1);
+    c.child.kill('SIGKILL');
+    await c.exited;
+
+    // restart: round 2 opens; two of three devices upload; kill -9 with the round open
+    c = await startChild(config, data);
+    const partial = await run(c.address, [0, 1], 1);
+    assert.deepEqual(partial.map((s) => s.updatesAccepted), [1, 1]);
+    c.child.kill('SIGKILL');
+    await c.exited;
+
+    // restart again: rounds 2 and 3 complete; SIGTERM shuts down gracefully
+    c = await startChild(config, data);
+    const final = await run(c.address, [0, 1, 2]);
+    assert.ok(final.every((s) => /completed its 3 rounds/.test(s.reason)), JSON.stringify(final));
+    c.child.kill('SIGTERM');
+    assert.equal(await c.exited, 0);
+
+    const store = new Store(join(data, 'coordinator.sqlite'));
+    const rounds = store.rounds('oz').map((r) => [r.roundNumber, r.attempt, r.state, r.adapterVersion]);
+    // every failed attempt is one a kill -9 left open (round 2 opened right after round 1 completed)
+    for (const r of store.rounds('oz').filter((x) => x.state === 'failed')) assert.match(r.message, /restarted while the round was open/);
+    assert.equal(store.latestVersion('oz').version, 3);
+    store.close();
+    assert.deepEqual(rounds, [
+      [1, 1, 'completed', 1],
+      [2, 1, 'failed', 1],
+      [2, 2, 'failed', 1],
+      [2, 3, 'completed', 2],
+      [3, 1, 'completed', 3],
+    ]);
+  });
+});
