@@ -9,7 +9,7 @@
 import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { Subject, type Observable } from 'rxjs';
+import { Observable, Subject } from 'rxjs';
 import { cryptoRng, decodeAdapter, initBackend, LocalTrainer, nextGaussian, openBase, type FrozenBase, type Rng, type Tokenizer } from '../model/index.js';
 import { clipToNorm } from '../privacy/clip.js';
 import { seal } from '../privacy/box.js';
@@ -18,6 +18,7 @@ import type { CheckInResponse__Output } from '../proto/generated/fedtune/v1/Chec
 import type { CoordinatorClient } from '../proto/generated/fedtune/v1/Coordinator.js';
 import type { EnrollResponse__Output } from '../proto/generated/fedtune/v1/EnrollResponse.js';
 import type { ProgramConfig__Output } from '../proto/generated/fedtune/v1/ProgramConfig.js';
+import type { RoundEvent__Output } from '../proto/generated/fedtune/v1/RoundEvent.js';
 import type { RoundWork__Output } from '../proto/generated/fedtune/v1/RoundWork.js';
 import { loadProtos } from '../proto/load.js';
 import { downloadBlob } from './download-blob.js';
@@ -265,6 +266,32 @@ export class Device {
     } finally {
       adapter.dispose();
     }
+  }
+
+  /**
+   * The program's round events over WatchRounds: completed and failed rounds after `afterRound`
+   * first, then live ones; completes when the program does. Unsubscribing cancels the stream.
+   */
+  watchRounds(afterRound = 0, deadlineMs = 24 * 3_600_000): Observable<RoundEvent__Output> {
+    return new Observable<RoundEvent__Output>((sub) => {
+      let call: grpc.ClientReadableStream<RoundEvent__Output> | undefined;
+      let closed = false;
+      this.enroll()
+        .then(() => {
+          if (closed) return;
+          call = this.client.WatchRounds(this.signed('WatchRounds', { programId: this.o.programId, afterRound }), { deadline: Date.now() + deadlineMs });
+          call.on('data', (e: RoundEvent__Output) => sub.next(e));
+          call.on('error', (e: grpc.ServiceError) => {
+            if (e.code !== grpc.status.CANCELLED || !closed) sub.error(e);
+          });
+          call.on('end', () => sub.complete());
+        })
+        .catch((e: unknown) => sub.error(e));
+      return () => {
+        closed = true;
+        call?.cancel();
+      };
+    });
   }
 
   /** Close the connection and free the base. */

@@ -61,6 +61,15 @@ describe('proto (fedtune.v1 contract)', () => {
     const h1 = signingPayload('fedtune.v1.Coordinator/UploadUpdate', { header: { auth: req.auth, roundId: 'r1', numExamples: 10 } });
     const h2 = signingPayload('fedtune.v1.Coordinator/UploadUpdate', { header: { auth: null, roundId: 'r1', numExamples: 10 } });
     assert.deepEqual(h1, h2);
+    // canonical: what the device signs (fields unset) equals what the coordinator re-derives from
+    // the decoded message (every default filled in)
+    const { definition } = loadProtos();
+    const m = (definition['fedtune.v1.Coordinator'] as unknown as Record<string, unknown>).UploadUpdate as { requestSerialize(v: unknown): Buffer; requestDeserialize(b: Buffer): { header: Record<string, unknown> } };
+    const sent = { header: { roundId: 'r1', numExamples: 10 } };
+    const decoded = m.requestDeserialize(m.requestSerialize({ header: { ...sent.header, auth: req.auth } }));
+    assert.equal(decoded.header.unclipped, false);
+    assert.deepEqual(signingPayload('fedtune.v1.Coordinator/UploadUpdate', { header: decoded.header }), signingPayload('fedtune.v1.Coordinator/UploadUpdate', sent));
+    assert.deepEqual(signingPayload('fedtune.v1.Coordinator/CheckIn', { programId: 'p1' }), signingPayload('fedtune.v1.Coordinator/CheckIn', { programId: 'p1', adapterVersion: 0 }));
     assert.throws(() => signingPayload('fedtune.v1.Coordinator/Nope', {}), /unknown method/);
   });
 

@@ -3,32 +3,12 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { firstValueFrom } from 'rxjs';
-import { filter, take, toArray } from 'rxjs/operators';
+import { filter, toArray } from 'rxjs/operators';
 import { Device } from '../../client/index.js';
 import { decodeAdapter, evaluateLoss, FrozenBase } from '../../model/index.js';
-import { programSpec, startCoordinator, type RoundEventRecord, type RunningCoordinator } from '../../server/index.js';
-import { corpus, MODEL, realModel } from '../helpers.js';
-
-const TOKEN = 'oz-partner-secret';
-
-/** A small but real program: stories260K, rank-4 LoRA on wq/wv, a few steps per round. */
-export function smallProgram(id: string, over: Record<string, unknown> = {}) {
-  return programSpec({
-    id,
-    base: MODEL.bin,
-    tokenizer: MODEL.tok,
-    enrolmentToken: TOKEN,
-    lora: { rank: 4, alpha: 8, targets: ['wq', 'wv', 'w2'], seed: 5 },
-    training: { steps: 6, batchSize: 4, seqLen: 64, lr: 1e-2, quant: 'int8' },
-    cohortSize: 3,
-    minUpdates: 3,
-    overSelect: 1,
-    rounds: 2,
-    roundDeadlineMs: 120_000,
-    retryDelayMs: 200,
-    ...over,
-  });
-}
+import { startCoordinator, type RoundEventRecord, type RunningCoordinator } from '../../server/index.js';
+import { corpus, realModel } from '../helpers.js';
+import { smallProgram, TOKEN } from './fixtures.js';
 
 describe('federation end to end over a real port', function () {
   this.timeout(300_000);
@@ -72,9 +52,65 @@ describe('federation end to end over a real port', function () {
     assert.ok(after < before - 0.05, `held-out Oz loss ${before.toFixed(4)} → ${after.toFixed(4)}`);
   });
 
-  it('WatchRounds replays completed rounds to a late watcher and ends when the program is complete', async () => {
-    const runner = running.coordinator.program('oz').runner;
-    const replay = await firstValueFrom(runner.watch(0).pipe(filter((e) => e.state === 'COMPLETED'), take(2), toArray()));
-    assert.deepEqual(replay.map((e) => e.roundNumber), [1, 2]);
+  it('WatchRounds over gRPC replays completed rounds to a late watcher and ends when the program is complete', async () => {
+    const watcher = new Device({ address: running.address, programId: 'oz', dataDir: join(dir, 'watcher'), enrolmentToken: TOKEN, text: ['unused'] });
+    const events = await firstValueFrom(watcher.watchRounds(0).pipe(toArray()));
+    watcher.close();
+    assert.deepEqual(
+      events.map((e) => [e.roundNumber, e.state, Number(e.adapterVersion), e.updatesReceived]),
+      [
+        [1, 'ROUND_STATE_COMPLETED', 1, 3],
+        [2, 'ROUND_STATE_COMPLETED', 2, 3],
+      ],
+    );
+    assert.ok(events.every((e) => Number(e.bytesReceived) > 0 && e.devicesSelected === 3));
+  });
+
+  it('dropout below the minimum fails the round cleanly, leaves the adapter alone, and retries it', async () => {
+    const r = await startCoordinator({ dataDir: join(dir, 'drop'), port: 0, programs: [smallProgram('drop', { rounds: 1, roundDeadlineMs: 2500, retryDelayMs: 100 })] });
+    try {
+      const runner = r.coordinator.program('drop').runner;
+      const events: RoundEventRecord[] = [];
+      const sub = runner.events$.subscribe((e) => events.push(e));
+      const oz = corpus('wizard-of-oz.txt');
+      // two of the three devices the round needs show up, once each
+      const devices = [0, 1].map((i) => new Device({ address: r.address, programId: 'drop', dataDir: join(dir, `drop${i}`), enrolmentToken: TOKEN, text: [oz.slice(i * 20_000, (i + 1) * 20_000)], seed: i, maxRounds: 1 }));
+      const sums = await Promise.all(devices.map((d) => d.run()));
+      devices.forEach((d) => d.close());
+      assert.deepEqual(sums.map((x) => x.updatesAccepted), [1, 1]);
+      await firstValueFrom(runner.events$.pipe(filter((e) => e.state === 'OPEN' && e.roundId.endsWith('.a2'))));
+      sub.unsubscribe();
+      const failed = events.find((e) => e.state === 'FAILED');
+      assert.ok(failed, JSON.stringify(events));
+      assert.equal(failed.roundNumber, 1);
+      assert.equal(failed.updatesReceived, 2);
+      assert.match(failed.message, /2 update\(s\) by the close \(the deadline passed\), fewer than the minimum 3; retrying/);
+      assert.equal(runner.current().version, 0);
+      assert.equal(r.coordinator.store.latestVersion('drop').version, 0);
+    } finally {
+      await r.shutdown(500);
+    }
+  });
+
+  it('an adapter larger than 4 MiB travels in chunks both ways', async () => {
+    const r = await startCoordinator({
+      dataDir: join(dir, 'big'),
+      port: 0,
+      programs: [smallProgram('big', { lora: { rank: 192, targets: ['wq', 'wk', 'wv', 'wo', 'w1', 'w2', 'w3'] }, training: { steps: 1, batchSize: 1, seqLen: 16, lr: 1e-3 }, cohortSize: 1, minUpdates: 1, rounds: 1 })],
+    });
+    try {
+      const p = r.coordinator.program('big');
+      assert.ok(p.updateLength * 4 > 4 * 1024 * 1024, `update of ${p.updateLength * 4} bytes`);
+      const d = new Device({ address: r.address, programId: 'big', dataDir: join(dir, 'big-dev'), enrolmentToken: TOKEN, text: [corpus('wizard-of-oz.txt').slice(0, 5000)], seed: 1 });
+      const chunks: number[] = [];
+      d.progress$.subscribe((e) => e.kind === 'downloaded' && e.what === 'adapter' && chunks.push(e.bytes));
+      const s = await d.run();
+      d.close();
+      assert.equal(s.updatesAccepted, 1);
+      assert.ok(s.bytesUp > 4 * 1024 * 1024 && chunks[0] > 4 * 1024 * 1024, JSON.stringify({ s, chunks }));
+      assert.equal(p.runner.current().version, 1);
+    } finally {
+      await r.shutdown(500);
+    }
   });
 });
