@@ -4,6 +4,7 @@ import { terminateWasmThreads } from '../model/index.js';
 import { CliError } from './args.js';
 import { coordinatorCommand, COORDINATOR_USAGE } from './coordinator.js';
 import { deviceCommand, DEVICE_USAGE } from './device.js';
+import { simulateCommand, SIMULATE_USAGE } from './simulate.js';
 import { evalCommand, EVAL_USAGE } from './eval.js';
 import { generateCommand, GENERATE_USAGE } from './generate.js';
 import { privacyCommand, PRIVACY_USAGE } from './privacy.js';
@@ -16,6 +17,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = {
   privacy: privacyCommand,
   coordinator: coordinatorCommand,
   device: deviceCommand,
+  simulate: simulateCommand,
 };
 
 const USAGE = `usage:
@@ -25,6 +27,7 @@ const USAGE = `usage:
   ${PRIVACY_USAGE}
   ${COORDINATOR_USAGE}
   ${DEVICE_USAGE}
+  ${SIMULATE_USAGE}
 Defaults: --base/--tokenizer from FEDTUNE_MODEL_DIR or ../shared/models/stories260K; --backend from FEDTUNE_BACKEND or auto.`;
 
 async function main(argv: string[]): Promise<number> {

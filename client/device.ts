@@ -9,11 +9,12 @@
 import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
+import nacl from 'tweetnacl';
 import { Observable, Subject } from 'rxjs';
-import { cryptoRng, decodeAdapter, initBackend, LocalTrainer, nextGaussian, openBase, type FrozenBase, type Rng, type Tokenizer } from '../model/index.js';
+import { cryptoRng, decodeAdapter, initBackend, LocalTrainer, mixReplay, sampleReplayPool, nextGaussian, openBase, type FrozenBase, type Rng, type Tokenizer } from '../model/index.js';
 import { clipToNorm } from '../privacy/clip.js';
 import { seal } from '../privacy/box.js';
-import { encodeUpdate, trainingFromWire } from '../proto/codec.js';
+import { encodeUpdate, trainingFromWire, type DeviceTraining } from '../proto/codec.js';
 import type { CheckInResponse__Output } from '../proto/generated/fedtune/v1/CheckInResponse.js';
 import type { CoordinatorClient } from '../proto/generated/fedtune/v1/Coordinator.js';
 import type { EnrollResponse__Output } from '../proto/generated/fedtune/v1/EnrollResponse.js';
@@ -61,6 +62,7 @@ export type DeviceEvent =
   | { readonly kind: 'enrolled'; readonly deviceId: string }
   | { readonly kind: 'downloaded'; readonly what: 'base' | 'tokenizer' | 'adapter'; readonly bytes: number; readonly resumedFrom: number }
   | { readonly kind: 'waiting'; readonly ms: number; readonly reason: string }
+  | { readonly kind: 'replay'; readonly tokens: number; readonly seconds: number }
   | { readonly kind: 'training'; readonly roundId: string; readonly step: number; readonly totalSteps: number; readonly loss: number }
   | { readonly kind: 'uploaded'; readonly roundId: string; readonly bytes: number; readonly numExamples: number; readonly updateNorm: number; readonly clipped: boolean; readonly trainSeconds: number }
   | { readonly kind: 'rejected'; readonly roundId: string; readonly code: number; readonly details: string }
@@ -89,7 +91,7 @@ export class Device {
   private readonly client: CoordinatorClient;
   private deviceId = '';
   private programKey = new Uint8Array(0);
-  private model?: { sha256: string; base: FrozenBase; tokenizer: Tokenizer; tokens?: Int32Array };
+  private model?: { sha256: string; base: FrozenBase; tokenizer: Tokenizer; tokens?: Int32Array; mixed?: { key: string; tokens: Int32Array } };
   private bytesDown = 0;
   private bytesUp = 0;
 
@@ -181,6 +183,22 @@ export class Device {
     return m.tokens;
   }
 
+  /** Local tokens, mixed with text sampled from the base when the program asks for replay (sampled once). */
+  private async trainingTokens(m: NonNullable<Device['model']>, training: DeviceTraining): Promise<Int32Array> {
+    const local = await this.tokens(m);
+    const fraction = training.replayFraction ?? 0;
+    if (!(fraction > 0)) return local;
+    const key = `${fraction}|${training.replayTokens ?? 8192}`;
+    if (m.mixed?.key !== key) {
+      const seed = this.o.seed ?? Number.parseInt(Buffer.from(nacl.randomBytes(4)).toString('hex'), 16);
+      const t0 = performance.now();
+      const pool = sampleReplayPool(m.base, { tokens: training.replayTokens ?? 8192, seed });
+      this.events.next({ kind: 'replay', tokens: pool.length, seconds: (performance.now() - t0) / 1000 });
+      m.mixed = { key, tokens: mixReplay(local, pool, fraction, seed % pool.length) };
+    }
+    return m.mixed.tokens;
+  }
+
   /**
    * Take part until the program completes, `maxRounds` rounds were joined, or `signal` aborts.
    * A rejected update is reported and the device goes on with the next round.
@@ -230,13 +248,13 @@ export class Device {
 
   private async doRound(p: ProgramConfig__Output, work: RoundWork__Output, signal?: AbortSignal): Promise<void> {
     const m = await this.ensureModel(p, signal);
-    const tokens = await this.tokens(m);
     if (!work.adapter) throw new Error(`round ${work.roundId} names no adapter`);
     const adapterPath = await this.blob(work.adapter.sha256, 'adapter', signal);
     const adapter = decodeAdapter(readFileSync(adapterPath), m.base, `adapter version ${work.adapterVersion}`);
     try {
       const global = adapter.toFlat();
       const training = trainingFromWire(work.training);
+      const tokens = await this.trainingTokens(m, training);
       const budget = Number(work.deadlineUnixMs) - Date.now() - (this.o.uploadMarginMs ?? 2000);
       if (budget <= 0) throw Object.assign(new Error('no time left'), { code: grpc.status.DEADLINE_EXCEEDED, details: `round ${work.roundId} left no time to train` });
       const timeBudgetMs = Math.min(training.timeBudgetMs ?? Infinity, budget);

@@ -27,6 +27,7 @@ export * from './open-base.js';
 export * from './paths.js';
 export * from './quant.js';
 export * from './random-base.js';
+export * from './replay.js';
 export * from './rng.js';
 export * from './sampling.js';
 export * from './tokenizer.js';

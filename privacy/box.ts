@@ -48,3 +48,18 @@ export function open(sealed: Uint8Array, senderPublicKey: Uint8Array, recipient:
   if (sealed.length < BOX_NONCE_BYTES + BOX_OVERHEAD_BYTES) return null;
   return nacl.box.open(sealed.subarray(BOX_NONCE_BYTES), sealed.subarray(0, BOX_NONCE_BYTES), senderPublicKey, recipient.secretKey);
 }
+
+/** The X25519 shared key between a sender and a recipient (what `open` derives on every call): compute once per peer. */
+export function boxSharedKey(senderPublicKey: Uint8Array, recipient: BoxKeyPair): Uint8Array {
+  checkKey('boxSharedKey', 'senderPublicKey', senderPublicKey, nacl.box.publicKeyLength);
+  checkKey('boxSharedKey', 'recipient.secretKey', recipient.secretKey, nacl.box.secretKeyLength);
+  return nacl.box.before(senderPublicKey, recipient.secretKey);
+}
+
+/** {@link open} with a precomputed {@link boxSharedKey}; null if the message is not authentic. */
+export function openWithSharedKey(sealed: Uint8Array, sharedKey: Uint8Array): Uint8Array | null {
+  if (!(sealed instanceof Uint8Array)) throw new TypeError('openWithSharedKey: sealed must be a Uint8Array');
+  checkKey('openWithSharedKey', 'sharedKey', sharedKey, nacl.box.sharedKeyLength);
+  if (sealed.length < BOX_NONCE_BYTES + BOX_OVERHEAD_BYTES) return null;
+  return nacl.box.open.after(sealed.subarray(BOX_NONCE_BYTES), sealed.subarray(0, BOX_NONCE_BYTES), sharedKey);
+}

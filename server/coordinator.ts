@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import nacl from 'tweetnacl';
 import { adapterFlatFromTensors, cryptoRng, decodeAdapterFile, initialAdapterFlat, adapterTensorsFromFlat, encodeAdapterTensors, readBaseInfo, type BaseInfo, type Rng } from '../model/index.js';
 import { l2Norm } from '../privacy/clip.js';
-import { open as openBox, BOX_NONCE_BYTES, BOX_OVERHEAD_BYTES, type BoxKeyPair } from '../privacy/box.js';
+import { boxSharedKey, openWithSharedKey, BOX_NONCE_BYTES, BOX_OVERHEAD_BYTES, type BoxKeyPair } from '../privacy/box.js';
 import { RequestVerifier, type RequestSignature } from '../privacy/sign.js';
 import { decodeUpdate, UPDATE_ENCODINGS } from '../proto/codec.js';
 import { BlobStore, type StoredBlob } from './blob-store.js';
@@ -48,6 +48,10 @@ export class Coordinator {
   readonly blobs: BlobStore;
   private readonly programs = new Map<string, ProgramState>();
   private readonly verifier: RequestVerifier;
+  /** Enrolled devices by id (they never change after enrolment). */
+  private readonly devices = new Map<string, StoredDevice>();
+  /** X25519 shared keys device ↔ program, computed once per device. */
+  private readonly sharedKeys = new Map<string, Uint8Array>();
   /** Requests signed before this start are refused: nonces seen before a restart are not remembered. */
   private readonly startedMs = Date.now();
 
@@ -144,8 +148,12 @@ export class Coordinator {
    */
   authenticate(sig: RequestSignature | null | undefined, payload: Uint8Array, now = Date.now()): StoredDevice {
     if (!sig || !sig.deviceId) refuse('unauthenticated', 'the request is not signed (auth is missing)');
-    const device = this.store.device(sig.deviceId);
-    if (!device) refuse('unauthenticated', `unknown device "${sig.deviceId}"; enrol first`);
+    let device = this.devices.get(sig.deviceId);
+    if (!device) {
+      device = this.store.device(sig.deviceId);
+      if (!device) refuse('unauthenticated', `unknown device "${sig.deviceId}"; enrol first`);
+      this.devices.set(device.id, device);
+    }
     if (sig.timestamp < this.startedMs - 1000) refuse('unauthenticated', 'the request was signed before the coordinator (re)started; sign it again');
     const v = this.verifier.verify(sig, payload, device.signPublicKey, now);
     if (v === 'ok') return device;
@@ -186,7 +194,12 @@ export class Coordinator {
     const runner = p.runner;
     runner.expectUpload(device.id, roundId);
     try {
-      const plain = openBox(sealed, device.boxPublicKey, p.keys);
+      let shared = this.sharedKeys.get(device.id);
+      if (!shared) {
+        shared = boxSharedKey(device.boxPublicKey, p.keys);
+        this.sharedKeys.set(device.id, shared);
+      }
+      const plain = openWithSharedKey(sealed, shared);
       if (!plain) refuse('invalid-argument', 'the update could not be decrypted: it is not sealed by this device to the program key, or was altered');
       const update = decodeUpdate(encoding, plain, p.updateLength);
       for (let i = 0; i < update.length; i++) if (!Number.isFinite(update[i])) refuse('invalid-argument', `the update holds a non-finite value (${update[i]}) at index ${i}`);

@@ -34,7 +34,7 @@ export interface ProgramSpec {
   /** Secret a device must present to enrol. Required, ≥ 8 characters. */
   readonly enrolmentToken: string;
   readonly lora: LoraConfig;
-  /** What devices train each round. Default: 20 steps, batch 8 × 64 tokens, lr 2e-3, int8 base. */
+  /** What devices train each round. Default: 20 steps, batch 8 × 64 tokens, lr 2e-3, int8 base, no replay. */
   readonly training: DeviceTraining;
   /** Updates a round wants. Default 10. */
   readonly cohortSize: number;
@@ -103,6 +103,8 @@ export function programSpec(raw: unknown, baseDir = process.cwd()): ProgramSpec 
     clipNorm: num(`${w}: training.clipNorm`, t.clipNorm, 1, (x) => x >= 0, 'a number ≥ 0'),
     timeBudgetMs: t.timeBudgetMs === undefined ? undefined : num(`${w}: training.timeBudgetMs`, t.timeBudgetMs, 0, posInt, 'a positive integer'),
     quant,
+    replayFraction: num(`${w}: training.replayFraction`, t.replayFraction, 0, (x) => x >= 0 && x < 0.95, 'a number in [0, 0.95)'),
+    replayTokens: num(`${w}: training.replayTokens`, t.replayTokens, 8192, (x) => posInt(x) && x <= 1_000_000, 'a positive integer ≤ 1000000'),
   };
   const cohortSize = num(`${w}: cohortSize`, r.cohortSize, 10, posInt, 'a positive integer');
   const overSelect = num(`${w}: overSelect`, r.overSelect, 1.3, (x) => x >= 1 && x <= 10, 'a number in [1, 10]');

@@ -17,7 +17,7 @@ import { adapterTensorsFromFlat, encodeAdapterTensors, type LlamaConfig, type Rn
 import type { BlobStore } from './blob-store.js';
 import { refuse } from './errors.js';
 import type { ProgramSpec } from './program-config.js';
-import type { Store, StoredRound } from './store.js';
+import type { Store, StoredRound, StoredVersion } from './store.js';
 
 /** Lifecycle states of a round (the wire's RoundState without the prefix). */
 export type RoundStateName = 'OPEN' | 'AGGREGATING' | 'COMPLETED' | 'FAILED';
@@ -92,6 +92,8 @@ export class ProgramRunner {
   private readonly strategy: Strategy;
   private global: Float32Array;
   private version: number;
+  /** The newest version's record (kept in memory: every check-in needs it). */
+  private latest: StoredVersion;
   private completed: number;
   private round?: OpenRound;
   private aggregating = false;
@@ -101,7 +103,8 @@ export class ProgramRunner {
   constructor(private readonly d: RunnerDeps) {
     const { spec, store } = d;
     this.global = d.global;
-    this.version = store.latestVersion(spec.id).version;
+    this.latest = store.latestVersion(spec.id);
+    this.version = this.latest.version;
     this.completed = store.completedRounds(spec.id);
     const fedavg = new FedAvgStrategy({ optimizer: spec.serverOptimizer });
     this.strategy = spec.dp.mode === 'central' ? new CentralDpStrategy(fedavg, { clipNorm: spec.dp.clipNorm, noiseMultiplier: spec.dp.noiseMultiplier, expectedClients: spec.cohortSize, rng: d.rng }) : fedavg;
@@ -175,8 +178,8 @@ export class ProgramRunner {
   }
 
   private workFor(r: OpenRound): WorkOrder {
-    const { spec, store } = this.d;
-    const v = store.latestVersion(spec.id);
+    const { spec } = this.d;
+    const v = this.latest;
     const { mode, clipNorm, noiseMultiplier } = spec.dp;
     const deviceNoiseStd = mode === 'local' ? noiseMultiplier * clipNorm : mode === 'distributed' ? (noiseMultiplier * clipNorm) / Math.sqrt(spec.cohortSize) : 0;
     return { roundId: r.id, adapterVersion: v.version, adapterSha256: v.sha256, adapterBytes: v.sizeBytes, clipNorm, deviceNoiseStd, deadlineUnixMs: r.deadline };
@@ -249,6 +252,7 @@ export class ProgramRunner {
       const blob = this.d.blobs.put(encodeAdapterTensors({ baseSha256: this.d.baseSha256, lora: spec.lora, baseConfig: this.d.baseConfig }, tensors));
       const rec = { ...this.record(r, 'completed', `round ${r.number} completed with ${r.results.length} update(s) (${why})`), adapterVersion: this.version + 1 };
       store.completeRound(rec, { version: this.version + 1, sha256: blob.sha256, sizeBytes: blob.size });
+      this.latest = { version: this.version + 1, sha256: blob.sha256, sizeBytes: blob.size, roundNumber: r.number };
       this.global = agg.global;
       this.version += 1;
       this.completed += 1;

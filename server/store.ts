@@ -103,6 +103,17 @@ function roundFromRow(r: Row): StoredRound {
 /** The coordinator database. One process at a time: the file is opened exclusively. */
 export class Store {
   private readonly db: Database.Database;
+  private readonly statements = new Map<string, Database.Statement>();
+
+  /** A statement compiled once and reused (compiling costs ~10× running a lookup). */
+  private q(sql: string): Database.Statement {
+    let st = this.statements.get(sql);
+    if (!st) {
+      st = this.db.prepare(sql);
+      this.statements.set(sql, st);
+    }
+    return st;
+  }
 
   /** Open (creating if needed) the database at `path` (":memory:" for tests). */
   constructor(path: string) {
@@ -117,7 +128,7 @@ export class Store {
 
   /** The stored program, if any. */
   program(id: string): StoredProgram | undefined {
-    const r = this.db.prepare('SELECT * FROM programs WHERE id = ?').get(id) as Row | undefined;
+    const r = this.q('SELECT * FROM programs WHERE id = ?').get(id) as Row | undefined;
     if (!r) return undefined;
     return {
       id: r.id as string,
@@ -132,35 +143,34 @@ export class Store {
   /** Register a program with its initial adapter version 0 (one transaction). */
   createProgram(p: StoredProgram, initial: Omit<StoredVersion, 'version' | 'roundNumber'>, now = Date.now()): void {
     this.db.transaction(() => {
-      this.db
-        .prepare('INSERT INTO programs (id, config_json, base_sha256, lora_json, box_public, box_secret, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?)')
+      this.q('INSERT INTO programs (id, config_json, base_sha256, lora_json, box_public, box_secret, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?)')
         .run(p.id, p.configJson, p.baseSha256, p.loraJson, Buffer.from(p.boxPublicKey), Buffer.from(p.boxSecretKey), now);
-      this.db.prepare('INSERT INTO adapter_versions (program_id, version, sha256, size_bytes, round_number, created_ms) VALUES (?, 0, ?, ?, 0, ?)').run(p.id, initial.sha256, initial.sizeBytes, now);
+      this.q('INSERT INTO adapter_versions (program_id, version, sha256, size_bytes, round_number, created_ms) VALUES (?, 0, ?, ?, 0, ?)').run(p.id, initial.sha256, initial.sizeBytes, now);
     })();
   }
 
   /** Record a program's current settings (they may change between runs; base and LoRA may not). */
   updateProgramConfig(id: string, configJson: string): void {
-    this.db.prepare('UPDATE programs SET config_json = ? WHERE id = ?').run(configJson, id);
+    this.q('UPDATE programs SET config_json = ? WHERE id = ?').run(configJson, id);
   }
 
   /** Enrol a device; returns the existing record if this key already enrolled in the program. */
   enrollDevice(d: StoredDevice, now = Date.now()): StoredDevice {
-    const existing = this.db.prepare('SELECT * FROM devices WHERE program_id = ? AND sign_public = ?').get(d.programId, Buffer.from(d.signPublicKey)) as Row | undefined;
+    const existing = this.q('SELECT * FROM devices WHERE program_id = ? AND sign_public = ?').get(d.programId, Buffer.from(d.signPublicKey)) as Row | undefined;
     if (existing) return this.deviceFromRow(existing);
-    this.db.prepare('INSERT INTO devices (id, program_id, sign_public, box_public, label, enrolled_ms) VALUES (?, ?, ?, ?, ?, ?)').run(d.id, d.programId, Buffer.from(d.signPublicKey), Buffer.from(d.boxPublicKey), d.label, now);
+    this.q('INSERT INTO devices (id, program_id, sign_public, box_public, label, enrolled_ms) VALUES (?, ?, ?, ?, ?, ?)').run(d.id, d.programId, Buffer.from(d.signPublicKey), Buffer.from(d.boxPublicKey), d.label, now);
     return d;
   }
 
   /** A device by id. */
   device(id: string): StoredDevice | undefined {
-    const r = this.db.prepare('SELECT * FROM devices WHERE id = ?').get(id) as Row | undefined;
+    const r = this.q('SELECT * FROM devices WHERE id = ?').get(id) as Row | undefined;
     return r ? this.deviceFromRow(r) : undefined;
   }
 
   /** Devices enrolled in a program. */
   deviceCount(programId: string): number {
-    return (this.db.prepare('SELECT COUNT(*) AS n FROM devices WHERE program_id = ?').get(programId) as { n: number }).n;
+    return (this.q('SELECT COUNT(*) AS n FROM devices WHERE program_id = ?').get(programId) as { n: number }).n;
   }
 
   private deviceFromRow(r: Row): StoredDevice {
@@ -169,20 +179,19 @@ export class Store {
 
   /** The newest adapter version of a program. */
   latestVersion(programId: string): StoredVersion {
-    const r = this.db.prepare('SELECT * FROM adapter_versions WHERE program_id = ? ORDER BY version DESC LIMIT 1').get(programId) as Row | undefined;
+    const r = this.q('SELECT * FROM adapter_versions WHERE program_id = ? ORDER BY version DESC LIMIT 1').get(programId) as Row | undefined;
     if (!r) throw new RangeError(`Store.latestVersion: program ${programId} has no adapter version`);
     return { version: r.version as number, sha256: r.sha256 as string, sizeBytes: r.size_bytes as number, roundNumber: r.round_number as number };
   }
 
   /** True if `sha256` is the base or an adapter version of the program (what its devices may download). */
   programHasBlob(programId: string, sha256: string): boolean {
-    return this.db.prepare('SELECT 1 FROM adapter_versions WHERE program_id = ? AND sha256 = ? LIMIT 1').get(programId, sha256) !== undefined;
+    return this.q('SELECT 1 FROM adapter_versions WHERE program_id = ? AND sha256 = ? LIMIT 1').get(programId, sha256) !== undefined;
   }
 
   /** Record a round as opened. */
   openRound(r: StoredRound): void {
-    this.db
-      .prepare(
+    this.q(
         `INSERT INTO rounds (round_id, program_id, round_number, attempt, state, adapter_version, updates, selected, failed, bytes_received,
          clip_norm, noise_multiplier, epsilon_spent, message, opened_ms, closed_ms) VALUES (?, ?, ?, ?, 'open', ?, 0, 0, 0, 0, ?, ?, ?, '', ?, 0)`,
       )
@@ -190,8 +199,7 @@ export class Store {
   }
 
   private closeRound(r: StoredRound): void {
-    const res = this.db
-      .prepare(
+    const res = this.q(
         `UPDATE rounds SET state = ?, adapter_version = ?, updates = ?, selected = ?, failed = ?, bytes_received = ?, clip_norm = ?,
          noise_multiplier = ?, epsilon_spent = ?, message = ?, closed_ms = ? WHERE round_id = ? AND state = 'open'`,
       )
@@ -207,8 +215,7 @@ export class Store {
   /** Atomically: add the adapter version the round produced and mark the round completed. */
   completeRound(r: StoredRound, version: Omit<StoredVersion, 'roundNumber'>): void {
     this.db.transaction(() => {
-      this.db
-        .prepare('INSERT INTO adapter_versions (program_id, version, sha256, size_bytes, round_number, created_ms) VALUES (?, ?, ?, ?, ?, ?)')
+      this.q('INSERT INTO adapter_versions (program_id, version, sha256, size_bytes, round_number, created_ms) VALUES (?, ?, ?, ?, ?, ?)')
         .run(r.programId, version.version, version.sha256, version.sizeBytes, r.roundNumber, r.closedMs);
       this.closeRound({ ...r, state: 'completed', adapterVersion: version.version });
     })();
@@ -216,19 +223,18 @@ export class Store {
 
   /** Rounds left open by a crash become failed ("the coordinator restarted"); returns how many. */
   failOpenRounds(programId: string, now = Date.now()): number {
-    return this.db
-      .prepare(`UPDATE rounds SET state = 'failed', message = 'the coordinator restarted while the round was open', closed_ms = ? WHERE program_id = ? AND state = 'open'`)
+    return this.q(`UPDATE rounds SET state = 'failed', message = 'the coordinator restarted while the round was open', closed_ms = ? WHERE program_id = ? AND state = 'open'`)
       .run(now, programId).changes;
   }
 
   /** A program's closed rounds in order. */
   rounds(programId: string): StoredRound[] {
-    return (this.db.prepare(`SELECT * FROM rounds WHERE program_id = ? ORDER BY round_number, attempt`).all(programId) as Row[]).map(roundFromRow);
+    return (this.q(`SELECT * FROM rounds WHERE program_id = ? ORDER BY round_number, attempt`).all(programId) as Row[]).map(roundFromRow);
   }
 
   /** Rounds completed so far. */
   completedRounds(programId: string): number {
-    return (this.db.prepare(`SELECT COUNT(*) AS n FROM rounds WHERE program_id = ? AND state = 'completed'`).get(programId) as { n: number }).n;
+    return (this.q(`SELECT COUNT(*) AS n FROM rounds WHERE program_id = ? AND state = 'completed'`).get(programId) as { n: number }).n;
   }
 
   /** Close the database. */

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createPrivateKey, createPublicKey } from 'node:crypto';
-import { boxKeyPair, open, seal, BOX_NONCE_BYTES, BOX_OVERHEAD_BYTES } from '../../privacy/index.js';
+import { boxKeyPair, boxSharedKey, open, openWithSharedKey, seal, BOX_NONCE_BYTES, BOX_OVERHEAD_BYTES } from '../../privacy/index.js';
 
 const b64u = (b: Uint8Array): string => Buffer.from(b).toString('base64url');
 
@@ -26,6 +26,17 @@ describe('privacy/box', () => {
     assert.equal(open(sealed, boxKeyPair().publicKey, program), null);
     assert.equal(open(sealed, device.publicKey, boxKeyPair()), null);
     assert.equal(open(sealed.subarray(0, 20), device.publicKey, program), null);
+  });
+
+  it('opening with a precomputed shared key equals open(), and fails alike on tampering', () => {
+    const sealed = seal(message, program.publicKey, device);
+    const shared = boxSharedKey(device.publicKey, program);
+    assert.deepEqual(openWithSharedKey(sealed, shared), open(sealed, device.publicKey, program));
+    const t = Uint8Array.from(sealed);
+    t[BOX_NONCE_BYTES + 3] ^= 1;
+    assert.equal(openWithSharedKey(t, shared), null);
+    assert.equal(openWithSharedKey(sealed, boxSharedKey(boxKeyPair().publicKey, program)), null);
+    assert.throws(() => openWithSharedKey(sealed, new Uint8Array(5)), TypeError);
   });
 
   it('derives X25519 public keys exactly as node:crypto does (independent implementation)', () => {

@@ -14,6 +14,12 @@ export interface TrainingConfig {
    * The base's quantization on devices: "none", "int8", "int4".
    */
   'quant'?: (string);
+  /**
+   * Generative replay against forgetting: the share of training text the device samples from
+   * the frozen base itself (0 = none), and how many tokens it samples once.
+   */
+  'replayFraction'?: (number | string);
+  'replayTokens'?: (number);
 }
 
 export interface TrainingConfig__Output {
@@ -28,4 +34,10 @@ export interface TrainingConfig__Output {
    * The base's quantization on devices: "none", "int8", "int4".
    */
   'quant': (string);
+  /**
+   * Generative replay against forgetting: the share of training text the device samples from
+   * the frozen base itself (0 = none), and how many tokens it samples once.
+   */
+  'replayFraction': (number);
+  'replayTokens': (number);
 }

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DOMAIN_NAMES, loadDomains, loadTinyStoriesHeldOut, stripBrownTags, type Domain } from '../../examples/domains.js';
+import { DOMAIN_NAMES, loadDomains, loadTinyStoriesHeldOut, stripBrownTags, type Domain } from '../../sim/domains.js';
 
 /** 160-char probes from evenly spaced places in `text` (skipping its ragged edges). */
 function probes(text: string, count = 8): string[] {
@@ -14,7 +14,7 @@ function probes(text: string, count = 8): string[] {
   return out;
 }
 
-describe('examples/domains', () => {
+describe('sim/domains', () => {
   let capped: Domain[];
   before(() => {
     capped = loadDomains({ devicesPerDomain: 3, maxTrainCharsPerDevice: 30_000, heldOutChars: 9_000, seed: 5 });

@@ -1,0 +1,71 @@
+/** `fedtune simulate`: a whole federation on this machine (coordinator + device workers + baselines). */
+import { writeFileSync } from 'node:fs';
+import { DOMAIN_NAMES, type DomainName } from '../sim/domains.js';
+import { isMatrixName, MATRIX_NAMES, type MatrixName } from '../model/index.js';
+import { runSimulation } from '../sim/index.js';
+import { CliError, num, parse } from './args.js';
+
+/** Usage text. */
+export const SIMULATE_USAGE = `fedtune simulate [--devices N (10)] [--rounds R (4)] [--steps S (15)] [--batch B (8)] [--seq-len T (128)] [--lr X (3e-3)]
+              [--rank R (4)] [--targets wq,wv,wo,w2] [--replay F (0.3)] [--domains oz,shakespeare,moby-dick,sotu,brown]
+              [--chars-per-device C (60000)] [--eval-tokens N (4096)] [--no-baselines] [--seed S] [--out DIR (out/simulate)]
+              [--json-summary FILE]`;
+
+/** Parse the shared simulation flags (also used by the demo). */
+export function simulationFlags(argv: string[]) {
+  const v = parse(argv, {
+    devices: { type: 'string' },
+    rounds: { type: 'string' },
+    steps: { type: 'string' },
+    batch: { type: 'string' },
+    'seq-len': { type: 'string' },
+    lr: { type: 'string' },
+    rank: { type: 'string' },
+    targets: { type: 'string' },
+    replay: { type: 'string' },
+    domains: { type: 'string' },
+    'chars-per-device': { type: 'string' },
+    'eval-tokens': { type: 'string' },
+    'no-baselines': { type: 'boolean' },
+    seed: { type: 'string' },
+    out: { type: 'string' },
+    'json-summary': { type: 'string' },
+  });
+  const list = (name: string): string[] | undefined => (typeof v[name] === 'string' ? (v[name] as string).split(',').map((s) => s.trim()).filter(Boolean) : undefined);
+  const targets = list('targets');
+  const bad = targets?.find((t) => !isMatrixName(t));
+  if (bad) throw new CliError(`--targets: unknown matrix "${bad}"; choose from ${MATRIX_NAMES.join(', ')}`);
+  const domains = list('domains');
+  const badDomain = domains?.find((d) => !(DOMAIN_NAMES as readonly string[]).includes(d));
+  if (badDomain) throw new CliError(`--domains: unknown domain "${badDomain}"; choose from ${DOMAIN_NAMES.join(', ')}`);
+  return {
+    options: {
+      devices: num(v, 'devices', { integer: true, min: 1 }),
+      rounds: num(v, 'rounds', { integer: true, min: 1 }),
+      steps: num(v, 'steps', { integer: true, min: 1 }),
+      batchSize: num(v, 'batch', { integer: true, min: 1 }),
+      seqLen: num(v, 'seq-len', { integer: true, min: 2 }),
+      lr: num(v, 'lr', { min: 0, minExclusive: true }),
+      rank: num(v, 'rank', { integer: true, min: 1 }),
+      targets: targets as MatrixName[] | undefined,
+      replayFraction: num(v, 'replay', { min: 0, max: 0.9 }),
+      domains: domains as DomainName[] | undefined,
+      maxCharsPerDevice: num(v, 'chars-per-device', { integer: true, min: 1000 }),
+      evalTokens: num(v, 'eval-tokens', { integer: true, min: 16 }),
+      baselines: !v['no-baselines'],
+      seed: num(v, 'seed', { integer: true, min: 0 }),
+      outDir: v.out as string | undefined,
+    },
+    jsonSummary: v['json-summary'] as string | undefined,
+  };
+}
+
+/** Run the command. */
+export async function simulateCommand(argv: string[]): Promise<void> {
+  const { options, jsonSummary } = simulationFlags(argv);
+  if (options.devices !== undefined && options.devices < (options.domains ?? DOMAIN_NAMES).length) {
+    throw new CliError(`--devices must be at least the number of domains (${(options.domains ?? DOMAIN_NAMES).length})`);
+  }
+  const summary = await runSimulation({ ...options, outDir: options.outDir ?? 'out/simulate', log: (l) => process.stderr.write(`${l}\n`) });
+  if (jsonSummary) writeFileSync(jsonSummary, `${JSON.stringify(summary, null, 1)}\n`);
+}
