@@ -21,6 +21,12 @@ export interface ProgramDp {
   readonly clipNorm: number;
   /** Noise multiplier z: noise std z·C on the sum. Default 0 (must be > 0 unless mode is 'none'). */
   readonly noiseMultiplier: number;
+  /** δ of the program's (ε, δ) accounting. Default 1e-5. */
+  readonly delta: number;
+  /** The program may spend at most this ε; a round that would exceed it is not started. Default Infinity (no budget). */
+  readonly epsilonBudget: number;
+  /** Users the cohort is drawn from (q = cohortSize / population). Default 0: the devices enrolled when the round runs. */
+  readonly population: number;
 }
 
 /** A validated program. */
@@ -118,6 +124,12 @@ export function programSpec(raw: unknown, baseDir = process.cwd()): ProgramSpec 
   const clipNorm = num(`${w}: dp.clipNorm`, d.clipNorm, 0, (x) => x >= 0, 'a number ≥ 0');
   const noiseMultiplier = num(`${w}: dp.noiseMultiplier`, d.noiseMultiplier, 0, (x) => x >= 0, 'a number ≥ 0');
   if (mode !== 'none' && !(clipNorm > 0 && noiseMultiplier > 0)) throw new RangeError(`${w}: dp.mode "${mode}" needs dp.clipNorm > 0 and dp.noiseMultiplier > 0`);
+  const delta = num(`${w}: dp.delta`, d.delta, 1e-5, (x) => x > 0 && x < 1, 'a number in (0, 1)');
+  const epsilonBudget = d.epsilonBudget === undefined || d.epsilonBudget === null ? Infinity : num(`${w}: dp.epsilonBudget`, d.epsilonBudget, Infinity, (x) => x > 0, 'a positive number');
+  if (mode === 'none' && Number.isFinite(epsilonBudget)) throw new RangeError(`${w}: dp.epsilonBudget needs a dp.mode other than "none"`);
+  const population = num(`${w}: dp.population`, d.population, 0, (x) => Number.isInteger(x) && x >= 0, 'an integer ≥ 0');
+  const unknownDp = Object.keys(d).filter((k) => !['mode', 'clipNorm', 'noiseMultiplier', 'delta', 'epsilonBudget', 'population'].includes(k));
+  if (unknownDp.length) throw new RangeError(`${w}: unknown dp field(s) ${unknownDp.join(', ')}`);
   const s = obj(`${w}: serverOptimizer`, r.serverOptimizer);
   const kind = (s.kind ?? 'fedavg') as ServerOptimizerKind;
   if (!OPTIMIZERS.includes(kind)) throw new RangeError(`${w}: serverOptimizer.kind must be one of ${OPTIMIZERS.join(', ')}, got ${JSON.stringify(s.kind)}`);
@@ -137,7 +149,7 @@ export function programSpec(raw: unknown, baseDir = process.cwd()): ProgramSpec 
     roundDeadlineMs,
     rounds,
     retryDelayMs,
-    dp: Object.freeze({ mode, clipNorm, noiseMultiplier }),
+    dp: Object.freeze({ mode, clipNorm, noiseMultiplier, delta, epsilonBudget, population }),
     serverOptimizer: Object.freeze({ ...(s as object), kind }) as ServerOptimizerOptions,
   });
 }

@@ -18,6 +18,7 @@ import type { BlobStore } from './blob-store.js';
 import { refuse } from './errors.js';
 import type { ProgramSpec } from './program-config.js';
 import type { Store, StoredRound, StoredVersion } from './store.js';
+import { epsilonOfSteps, type AccountedStep } from '../privacy/accountant/index.js';
 
 /** Lifecycle states of a round (the wire's RoundState without the prefix). */
 export type RoundStateName = 'OPEN' | 'AGGREGATING' | 'COMPLETED' | 'FAILED';
@@ -98,6 +99,9 @@ export class ProgramRunner {
   private round?: OpenRound;
   private aggregating = false;
   private stopped = false;
+  /** Why no further round may run (privacy budget), if so. */
+  private exhausted?: string;
+  private readonly ledger: AccountedStep[];
   private retryTimer?: NodeJS.Timeout;
 
   constructor(private readonly d: RunnerDeps) {
@@ -109,6 +113,34 @@ export class ProgramRunner {
     const fedavg = new FedAvgStrategy({ optimizer: spec.serverOptimizer });
     this.strategy = spec.dp.mode === 'central' ? new CentralDpStrategy(fedavg, { clipNorm: spec.dp.clipNorm, noiseMultiplier: spec.dp.noiseMultiplier, expectedClients: spec.cohortSize, rng: d.rng }) : fedavg;
     for (const r of store.rounds(spec.id)) if (r.state !== 'open') this.history.push(this.eventOf(r, r.state === 'completed' ? 'COMPLETED' : 'FAILED'));
+    this.ledger = store.ledger(spec.id).map((e) => ({ q: e.q, sigma: e.sigma }));
+  }
+
+  /** True when rounds of this program spend privacy. */
+  private get private(): boolean {
+    return this.d.spec.dp.mode !== 'none';
+  }
+
+  /** ε spent so far at the program's δ (0 without DP). */
+  epsilonSpent(): number {
+    return this.private ? epsilonOfSteps(this.ledger, this.d.spec.dp.delta).epsilon : 0;
+  }
+
+  /** The sampling rate of a round now: cohort / population (declared, or the devices enrolled). */
+  private sampleRate(): number {
+    const { spec, store } = this.d;
+    const population = Math.max(spec.dp.population, store.deviceCount(spec.id), 1);
+    return Math.min(1, spec.cohortSize / population);
+  }
+
+  /**
+   * The noise multiplier of a round's sum with `updates` contributions: z for central noise; for
+   * local noise each device adds z·C, so the sum has at least z·C; for distributed noise the
+   * survivors' shares add up to z·C·√(updates / cohort) — dropouts cost privacy.
+   */
+  private roundSigma(updates: number): number {
+    const { mode, noiseMultiplier: z } = this.d.spec.dp;
+    return mode === 'distributed' ? z * Math.sqrt(Math.min(1, updates / this.d.spec.cohortSize)) : z;
   }
 
   /** Every round event from now on. */
@@ -126,9 +158,9 @@ export class ProgramRunner {
     return { version: this.version, global: this.global.slice(), completedRounds: this.completed };
   }
 
-  /** True once every round has completed. */
+  /** True once every round has completed, or the privacy budget allows no more. */
   get done(): boolean {
-    return this.completed >= this.d.spec.rounds;
+    return this.completed >= this.d.spec.rounds || this.exhausted !== undefined;
   }
 
   /** Open the next round (resuming after the last completed one). */
@@ -155,6 +187,17 @@ export class ProgramRunner {
     const { spec, store } = this.d;
     const number = this.completed + 1;
     const now = Date.now();
+    if (this.private && Number.isFinite(spec.dp.epsilonBudget)) {
+      // refuse a round that could exceed the budget (worst case: the fewest updates that close it)
+      const next = epsilonOfSteps([...this.ledger, { q: this.sampleRate(), sigma: this.roundSigma(spec.minUpdates) }], spec.dp.delta).epsilon;
+      if (next > spec.dp.epsilonBudget) {
+        this.exhausted = `privacy budget: round ${number} would bring ε to ${next.toFixed(3)} > the budget ${spec.dp.epsilonBudget} (δ = ${spec.dp.delta}; ${this.ledger.length} round(s) spent ε = ${this.epsilonSpent().toFixed(3)}); no more rounds`;
+        this.d.log?.('budget exhausted', { program: spec.id, round: number, epsilonNext: next, budget: spec.dp.epsilonBudget });
+        this.publish({ ...this.eventOf(this.record({ number, attempt: 0, id: `${spec.id}.r${number}.budget`, openedMs: now, deadline: now, selected: new Map(), results: [], failures: [], bytes: 0 }, 'failed', this.exhausted), 'FAILED') });
+        this.subject.complete();
+        return;
+      }
+    }
     const round: OpenRound = { number, attempt, id: `${spec.id}.r${number}.a${attempt}`, openedMs: now, deadline: now + spec.roundDeadlineMs, selected: new Map(), results: [], failures: [], bytes: 0 };
     store.openRound(this.record(round, 'open', ''));
     this.round = round;
@@ -166,6 +209,7 @@ export class ProgramRunner {
   /** A device asks for work. */
   checkIn(deviceId: string): WorkOrder | ComeBack {
     const { spec } = this.d;
+    if (this.exhausted) return { retryAfterMs: 3_600_000, reason: this.exhausted, programComplete: true };
     if (this.done) return { retryAfterMs: 3_600_000, reason: `program ${spec.id} has completed its ${spec.rounds} rounds`, programComplete: true };
     const r = this.round;
     if (!r || this.aggregating) return { retryAfterMs: Math.max(200, spec.retryDelayMs), reason: 'no round is open; the next one opens shortly', programComplete: false };
@@ -245,6 +289,14 @@ export class ProgramRunner {
       return;
     }
     this.aggregating = true;
+    if (this.private) {
+      // the spend is durable before any aggregate exists: a crash can only over-count
+      const step = { q: this.sampleRate(), sigma: this.roundSigma(r.results.length) };
+      const after = epsilonOfSteps([...this.ledger, step], spec.dp.delta).epsilon;
+      store.appendLedger({ programId: spec.id, roundId: r.id, roundNumber: r.number, q: step.q, sigma: step.sigma, epsilonAfter: after, delta: spec.dp.delta });
+      this.ledger.push(step);
+      if (process.env.FEDTUNE_TEST_CRASH_AFTER_LEDGER === '1') process.kill(process.pid, 'SIGKILL'); // crash-test hook
+    }
     this.publish(this.eventOf(this.record(r, 'open', `aggregating ${r.results.length} update(s) (${why})`), 'AGGREGATING'));
     try {
       const agg = this.strategy.aggregate(r.number, this.global, r.results, r.failures);
@@ -259,7 +311,7 @@ export class ProgramRunner {
       this.round = undefined;
       this.aggregating = false;
       this.publish(this.eventOf(rec, 'COMPLETED'));
-      this.d.log?.('round completed', { program: spec.id, round: r.number, version: this.version, updates: r.results.length, bytes: r.bytes });
+      this.d.log?.('round completed', { program: spec.id, round: r.number, version: this.version, updates: r.results.length, bytes: r.bytes, epsilon: this.epsilonSpent() });
       if (this.done) this.subject.complete();
       else setImmediate(() => this.open(1));
     } catch (e) {
@@ -288,7 +340,7 @@ export class ProgramRunner {
       bytesReceived: r.bytes,
       clipNorm: spec.dp.clipNorm,
       noiseMultiplier: spec.dp.mode === 'none' ? 0 : spec.dp.noiseMultiplier,
-      epsilonSpent: 0,
+      epsilonSpent: this.epsilonSpent(),
       message,
       openedMs: r.openedMs,
       closedMs: state === 'open' ? 0 : Date.now(),

@@ -47,6 +47,20 @@ export interface StoredRound {
   readonly closedMs: number;
 }
 
+/** One round's privacy spend, written before its aggregate is released. */
+export interface LedgerEntry {
+  readonly programId: string;
+  readonly roundId: string;
+  readonly roundNumber: number;
+  /** Sampling rate cohort / population. */
+  readonly q: number;
+  /** Effective noise multiplier of the round's sum. */
+  readonly sigma: number;
+  /** The program's ε after this round, at `delta`. */
+  readonly epsilonAfter: number;
+  readonly delta: number;
+}
+
 /** One adapter version of a program. */
 export interface StoredVersion {
   readonly version: number;
@@ -73,6 +87,9 @@ CREATE TABLE IF NOT EXISTS rounds (
   noise_multiplier REAL NOT NULL, epsilon_spent REAL NOT NULL, message TEXT NOT NULL, opened_ms INTEGER NOT NULL,
   closed_ms INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS rounds_by_program ON rounds (program_id, round_number, attempt);
+CREATE TABLE IF NOT EXISTS privacy_ledger (
+  round_id TEXT PRIMARY KEY, program_id TEXT NOT NULL REFERENCES programs(id), round_number INTEGER NOT NULL,
+  q REAL NOT NULL, sigma REAL NOT NULL, epsilon_after REAL NOT NULL, delta REAL NOT NULL, created_ms INTEGER NOT NULL);
 `;
 
 type Row = Record<string, unknown>;
@@ -235,6 +252,33 @@ export class Store {
   /** Rounds completed so far. */
   completedRounds(programId: string): number {
     return (this.q(`SELECT COUNT(*) AS n FROM rounds WHERE program_id = ? AND state = 'completed'`).get(programId) as { n: number }).n;
+  }
+
+  /** Append a round's spend, durably (synchronous = FULL), before its aggregate leaves the coordinator. */
+  appendLedger(e: LedgerEntry, now = Date.now()): void {
+    this.q('INSERT INTO privacy_ledger (round_id, program_id, round_number, q, sigma, epsilon_after, delta, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)').run(
+      e.roundId,
+      e.programId,
+      e.roundNumber,
+      e.q,
+      e.sigma,
+      e.epsilonAfter,
+      e.delta,
+      now,
+    );
+  }
+
+  /** A program's ledger in order. */
+  ledger(programId: string): LedgerEntry[] {
+    return (this.q('SELECT * FROM privacy_ledger WHERE program_id = ? ORDER BY created_ms, round_number').all(programId) as Row[]).map((r) => ({
+      programId: r.program_id as string,
+      roundId: r.round_id as string,
+      roundNumber: r.round_number as number,
+      q: r.q as number,
+      sigma: r.sigma as number,
+      epsilonAfter: r.epsilon_after as number,
+      delta: r.delta as number,
+    }));
   }
 
   /** Close the database. */
