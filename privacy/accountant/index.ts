@@ -3,4 +3,5 @@ export * from './calibrate.js';
 export * from './compose.js';
 export * from './conversion.js';
 export * from './rdp.js';
+export * from './prv.js';
 export { logErfc } from './special.js';
