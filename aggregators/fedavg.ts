@@ -1,18 +1,153 @@
 /**
  * FedAvg as a streaming accumulator: Σ wₖ·uₖ and Σ wₖ in float64, O(model) memory however many
  * updates arrive. Pure math over Float32Array, no I/O.
+ *
+ * The inner loops run in a small WebAssembly SIMD kernel when the runtime has one (Node ≥ 16.4):
+ * V8 does not vectorise JS loops, and a scalar `sum[i] += w * u[i]` moves ~3 GB/s of update data
+ * where the machine copies at ~20 GB/s. The float64 sum lives in the kernel's memory; each update
+ * is staged through a 64 KiB buffer there (a memcpy), checked for non-finite values in one pass
+ * and added in a second, so a rejected update still leaves the sum untouched. The kernel computes
+ * exactly `sum + w·u` per element in float64 (wasm has no fused multiply-add), so results are
+ * bit-identical to the scalar loop, which remains the fallback.
  */
+
+/** Floats per staged chunk (64 KiB: one wasm page, stays in L2). */
+const CHUNK = 16384;
+
+/** Unsigned LEB128. */
+function leb(n: number): number[] {
+  const out: number[] = [];
+  do {
+    let b = n & 0x7f;
+    n >>>= 7;
+    if (n !== 0) b |= 0x80;
+    out.push(b);
+  } while (n !== 0);
+  return out;
+}
+const section = (id: number, body: number[]): number[] => [id, ...leb(body.length), ...body];
+const vec = (items: number[][]): number[] => [...leb(items.length), ...items.flat()];
+const funcBody = (locals: number[], code: number[]): number[] => {
+  const b = [...locals, ...code, 0x0b];
+  return [...leb(b.length), ...b];
+};
+
+/**
+ * The kernel, assembled here (it is small enough to read):
+ *   check(p, n4) → i32: 1 if any of the n4·4 f32 at byte p is not finite
+ *     (acc += v − v over f32x4: 0 for finite lanes, NaN otherwise; then any lane ≠ itself).
+ *   add(src, dst, n4, w): f64 dst[i] += w · f64(f32 src[i]) for n4·4 values, two f64x2 per f32x4.
+ *   memory "mem", grown by the caller.
+ */
+function kernelBytes(): Uint8Array<ArrayBuffer> {
+  const SIMD = 0xfd;
+  const v128load = (offset: number): number[] => [SIMD, 0x00, 4, ...leb(offset)];
+  const v128store = (offset: number): number[] => [SIMD, 0x0b, 4, ...leb(offset)];
+  const [localGet, localSet, localTee, i32const, i32add, i32sub, i32eqz, brIf, block, loop, end] = [0x20, 0x21, 0x22, 0x41, 0x6a, 0x6b, 0x45, 0x0d, 0x02, 0x03, 0x0b];
+  const f32x4add = [SIMD, ...leb(0xe4)];
+  const f32x4sub = [SIMD, ...leb(0xe5)];
+  const f32x4ne = [SIMD, ...leb(0x42)];
+  const anyTrue = [SIMD, ...leb(0x53)];
+  const f64x2splat = [SIMD, ...leb(0x14)];
+  const f64x2add = [SIMD, ...leb(0xf0)];
+  const f64x2mul = [SIMD, ...leb(0xf2)];
+  const promoteLow = [SIMD, ...leb(0x5f)];
+  const swapHalves = [SIMD, 0x0d, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7];
+  const V128 = 0x7b;
+  // check(p: i32 = 0, n4: i32 = 1) → i32; local 2: acc v128
+  const check = funcBody(
+    [1, 1, V128],
+    [
+      block, 0x40, localGet, 1, i32eqz, brIf, 0,
+      loop, 0x40,
+      localGet, 2, localGet, 0, ...v128load(0), localGet, 0, ...v128load(0), ...f32x4sub, ...f32x4add, localSet, 2,
+      localGet, 0, i32const, 16, i32add, localSet, 0,
+      localGet, 1, i32const, 1, i32sub, localTee, 1, brIf, 0,
+      end, end,
+      localGet, 2, localGet, 2, ...f32x4ne, ...anyTrue,
+    ],
+  );
+  // add(src: i32 = 0, dst: i32 = 1, n4: i32 = 2, w: f64 = 3); locals 4: splat(w), 5: v
+  const add = funcBody(
+    [1, 2, V128],
+    [
+      localGet, 3, ...f64x2splat, localSet, 4,
+      block, 0x40, localGet, 2, i32eqz, brIf, 0,
+      loop, 0x40,
+      localGet, 0, ...v128load(0), localSet, 5,
+      localGet, 1, localGet, 1, ...v128load(0), localGet, 5, ...promoteLow, localGet, 4, ...f64x2mul, ...f64x2add, ...v128store(0),
+      localGet, 1, localGet, 1, ...v128load(16), localGet, 5, localGet, 5, ...swapHalves, ...promoteLow, localGet, 4, ...f64x2mul, ...f64x2add, ...v128store(16),
+      localGet, 0, i32const, 16, i32add, localSet, 0,
+      localGet, 1, i32const, 32, i32add, localSet, 1,
+      localGet, 2, i32const, 1, i32sub, localTee, 2, brIf, 0,
+      end, end,
+    ],
+  );
+  const str = (s: string): number[] => [...leb(s.length), ...Array.from(s, (c) => c.charCodeAt(0))];
+  return Uint8Array.from([
+    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+    ...section(1, vec([[0x60, 2, 0x7f, 0x7f, 1, 0x7f], [0x60, 4, 0x7f, 0x7f, 0x7f, 0x7c, 0]])),
+    ...section(3, vec([[0], [1]])),
+    ...section(5, vec([[0x00, 1]])),
+    ...section(7, vec([[...str('mem'), 0x02, 0], [...str('check'), 0x00, 0], [...str('add'), 0x00, 1]])),
+    ...section(10, [...leb(2), ...check, ...add]),
+  ]);
+}
+
+let kernelModule: WebAssembly.Module | null | undefined;
+function kernel(): WebAssembly.Module | null {
+  if (kernelModule === undefined) {
+    try {
+      kernelModule = new WebAssembly.Module(kernelBytes());
+    } catch {
+      kernelModule = null; // no wasm SIMD here: the scalar loops serve
+    }
+  }
+  return kernelModule;
+}
+
+interface Kernel {
+  readonly stage: Float32Array;
+  check(p: number, n4: number): number;
+  add(src: number, dst: number, n4: number, w: number): void;
+}
 
 /** Running example-weighted mean of equal-length updates. */
 export class FedAvgAccumulator {
   private readonly sum: Float64Array;
+  private readonly k: Kernel | null = null;
   private totalWeight = 0;
   private n = 0;
 
   /** @param length the update length every added update must have. */
   constructor(readonly length: number) {
     if (!Number.isInteger(length) || length <= 0) throw new RangeError(`FedAvgAccumulator: length must be a positive integer, got ${length}`);
-    this.sum = new Float64Array(length);
+    // kernel memory: the staging chunk, then the sum padded to a multiple of 4 (pads stay 0)
+    const bytes = 4 * CHUNK + 8 * 4 * Math.ceil(length / 4);
+    const mod = bytes <= 2 ** 31 ? kernel() : null;
+    let sum: Float64Array | undefined;
+    if (mod) {
+      try {
+        const inst = new WebAssembly.Instance(mod, {});
+        const mem = inst.exports.mem as WebAssembly.Memory;
+        mem.grow(Math.ceil(bytes / 65536) - 1);
+        const ex = inst.exports as unknown as { check(p: number, n4: number): number; add(src: number, dst: number, n4: number, w: number): void };
+        this.k = { stage: new Float32Array(mem.buffer, 0, CHUNK), check: ex.check, add: ex.add };
+        sum = new Float64Array(mem.buffer, 4 * CHUNK, length);
+      } catch {
+        this.k = null; // memory could not grow that far: the scalar loops serve
+      }
+    }
+    this.sum = sum ?? new Float64Array(length);
+  }
+
+  /** Copy update[off, off + m) into the staging chunk, zero-padded to whole f32x4; returns m/4 rounded up. */
+  private stage(update: Float32Array, off: number, m: number): number {
+    const st = this.k!.stage;
+    st.set(m === update.length ? update : update.subarray(off, off + m));
+    const n4 = (m + 3) >> 2;
+    for (let i = m; i < 4 * n4; i++) st[i] = 0;
+    return n4;
   }
 
   /** Add one update with weight `weight` (e.g. its example count). */
@@ -20,10 +155,29 @@ export class FedAvgAccumulator {
     if (!(update instanceof Float32Array)) throw new TypeError('FedAvgAccumulator.add: update must be a Float32Array');
     if (update.length !== this.length) throw new RangeError(`FedAvgAccumulator.add: update has ${update.length} values, expected ${this.length}`);
     if (typeof weight !== 'number' || !(weight > 0) || !Number.isFinite(weight)) throw new RangeError(`FedAvgAccumulator.add: weight must be a positive finite number, got ${weight}`);
-    for (let i = 0; i < update.length; i++) {
-      if (!Number.isFinite(update[i])) throw new RangeError(`FedAvgAccumulator.add: update holds a non-finite value at ${i}`);
+    const k = this.k;
+    if (k) {
+      // pass 1: all finite? (nothing changes if not)
+      for (let off = 0; off < update.length; off += CHUNK) {
+        const m = Math.min(CHUNK, update.length - off);
+        if (k.check(0, this.stage(update, off, m))) {
+          for (let i = off; i < off + m; i++) {
+            if (!Number.isFinite(update[i])) throw new RangeError(`FedAvgAccumulator.add: update holds a non-finite value at ${i}`);
+          }
+        }
+      }
+      // pass 2: sum += w·u
+      for (let off = 0; off < update.length; off += CHUNK) {
+        const m = Math.min(CHUNK, update.length - off);
+        k.add(0, 4 * CHUNK + 8 * off, this.stage(update, off, m), weight);
+      }
+    } else {
+      for (let i = 0; i < update.length; i++) {
+        if (!Number.isFinite(update[i])) throw new RangeError(`FedAvgAccumulator.add: update holds a non-finite value at ${i}`);
+      }
+      const sum = this.sum;
+      for (let i = 0; i < update.length; i++) sum[i] += weight * update[i];
     }
-    for (let i = 0; i < update.length; i++) this.sum[i] += weight * update[i];
     this.totalWeight += weight;
     this.n++;
   }
@@ -40,13 +194,17 @@ export class FedAvgAccumulator {
 
   /** The weighted sum Σ wₖ·uₖ (for strategies that add noise before dividing). */
   weightedSum(): Float64Array {
-    return Float64Array.from(this.sum);
+    return this.sum.slice();
   }
 
   /** The weighted mean; throws if nothing was added. */
   mean(): Float32Array {
     if (this.n === 0) throw new RangeError('FedAvgAccumulator.mean: no updates were added');
-    return Float32Array.from(this.sum, (v) => v / this.totalWeight);
+    const out = new Float32Array(this.length);
+    const sum = this.sum;
+    const w = this.totalWeight;
+    for (let i = 0; i < out.length; i++) out[i] = sum[i] / w;
+    return out;
   }
 }
 

@@ -9,3 +9,4 @@ export * from './lora-exact.js';
 export * from './robust.js';
 export * from './server-optimizers.js';
 export * from './strategy.js';
+export * from './lora-strategy.js';

@@ -38,7 +38,7 @@ export async function privacyCommand(argv: string[]): Promise<void> {
     const sigma = need(v, 'sigma', { min: 0, minExclusive: true });
     if (accountant === 'prv') {
       const epsilon = prvEpsilon({ q, sigma, steps, delta });
-      if (epsilon === Infinity) throw new CliError(`--accountant prv cannot certify δ = ${delta} (below its floating-point allowance); use rdp`);
+      if (epsilon === Infinity) throw new CliError(`--accountant prv gives no bound here (too little noise for its grid, or δ = ${delta} below its floating-point allowance); use --accountant rdp`);
       if (v.json) process.stdout.write(`${JSON.stringify({ epsilon, delta, q, sigma, steps, accountant })}\n`);
       else process.stdout.write(`ε = ${epsilon.toFixed(4)} at δ = ${delta} (PRV accountant, an upper bound)\n`);
       return;

@@ -3,13 +3,17 @@ import { writeFileSync } from 'node:fs';
 import { DOMAIN_NAMES, type DomainName } from '../sim/domains.js';
 import { isMatrixName, MATRIX_NAMES, type MatrixName } from '../model/index.js';
 import { runSimulation } from '../sim/index.js';
-import { CliError, num, parse } from './args.js';
+import type { RobustRule } from '../aggregators/index.js';
+import { CliError, num, oneOf, parse } from './args.js';
 
 /** Usage text. */
 export const SIMULATE_USAGE = `fedtune simulate [--devices N (10)] [--rounds R (4)] [--steps S (15)] [--batch B (8)] [--seq-len T (128)] [--lr X (3e-3)]
               [--rank R (4)] [--targets wq,wv,wo,w2] [--replay F (0.3)] [--domains oz,shakespeare,moby-dick,sotu,brown]
               [--chars-per-device C (60000)] [--eval-tokens N (4096)] [--no-baselines] [--seed S] [--out DIR (out/simulate)]
-              [--json-summary FILE]`;
+              [--json-summary FILE] [--compression none|q8|q4] [--aggregation fedavg|exact-dw] [--ffa]
+              [--server-opt fedavg|fedavgm|fedadagrad|fedadam|fedyogi] [--server-lr X]
+              [--robust median|trimmed-mean|krum|multi-krum|bulyan] [--robust-param beta|f] [--attackers N] [--attack-scale S]
+              [--privacy none|dp] [--clip C (0.5)] [--noise Z (1)]`;
 
 /** Parse the shared simulation flags (also used by the demo). */
 export function simulationFlags(argv: string[]) {
@@ -30,7 +34,25 @@ export function simulationFlags(argv: string[]) {
     seed: { type: 'string' },
     out: { type: 'string' },
     'json-summary': { type: 'string' },
+    compression: { type: 'string' },
+    aggregation: { type: 'string' },
+    'server-opt': { type: 'string' },
+    'server-lr': { type: 'string' },
+    ffa: { type: 'boolean' },
+    robust: { type: 'string' },
+    'robust-param': { type: 'string' },
+    attackers: { type: 'string' },
+    'attack-scale': { type: 'string' },
+    privacy: { type: 'string' },
+    clip: { type: 'string' },
+    noise: { type: 'string' },
   });
+  const robustRule = oneOf(v, 'robust', ['none', 'median', 'trimmed-mean', 'krum', 'multi-krum', 'bulyan'] as const, 'none');
+  const robustParam = num(v, 'robust-param', { min: 0 });
+  const robust: RobustRule | undefined =
+    robustRule === 'none' ? undefined : robustRule === 'median' ? { rule: 'median' } : robustRule === 'trimmed-mean' ? { rule: 'trimmed-mean', beta: robustParam ?? 0.1 } : { rule: robustRule, f: robustParam ?? 1 };
+  const serverOpt = oneOf(v, 'server-opt', ['fedavg', 'fedavgm', 'fedadagrad', 'fedadam', 'fedyogi'] as const, 'fedavg');
+  const serverLr = num(v, 'server-lr', { min: 0, minExclusive: true });
   const list = (name: string): string[] | undefined => (typeof v[name] === 'string' ? (v[name] as string).split(',').map((s) => s.trim()).filter(Boolean) : undefined);
   const targets = list('targets');
   const bad = targets?.find((t) => !isMatrixName(t));
@@ -55,6 +77,16 @@ export function simulationFlags(argv: string[]) {
       baselines: !v['no-baselines'],
       seed: num(v, 'seed', { integer: true, min: 0 }),
       outDir: v.out as string | undefined,
+      compression: oneOf(v, 'compression', ['none', 'q8', 'q4'] as const, 'none'),
+      aggregation: oneOf(v, 'aggregation', ['fedavg', 'exact-dw'] as const, 'fedavg'),
+      serverOptimizer: { kind: serverOpt, ...(serverLr === undefined ? {} : { lr: serverLr }) },
+      freezeA: Boolean(v.ffa),
+      robust,
+      attackers: num(v, 'attackers', { integer: true, min: 0 }),
+      attackScale: num(v, 'attack-scale', { min: 0, minExclusive: true }),
+      privacy: oneOf(v, 'privacy', ['none', 'dp'] as const, 'none'),
+      clipNorm: num(v, 'clip', { min: 0, minExclusive: true }),
+      noiseMultiplier: num(v, 'noise', { min: 0, minExclusive: true }),
     },
     jsonSummary: v['json-summary'] as string | undefined,
   };

@@ -11,10 +11,10 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import nacl from 'tweetnacl';
 import { Observable, Subject } from 'rxjs';
-import { cryptoRng, decodeAdapter, initBackend, LocalTrainer, mixReplay, sampleReplayPool, nextGaussian, openBase, type FrozenBase, type Rng, type Tokenizer } from '../model/index.js';
+import { cryptoRng, decodeAdapter, deriveSeed, initBackend, LocalTrainer, mixReplay, packTrainable, sampleReplayPool, seededRng, trainableRanges, nextGaussian, openBase, type FrozenBase, type Rng, type Tokenizer } from '../model/index.js';
 import { clipToNorm } from '../privacy/clip.js';
 import { seal } from '../privacy/box.js';
-import { encodeUpdate, trainingFromWire, type DeviceTraining } from '../proto/codec.js';
+import { encodeUpdate, isUpdateEncoding, trainingFromWire, type DeviceTraining } from '../proto/codec.js';
 import type { CheckInResponse__Output } from '../proto/generated/fedtune/v1/CheckInResponse.js';
 import type { CoordinatorClient } from '../proto/generated/fedtune/v1/Coordinator.js';
 import type { EnrollResponse__Output } from '../proto/generated/fedtune/v1/EnrollResponse.js';
@@ -53,8 +53,13 @@ export interface DeviceOptions {
   readonly uploadMarginMs?: number;
   /** Seed for batch sampling (tests, the demo); crypto randomness otherwise. */
   readonly seed?: number;
-  /** Source of device-side DP noise. Default crypto randomness. */
+  /** Source of device-side DP noise and quantization rounding. Default: seeded from `seed` if given, else crypto randomness. */
   readonly noiseRng?: Rng;
+  /**
+   * Robustness experiments only: rewrite the update just before it is encoded (e.g. a
+   * sign-flipping attacker in a simulation). Never set on a real device.
+   */
+  readonly tamper?: (update: Float32Array) => Float32Array;
 }
 
 /** What a device reports as it works. */
@@ -263,7 +268,10 @@ export class Device {
       const result = await trainer.run();
       sub.unsubscribe();
       const local = adapter.toFlat();
-      let delta: Float32Array = Float32Array.from(local, (v, i) => v - global[i]);
+      // FFA-LoRA sends only B (A never changes); everything else sends the whole adapter
+      const { ranges, length } = trainableRanges(m.base.config, adapter.config);
+      const full = Float32Array.from(local, (v, i) => v - global[i]);
+      let delta: Float32Array = length === full.length ? full : packTrainable(full, ranges);
       let clipped = false;
       if (work.clipNorm > 0) {
         const c = clipToNorm(delta, work.clipNorm * (1 - 1e-6));
@@ -271,13 +279,16 @@ export class Device {
         clipped = c.clipped;
       }
       const norm = l2(delta);
+      const rng = this.o.noiseRng ?? (this.o.seed === undefined ? cryptoRng() : seededRng(deriveSeed(this.o.seed, work.roundId)));
       if (work.deviceNoiseStd > 0) {
-        const rng = this.o.noiseRng ?? cryptoRng();
         for (let i = 0; i < delta.length; i++) delta[i] += work.deviceNoiseStd * nextGaussian(rng);
       }
-      const sealed = seal(encodeUpdate(delta), this.programKey, this.identity.box);
+      if (this.o.tamper) delta = this.o.tamper(delta);
+      const encoding = work.encoding || 'f32';
+      if (!isUpdateEncoding(encoding)) throw new Error(`round ${work.roundId} asks for update encoding "${encoding}", which this device does not know`);
+      const sealed = seal(encodeUpdate(delta, encoding, rng), this.programKey, this.identity.box);
       const numExamples = Math.max(1, result.steps * (training.batchSize ?? 8));
-      const meta = { programId: this.o.programId, roundId: work.roundId, numExamples, encoding: 'f32', unclipped: !clipped };
+      const meta = { programId: this.o.programId, roundId: work.roundId, numExamples, encoding, unclipped: !clipped };
       const receipt = await this.retry(() => uploadUpdate(this.client, this.deviceId, this.identity.sign, meta, sealed), signal);
       this.bytesUp += Number(receipt.bytesReceived);
       this.events.next({ kind: 'uploaded', roundId: work.roundId, bytes: Number(receipt.bytesReceived), numExamples, updateNorm: norm, clipped, trainSeconds: result.elapsedMs / 1000 });

@@ -76,3 +76,39 @@ export function adapterFlatFromTensors(baseConfig: LlamaConfig, lora: LoraConfig
   if (byName.size !== segments.length * 2) throw new RangeError(`adapterFlatFromTensors: ${byName.size - segments.length * 2} tensors do not belong to this LoRA config`);
   return flat;
 }
+
+/**
+ * The parts of the flat vector a device trains and sends: everything, or under FFA-LoRA
+ * (`freezeA`) only the B blocks — A never changes, so its delta is zero and need not travel.
+ * Ranges are [offset, length] in flat order.
+ */
+export function trainableRanges(baseConfig: LlamaConfig, lora: LoraConfig): { ranges: [number, number][]; length: number; total: number } {
+  const cfg = loraConfig(lora, 'trainableRanges');
+  const { segments, length: total } = flatLayout(baseConfig, cfg);
+  if (!cfg.freezeA) return { ranges: [[0, total]], length: total, total };
+  const ranges = segments.map((s): [number, number] => [s.bOffset, s.outDim * cfg.rank]);
+  return { ranges, length: ranges.reduce((n, r) => n + r[1], 0), total };
+}
+
+/** The trainable values of a flat vector, packed (see {@link trainableRanges}). */
+export function packTrainable(flat: Float32Array, ranges: readonly [number, number][]): Float32Array {
+  const out = new Float32Array(ranges.reduce((n, r) => n + r[1], 0));
+  let off = 0;
+  for (const [start, len] of ranges) {
+    out.set(flat.subarray(start, start + len), off);
+    off += len;
+  }
+  return out;
+}
+
+/** A packed vector back in flat layout, zeros elsewhere. */
+export function unpackTrainable(packed: Float32Array, ranges: readonly [number, number][], total: number): Float32Array {
+  const out = new Float32Array(total);
+  let off = 0;
+  for (const [start, len] of ranges) {
+    out.set(packed.subarray(off, off + len), start);
+    off += len;
+  }
+  if (off !== packed.length) throw new RangeError(`unpackTrainable: packed has ${packed.length} values, the ranges hold ${off}`);
+  return out;
+}

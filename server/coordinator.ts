@@ -7,11 +7,11 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import nacl from 'tweetnacl';
-import { adapterFlatFromTensors, cryptoRng, decodeAdapterFile, initialAdapterFlat, adapterTensorsFromFlat, encodeAdapterTensors, readBaseInfo, type BaseInfo, type Rng } from '../model/index.js';
-import { l2Norm } from '../privacy/clip.js';
+import { adapterFlatFromTensors, cryptoRng, decodeAdapterFile, initialAdapterFlat, adapterTensorsFromFlat, encodeAdapterTensors, readBaseInfo, trainableRanges, unpackTrainable, type BaseInfo, type Rng } from '../model/index.js';
+import { clipToNorm, l2Norm } from '../privacy/clip.js';
 import { boxSharedKey, openWithSharedKey, BOX_NONCE_BYTES, BOX_OVERHEAD_BYTES, type BoxKeyPair } from '../privacy/box.js';
 import { RequestVerifier, type RequestSignature } from '../privacy/sign.js';
-import { decodeUpdate, UPDATE_ENCODINGS } from '../proto/codec.js';
+import { decodeUpdate, encodedUpdateBytes, isUpdateEncoding, UPDATE_ENCODINGS, type UpdateEncoding } from '../proto/codec.js';
 import { BlobStore, type StoredBlob } from './blob-store.js';
 import { refuse } from './errors.js';
 import type { ProgramSpec } from './program-config.js';
@@ -38,8 +38,14 @@ export interface ProgramState {
   readonly tokenizer?: StoredBlob;
   readonly keys: BoxKeyPair;
   readonly runner: ProgramRunner;
-  /** Expected flat length of an update. */
+  /** Values in an update: the whole adapter, or only its B blocks under FFA-LoRA. */
   readonly updateLength: number;
+  /** Where an update's values go in the flat adapter (see trainableRanges). */
+  readonly ranges: readonly [number, number][];
+  /** Values in the flat adapter. */
+  readonly flatLength: number;
+  /** The plaintext encoding devices use: the program's compression. */
+  readonly encoding: UpdateEncoding;
 }
 
 /** Coordinates every configured program. Call start() to open rounds and close() to stop. */
@@ -92,7 +98,9 @@ export class Coordinator {
     const { tensors } = decodeAdapterFile(this.readBlob(latest.sha256), `adapter version ${latest.version}`);
     const global = adapterFlatFromTensors(info.config, spec.lora, tensors);
     const runner = new ProgramRunner({ spec, baseConfig: info.config, baseSha256: info.sha256, store: this.store, blobs: this.blobs, global, rng: this.o.rng ?? cryptoRng(), log: this.o.log });
-    return { spec, base: { ...info, blob: baseBlob }, tokenizer, keys: { publicKey: stored.boxPublicKey, secretKey: stored.boxSecretKey }, runner, updateLength: global.length };
+    const trainable = trainableRanges(info.config, spec.lora);
+    const encoding: UpdateEncoding = spec.compression === 'none' ? 'f32' : spec.compression;
+    return { spec, base: { ...info, blob: baseBlob }, tokenizer, keys: { publicKey: stored.boxPublicKey, secretKey: stored.boxSecretKey }, runner, updateLength: trainable.length, ranges: trainable.ranges, flatLength: global.length, encoding };
   }
 
   private readBlob(sha256: string): Uint8Array {
@@ -182,8 +190,9 @@ export class Coordinator {
 
   /** The size of a sealed update payload for an encoding. */
   sealedBytes(p: ProgramState, encoding: string): number {
-    if (!UPDATE_ENCODINGS.includes(encoding as (typeof UPDATE_ENCODINGS)[number])) refuse('invalid-argument', `unknown update encoding "${encoding}"; this coordinator takes ${UPDATE_ENCODINGS.join(', ')}`);
-    return BOX_NONCE_BYTES + BOX_OVERHEAD_BYTES + 4 * p.updateLength;
+    if (!isUpdateEncoding(encoding)) refuse('invalid-argument', `unknown update encoding "${encoding}"; this coordinator takes ${UPDATE_ENCODINGS.join(', ')}`);
+    if (encoding !== p.encoding) refuse('invalid-argument', `program "${p.spec.id}" takes "${p.encoding}" updates (its compression), not "${encoding}"`);
+    return BOX_NONCE_BYTES + BOX_OVERHEAD_BYTES + encodedUpdateBytes(encoding, p.updateLength);
   }
 
   /**
@@ -201,13 +210,17 @@ export class Coordinator {
       }
       const plain = openWithSharedKey(sealed, shared);
       if (!plain) refuse('invalid-argument', 'the update could not be decrypted: it is not sealed by this device to the program key, or was altered');
-      const update = decodeUpdate(encoding, plain, p.updateLength);
+      const decoded = decodeUpdate(encoding, plain, p.updateLength);
+      let update = decoded.update;
       for (let i = 0; i < update.length; i++) if (!Number.isFinite(update[i])) refuse('invalid-argument', `the update holds a non-finite value (${update[i]}) at index ${i}`);
       const c = p.spec.dp.clipNorm;
       if (c > 0) {
+        // a quantized update may sit past C by its rounding (slack, from its own scales); bring it back to C
         const norm = l2Norm(update);
-        if (norm > c * (1 + 1e-5)) refuse('invalid-argument', `the update's L2 norm ${norm.toPrecision(6)} exceeds the round's clip norm ${c}`);
+        if (norm > c * (1 + 1e-5) + decoded.slack) refuse('invalid-argument', `the update's L2 norm ${norm.toPrecision(6)} exceeds the round's clip norm ${c}`);
+        if (norm > c) update = clipToNorm(update, c).update;
       }
+      if (p.updateLength !== p.flatLength) update = unpackTrainable(update, p.ranges, p.flatLength);
       const maxExamples = (p.spec.training.steps ?? 1) * (p.spec.training.batchSize ?? 1);
       if (!Number.isSafeInteger(numExamples) || numExamples < 1 || numExamples > maxExamples) refuse('invalid-argument', `num_examples must be an integer in [1, ${maxExamples}] (steps × batch), got ${numExamples}`);
       runner.submit(device.id, roundId, update, numExamples, sealed.length);

@@ -6,7 +6,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import type { ServerOptimizerKind, ServerOptimizerOptions } from '../aggregators/index.js';
+import type { RobustRule, ServerOptimizerKind, ServerOptimizerOptions } from '../aggregators/index.js';
 import { defaultBasePath, defaultTokenizerPath, loraConfig, QUANT_MODES, type LoraConfig, type QuantMode } from '../model/index.js';
 import type { DeviceTraining } from '../proto/codec.js';
 
@@ -57,6 +57,16 @@ export interface ProgramSpec {
   readonly dp: ProgramDp;
   /** Server optimizer over the FedAvg mean of deltas. Default plain FedAvg (η = 1). */
   readonly serverOptimizer: ServerOptimizerOptions;
+  /** How updates travel: 'none' (float32), 'q8' or 'q4' (unbiased stochastic quantization). Default 'none'. */
+  readonly compression: 'none' | 'q8' | 'q4';
+  /**
+   * How deltas become the next adapter: 'fedavg' (example-weighted mean of the flat A and B
+   * values, i.e. FedIT, then the server optimizer) or 'exact-dw' (the best rank-r factors of
+   * the weighted mean of the devices' products B·A). Default 'fedavg'.
+   */
+  readonly aggregation: 'fedavg' | 'exact-dw';
+  /** A robust rule applied to the round's deltas first (not with central DP). Default none. */
+  readonly robust?: RobustRule;
 }
 
 const ID = /^[A-Za-z0-9._-]{1,64}$/;
@@ -133,7 +143,22 @@ export function programSpec(raw: unknown, baseDir = process.cwd()): ProgramSpec 
   const s = obj(`${w}: serverOptimizer`, r.serverOptimizer);
   const kind = (s.kind ?? 'fedavg') as ServerOptimizerKind;
   if (!OPTIMIZERS.includes(kind)) throw new RangeError(`${w}: serverOptimizer.kind must be one of ${OPTIMIZERS.join(', ')}, got ${JSON.stringify(s.kind)}`);
-  const known = new Set(['id', 'base', 'tokenizer', 'enrolmentToken', 'lora', 'training', 'cohortSize', 'overSelect', 'minUpdates', 'roundDeadlineMs', 'rounds', 'retryDelayMs', 'dp', 'serverOptimizer']);
+  const compression = (r.compression ?? 'none') as ProgramSpec['compression'];
+  if (!['none', 'q8', 'q4'].includes(compression)) throw new RangeError(`${w}: compression must be one of none, q8, q4, got ${JSON.stringify(r.compression)}`);
+  const aggregation = (r.aggregation ?? 'fedavg') as ProgramSpec['aggregation'];
+  if (!['fedavg', 'exact-dw'].includes(aggregation)) throw new RangeError(`${w}: aggregation must be fedavg or exact-dw, got ${JSON.stringify(r.aggregation)}`);
+  let robust: RobustRule | undefined;
+  if (r.robust !== undefined) {
+    const rb = obj(`${w}: robust`, r.robust);
+    const rule = rb.rule;
+    if (rule === 'median') robust = { rule };
+    else if (rule === 'trimmed-mean') robust = { rule, beta: num(`${w}: robust.beta`, rb.beta, 0.1, (x) => x >= 0 && x < 0.5, 'a number in [0, 0.5)') };
+    else if (rule === 'krum' || rule === 'multi-krum' || rule === 'bulyan') robust = { rule, f: num(`${w}: robust.f`, rb.f, 1, (x) => Number.isInteger(x) && x >= 0, 'an integer ≥ 0') };
+    else throw new RangeError(`${w}: robust.rule must be one of median, trimmed-mean, krum, multi-krum, bulyan, got ${JSON.stringify(rule)}`);
+    if (mode === 'central') throw new RangeError(`${w}: robust aggregation cannot be combined with central DP (the noise is calibrated to the plain sum)`);
+  }
+  if (aggregation === 'exact-dw' && mode === 'central') throw new RangeError(`${w}: aggregation "exact-dw" cannot be combined with central DP (the noise is calibrated to the plain sum)`);
+  const known = new Set(['id', 'base', 'tokenizer', 'enrolmentToken', 'lora', 'training', 'cohortSize', 'overSelect', 'minUpdates', 'roundDeadlineMs', 'rounds', 'retryDelayMs', 'dp', 'serverOptimizer', 'compression', 'aggregation', 'robust']);
   const unknown = Object.keys(r).filter((k) => !known.has(k));
   if (unknown.length) throw new RangeError(`${w}: unknown field(s) ${unknown.join(', ')}`);
   return Object.freeze({
@@ -151,6 +176,9 @@ export function programSpec(raw: unknown, baseDir = process.cwd()): ProgramSpec 
     retryDelayMs,
     dp: Object.freeze({ mode, clipNorm, noiseMultiplier, delta, epsilonBudget, population }),
     serverOptimizer: Object.freeze({ ...(s as object), kind }) as ServerOptimizerOptions,
+    compression,
+    aggregation,
+    robust: robust && Object.freeze(robust),
   });
 }
 

@@ -12,8 +12,8 @@
  */
 import { Observable, Subject, concat, defer, from } from 'rxjs';
 import { filter } from 'rxjs/operators';
-import { CentralDpStrategy, FedAvgStrategy, type ClientFailure, type ClientResult, type Strategy } from '../aggregators/index.js';
-import { adapterTensorsFromFlat, encodeAdapterTensors, type LlamaConfig, type Rng } from '../model/index.js';
+import { CentralDpStrategy, ExactDeltaWStrategy, FedAvgStrategy, RobustStrategy, type ClientFailure, type ClientResult, type Strategy } from '../aggregators/index.js';
+import { adapterTensorsFromFlat, encodeAdapterTensors, flatLayout, type LlamaConfig, type Rng } from '../model/index.js';
 import type { BlobStore } from './blob-store.js';
 import { refuse } from './errors.js';
 import type { ProgramSpec } from './program-config.js';
@@ -110,8 +110,7 @@ export class ProgramRunner {
     this.latest = store.latestVersion(spec.id);
     this.version = this.latest.version;
     this.completed = store.completedRounds(spec.id);
-    const fedavg = new FedAvgStrategy({ optimizer: spec.serverOptimizer });
-    this.strategy = spec.dp.mode === 'central' ? new CentralDpStrategy(fedavg, { clipNorm: spec.dp.clipNorm, noiseMultiplier: spec.dp.noiseMultiplier, expectedClients: spec.cohortSize, rng: d.rng }) : fedavg;
+    this.strategy = strategyFor(spec, d.baseConfig, d.rng);
     for (const r of store.rounds(spec.id)) if (r.state !== 'open') this.history.push(this.eventOf(r, r.state === 'completed' ? 'COMPLETED' : 'FAILED'));
     this.ledger = store.ledger(spec.id).map((e) => ({ q: e.q, sigma: e.sigma }));
   }
@@ -370,4 +369,15 @@ export class ProgramRunner {
     if (e.state === 'COMPLETED' || e.state === 'FAILED') this.history.push(e);
     this.subject.next(e);
   }
+}
+
+/**
+ * A program's Strategy: FedAvg with its server optimizer, or exact-ΔW; wrapped by a robust rule
+ * or by central DP when the program asks (the config refuses the combinations that make no sense).
+ */
+export function strategyFor(spec: ProgramSpec, baseConfig: LlamaConfig, rng: Rng): Strategy {
+  const inner: Strategy = spec.aggregation === 'exact-dw' ? new ExactDeltaWStrategy(flatLayout(baseConfig, spec.lora).segments, spec.lora.rank) : new FedAvgStrategy({ optimizer: spec.serverOptimizer });
+  if (spec.robust) return new RobustStrategy(inner, spec.robust);
+  if (spec.dp.mode === 'central') return new CentralDpStrategy(inner, { clipNorm: spec.dp.clipNorm, noiseMultiplier: spec.dp.noiseMultiplier, expectedClients: spec.cohortSize, rng });
+  return inner;
 }

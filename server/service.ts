@@ -104,6 +104,7 @@ export function coordinatorHandlers(c: Coordinator): CoordinatorHandlers {
           clipNorm: w.clipNorm,
           deviceNoiseStd: w.deviceNoiseStd,
           deadlineUnixMs: w.deadlineUnixMs,
+          encoding: p.encoding,
         },
       };
     }),

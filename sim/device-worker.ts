@@ -17,6 +17,8 @@ export interface DeviceWorkerData {
   readonly text: string;
   readonly label: string;
   readonly seed: number;
+  /** > 0: this device attacks, sending −attackScale × its honest update (robustness experiments). */
+  readonly attackScale: number;
 }
 
 const port = parentPort;
@@ -28,7 +30,7 @@ if (port) {
   });
   Promise.all(
     list.map(async (d) => {
-      const device = new Device({ address: d.address, programId: d.programId, dataDir: d.dataDir, enrolmentToken: d.enrolmentToken, text: [d.text], label: d.label, seed: d.seed, maxWaitMs: 250 });
+      const device = new Device({ address: d.address, programId: d.programId, dataDir: d.dataDir, enrolmentToken: d.enrolmentToken, text: [d.text], label: d.label, seed: d.seed, maxWaitMs: 250, tamper: d.attackScale > 0 ? (u) => u.map((v) => -d.attackScale * v) : undefined });
       device.progress$.subscribe((event) => port.postMessage({ type: 'event', index: d.index, event }));
       try {
         const summary = await device.run(ac.signal);

@@ -13,6 +13,8 @@ export interface LossRow {
   readonly bytesUp?: number;
   readonly bytesDown?: number;
   readonly seconds?: number;
+  /** ε spent so far (DP runs). */
+  readonly epsilon?: number;
 }
 
 /** Mean of a list. */
@@ -37,11 +39,13 @@ export function formatBytes(n: number): string {
 /** A markdown table of loss rows (lower is better). */
 export function lossTable(domainNames: readonly string[], rows: readonly LossRow[]): string {
   const extra = rows.some((r) => r.bytesUp !== undefined);
-  const head = ['', ...domainNames, 'mean', 'TinyStories', ...(extra ? ['bytes up', 'bytes down', 'seconds'] : [])];
+  const eps = rows.some((r) => r.epsilon !== undefined);
+  const head = ['', ...domainNames, 'mean', 'TinyStories', ...(extra ? ['bytes up', 'bytes down', 'seconds'] : []), ...(eps ? ['ε'] : [])];
   const lines = [`| ${head.join(' | ')} |`, `|${head.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`];
   for (const r of rows) {
     const cells = [r.label, ...r.domains.map((x) => x.toFixed(3)), r.mean.toFixed(3), r.tinyStories.toFixed(3)];
     if (extra) cells.push(r.bytesUp === undefined ? '' : formatBytes(r.bytesUp), r.bytesDown === undefined ? '' : formatBytes(r.bytesDown), r.seconds === undefined ? '' : r.seconds.toFixed(1));
+    if (eps) cells.push(r.epsilon === undefined ? '' : r.epsilon.toFixed(2));
     lines.push(`| ${cells.join(' | ')} |`);
   }
   return lines.join('\n');

@@ -12,6 +12,7 @@ import { Worker } from 'node:worker_threads';
 import type { DeviceEvent, DeviceSummary } from '../client/index.js';
 import { DOMAIN_NAMES, loadDomains, loadTinyStoriesHeldOut, type DomainName } from './domains.js';
 import { adapterTensorsFromFlat, defaultBasePath, defaultTokenizerPath, evaluateLoss, initBackend, LoraAdapter, openBase, type MatrixName } from '../model/index.js';
+import type { RobustRule, ServerOptimizerOptions } from '../aggregators/index.js';
 import { programSpec, startCoordinator, type ProgramSpec } from '../server/index.js';
 import { lossPlotSvg, lossTable, mean, type LossRow } from './report.js';
 import { ProgressBoard } from './progress-board.js';
@@ -54,6 +55,26 @@ export interface SimulationOptions {
   /** Where the adapter, plot and summary go. Default out/demo. */
   readonly outDir?: string;
   readonly seed?: number;
+  /** Update compression of the program. Default 'none'. */
+  readonly compression?: 'none' | 'q8' | 'q4';
+  /** 'fedavg' (FedIT on A and B) or 'exact-dw'. Default 'fedavg'. */
+  readonly aggregation?: 'fedavg' | 'exact-dw';
+  /** Server optimizer (with its lr). Default plain FedAvg. */
+  readonly serverOptimizer?: ServerOptimizerOptions;
+  /** FFA-LoRA: A frozen from the program's seed, only B trained and sent. Default false. */
+  readonly freezeA?: boolean;
+  /** A robust rule on the round's deltas. */
+  readonly robust?: RobustRule;
+  /** The first N devices attack: they send −scale × their honest update. Default 0. */
+  readonly attackers?: number;
+  /** Attack scale. Default 10. */
+  readonly attackScale?: number;
+  /** Differential privacy: 'none', or central DP with `clipNorm` and `noiseMultiplier`. Default 'none'. */
+  readonly privacy?: 'none' | 'dp';
+  /** DP clip norm C. Default 0.5. */
+  readonly clipNorm?: number;
+  /** DP noise multiplier z. Default 1. */
+  readonly noiseMultiplier?: number;
   /** Draw progress bars (when stdout is a terminal). Default true. */
   readonly progress?: boolean;
   /** Line sink. Default console.log. */
@@ -110,7 +131,7 @@ export async function runSimulation(options: SimulationOptions = {}): Promise<Si
     base: defaultBasePath(),
     tokenizer: defaultTokenizerPath(),
     enrolmentToken: TOKEN,
-    lora: { rank, alpha: options.alpha ?? 2 * rank, targets: options.targets ?? ['wq', 'wv', 'wo', 'w2'], seed },
+    lora: { rank, alpha: options.alpha ?? 2 * rank, targets: options.targets ?? ['wq', 'wv', 'wo', 'w2'], seed, freezeA: options.freezeA ?? false },
     training: { steps, batchSize: options.batchSize ?? 8, seqLen: options.seqLen ?? 128, lr: options.lr ?? 3e-3, quant: 'int8', replayFraction: options.replayFraction ?? 0.3, replayTokens: options.replayTokens ?? 8192 },
     cohortSize: nDevices,
     minUpdates: Math.max(1, Math.ceil(nDevices * 0.8)),
@@ -118,6 +139,11 @@ export async function runSimulation(options: SimulationOptions = {}): Promise<Si
     rounds,
     roundDeadlineMs: 10 * 60_000,
     retryDelayMs: 500,
+    compression: options.compression ?? 'none',
+    aggregation: options.aggregation ?? 'fedavg',
+    serverOptimizer: options.serverOptimizer ?? { kind: 'fedavg' },
+    ...(options.robust ? { robust: options.robust } : {}),
+    dp: options.privacy === 'dp' ? { mode: 'central', clipNorm: options.clipNorm ?? 0.5, noiseMultiplier: options.noiseMultiplier ?? 1 } : {},
   });
 
   // text: devices round-robin over domains; held-out per domain; TinyStories for forgetting
@@ -154,26 +180,32 @@ export async function runSimulation(options: SimulationOptions = {}): Promise<Si
   let down = 0;
   let downAtLast = 0;
   let totalUp = 0;
+  const norms = new Map<string, number[]>();
   let last = performance.now();
   const tFed = performance.now();
   const sub = runner.events$.subscribe((e) => {
     if (e.state === 'FAILED') board.note(`round ${e.roundNumber} failed: ${e.message}`);
     if (e.state !== 'COMPLETED') return;
-    const row = { ...evaluate(`round ${e.roundNumber}`, runner.current().global), bytesUp: e.bytesReceived, bytesDown: down - downAtLast, seconds: (performance.now() - last) / 1000 };
+    const row = { ...evaluate(`round ${e.roundNumber}`, runner.current().global), bytesUp: e.bytesReceived, bytesDown: down - downAtLast, seconds: (performance.now() - last) / 1000, ...(program.dp.mode !== 'none' ? { epsilon: e.epsilonSpent } : {}) };
     totalUp += e.bytesReceived;
     downAtLast = down;
     last = performance.now();
     roundRows.push(row);
     board.clear();
+    // (a device's 'uploaded' event may arrive just after the round closes; this counts those in)
+    const ns = norms.get(e.roundId) ?? [];
+    if (ns.length) log(`round ${e.roundNumber}: update L2 norms before clipping, mean ${mean(ns).toFixed(3)}, max ${Math.max(...ns).toFixed(3)} (${ns.length} reported so far)${program.dp.mode !== 'none' ? `; ε = ${e.epsilonSpent.toFixed(2)} at δ = ${program.dp.delta}` : ''}`);
     log(lossTable(domainNames, [baseOnly, ...roundRows]));
     log('');
   });
+  const attackers = options.attackers ?? 0;
+  if (!Number.isInteger(attackers) || attackers < 0 || attackers >= nDevices) throw new RangeError(`runSimulation: attackers must be an integer in [0, ${nDevices}), got ${attackers}`);
   const threads = positiveInt('threads', options.threads ?? Math.min(nDevices, availableParallelism()));
   const summaries: DeviceSummary[] = new Array(devices.length);
   await Promise.all(
     Array.from({ length: threads }, (_, t) => {
       const mine: DeviceWorkerData[] = devices
-        .map((d, i) => ({ index: i, address: running.address, programId: 'demo', dataDir: join(outDir, 'devices', d.name.replace('#', '-')), enrolmentToken: TOKEN, text: d.text, label: d.name, seed: seed * 1000 + i }))
+        .map((d, i) => ({ index: i, address: running.address, programId: 'demo', dataDir: join(outDir, 'devices', d.name.replace('#', '-')), enrolmentToken: TOKEN, text: d.text, label: d.name, seed: seed * 1000 + i, attackScale: i < attackers ? (options.attackScale ?? 10) : 0 }))
         .filter((_, i) => i % threads === t);
       return new Promise<void>((resolve, reject) => {
         let left = mine.length;
@@ -181,6 +213,7 @@ export async function runSimulation(options: SimulationOptions = {}): Promise<Si
         w.on('message', (m: { type: string; index: number; event?: DeviceEvent; summary?: DeviceSummary; message?: string }) => {
           if (m.type === 'event' && m.event) {
             if (m.event.kind === 'downloaded') down += m.event.bytes - m.event.resumedFrom;
+            if (m.event.kind === 'uploaded') norms.set(m.event.roundId, [...(norms.get(m.event.roundId) ?? []), m.event.updateNorm]);
             board.update(m.index, m.event);
           } else if (m.type === 'summary' && m.summary) {
             summaries[m.index] = m.summary;
@@ -198,7 +231,7 @@ export async function runSimulation(options: SimulationOptions = {}): Promise<Si
   sub.unsubscribe();
   const federatedSeconds = (performance.now() - tFed) / 1000;
   const final = runner.current();
-  const federated: LossRow = { ...evaluate('federated (FedAvg)', final.global), bytesUp: totalUp, bytesDown: down, seconds: federatedSeconds };
+  const federated: LossRow = { ...evaluate('federated', final.global), bytesUp: totalUp, bytesDown: down, seconds: federatedSeconds, ...(program.dp.mode !== 'none' ? { epsilon: runner.epsilonSpent() } : {}) };
   const adapterPath = join(outDir, 'federated-adapter.safetensors');
   copyFileSync(join(outDir, 'coordinator', 'blobs', running.coordinator.store.latestVersion('demo').sha256), adapterPath);
   await running.shutdown(2000);
@@ -256,7 +289,24 @@ export async function runSimulation(options: SimulationOptions = {}): Promise<Si
     ]),
   );
   const summary: SimulationSummary = {
-    settings: { devices: nDevices, rounds, steps, batchSize: program.training.batchSize, seqLen: program.training.seqLen, lr: program.training.lr, lora: program.lora, replayFraction: program.training.replayFraction, evalTokens, seed },
+    settings: {
+      devices: nDevices,
+      rounds,
+      steps,
+      batchSize: program.training.batchSize,
+      seqLen: program.training.seqLen,
+      lr: program.training.lr,
+      lora: program.lora,
+      replayFraction: program.training.replayFraction,
+      evalTokens,
+      seed,
+      compression: program.compression,
+      aggregation: program.aggregation,
+      serverOptimizer: program.serverOptimizer,
+      robust: program.robust,
+      attackers,
+      dp: program.dp,
+    },
     domains: domainNames,
     baseOnly,
     rounds: roundRows,

@@ -259,7 +259,9 @@ export function prvEpsilon(m: PrvMechanism & { delta: number }): number {
   const log2N = check('prvEpsilon', m);
   if (!(m.delta > 0 && m.delta < 1)) throw new RangeError(`prvEpsilon: delta must be in (0, 1), got ${m.delta}`);
   if (m.q === 0 || m.steps === 0) return 0;
-  return Math.max(...DIRECTIONS.map((dir) => epsilonOf(compose(m.q, m.sigma, m.steps, dir, 1e-4 * m.delta, log2N), m.delta)));
+  const eps = Math.max(...DIRECTIONS.map((dir) => epsilonOf(compose(m.q, m.sigma, m.steps, dir, 1e-4 * m.delta, log2N), m.delta)));
+  // outside the grid's numeric range (very little noise, ε in the tens) the bound is lost: say "no bound"
+  return Number.isNaN(eps) ? Infinity : eps;
 }
 
 /** An upper bound on the δ(ε) of `steps` Poisson-subsampled Gaussian steps. */
@@ -267,7 +269,8 @@ export function prvDelta(m: PrvMechanism & { epsilon: number }): number {
   const log2N = check('prvDelta', m);
   if (!(m.epsilon >= 0) || !Number.isFinite(m.epsilon)) throw new RangeError(`prvDelta: epsilon must be a finite number ≥ 0, got ${m.epsilon}`);
   if (m.q === 0 || m.steps === 0) return 0;
-  return Math.max(...DIRECTIONS.map((dir) => deltaOf(compose(m.q, m.sigma, m.steps, dir, 1e-14, log2N), m.epsilon)));
+  const delta = Math.max(...DIRECTIONS.map((dir) => deltaOf(compose(m.q, m.sigma, m.steps, dir, 1e-14, log2N), m.epsilon)));
+  return Number.isNaN(delta) ? 1 : delta;
 }
 
 /** The smallest noise multiplier (to 1e-4, relative) whose PRV ε at `delta` is within `epsilon`. */

@@ -82,8 +82,14 @@ export class SecAggCoordinator {
   /** Finish with the survivors' responses. */
   finish(responses: readonly UnmaskResponse[]): SecAggResult {
     const t = this.params.threshold;
+    // the owner's neighbours' responses (one per device; a repeated response counts once)
+    const byFrom = new Map<number, UnmaskResponse>();
+    for (const r of responses) if (!byFrom.has(r.from)) byFrom.set(r.from, r);
     const collect = (owner: number, kind: 'selfMask' | 'key'): Share[] =>
-      responses.filter((r) => (this.graph.get(owner) ?? []).includes(r.from)).flatMap((r) => (r[kind].has(owner) ? [r[kind].get(owner)!] : []));
+      (this.graph.get(owner) ?? []).flatMap((v) => {
+        const share = byFrom.get(v)?.[kind].get(owner);
+        return share ? [share] : [];
+      });
     const total = Uint32Array.from(this.sum);
     for (const u of this.masked) {
       const shares = collect(u, 'selfMask');

@@ -2,13 +2,42 @@
  * Mask arithmetic for secure aggregation in Z_(2^32): fixed-point encoding of clipped updates
  * with headroom for n summands, mask expansion from a 32-byte seed with XSalsa20 (tweetnacl's
  * stream), and pairwise seeds from X25519 key agreement.
+ *
+ * X25519 runs in node:crypto (OpenSSL) when it can: the same function as tweetnacl's
+ * `scalarMult` (RFC 7748, same clamping, same bytes out) at ~1/20 of the time; tweetnacl stays
+ * the fallback for inputs OpenSSL refuses (e.g. a low-order point giving an all-zero secret).
  */
+import { createPrivateKey, createPublicKey, diffieHellman } from 'node:crypto';
 import nacl from 'tweetnacl';
 
 interface Lowlevel {
   crypto_stream(c: Uint8Array, cpos: number, d: number, n: Uint8Array, k: Uint8Array): number;
+  crypto_core_hsalsa20(out: Uint8Array, inp: Uint8Array, k: Uint8Array, c: Uint8Array): number;
 }
 const lowlevel = (nacl as unknown as { lowlevel: Lowlevel }).lowlevel;
+const X25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b656e04220420', 'hex');
+const X25519_SPKI_PREFIX = Buffer.from('302a300506032b656e032100', 'hex');
+const SIGMA = new TextEncoder().encode('expand 32-byte k');
+
+/** X25519(secretKey, publicKey): bytes-for-bytes tweetnacl's `nacl.scalarMult`, via OpenSSL. */
+export function x25519(secretKey: Uint8Array, publicKey: Uint8Array): Uint8Array {
+  try {
+    const out = diffieHellman({
+      privateKey: createPrivateKey({ key: Buffer.concat([X25519_PKCS8_PREFIX, secretKey]), format: 'der', type: 'pkcs8' }),
+      publicKey: createPublicKey({ key: Buffer.concat([X25519_SPKI_PREFIX, publicKey]), format: 'der', type: 'spki' }),
+    });
+    return new Uint8Array(out.buffer, out.byteOffset, out.length);
+  } catch {
+    return nacl.scalarMult(secretKey, publicKey);
+  }
+}
+
+/** nacl.box's precomputed key (`nacl.box.before`) with the X25519 step in OpenSSL. */
+export function boxKey(theirPublicKey: Uint8Array, mySecretKey: Uint8Array): Uint8Array {
+  const k = new Uint8Array(32);
+  lowlevel.crypto_core_hsalsa20(k, new Uint8Array(16), x25519(mySecretKey, theirPublicKey), SIGMA);
+  return k;
+}
 const MASK_NONCE = new Uint8Array(24).fill(0).map((_, i) => 'fedtune.secagg.mask.v1!!'.charCodeAt(i));
 
 /** `length` uniform 32-bit words expanded from a 32-byte seed (XSalsa20 keystream). */
@@ -25,7 +54,7 @@ export function pairwiseSeed(mySecretKey: Uint8Array, theirPublicKey: Uint8Array
   for (const [name, k] of [['mySecretKey', mySecretKey], ['theirPublicKey', theirPublicKey]] as const) {
     if (!(k instanceof Uint8Array) || k.length !== 32) throw new TypeError(`pairwiseSeed: ${name} must be 32 bytes`);
   }
-  const shared = nacl.scalarMult(mySecretKey, theirPublicKey);
+  const shared = x25519(mySecretKey, theirPublicKey);
   const ctx = new TextEncoder().encode(context);
   const buf = new Uint8Array(shared.length + ctx.length);
   buf.set(shared);

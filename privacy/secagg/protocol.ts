@@ -8,9 +8,10 @@
  * masking it rebuilds their key and removes their pairwise masks — never both for one device.
  * Expected failures are values ({ ok: false, reason }); misuse throws.
  */
+import { createPrivateKey, createPublicKey, sign as cryptoSign, verify as cryptoVerify } from 'node:crypto';
 import nacl from 'tweetnacl';
 import type { Rng } from '../../model/rng.js';
-import { addMod32, encodeFixed, expandMask, pairwiseSeed } from './masking.js';
+import { addMod32, boxKey, encodeFixed, expandMask, pairwiseSeed, x25519 } from './masking.js';
 import { combineShares, splitSecret, type Share } from './shamir.js';
 
 /** Round parameters shared by every party. */
@@ -106,10 +107,32 @@ const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 const advertMessage = (a: { id: number; roundId: string; maskKey: Uint8Array; shareKey: Uint8Array }): Uint8Array =>
   new TextEncoder().encode(`fedtune.secagg.v1|${a.roundId}|${a.id}|${hex(a.maskKey)}|${hex(a.shareKey)}`);
 
+// Ed25519 in node:crypto (OpenSSL): the same signatures as tweetnacl (Ed25519 is deterministic),
+// ~50× faster to verify in pure JS's place; adverts are verified k times per device and n times
+// by the coordinator.
+const ED25519_SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
+const ED25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
+
+function ed25519Verify(message: Uint8Array, signature: Uint8Array, publicKey: Uint8Array): boolean {
+  if (!(publicKey instanceof Uint8Array) || publicKey.length !== nacl.sign.publicKeyLength) return false;
+  try {
+    return cryptoVerify(null, message, createPublicKey({ key: Buffer.concat([ED25519_SPKI_PREFIX, publicKey]), format: 'der', type: 'spki' }), signature);
+  } catch {
+    return false; // not a valid point encoding
+  }
+}
+
+function ed25519Sign(message: Uint8Array, secretKey: Uint8Array): Uint8Array {
+  if (!(secretKey instanceof Uint8Array) || secretKey.length !== nacl.sign.secretKeyLength) return nacl.sign.detached(message, secretKey); // throws as before
+  // a tweetnacl secret key is seed ‖ public key
+  const sig = cryptoSign(null, message, createPrivateKey({ key: Buffer.concat([ED25519_PKCS8_PREFIX, secretKey.subarray(0, 32)]), format: 'der', type: 'pkcs8' }));
+  return new Uint8Array(sig.buffer, sig.byteOffset, sig.length);
+}
+
 /** True if an advert is signed by `signPublicKey` for this round. */
 export function verifyAdvert(a: KeyAdvert, roundId: string, signPublicKey: Uint8Array): boolean {
   if (a.roundId !== roundId || !(a.signature instanceof Uint8Array) || a.signature.length !== nacl.sign.signatureLength) return false;
-  return nacl.sign.detached.verify(advertMessage(a), a.signature, signPublicKey);
+  return ed25519Verify(advertMessage(a), a.signature, signPublicKey);
 }
 
 function randomBytes(rng: Rng, n: number): Uint8Array {
@@ -121,10 +144,14 @@ function randomBytes(rng: Rng, n: number): Uint8Array {
   return out;
 }
 
+const BASE_POINT = Uint8Array.of(9, ...new Array<number>(31).fill(0));
+/** nacl.box.keyPair.fromSecretKey, with the X25519 base multiplication in OpenSSL. */
+const boxKeyPair = (secretKey: Uint8Array): nacl.BoxKeyPair => ({ publicKey: x25519(secretKey, BASE_POINT), secretKey });
+
 /** One device's side of a round. */
 export class SecAggDevice {
-  private readonly mask = nacl.box.keyPair();
-  private readonly share = nacl.box.keyPair();
+  private readonly mask: nacl.BoxKeyPair;
+  private readonly share: nacl.BoxKeyPair;
   private readonly selfSeed: Uint8Array;
   private readonly neighbours: number[];
   private peers = new Map<number, KeyAdvert>();
@@ -141,15 +168,15 @@ export class SecAggDevice {
     validateParams(params, 'SecAggDevice');
     this.neighbours = neighbourGraph(params.ids, params.k, params.graphSeed).get(id) ?? [];
     if (this.neighbours.length === 0) throw new RangeError(`SecAggDevice: id ${id} is not in the round`);
-    this.mask = nacl.box.keyPair.fromSecretKey(randomBytes(rng, 32));
-    this.share = nacl.box.keyPair.fromSecretKey(randomBytes(rng, 32));
+    this.mask = boxKeyPair(randomBytes(rng, 32));
+    this.share = boxKeyPair(randomBytes(rng, 32));
     this.selfSeed = randomBytes(rng, 32);
   }
 
   /** Step 1: the signed advertisement of this device's two public keys. */
   advertise(): KeyAdvert {
     const a = { id: this.id, roundId: this.params.roundId, maskKey: this.mask.publicKey, shareKey: this.share.publicKey };
-    return { ...a, signature: nacl.sign.detached(advertMessage(a), this.signSecretKey) };
+    return { ...a, signature: ed25519Sign(advertMessage(a), this.signSecretKey) };
   }
 
   /** Step 2: check neighbours' adverts, then share b and the mask key with them (encrypted). */
@@ -166,7 +193,7 @@ export class SecAggDevice {
     return holders.map((v, i) => {
       const plain = new TextEncoder().encode(JSON.stringify({ from: this.id, to: v, b: bShares[i].y.toString(16), k: kShares[i].y.toString(16) }));
       const nonce = randomBytes(this.rng, nacl.box.nonceLength);
-      const ct = nacl.box(plain, nonce, this.peers.get(v)!.shareKey, this.share.secretKey);
+      const ct = nacl.secretbox(plain, nonce, boxKey(this.peers.get(v)!.shareKey, this.share.secretKey)); // = nacl.box
       const sealed = new Uint8Array(nonce.length + ct.length);
       sealed.set(nonce);
       sealed.set(ct, nonce.length);
@@ -184,7 +211,7 @@ export class SecAggDevice {
     for (const m of messages) {
       const a = this.peers.get(m.from);
       if (!a || m.to !== this.id) continue;
-      const plain = nacl.box.open(m.sealed.subarray(nacl.box.nonceLength), m.sealed.subarray(0, nacl.box.nonceLength), a.shareKey, this.share.secretKey);
+      const plain = nacl.secretbox.open(m.sealed.subarray(nacl.box.nonceLength), m.sealed.subarray(0, nacl.box.nonceLength), boxKey(a.shareKey, this.share.secretKey)); // = nacl.box.open
       if (!plain) continue;
       const j = JSON.parse(new TextDecoder().decode(plain)) as { from: number; to: number; b: string; k: string };
       if (j.from !== m.from || j.to !== this.id) continue;

@@ -16,6 +16,12 @@ export interface Share {
 }
 
 const mod = (a: bigint): bigint => ((a % P) + P) % P;
+/** a mod P for 0 ≤ a < P², by folding (2^521 ≡ 1 mod P): shifts and adds, no division. */
+function reduce(a: bigint): bigint {
+  let r = (a & P) + (a >> 521n);
+  while (r >= P) r -= P;
+  return r;
+}
 
 function randomElement(rng: Rng): bigint {
   for (;;) {
@@ -54,7 +60,7 @@ export function splitSecret(secret: Uint8Array, ids: readonly number[], threshol
   return ids.map((x) => {
     let y = 0n;
     const bx = BigInt(x);
-    for (let i = coef.length - 1; i >= 0; i--) y = mod(y * bx + coef[i]);
+    for (let i = coef.length - 1; i >= 0; i--) y = reduce(y * bx + coef[i]);
     return { x, y };
   });
 }
@@ -64,17 +70,29 @@ export function combineShares(shares: readonly Share[], length: number): Uint8Ar
   if (shares.length === 0) throw new RangeError('combineShares: no shares');
   if (!Number.isInteger(length) || length < 1 || length > 64) throw new RangeError(`combineShares: length must be 1–64 bytes, got ${length}`);
   if (new Set(shares.map((s) => s.x)).size !== shares.length) throw new RangeError('combineShares: duplicate share ids');
-  let secret = 0n;
-  shares.forEach((si, i) => {
-    let num = 1n;
+  // Lagrange basis at 0: ℓᵢ = Πⱼ≠ᵢ xⱼ / Πⱼ≠ᵢ (xⱼ − xᵢ). The ids are small integers, so the
+  // products are exact BigInts (no reduction) and the numerators are X / xᵢ with X = Π xⱼ; the
+  // m denominators share one modular inverse (batch inversion), not one extended Euclid each.
+  const m = shares.length;
+  const xs = shares.map((s) => s.x);
+  let X = 1n;
+  for (const x of xs) X *= BigInt(x);
+  const dens = xs.map((xi, i) => {
     let den = 1n;
-    shares.forEach((sj, j) => {
-      if (i === j) return;
-      num = mod(num * BigInt(sj.x));
-      den = mod(den * (BigInt(sj.x) - BigInt(si.x)));
-    });
-    secret = mod(secret + si.y * num * inverse(den));
+    for (let j = 0; j < m; j++) if (j !== i) den *= BigInt(xs[j] - xi);
+    return mod(den);
   });
+  const prefix: bigint[] = new Array<bigint>(m + 1);
+  prefix[0] = 1n;
+  for (let i = 0; i < m; i++) prefix[i + 1] = reduce(prefix[i] * dens[i]);
+  let inv = inverse(prefix[m]); // = Π denᵢ⁻¹
+  let secret = 0n;
+  for (let i = m - 1; i >= 0; i--) {
+    const invDen = reduce(inv * prefix[i]);
+    inv = reduce(inv * dens[i]);
+    const num = mod(X / BigInt(xs[i]));
+    secret = reduce(secret + reduce(reduce(shares[i].y * num) * invDen));
+  }
   if (secret >> BigInt(8 * length) !== 0n) throw new RangeError('combineShares: the shares do not reconstruct a secret of that length (too few or corrupt shares)');
   const out = new Uint8Array(length);
   for (let i = length - 1; i >= 0; i--) {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { adapterFlatFromTensors, adapterTensorsFromFlat, encodeAdapter, encodeAdapterTensors, FrozenBase, initialAdapterFlat, LoraAdapter, loraConfig, readBaseInfo } from '../../model/index.js';
+import { adapterFlatFromTensors, flatLayout, packTrainable, trainableRanges, unpackTrainable, adapterTensorsFromFlat, encodeAdapter, encodeAdapterTensors, FrozenBase, initialAdapterFlat, LoraAdapter, loraConfig, readBaseInfo } from '../../model/index.js';
 import { MODEL, realModel } from '../helpers.js';
 
 describe('model/adapter-flat', () => {
@@ -40,5 +40,22 @@ describe('model/adapter-flat', () => {
     assert.equal(gguf.format, 'gguf');
     assert.notEqual(gguf.sha256, bin.sha256);
     assert.equal(gguf.config.dim, bin.config.dim);
+  });
+
+  it('FFA-LoRA sends only B: trainable ranges pack and unpack exactly, and are the B blocks', () => {
+    const lora = loraConfig({ rank: 4, targets: ['wq', 'w2'], freezeA: true, seed: 2 });
+    const { ranges, length, total } = trainableRanges(base.config, lora);
+    const { segments } = flatLayout(base.config, lora);
+    assert.equal(length, segments.reduce((n, s) => n + s.outDim * 4, 0));
+    assert.ok(length < total);
+    const flat = Float32Array.from({ length: total }, (_, i) => i + 1);
+    const packed = packTrainable(flat, ranges);
+    const back = unpackTrainable(packed, ranges, total);
+    for (const s of segments) {
+      for (let i = s.aOffset; i < s.bOffset; i++) assert.equal(back[i], 0);
+      for (let i = s.bOffset; i < s.bOffset + s.outDim * 4; i++) assert.equal(back[i], flat[i]);
+    }
+    assert.deepEqual(trainableRanges(base.config, { ...lora, freezeA: false }).ranges, [[0, total]]);
+    assert.throws(() => unpackTrainable(packed.subarray(1), ranges, total), /packed has/);
   });
 });

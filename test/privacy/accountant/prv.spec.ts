@@ -136,4 +136,8 @@ describe('privacy/accountant PRV calibration and inputs', function () {
     assert.throws(() => prvEpsilon({ q: 0.1, sigma: 1, steps: 1, delta: 1e-5, log2Size: 30 }), /log2Size must be an integer in 12 … 24/);
     assert.throws(() => prvDelta({ q: 0.1, sigma: 1, steps: 1, epsilon: -1 }), /epsilon must be a finite number ≥ 0/);
   });
+
+  it('never answers NaN: with very little noise it reports no bound (ε = Infinity) rather than a wrong one', () => {
+    assert.equal(prvEpsilon({ q: 1, sigma: 0.3, steps: 4, delta: 1e-5 }), Infinity);
+  });
 });

@@ -18,6 +18,10 @@ export interface RoundWork {
    */
   'deviceNoiseStd'?: (number | string);
   'deadlineUnixMs'?: (number | string | Long);
+  /**
+   * How the device encodes its update: "f32", or the program's compression "q8" / "q4".
+   */
+  'encoding'?: (string);
 }
 
 export interface RoundWork__Output {
@@ -34,4 +38,8 @@ export interface RoundWork__Output {
    */
   'deviceNoiseStd': (number);
   'deadlineUnixMs': (number);
+  /**
+   * How the device encodes its update: "f32", or the program's compression "q8" / "q4".
+   */
+  'encoding': (string);
 }
