@@ -14,7 +14,10 @@ import { Observable, Subject } from 'rxjs';
 import { cryptoRng, decodeAdapter, deriveSeed, initBackend, LocalTrainer, mixReplay, packTrainable, sampleReplayPool, seededRng, trainableRanges, nextGaussian, openBase, type FrozenBase, type Rng, type Tokenizer } from '../model/index.js';
 import { clipToNorm } from '../privacy/clip.js';
 import { seal } from '../privacy/box.js';
-import { encodeUpdate, isUpdateEncoding, trainingFromWire, type DeviceTraining } from '../proto/codec.js';
+import { encodeMasked, encodeUpdate, isUpdateEncoding, trainingFromWire, type DeviceTraining } from '../proto/codec.js';
+import type { SecAggRequest } from '../proto/generated/fedtune/v1/SecAggRequest.js';
+import type { UploadUpdateResponse__Output } from '../proto/generated/fedtune/v1/UploadUpdateResponse.js';
+import { secAggRound } from './secagg-client.js';
 import type { CheckInResponse__Output } from '../proto/generated/fedtune/v1/CheckInResponse.js';
 import type { CoordinatorClient } from '../proto/generated/fedtune/v1/Coordinator.js';
 import type { EnrollResponse__Output } from '../proto/generated/fedtune/v1/EnrollResponse.js';
@@ -68,6 +71,7 @@ export type DeviceEvent =
   | { readonly kind: 'downloaded'; readonly what: 'base' | 'tokenizer' | 'adapter'; readonly bytes: number; readonly resumedFrom: number }
   | { readonly kind: 'waiting'; readonly ms: number; readonly reason: string }
   | { readonly kind: 'replay'; readonly tokens: number; readonly seconds: number }
+  | { readonly kind: 'secagg'; readonly roundId: string; readonly stage: string }
   | { readonly kind: 'training'; readonly roundId: string; readonly step: number; readonly totalSteps: number; readonly loss: number }
   | { readonly kind: 'uploaded'; readonly roundId: string; readonly bytes: number; readonly numExamples: number; readonly updateNorm: number; readonly clipped: boolean; readonly trainSeconds: number }
   | { readonly kind: 'rejected'; readonly roundId: string; readonly code: number; readonly details: string }
@@ -286,10 +290,31 @@ export class Device {
       if (this.o.tamper) delta = this.o.tamper(delta);
       const encoding = work.encoding || 'f32';
       if (!isUpdateEncoding(encoding)) throw new Error(`round ${work.roundId} asks for update encoding "${encoding}", which this device does not know`);
-      const sealed = seal(encodeUpdate(delta, encoding, rng), this.programKey, this.identity.box);
       const numExamples = Math.max(1, result.steps * (training.batchSize ?? 8));
       const meta = { programId: this.o.programId, roundId: work.roundId, numExamples, encoding, unclipped: !clipped };
-      const receipt = await this.retry(() => uploadUpdate(this.client, this.deviceId, this.identity.sign, meta, sealed), signal);
+      const send = (plain: Uint8Array) => this.retry(() => uploadUpdate(this.client, this.deviceId, this.identity.sign, meta, seal(plain, this.programKey, this.identity.box)), signal);
+      let receipt: UploadUpdateResponse__Output | undefined;
+      if (encoding === 'masked') {
+        // secure aggregation: the coordinator only ever sees this update masked
+        const ctx = {
+          client: this.client,
+          programId: this.o.programId,
+          roundId: work.roundId,
+          sign: (req: SecAggRequest) => this.signed('SecAgg', req as Record<string, unknown>) as SecAggRequest,
+          signSecretKey: this.identity.sign.secretKey,
+          rng: cryptoRng(), // SecAgg keys and shares are always crypto-strength, even in seeded simulations
+          deadlineUnixMs: Number(work.deadlineUnixMs),
+          onStage: (stage: string) => this.events.next({ kind: 'secagg', roundId: work.roundId, stage }),
+          rpcDeadlineMs: this.deadline,
+          signal,
+        };
+        await secAggRound(ctx, delta, async (y) => {
+          receipt = await send(encodeMasked(y));
+        });
+      } else {
+        receipt = await send(encodeUpdate(delta, encoding, rng));
+      }
+      if (!receipt) throw new Error('secure aggregation ended without an upload');
       this.bytesUp += Number(receipt.bytesReceived);
       this.events.next({ kind: 'uploaded', roundId: work.roundId, bytes: Number(receipt.bytesReceived), numExamples, updateNorm: norm, clipped, trainSeconds: result.elapsedMs / 1000 });
     } finally {

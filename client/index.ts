@@ -7,3 +7,4 @@ export * from './download-blob.js';
 export * from './identity.js';
 export * from './rpc.js';
 export * from './upload-update.js';
+export * from './secagg-client.js';

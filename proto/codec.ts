@@ -114,9 +114,10 @@ export function payloadDigest(payload: Uint8Array): string {
  * Plaintext encodings of an update (before sealing): "f32" little-endian float32 per value;
  * "q8" / "q4" unbiased stochastic quantization (privacy/compress) in blocks of
  * {@link UPDATE_QUANT_BLOCK}: a float32 scale per block, then one int8 level per value (q8) or
- * two 4-bit two's-complement levels per byte, low nibble first (q4).
+ * two 4-bit two's-complement levels per byte, low nibble first (q4); "masked" a SecAgg masked
+ * input, little-endian uint32 per value in Z_(2^32).
  */
-export const UPDATE_ENCODINGS = ['f32', 'q8', 'q4'] as const;
+export const UPDATE_ENCODINGS = ['f32', 'q8', 'q4', 'masked'] as const;
 /** One of {@link UPDATE_ENCODINGS}. */
 export type UpdateEncoding = (typeof UPDATE_ENCODINGS)[number];
 /** Values per quantization block of q8/q4 updates. */
@@ -130,7 +131,7 @@ export function isUpdateEncoding(e: string): e is UpdateEncoding {
 /** Plaintext bytes of an update of `n` values in an encoding. */
 export function encodedUpdateBytes(encoding: UpdateEncoding, n: number): number {
   const scales = 4 * Math.ceil(n / UPDATE_QUANT_BLOCK);
-  return encoding === 'f32' ? 4 * n : encoding === 'q8' ? scales + n : scales + Math.ceil(n / 2);
+  return encoding === 'f32' || encoding === 'masked' ? 4 * n : encoding === 'q8' ? scales + n : scales + Math.ceil(n / 2);
 }
 
 /** A flat update as plaintext bytes in `encoding` (quantized encodings draw from `rng`). */
@@ -144,6 +145,7 @@ export function encodeUpdate(update: Float32Array, encoding: UpdateEncoding = 'f
     for (let i = 0; i < n; i++) dv.setFloat32(i * 4, update[i], true);
     return out;
   }
+  if (encoding === 'masked') throw new RangeError('encodeUpdate: a masked input is a Uint32Array; use encodeMasked');
   if (!rng) throw new TypeError(`encodeUpdate: encoding "${encoding}" needs an rng for stochastic rounding`);
   const q = stochasticQuantize(update, encoding === 'q8' ? 8 : 4, rng, UPDATE_QUANT_BLOCK);
   q.scales.forEach((s, b) => dv.setFloat32(b * 4, s, true));
@@ -162,6 +164,7 @@ export function decodeUpdate(encoding: string, bytes: Uint8Array, expectedLength
   if (!isUpdateEncoding(encoding)) throw new WireFormatError(`unknown update encoding "${encoding}"; expected one of ${UPDATE_ENCODINGS.join(', ')}`);
   const want = encodedUpdateBytes(encoding, expectedLength);
   if (bytes.length !== want) throw new WireFormatError(`the update has ${bytes.length} bytes, but a "${encoding}" update of this program's ${expectedLength} values is ${want} bytes`);
+  if (encoding === 'masked') throw new WireFormatError('a masked input is not a float update; use decodeMasked');
   const out = new Float32Array(expectedLength);
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (encoding === 'f32') {
@@ -185,4 +188,19 @@ export function decodeUpdate(encoding: string, bytes: Uint8Array, expectedLength
     }
   }
   return { update: out, slack: Math.sqrt(slack2) };
+}
+
+/** A SecAgg masked input as plaintext bytes (little-endian uint32). */
+export function encodeMasked(y: Uint32Array): Uint8Array {
+  const out = new Uint8Array(4 * y.length);
+  const dv = new DataView(out.buffer);
+  for (let i = 0; i < y.length; i++) dv.setUint32(4 * i, y[i], true);
+  return out;
+}
+
+/** Plaintext bytes → a masked input of `expectedLength` values; WireFormatError if they do not fit. */
+export function decodeMasked(bytes: Uint8Array, expectedLength: number): Uint32Array {
+  if (bytes.length !== 4 * expectedLength) throw new WireFormatError(`the masked input has ${bytes.length} bytes, expected ${4 * expectedLength}`);
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return Uint32Array.from({ length: expectedLength }, (_, i) => dv.getUint32(4 * i, true));
 }

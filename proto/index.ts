@@ -7,3 +7,4 @@
 export * from './codec.js';
 export * from './load.js';
 export * from './limits.js';
+export * from './secagg-codec.js';

@@ -11,7 +11,7 @@ import { adapterFlatFromTensors, cryptoRng, decodeAdapterFile, initialAdapterFla
 import { clipToNorm, l2Norm } from '../privacy/clip.js';
 import { boxSharedKey, openWithSharedKey, BOX_NONCE_BYTES, BOX_OVERHEAD_BYTES, type BoxKeyPair } from '../privacy/box.js';
 import { RequestVerifier, type RequestSignature } from '../privacy/sign.js';
-import { decodeUpdate, encodedUpdateBytes, isUpdateEncoding, UPDATE_ENCODINGS, type UpdateEncoding } from '../proto/codec.js';
+import { decodeMasked, decodeUpdate, encodedUpdateBytes, isUpdateEncoding, UPDATE_ENCODINGS, type UpdateEncoding } from '../proto/codec.js';
 import { BlobStore, type StoredBlob } from './blob-store.js';
 import { refuse } from './errors.js';
 import type { ProgramSpec } from './program-config.js';
@@ -44,8 +44,10 @@ export interface ProgramState {
   readonly ranges: readonly [number, number][];
   /** Values in the flat adapter. */
   readonly flatLength: number;
-  /** The plaintext encoding devices use: the program's compression. */
+  /** The plaintext encoding devices use: the program's compression, or "masked" under SecAgg. */
   readonly encoding: UpdateEncoding;
+  /** SecAgg: values are clamped to ±this before fixed-point encoding (C plus noise headroom). */
+  readonly secAggBound: number;
 }
 
 /** Coordinates every configured program. Call start() to open rounds and close() to stop. */
@@ -97,10 +99,28 @@ export class Coordinator {
     if (!this.blobs.has(latest.sha256) || !this.blobs.verify(latest.sha256)) throw new Error(`program "${spec.id}": adapter version ${latest.version}'s blob ${latest.sha256} is missing or damaged in ${this.blobs.dir}`);
     const { tensors } = decodeAdapterFile(this.readBlob(latest.sha256), `adapter version ${latest.version}`);
     const global = adapterFlatFromTensors(info.config, spec.lora, tensors);
-    const runner = new ProgramRunner({ spec, baseConfig: info.config, baseSha256: info.sha256, store: this.store, blobs: this.blobs, global, rng: this.o.rng ?? cryptoRng(), log: this.o.log });
     const trainable = trainableRanges(info.config, spec.lora);
-    const encoding: UpdateEncoding = spec.compression === 'none' ? 'f32' : spec.compression;
-    return { spec, base: { ...info, blob: baseBlob }, tokenizer, keys: { publicKey: stored.boxPublicKey, secretKey: stored.boxSecretKey }, runner, updateLength: trainable.length, ranges: trainable.ranges, flatLength: global.length, encoding };
+    const secAggBound = spec.dp.clipNorm + 6 * (spec.dp.mode === 'distributed' ? (spec.dp.noiseMultiplier * spec.dp.clipNorm) / Math.sqrt(spec.cohortSize) : 0);
+    const runner = new ProgramRunner({
+      secAggBound,
+      spec,
+      baseConfig: info.config,
+      baseSha256: info.sha256,
+      store: this.store,
+      blobs: this.blobs,
+      global,
+      rng: this.o.rng ?? cryptoRng(),
+      log: this.o.log,
+      updateLength: trainable.length,
+      expand: (packed) => (trainable.length === global.length ? packed : unpackTrainable(packed, trainable.ranges, global.length)),
+      signKeyOf: (deviceId) => {
+        const d = this.store.device(deviceId);
+        if (!d) throw new Error(`unknown device ${deviceId}`);
+        return d.signPublicKey;
+      },
+    });
+    const encoding: UpdateEncoding = spec.secagg ? 'masked' : spec.compression === 'none' ? 'f32' : spec.compression;
+    return { spec, base: { ...info, blob: baseBlob }, tokenizer, keys: { publicKey: stored.boxPublicKey, secretKey: stored.boxSecretKey }, runner, updateLength: trainable.length, ranges: trainable.ranges, flatLength: global.length, encoding, secAggBound };
   }
 
   private readBlob(sha256: string): Uint8Array {
@@ -210,6 +230,7 @@ export class Coordinator {
       }
       const plain = openWithSharedKey(sealed, shared);
       if (!plain) refuse('invalid-argument', 'the update could not be decrypted: it is not sealed by this device to the program key, or was altered');
+      if (encoding === 'masked') return runner.acceptMasked(device.id, roundId, decodeMasked(plain, p.updateLength), sealed.length);
       const decoded = decodeUpdate(encoding, plain, p.updateLength);
       let update = decoded.update;
       for (let i = 0; i < update.length; i++) if (!Number.isFinite(update[i])) refuse('invalid-argument', `the update holds a non-finite value (${update[i]}) at index ${i}`);

@@ -67,6 +67,12 @@ export interface ProgramSpec {
   readonly aggregation: 'fedavg' | 'exact-dw';
   /** A robust rule applied to the round's deltas first (not with central DP). Default none. */
   readonly robust?: RobustRule;
+  /**
+   * Secure aggregation (SecAgg+): the coordinator sees only the sum of the survivors' clipped
+   * updates. Needs dp.clipNorm > 0, dp.mode 'none' or 'distributed', plain FedAvg, no
+   * compression. `neighbours` k (default O(log n)), `phaseTimeoutMs` (default 30000).
+   */
+  readonly secagg?: { readonly neighbours?: number; readonly phaseTimeoutMs: number };
 }
 
 const ID = /^[A-Za-z0-9._-]{1,64}$/;
@@ -158,7 +164,19 @@ export function programSpec(raw: unknown, baseDir = process.cwd()): ProgramSpec 
     if (mode === 'central') throw new RangeError(`${w}: robust aggregation cannot be combined with central DP (the noise is calibrated to the plain sum)`);
   }
   if (aggregation === 'exact-dw' && mode === 'central') throw new RangeError(`${w}: aggregation "exact-dw" cannot be combined with central DP (the noise is calibrated to the plain sum)`);
-  const known = new Set(['id', 'base', 'tokenizer', 'enrolmentToken', 'lora', 'training', 'cohortSize', 'overSelect', 'minUpdates', 'roundDeadlineMs', 'rounds', 'retryDelayMs', 'dp', 'serverOptimizer', 'compression', 'aggregation', 'robust']);
+  let secagg: ProgramSpec['secagg'];
+  if (r.secagg !== undefined && r.secagg !== false) {
+    const sa = r.secagg === true ? {} : obj(`${w}: secagg`, r.secagg);
+    secagg = Object.freeze({
+      neighbours: sa.neighbours === undefined ? undefined : num(`${w}: secagg.neighbours`, sa.neighbours, 0, (x) => Number.isInteger(x) && x >= 2 && x % 2 === 0, 'an even integer ≥ 2'),
+      phaseTimeoutMs: num(`${w}: secagg.phaseTimeoutMs`, sa.phaseTimeoutMs, 30_000, (x) => Number.isInteger(x) && x >= 50, 'an integer ≥ 50'),
+    });
+    if (!(clipNorm > 0)) throw new RangeError(`${w}: secagg needs dp.clipNorm > 0 (it bounds the fixed-point encoding)`);
+    if (mode === 'central' || mode === 'local') throw new RangeError(`${w}: secagg works with dp.mode "none" or "distributed", not "${mode}"`);
+    if (r.robust !== undefined || (r.aggregation ?? 'fedavg') !== 'fedavg' || (r.compression ?? 'none') !== 'none') throw new RangeError(`${w}: secagg needs plain FedAvg without robust rules or compression (the coordinator sees only the sum)`);
+    if (minUpdates < 3) throw new RangeError(`${w}: secagg needs minUpdates ≥ 3`);
+  }
+  const known = new Set(['secagg', 'id', 'base', 'tokenizer', 'enrolmentToken', 'lora', 'training', 'cohortSize', 'overSelect', 'minUpdates', 'roundDeadlineMs', 'rounds', 'retryDelayMs', 'dp', 'serverOptimizer', 'compression', 'aggregation', 'robust']);
   const unknown = Object.keys(r).filter((k) => !known.has(k));
   if (unknown.length) throw new RangeError(`${w}: unknown field(s) ${unknown.join(', ')}`);
   return Object.freeze({
@@ -179,6 +197,7 @@ export function programSpec(raw: unknown, baseDir = process.cwd()): ProgramSpec 
     compression,
     aggregation,
     robust: robust && Object.freeze(robust),
+    secagg,
   });
 }
 

@@ -16,6 +16,7 @@ import { CentralDpStrategy, ExactDeltaWStrategy, FedAvgStrategy, RobustStrategy,
 import { adapterTensorsFromFlat, encodeAdapterTensors, flatLayout, type LlamaConfig, type Rng } from '../model/index.js';
 import type { BlobStore } from './blob-store.js';
 import { refuse } from './errors.js';
+import { SecAggRound, type SecAggOutcome } from './secagg-round.js';
 import type { ProgramSpec } from './program-config.js';
 import type { Store, StoredRound, StoredVersion } from './store.js';
 import { epsilonOfSteps, type AccountedStep } from '../privacy/accountant/index.js';
@@ -70,6 +71,10 @@ interface OpenRound {
   readonly failures: ClientFailure[];
   bytes: number;
   timer?: NodeJS.Timeout;
+  /** Secure aggregation of this round (secagg programs). */
+  secagg?: SecAggRound;
+  /** Devices whose updates are in the aggregate (secagg: the survivors). */
+  contributors?: number;
 }
 
 /** Dependencies of a runner. */
@@ -83,6 +88,13 @@ export interface RunnerDeps {
   readonly global: Float32Array;
   /** Noise source for central DP (crypto-strength in production). */
   readonly rng: Rng;
+  /** Values in an update (packed under FFA-LoRA), and how to expand a packed vector to the flat adapter. */
+  readonly updateLength: number;
+  readonly expand: (packed: Float32Array) => Float32Array;
+  /** SecAgg: values are clamped to ±this before fixed-point encoding. */
+  readonly secAggBound: number;
+  /** A device's Ed25519 public key (SecAgg adverts are signed with it). */
+  readonly signKeyOf: (deviceId: string) => Uint8Array;
   readonly log?: (msg: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -200,6 +212,10 @@ export class ProgramRunner {
     const round: OpenRound = { number, attempt, id: `${spec.id}.r${number}.a${attempt}`, openedMs: now, deadline: now + spec.roundDeadlineMs, selected: new Map(), results: [], failures: [], bytes: 0 };
     store.openRound(this.record(round, 'open', ''));
     this.round = round;
+    if (spec.secagg) {
+      const wanted = Math.ceil(spec.cohortSize * spec.overSelect);
+      round.secagg = new SecAggRound(round.id, wanted, spec.minUpdates, this.d.updateLength, this.d.secAggBound, spec.secagg, this.d.signKeyOf, (o) => this.secAggFinished(round, o));
+    }
     round.timer = setTimeout(() => this.close('the deadline passed'), spec.roundDeadlineMs);
     this.publish(this.eventOf(this.record(round, 'open', `round ${number} open (attempt ${attempt})`), 'OPEN'));
     this.d.log?.('round open', { program: spec.id, round: number, attempt, roundId: round.id });
@@ -215,8 +231,10 @@ export class ProgramRunner {
     const status = r.selected.get(deviceId);
     if (status === 'working') return this.workFor(r);
     if (status) return { retryAfterMs: Math.max(200, r.deadline - Date.now()), reason: `this device already took part in round ${r.number}`, programComplete: false };
-    if (r.selected.size >= Math.ceil(spec.cohortSize * spec.overSelect)) return { retryAfterMs: Math.max(200, Math.min(spec.retryDelayMs * 5, r.deadline - Date.now())), reason: `round ${r.number}'s cohort is full`, programComplete: false };
+    const full = r.selected.size >= Math.ceil(spec.cohortSize * spec.overSelect) || (r.secagg !== undefined && r.secagg.phase !== 'selecting');
+    if (full) return { retryAfterMs: Math.max(200, Math.min(spec.retryDelayMs * 5, r.deadline - Date.now())), reason: `round ${r.number}'s cohort is full`, programComplete: false };
     r.selected.set(deviceId, 'working');
+    r.secagg?.select(deviceId);
     return this.workFor(r);
   }
 
@@ -249,6 +267,7 @@ export class ProgramRunner {
   /** Accept a validated delta (see expectUpload). */
   submit(deviceId: string, roundId: string, update: Float32Array, numExamples: number, bytes: number): void {
     this.expectUpload(deviceId, roundId);
+    if (this.round?.secagg) refuse('invalid-argument', `program ${this.d.spec.id} uses secure aggregation: send the masked input (encoding "masked")`);
     const r = this.round as OpenRound;
     r.selected.set(deviceId, 'done');
     r.results.push({ deviceId, update, numExamples: this.d.spec.dp.mode === 'none' ? numExamples : 1 });
@@ -267,6 +286,7 @@ export class ProgramRunner {
   }
 
   private closeIfSettled(r: OpenRound): void {
+    if (r.secagg) return;
     const full = r.selected.size >= Math.ceil(this.d.spec.cohortSize * this.d.spec.overSelect);
     if (full && [...r.selected.values()].every((s) => s !== 'working')) this.close('every selected device answered');
   }
@@ -275,10 +295,12 @@ export class ProgramRunner {
     const r = this.round;
     if (!r || this.aggregating || this.stopped) return;
     if (r.timer) clearTimeout(r.timer);
+    r.secagg?.stop();
     const { spec, store } = this.d;
     for (const [id, s] of r.selected) if (s === 'working') r.failures.push({ deviceId: id, reason: 'no update by the close' });
-    if (r.results.length < spec.minUpdates) {
-      const msg = `round ${r.number} failed: ${r.results.length} update(s) by the close (${why}), fewer than the minimum ${spec.minUpdates}; retrying`;
+    const contributors = r.contributors ?? r.results.length;
+    if (contributors < spec.minUpdates) {
+      const msg = `round ${r.number} failed: ${contributors} update(s) by the close (${why}), fewer than the minimum ${spec.minUpdates}; retrying`;
       const rec = this.record(r, 'failed', msg);
       store.failRound(rec);
       this.round = undefined;
@@ -290,18 +312,18 @@ export class ProgramRunner {
     this.aggregating = true;
     if (this.private) {
       // the spend is durable before any aggregate exists: a crash can only over-count
-      const step = { q: this.sampleRate(), sigma: this.roundSigma(r.results.length) };
+      const step = { q: this.sampleRate(), sigma: this.roundSigma(contributors) };
       const after = epsilonOfSteps([...this.ledger, step], spec.dp.delta).epsilon;
       store.appendLedger({ programId: spec.id, roundId: r.id, roundNumber: r.number, q: step.q, sigma: step.sigma, epsilonAfter: after, delta: spec.dp.delta });
       this.ledger.push(step);
       if (process.env.FEDTUNE_TEST_CRASH_AFTER_LEDGER === '1') process.kill(process.pid, 'SIGKILL'); // crash-test hook
     }
-    this.publish(this.eventOf(this.record(r, 'open', `aggregating ${r.results.length} update(s) (${why})`), 'AGGREGATING'));
+    this.publish(this.eventOf(this.record(r, 'open', `aggregating ${contributors} update(s) (${why})`), 'AGGREGATING'));
     try {
       const agg = this.strategy.aggregate(r.number, this.global, r.results, r.failures);
       const tensors = adapterTensorsFromFlat(this.d.baseConfig, spec.lora, agg.global);
       const blob = this.d.blobs.put(encodeAdapterTensors({ baseSha256: this.d.baseSha256, lora: spec.lora, baseConfig: this.d.baseConfig }, tensors));
-      const rec = { ...this.record(r, 'completed', `round ${r.number} completed with ${r.results.length} update(s) (${why})`), adapterVersion: this.version + 1 };
+      const rec = { ...this.record(r, 'completed', `round ${r.number} completed with ${contributors} update(s) (${why})`), adapterVersion: this.version + 1 };
       store.completeRound(rec, { version: this.version + 1, sha256: blob.sha256, sizeBytes: blob.size });
       this.latest = { version: this.version + 1, sha256: blob.sha256, sizeBytes: blob.size, roundNumber: r.number };
       this.global = agg.global;
@@ -324,6 +346,39 @@ export class ProgramRunner {
     }
   }
 
+  /** The open round's secure aggregation, for the SecAgg RPC. */
+  secAggRound(roundId: string): SecAggRound {
+    const r = this.round;
+    if (!r || r.id !== roundId || this.aggregating) {
+      if (this.history.some((e) => e.roundId === roundId)) refuse('deadline-exceeded', `round ${roundId} has closed`);
+      refuse('failed-precondition', `round ${roundId} is not this program's open round`);
+    }
+    if (!r.secagg) refuse('failed-precondition', `program ${this.d.spec.id} does not use secure aggregation`);
+    return r.secagg;
+  }
+
+  /** A selected device's masked input (SecAgg step 3, through UploadUpdate). */
+  acceptMasked(deviceId: string, roundId: string, y: Uint32Array, bytes: number): void {
+    this.expectUpload(deviceId, roundId);
+    const r = this.round as OpenRound;
+    this.secAggRound(roundId).maskedInput(deviceId, y, bytes);
+    r.selected.set(deviceId, 'done');
+  }
+
+  private secAggFinished(r: OpenRound, o: SecAggOutcome): void {
+    if (this.round !== r || this.aggregating) return;
+    if (!o.ok) {
+      r.contributors = 0;
+      return this.close(o.reason);
+    }
+    // the mean of the survivors' (packed) updates, expanded to the flat adapter: one result
+    const mean = o.sum.map((v) => v / o.survivors.length);
+    r.results.push({ deviceId: `secagg:${o.survivors.length}`, update: this.d.expand(mean), numExamples: o.survivors.length });
+    r.contributors = o.survivors.length;
+    r.bytes = o.bytesUp;
+    this.close('secure aggregation finished');
+  }
+
   private record(r: OpenRound, state: StoredRound['state'], message: string): StoredRound {
     const { spec } = this.d;
     return {
@@ -333,7 +388,7 @@ export class ProgramRunner {
       attempt: r.attempt,
       state,
       adapterVersion: this.version,
-      updates: r.results.length,
+      updates: r.contributors ?? r.results.length,
       selected: r.selected.size,
       failed: r.failures.length,
       bytesReceived: r.bytes,

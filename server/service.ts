@@ -13,6 +13,7 @@ import type { UpdateHeader__Output } from '../proto/generated/fedtune/v1/UpdateH
 import { bytesFromWire, loraConfigToWire, signingPayload, trainingToWire } from '../proto/codec.js';
 import type { RequestSignature } from '../privacy/sign.js';
 import { downloadBlobHandler } from './blob-service.js';
+import { secAggStage } from './secagg-service.js';
 import { MAX_CHUNK_BYTES } from './blob-store.js';
 import type { Coordinator, ProgramState } from './coordinator.js';
 import { CoordinatorError, refuse, toStatus } from './errors.js';
@@ -164,6 +165,11 @@ export function coordinatorHandlers(c: Coordinator): CoordinatorHandlers {
       });
       call.on('error', () => answer(new CoordinatorError('unavailable', 'the upload stream broke')));
     },
+
+    SecAgg: unary((req) => {
+      const device = authenticate(c, 'SecAgg', req);
+      return secAggStage(c.programOf(device, req.programId), device, req);
+    }),
 
     WatchRounds: (call) => {
       let sub: Subscription | undefined;

@@ -17,6 +17,18 @@ import type { LoraConfig as _fedtune_v1_LoraConfig, LoraConfig__Output as _fedtu
 import type { ProgramConfig as _fedtune_v1_ProgramConfig, ProgramConfig__Output as _fedtune_v1_ProgramConfig__Output } from './fedtune/v1/ProgramConfig.js';
 import type { RoundEvent as _fedtune_v1_RoundEvent, RoundEvent__Output as _fedtune_v1_RoundEvent__Output } from './fedtune/v1/RoundEvent.js';
 import type { RoundWork as _fedtune_v1_RoundWork, RoundWork__Output as _fedtune_v1_RoundWork__Output } from './fedtune/v1/RoundWork.js';
+import type { SecAggAdverts as _fedtune_v1_SecAggAdverts, SecAggAdverts__Output as _fedtune_v1_SecAggAdverts__Output } from './fedtune/v1/SecAggAdverts.js';
+import type { SecAggKeyAdvert as _fedtune_v1_SecAggKeyAdvert, SecAggKeyAdvert__Output as _fedtune_v1_SecAggKeyAdvert__Output } from './fedtune/v1/SecAggKeyAdvert.js';
+import type { SecAggParams as _fedtune_v1_SecAggParams, SecAggParams__Output as _fedtune_v1_SecAggParams__Output } from './fedtune/v1/SecAggParams.js';
+import type { SecAggRequest as _fedtune_v1_SecAggRequest, SecAggRequest__Output as _fedtune_v1_SecAggRequest__Output } from './fedtune/v1/SecAggRequest.js';
+import type { SecAggResponse as _fedtune_v1_SecAggResponse, SecAggResponse__Output as _fedtune_v1_SecAggResponse__Output } from './fedtune/v1/SecAggResponse.js';
+import type { SecAggShare as _fedtune_v1_SecAggShare, SecAggShare__Output as _fedtune_v1_SecAggShare__Output } from './fedtune/v1/SecAggShare.js';
+import type { SecAggShareList as _fedtune_v1_SecAggShareList, SecAggShareList__Output as _fedtune_v1_SecAggShareList__Output } from './fedtune/v1/SecAggShareList.js';
+import type { SecAggShareValue as _fedtune_v1_SecAggShareValue, SecAggShareValue__Output as _fedtune_v1_SecAggShareValue__Output } from './fedtune/v1/SecAggShareValue.js';
+import type { SecAggShares as _fedtune_v1_SecAggShares, SecAggShares__Output as _fedtune_v1_SecAggShares__Output } from './fedtune/v1/SecAggShares.js';
+import type { SecAggSignKey as _fedtune_v1_SecAggSignKey, SecAggSignKey__Output as _fedtune_v1_SecAggSignKey__Output } from './fedtune/v1/SecAggSignKey.js';
+import type { SecAggUnmask as _fedtune_v1_SecAggUnmask, SecAggUnmask__Output as _fedtune_v1_SecAggUnmask__Output } from './fedtune/v1/SecAggUnmask.js';
+import type { SecAggUnmaskRequest as _fedtune_v1_SecAggUnmaskRequest, SecAggUnmaskRequest__Output as _fedtune_v1_SecAggUnmaskRequest__Output } from './fedtune/v1/SecAggUnmaskRequest.js';
 import type { TrainingConfig as _fedtune_v1_TrainingConfig, TrainingConfig__Output as _fedtune_v1_TrainingConfig__Output } from './fedtune/v1/TrainingConfig.js';
 import type { UpdateChunk as _fedtune_v1_UpdateChunk, UpdateChunk__Output as _fedtune_v1_UpdateChunk__Output } from './fedtune/v1/UpdateChunk.js';
 import type { UpdateHeader as _fedtune_v1_UpdateHeader, UpdateHeader__Output as _fedtune_v1_UpdateHeader__Output } from './fedtune/v1/UpdateHeader.js';
@@ -47,6 +59,18 @@ export interface ProtoGrpcType {
       RoundEvent: MessageTypeDefinition<_fedtune_v1_RoundEvent, _fedtune_v1_RoundEvent__Output>
       RoundState: EnumTypeDefinition
       RoundWork: MessageTypeDefinition<_fedtune_v1_RoundWork, _fedtune_v1_RoundWork__Output>
+      SecAggAdverts: MessageTypeDefinition<_fedtune_v1_SecAggAdverts, _fedtune_v1_SecAggAdverts__Output>
+      SecAggKeyAdvert: MessageTypeDefinition<_fedtune_v1_SecAggKeyAdvert, _fedtune_v1_SecAggKeyAdvert__Output>
+      SecAggParams: MessageTypeDefinition<_fedtune_v1_SecAggParams, _fedtune_v1_SecAggParams__Output>
+      SecAggRequest: MessageTypeDefinition<_fedtune_v1_SecAggRequest, _fedtune_v1_SecAggRequest__Output>
+      SecAggResponse: MessageTypeDefinition<_fedtune_v1_SecAggResponse, _fedtune_v1_SecAggResponse__Output>
+      SecAggShare: MessageTypeDefinition<_fedtune_v1_SecAggShare, _fedtune_v1_SecAggShare__Output>
+      SecAggShareList: MessageTypeDefinition<_fedtune_v1_SecAggShareList, _fedtune_v1_SecAggShareList__Output>
+      SecAggShareValue: MessageTypeDefinition<_fedtune_v1_SecAggShareValue, _fedtune_v1_SecAggShareValue__Output>
+      SecAggShares: MessageTypeDefinition<_fedtune_v1_SecAggShares, _fedtune_v1_SecAggShares__Output>
+      SecAggSignKey: MessageTypeDefinition<_fedtune_v1_SecAggSignKey, _fedtune_v1_SecAggSignKey__Output>
+      SecAggUnmask: MessageTypeDefinition<_fedtune_v1_SecAggUnmask, _fedtune_v1_SecAggUnmask__Output>
+      SecAggUnmaskRequest: MessageTypeDefinition<_fedtune_v1_SecAggUnmaskRequest, _fedtune_v1_SecAggUnmaskRequest__Output>
       TrainingConfig: MessageTypeDefinition<_fedtune_v1_TrainingConfig, _fedtune_v1_TrainingConfig__Output>
       UpdateChunk: MessageTypeDefinition<_fedtune_v1_UpdateChunk, _fedtune_v1_UpdateChunk__Output>
       UpdateHeader: MessageTypeDefinition<_fedtune_v1_UpdateHeader, _fedtune_v1_UpdateHeader__Output>

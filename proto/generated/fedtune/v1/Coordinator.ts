@@ -11,6 +11,8 @@ import type { EnrollResponse as _fedtune_v1_EnrollResponse, EnrollResponse__Outp
 import type { GetProgramRequest as _fedtune_v1_GetProgramRequest, GetProgramRequest__Output as _fedtune_v1_GetProgramRequest__Output } from '../../fedtune/v1/GetProgramRequest.js';
 import type { ProgramConfig as _fedtune_v1_ProgramConfig, ProgramConfig__Output as _fedtune_v1_ProgramConfig__Output } from '../../fedtune/v1/ProgramConfig.js';
 import type { RoundEvent as _fedtune_v1_RoundEvent, RoundEvent__Output as _fedtune_v1_RoundEvent__Output } from '../../fedtune/v1/RoundEvent.js';
+import type { SecAggRequest as _fedtune_v1_SecAggRequest, SecAggRequest__Output as _fedtune_v1_SecAggRequest__Output } from '../../fedtune/v1/SecAggRequest.js';
+import type { SecAggResponse as _fedtune_v1_SecAggResponse, SecAggResponse__Output as _fedtune_v1_SecAggResponse__Output } from '../../fedtune/v1/SecAggResponse.js';
 import type { UpdateChunk as _fedtune_v1_UpdateChunk, UpdateChunk__Output as _fedtune_v1_UpdateChunk__Output } from '../../fedtune/v1/UpdateChunk.js';
 import type { UploadUpdateResponse as _fedtune_v1_UploadUpdateResponse, UploadUpdateResponse__Output as _fedtune_v1_UploadUpdateResponse__Output } from '../../fedtune/v1/UploadUpdateResponse.js';
 import type { WatchRoundsRequest as _fedtune_v1_WatchRoundsRequest, WatchRoundsRequest__Output as _fedtune_v1_WatchRoundsRequest__Output } from '../../fedtune/v1/WatchRoundsRequest.js';
@@ -73,6 +75,23 @@ export interface CoordinatorClient extends grpc.Client {
   getProgram(argument: _fedtune_v1_GetProgramRequest, callback: grpc.requestCallback<_fedtune_v1_ProgramConfig__Output>): grpc.ClientUnaryCall;
   
   /**
+   * Secure aggregation stages of a round (programs with secagg): the device polls each stage;
+   * its masked input travels through UploadUpdate with encoding "masked".
+   */
+  SecAgg(argument: _fedtune_v1_SecAggRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_fedtune_v1_SecAggResponse__Output>): grpc.ClientUnaryCall;
+  SecAgg(argument: _fedtune_v1_SecAggRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_fedtune_v1_SecAggResponse__Output>): grpc.ClientUnaryCall;
+  SecAgg(argument: _fedtune_v1_SecAggRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_fedtune_v1_SecAggResponse__Output>): grpc.ClientUnaryCall;
+  SecAgg(argument: _fedtune_v1_SecAggRequest, callback: grpc.requestCallback<_fedtune_v1_SecAggResponse__Output>): grpc.ClientUnaryCall;
+  /**
+   * Secure aggregation stages of a round (programs with secagg): the device polls each stage;
+   * its masked input travels through UploadUpdate with encoding "masked".
+   */
+  secAgg(argument: _fedtune_v1_SecAggRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_fedtune_v1_SecAggResponse__Output>): grpc.ClientUnaryCall;
+  secAgg(argument: _fedtune_v1_SecAggRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_fedtune_v1_SecAggResponse__Output>): grpc.ClientUnaryCall;
+  secAgg(argument: _fedtune_v1_SecAggRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_fedtune_v1_SecAggResponse__Output>): grpc.ClientUnaryCall;
+  secAgg(argument: _fedtune_v1_SecAggRequest, callback: grpc.requestCallback<_fedtune_v1_SecAggResponse__Output>): grpc.ClientUnaryCall;
+  
+  /**
    * Upload one encrypted update: a header chunk, then data chunks.
    */
   UploadUpdate(metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_fedtune_v1_UploadUpdateResponse__Output>): grpc.ClientWritableStream<_fedtune_v1_UpdateChunk>;
@@ -122,6 +141,12 @@ export interface CoordinatorHandlers extends grpc.UntypedServiceImplementation {
   GetProgram: grpc.handleUnaryCall<_fedtune_v1_GetProgramRequest__Output, _fedtune_v1_ProgramConfig>;
   
   /**
+   * Secure aggregation stages of a round (programs with secagg): the device polls each stage;
+   * its masked input travels through UploadUpdate with encoding "masked".
+   */
+  SecAgg: grpc.handleUnaryCall<_fedtune_v1_SecAggRequest__Output, _fedtune_v1_SecAggResponse>;
+  
+  /**
    * Upload one encrypted update: a header chunk, then data chunks.
    */
   UploadUpdate: grpc.handleClientStreamingCall<_fedtune_v1_UpdateChunk__Output, _fedtune_v1_UploadUpdateResponse>;
@@ -138,6 +163,7 @@ export interface CoordinatorDefinition extends grpc.ServiceDefinition {
   DownloadBlob: MethodDefinition<_fedtune_v1_DownloadBlobRequest, _fedtune_v1_BlobChunk, _fedtune_v1_DownloadBlobRequest__Output, _fedtune_v1_BlobChunk__Output>
   Enroll: MethodDefinition<_fedtune_v1_EnrollRequest, _fedtune_v1_EnrollResponse, _fedtune_v1_EnrollRequest__Output, _fedtune_v1_EnrollResponse__Output>
   GetProgram: MethodDefinition<_fedtune_v1_GetProgramRequest, _fedtune_v1_ProgramConfig, _fedtune_v1_GetProgramRequest__Output, _fedtune_v1_ProgramConfig__Output>
+  SecAgg: MethodDefinition<_fedtune_v1_SecAggRequest, _fedtune_v1_SecAggResponse, _fedtune_v1_SecAggRequest__Output, _fedtune_v1_SecAggResponse__Output>
   UploadUpdate: MethodDefinition<_fedtune_v1_UpdateChunk, _fedtune_v1_UploadUpdateResponse, _fedtune_v1_UpdateChunk__Output, _fedtune_v1_UploadUpdateResponse__Output>
   WatchRounds: MethodDefinition<_fedtune_v1_WatchRoundsRequest, _fedtune_v1_RoundEvent, _fedtune_v1_WatchRoundsRequest__Output, _fedtune_v1_RoundEvent__Output>
 }

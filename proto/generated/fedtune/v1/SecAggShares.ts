@@ -1,0 +1,13 @@
+// Original file: proto/fedtune.proto
+
+import type { SecAggShare as _fedtune_v1_SecAggShare, SecAggShare__Output as _fedtune_v1_SecAggShare__Output } from '../../fedtune/v1/SecAggShare.js';
+
+export interface SecAggShares {
+  'shares'?: (_fedtune_v1_SecAggShare)[];
+  'senders'?: (number)[];
+}
+
+export interface SecAggShares__Output {
+  'shares': (_fedtune_v1_SecAggShare__Output)[];
+  'senders': (number)[];
+}

@@ -1,0 +1,241 @@
+/**
+ * One secure-aggregation round on the coordinator, driving privacy/secagg's SecAggCoordinator
+ * through phases that devices poll over the SecAgg RPC:
+ *
+ *   SELECTING ─(cohort full | selection timeout)─▶ ADVERTISING ─(all | timeout)─▶ SHARING
+ *   ─(all | timeout)─▶ MASKING ─(all | timeout)─▶ UNMASKING ─(all | timeout)─▶ sum | failure
+ *
+ * The coordinator learns only the sum of the survivors' clipped (and noised) updates: each
+ * device's masked input is uniformly random to it. Too few participants at any phase, or too few
+ * shares to remove a mask, fails the round cleanly (a value, not an exception).
+ */
+import { fixedPointScale, neighbourGraph, SecAggCoordinator, validateParams, type KeyAdvert, type SecAggParams, type ShareMessage, type UnmaskRequest, type UnmaskResponse } from '../privacy/secagg/index.js';
+import { refuse } from './errors.js';
+
+/** Phases of a SecAgg round. */
+export type SecAggPhase = 'selecting' | 'advertising' | 'sharing' | 'masking' | 'unmasking' | 'done';
+
+/** Settings of a program's secure aggregation. */
+export interface SecAggSettings {
+  /** Neighbours per device; default: the largest even number ≤ min(n − 1, 2⌈log₂ n⌉ + 2). */
+  readonly neighbours?: number;
+  /** Longest wait of each phase, ms. */
+  readonly phaseTimeoutMs: number;
+}
+
+/** The round's outcome, reported once. */
+export type SecAggOutcome = { ok: true; sum: Float32Array; survivors: string[]; bytesUp: number } | { ok: false; reason: string };
+
+/** Neighbour count k and threshold t for n participants (SecAgg+: k = O(log n), k/2 < t ≤ k). */
+export function secAggShape(n: number, neighbours?: number): { k: number; t: number } {
+  if (n < 3) return { k: 0, t: 0 };
+  let k = neighbours ?? 2 * Math.ceil(Math.log2(n)) + 2;
+  k = Math.min(k, n - 1);
+  if (k % 2 === 1) k -= 1;
+  k = Math.max(2, k);
+  return { k, t: Math.floor(k / 2) + 1 };
+}
+
+/** Coordinator side of one SecAgg round. */
+export class SecAggRound {
+  phase: SecAggPhase = 'selecting';
+  /** deviceId → participant id. */
+  readonly ids = new Map<string, number>();
+  private params?: SecAggParams;
+  private coord?: SecAggCoordinator;
+  private signKeys = new Map<number, Uint8Array>();
+  private readonly shares: ShareMessage[] = [];
+  private readonly sharedFrom = new Set<number>();
+  private routed?: Map<number, ShareMessage[]>;
+  private readonly maskedFrom = new Set<number>();
+  private readonly responses = new Map<number, UnmaskResponse>();
+  private request?: UnmaskRequest;
+  private timer?: NodeJS.Timeout;
+  private bytesUp = 0;
+  private finished = false;
+
+  constructor(
+    readonly roundId: string,
+    private readonly wanted: number,
+    private readonly minimum: number,
+    private readonly length: number,
+    private readonly bound: number,
+    private readonly settings: SecAggSettings,
+    private readonly signKeyOf: (deviceId: string) => Uint8Array,
+    private readonly onOutcome: (o: SecAggOutcome) => void,
+  ) {
+    this.arm();
+  }
+
+  private arm(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.advance(true), this.settings.phaseTimeoutMs);
+  }
+
+  /** Stop timers (coordinator shutdown). */
+  stop(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.finished = true;
+  }
+
+  private fail(reason: string): void {
+    if (this.finished) return;
+    this.finished = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.phase = 'done';
+    this.onOutcome({ ok: false, reason });
+  }
+
+  /** Add a selected device; returns its participant id. Only while selecting. */
+  select(deviceId: string): number {
+    const known = this.ids.get(deviceId);
+    if (known) return known;
+    if (this.phase !== 'selecting') refuse('failed-precondition', `secure aggregation for round ${this.roundId} has closed its selection`);
+    const id = this.ids.size + 1;
+    this.ids.set(deviceId, id);
+    if (this.ids.size >= this.wanted) this.advance(false);
+    return id;
+  }
+
+  private idOf(deviceId: string): number {
+    const id = this.ids.get(deviceId);
+    if (!id) refuse('failed-precondition', `device ${deviceId} is not a participant of round ${this.roundId}'s secure aggregation`);
+    return id;
+  }
+
+  /** Move to the next phase when its condition holds (or its time is up). */
+  private advance(timedOut: boolean): void {
+    if (this.finished) return;
+    const n = this.ids.size;
+    switch (this.phase) {
+      case 'selecting': {
+        if (n < Math.max(3, this.minimum)) return this.fail(`secure aggregation needs at least ${Math.max(3, this.minimum)} participants; ${n} checked in before selection closed`);
+        const { k, t } = secAggShape(n, this.settings.neighbours);
+        const ids = [...this.ids.values()];
+        this.params = validateParams({ roundId: this.roundId, ids, k, threshold: t, length: this.length, scale: fixedPointScale(this.bound, n), graphSeed: Number.parseInt(this.roundId.replace(/\D/g, '').slice(-9) || '1', 10) });
+        this.signKeys = new Map([...this.ids].map(([dev, id]) => [id, this.signKeyOf(dev)]));
+        this.coord = new SecAggCoordinator(this.params, this.signKeys);
+        this.phase = 'advertising';
+        break;
+      }
+      case 'advertising': {
+        const have = this.coord!.advertsForDevices().size;
+        if (!timedOut && have < n) return;
+        if (have < this.minimum) return this.fail(`only ${have} device(s) advertised keys, fewer than the minimum ${this.minimum}`);
+        this.phase = 'sharing';
+        break;
+      }
+      case 'sharing': {
+        const advertised = this.coord!.advertsForDevices().size;
+        if (!timedOut && this.sharedFrom.size < advertised) return;
+        this.routed = this.coord!.routeShares(this.shares);
+        if (this.coord!.senders().length < this.minimum) return this.fail(`only ${this.coord!.senders().length} device(s) shared keys, fewer than the minimum ${this.minimum}`);
+        this.phase = 'masking';
+        break;
+      }
+      case 'masking': {
+        if (!timedOut && this.maskedFrom.size < this.coord!.senders().length) return;
+        if (this.maskedFrom.size < this.minimum) return this.fail(`only ${this.maskedFrom.size} masked input(s) arrived, fewer than the minimum ${this.minimum}`);
+        this.request = this.coord!.unmaskRequest();
+        this.phase = 'unmasking';
+        break;
+      }
+      case 'unmasking': {
+        if (!timedOut && this.responses.size < this.maskedFrom.size) return;
+        const r = this.coord!.finish([...this.responses.values()]);
+        this.finished = true;
+        if (this.timer) clearTimeout(this.timer);
+        this.phase = 'done';
+        if (!r.ok) return this.onOutcome({ ok: false, reason: `secure aggregation could not unmask the sum: ${r.reason}` });
+        const byId = new Map([...this.ids].map(([dev, id]) => [id, dev]));
+        return this.onOutcome({ ok: true, sum: r.sum, survivors: r.included.map((id) => byId.get(id)!), bytesUp: this.bytesUp });
+      }
+      default:
+        return;
+    }
+    this.arm();
+    this.advance(false); // the next phase may already be satisfied
+  }
+
+  private waitIn(phase: SecAggPhase): boolean {
+    const order: SecAggPhase[] = ['selecting', 'advertising', 'sharing', 'masking', 'unmasking', 'done'];
+    return order.indexOf(this.phase) < order.indexOf(phase);
+  }
+
+  /** The round's parameters, or null while selecting. */
+  paramsFor(deviceId: string): { params: SecAggParams; myId: number } | null {
+    const myId = this.idOf(deviceId);
+    return this.params ? { params: this.params, myId } : null;
+  }
+
+  /** Step 1. */
+  advertise(deviceId: string, a: KeyAdvert, bytes: number): void {
+    const id = this.idOf(deviceId);
+    if (this.phase !== 'advertising') refuse('failed-precondition', `round ${this.roundId} is not taking key adverts now (phase ${this.phase})`);
+    if (a.id !== id) refuse('invalid-argument', `the advert is for participant ${a.id}, but this device is ${id}`);
+    if (!this.coord!.acceptAdvert(a)) refuse('invalid-argument', 'the key advert is not signed by this device for this round, or was already sent');
+    this.bytesUp += bytes;
+    this.advance(false);
+  }
+
+  /** The adverts, once they are closed (null before). */
+  adverts(deviceId: string): { adverts: KeyAdvert[]; signKeys: Map<number, Uint8Array> } | null {
+    this.idOf(deviceId);
+    if (this.waitIn('sharing')) return null;
+    return { adverts: [...this.coord!.advertsForDevices().values()], signKeys: this.signKeys };
+  }
+
+  /** Step 2. */
+  shareKeys(deviceId: string, messages: readonly ShareMessage[], bytes: number): void {
+    const id = this.idOf(deviceId);
+    if (this.phase !== 'sharing') refuse('failed-precondition', `round ${this.roundId} is not taking key shares now (phase ${this.phase})`);
+    if (this.sharedFrom.has(id)) refuse('already-exists', `participant ${id} already sent its shares`);
+    if (!this.coord!.advertsForDevices().has(id)) refuse('failed-precondition', `participant ${id} did not advertise keys in time`);
+    if (messages.some((m) => m.from !== id)) refuse('invalid-argument', `shares must come from participant ${id}`);
+    this.shares.push(...messages);
+    this.sharedFrom.add(id);
+    this.bytesUp += bytes;
+    this.advance(false);
+  }
+
+  /** The shares for this device and the senders (U₁), once sharing closed (null before). */
+  sharesFor(deviceId: string): { shares: ShareMessage[]; senders: number[] } | null {
+    const id = this.idOf(deviceId);
+    if (this.waitIn('masking')) return null;
+    return { shares: this.routed?.get(id) ?? [], senders: this.coord!.senders() };
+  }
+
+  /** Step 3 (through UploadUpdate). */
+  maskedInput(deviceId: string, y: Uint32Array, bytes: number): void {
+    const id = this.idOf(deviceId);
+    if (this.phase !== 'masking') refuse('failed-precondition', `round ${this.roundId} is not taking masked inputs now (phase ${this.phase})`);
+    if (!this.coord!.acceptMaskedInput(id, y)) refuse('invalid-argument', `participant ${id}'s masked input was refused (not a key sharer, sent twice, or the wrong length)`);
+    this.maskedFrom.add(id);
+    this.bytesUp += bytes;
+    this.advance(false);
+  }
+
+  /** The unmask request, once masking closed (null before). */
+  unmaskRequest(deviceId: string): UnmaskRequest | null {
+    this.idOf(deviceId);
+    if (this.waitIn('unmasking')) return null;
+    return this.request ?? null;
+  }
+
+  /** Step 4. */
+  unmask(deviceId: string, r: UnmaskResponse, bytes: number): void {
+    const id = this.idOf(deviceId);
+    if (this.phase !== 'unmasking') refuse('failed-precondition', `round ${this.roundId} is not unmasking now (phase ${this.phase})`);
+    if (r.from !== id) refuse('invalid-argument', `the response is from participant ${r.from}, but this device is ${id}`);
+    if (!this.maskedFrom.has(id)) refuse('failed-precondition', `participant ${id} sent no masked input, so it is not asked to unmask`);
+    if (this.responses.has(id)) refuse('already-exists', `participant ${id} already answered the unmask request`);
+    this.responses.set(id, r);
+    this.bytesUp += bytes;
+    this.advance(false);
+  }
+
+  /** Participants in the round's graph (for tests and logs). */
+  graph(): Map<number, number[]> | undefined {
+    return this.params ? neighbourGraph(this.params.ids, this.params.k, this.params.graphSeed) : undefined;
+  }
+}
