@@ -13,7 +13,7 @@ export const SIMULATE_USAGE = `fedtune simulate [--devices N (10)] [--rounds R (
               [--json-summary FILE] [--compression none|q8|q4] [--aggregation fedavg|exact-dw] [--ffa]
               [--server-opt fedavg|fedavgm|fedadagrad|fedadam|fedyogi] [--server-lr X]
               [--robust median|trimmed-mean|krum|multi-krum|bulyan] [--robust-param beta|f] [--attackers N] [--attack-scale S]
-              [--privacy none|dp] [--clip C (0.5)] [--noise Z (1)]`;
+              [--privacy none|dp|dp+secagg] [--clip C (0.5)] [--noise Z (1)]`;
 
 /** Parse the shared simulation flags (also used by the demo). */
 export function simulationFlags(argv: string[]) {
@@ -84,7 +84,7 @@ export function simulationFlags(argv: string[]) {
       robust,
       attackers: num(v, 'attackers', { integer: true, min: 0 }),
       attackScale: num(v, 'attack-scale', { min: 0, minExclusive: true }),
-      privacy: oneOf(v, 'privacy', ['none', 'dp'] as const, 'none'),
+      privacy: oneOf(v, 'privacy', ['none', 'dp', 'dp+secagg'] as const, 'none'),
       clipNorm: num(v, 'clip', { min: 0, minExclusive: true }),
       noiseMultiplier: num(v, 'noise', { min: 0, minExclusive: true }),
     },

@@ -69,8 +69,12 @@ export interface SimulationOptions {
   readonly attackers?: number;
   /** Attack scale. Default 10. */
   readonly attackScale?: number;
-  /** Differential privacy: 'none', or central DP with `clipNorm` and `noiseMultiplier`. Default 'none'. */
-  readonly privacy?: 'none' | 'dp';
+  /**
+   * 'none'; 'dp': central DP (the coordinator adds N(0, (zC)²) to the sum); 'dp+secagg':
+   * distributed DP (each device adds its share of the noise) under secure aggregation, so the
+   * coordinator sees only the noised sum. Default 'none'.
+   */
+  readonly privacy?: 'none' | 'dp' | 'dp+secagg';
   /** DP clip norm C. Default 0.5. */
   readonly clipNorm?: number;
   /** DP noise multiplier z. Default 1. */
@@ -143,7 +147,13 @@ export async function runSimulation(options: SimulationOptions = {}): Promise<Si
     aggregation: options.aggregation ?? 'fedavg',
     serverOptimizer: options.serverOptimizer ?? { kind: 'fedavg' },
     ...(options.robust ? { robust: options.robust } : {}),
-    dp: options.privacy === 'dp' ? { mode: 'central', clipNorm: options.clipNorm ?? 0.5, noiseMultiplier: options.noiseMultiplier ?? 1 } : {},
+    dp:
+      options.privacy === 'dp'
+        ? { mode: 'central', clipNorm: options.clipNorm ?? 0.5, noiseMultiplier: options.noiseMultiplier ?? 1 }
+        : options.privacy === 'dp+secagg'
+          ? { mode: 'distributed', clipNorm: options.clipNorm ?? 0.5, noiseMultiplier: options.noiseMultiplier ?? 1 }
+          : {},
+    ...(options.privacy === 'dp+secagg' ? { secagg: { phaseTimeoutMs: 60_000 } } : {}),
   });
 
   // text: devices round-robin over domains; held-out per domain; TinyStories for forgetting
