@@ -67,7 +67,7 @@ describe('federation end to end over a real port', function () {
   });
 
   it('dropout below the minimum fails the round cleanly, leaves the adapter alone, and retries it', async () => {
-    const r = await startCoordinator({ dataDir: join(dir, 'drop'), port: 0, programs: [smallProgram('drop', { rounds: 1, roundDeadlineMs: 2500, retryDelayMs: 100 })] });
+    const r = await startCoordinator({ dataDir: join(dir, 'drop'), port: 0, programs: [smallProgram('drop', { rounds: 1, roundDeadlineMs: 12_000, retryDelayMs: 100 })] });
     try {
       const runner = r.coordinator.program('drop').runner;
       const events: RoundEventRecord[] = [];
