@@ -19,7 +19,7 @@ describe('secure aggregation over gRPC (SecAgg+ stages through the coordinator)'
       dataDir: dir,
       port: 0,
       programs: [
-        smallProgram('sa', { ...common, cohortSize: 5, minUpdates: 3, secagg: { phaseTimeoutMs: 3000 } }),
+        smallProgram('sa', { ...common, cohortSize: 5, minUpdates: 3, secagg: { phaseTimeoutMs: 8000 } }),
         smallProgram('plain', { ...common, cohortSize: 4, minUpdates: 4 }),
       ],
     });
