@@ -219,7 +219,7 @@ export class Coordinator {
    * Decrypt and validate an update; on success it joins the round. Any rejection also marks the
    * device failed for the round, and leaves the global adapter unchanged.
    */
-  acceptUpdate(device: StoredDevice, p: ProgramState, roundId: string, encoding: string, numExamples: number, sealed: Uint8Array): void {
+  acceptUpdate(device: StoredDevice, p: ProgramState, roundId: string, encoding: string, numExamples: number, sealed: Uint8Array, unclipped = true): void {
     const runner = p.runner;
     runner.expectUpload(device.id, roundId);
     try {
@@ -234,7 +234,7 @@ export class Coordinator {
       const decoded = decodeUpdate(encoding, plain, p.updateLength);
       let update = decoded.update;
       for (let i = 0; i < update.length; i++) if (!Number.isFinite(update[i])) refuse('invalid-argument', `the update holds a non-finite value (${update[i]}) at index ${i}`);
-      const c = p.spec.dp.clipNorm;
+      const c = runner.roundClipNorm(roundId);
       if (c > 0) {
         // a quantized update may sit past C by its rounding (slack, from its own scales); bring it back to C
         const norm = l2Norm(update);
@@ -244,7 +244,7 @@ export class Coordinator {
       if (p.updateLength !== p.flatLength) update = unpackTrainable(update, p.ranges, p.flatLength);
       const maxExamples = (p.spec.training.steps ?? 1) * (p.spec.training.batchSize ?? 1);
       if (!Number.isSafeInteger(numExamples) || numExamples < 1 || numExamples > maxExamples) refuse('invalid-argument', `num_examples must be an integer in [1, ${maxExamples}] (steps × batch), got ${numExamples}`);
-      runner.submit(device.id, roundId, update, numExamples, sealed.length);
+      runner.submit(device.id, roundId, update, numExamples, sealed.length, unclipped);
     } catch (e) {
       runner.reject(device.id, roundId, (e as Error).message);
       throw e;

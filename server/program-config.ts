@@ -27,6 +27,14 @@ export interface ProgramDp {
   readonly epsilonBudget: number;
   /** Users the cohort is drawn from (q = cohortSize / population). Default 0: the devices enrolled when the round runs. */
   readonly population: number;
+  /**
+   * Adaptive clipping (Andrew et al. 2021): C starts at `clipNorm` and follows the
+   * `targetQuantile` of update norms, C ← C·exp(−learningRate·(b̄ − γ)), from the devices'
+   * noised "unclipped" reports (count noise std `countNoiseStd`, default cohort/20). Under
+   * central DP the update's noise multiplier rises to (z⁻² − (2σ_b)⁻²)^(−1/2) so the pair
+   * together spends what z alone would. Not with secagg.
+   */
+  readonly adaptiveClip?: { readonly targetQuantile: number; readonly learningRate: number; readonly countNoiseStd: number };
 }
 
 /** A validated program. */
@@ -144,7 +152,20 @@ export function programSpec(raw: unknown, baseDir = process.cwd()): ProgramSpec 
   const epsilonBudget = d.epsilonBudget === undefined || d.epsilonBudget === null ? Infinity : num(`${w}: dp.epsilonBudget`, d.epsilonBudget, Infinity, (x) => x > 0, 'a positive number');
   if (mode === 'none' && Number.isFinite(epsilonBudget)) throw new RangeError(`${w}: dp.epsilonBudget needs a dp.mode other than "none"`);
   const population = num(`${w}: dp.population`, d.population, 0, (x) => Number.isInteger(x) && x >= 0, 'an integer ≥ 0');
-  const unknownDp = Object.keys(d).filter((k) => !['mode', 'clipNorm', 'noiseMultiplier', 'delta', 'epsilonBudget', 'population'].includes(k));
+  let adaptiveClip: ProgramDp['adaptiveClip'];
+  if (d.adaptiveClip !== undefined && d.adaptiveClip !== false) {
+    const a = d.adaptiveClip === true ? {} : obj(`${w}: dp.adaptiveClip`, d.adaptiveClip);
+    if (!(clipNorm > 0)) throw new RangeError(`${w}: dp.adaptiveClip needs dp.clipNorm > 0 (the initial clip norm, e.g. 0.1)`);
+    const cohort = typeof r.cohortSize === 'number' ? r.cohortSize : 10;
+    adaptiveClip = Object.freeze({
+      targetQuantile: num(`${w}: dp.adaptiveClip.targetQuantile`, a.targetQuantile, 0.5, (x) => x > 0 && x < 1, 'a number in (0, 1)'),
+      learningRate: num(`${w}: dp.adaptiveClip.learningRate`, a.learningRate, 0.2, (x) => x > 0, 'a positive number'),
+      countNoiseStd: num(`${w}: dp.adaptiveClip.countNoiseStd`, a.countNoiseStd, mode === 'none' ? 0 : cohort / 20, (x) => x >= 0, 'a number ≥ 0'),
+    });
+    if (mode === 'central' && !(adaptiveClip.countNoiseStd > 1 / (2 * noiseMultiplier))) throw new RangeError(`${w}: dp.adaptiveClip.countNoiseStd must exceed 1/(2z) = ${1 / (2 * noiseMultiplier)} so some noise is left for the update`);
+    if (mode === 'local' || mode === 'distributed') throw new RangeError(`${w}: dp.adaptiveClip works with dp.mode "none" or "central"`);
+  }
+  const unknownDp = Object.keys(d).filter((k) => !['mode', 'clipNorm', 'noiseMultiplier', 'delta', 'epsilonBudget', 'population', 'adaptiveClip'].includes(k));
   if (unknownDp.length) throw new RangeError(`${w}: unknown dp field(s) ${unknownDp.join(', ')}`);
   const s = obj(`${w}: serverOptimizer`, r.serverOptimizer);
   const kind = (s.kind ?? 'fedavg') as ServerOptimizerKind;
@@ -172,6 +193,7 @@ export function programSpec(raw: unknown, baseDir = process.cwd()): ProgramSpec 
       phaseTimeoutMs: num(`${w}: secagg.phaseTimeoutMs`, sa.phaseTimeoutMs, 30_000, (x) => Number.isInteger(x) && x >= 50, 'an integer ≥ 50'),
     });
     if (!(clipNorm > 0)) throw new RangeError(`${w}: secagg needs dp.clipNorm > 0 (it bounds the fixed-point encoding)`);
+    if (d.adaptiveClip) throw new RangeError(`${w}: secagg cannot be combined with dp.adaptiveClip`);
     if (mode === 'central' || mode === 'local') throw new RangeError(`${w}: secagg works with dp.mode "none" or "distributed", not "${mode}"`);
     if (r.robust !== undefined || (r.aggregation ?? 'fedavg') !== 'fedavg' || (r.compression ?? 'none') !== 'none') throw new RangeError(`${w}: secagg needs plain FedAvg without robust rules or compression (the coordinator sees only the sum)`);
     if (minUpdates < 3) throw new RangeError(`${w}: secagg needs minUpdates ≥ 3`);
@@ -192,7 +214,7 @@ export function programSpec(raw: unknown, baseDir = process.cwd()): ProgramSpec 
     roundDeadlineMs,
     rounds,
     retryDelayMs,
-    dp: Object.freeze({ mode, clipNorm, noiseMultiplier, delta, epsilonBudget, population }),
+    dp: Object.freeze({ mode, clipNorm, noiseMultiplier, delta, epsilonBudget, population, adaptiveClip }),
     serverOptimizer: Object.freeze({ ...(s as object), kind }) as ServerOptimizerOptions,
     compression,
     aggregation,

@@ -16,6 +16,7 @@ import { CentralDpStrategy, ExactDeltaWStrategy, FedAvgStrategy, RobustStrategy,
 import { adapterTensorsFromFlat, encodeAdapterTensors, flatLayout, type LlamaConfig, type Rng } from '../model/index.js';
 import type { BlobStore } from './blob-store.js';
 import { refuse } from './errors.js';
+import { AdaptiveClip } from '../privacy/adaptive-clip.js';
 import { SecAggRound, type SecAggOutcome } from './secagg-round.js';
 import type { ProgramSpec } from './program-config.js';
 import type { Store, StoredRound, StoredVersion } from './store.js';
@@ -75,6 +76,10 @@ interface OpenRound {
   secagg?: SecAggRound;
   /** Devices whose updates are in the aggregate (secagg: the survivors). */
   contributors?: number;
+  /** Each accepted device's report: was its update's norm within C before clipping? */
+  readonly reports: boolean[];
+  /** The clip bound C devices use this round. */
+  readonly clip: number;
 }
 
 /** Dependencies of a runner. */
@@ -103,6 +108,8 @@ export class ProgramRunner {
   private readonly subject = new Subject<RoundEventRecord>();
   private readonly history: RoundEventRecord[] = [];
   private readonly strategy: Strategy;
+  private adaptive?: AdaptiveClip;
+  private readonly inner: Strategy;
   private global: Float32Array;
   private version: number;
   /** The newest version's record (kept in memory: every check-in needs it). */
@@ -123,6 +130,12 @@ export class ProgramRunner {
     this.version = this.latest.version;
     this.completed = store.completedRounds(spec.id);
     this.strategy = strategyFor(spec, d.baseConfig, d.rng);
+    this.inner = innerStrategyFor(spec, d.baseConfig);
+    if (spec.dp.adaptiveClip) {
+      // resume at the clip norm the last completed round used (the update after it is not stored)
+      const last = store.rounds(spec.id).filter((x) => x.state === 'completed').pop();
+      this.adaptive = new AdaptiveClip({ initialClip: last?.clipNorm || spec.dp.clipNorm, ...spec.dp.adaptiveClip });
+    }
     for (const r of store.rounds(spec.id)) if (r.state !== 'open') this.history.push(this.eventOf(r, r.state === 'completed' ? 'COMPLETED' : 'FAILED'));
     this.ledger = store.ledger(spec.id).map((e) => ({ q: e.q, sigma: e.sigma }));
   }
@@ -204,12 +217,12 @@ export class ProgramRunner {
       if (next > spec.dp.epsilonBudget) {
         this.exhausted = `privacy budget: round ${number} would bring ε to ${next.toFixed(3)} > the budget ${spec.dp.epsilonBudget} (δ = ${spec.dp.delta}; ${this.ledger.length} round(s) spent ε = ${this.epsilonSpent().toFixed(3)}); no more rounds`;
         this.d.log?.('budget exhausted', { program: spec.id, round: number, epsilonNext: next, budget: spec.dp.epsilonBudget });
-        this.publish({ ...this.eventOf(this.record({ number, attempt: 0, id: `${spec.id}.r${number}.budget`, openedMs: now, deadline: now, selected: new Map(), results: [], failures: [], bytes: 0 }, 'failed', this.exhausted), 'FAILED') });
+        this.publish({ ...this.eventOf(this.record({ number, attempt: 0, id: `${spec.id}.r${number}.budget`, openedMs: now, deadline: now, selected: new Map(), results: [], failures: [], bytes: 0, reports: [], clip: this.clipNorm() }, 'failed', this.exhausted), 'FAILED') });
         this.subject.complete();
         return;
       }
     }
-    const round: OpenRound = { number, attempt, id: `${spec.id}.r${number}.a${attempt}`, openedMs: now, deadline: now + spec.roundDeadlineMs, selected: new Map(), results: [], failures: [], bytes: 0 };
+    const round: OpenRound = { number, attempt, id: `${spec.id}.r${number}.a${attempt}`, openedMs: now, deadline: now + spec.roundDeadlineMs, selected: new Map(), results: [], failures: [], bytes: 0, reports: [], clip: this.clipNorm() };
     store.openRound(this.record(round, 'open', ''));
     this.round = round;
     if (spec.secagg) {
@@ -241,7 +254,8 @@ export class ProgramRunner {
   private workFor(r: OpenRound): WorkOrder {
     const { spec } = this.d;
     const v = this.latest;
-    const { mode, clipNorm, noiseMultiplier } = spec.dp;
+    const { mode, noiseMultiplier } = spec.dp;
+    const clipNorm = r.clip;
     const deviceNoiseStd = mode === 'local' ? noiseMultiplier * clipNorm : mode === 'distributed' ? (noiseMultiplier * clipNorm) / Math.sqrt(spec.cohortSize) : 0;
     return { roundId: r.id, adapterVersion: v.version, adapterSha256: v.sha256, adapterBytes: v.sizeBytes, clipNorm, deviceNoiseStd, deadlineUnixMs: r.deadline };
   }
@@ -265,11 +279,12 @@ export class ProgramRunner {
   }
 
   /** Accept a validated delta (see expectUpload). */
-  submit(deviceId: string, roundId: string, update: Float32Array, numExamples: number, bytes: number): void {
+  submit(deviceId: string, roundId: string, update: Float32Array, numExamples: number, bytes: number, unclipped = true): void {
     this.expectUpload(deviceId, roundId);
     if (this.round?.secagg) refuse('invalid-argument', `program ${this.d.spec.id} uses secure aggregation: send the masked input (encoding "masked")`);
     const r = this.round as OpenRound;
     r.selected.set(deviceId, 'done');
+    r.reports.push(unclipped);
     r.results.push({ deviceId, update, numExamples: this.d.spec.dp.mode === 'none' ? numExamples : 1 });
     r.bytes += bytes;
     if (r.results.length >= this.d.spec.cohortSize) this.close('the cohort reported');
@@ -320,7 +335,8 @@ export class ProgramRunner {
     }
     this.publish(this.eventOf(this.record(r, 'open', `aggregating ${contributors} update(s) (${why})`), 'AGGREGATING'));
     try {
-      const agg = this.strategy.aggregate(r.number, this.global, r.results, r.failures);
+      const agg = this.strategyForRound().aggregate(r.number, this.global, r.results, r.failures);
+      if (this.adaptive && r.reports.length) this.adaptive.update(r.reports, this.d.rng);
       const tensors = adapterTensorsFromFlat(this.d.baseConfig, spec.lora, agg.global);
       const blob = this.d.blobs.put(encodeAdapterTensors({ baseSha256: this.d.baseSha256, lora: spec.lora, baseConfig: this.d.baseConfig }, tensors));
       const rec = { ...this.record(r, 'completed', `round ${r.number} completed with ${contributors} update(s) (${why})`), adapterVersion: this.version + 1 };
@@ -344,6 +360,28 @@ export class ProgramRunner {
       this.publish(this.eventOf(rec, 'FAILED'));
       this.retryTimer = setTimeout(() => this.open(r.attempt + 1), spec.retryDelayMs);
     }
+  }
+
+  /** The clip bound of round `roundId` if it is the open one, else the current C. */
+  roundClipNorm(roundId: string): number {
+    return this.round?.id === roundId ? this.round.clip : this.clipNorm();
+  }
+
+  /** The clip bound C of the current round (adaptive clipping moves it between rounds). */
+  clipNorm(): number {
+    return this.adaptive?.clip ?? this.d.spec.dp.clipNorm;
+  }
+
+  /**
+   * The strategy of this round: with adaptive clipping under central DP, the central-noise
+   * wrapper uses this round's C and the update's share z_Δ = (z⁻² − (2σ_b)⁻²)^(−1/2) of the noise.
+   */
+  private strategyForRound(): Strategy {
+    const { spec } = this.d;
+    if (!this.adaptive || spec.dp.mode !== 'central' || !spec.dp.adaptiveClip) return this.strategy;
+    const z = spec.dp.noiseMultiplier;
+    const zDelta = (z ** -2 - (2 * spec.dp.adaptiveClip.countNoiseStd) ** -2) ** -0.5;
+    return new CentralDpStrategy(this.inner, { clipNorm: this.round?.clip ?? this.clipNorm(), noiseMultiplier: zDelta, expectedClients: spec.cohortSize, rng: this.d.rng });
   }
 
   /** The open round's secure aggregation, for the SecAgg RPC. */
@@ -392,7 +430,7 @@ export class ProgramRunner {
       selected: r.selected.size,
       failed: r.failures.length,
       bytesReceived: r.bytes,
-      clipNorm: spec.dp.clipNorm,
+      clipNorm: r.clip,
       noiseMultiplier: spec.dp.mode === 'none' ? 0 : spec.dp.noiseMultiplier,
       epsilonSpent: this.epsilonSpent(),
       message,
@@ -431,8 +469,13 @@ export class ProgramRunner {
  * or by central DP when the program asks (the config refuses the combinations that make no sense).
  */
 export function strategyFor(spec: ProgramSpec, baseConfig: LlamaConfig, rng: Rng): Strategy {
-  const inner: Strategy = spec.aggregation === 'exact-dw' ? new ExactDeltaWStrategy(flatLayout(baseConfig, spec.lora).segments, spec.lora.rank) : new FedAvgStrategy({ optimizer: spec.serverOptimizer });
+  const inner = innerStrategyFor(spec, baseConfig);
   if (spec.robust) return new RobustStrategy(inner, spec.robust);
   if (spec.dp.mode === 'central') return new CentralDpStrategy(inner, { clipNorm: spec.dp.clipNorm, noiseMultiplier: spec.dp.noiseMultiplier, expectedClients: spec.cohortSize, rng });
   return inner;
+}
+
+/** The strategy under any wrapper: FedAvg with the program's server optimizer, or exact ΔW. */
+export function innerStrategyFor(spec: ProgramSpec, baseConfig: LlamaConfig): Strategy {
+  return spec.aggregation === 'exact-dw' ? new ExactDeltaWStrategy(flatLayout(baseConfig, spec.lora).segments, spec.lora.rank) : new FedAvgStrategy({ optimizer: spec.serverOptimizer });
 }

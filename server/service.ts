@@ -73,7 +73,7 @@ export function coordinatorHandlers(c: Coordinator): CoordinatorHandlers {
         tokenizer: p.tokenizer ? blobRef(p.tokenizer.sha256, p.tokenizer.size, 'llama2c-tokenizer') : null,
         lora: loraConfigToWire(p.spec.lora),
         training: trainingToWire(p.spec.training),
-        dp: { clipNorm: p.spec.dp.clipNorm, noiseMultiplier: p.spec.dp.noiseMultiplier, mode: p.spec.dp.mode },
+        dp: { clipNorm: p.runner.clipNorm(), noiseMultiplier: p.spec.dp.noiseMultiplier, mode: p.spec.dp.mode },
         programBoxPublicKey: Buffer.from(p.keys.publicKey),
         adapterVersion: v.version,
         adapter: blobRef(v.sha256, v.sizeBytes, 'fedtune-lora'),
@@ -157,7 +157,7 @@ export function coordinatorHandlers(c: Coordinator): CoordinatorHandlers {
           if (!header || !buf || !device || !program) refuse('invalid-argument', 'the update stream ended without a header');
           if (got !== buf.length) refuse('invalid-argument', `the stream ended after ${got} of the ${buf.length} bytes its header announced`);
           if (createHash('sha256').update(buf).digest('hex') !== header.payloadSha256) refuse('invalid-argument', 'the payload does not match payload_sha256');
-          c.acceptUpdate(device, program, header.roundId, header.encoding, header.numExamples, buf);
+          c.acceptUpdate(device, program, header.roundId, header.encoding, header.numExamples, buf, header.unclipped);
           answer(null, got, header.roundId);
         } catch (e) {
           answer(e);

@@ -97,4 +97,41 @@ describe('server: the privacy ledger and budget', function () {
     assert.deepEqual(rounds.map((x) => [x.roundId, x.state]), [['crash.r1.a1', 'failed'], ['crash.r1.a2', 'completed']]);
     assert.ok(Math.abs(rounds[1].epsilonSpent - two) < 1e-9);
   });
+
+  it('adaptive clipping moves C each round by the devices’ clipped reports: C ← C·exp(−η(b̄ − γ))', async () => {
+    const r = await startCoordinator({
+      dataDir: join(dir, 'adaptive'),
+      port: 0,
+      programs: [smallProgram('adapt', { cohortSize: 3, minUpdates: 3, rounds: 3, training: { steps: 2, batchSize: 2, seqLen: 32, lr: 1e-2 }, dp: { clipNorm: 0.05, adaptiveClip: { targetQuantile: 0.5, learningRate: 0.2, countNoiseStd: 0 } } })],
+    });
+    try {
+      const events: RoundEventRecord[] = [];
+      r.coordinator.program('adapt').runner.events$.subscribe((e) => events.push(e));
+      const oz = corpus('wizard-of-oz.txt');
+      const reports = new Map<string, boolean[]>();
+      await Promise.all(
+        [0, 1, 2].map(async (i) => {
+          const d = new Device({ address: r.address, programId: 'adapt', dataDir: join(dir, `adapt-${i}`), enrolmentToken: TOKEN, text: [oz.slice(i * 20_000, (i + 1) * 20_000)], seed: i });
+          d.progress$.subscribe((e) => e.kind === 'uploaded' && reports.set(e.roundId, [...(reports.get(e.roundId) ?? []), !e.clipped]));
+          try {
+            await d.run();
+          } finally {
+            d.close();
+          }
+        }),
+      );
+      const done = events.filter((e) => e.state === 'COMPLETED');
+      assert.equal(done.length, 3);
+      let c = 0.05;
+      for (const e of done) {
+        assert.ok(Math.abs(e.clipNorm - c) < 1e-12, `round ${e.roundNumber}: C ${e.clipNorm} vs ${c}`);
+        const b = reports.get(e.roundId) as boolean[];
+        const bBar = b.filter(Boolean).length / b.length;
+        c *= Math.exp(-0.2 * (bBar - 0.5));
+      }
+      assert.notEqual(done[0].clipNorm, done[2].clipNorm);
+    } finally {
+      await r.shutdown(500);
+    }
+  });
 });
