@@ -13,18 +13,25 @@ export function epsilonFor(q: number, sigma: number, steps: number, delta: numbe
 
 /** The noise multiplier that spends (just under) `epsilon` at `delta`. */
 export function calibrateSigma(q: number, steps: number, epsilon: number, delta: number, conversion: Conversion = 'improved'): number {
-  if (!(epsilon > 0) || !Number.isFinite(epsilon)) throw new RangeError(`calibrateSigma: epsilon must be a positive number, got ${epsilon}`);
-  if (!Number.isInteger(steps) || steps <= 0) throw new RangeError(`calibrateSigma: steps must be a positive integer, got ${steps}`);
-  const eps = (s: number): number => epsilonFor(q, s, steps, delta, conversion).epsilon;
-  let lo = 1e-3;
+  return smallestSigma('calibrateSigma', steps, epsilon, (s) => epsilonFor(q, s, steps, delta, conversion).epsilon, { lo: 1e-3, max: 1e6, tol: 1e-6 });
+}
+
+/**
+ * The smallest σ (to `tol`, relative) with eps(σ) ≤ epsilon, by doubling then bisection (ε falls
+ * as σ grows): the search every accountant's calibration shares.
+ */
+export function smallestSigma(where: string, steps: number, epsilon: number, eps: (sigma: number) => number, range: { lo: number; max: number; tol: number }): number {
+  if (!(epsilon > 0) || !Number.isFinite(epsilon)) throw new RangeError(`${where}: epsilon must be a positive number, got ${epsilon}`);
+  if (!Number.isInteger(steps) || steps <= 0) throw new RangeError(`${where}: steps must be a positive integer, got ${steps}`);
+  let lo = range.lo;
   let hi = 1;
   while (eps(hi) > epsilon) {
     lo = hi;
     hi *= 2;
-    if (hi > 1e6) throw new RangeError(`calibrateSigma: no noise multiplier up to 1e6 reaches ε = ${epsilon}`);
+    if (hi > range.max) throw new RangeError(`${where}: no noise multiplier up to ${range.max} reaches ε = ${epsilon}`);
   }
   if (eps(lo) <= epsilon) return lo;
-  for (let k = 0; k < 60 && hi - lo > 1e-6 * hi; k++) {
+  for (let k = 0; k < 100 && hi - lo > range.tol * hi; k++) {
     const mid = (lo + hi) / 2;
     if (eps(mid) > epsilon) lo = mid;
     else hi = mid;

@@ -29,6 +29,7 @@
  * h = window / N, about 3e-5 for the DP-SGD MNIST setting at the default N = 2^18, where ε
  * moves by < 1e-5 from N = 2^18 to 2^20.
  */
+import { smallestSigma } from './calibrate.js';
 import { fft } from './fft.js';
 import { logErfc } from './special.js';
 
@@ -275,21 +276,5 @@ export function prvDelta(m: PrvMechanism & { epsilon: number }): number {
 
 /** The smallest noise multiplier (to 1e-4, relative) whose PRV ε at `delta` is within `epsilon`. */
 export function prvCalibrateSigma(q: number, steps: number, epsilon: number, delta: number, log2Size = 17): number {
-  if (!(epsilon > 0) || !Number.isFinite(epsilon)) throw new RangeError(`prvCalibrateSigma: epsilon must be a positive number, got ${epsilon}`);
-  if (!Number.isInteger(steps) || steps <= 0) throw new RangeError(`prvCalibrateSigma: steps must be a positive integer, got ${steps}`);
-  const eps = (sigma: number): number => prvEpsilon({ q, sigma, steps, delta, log2Size });
-  let lo = 1e-2;
-  let hi = 1;
-  while (eps(hi) > epsilon) {
-    lo = hi;
-    hi *= 2;
-    if (hi > 1e4) throw new RangeError(`prvCalibrateSigma: no noise multiplier up to 1e4 reaches ε = ${epsilon}`);
-  }
-  if (eps(lo) <= epsilon) return lo;
-  while (hi - lo > 1e-4 * hi) {
-    const mid = (lo + hi) / 2;
-    if (eps(mid) > epsilon) lo = mid;
-    else hi = mid;
-  }
-  return hi;
+  return smallestSigma('prvCalibrateSigma', steps, epsilon, (sigma) => prvEpsilon({ q, sigma, steps, delta, log2Size }), { lo: 1e-2, max: 1e4, tol: 1e-4 });
 }
