@@ -11,8 +11,10 @@
  * bit-identical to the scalar loop, which remains the fallback.
  */
 
-/** Floats per staged chunk (64 KiB: one wasm page, stays in L2). */
+/** Floats per staged chunk for long updates (64 KiB: one wasm page, stays in L2). */
 const CHUNK = 16384;
+/** Updates up to this many floats (4 MiB) are staged whole, once, instead of chunk by chunk twice. */
+const WHOLE = 2 ** 20;
 
 /** Unsigned LEB128. */
 function leb(n: number): number[] {
@@ -34,9 +36,9 @@ const funcBody = (locals: number[], code: number[]): number[] => {
 
 /**
  * The kernel, assembled here (it is small enough to read):
- *   check(p, n4) → i32: 1 if any of the n4·4 f32 at byte p is not finite
+ *   check(p, n8) → i32: 1 if any of the n8·8 f32 at byte p is not finite
  *     (acc += v − v over f32x4: 0 for finite lanes, NaN otherwise; then any lane ≠ itself).
- *   add(src, dst, n4, w): f64 dst[i] += w · f64(f32 src[i]) for n4·4 values, two f64x2 per f32x4.
+ *   add(src, dst, n8, w): f64 dst[i] += w · f64(f32 src[i]) for n8·8 values, two f64x2 per f32x4.
  *   memory "mem", grown by the caller.
  */
 function kernelBytes(): Uint8Array<ArrayBuffer> {
@@ -54,31 +56,36 @@ function kernelBytes(): Uint8Array<ArrayBuffer> {
   const promoteLow = [SIMD, ...leb(0x5f)];
   const swapHalves = [SIMD, 0x0d, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7];
   const V128 = 0x7b;
-  // check(p: i32 = 0, n4: i32 = 1) → i32; local 2: acc v128
+  // check(p: i32 = 0, n8: i32 = 1) → i32; locals 2, 3: two accumulators (independent chains)
   const check = funcBody(
-    [1, 1, V128],
+    [1, 2, V128],
     [
       block, 0x40, localGet, 1, i32eqz, brIf, 0,
       loop, 0x40,
       localGet, 2, localGet, 0, ...v128load(0), localGet, 0, ...v128load(0), ...f32x4sub, ...f32x4add, localSet, 2,
-      localGet, 0, i32const, 16, i32add, localSet, 0,
+      localGet, 3, localGet, 0, ...v128load(16), localGet, 0, ...v128load(16), ...f32x4sub, ...f32x4add, localSet, 3,
+      localGet, 0, i32const, 32, i32add, localSet, 0,
       localGet, 1, i32const, 1, i32sub, localTee, 1, brIf, 0,
       end, end,
-      localGet, 2, localGet, 2, ...f32x4ne, ...anyTrue,
+      localGet, 2, localGet, 3, ...f32x4add, localTee, 2, localGet, 2, ...f32x4ne, ...anyTrue,
     ],
   );
-  // add(src: i32 = 0, dst: i32 = 1, n4: i32 = 2, w: f64 = 3); locals 4: splat(w), 5: v
+  // add(src: i32 = 0, dst: i32 = 1, n8: i32 = 2, w: f64 = 3); locals 4: splat(w), 5: v
+  const half = (srcOff: number, dstOff: number): number[] => [
+    localGet, 0, ...v128load(srcOff), localSet, 5,
+    localGet, 1, localGet, 1, ...v128load(dstOff), localGet, 5, ...promoteLow, localGet, 4, ...f64x2mul, ...f64x2add, ...v128store(dstOff),
+    localGet, 1, localGet, 1, ...v128load(dstOff + 16), localGet, 5, localGet, 5, ...swapHalves, ...promoteLow, localGet, 4, ...f64x2mul, ...f64x2add, ...v128store(dstOff + 16),
+  ];
   const add = funcBody(
     [1, 2, V128],
     [
       localGet, 3, ...f64x2splat, localSet, 4,
       block, 0x40, localGet, 2, i32eqz, brIf, 0,
       loop, 0x40,
-      localGet, 0, ...v128load(0), localSet, 5,
-      localGet, 1, localGet, 1, ...v128load(0), localGet, 5, ...promoteLow, localGet, 4, ...f64x2mul, ...f64x2add, ...v128store(0),
-      localGet, 1, localGet, 1, ...v128load(16), localGet, 5, localGet, 5, ...swapHalves, ...promoteLow, localGet, 4, ...f64x2mul, ...f64x2add, ...v128store(16),
-      localGet, 0, i32const, 16, i32add, localSet, 0,
-      localGet, 1, i32const, 32, i32add, localSet, 1,
+      ...half(0, 0),
+      ...half(16, 32),
+      localGet, 0, i32const, 32, i32add, localSet, 0,
+      localGet, 1, i32const, 0xc0, 0x00, i32add, localSet, 1,
       localGet, 2, i32const, 1, i32sub, localTee, 2, brIf, 0,
       end, end,
     ],
@@ -108,22 +115,27 @@ function kernel(): WebAssembly.Module | null {
 
 interface Kernel {
   readonly stage: Float32Array;
-  check(p: number, n4: number): number;
-  add(src: number, dst: number, n4: number, w: number): void;
+  check(p: number, n8: number): number;
+  add(src: number, dst: number, n8: number, w: number): void;
 }
 
 /** Running example-weighted mean of equal-length updates. */
 export class FedAvgAccumulator {
   private readonly sum: Float64Array;
   private readonly k: Kernel | null = null;
+  private readonly sumAt: number;
   private totalWeight = 0;
   private n = 0;
 
   /** @param length the update length every added update must have. */
   constructor(readonly length: number) {
     if (!Number.isInteger(length) || length <= 0) throw new RangeError(`FedAvgAccumulator: length must be a positive integer, got ${length}`);
-    // kernel memory: the staging chunk, then the sum padded to a multiple of 4 (pads stay 0)
-    const bytes = 4 * CHUNK + 8 * 4 * Math.ceil(length / 4);
+    // kernel memory: the staging area (the whole update, or one chunk), then the sum padded to a
+    // multiple of 8 (pads stay 0)
+    const padded = 8 * Math.ceil(length / 8);
+    const stageFloats = length <= WHOLE ? padded : CHUNK;
+    this.sumAt = 4 * stageFloats;
+    const bytes = this.sumAt + 8 * padded;
     const mod = bytes <= 2 ** 31 ? kernel() : null;
     let sum: Float64Array | undefined;
     if (mod) {
@@ -131,9 +143,9 @@ export class FedAvgAccumulator {
         const inst = new WebAssembly.Instance(mod, {});
         const mem = inst.exports.mem as WebAssembly.Memory;
         mem.grow(Math.ceil(bytes / 65536) - 1);
-        const ex = inst.exports as unknown as { check(p: number, n4: number): number; add(src: number, dst: number, n4: number, w: number): void };
-        this.k = { stage: new Float32Array(mem.buffer, 0, CHUNK), check: ex.check, add: ex.add };
-        sum = new Float64Array(mem.buffer, 4 * CHUNK, length);
+        const ex = inst.exports as unknown as { check(p: number, n8: number): number; add(src: number, dst: number, n8: number, w: number): void };
+        this.k = { stage: new Float32Array(mem.buffer, 0, stageFloats), check: ex.check, add: ex.add };
+        sum = new Float64Array(mem.buffer, this.sumAt, length);
       } catch {
         this.k = null; // memory could not grow that far: the scalar loops serve
       }
@@ -141,13 +153,13 @@ export class FedAvgAccumulator {
     this.sum = sum ?? new Float64Array(length);
   }
 
-  /** Copy update[off, off + m) into the staging chunk, zero-padded to whole f32x4; returns m/4 rounded up. */
+  /** Copy update[off, off + m) into the staging chunk, zero-padded to a multiple of 8; returns m/8 rounded up. */
   private stage(update: Float32Array, off: number, m: number): number {
     const st = this.k!.stage;
     st.set(m === update.length ? update : update.subarray(off, off + m));
-    const n4 = (m + 3) >> 2;
-    for (let i = m; i < 4 * n4; i++) st[i] = 0;
-    return n4;
+    const n8 = (m + 7) >> 3;
+    for (let i = m; i < 8 * n8; i++) st[i] = 0;
+    return n8;
   }
 
   /** Add one update with weight `weight` (e.g. its example count). */
@@ -156,7 +168,16 @@ export class FedAvgAccumulator {
     if (update.length !== this.length) throw new RangeError(`FedAvgAccumulator.add: update has ${update.length} values, expected ${this.length}`);
     if (typeof weight !== 'number' || !(weight > 0) || !Number.isFinite(weight)) throw new RangeError(`FedAvgAccumulator.add: weight must be a positive finite number, got ${weight}`);
     const k = this.k;
-    if (k) {
+    if (k && k.stage.length >= update.length) {
+      // staged once: check, then add
+      const n8 = this.stage(update, 0, update.length);
+      if (k.check(0, n8)) {
+        for (let i = 0; i < update.length; i++) {
+          if (!Number.isFinite(update[i])) throw new RangeError(`FedAvgAccumulator.add: update holds a non-finite value at ${i}`);
+        }
+      }
+      k.add(0, this.sumAt, n8, weight);
+    } else if (k) {
       // pass 1: all finite? (nothing changes if not)
       for (let off = 0; off < update.length; off += CHUNK) {
         const m = Math.min(CHUNK, update.length - off);
@@ -169,7 +190,7 @@ export class FedAvgAccumulator {
       // pass 2: sum += w·u
       for (let off = 0; off < update.length; off += CHUNK) {
         const m = Math.min(CHUNK, update.length - off);
-        k.add(0, 4 * CHUNK + 8 * off, this.stage(update, off, m), weight);
+        k.add(0, this.sumAt + 8 * off, this.stage(update, off, m), weight);
       }
     } else {
       for (let i = 0; i < update.length; i++) {
