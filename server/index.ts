@@ -13,3 +13,5 @@ export * from './program-runner.js';
 export * from './service.js';
 export * from './start.js';
 export * from './store.js';
+export * from './secagg-round.js';
+export * from './secagg-service.js';

@@ -17,7 +17,7 @@ export type SecAggPhase = 'selecting' | 'advertising' | 'sharing' | 'masking' | 
 
 /** Settings of a program's secure aggregation. */
 export interface SecAggSettings {
-  /** Neighbours per device; default: the largest even number ≤ min(n − 1, 2⌈log₂ n⌉ + 2). */
+  /** Neighbours per device; default: the smallest even k that survives 30% dropout (see secAggShape). */
   readonly neighbours?: number;
   /** Longest wait of each phase, ms. */
   readonly phaseTimeoutMs: number;
@@ -26,13 +26,37 @@ export interface SecAggSettings {
 /** The round's outcome, reported once. */
 export type SecAggOutcome = { ok: true; sum: Float32Array; survivors: string[]; bytesUp: number } | { ok: false; reason: string };
 
-/** Neighbour count k and threshold t for n participants (SecAgg+: k = O(log n), k/2 < t ≤ k). */
-export function secAggShape(n: number, neighbours?: number): { k: number; t: number } {
+/** P(X < t) for X ~ Binomial(k, p), summed in log space. */
+function binomialBelow(k: number, p: number, t: number): number {
+  let total = 0;
+  let logC = 0; // log C(k, 0)
+  for (let x = 0; x < t; x++) {
+    if (x > 0) logC += Math.log(k - x + 1) - Math.log(x);
+    total += Math.exp(logC + x * Math.log(p) + (k - x) * Math.log1p(-p));
+  }
+  return total;
+}
+
+/**
+ * Neighbour count k and threshold t = ⌊k/2⌋ + 1 for n participants (SecAgg+: k/2 < t ≤ k): the
+ * smallest even k for which, if each device drops with probability `dropout` (default 0.3), the
+ * chance that any device keeps fewer than t live neighbours is at most 1% (union bound) — so a
+ * round survives that dropout. At most n − 1 (then every pair is a neighbour).
+ */
+export function secAggShape(n: number, neighbours?: number, dropout = 0.3): { k: number; t: number } {
   if (n < 3) return { k: 0, t: 0 };
-  let k = neighbours ?? 2 * Math.ceil(Math.log2(n)) + 2;
-  k = Math.min(k, n - 1);
-  if (k % 2 === 1) k -= 1;
-  k = Math.max(2, k);
+  const top = (n - 1) % 2 === 0 ? n - 1 : n - 2;
+  let k = neighbours;
+  if (k === undefined) {
+    k = top;
+    for (let c = 2; c <= top; c += 2) {
+      if (n * binomialBelow(c, 1 - dropout, Math.floor(c / 2) + 1) <= 0.01) {
+        k = c;
+        break;
+      }
+    }
+  }
+  k = Math.max(2, Math.min(k, top));
   return { k, t: Math.floor(k / 2) + 1 };
 }
 

@@ -3,7 +3,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Device, type DeviceSummary } from '../../client/index.js';
-import { startCoordinator, type RoundEventRecord, type RunningCoordinator } from '../../server/index.js';
+import { secAggShape, startCoordinator, type RoundEventRecord, type RunningCoordinator } from '../../server/index.js';
 import { corpus } from '../helpers.js';
 import { smallProgram, TOKEN } from './fixtures.js';
 
@@ -66,5 +66,27 @@ describe('secure aggregation over gRPC (SecAgg+ stages through the coordinator)'
     }
     assert.ok(moved > 1e-4, 'the round changed the adapter');
     assert.ok(worst < 1e-6, `secure and plain aggregates differ by ${worst}`);
+  });
+
+  it('chooses k and t so a round survives 30% dropout with 99% probability (k/2 < t ≤ k, k ≤ n − 1, even)', () => {
+    // the tail P(Bin(k, 0.7) < t), computed here by direct summation of exact terms
+    const below = (k: number, t: number): number => {
+      let sum = 0;
+      for (let x = 0; x < t; x++) {
+        let c = 1;
+        for (let j = 0; j < x; j++) c = (c * (k - j)) / (j + 1);
+        sum += c * 0.7 ** x * 0.3 ** (k - x);
+      }
+      return sum;
+    };
+    for (const n of [3, 4, 10, 57, 100, 500]) {
+      const { k, t } = secAggShape(n);
+      assert.ok(k % 2 === 0 && k <= n - 1 && k / 2 < t && t <= k, `n ${n}: k ${k} t ${t}`);
+      if (k < n - 2) {
+        assert.ok(n * below(k, t) <= 0.01, `n ${n}: k ${k} fails too often`);
+        assert.ok(n * below(k - 2, Math.floor((k - 2) / 2) + 1) > 0.01, `n ${n}: k ${k} is not the smallest`);
+      }
+    }
+    assert.deepEqual(secAggShape(500, 20), { k: 20, t: 11 });
   });
 });
