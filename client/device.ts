@@ -73,7 +73,16 @@ export type DeviceEvent =
   | { readonly kind: 'replay'; readonly tokens: number; readonly seconds: number }
   | { readonly kind: 'secagg'; readonly roundId: string; readonly stage: string }
   | { readonly kind: 'training'; readonly roundId: string; readonly step: number; readonly totalSteps: number; readonly loss: number }
-  | { readonly kind: 'uploaded'; readonly roundId: string; readonly bytes: number; readonly numExamples: number; readonly updateNorm: number; readonly clipped: boolean; readonly trainSeconds: number }
+  | {
+      readonly kind: 'uploaded';
+      readonly roundId: string;
+      readonly bytes: number;
+      readonly numExamples: number;
+      /** L2 norm of the update before clipping and noise. */
+      readonly updateNorm: number;
+      readonly clipped: boolean;
+      readonly trainSeconds: number;
+    }
   | { readonly kind: 'rejected'; readonly roundId: string; readonly code: number; readonly details: string }
   | { readonly kind: 'retry'; readonly attempt: number; readonly delayMs: number; readonly details: string }
   | { readonly kind: 'done'; readonly rounds: number; readonly reason: string };
@@ -277,12 +286,12 @@ export class Device {
       const full = Float32Array.from(local, (v, i) => v - global[i]);
       let delta: Float32Array = length === full.length ? full : packTrainable(full, ranges);
       let clipped = false;
+      const norm = l2(delta); // before clipping: what adaptive clipping and the logs want
       if (work.clipNorm > 0) {
         const c = clipToNorm(delta, work.clipNorm * (1 - 1e-6));
         delta = c.update;
         clipped = c.clipped;
       }
-      const norm = l2(delta);
       const rng = this.o.noiseRng ?? (this.o.seed === undefined ? cryptoRng() : seededRng(deriveSeed(this.o.seed, work.roundId)));
       if (work.deviceNoiseStd > 0) {
         for (let i = 0; i < delta.length; i++) delta[i] += work.deviceNoiseStd * nextGaussian(rng);
