@@ -13,7 +13,7 @@ export const SIMULATE_USAGE = `fedtune simulate [--devices N (10)] [--rounds R (
               [--json-summary FILE] [--compression none|q8|q4] [--aggregation fedavg|exact-dw] [--ffa]
               [--server-opt fedavg|fedavgm|fedadagrad|fedadam|fedyogi] [--server-lr X]
               [--robust median|trimmed-mean|krum|multi-krum|bulyan] [--robust-param beta|f] [--attackers N] [--attack-scale S]
-              [--privacy none|dp|dp+secagg] [--clip C (0.5)] [--noise Z (1)]`;
+              [--privacy none|dp|dp+secagg] [--clip C (0.5)] [--noise Z (1)] [--prox MU (FedProx, 0)]`;
 
 /** Parse the shared simulation flags (also used by the demo). */
 export function simulationFlags(argv: string[]) {
@@ -46,6 +46,7 @@ export function simulationFlags(argv: string[]) {
     privacy: { type: 'string' },
     clip: { type: 'string' },
     noise: { type: 'string' },
+    prox: { type: 'string' },
   });
   const robustRule = oneOf(v, 'robust', ['none', 'median', 'trimmed-mean', 'krum', 'multi-krum', 'bulyan'] as const, 'none');
   const robustParam = num(v, 'robust-param', { min: 0 });
@@ -87,6 +88,7 @@ export function simulationFlags(argv: string[]) {
       privacy: oneOf(v, 'privacy', ['none', 'dp', 'dp+secagg'] as const, 'none'),
       clipNorm: num(v, 'clip', { min: 0, minExclusive: true }),
       noiseMultiplier: num(v, 'noise', { min: 0, minExclusive: true }),
+      proximalMu: num(v, 'prox', { min: 0 }),
     },
     jsonSummary: v['json-summary'] as string | undefined,
   };

@@ -33,6 +33,11 @@ export interface TrainOptions {
   readonly clipNorm?: number;
   /** Stop after this many milliseconds (checked between steps). */
   readonly timeBudgetMs?: number;
+  /**
+   * FedProx (Li et al. 2020): add (μ/2)·‖w − w₀‖² over the adapter's trainable values, w₀ being
+   * their values when run() starts (the global adapter in a round). Default 0 (plain local training).
+   */
+  readonly proximalMu?: number;
   /** Seed for batch sampling and dropout; without it, crypto randomness. */
   readonly seed?: number;
   readonly rng?: Rng;
@@ -74,7 +79,7 @@ export class LocalTrainer {
   private readonly events = new Subject<TrainProgress>();
   /** A progress event after every step; completes when the run ends. */
   readonly progress$: Observable<TrainProgress> = this.events.asObservable();
-  private readonly o: Required<Omit<TrainOptions, 'epochs' | 'timeBudgetMs' | 'seed' | 'rng'>> & { timeBudgetMs?: number };
+  private readonly o: Required<Omit<TrainOptions, 'epochs' | 'timeBudgetMs' | 'seed' | 'rng' | 'proximalMu'>> & { timeBudgetMs?: number; proximalMu: number };
   private readonly rng: Rng;
   private readonly totalSteps: number;
 
@@ -101,7 +106,9 @@ export class LocalTrainer {
       eps: positive(w, 'eps', options.eps ?? 1e-8, false),
       clipNorm: options.clipNorm ?? 1,
       timeBudgetMs: options.timeBudgetMs === undefined ? undefined : positive(w, 'timeBudgetMs', options.timeBudgetMs, false),
+      proximalMu: options.proximalMu ?? 0,
     };
+    if (!(this.o.proximalMu >= 0) || !Number.isFinite(this.o.proximalMu)) throw new RangeError(`${w}: proximalMu must be a finite number ≥ 0, got ${this.o.proximalMu}`);
     if (!(this.o.weightDecay >= 0)) throw new RangeError(`${w}: weightDecay must be ≥ 0, got ${this.o.weightDecay}`);
     if (!(this.o.clipNorm >= 0)) throw new RangeError(`${w}: clipNorm must be ≥ 0, got ${this.o.clipNorm}`);
     for (const k of ['beta1', 'beta2'] as const) {
@@ -119,6 +126,8 @@ export class LocalTrainer {
   async run(): Promise<TrainResult> {
     const vars = this.adapter.trainableVariables();
     const opt = new AdamW(vars, this.o);
+    // FedProx anchors: the starting values (kept outside tidy, disposed at the end)
+    const anchors = this.o.proximalMu > 0 ? new Map(vars.map((v) => [v.name, tf.keep(v.clone())])) : undefined;
     const t0 = performance.now();
     let firstLoss = NaN;
     let lastLoss = NaN;
@@ -130,7 +139,7 @@ export class LocalTrainer {
           stoppedByBudget = true;
           break;
         }
-        const { loss, gradNorm } = this.step(vars, opt);
+        const { loss, gradNorm } = this.step(vars, opt, anchors);
         if (!Number.isFinite(loss)) throw new Error(`LocalTrainer: loss became ${loss} at step ${step + 1}; lower lr`);
         if (step === 0) firstLoss = loss;
         lastLoss = loss;
@@ -144,6 +153,7 @@ export class LocalTrainer {
       throw e;
     } finally {
       opt.dispose();
+      for (const a of anchors?.values() ?? []) a.dispose();
     }
     this.events.complete();
     const elapsedMs = performance.now() - t0;
@@ -151,7 +161,7 @@ export class LocalTrainer {
     return { steps: step, tokens, firstLoss, lastLoss, elapsedMs, tokensPerSecond: tokens / (elapsedMs / 1000), stoppedByBudget };
   }
 
-  private step(vars: tf.Variable[], opt: AdamW): { loss: number; gradNorm: number } {
+  private step(vars: tf.Variable[], opt: AdamW, anchors?: Map<string, tf.Tensor>): { loss: number; gradNorm: number } {
     const b = randomBatch(this.tokens, this.o.batchSize, this.o.seqLen, this.rng);
     return tf.tidy(() => {
       const { value, grads } = tf.variableGrads(
@@ -159,6 +169,11 @@ export class LocalTrainer {
         vars,
       );
       const names = Object.keys(grads);
+      if (anchors) {
+        // ∇ (μ/2)‖w − w₀‖² = μ (w − w₀), added to the data gradient (the reported loss stays the data loss)
+        const byName = new Map(vars.map((v) => [v.name, v]));
+        for (const n of names) grads[n] = tf.add(grads[n], tf.mul(tf.sub(byName.get(n) as tf.Variable, anchors.get(n) as tf.Tensor), this.o.proximalMu));
+      }
       const norm = tf.sqrt(tf.addN(names.map((n) => tf.sum(tf.square(grads[n])))));
       const gradNorm = norm.dataSync()[0];
       if (!Number.isFinite(gradNorm)) throw new Error(`LocalTrainer: the gradient norm became ${gradNorm}; the adapter was left unchanged — lower lr`);

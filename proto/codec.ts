@@ -54,6 +54,7 @@ export function trainingToWire(t: DeviceTraining): WireTraining {
     quant: t.quant,
     replayFraction: t.replayFraction ?? 0,
     replayTokens: t.replayTokens ?? 0,
+    proximalMu: t.proximalMu ?? 0,
   };
 }
 
@@ -78,6 +79,7 @@ export function trainingFromWire(w: WireTrainingOut | null | undefined): DeviceT
     quant,
     replayFraction: w.replayFraction,
     replayTokens: pos(w.replayTokens),
+    proximalMu: w.proximalMu,
   };
 }
 

@@ -135,6 +135,7 @@ export function programSpec(raw: unknown, baseDir = process.cwd()): ProgramSpec 
     quant,
     replayFraction: num(`${w}: training.replayFraction`, t.replayFraction, 0, (x) => x >= 0 && x < 0.95, 'a number in [0, 0.95)'),
     replayTokens: num(`${w}: training.replayTokens`, t.replayTokens, 8192, (x) => posInt(x) && x <= 1_000_000, 'a positive integer ≤ 1000000'),
+    proximalMu: num(`${w}: training.proximalMu`, t.proximalMu, 0, (x) => x >= 0, 'a number ≥ 0'),
   };
   const cohortSize = num(`${w}: cohortSize`, r.cohortSize, 10, posInt, 'a positive integer');
   const overSelect = num(`${w}: overSelect`, r.overSelect, 1.3, (x) => x >= 1 && x <= 10, 'a number in [1, 10]');

@@ -12,7 +12,7 @@
  */
 import { Observable, Subject, concat, defer, from } from 'rxjs';
 import { filter } from 'rxjs/operators';
-import { CentralDpStrategy, ExactDeltaWStrategy, FedAvgStrategy, RobustStrategy, type ClientFailure, type ClientResult, type Strategy } from '../aggregators/index.js';
+import { CentralDpStrategy, ExactDeltaWStrategy, FedAvgAccumulator, FedAvgStrategy, RobustStrategy, type ClientFailure, type ClientResult, type Strategy } from '../aggregators/index.js';
 import { adapterTensorsFromFlat, encodeAdapterTensors, flatLayout, type LlamaConfig, type Rng } from '../model/index.js';
 import type { BlobStore } from './blob-store.js';
 import { refuse } from './errors.js';
@@ -80,6 +80,8 @@ interface OpenRound {
   readonly reports: boolean[];
   /** The clip bound C devices use this round. */
   readonly clip: number;
+  /** Plain FedAvg rounds stream: updates are folded in as they arrive (O(adapter) memory). */
+  acc?: FedAvgAccumulator;
 }
 
 /** Dependencies of a runner. */
@@ -285,9 +287,15 @@ export class ProgramRunner {
     const r = this.round as OpenRound;
     r.selected.set(deviceId, 'done');
     r.reports.push(unclipped);
-    r.results.push({ deviceId, update, numExamples: this.d.spec.dp.mode === 'none' ? numExamples : 1 });
+    const weight = this.d.spec.dp.mode === 'none' ? numExamples : 1;
+    if (this.streams) {
+      // FedAvg needs only the weighted sum: fold the update in and let it go
+      r.acc ??= new FedAvgAccumulator(update.length);
+      r.acc.add(update, weight);
+      r.contributors = r.acc.count;
+    } else r.results.push({ deviceId, update, numExamples: weight });
     r.bytes += bytes;
-    if (r.results.length >= this.d.spec.cohortSize) this.close('the cohort reported');
+    if ((r.contributors ?? r.results.length) >= this.d.spec.cohortSize) this.close('the cohort reported');
     else this.closeIfSettled(r);
   }
 
@@ -325,6 +333,7 @@ export class ProgramRunner {
       return;
     }
     this.aggregating = true;
+    if (r.acc) r.results.push({ deviceId: `fedavg-mean:${r.acc.count}`, update: r.acc.mean(), numExamples: r.acc.weight });
     if (this.private) {
       // the spend is durable before any aggregate exists: a crash can only over-count
       const step = { q: this.sampleRate(), sigma: this.roundSigma(contributors) };
@@ -360,6 +369,15 @@ export class ProgramRunner {
       this.publish(this.eventOf(rec, 'FAILED'));
       this.retryTimer = setTimeout(() => this.open(r.attempt + 1), spec.retryDelayMs);
     }
+  }
+
+  /**
+   * True when rounds can aggregate as updates arrive: plain FedAvg (any server optimizer) with no
+   * robust rule, no central noise (which needs the unweighted sum of clipped updates) and no SecAgg.
+   */
+  private get streams(): boolean {
+    const { spec } = this.d;
+    return spec.aggregation === 'fedavg' && !spec.robust && spec.dp.mode !== 'central' && !spec.secagg;
   }
 
   /** The clip bound of round `roundId` if it is the open one, else the current C. */

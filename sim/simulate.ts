@@ -75,6 +75,8 @@ export interface SimulationOptions {
    * coordinator sees only the noised sum. Default 'none'.
    */
   readonly privacy?: 'none' | 'dp' | 'dp+secagg';
+  /** FedProx μ for the devices' local training. Default 0. */
+  readonly proximalMu?: number;
   /** DP clip norm C. Default 0.5. */
   readonly clipNorm?: number;
   /** DP noise multiplier z. Default 1. */
@@ -136,7 +138,7 @@ export async function runSimulation(options: SimulationOptions = {}): Promise<Si
     tokenizer: defaultTokenizerPath(),
     enrolmentToken: TOKEN,
     lora: { rank, alpha: options.alpha ?? 2 * rank, targets: options.targets ?? ['wq', 'wv', 'wo', 'w2'], seed, freezeA: options.freezeA ?? false },
-    training: { steps, batchSize: options.batchSize ?? 8, seqLen: options.seqLen ?? 128, lr: options.lr ?? 3e-3, quant: 'int8', replayFraction: options.replayFraction ?? 0.3, replayTokens: options.replayTokens ?? 8192 },
+    training: { steps, batchSize: options.batchSize ?? 8, seqLen: options.seqLen ?? 128, lr: options.lr ?? 3e-3, quant: 'int8', replayFraction: options.replayFraction ?? 0.3, replayTokens: options.replayTokens ?? 8192, proximalMu: options.proximalMu ?? 0 },
     cohortSize: nDevices,
     minUpdates: Math.max(1, Math.ceil(nDevices * 0.8)),
     overSelect: 1,

@@ -86,6 +86,24 @@ describe('model/trainer', () => {
     ad.dispose();
   });
 
+  it('FedProx: the proximal term μ keeps the adapter closer to where it started (and μ = 0 is plain training)', async () => {
+    const dist = async (mu?: number): Promise<number> => {
+      const ad = LoraAdapter.create(base.config, base.sha256, { rank: 4, targets: ['wq', 'wv'], seed: 2 });
+      const start = ad.toFlat();
+      const n0 = tf.memory().numTensors;
+      await new LocalTrainer(base, ad, train, { steps: 12, lr: 1e-2, batchSize: 4, seqLen: 32, seed: 5, ...(mu === undefined ? {} : { proximalMu: mu }) }).run();
+      assert.equal(tf.memory().numTensors, n0, 'no tensor leaks');
+      const end = ad.toFlat();
+      ad.dispose();
+      return Math.hypot(...end.map((v, i) => v - start[i]));
+    };
+    const plain = await dist();
+    assert.equal(await dist(0), plain);
+    const prox = await dist(50);
+    assert.ok(prox < 0.8 * plain, `moved ${prox} with μ = 50 vs ${plain} without`);
+    assert.throws(() => new LocalTrainer(base, LoraAdapter.create(base.config, base.sha256, {}), train, { proximalMu: -1 }), /proximalMu must be a finite number ≥ 0/);
+  });
+
   it('validates options and refuses adapters of another base', () => {
     const ad = LoraAdapter.create(base.config, base.sha256, {});
     assert.throws(() => new LocalTrainer(base, ad, train, { lr: 0 }), /LocalTrainer: lr must be a positive number/);

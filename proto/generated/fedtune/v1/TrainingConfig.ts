@@ -20,6 +20,10 @@ export interface TrainingConfig {
    */
   'replayFraction'?: (number | string);
   'replayTokens'?: (number);
+  /**
+   * FedProx proximal term μ: devices add (μ/2)‖w − w_global‖² to their loss (0 = none).
+   */
+  'proximalMu'?: (number | string);
 }
 
 export interface TrainingConfig__Output {
@@ -40,4 +44,8 @@ export interface TrainingConfig__Output {
    */
   'replayFraction': (number);
   'replayTokens': (number);
+  /**
+   * FedProx proximal term μ: devices add (μ/2)‖w − w_global‖² to their loss (0 = none).
+   */
+  'proximalMu': (number);
 }
