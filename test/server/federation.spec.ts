@@ -4,7 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { firstValueFrom } from 'rxjs';
 import { filter, toArray } from 'rxjs/operators';
+import { createServer, type AddressInfo } from 'node:net';
+import * as grpc from '@grpc/grpc-js';
 import { Device } from '../../client/index.js';
+import { loadProtos } from '../../proto/index.js';
 import { decodeAdapter, evaluateLoss, FrozenBase } from '../../model/index.js';
 import { startCoordinator, type RoundEventRecord, type RunningCoordinator } from '../../server/index.js';
 import { corpus, realModel } from '../helpers.js';
@@ -111,6 +114,35 @@ describe('federation end to end over a real port', function () {
       assert.equal(p.runner.current().version, 1);
     } finally {
       await r.shutdown(500);
+    }
+  });
+
+  it('a device started before its coordinator retries with backoff until the service is up; health says SERVING', async () => {
+    // a port that is free now and nobody listens on yet
+    const port = await new Promise<number>((resolve) => {
+      const srv = createServer().listen(0, '127.0.0.1', () => {
+        const p = (srv.address() as AddressInfo).port;
+        srv.close(() => resolve(p));
+      });
+    });
+    const retries: number[] = [];
+    const d = new Device({ address: `127.0.0.1:${port}`, programId: 'late', dataDir: join(dir, 'late-dev'), enrolmentToken: TOKEN, text: [corpus('wizard-of-oz.txt').slice(0, 20_000)], seed: 1, retry: { attempts: 20, baseMs: 100, maxMs: 400 } });
+    d.progress$.subscribe((e) => e.kind === 'retry' && retries.push(e.attempt));
+    const run = d.run();
+    await new Promise((r) => setTimeout(r, 1500));
+    const late = await startCoordinator({ dataDir: join(dir, 'late'), port, programs: [smallProgram('late', { cohortSize: 1, minUpdates: 1, rounds: 1 })] });
+    try {
+      const s = await run;
+      assert.equal(s.updatesAccepted, 1);
+      assert.ok(retries.length >= 2, `retried ${retries.length} times`);
+      const { health } = loadProtos();
+      const hc = new health.grpc.health.v1.Health(late.address, grpc.credentials.createInsecure());
+      const status = await new Promise<string>((resolve, reject) => hc.Check({ service: 'fedtune.v1.Coordinator' }, (e, r) => (e ? reject(e) : resolve(r?.status as string))));
+      hc.close();
+      assert.equal(status, 'SERVING');
+    } finally {
+      d.close();
+      await late.shutdown(500);
     }
   });
 });
