@@ -5,7 +5,7 @@ import { CliError, log, num, parse, required } from './args.js';
 
 /** Usage text. */
 export const DEVICE_USAGE = `fedtune device --coordinator HOST:PORT --program ID --data DIR --token T --text FILE [--text FILE …]
-              [--rounds N] [--label L] [--seed S] [--max-wait SECONDS]`;
+              [--rounds N] [--label L] [--seed S] [--max-wait SECONDS] [--max-rank R (train a smaller LoRA rank)]`;
 
 /** Run the command until the program completes (or --rounds rounds were joined). */
 export async function deviceCommand(argv: string[]): Promise<void> {
@@ -19,6 +19,7 @@ export async function deviceCommand(argv: string[]): Promise<void> {
     label: { type: 'string' },
     seed: { type: 'string' },
     'max-wait': { type: 'string' },
+    'max-rank': { type: 'string' },
   } as const);
   const texts = (v.text as unknown as string[] | undefined) ?? [];
   if (texts.length === 0) throw new CliError('--text is required (a file of local text; repeat for more)');
@@ -36,6 +37,7 @@ export async function deviceCommand(argv: string[]): Promise<void> {
     maxRounds: num(v, 'rounds', { integer: true, min: 1 }),
     seed: num(v, 'seed', { integer: true }),
     maxWaitMs: maxWait === undefined ? undefined : maxWait * 1000,
+    maxRank: num(v, 'max-rank', { integer: true, min: 1 }),
   });
   device.progress$.subscribe((e) => {
     if (e.kind === 'training' && e.step !== e.totalSteps && e.step % 10 !== 0) return;

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import nacl from 'tweetnacl';
 import { Observable, Subject } from 'rxjs';
-import { cryptoRng, decodeAdapter, deriveSeed, initBackend, LocalTrainer, mixReplay, packTrainable, sampleReplayPool, seededRng, trainableRanges, nextGaussian, openBase, type FrozenBase, type Rng, type Tokenizer } from '../model/index.js';
+import { cryptoRng, decodeAdapter, deriveSeed, initBackend, LocalTrainer, LoraAdapter, mixReplay, packTrainable, padRankFlat, truncateRankTensors, sampleReplayPool, seededRng, trainableRanges, nextGaussian, openBase, type FrozenBase, type Rng, type Tokenizer } from '../model/index.js';
 import { clipToNorm } from '../privacy/clip.js';
 import { seal } from '../privacy/box.js';
 import { encodeMasked, encodeUpdate, isUpdateEncoding, trainingFromWire, type DeviceTraining } from '../proto/codec.js';
@@ -58,6 +58,11 @@ export interface DeviceOptions {
   readonly seed?: number;
   /** Source of device-side DP noise and quantization rounding. Default: seeded from `seed` if given, else crypto randomness. */
   readonly noiseRng?: Rng;
+  /**
+   * Train at most this LoRA rank (a device with less memory): the first `maxRank` components of
+   * the program's adapter, its update zero-padded to the program's rank. Default: the program's rank.
+   */
+  readonly maxRank?: number;
   /**
    * Robustness experiments only: rewrite the update just before it is encoded (e.g. a
    * sign-flipping attacker in a simulation). Never set on a real device.
@@ -121,6 +126,7 @@ export class Device {
       throw new TypeError('Device: options.text must be an iterable or async iterable of strings');
     }
     if (options.maxRounds !== undefined && !(Number.isInteger(options.maxRounds) && options.maxRounds > 0)) throw new RangeError(`Device: options.maxRounds must be a positive integer, got ${options.maxRounds}`);
+    if (options.maxRank !== undefined && !(Number.isInteger(options.maxRank) && options.maxRank > 0)) throw new RangeError(`Device: options.maxRank must be a positive integer, got ${options.maxRank}`);
     this.o = options;
     this.identity = loadIdentity(options.dataDir);
     mkdirSync(join(options.dataDir, 'blobs'), { recursive: true });
@@ -268,7 +274,18 @@ export class Device {
     const m = await this.ensureModel(p, signal);
     if (!work.adapter) throw new Error(`round ${work.roundId} names no adapter`);
     const adapterPath = await this.blob(work.adapter.sha256, 'adapter', signal);
-    const adapter = decodeAdapter(readFileSync(adapterPath), m.base, `adapter version ${work.adapterVersion}`);
+    const received = decodeAdapter(readFileSync(adapterPath), m.base, `adapter version ${work.adapterVersion}`);
+    const programLora = received.config;
+    // a device with less memory trains the first maxRank components (alpha scaled so α/r is unchanged)
+    const lowRank = this.o.maxRank !== undefined && this.o.maxRank < programLora.rank ? this.o.maxRank : undefined;
+    let adapter = received;
+    if (lowRank !== undefined) {
+      try {
+        adapter = LoraAdapter.fromTensors(m.base.config, m.base.sha256, { ...programLora, rank: lowRank, alpha: (programLora.alpha * lowRank) / programLora.rank }, truncateRankTensors(received.toTensors(), lowRank));
+      } finally {
+        received.dispose();
+      }
+    }
     try {
       const global = adapter.toFlat();
       const training = trainingFromWire(work.training);
@@ -282,8 +299,10 @@ export class Device {
       sub.unsubscribe();
       const local = adapter.toFlat();
       // FFA-LoRA sends only B (A never changes); everything else sends the whole adapter
-      const { ranges, length } = trainableRanges(m.base.config, adapter.config);
-      const full = Float32Array.from(local, (v, i) => v - global[i]);
+      const { ranges, length } = trainableRanges(m.base.config, programLora);
+      const own = Float32Array.from(local, (v, i) => v - global[i]);
+      // a smaller rank's delta goes out in the program's layout, zeros in the components it lacks
+      const full = lowRank === undefined ? own : padRankFlat(m.base.config, programLora, lowRank, own);
       let delta: Float32Array = length === full.length ? full : packTrainable(full, ranges);
       let clipped = false;
       const norm = l2(delta); // before clipping: what adaptive clipping and the logs want

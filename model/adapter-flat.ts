@@ -112,3 +112,40 @@ export function unpackTrainable(packed: Float32Array, ranges: readonly [number, 
   if (off !== packed.length) throw new RangeError(`unpackTrainable: packed has ${packed.length} values, the ranges hold ${off}`);
   return out;
 }
+
+/**
+ * Heterogeneous ranks: the first `rank` components of an adapter's tensors (A's first rows, B's
+ * first columns), for a device that trains a smaller rank than the program's. With alpha scaled
+ * by rank/r the truncated adapter's scale α/r is unchanged.
+ */
+export function truncateRankTensors(tensors: readonly LoraTensor[], rank: number): LoraTensor[] {
+  if (!Number.isInteger(rank) || rank < 1) throw new RangeError(`truncateRankTensors: rank must be a positive integer, got ${rank}`);
+  return tensors.map((t) => {
+    const isA = t.name.endsWith('.lora_A');
+    const [rows, cols] = t.shape;
+    const r = isA ? rows : cols;
+    if (rank > r) throw new RangeError(`truncateRankTensors: rank ${rank} exceeds ${t.name}'s rank ${r}`);
+    if (isA) return { name: t.name, shape: [rank, cols] as [number, number], data: t.data.slice(0, rank * cols) };
+    const data = new Float32Array(rows * rank);
+    for (let o = 0; o < rows; o++) data.set(t.data.subarray(o * cols, o * cols + rank), o * rank);
+    return { name: t.name, shape: [rows, rank] as [number, number], data };
+  });
+}
+
+/** A flat vector of a rank-`lowRank` adapter placed in the layout of rank `lora.rank`, zeros in the extra components. */
+export function padRankFlat(baseConfig: LlamaConfig, lora: LoraConfig, lowRank: number, low: Float32Array): Float32Array {
+  const cfg = loraConfig(lora, 'padRankFlat');
+  if (!Number.isInteger(lowRank) || lowRank < 1 || lowRank > cfg.rank) throw new RangeError(`padRankFlat: lowRank must be an integer in [1, ${cfg.rank}], got ${lowRank}`);
+  const hi = flatLayout(baseConfig, cfg);
+  const lo = flatLayout(baseConfig, { ...cfg, rank: lowRank });
+  if (low.length !== lo.length) throw new RangeError(`padRankFlat: low has ${low.length} values, rank ${lowRank} needs ${lo.length}`);
+  const out = new Float32Array(hi.length);
+  const r = cfg.rank;
+  hi.segments.forEach((s, k) => {
+    const l = lo.segments[k];
+    // Aᵀ [in, r] ← Aᵀ [in, lowRank]; Bᵀ [r, out] ← Bᵀ [lowRank, out]
+    for (let i = 0; i < s.inDim; i++) out.set(low.subarray(l.aOffset + i * lowRank, l.aOffset + (i + 1) * lowRank), s.aOffset + i * r);
+    out.set(low.subarray(l.bOffset, l.bOffset + lowRank * s.outDim), s.bOffset);
+  });
+  return out;
+}

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { adapterFlatFromTensors, flatLayout, packTrainable, trainableRanges, unpackTrainable, adapterTensorsFromFlat, encodeAdapter, encodeAdapterTensors, FrozenBase, initialAdapterFlat, LoraAdapter, loraConfig, readBaseInfo } from '../../model/index.js';
+import { adapterFlatFromTensors, flatLayout, packTrainable, padRankFlat, trainableRanges, truncateRankTensors, unpackTrainable, adapterTensorsFromFlat, encodeAdapter, encodeAdapterTensors, FrozenBase, initialAdapterFlat, LoraAdapter, loraConfig, readBaseInfo } from '../../model/index.js';
 import { MODEL, realModel } from '../helpers.js';
 
 describe('model/adapter-flat', () => {
@@ -57,5 +57,27 @@ describe('model/adapter-flat', () => {
     }
     assert.deepEqual(trainableRanges(base.config, { ...lora, freezeA: false }).ranges, [[0, total]]);
     assert.throws(() => unpackTrainable(packed.subarray(1), ranges, total), /packed has/);
+  });
+
+  it('heterogeneous ranks: truncating to rank k keeps α/r, and padding back puts the components where they were', () => {
+    const lora = loraConfig({ rank: 4, alpha: 8, targets: ['wq', 'w2'], seed: 3 });
+    const flat = initialAdapterFlat(base.config, lora);
+    for (let i = 0; i < flat.length; i++) flat[i] += Math.cos(i) * 1e-2; // B non-zero
+    const full = LoraAdapter.fromTensors(base.config, base.sha256, lora, adapterTensorsFromFlat(base.config, lora, flat));
+    const lowCfg = loraConfig({ ...lora, rank: 2, alpha: 4 });
+    const low = LoraAdapter.fromTensors(base.config, base.sha256, lowCfg, truncateRankTensors(full.toTensors(), 2));
+    assert.equal(low.scale, full.scale);
+    const padded = padRankFlat(base.config, lora, 2, low.toFlat());
+    // equal to the full adapter with components 2 and 3 zeroed
+    const want = flat.slice();
+    for (const s of flatLayout(base.config, lora).segments) {
+      for (let i = 0; i < s.inDim; i++) for (let t = 2; t < 4; t++) want[s.aOffset + i * 4 + t] = 0;
+      for (let t = 2; t < 4; t++) for (let o = 0; o < s.outDim; o++) want[s.bOffset + t * s.outDim + o] = 0;
+    }
+    assert.deepEqual(padded, want);
+    assert.throws(() => padRankFlat(base.config, lora, 5, low.toFlat()), /lowRank must be an integer in \[1, 4\]/);
+    assert.throws(() => truncateRankTensors(full.toTensors(), 9), /exceeds/);
+    full.dispose();
+    low.dispose();
   });
 });

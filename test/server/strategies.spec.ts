@@ -29,6 +29,7 @@ describe('server: per-program compression, FFA-LoRA, exact ΔW and robust aggreg
       programs: [
         smallProgram('ffa-q4', { lora: { rank: 4, targets: ['wq', 'wv'], freezeA: true, seed: 2 }, compression: 'q4', cohortSize: 2, minUpdates: 2, rounds: 1, training, dp: { clipNorm: 0.5 } }),
         smallProgram('exact', { aggregation: 'exact-dw', cohortSize: 2, minUpdates: 2, rounds: 1, training }),
+        smallProgram('mixed', { aggregation: 'exact-dw', lora: { rank: 4, alpha: 8, targets: ['wq', 'wv'], seed: 6 }, cohortSize: 2, minUpdates: 2, rounds: 1, training }),
         smallProgram('avg-attacked', { cohortSize: 3, minUpdates: 3, rounds: 1, training }),
         smallProgram('median-attacked', { robust: { rule: 'median' }, cohortSize: 3, minUpdates: 3, rounds: 1, training }),
       ],
@@ -81,5 +82,24 @@ describe('server: per-program compression, FFA-LoRA, exact ΔW and robust aggreg
       moved[id] = l2(after.map((v, i) => v - before[i]));
     }
     assert.ok(moved['avg-attacked'] > 10 * moved['median-attacked'], JSON.stringify(moved));
+  });
+
+  it('heterogeneous ranks: a rank-2 device and rank-4 devices aggregate into the rank-4 adapter (exact ΔW)', async () => {
+    const runMixed = (ids: number[]) =>
+      Promise.all(
+        ids.map(async (i) => {
+          const d = new Device({ address: running.address, programId: 'mixed', dataDir: join(dir, `mixed-${i}`), enrolmentToken: TOKEN, text: [oz.slice(i * 15_000, (i + 1) * 15_000)], seed: 20 + i, maxRank: i === 0 ? 2 : undefined });
+          try {
+            return await d.run();
+          } finally {
+            d.close();
+          }
+        }),
+      );
+    const sums = await runMixed([0, 1]);
+    assert.deepEqual(sums.map((s) => s.updatesAccepted), [1, 1]);
+    const p = running.coordinator.program('mixed');
+    assert.equal(p.runner.current().version, 1);
+    assert.throws(() => new Device({ address: 'x:1', programId: 'p', dataDir: join(dir, 'bad'), enrolmentToken: 'tokentoken', text: [''], maxRank: 0 }), /maxRank must be a positive integer/);
   });
 });
