@@ -6,13 +6,13 @@
  * key → chunks), upload, and follow new versions — until the program completes. Transient
  * failures are retried with backoff; progress is an rxjs Observable.
  */
-import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import nacl from 'tweetnacl';
 import { Observable, Subject } from 'rxjs';
 import { cryptoRng, decodeAdapter, deriveSeed, initBackend, LocalTrainer, LoraAdapter, mixReplay, packTrainable, padRankFlat, truncateRankTensors, sampleReplayPool, seededRng, trainableRanges, nextGaussian, openBase, type FrozenBase, type Rng, type Tokenizer } from '../model/index.js';
-import { clipToNorm } from '../privacy/clip.js';
+import { clipToNorm, l2Norm } from '../privacy/clip.js';
 import { seal } from '../privacy/box.js';
 import { encodeMasked, encodeUpdate, isUpdateEncoding, trainingFromWire, type DeviceTraining } from '../proto/codec.js';
 import type { SecAggRequest } from '../proto/generated/fedtune/v1/SecAggRequest.js';
@@ -175,10 +175,7 @@ export class Device {
   private async blob(sha256: string, what: 'base' | 'tokenizer' | 'adapter', signal?: AbortSignal): Promise<string> {
     const dest = join(this.o.dataDir, 'blobs', sha256);
     if (existsSync(dest)) return dest;
-    const r = await this.retry(() => {
-      const offset = existsSync(`${dest}.partial`) ? statSync(`${dest}.partial`).size : 0;
-      return downloadBlob(this.client, sha256, dest, { auth: this.signed('DownloadBlob', { sha256, offset, maxChunkBytes: 0 }).auth });
-    }, signal);
+    const r = await this.retry(() => downloadBlob(this.client, sha256, dest, { auth: (req) => this.signed('DownloadBlob', req).auth }), signal);
     this.bytesDown += r.bytes - r.resumedFrom;
     this.events.next({ kind: 'downloaded', what, bytes: r.bytes, resumedFrom: r.resumedFrom });
     return dest;
@@ -305,7 +302,7 @@ export class Device {
       const full = lowRank === undefined ? own : padRankFlat(m.base.config, programLora, lowRank, own);
       let delta: Float32Array = length === full.length ? full : packTrainable(full, ranges);
       let clipped = false;
-      const norm = l2(delta); // before clipping: what adaptive clipping and the logs want
+      const norm = l2Norm(delta); // before clipping: what adaptive clipping and the logs want
       if (work.clipNorm > 0) {
         const c = clipToNorm(delta, work.clipNorm * (1 - 1e-6));
         delta = c.update;
@@ -382,10 +379,4 @@ export class Device {
     this.model?.base.dispose();
     this.model = undefined;
   }
-}
-
-function l2(x: Float32Array): number {
-  let s = 0;
-  for (const v of x) s += v * v;
-  return Math.sqrt(s);
 }

@@ -14,8 +14,11 @@ import type { CoordinatorClient } from '../proto/generated/fedtune/v1/Coordinato
 export interface DownloadOptions {
   /** Deadline of the whole call, ms from now. Default 10 minutes. */
   readonly deadlineMs?: number;
-  /** Signed auth for the request (see privacy/sign). */
-  readonly auth?: Auth;
+  /**
+   * Auth for the request, or a function that signs the request itself (the offset it resumes
+   * from is only known here).
+   */
+  readonly auth?: Auth | ((request: { sha256: string; offset: number; maxChunkBytes: number }) => Auth);
   readonly maxChunkBytes?: number;
   /** Called after every chunk with bytes on disk and the total. */
   readonly onProgress?: (have: number, total: number) => void;
@@ -67,8 +70,10 @@ export function downloadBlob(client: CoordinatorClient, sha256: string, dest: st
       renameSync(partial, dest);
       resolve({ path: dest, bytes: pos, resumedFrom });
     };
+    const request = { sha256, offset: resumedFrom, maxChunkBytes: opts.maxChunkBytes ?? 0 };
+    const auth = typeof opts.auth === 'function' ? opts.auth(request) : (opts.auth ?? null);
     const call = client.DownloadBlob(
-      { auth: opts.auth ?? null, sha256, offset: resumedFrom, maxChunkBytes: opts.maxChunkBytes ?? 0 },
+      { ...request, auth },
       { deadline: Date.now() + (opts.deadlineMs ?? 600_000) },
     );
     call.on('data', (c: BlobChunk__Output) => {

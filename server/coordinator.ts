@@ -4,11 +4,12 @@
  * and the validation an update passes before it reaches a round: authentic ciphertext, the
  * right encoding and size, finite values, and an L2 norm within the round's clip bound.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import nacl from 'tweetnacl';
 import { adapterFlatFromTensors, cryptoRng, decodeAdapterFile, initialAdapterFlat, adapterTensorsFromFlat, encodeAdapterTensors, readBaseInfo, trainableRanges, unpackTrainable, type BaseInfo, type Rng } from '../model/index.js';
 import { clipToNorm, l2Norm } from '../privacy/clip.js';
+import { noiseStd } from '../privacy/noise.js';
 import { boxSharedKey, openWithSharedKey, BOX_NONCE_BYTES, BOX_OVERHEAD_BYTES, type BoxKeyPair } from '../privacy/box.js';
 import { RequestVerifier, type RequestSignature } from '../privacy/sign.js';
 import { decodeMasked, decodeUpdate, encodedUpdateBytes, isUpdateEncoding, UPDATE_ENCODINGS, type UpdateEncoding } from '../proto/codec.js';
@@ -96,11 +97,14 @@ export class Coordinator {
       this.store.failOpenRounds(spec.id);
     }
     const latest = this.store.latestVersion(spec.id);
-    if (!this.blobs.has(latest.sha256) || !this.blobs.verify(latest.sha256)) throw new Error(`program "${spec.id}": adapter version ${latest.version}'s blob ${latest.sha256} is missing or damaged in ${this.blobs.dir}`);
-    const { tensors } = decodeAdapterFile(this.readBlob(latest.sha256), `adapter version ${latest.version}`);
+    // read once and check the bytes against their name (rather than hashing the file, then reading it again)
+    const bytes = this.blobs.has(latest.sha256) ? this.readBlob(latest.sha256) : undefined;
+    if (!bytes || createHash('sha256').update(bytes).digest('hex') !== latest.sha256) throw new Error(`program "${spec.id}": adapter version ${latest.version}'s blob ${latest.sha256} is missing or damaged in ${this.blobs.dir}`);
+    const { tensors } = decodeAdapterFile(bytes, `adapter version ${latest.version}`);
     const global = adapterFlatFromTensors(info.config, spec.lora, tensors);
     const trainable = trainableRanges(info.config, spec.lora);
-    const secAggBound = spec.dp.clipNorm + 6 * (spec.dp.mode === 'distributed' ? (spec.dp.noiseMultiplier * spec.dp.clipNorm) / Math.sqrt(spec.cohortSize) : 0);
+    // values are clamped to C plus six standard deviations of the device's own noise share
+    const secAggBound = spec.dp.clipNorm + (spec.dp.mode === 'distributed' ? 6 * noiseStd('distributed', spec.dp.noiseMultiplier, spec.dp.clipNorm, spec.cohortSize) : 0);
     const runner = new ProgramRunner({
       secAggBound,
       spec,

@@ -21,6 +21,7 @@ import { SecAggRound, type SecAggOutcome } from './secagg-round.js';
 import type { ProgramSpec } from './program-config.js';
 import type { Store, StoredRound, StoredVersion } from './store.js';
 import { epsilonOfSteps, type AccountedStep } from '../privacy/accountant/index.js';
+import { noiseStd } from '../privacy/noise.js';
 
 /** Lifecycle states of a round (the wire's RoundState without the prefix). */
 export type RoundStateName = 'OPEN' | 'AGGREGATING' | 'COMPLETED' | 'FAILED';
@@ -113,9 +114,10 @@ export class ProgramRunner {
   private adaptive?: AdaptiveClip;
   private readonly inner: Strategy;
   private global: Float32Array;
-  private version: number;
   /** The newest version's record (kept in memory: every check-in needs it). */
   private latest: StoredVersion;
+  /** ε spent so far at the program's δ: composed once at start, then each ledger entry's ε after it. */
+  private spent: number;
   private completed: number;
   private round?: OpenRound;
   private aggregating = false;
@@ -129,10 +131,9 @@ export class ProgramRunner {
     const { spec, store } = d;
     this.global = d.global;
     this.latest = store.latestVersion(spec.id);
-    this.version = this.latest.version;
     this.completed = store.completedRounds(spec.id);
-    this.strategy = strategyFor(spec, d.baseConfig, d.rng);
     this.inner = innerStrategyFor(spec, d.baseConfig);
+    this.strategy = wrapStrategy(spec, this.inner, d.rng, spec.dp.clipNorm, spec.dp.noiseMultiplier);
     if (spec.dp.adaptiveClip) {
       // resume at the clip norm the last completed round used (the update after it is not stored)
       const last = store.rounds(spec.id).filter((x) => x.state === 'completed').pop();
@@ -140,6 +141,7 @@ export class ProgramRunner {
     }
     for (const r of store.rounds(spec.id)) if (r.state !== 'open') this.history.push(this.eventOf(r, r.state === 'completed' ? 'COMPLETED' : 'FAILED'));
     this.ledger = store.ledger(spec.id).map((e) => ({ q: e.q, sigma: e.sigma }));
+    this.spent = spec.dp.mode === 'none' ? 0 : epsilonOfSteps(this.ledger, spec.dp.delta).epsilon;
   }
 
   /** True when rounds of this program spend privacy. */
@@ -149,7 +151,7 @@ export class ProgramRunner {
 
   /** ε spent so far at the program's δ (0 without DP). */
   epsilonSpent(): number {
-    return this.private ? epsilonOfSteps(this.ledger, this.d.spec.dp.delta).epsilon : 0;
+    return this.spent;
   }
 
   /** The sampling rate of a round now: cohort / population (declared, or the devices enrolled). */
@@ -181,7 +183,17 @@ export class ProgramRunner {
 
   /** The global adapter version and its values (a copy). */
   current(): { version: number; global: Float32Array; completedRounds: number } {
-    return { version: this.version, global: this.global.slice(), completedRounds: this.completed };
+    return { version: this.latest.version, global: this.global.slice(), completedRounds: this.completed };
+  }
+
+  /** The newest adapter version's record. */
+  get latestVersion(): StoredVersion {
+    return this.latest;
+  }
+
+  /** Rounds completed so far. */
+  get completedRounds(): number {
+    return this.completed;
   }
 
   /** True once every round has completed, or the privacy budget allows no more. */
@@ -219,12 +231,12 @@ export class ProgramRunner {
       if (next > spec.dp.epsilonBudget) {
         this.exhausted = `privacy budget: round ${number} would bring ε to ${next.toFixed(3)} > the budget ${spec.dp.epsilonBudget} (δ = ${spec.dp.delta}; ${this.ledger.length} round(s) spent ε = ${this.epsilonSpent().toFixed(3)}); no more rounds`;
         this.d.log?.('budget exhausted', { program: spec.id, round: number, epsilonNext: next, budget: spec.dp.epsilonBudget });
-        this.publish({ ...this.eventOf(this.record({ number, attempt: 0, id: `${spec.id}.r${number}.budget`, openedMs: now, deadline: now, selected: new Map(), results: [], failures: [], bytes: 0, reports: [], clip: this.clipNorm() }, 'failed', this.exhausted), 'FAILED') });
+        this.publish(this.eventOf(this.record(this.newRound(number, 0, `${spec.id}.r${number}.budget`, now, now), 'failed', this.exhausted), 'FAILED'));
         this.subject.complete();
         return;
       }
     }
-    const round: OpenRound = { number, attempt, id: `${spec.id}.r${number}.a${attempt}`, openedMs: now, deadline: now + spec.roundDeadlineMs, selected: new Map(), results: [], failures: [], bytes: 0, reports: [], clip: this.clipNorm() };
+    const round = this.newRound(number, attempt, `${spec.id}.r${number}.a${attempt}`, now, now + spec.roundDeadlineMs);
     store.openRound(this.record(round, 'open', ''));
     this.round = round;
     if (spec.secagg) {
@@ -234,6 +246,10 @@ export class ProgramRunner {
     round.timer = setTimeout(() => this.close('the deadline passed'), spec.roundDeadlineMs);
     this.publish(this.eventOf(this.record(round, 'open', `round ${number} open (attempt ${attempt})`), 'OPEN'));
     this.d.log?.('round open', { program: spec.id, round: number, attempt, roundId: round.id });
+  }
+
+  private newRound(number: number, attempt: number, id: string, openedMs: number, deadline: number): OpenRound {
+    return { number, attempt, id, openedMs, deadline, selected: new Map(), results: [], failures: [], bytes: 0, reports: [], clip: this.clipNorm() };
   }
 
   /** A device asks for work. */
@@ -258,7 +274,7 @@ export class ProgramRunner {
     const v = this.latest;
     const { mode, noiseMultiplier } = spec.dp;
     const clipNorm = r.clip;
-    const deviceNoiseStd = mode === 'local' ? noiseMultiplier * clipNorm : mode === 'distributed' ? (noiseMultiplier * clipNorm) / Math.sqrt(spec.cohortSize) : 0;
+    const deviceNoiseStd = mode === 'local' || mode === 'distributed' ? noiseStd(mode, noiseMultiplier, clipNorm, spec.cohortSize) : 0;
     return { roundId: r.id, adapterVersion: v.version, adapterSha256: v.sha256, adapterBytes: v.sizeBytes, clipNorm, deviceNoiseStd, deadlineUnixMs: r.deadline };
   }
 
@@ -328,7 +344,7 @@ export class ProgramRunner {
       store.failRound(rec);
       this.round = undefined;
       this.publish(this.eventOf(rec, 'FAILED'));
-      this.d.log?.('round failed', { program: spec.id, round: r.number, attempt: r.attempt, updates: r.results.length });
+      this.d.log?.('round failed', { program: spec.id, round: r.number, attempt: r.attempt, updates: contributors });
       this.retryTimer = setTimeout(() => this.open(r.attempt + 1), spec.retryDelayMs);
       return;
     }
@@ -340,6 +356,7 @@ export class ProgramRunner {
       const after = epsilonOfSteps([...this.ledger, step], spec.dp.delta).epsilon;
       store.appendLedger({ programId: spec.id, roundId: r.id, roundNumber: r.number, q: step.q, sigma: step.sigma, epsilonAfter: after, delta: spec.dp.delta });
       this.ledger.push(step);
+      this.spent = after;
       if (process.env.FEDTUNE_TEST_CRASH_AFTER_LEDGER === '1') process.kill(process.pid, 'SIGKILL'); // crash-test hook
     }
     this.publish(this.eventOf(this.record(r, 'open', `aggregating ${contributors} update(s) (${why})`), 'AGGREGATING'));
@@ -348,16 +365,16 @@ export class ProgramRunner {
       if (this.adaptive && r.reports.length) this.adaptive.update(r.reports, this.d.rng);
       const tensors = adapterTensorsFromFlat(this.d.baseConfig, spec.lora, agg.global);
       const blob = this.d.blobs.put(encodeAdapterTensors({ baseSha256: this.d.baseSha256, lora: spec.lora, baseConfig: this.d.baseConfig }, tensors));
-      const rec = { ...this.record(r, 'completed', `round ${r.number} completed with ${contributors} update(s) (${why})`), adapterVersion: this.version + 1 };
-      store.completeRound(rec, { version: this.version + 1, sha256: blob.sha256, sizeBytes: blob.size });
-      this.latest = { version: this.version + 1, sha256: blob.sha256, sizeBytes: blob.size, roundNumber: r.number };
+      const version = this.latest.version + 1;
+      const rec = { ...this.record(r, 'completed', `round ${r.number} completed with ${contributors} update(s) (${why})`), adapterVersion: version };
+      store.completeRound(rec, { version, sha256: blob.sha256, sizeBytes: blob.size });
+      this.latest = { version, sha256: blob.sha256, sizeBytes: blob.size, roundNumber: r.number };
       this.global = agg.global;
-      this.version += 1;
       this.completed += 1;
       this.round = undefined;
       this.aggregating = false;
       this.publish(this.eventOf(rec, 'COMPLETED'));
-      this.d.log?.('round completed', { program: spec.id, round: r.number, version: this.version, updates: r.results.length, bytes: r.bytes, epsilon: this.epsilonSpent() });
+      this.d.log?.('round completed', { program: spec.id, round: r.number, version, updates: contributors, bytes: r.bytes, epsilon: this.spent });
       if (this.done) this.subject.complete();
       else setImmediate(() => this.open(1));
     } catch (e) {
@@ -399,7 +416,7 @@ export class ProgramRunner {
     if (!this.adaptive || spec.dp.mode !== 'central' || !spec.dp.adaptiveClip) return this.strategy;
     const z = spec.dp.noiseMultiplier;
     const zDelta = (z ** -2 - (2 * spec.dp.adaptiveClip.countNoiseStd) ** -2) ** -0.5;
-    return new CentralDpStrategy(this.inner, { clipNorm: this.round?.clip ?? this.clipNorm(), noiseMultiplier: zDelta, expectedClients: spec.cohortSize, rng: this.d.rng });
+    return wrapStrategy(spec, this.inner, this.d.rng, this.round?.clip ?? this.clipNorm(), zDelta);
   }
 
   /** The open round's secure aggregation, for the SecAgg RPC. */
@@ -443,7 +460,7 @@ export class ProgramRunner {
       roundNumber: r.number,
       attempt: r.attempt,
       state,
-      adapterVersion: this.version,
+      adapterVersion: this.latest.version,
       updates: r.contributors ?? r.results.length,
       selected: r.selected.size,
       failed: r.failures.length,
@@ -483,17 +500,16 @@ export class ProgramRunner {
 }
 
 /**
- * A program's Strategy: FedAvg with its server optimizer, or exact-ΔW; wrapped by a robust rule
- * or by central DP when the program asks (the config refuses the combinations that make no sense).
+ * `inner` wrapped by the program's robust rule, or by central DP with clip C and noise multiplier
+ * z (the config refuses the combinations that make no sense).
  */
-export function strategyFor(spec: ProgramSpec, baseConfig: LlamaConfig, rng: Rng): Strategy {
-  const inner = innerStrategyFor(spec, baseConfig);
+function wrapStrategy(spec: ProgramSpec, inner: Strategy, rng: Rng, clipNorm: number, noiseMultiplier: number): Strategy {
   if (spec.robust) return new RobustStrategy(inner, spec.robust);
-  if (spec.dp.mode === 'central') return new CentralDpStrategy(inner, { clipNorm: spec.dp.clipNorm, noiseMultiplier: spec.dp.noiseMultiplier, expectedClients: spec.cohortSize, rng });
+  if (spec.dp.mode === 'central') return new CentralDpStrategy(inner, { clipNorm, noiseMultiplier, expectedClients: spec.cohortSize, rng });
   return inner;
 }
 
 /** The strategy under any wrapper: FedAvg with the program's server optimizer, or exact ΔW. */
-export function innerStrategyFor(spec: ProgramSpec, baseConfig: LlamaConfig): Strategy {
+function innerStrategyFor(spec: ProgramSpec, baseConfig: LlamaConfig): Strategy {
   return spec.aggregation === 'exact-dw' ? new ExactDeltaWStrategy(flatLayout(baseConfig, spec.lora).segments, spec.lora.rank) : new FedAvgStrategy({ optimizer: spec.serverOptimizer });
 }

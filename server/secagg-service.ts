@@ -11,25 +11,24 @@ import type { StoredDevice } from './store.js';
 
 const WAIT_MS = 100;
 
-/** Answer one SecAgg stage request of an authenticated device. */
-export function secAggStage(p: ProgramState, device: StoredDevice, req: SecAggRequest__Output): SecAggResponse {
+/** Answer one SecAgg stage request of an authenticated device; `bytes` is the request's size on the wire (counted as upload). */
+export function secAggStage(p: ProgramState, device: StoredDevice, req: SecAggRequest__Output, bytes: number): SecAggResponse {
   const round = p.runner.secAggRound(req.roundId);
   const wait = (what: string): SecAggResponse => ({ wait: { retryAfterMs: WAIT_MS, reason: `waiting for ${what}`, programComplete: false } });
   const mine = round.paramsFor(device.id);
   const myId = round.ids.get(device.id) ?? 0;
-  const size = (x: unknown): number => JSON.stringify(x, (_, v) => (Buffer.isBuffer(v) ? 'x'.repeat(v.length) : v)).length;
   switch (req.stage) {
     case 'getParams':
       return mine ? { params: secAggParamsToWire(mine.params, p.secAggBound), myId } : wait('the selection to close');
     case 'advertise':
-      round.advertise(device.id, advertFromWire(req.advertise, req.roundId), size(req.advertise));
+      round.advertise(device.id, advertFromWire(req.advertise, req.roundId), bytes);
       return { accepted: true, myId };
     case 'getAdverts': {
       const a = round.adverts(device.id);
       return a ? { adverts: { adverts: a.adverts.map(advertToWire), signKeys: [...a.signKeys].map(([id, k]) => ({ id, publicKey: Buffer.from(k) })) }, myId } : wait('the key adverts');
     }
     case 'shareKeys':
-      round.shareKeys(device.id, (req.shareKeys?.shares ?? []).map(shareFromWire), size(req.shareKeys));
+      round.shareKeys(device.id, (req.shareKeys?.shares ?? []).map(shareFromWire), bytes);
       return { accepted: true, myId };
     case 'getShares': {
       const s = round.sharesFor(device.id);
@@ -40,7 +39,7 @@ export function secAggStage(p: ProgramState, device: StoredDevice, req: SecAggRe
       return r ? { unmaskRequest: unmaskRequestToWire(r), myId } : wait('the masked inputs');
     }
     case 'unmask':
-      round.unmask(device.id, unmaskFromWire(req.unmask, myId), size(req.unmask));
+      round.unmask(device.id, unmaskFromWire(req.unmask, myId), bytes);
       return { accepted: true, myId };
     default:
       return refuse('invalid-argument', 'a SecAgg request must name one stage');

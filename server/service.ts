@@ -11,6 +11,7 @@ import type { CoordinatorHandlers } from '../proto/generated/fedtune/v1/Coordina
 import type { RoundEvent } from '../proto/generated/fedtune/v1/RoundEvent.js';
 import type { UpdateHeader__Output } from '../proto/generated/fedtune/v1/UpdateHeader.js';
 import { bytesFromWire, loraConfigToWire, signingPayload, trainingToWire } from '../proto/codec.js';
+import { loadProtos } from '../proto/load.js';
 import type { RequestSignature } from '../privacy/sign.js';
 import { downloadBlobHandler } from './blob-service.js';
 import { secAggStage } from './secagg-service.js';
@@ -30,6 +31,12 @@ function signatureOf(auth: Auth__Output | null | undefined): RequestSignature | 
 /** Authenticate a unary/server-stream request by its method's signing payload. */
 function authenticate(c: Coordinator, method: string, request: { auth?: Auth__Output | null } & object): StoredDevice {
   return c.authenticate(signatureOf(request.auth), signingPayload(`${SERVICE}/${method}`, request as Record<string, unknown>));
+}
+
+/** The size of a request message on the wire (protobuf), for traffic accounting. */
+function requestBytes(method: string, request: object): number {
+  const svc = loadProtos().definition[SERVICE] as unknown as Record<string, { requestSerialize(v: unknown): Buffer }>;
+  return svc[method].requestSerialize(request).length;
 }
 
 /** Round event → wire. */
@@ -65,8 +72,7 @@ export function coordinatorHandlers(c: Coordinator): CoordinatorHandlers {
     GetProgram: unary((req) => {
       const device = authenticate(c, 'GetProgram', req);
       const p = c.programOf(device, req.programId);
-      const cur = p.runner.current();
-      const v = c.store.latestVersion(p.spec.id);
+      const v = p.runner.latestVersion;
       return {
         programId: p.spec.id,
         base: blobRef(p.base.blob.sha256, p.base.blob.size, p.base.format),
@@ -78,7 +84,7 @@ export function coordinatorHandlers(c: Coordinator): CoordinatorHandlers {
         adapterVersion: v.version,
         adapter: blobRef(v.sha256, v.sizeBytes, 'fedtune-lora'),
         roundsTotal: p.spec.rounds,
-        roundsCompleted: cur.completedRounds,
+        roundsCompleted: p.runner.completedRounds,
       };
     }),
 
@@ -168,7 +174,7 @@ export function coordinatorHandlers(c: Coordinator): CoordinatorHandlers {
 
     SecAgg: unary((req) => {
       const device = authenticate(c, 'SecAgg', req);
-      return secAggStage(c.programOf(device, req.programId), device, req);
+      return secAggStage(c.programOf(device, req.programId), device, req, requestBytes('SecAgg', req));
     }),
 
     WatchRounds: (call) => {
