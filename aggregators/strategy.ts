@@ -4,7 +4,7 @@
  * being copied into each (after Flower's strategy design). Vectors are flat adapter values
  * (LoraAdapter.toFlat()); updates are deltas (local − global).
  */
-import { nextGaussian, type Rng } from '../model/rng.js';
+import { nextGaussian, type Rng } from '../random/rng.js';
 import { clipToNorm } from '../privacy/clip.js';
 import { FedAvgAccumulator } from './fedavg.js';
 import { bulyan, coordinateMedian, krum, multiKrum, trimmedMean } from './robust.js';

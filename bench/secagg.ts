@@ -34,7 +34,7 @@ import { cpus, loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import nacl from 'tweetnacl';
-import { seededRng } from '../model/rng.js';
+import { seededRng } from '../random/rng.js';
 import { fixedPointScale, SecAggCoordinator, SecAggDevice, neighbourGraph, type SecAggParams, type ShareMessage, type UnmaskResponse } from '../privacy/secagg/index.js';
 
 const { values: args } = parseArgs({

@@ -5,7 +5,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { randomInt } from 'node:crypto';
-import { signingPayload } from '../proto/codec.js';
+import { signingPayload } from '../proto/signing.js';
 import type { Auth } from '../proto/generated/fedtune/v1/Auth.js';
 import { signRequest, type SignKeyPair } from '../privacy/sign.js';
 

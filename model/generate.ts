@@ -2,7 +2,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { FrozenBase } from './frozen-base.js';
 import type { LoraAdapter } from './lora.js';
-import { cryptoRng, seededRng, type Rng } from './rng.js';
+import { cryptoRng, seededRng, type Rng } from '../random/rng.js';
 import { sampleToken } from './sampling.js';
 import { BOS, EOS, type Tokenizer } from './tokenizer.js';
 import { forward, type KvCache } from './transformer.js';

@@ -8,7 +8,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { LlamaConfig } from './config.js';
 import { loraConfig, type LoraConfig } from './lora-config.js';
-import { deriveSeed, seededRng } from './rng.js';
+import { deriveSeed, seededRng } from '../random/rng.js';
 import { variableFrom } from './ops/matmul.js';
 import { matrixShape, type MatrixName } from './weights.js';
 

@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { kvDim, validateConfig, type LlamaConfig } from './config.js';
 import type { LoadedBase } from './checkpoint.js';
-import { nextGaussian, seededRng } from './rng.js';
+import { nextGaussian, seededRng } from '../random/rng.js';
 import { MATRIX_NAMES, matrixShape, type LayerWeights } from './weights.js';
 
 /** A random base of the given architecture (its sha256 is of the config and seed). */

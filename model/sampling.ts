@@ -1,5 +1,5 @@
 /** Choosing the next token from logits, as llama2.c's run.c does: greedy, temperature, top-p. */
-import type { Rng } from './rng.js';
+import type { Rng } from '../random/rng.js';
 
 /** Index of the largest value (first on ties). */
 export function argmax(x: ArrayLike<number>): number {

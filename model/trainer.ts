@@ -8,7 +8,7 @@ import { Subject, type Observable } from 'rxjs';
 import { AdamW } from './adamw.js';
 import type { FrozenBase } from './frozen-base.js';
 import type { LoraAdapter } from './lora.js';
-import { cryptoRng, seededRng, type Rng } from './rng.js';
+import { cryptoRng, seededRng, type Rng } from '../random/rng.js';
 import { crossEntropy, forward } from './transformer.js';
 import { randomBatch } from './windows.js';
 

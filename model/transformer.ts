@@ -9,7 +9,7 @@ import type { FrozenBase, MatrixRef } from './frozen-base.js';
 import type { LoraAdapter } from './lora.js';
 import { batchMatMul, matMul } from './ops/matmul.js';
 import { applyRope } from './rope.js';
-import type { Rng } from './rng.js';
+import type { Rng } from '../random/rng.js';
 import type { MatrixName } from './weights.js';
 
 /** Keys and values of earlier positions, per layer: [B, S, nKvHeads, headSize] (after RoPE). */

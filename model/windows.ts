@@ -2,7 +2,7 @@
  * Token windows for training and evaluation. Every window starts with BOS, as at generation:
  * inputs [BOS, t₀ … t_{T−2}] predict targets [t₀ … t_{T−1}].
  */
-import type { Rng } from './rng.js';
+import type { Rng } from '../random/rng.js';
 import { BOS } from './tokenizer.js';
 
 /** A batch of windows, row-major [batch, T]. */

@@ -4,7 +4,7 @@
  * the count, b̄ = (Σ bᵢ + N(0, σ_b²)) / n, and sets C ← C · exp(−η (b̄ − γ)). Defaults: C₀ = 0.1,
  * γ = 0.5, η = 0.2.
  */
-import { nextGaussian, type Rng } from '../model/rng.js';
+import { nextGaussian, type Rng } from '../random/rng.js';
 
 /** Adaptive clipping settings. */
 export interface AdaptiveClipOptions {

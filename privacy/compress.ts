@@ -3,7 +3,7 @@
  * quantization with one float32 scale per block, and top-k sparsification with device-side
  * error feedback. Randomness is injected.
  */
-import type { Rng } from '../model/rng.js';
+import type { Rng } from '../random/rng.js';
 
 /** A stochastically quantized update. */
 export interface QuantizedUpdate {

@@ -6,7 +6,7 @@
  * is a *standard deviation* (not a variance). Randomness
  * is injected: cryptoRng() in production, seededRng() in tests.
  */
-import { nextGaussian, type Rng } from '../model/rng.js';
+import { nextGaussian, type Rng } from '../random/rng.js';
 
 /** Standard deviation of the noise each party adds for noise multiplier z, clip C. */
 export function noiseStd(mode: 'central' | 'local' | 'distributed', z: number, clip: number, parties = 1): number {

@@ -5,7 +5,7 @@ import type { SecAggKeyAdvert, SecAggKeyAdvert__Output } from './generated/fedtu
 import type { SecAggParams as WireParams, SecAggParams__Output as WireParamsOut } from './generated/fedtune/v1/SecAggParams.js';
 import type { SecAggShare, SecAggShare__Output } from './generated/fedtune/v1/SecAggShare.js';
 import type { SecAggUnmask, SecAggUnmask__Output } from './generated/fedtune/v1/SecAggUnmask.js';
-import { bytesFromWire, WireFormatError } from './codec.js';
+import { bytesFromWire, WireFormatError } from './wire-error.js';
 
 /** Parameters → wire (with the clamp bound). */
 export function secAggParamsToWire(p: SecAggParams, bound: number): WireParams {

@@ -12,7 +12,7 @@ import { clipToNorm, l2Norm } from '../privacy/clip.js';
 import { noiseStd } from '../privacy/noise.js';
 import { boxSharedKey, openWithSharedKey, BOX_NONCE_BYTES, BOX_OVERHEAD_BYTES, type BoxKeyPair } from '../privacy/box.js';
 import { RequestVerifier, type RequestSignature } from '../privacy/sign.js';
-import { decodeMasked, decodeUpdate, encodedUpdateBytes, isUpdateEncoding, UPDATE_ENCODINGS, type UpdateEncoding } from '../proto/codec.js';
+import { decodeMasked, decodeUpdate, encodedUpdateBytes, isUpdateEncoding, UPDATE_ENCODINGS, type UpdateEncoding } from '../proto/update-codec.js';
 import { BlobStore, type StoredBlob } from './blob-store.js';
 import { refuse } from './errors.js';
 import type { ProgramSpec } from './program-config.js';

@@ -4,7 +4,7 @@
  * never as UNKNOWN.
  */
 import * as grpc from '@grpc/grpc-js';
-import { WireFormatError } from '../proto/codec.js';
+import { WireFormatError } from '../proto/wire-error.js';
 
 /** Why a request failed, in domain terms. */
 export type FailureKind =

@@ -8,7 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { RobustRule, ServerOptimizerKind, ServerOptimizerOptions } from '../aggregators/index.js';
 import { defaultBasePath, defaultTokenizerPath, loraConfig, QUANT_MODES, type LoraConfig, type QuantMode } from '../model/index.js';
-import type { DeviceTraining } from '../proto/codec.js';
+import type { DeviceTraining } from '../model/device-training.js';
 
 /** How updates are protected by differential privacy. */
 export type DpMode = 'none' | 'central' | 'local' | 'distributed';

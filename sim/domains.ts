@@ -18,7 +18,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { defaultDataDir } from '../model/paths.js';
-import { seededRng } from '../model/rng.js';
+import { seededRng } from '../random/rng.js';
 
 /** The demo's domains, in a fixed order. */
 export const DOMAIN_NAMES = ['oz', 'shakespeare', 'moby-dick', 'sotu', 'brown'] as const;

@@ -5,7 +5,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { initBackend, LocalTrainer, LoraAdapter, mixReplay, openBase, sampleReplayPool, type LoraConfig } from '../model/index.js';
-import type { DeviceTraining } from '../proto/codec.js';
+import type { DeviceTraining } from '../model/device-training.js';
 
 /** What the parent passes to a training worker. */
 export interface TrainWorkerData {

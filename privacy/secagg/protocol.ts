@@ -10,7 +10,7 @@
  */
 import { createPrivateKey, createPublicKey, sign as cryptoSign, verify as cryptoVerify } from 'node:crypto';
 import nacl from 'tweetnacl';
-import type { Rng } from '../../model/rng.js';
+import type { Rng } from '../../random/rng.js';
 import { addMod32, boxKey, encodeFixed, expandMask, pairwiseSeed, x25519 } from './masking.js';
 import { combineShares, splitSecret, type Share } from './shamir.js';
 

@@ -3,7 +3,7 @@
  * 64-byte secret as one field element. Share x-coordinates are the holders' positive integer
  * ids; any `threshold` shares reconstruct, fewer reveal nothing.
  */
-import type { Rng } from '../../model/rng.js';
+import type { Rng } from '../../random/rng.js';
 
 /** The field's prime, 2^521 − 1 (a Mersenne prime). */
 export const SHAMIR_PRIME = (1n << 521n) - 1n;
