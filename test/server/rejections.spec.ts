@@ -120,6 +120,15 @@ describe('server: every bad input gets its status and leaves the global adapter 
     assert.equal(other.code, grpc.status.PERMISSION_DENIED);
   });
 
+  it('a signed WatchRounds replayed as a CheckIn is refused (signatures name their method)', async () => {
+    const d = await enroll();
+    const watch = { programId: 'oz', afterRound: 0 };
+    const captured = { ...watch, auth: authFor(`${M}/WatchRounds`, watch, d.deviceId, d.sign) };
+    const replayed = await statusOf(unaryCall((o, cb) => client.CheckIn({ programId: 'oz', adapterVersion: 0, auth: captured.auth }, o, cb), 5000));
+    assert.equal(replayed.code, grpc.status.UNAUTHENTICATED);
+    assert.match(replayed.details, /does not verify/);
+  });
+
   it('wrong round, wrong shape, NaN, over the clip norm, unknown encoding: the right status and sentence', async () => {
     const wrongRound = await sealedUpload(await enroll(), new Float32Array(n()), {}, 'oz.r9.a1');
     assert.equal(wrongRound.code, grpc.status.FAILED_PRECONDITION);
