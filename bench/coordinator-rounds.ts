@@ -30,7 +30,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import * as grpc from '@grpc/grpc-js';
 import nacl from 'tweetnacl';
-import { authFor, unaryCall, uploadUpdate } from '../client/index.js';
+import { authFor, enrollRequestFor, unaryCall, uploadUpdate } from '../client/index.js';
 import { defaultBasePath, defaultTokenizerPath } from '../model/index.js';
 import { seal } from '../privacy/box.js';
 import { encodeUpdate, loadProtos } from '../proto/index.js';
@@ -221,7 +221,7 @@ async function main(): Promise<void> {
   await pool(keys, CONCURRENCY, async (k, i) => {
     const client = clients[i % CHANNELS];
     const res = await unaryCall<EnrollResponse__Output>(
-      (o, cb) => client.Enroll({ programId: PID, enrolmentToken: TOKEN, signPublicKey: Buffer.from(k.sign.publicKey), boxPublicKey: Buffer.from(k.box.publicKey), label: `light-${i}` }, o, cb),
+      (o, cb) => client.Enroll(enrollRequestFor(PID, TOKEN, k.sign, k.box.publicKey, `light-${i}`), o, cb),
       60_000,
     );
     devices[i] = { id: res.deviceId, sign: k.sign, box: k.box, programKey: Uint8Array.from(res.programBoxPublicKey), client };

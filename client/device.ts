@@ -29,7 +29,8 @@ import type { RoundWork__Output } from '../proto/generated/fedtune/v1/RoundWork.
 import { loadProtos } from '../proto/load.js';
 import { downloadBlob } from './download-blob.js';
 import { loadIdentity, saveEnrolment, type DeviceIdentity } from './identity.js';
-import { authFor, sleep, unaryCall, withRetry, type RetryPolicy } from './rpc.js';
+import { authFor, enrollRequestFor, sleep, unaryCall, withRetry, type RetryPolicy } from './rpc.js';
+import type { EnrollRequest } from '../proto/generated/fedtune/v1/EnrollRequest.js';
 import { uploadUpdate } from './upload-update.js';
 import { MAX_MESSAGE_BYTES } from '../proto/limits.js';
 
@@ -155,8 +156,9 @@ export class Device {
       this.programKey = Uint8Array.from(Buffer.from(known.programBoxPublicKey, 'hex'));
       return this.deviceId;
     }
-    const req = { programId: this.o.programId, enrolmentToken: this.o.enrolmentToken, signPublicKey: Buffer.from(this.identity.sign.publicKey), boxPublicKey: Buffer.from(this.identity.box.publicKey), label: this.o.label ?? '' };
-    const res = await this.retry(() => unaryCall<EnrollResponse__Output>((o, cb) => this.client.Enroll(req, o, cb), this.deadline), signal);
+    // every attempt proves possession of the signing key afresh (a proof is used once)
+    const req = (): EnrollRequest => enrollRequestFor(this.o.programId, this.o.enrolmentToken, this.identity.sign, this.identity.box.publicKey, this.o.label ?? '');
+    const res = await this.retry(() => unaryCall<EnrollResponse__Output>((o, cb) => this.client.Enroll(req(), o, cb), this.deadline), signal);
     this.deviceId = res.deviceId;
     this.programKey = Uint8Array.from(res.programBoxPublicKey);
     saveEnrolment(this.o.dataDir, this.o.programId, { deviceId: res.deviceId, programBoxPublicKey: Buffer.from(res.programBoxPublicKey).toString('hex'), address: this.o.address });
@@ -165,7 +167,7 @@ export class Device {
   }
 
   private signed<T extends Record<string, unknown>>(method: string, req: T): T & { auth: ReturnType<typeof authFor> } {
-    return { ...req, auth: authFor(`${M}/${method}`, req, this.deviceId, this.identity.sign) };
+    return { ...req, auth: authFor(`${M}/${method}`, req, this.deviceId, this.identity.sign, { programId: this.o.programId }) };
   }
 
   /** The program's configuration. */

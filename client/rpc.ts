@@ -5,9 +5,10 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { randomInt } from 'node:crypto';
-import { signingPayload } from '../proto/signing.js';
+import { fullMethodName, signingPayload } from '../proto/signing.js';
 import type { Auth } from '../proto/generated/fedtune/v1/Auth.js';
-import { signRequest, type SignKeyPair } from '../privacy/sign.js';
+import type { EnrollRequest } from '../proto/generated/fedtune/v1/EnrollRequest.js';
+import { signEnrolment, signRequest, type SignKeyPair } from '../privacy/sign.js';
 
 /** Retry policy. */
 export interface RetryPolicy {
@@ -63,10 +64,41 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
-/** Sign a request for `method` ("fedtune.v1.Coordinator/X") as the device. */
-export function authFor(method: string, request: Record<string, unknown>, deviceId: string, keys: SignKeyPair): Auth {
-  const s = signRequest(deviceId, signingPayload(method, request), keys);
+/** Options of {@link authFor}. */
+export interface AuthOptions {
+  /** The program the signature binds; by default the request's own program_id (DownloadBlob has none: pass the device's). */
+  readonly programId?: string;
+  /** Signing time, ms since the epoch. Default now. */
+  readonly now?: number;
+  /** The nonce (16–64 bytes, lowercase hex). Default 16 fresh random bytes. */
+  readonly nonce?: string;
+}
+
+/**
+ * Sign a request for `method` ("fedtune.v1.Coordinator/X") as the device, by the contract's
+ * signing rule (proto/signing.ts); for UploadUpdate pass the header chunk `{ header }`.
+ */
+export function authFor(method: string, request: Record<string, unknown>, deviceId: string, keys: SignKeyPair, options: AuthOptions = {}): Auth {
+  const full = fullMethodName(method);
+  const header = request?.header as { programId?: unknown } | undefined;
+  const named = typeof request?.programId === 'string' ? request.programId : typeof header?.programId === 'string' ? header.programId : undefined;
+  const programId = options.programId ?? named;
+  if (typeof programId !== 'string') throw new TypeError(`authFor: ${full} names no program_id; pass options.programId (the device's program)`);
+  const s = signRequest({ method: full, programId }, deviceId, signingPayload(full, request), keys, options.now, options.nonce);
   return { deviceId, nonce: s.nonce, timestampMs: s.timestamp, signature: Buffer.from(s.signature) };
+}
+
+/** An EnrollRequest with its proof of possession of `sign` (fresh: sign a new one for every attempt). */
+export function enrollRequestFor(programId: string, enrolmentToken: string, sign: SignKeyPair, boxPublicKey: Uint8Array, label = '', now?: number): EnrollRequest {
+  const p = signEnrolment(programId, sign, boxPublicKey, now);
+  return {
+    programId,
+    enrolmentToken,
+    signPublicKey: Buffer.from(sign.publicKey),
+    boxPublicKey: Buffer.from(boxPublicKey),
+    label,
+    proof: { nonce: p.nonce, timestampMs: p.timestamp, signature: Buffer.from(p.signature) },
+  };
 }
 
 /** Promise form of a unary call with a deadline: `invoke(options, callback)` starts the call. */

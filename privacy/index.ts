@@ -12,3 +12,4 @@ export * from './compress.js';
 export * from './noise.js';
 export * from './secagg/index.js';
 export * from './sign.js';
+export * from './key-check.js';

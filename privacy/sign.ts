@@ -1,7 +1,10 @@
 /**
- * Request signing with Ed25519 (tweetnacl signs; node:crypto verifies, ~50× faster). A device signs (device id, nonce, timestamp,
- * SHA-256 of the request body); the coordinator verifies the signature, that the timestamp is
- * fresh and that the nonce was not seen before. Verification failures are values, not throws.
+ * Request signing with Ed25519 (tweetnacl signs; node:crypto verifies, ~50× faster). A device
+ * signs one string that names the RPC, the program, itself, a nonce, a timestamp and the SHA-256
+ * of the request's payload bytes (proto/signing.ts says which bytes); the coordinator verifies the
+ * signature, that the timestamp is fresh and that the nonce was not seen before. Enrolment carries
+ * a proof of possession of the signing key over its own string. Verification failures are
+ * values, not throws.
  */
 import { createHash, createPublicKey, verify as cryptoVerify, type KeyObject } from 'node:crypto';
 import nacl from 'tweetnacl';
@@ -9,22 +12,44 @@ import nacl from 'tweetnacl';
 /** DER prefix of an Ed25519 SubjectPublicKeyInfo; the raw 32-byte key follows. */
 const ED25519_SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
 
+/** The first field of every signed string: the contract's version. */
+export const SIGNING_DOMAIN = 'fedtune.v1';
+/** The method name an enrolment proof binds. */
+export const ENROLL_METHOD = '/fedtune.v1.Coordinator/Enroll';
+
 /** An Ed25519 key pair. */
 export interface SignKeyPair {
   readonly publicKey: Uint8Array;
   readonly secretKey: Uint8Array;
 }
 
+/** What a signature is about besides the payload: the RPC and the program it is for. */
+export interface SigningScope {
+  /** Full gRPC method name, e.g. "/fedtune.v1.Coordinator/CheckIn". */
+  readonly method: string;
+  readonly programId: string;
+}
+
 /** What a signed request carries besides its body. */
 export interface RequestSignature {
   readonly deviceId: string;
-  /** 16+ random bytes, hex; used once. */
+  /** 16–64 random bytes, hex; used once. */
   readonly nonce: string;
   /** Milliseconds since the epoch. */
   readonly timestamp: number;
   /** Ed25519 signature of {@link signedMessage}. */
   readonly signature: Uint8Array;
 }
+
+/** An enrolment's proof of possession of its signing key. */
+export interface EnrolmentProof {
+  readonly nonce: string;
+  readonly timestamp: number;
+  /** Ed25519 signature of {@link enrolmentMessage} by the key being enrolled. */
+  readonly signature: Uint8Array;
+}
+
+const NONCE = /^[0-9a-f]{32,128}$/;
 
 /** A fresh signing key pair, or one from a 32-byte seed. */
 export function signKeyPair(seed?: Uint8Array): SignKeyPair {
@@ -33,20 +58,48 @@ export function signKeyPair(seed?: Uint8Array): SignKeyPair {
   return nacl.sign.keyPair.fromSeed(seed);
 }
 
-/** The exact bytes signed: "fedtune.v1|deviceId|nonce|timestamp|sha256(body) in hex". */
-export function signedMessage(deviceId: string, nonce: string, timestamp: number, body: Uint8Array): Uint8Array {
-  const digest = createHash('sha256').update(body).digest('hex');
-  return new TextEncoder().encode(`fedtune.v1|${deviceId}|${nonce}|${timestamp}|${digest}`);
+/**
+ * The exact bytes signed, UTF-8 of
+ * "fedtune.v1|<method>|<program_id>|<device_id>|<nonce>|<timestamp_ms>|<hex sha256 of payload>".
+ */
+export function signedMessage(scope: SigningScope, deviceId: string, nonce: string, timestamp: number, payload: Uint8Array): Uint8Array {
+  const digest = createHash('sha256').update(payload).digest('hex');
+  return new TextEncoder().encode(`${SIGNING_DOMAIN}|${scope.method}|${scope.programId}|${deviceId}|${nonce}|${timestamp}|${digest}`);
 }
 
-/** Sign a request body as `deviceId`. */
-export function signRequest(deviceId: string, body: Uint8Array, keys: SignKeyPair, now = Date.now(), nonce = Buffer.from(nacl.randomBytes(16)).toString('hex')): RequestSignature {
+/**
+ * The exact bytes an enrolment proof signs, UTF-8 of
+ * "fedtune.v1|/fedtune.v1.Coordinator/Enroll|<program_id>|<hex sign key>|<hex box key>|<nonce>|<timestamp_ms>".
+ */
+export function enrolmentMessage(programId: string, signPublicKey: Uint8Array, boxPublicKey: Uint8Array, nonce: string, timestamp: number): Uint8Array {
+  const hex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
+  return new TextEncoder().encode(`${SIGNING_DOMAIN}|${ENROLL_METHOD}|${programId}|${hex(signPublicKey)}|${hex(boxPublicKey)}|${nonce}|${timestamp}`);
+}
+
+function checkSigning(fn: string, keys: SignKeyPair, now: number, nonce: string): void {
+  if (!NONCE.test(nonce)) throw new TypeError(`${fn}: nonce must be 16–64 bytes of lowercase hex`);
+  if (!Number.isSafeInteger(now) || now < 0) throw new RangeError(`${fn}: now must be a non-negative integer of milliseconds, got ${now}`);
+  if (!keys || !(keys.secretKey instanceof Uint8Array) || keys.secretKey.length !== nacl.sign.secretKeyLength) throw new TypeError(`${fn}: keys.secretKey must be a 64-byte Ed25519 secret key`);
+}
+
+const freshNonce = (): string => Buffer.from(nacl.randomBytes(16)).toString('hex');
+
+/** Sign a request's payload as `deviceId`, for one method of one program. */
+export function signRequest(scope: SigningScope, deviceId: string, payload: Uint8Array, keys: SignKeyPair, now = Date.now(), nonce = freshNonce()): RequestSignature {
+  if (!scope || typeof scope.method !== 'string' || !scope.method.startsWith('/') || typeof scope.programId !== 'string') throw new TypeError('signRequest: scope must name a full method ("/pkg.Service/Method") and a program id');
   if (typeof deviceId !== 'string' || deviceId === '' || deviceId.includes('|')) throw new TypeError('signRequest: deviceId must be a non-empty string without "|"');
-  if (!/^[0-9a-f]{32,128}$/.test(nonce)) throw new TypeError('signRequest: nonce must be 16–64 bytes of hex');
-  if (!Number.isSafeInteger(now) || now < 0) throw new RangeError(`signRequest: now must be a non-negative integer of milliseconds, got ${now}`);
-  if (!keys || !(keys.secretKey instanceof Uint8Array) || keys.secretKey.length !== nacl.sign.secretKeyLength) throw new TypeError('signRequest: keys.secretKey must be a 64-byte Ed25519 secret key');
-  const signature = nacl.sign.detached(signedMessage(deviceId, nonce, now, body), keys.secretKey);
+  if (!(payload instanceof Uint8Array)) throw new TypeError('signRequest: payload must be a Uint8Array');
+  checkSigning('signRequest', keys, now, nonce);
+  const signature = nacl.sign.detached(signedMessage(scope, deviceId, nonce, now, payload), keys.secretKey);
   return { deviceId, nonce, timestamp: now, signature };
+}
+
+/** Prove possession of `keys` for an enrolment in `programId` with box key `boxPublicKey`. */
+export function signEnrolment(programId: string, keys: SignKeyPair, boxPublicKey: Uint8Array, now = Date.now(), nonce = freshNonce()): EnrolmentProof {
+  if (typeof programId !== 'string') throw new TypeError('signEnrolment: programId must be a string');
+  if (!(boxPublicKey instanceof Uint8Array)) throw new TypeError('signEnrolment: boxPublicKey must be a Uint8Array');
+  checkSigning('signEnrolment', keys, now, nonce);
+  return { nonce, timestamp: now, signature: nacl.sign.detached(enrolmentMessage(programId, keys.publicKey, boxPublicKey, nonce, now), keys.secretKey) };
 }
 
 /** Why a request was refused, or 'ok'. */
@@ -58,13 +111,12 @@ export type VerifyResult = 'ok' | 'bad-signature' | 'stale' | 'replayed' | 'malf
  */
 export class RequestVerifier {
   private readonly seen = new Map<string, number>();
-
-  /** @param maxSkewMs how far a timestamp may be from now, either way (default 5 minutes). */
   /** Parsed public keys, so each device's key is decoded once (node:crypto verifies ~50× faster than pure JS). */
   private readonly keys = new Map<string, KeyObject>();
   private lastPrune = 0;
 
-  constructor(private readonly maxSkewMs = 5 * 60_000) {
+  /** @param maxSkewMs how far a timestamp may be from now, either way (default 5 minutes). */
+  constructor(readonly maxSkewMs = 5 * 60_000) {
     if (!(maxSkewMs > 0)) throw new RangeError(`RequestVerifier: maxSkewMs must be positive, got ${maxSkewMs}`);
   }
 
@@ -87,18 +139,31 @@ export class RequestVerifier {
     }
   }
 
-  /** Check a signed request from a device whose public key is `publicKey`. */
-  verify(sig: RequestSignature, body: Uint8Array, publicKey: Uint8Array, now = Date.now()): VerifyResult {
-    if (!(publicKey instanceof Uint8Array) || !(body instanceof Uint8Array)) throw new TypeError('RequestVerifier.verify: publicKey and body must be Uint8Arrays');
-    if (!sig || !(sig.signature instanceof Uint8Array) || sig.signature.length !== nacl.sign.signatureLength || publicKey.length !== nacl.sign.publicKeyLength) return 'malformed';
-    if (!/^[0-9a-f]{32,128}$/.test(sig.nonce) || !Number.isSafeInteger(sig.timestamp)) return 'malformed';
-    if (Math.abs(now - sig.timestamp) > this.maxSkewMs) return 'stale';
-    if (!this.ed25519Verify(signedMessage(sig.deviceId, sig.nonce, sig.timestamp, body), sig.signature, publicKey)) return 'bad-signature';
-    const key = `${sig.deviceId}|${sig.nonce}`;
-    if (this.seen.has(key)) return 'replayed';
+  /** Shape, freshness, signature, then the nonce (remembered under `replayKey` once all else holds). */
+  private check(message: () => Uint8Array, signature: Uint8Array, publicKey: Uint8Array, nonce: string, timestamp: number, replayKey: string, now: number): VerifyResult {
+    if (!(signature instanceof Uint8Array) || signature.length !== nacl.sign.signatureLength || publicKey.length !== nacl.sign.publicKeyLength) return 'malformed';
+    if (typeof nonce !== 'string' || !NONCE.test(nonce) || !Number.isSafeInteger(timestamp)) return 'malformed';
+    if (Math.abs(now - timestamp) > this.maxSkewMs) return 'stale';
+    if (!this.ed25519Verify(message(), signature, publicKey)) return 'bad-signature';
+    if (this.seen.has(replayKey)) return 'replayed';
     this.prune(now);
-    this.seen.set(key, sig.timestamp);
+    this.seen.set(replayKey, timestamp);
     return 'ok';
+  }
+
+  /** Check a signed request for `scope` from a device whose public key is `publicKey`. */
+  verify(sig: RequestSignature, scope: SigningScope, payload: Uint8Array, publicKey: Uint8Array, now = Date.now()): VerifyResult {
+    if (!(publicKey instanceof Uint8Array) || !(payload instanceof Uint8Array)) throw new TypeError('RequestVerifier.verify: publicKey and payload must be Uint8Arrays');
+    if (!sig || typeof sig.deviceId !== 'string') return 'malformed';
+    return this.check(() => signedMessage(scope, sig.deviceId, sig.nonce, sig.timestamp, payload), sig.signature, publicKey, sig.nonce, sig.timestamp, `req|${sig.deviceId}|${sig.nonce}`, now);
+  }
+
+  /** Check an enrolment's proof of possession of `signPublicKey`. */
+  verifyEnrolment(proof: EnrolmentProof, programId: string, signPublicKey: Uint8Array, boxPublicKey: Uint8Array, now = Date.now()): VerifyResult {
+    if (!(signPublicKey instanceof Uint8Array) || !(boxPublicKey instanceof Uint8Array)) throw new TypeError('RequestVerifier.verifyEnrolment: keys must be Uint8Arrays');
+    if (!proof) return 'malformed';
+    const key = `enrol|${Buffer.from(signPublicKey).toString('hex')}|${proof.nonce}`;
+    return this.check(() => enrolmentMessage(programId, signPublicKey, boxPublicKey, proof.nonce, proof.timestamp), proof.signature, signPublicKey, proof.nonce, proof.timestamp, key, now);
   }
 
   /** Forget nonces outside the freshness window (at most once a second: a scan costs O(remembered)). */

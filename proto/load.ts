@@ -2,6 +2,8 @@
  * Loading the wire contract: proto/fedtune.proto and proto/health.proto, parsed at run time by
  * @grpc/proto-loader with the options the generated types in proto/generated/ assume
  * (camelCase fields, 64-bit integers as numbers, enums as strings, defaults and oneof names).
+ * Requests of the Coordinator service keep their exact wire bytes beside the decoded object
+ * (proto/raw-request.ts).
  */
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -10,6 +12,7 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import type { ProtoGrpcType as FedtuneGrpc } from './generated/fedtune.js';
 import type { ProtoGrpcType as HealthGrpc } from './generated/health.js';
+import { keepRawRequests } from './raw-request.js';
 
 /** proto-loader options; `npm run proto:gen` uses the same ones for the types. */
 export const PROTO_OPTIONS: protoLoader.Options = Object.freeze({ keepCase: false, longs: Number, enums: String, defaults: true, oneofs: true });
@@ -32,6 +35,8 @@ export function loadProtos(): { definition: protoLoader.PackageDefinition; fedtu
   if (!cached) {
     const dir = protoDir();
     const definition = protoLoader.loadSync([join(dir, 'fedtune.proto'), join(dir, 'health.proto')], PROTO_OPTIONS);
+    // the coordinator's requests keep their wire bytes (the signing rule) and are checked against the schema
+    keepRawRequests(definition, 'fedtune.v1.Coordinator');
     const loaded = grpc.loadPackageDefinition(definition);
     cached = { definition, fedtune: loaded as unknown as FedtuneGrpc, health: loaded as unknown as HealthGrpc };
   }

@@ -9,6 +9,18 @@ import type { BlobChunk } from '../proto/generated/fedtune/v1/BlobChunk.js';
 import type { DownloadBlobRequest__Output } from '../proto/generated/fedtune/v1/DownloadBlobRequest.js';
 import { BlobStore, MAX_CHUNK_BYTES } from './blob-store.js';
 
+/** The smallest chunk the coordinator sends (a smaller max_chunk_bytes is raised to it): 64 KiB. */
+export const MIN_CHUNK_BYTES = 64 * 1024;
+
+/**
+ * The chunk size for a requested max_chunk_bytes: 0 = the default 1 MiB; values below 64 KiB are
+ * raised to 64 KiB and values above 1 MiB lowered to 1 MiB. Negative values are refused.
+ */
+export function chunkBytesFor(maxChunkBytes: number): number {
+  if (maxChunkBytes === 0) return MAX_CHUNK_BYTES;
+  return Math.min(MAX_CHUNK_BYTES, Math.max(MIN_CHUNK_BYTES, maxChunkBytes));
+}
+
 /** A refusal: the gRPC status and its sentence. */
 export interface Refusal {
   readonly code: grpc.status;
@@ -36,7 +48,8 @@ export function downloadBlobHandler(store: BlobStore, authorize: Authorize): grp
     if (!Number.isInteger(req.offset) || req.offset < 0 || req.offset > total) {
       return fail({ code: grpc.status.OUT_OF_RANGE, details: `offset ${req.offset} is outside the blob's ${total} bytes` });
     }
-    const chunkBytes = req.maxChunkBytes > 0 ? Math.min(req.maxChunkBytes, MAX_CHUNK_BYTES) : MAX_CHUNK_BYTES;
+    if (!Number.isInteger(req.maxChunkBytes) || req.maxChunkBytes < 0) return fail({ code: grpc.status.INVALID_ARGUMENT, details: `max_chunk_bytes must be ≥ 0 (0 = the default 1 MiB), got ${req.maxChunkBytes}` });
+    const chunkBytes = chunkBytesFor(req.maxChunkBytes);
     const chunks = store.readChunks(req.sha256, req.offset, chunkBytes);
     const pump = (): void => {
       try {

@@ -4,16 +4,18 @@
  * and the validation an update passes before it reaches a round: authentic ciphertext, the
  * right encoding and size, finite values, and an L2 norm within the round's clip bound.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { join } from 'node:path';
 import nacl from 'tweetnacl';
 import { adapterFlatFromTensors, cryptoRng, decodeAdapterFile, initialAdapterFlat, adapterTensorsFromFlat, encodeAdapterTensors, readBaseInfo, trainableRanges, unpackTrainable, type BaseInfo, type Rng } from '../model/index.js';
 import { clipToNorm, l2Norm } from '../privacy/clip.js';
 import { noiseStd } from '../privacy/noise.js';
 import { boxSharedKey, openWithSharedKey, BOX_NONCE_BYTES, BOX_OVERHEAD_BYTES, type BoxKeyPair } from '../privacy/box.js';
-import { RequestVerifier, type RequestSignature } from '../privacy/sign.js';
+import { RequestVerifier, type EnrolmentProof, type RequestSignature, type SigningScope, type VerifyResult } from '../privacy/sign.js';
+import { ed25519KeyProblem, x25519KeyProblem } from '../privacy/key-check.js';
 import { decodeMasked, decodeUpdate, encodedUpdateBytes, isUpdateEncoding, UPDATE_ENCODINGS, type UpdateEncoding } from '../proto/update-codec.js';
 import { BlobStore, type StoredBlob } from './blob-store.js';
+import { EnrolThrottle, type EnrolThrottleOptions } from './enrol-throttle.js';
 import { refuse } from './errors.js';
 import type { ProgramSpec } from './program-config.js';
 import { ProgramRunner } from './program-runner.js';
@@ -26,6 +28,8 @@ export interface CoordinatorOptions {
   readonly programs: readonly ProgramSpec[];
   /** How far a request's timestamp may be from the coordinator's clock. Default 5 minutes. */
   readonly maxClockSkewMs?: number;
+  /** Throttling of wrong enrolment tokens (per peer address and overall). */
+  readonly enrolThrottle?: EnrolThrottleOptions;
   /** Noise source for central DP. Default crypto randomness. */
   readonly rng?: Rng;
   /** Structured log sink. */
@@ -51,6 +55,17 @@ export interface ProgramState {
   readonly secAggBound: number;
 }
 
+/** An enrolment as a device asks for it. */
+export interface EnrolmentRequest {
+  readonly programId: string;
+  readonly token: string;
+  readonly signPublicKey: Uint8Array;
+  readonly boxPublicKey: Uint8Array;
+  readonly label: string;
+  /** Proof of possession of the signing key; null when the request carries none. */
+  readonly proof: EnrolmentProof | null;
+}
+
 /** Coordinates every configured program. Call start() to open rounds and close() to stop. */
 export class Coordinator {
   readonly store: Store;
@@ -63,11 +78,15 @@ export class Coordinator {
   private readonly sharedKeys = new Map<string, Uint8Array>();
   /** Requests signed before this start are refused: nonces seen before a restart are not remembered. */
   private readonly startedMs = Date.now();
+  private readonly enrolThrottle: EnrolThrottle;
+  /** What an enrolment token for an unknown program is compared with (so both refusals take one path). */
+  private readonly decoyToken = randomBytes(24).toString('hex');
 
   constructor(private readonly o: CoordinatorOptions) {
     if (!o || typeof o.dataDir !== 'string' || o.dataDir === '') throw new TypeError('Coordinator: options.dataDir must be a folder path');
     if (!Array.isArray(o.programs) || o.programs.length === 0) throw new RangeError('Coordinator: options.programs must list at least one program');
     this.verifier = new RequestVerifier(o.maxClockSkewMs ?? 5 * 60_000);
+    this.enrolThrottle = new EnrolThrottle(o.enrolThrottle);
     this.blobs = new BlobStore(join(o.dataDir, 'blobs'));
     this.store = new Store(join(o.dataDir, 'coordinator.sqlite'));
     try {
@@ -161,24 +180,62 @@ export class Coordinator {
     return [...this.programs.keys()];
   }
 
-  /** Enrol a device with the program's token and its public keys. */
-  enroll(programId: string, token: string, signPublicKey: Uint8Array, boxPublicKey: Uint8Array, label: string): { deviceId: string; programBoxPublicKey: Uint8Array } {
-    const p = this.program(programId);
-    if (signPublicKey.length !== nacl.sign.publicKeyLength) refuse('invalid-argument', `sign_public_key must be ${nacl.sign.publicKeyLength} bytes (Ed25519), got ${signPublicKey.length}`);
-    if (boxPublicKey.length !== nacl.box.publicKeyLength) refuse('invalid-argument', `box_public_key must be ${nacl.box.publicKeyLength} bytes (X25519), got ${boxPublicKey.length}`);
-    if (label.length > 200) refuse('invalid-argument', `label must be at most 200 characters, got ${label.length}`);
-    if (!timingSafeEqualString(token, p.spec.enrolmentToken)) refuse('permission-denied', `the enrolment token for program "${programId}" is wrong`);
-    const d = this.store.enrollDevice({ id: `dev-${randomBytes(12).toString('hex')}`, programId, signPublicKey, boxPublicKey, label });
-    if (!bytesEqual(d.boxPublicKey, boxPublicKey)) refuse('already-exists', 'this signing key is enrolled with another box key');
-    this.o.log?.('device enrolled', { program: programId, device: d.id, label });
+  /**
+   * Enrol a device: the program's token, usable public keys, and a fresh, unused proof that the
+   * caller holds the signing key. An unknown program and a wrong token get the same refusal by
+   * the same path; wrong tokens are throttled per peer address (`peer`) and overall.
+   */
+  enroll(r: EnrolmentRequest, peer = 'local', now = Date.now()): { deviceId: string; programBoxPublicKey: Uint8Array } {
+    if (r.signPublicKey.length !== nacl.sign.publicKeyLength) refuse('invalid-argument', `sign_public_key must be ${nacl.sign.publicKeyLength} bytes (Ed25519), got ${r.signPublicKey.length}`);
+    if (r.boxPublicKey.length !== nacl.box.publicKeyLength) refuse('invalid-argument', `box_public_key must be ${nacl.box.publicKeyLength} bytes (X25519), got ${r.boxPublicKey.length}`);
+    if (r.label.length > 200) refuse('invalid-argument', `label must be at most 200 characters, got ${r.label.length}`);
+    const wait = this.enrolThrottle.waitMs(peer, now);
+    if (wait > 0) refuse('resource-exhausted', `too many wrong enrolment tokens from this address or overall; retry in ${Math.ceil(wait / 1000)} s`);
+    const p = this.programs.get(r.programId);
+    const tokenOk = sameSecret(r.token, p ? p.spec.enrolmentToken : this.decoyToken);
+    if (!p || !tokenOk) {
+      this.enrolThrottle.fail(peer, now);
+      refuse('permission-denied', 'the program id or the enrolment token is wrong');
+    }
+    const signProblem = ed25519KeyProblem(r.signPublicKey);
+    if (signProblem) refuse('invalid-argument', `sign_public_key is not a usable Ed25519 key: ${signProblem}`);
+    const boxProblem = x25519KeyProblem(r.boxPublicKey);
+    if (boxProblem) refuse('invalid-argument', `box_public_key is not a usable X25519 key: ${boxProblem}`);
+    if (!r.proof) refuse('unauthenticated', 'the enrolment carries no proof of possession of sign_public_key (EnrollRequest.proof); see CONTRACT.md');
+    this.refuseUnfresh(r.proof.timestamp, now);
+    const v = this.verifier.verifyEnrolment(r.proof, r.programId, r.signPublicKey, r.boxPublicKey, now);
+    if (v !== 'ok') refuse('unauthenticated', this.why(v, 'the enrolment proof', 'sign_public_key', r.proof.timestamp, now));
+    const d = this.store.enrollDevice({ id: `dev-${randomBytes(12).toString('hex')}`, programId: p.spec.id, signPublicKey: r.signPublicKey, boxPublicKey: r.boxPublicKey, label: r.label });
+    if (!bytesEqual(d.boxPublicKey, r.boxPublicKey)) refuse('already-exists', 'this signing key is enrolled with another box key');
+    this.o.log?.('device enrolled', { program: p.spec.id, device: d.id, label: r.label });
     return { deviceId: d.id, programBoxPublicKey: p.keys.publicKey };
   }
 
+  /** UNAUTHENTICATED for a timestamp outside the clock skew, or (within it) from before this coordinator started. */
+  private refuseUnfresh(timestamp: number, now: number): void {
+    if (!Number.isSafeInteger(timestamp)) refuse('unauthenticated', `the timestamp ${timestamp} is not a safe integer of milliseconds`);
+    const off = Math.abs(now - timestamp);
+    if (off > this.verifier.maxSkewMs) refuse('unauthenticated', this.why('stale', 'the request', '', timestamp, now));
+    // nonces seen before a restart are not remembered: refuse what was signed before it
+    if (timestamp < this.startedMs - 1000) refuse('unauthenticated', 'the request was signed before the coordinator (re)started, so its nonce cannot be checked; sign it again');
+  }
+
+  private why(v: Exclude<VerifyResult, 'ok'>, what: string, key: string, timestamp: number, now: number): string {
+    return {
+      malformed: `${what}'s signature or nonce is malformed (nonce: 16–64 bytes of lowercase hex; signature: 64 bytes)`,
+      'bad-signature': `${what}'s signature does not verify for ${key}`,
+      stale: `the request timestamp is ${Math.round(Math.abs(now - timestamp) / 1000)} s from the coordinator's clock (at most ${Math.round(this.verifier.maxSkewMs / 1000)} s allowed); check the device's clock`,
+      replayed: `${what} was already received (replayed nonce); sign it again with a new nonce`,
+    }[v];
+  }
+
   /**
-   * Authenticate a signed request: the device exists, the signature covers `payload`, the
-   * timestamp is fresh and the nonce new. Returns the device; UNAUTHENTICATED otherwise.
+   * Authenticate a signed request for `scope` (the full method name, and the program the request
+   * names; for DownloadBlob, which names none, the device's own): the device exists, the signature
+   * covers `payload`, the timestamp is fresh and the nonce new. Returns the device;
+   * UNAUTHENTICATED otherwise.
    */
-  authenticate(sig: RequestSignature | null | undefined, payload: Uint8Array, now = Date.now()): StoredDevice {
+  authenticate(sig: RequestSignature | null | undefined, scope: { method: string; programId?: string }, payload: Uint8Array, now = Date.now()): StoredDevice {
     if (!sig || !sig.deviceId) refuse('unauthenticated', 'the request is not signed (auth is missing)');
     let device = this.devices.get(sig.deviceId);
     if (!device) {
@@ -186,16 +243,11 @@ export class Coordinator {
       if (!device) refuse('unauthenticated', `unknown device "${sig.deviceId}"; enrol first`);
       this.devices.set(device.id, device);
     }
-    if (sig.timestamp < this.startedMs - 1000) refuse('unauthenticated', 'the request was signed before the coordinator (re)started; sign it again');
-    const v = this.verifier.verify(sig, payload, device.signPublicKey, now);
+    this.refuseUnfresh(sig.timestamp, now);
+    const full: SigningScope = { method: scope.method, programId: scope.programId ?? device.programId };
+    const v = this.verifier.verify(sig, full, payload, device.signPublicKey, now);
     if (v === 'ok') return device;
-    const why = {
-      malformed: 'the request signature or nonce is malformed',
-      'bad-signature': `the signature does not verify for device ${device.id}`,
-      stale: `the request timestamp is ${Math.round(Math.abs(now - sig.timestamp) / 1000)} s from the coordinator's clock`,
-      replayed: 'this request was already received (replayed nonce)',
-    }[v];
-    return refuse('unauthenticated', why);
+    return refuse('unauthenticated', v === 'bad-signature' ? `the signature does not verify for device ${device.id} (it must cover this method, program and payload)` : this.why(v, 'this request', '', sig.timestamp, now));
   }
 
   /** The program a device belongs to, checked against the one it names. */
@@ -260,8 +312,8 @@ function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && a.every((v, i) => v === b[i]);
 }
 
-function timingSafeEqualString(a: string, b: string): boolean {
-  const x = Buffer.from(a, 'utf8');
-  const y = Buffer.from(b, 'utf8');
-  return x.length === y.length && nacl.verify(new Uint8Array(x), new Uint8Array(y));
+/** Constant-time comparison of two secrets of any lengths (their SHA-256 digests are compared). */
+function sameSecret(a: string, b: string): boolean {
+  const h = (x: string): Buffer => createHash('sha256').update(x, 'utf8').digest();
+  return timingSafeEqual(h(a), h(b));
 }

@@ -1,7 +1,8 @@
 /**
  * The fedtune.v1.Coordinator gRPC handlers over a {@link Coordinator}. Every handler answers
- * exactly once — a response, or one status from `toStatus()` with a sentence — and
- * authenticates signed requests over the payload `signingPayload()` defines.
+ * exactly once — a response, or one status from `toStatus()` with a sentence. Every request is
+ * first held to its wire-type check (proto/raw-request.ts); signed requests are authenticated over
+ * the bytes they arrived as, as proto/signing.ts defines.
  */
 import { createHash } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
@@ -12,7 +13,8 @@ import type { RoundEvent } from '../proto/generated/fedtune/v1/RoundEvent.js';
 import type { UpdateHeader__Output } from '../proto/generated/fedtune/v1/UpdateHeader.js';
 import { bytesFromWire } from '../proto/wire-error.js';
 import { loraConfigToWire, trainingToWire } from '../proto/config-codec.js';
-import { signingPayload } from '../proto/signing.js';
+import { signingPayloadFromWire } from '../proto/signing.js';
+import { rawRequestBytes, requireWellFormed } from '../proto/raw-request.js';
 import { loadProtos } from '../proto/load.js';
 import type { RequestSignature } from '../privacy/sign.js';
 import { downloadBlobHandler } from './blob-service.js';
@@ -20,6 +22,7 @@ import { secAggStage } from './secagg-service.js';
 import { MAX_CHUNK_BYTES } from './blob-store.js';
 import type { Coordinator, ProgramState } from './coordinator.js';
 import { CoordinatorError, refuse, toStatus } from './errors.js';
+import { peerHost } from './enrol-throttle.js';
 import type { RoundEventRecord } from './program-runner.js';
 import type { StoredDevice } from './store.js';
 
@@ -30,9 +33,18 @@ function signatureOf(auth: Auth__Output | null | undefined): RequestSignature | 
   return { deviceId: auth.deviceId, nonce: auth.nonce, timestamp: auth.timestampMs, signature: bytesFromWire(auth.signature) };
 }
 
-/** Authenticate a unary/server-stream request by its method's signing payload. */
-function authenticate(c: Coordinator, method: string, request: { auth?: Auth__Output | null } & object): StoredDevice {
-  return c.authenticate(signatureOf(request.auth), signingPayload(`${SERVICE}/${method}`, request as Record<string, unknown>));
+/** The full method name a signature binds. */
+const fullMethod = (method: string): string => `/${SERVICE}/${method}`;
+
+/**
+ * Authenticate a request (for UploadUpdate: its header chunk) by the bytes it arrived as, for
+ * `method` and the program it names (DownloadBlob names none: the device's own).
+ */
+function authenticate(c: Coordinator, method: string, request: object, auth: Auth__Output | null | undefined, programId?: string): StoredDevice {
+  requireWellFormed(request);
+  const raw = rawRequestBytes(request);
+  if (!raw) throw new Error(`${method}: the request's wire bytes were not kept (proto/raw-request.ts)`);
+  return c.authenticate(signatureOf(auth), { method: fullMethod(method), programId }, signingPayloadFromWire(fullMethod(method), raw));
 }
 
 /** The size of a request message on the wire (protobuf), for traffic accounting. */
@@ -50,12 +62,13 @@ function blobRef(sha256: string, size: number, format: string): { sha256: string
   return { sha256, sizeBytes: size, format };
 }
 
-/** Unary handler: run `fn`, answer once with its value or its status. */
-function unary<Req, Res>(fn: (req: Req) => Res): grpc.handleUnaryCall<Req, Res> {
+/** Unary handler: check the request's wire types, run `fn`, answer once with its value or its status. */
+function unary<Req extends object, Res>(fn: (req: Req, call: grpc.ServerUnaryCall<Req, Res>) => Res): grpc.handleUnaryCall<Req, Res> {
   return (call, callback) => {
     let res: Res;
     try {
-      res = fn(call.request);
+      requireWellFormed(call.request);
+      res = fn(call.request, call);
     } catch (e) {
       return callback(toStatus(e));
     }
@@ -66,13 +79,17 @@ function unary<Req, Res>(fn: (req: Req) => Res): grpc.handleUnaryCall<Req, Res> 
 /** The handlers of the Coordinator service. */
 export function coordinatorHandlers(c: Coordinator): CoordinatorHandlers {
   return {
-    Enroll: unary((req) => {
-      const r = c.enroll(req.programId, req.enrolmentToken, bytesFromWire(req.signPublicKey), bytesFromWire(req.boxPublicKey), req.label);
+    Enroll: unary((req, call) => {
+      const proof = req.proof ? { nonce: req.proof.nonce, timestamp: req.proof.timestampMs, signature: bytesFromWire(req.proof.signature) } : null;
+      const r = c.enroll(
+        { programId: req.programId, token: req.enrolmentToken, signPublicKey: bytesFromWire(req.signPublicKey), boxPublicKey: bytesFromWire(req.boxPublicKey), label: req.label, proof },
+        peerHost(call.getPeer()),
+      );
       return { deviceId: r.deviceId, programBoxPublicKey: Buffer.from(r.programBoxPublicKey) };
     }),
 
     GetProgram: unary((req) => {
-      const device = authenticate(c, 'GetProgram', req);
+      const device = authenticate(c, 'GetProgram', req, req.auth, req.programId);
       const p = c.programOf(device, req.programId);
       const v = p.runner.latestVersion;
       return {
@@ -92,7 +109,7 @@ export function coordinatorHandlers(c: Coordinator): CoordinatorHandlers {
 
     DownloadBlob: downloadBlobHandler(c.blobs, (req) => {
       try {
-        c.authorizeBlob(authenticate(c, 'DownloadBlob', req), req.sha256);
+        c.authorizeBlob(authenticate(c, 'DownloadBlob', req, req.auth), req.sha256);
         return null;
       } catch (e) {
         return toStatus(e);
@@ -100,8 +117,12 @@ export function coordinatorHandlers(c: Coordinator): CoordinatorHandlers {
     }),
 
     CheckIn: unary((req) => {
-      const device = authenticate(c, 'CheckIn', req);
+      const device = authenticate(c, 'CheckIn', req, req.auth, req.programId);
       const p = c.programOf(device, req.programId);
+      // the version the device holds: 0 = none yet (it starts from version 0, the initial adapter)
+      const latest = p.runner.latestVersion.version;
+      if (!Number.isSafeInteger(req.adapterVersion) || req.adapterVersion < 0) refuse('invalid-argument', `adapter_version must be a version number ≥ 0, got ${req.adapterVersion}`);
+      if (req.adapterVersion > latest) refuse('invalid-argument', `adapter_version ${req.adapterVersion} is newer than the latest version ${latest} of program "${p.spec.id}"`);
       const w = p.runner.checkIn(device.id);
       if ('retryAfterMs' in w) return { later: { retryAfterMs: w.retryAfterMs, reason: w.reason, programComplete: w.programComplete } };
       return {
@@ -134,10 +155,11 @@ export function coordinatorHandlers(c: Coordinator): CoordinatorHandlers {
       call.on('data', (chunk: { header?: UpdateHeader__Output | null; data?: Buffer | null; part?: string }) => {
         if (answered) return;
         try {
+          requireWellFormed(chunk);
           if (chunk.part === 'header' && chunk.header) {
             if (header) refuse('invalid-argument', 'the update stream carries a second header');
             header = chunk.header;
-            device = c.authenticate(signatureOf(header.auth), signingPayload(`${SERVICE}/UploadUpdate`, { header }));
+            device = authenticate(c, 'UploadUpdate', chunk, header.auth, header.programId);
             program = c.programOf(device, header.programId);
             program.runner.expectUpload(device.id, header.roundId);
             const expected = c.sealedBytes(program, header.encoding);
@@ -175,7 +197,7 @@ export function coordinatorHandlers(c: Coordinator): CoordinatorHandlers {
     },
 
     SecAgg: unary((req) => {
-      const device = authenticate(c, 'SecAgg', req);
+      const device = authenticate(c, 'SecAgg', req, req.auth, req.programId);
       return secAggStage(c.programOf(device, req.programId), device, req, requestBytes('SecAgg', req));
     }),
 
@@ -190,7 +212,7 @@ export function coordinatorHandlers(c: Coordinator): CoordinatorHandlers {
         else call.end();
       };
       try {
-        const device = authenticate(c, 'WatchRounds', call.request);
+        const device = authenticate(c, 'WatchRounds', call.request, call.request.auth, call.request.programId);
         const p = c.programOf(device, call.request.programId);
         const queue: RoundEvent[] = [];
         let waiting = false;

@@ -12,6 +12,7 @@ import type { DownloadBlobRequest as _fedtune_v1_DownloadBlobRequest, DownloadBl
 import type { DpConfig as _fedtune_v1_DpConfig, DpConfig__Output as _fedtune_v1_DpConfig__Output } from './fedtune/v1/DpConfig.js';
 import type { EnrollRequest as _fedtune_v1_EnrollRequest, EnrollRequest__Output as _fedtune_v1_EnrollRequest__Output } from './fedtune/v1/EnrollRequest.js';
 import type { EnrollResponse as _fedtune_v1_EnrollResponse, EnrollResponse__Output as _fedtune_v1_EnrollResponse__Output } from './fedtune/v1/EnrollResponse.js';
+import type { EnrolmentProof as _fedtune_v1_EnrolmentProof, EnrolmentProof__Output as _fedtune_v1_EnrolmentProof__Output } from './fedtune/v1/EnrolmentProof.js';
 import type { GetProgramRequest as _fedtune_v1_GetProgramRequest, GetProgramRequest__Output as _fedtune_v1_GetProgramRequest__Output } from './fedtune/v1/GetProgramRequest.js';
 import type { LoraConfig as _fedtune_v1_LoraConfig, LoraConfig__Output as _fedtune_v1_LoraConfig__Output } from './fedtune/v1/LoraConfig.js';
 import type { ProgramConfig as _fedtune_v1_ProgramConfig, ProgramConfig__Output as _fedtune_v1_ProgramConfig__Output } from './fedtune/v1/ProgramConfig.js';
@@ -53,6 +54,7 @@ export interface ProtoGrpcType {
       DpConfig: MessageTypeDefinition<_fedtune_v1_DpConfig, _fedtune_v1_DpConfig__Output>
       EnrollRequest: MessageTypeDefinition<_fedtune_v1_EnrollRequest, _fedtune_v1_EnrollRequest__Output>
       EnrollResponse: MessageTypeDefinition<_fedtune_v1_EnrollResponse, _fedtune_v1_EnrollResponse__Output>
+      EnrolmentProof: MessageTypeDefinition<_fedtune_v1_EnrolmentProof, _fedtune_v1_EnrolmentProof__Output>
       GetProgramRequest: MessageTypeDefinition<_fedtune_v1_GetProgramRequest, _fedtune_v1_GetProgramRequest__Output>
       LoraConfig: MessageTypeDefinition<_fedtune_v1_LoraConfig, _fedtune_v1_LoraConfig__Output>
       ProgramConfig: MessageTypeDefinition<_fedtune_v1_ProgramConfig, _fedtune_v1_ProgramConfig__Output>

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import nacl from 'tweetnacl';
-import { authFor, unaryCall } from '../../client/index.js';
+import { authFor, enrollRequestFor, unaryCall } from '../../client/index.js';
 import { seal } from '../../privacy/box.js';
 import { encodeUpdate, loadProtos, MAX_CHUNK_BYTES } from '../../proto/index.js';
 import type { CoordinatorClient } from '../../proto/generated/fedtune/v1/Coordinator.js';
@@ -64,7 +64,7 @@ describe('server: every bad input gets its status and leaves the global adapter 
   const enroll = async (programId = 'oz', token = TOKEN): Promise<Raw> => {
     const sign = nacl.sign.keyPair();
     const box = nacl.box.keyPair();
-    const res = await unaryCall<EnrollResponse__Output>((o, cb) => client.Enroll({ programId, enrolmentToken: token, signPublicKey: Buffer.from(sign.publicKey), boxPublicKey: Buffer.from(box.publicKey) }, o, cb), 5000);
+    const res = await unaryCall<EnrollResponse__Output>((o, cb) => client.Enroll(enrollRequestFor(programId, token, sign, box.publicKey), o, cb), 5000);
     return { deviceId: res.deviceId, sign, box, programKey: Uint8Array.from(res.programBoxPublicKey) };
   };
   const checkIn = (d: Raw, programId = 'oz', keys = d.sign): Promise<CheckInResponse__Output> => {
@@ -89,10 +89,11 @@ describe('server: every bad input gets its status and leaves the global adapter 
   const n = (): number => running.coordinator.program('oz').updateLength;
 
   it('enrolment: wrong token, unknown program, bad key sizes', async () => {
-    assert.equal((await statusOf(enroll('oz', 'not-the-token'))).code, grpc.status.PERMISSION_DENIED);
+    const wrong = await statusOf(enroll('oz', 'not-the-token'));
+    assert.equal(wrong.code, grpc.status.PERMISSION_DENIED);
     const unknown = await statusOf(enroll('nope'));
-    assert.equal(unknown.code, grpc.status.NOT_FOUND);
-    assert.match(unknown.details, /no program "nope"/);
+    assert.deepEqual(unknown, wrong, 'an unknown program and a wrong token are answered alike');
+    assert.match(unknown.details, /program id or the enrolment token is wrong/);
     const bad = await statusOf(unaryCall((o, cb) => client.Enroll({ programId: 'oz', enrolmentToken: TOKEN, signPublicKey: Buffer.alloc(5), boxPublicKey: Buffer.alloc(32) }, o, cb), 5000));
     assert.equal(bad.code, grpc.status.INVALID_ARGUMENT);
     assert.match(bad.details, /sign_public_key must be 32 bytes/);

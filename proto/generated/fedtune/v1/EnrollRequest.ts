@@ -1,5 +1,6 @@
 // Original file: proto/fedtune.proto
 
+import type { EnrolmentProof as _fedtune_v1_EnrolmentProof, EnrolmentProof__Output as _fedtune_v1_EnrolmentProof__Output } from '../../fedtune/v1/EnrolmentProof.js';
 
 export interface EnrollRequest {
   'programId'?: (string);
@@ -13,6 +14,10 @@ export interface EnrollRequest {
    */
   'boxPublicKey'?: (Buffer | Uint8Array | string);
   'label'?: (string);
+  /**
+   * Proof that the caller holds the secret key of sign_public_key (see CONTRACT.md, "Enrolment").
+   */
+  'proof'?: (_fedtune_v1_EnrolmentProof | null);
 }
 
 export interface EnrollRequest__Output {
@@ -27,4 +32,8 @@ export interface EnrollRequest__Output {
    */
   'boxPublicKey': (Buffer);
   'label': (string);
+  /**
+   * Proof that the caller holds the secret key of sign_public_key (see CONTRACT.md, "Enrolment").
+   */
+  'proof': (_fedtune_v1_EnrolmentProof__Output | null);
 }
