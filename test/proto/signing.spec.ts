@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { authFor } from '../../client/index.js';
 import { signedMessage, signEnrolment, enrolmentMessage, signKeyPair, signRequest } from '../../privacy/index.js';
-import { loadProtos, signingPayload, signingPayloadFromWire, WireFormatError } from '../../proto/index.js';
+import { loadProtos, protoDir, signingPayload, signingPayloadFromWire, WireFormatError } from '../../proto/index.js';
 import { lastLengthDelimited, scanFields, withoutField } from '../../proto/wire-scan.js';
 import { wireChecker } from '../../proto/wire-check.js';
 
@@ -46,6 +48,13 @@ describe('proto/signing: the signing rule', () => {
     const box = Buffer.from(V.box, 'hex');
     assert.equal(new TextDecoder().decode(enrolmentMessage('oz', keys.publicKey, box, V.nonce, V.timestampMs)), V.enrolSigned);
     assert.equal(hex(signEnrolment('oz', keys, box, V.timestampMs, V.nonce).signature), V.enrolSignature);
+  });
+
+  it('proto/CONTRACT.md and fedtune.proto state the rule and these very vectors', () => {
+    const doc = readFileSync(join(protoDir(), 'CONTRACT.md'), 'utf8');
+    for (const v of [V.publicKey, V.payload, V.signed, V.signature, V.wire, V.box, V.enrolSignature]) assert.ok(doc.includes(v), `CONTRACT.md lacks ${v.slice(0, 40)}…`);
+    const proto = readFileSync(join(protoDir(), 'fedtune.proto'), 'utf8');
+    assert.ok(proto.includes('"fedtune.v1|<full method>|<program_id>|<device_id>|<nonce>|<timestamp_ms>|<hex sha256 of payload>"'));
   });
 
   it('the payload is what is sent: an explicit default is signed as sent, and auth never counts', () => {

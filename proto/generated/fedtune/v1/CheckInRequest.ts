@@ -7,7 +7,8 @@ export interface CheckInRequest {
   'auth'?: (_fedtune_v1_Auth | null);
   'programId'?: (string);
   /**
-   * The adapter version the device holds.
+   * The global adapter version the device holds (0 = the initial adapter, or none yet). A
+   * version newer than the program's latest is INVALID_ARGUMENT.
    */
   'adapterVersion'?: (number | string | Long);
 }
@@ -16,7 +17,8 @@ export interface CheckInRequest__Output {
   'auth': (_fedtune_v1_Auth__Output | null);
   'programId': (string);
   /**
-   * The adapter version the device holds.
+   * The global adapter version the device holds (0 = the initial adapter, or none yet). A
+   * version newer than the program's latest is INVALID_ARGUMENT.
    */
   'adapterVersion': (number);
 }

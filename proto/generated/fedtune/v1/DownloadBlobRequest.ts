@@ -7,11 +7,12 @@ export interface DownloadBlobRequest {
   'auth'?: (_fedtune_v1_Auth | null);
   'sha256'?: (string);
   /**
-   * Resume from this byte.
+   * Resume from this byte (0 = from the start).
    */
   'offset'?: (number | string | Long);
   /**
-   * Largest chunk the device wants (the coordinator caps it at 1 MiB).
+   * Largest chunk the device wants: 0 = the default 1 MiB; below 64 KiB counts as 64 KiB, above
+   * 1 MiB as 1 MiB; negative is INVALID_ARGUMENT.
    */
   'maxChunkBytes'?: (number);
 }
@@ -20,11 +21,12 @@ export interface DownloadBlobRequest__Output {
   'auth': (_fedtune_v1_Auth__Output | null);
   'sha256': (string);
   /**
-   * Resume from this byte.
+   * Resume from this byte (0 = from the start).
    */
   'offset': (number);
   /**
-   * Largest chunk the device wants (the coordinator caps it at 1 MiB).
+   * Largest chunk the device wants: 0 = the default 1 MiB; below 64 KiB counts as 64 KiB, above
+   * 1 MiB as 1 MiB; negative is INVALID_ARGUMENT.
    */
   'maxChunkBytes': (number);
 }

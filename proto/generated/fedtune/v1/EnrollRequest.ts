@@ -6,11 +6,12 @@ export interface EnrollRequest {
   'programId'?: (string);
   'enrolmentToken'?: (string);
   /**
-   * Ed25519 public key (32 bytes) that signs this device's requests.
+   * Ed25519 public key (32 bytes) that signs this device's requests: a canonical point of the
+   * prime-order subgroup (all zeros and other small-order keys are INVALID_ARGUMENT).
    */
   'signPublicKey'?: (Buffer | Uint8Array | string);
   /**
-   * X25519 public key (32 bytes) for messages to the device.
+   * X25519 public key (32 bytes): the device's side of the update seal (not of small order).
    */
   'boxPublicKey'?: (Buffer | Uint8Array | string);
   'label'?: (string);
@@ -24,11 +25,12 @@ export interface EnrollRequest__Output {
   'programId': (string);
   'enrolmentToken': (string);
   /**
-   * Ed25519 public key (32 bytes) that signs this device's requests.
+   * Ed25519 public key (32 bytes) that signs this device's requests: a canonical point of the
+   * prime-order subgroup (all zeros and other small-order keys are INVALID_ARGUMENT).
    */
   'signPublicKey': (Buffer);
   /**
-   * X25519 public key (32 bytes) for messages to the device.
+   * X25519 public key (32 bytes): the device's side of the update seal (not of small order).
    */
   'boxPublicKey': (Buffer);
   'label': (string);

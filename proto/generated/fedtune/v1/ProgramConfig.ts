@@ -14,7 +14,8 @@ export interface ProgramConfig {
   'dp'?: (_fedtune_v1_DpConfig | null);
   'programBoxPublicKey'?: (Buffer | Uint8Array | string);
   /**
-   * The global adapter now, and its blob.
+   * The global adapter now, and its blob (a safetensors file; its header gives the tensor shapes
+   * and so the update length: this config carries no model dimensions, see CONTRACT.md).
    */
   'adapterVersion'?: (number | string | Long);
   'adapter'?: (_fedtune_v1_BlobRef | null);
@@ -37,7 +38,8 @@ export interface ProgramConfig__Output {
   'dp': (_fedtune_v1_DpConfig__Output | null);
   'programBoxPublicKey': (Buffer);
   /**
-   * The global adapter now, and its blob.
+   * The global adapter now, and its blob (a safetensors file; its header gives the tensor shapes
+   * and so the update length: this config carries no model dimensions, see CONTRACT.md).
    */
   'adapterVersion': (number);
   'adapter': (_fedtune_v1_BlobRef__Output | null);

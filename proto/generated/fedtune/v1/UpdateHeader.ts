@@ -8,16 +8,17 @@ export interface UpdateHeader {
   'programId'?: (string);
   'roundId'?: (string);
   /**
-   * Examples (token windows) trained on: the FedAvg weight.
+   * Examples (token windows) trained on: the FedAvg weight, in [1, training.steps × batch_size].
    */
   'numExamples'?: (number | string | Long);
   /**
-   * Size and SHA-256 of the sealed payload that follows in data chunks.
+   * Size and SHA-256 (lowercase hex) of the sealed payload that follows in data chunks:
+   * payload_bytes = 40 + the plaintext's size (24-byte nonce + 16-byte box tag; CONTRACT.md).
    */
   'payloadBytes'?: (number | string | Long);
   'payloadSha256'?: (string);
   /**
-   * How the plaintext update is encoded, e.g. "f32", "q8", "q4", "topk".
+   * How the plaintext update is encoded: RoundWork.encoding ("f32", "q8", "q4", or "masked").
    */
   'encoding'?: (string);
   /**
@@ -31,16 +32,17 @@ export interface UpdateHeader__Output {
   'programId': (string);
   'roundId': (string);
   /**
-   * Examples (token windows) trained on: the FedAvg weight.
+   * Examples (token windows) trained on: the FedAvg weight, in [1, training.steps × batch_size].
    */
   'numExamples': (number);
   /**
-   * Size and SHA-256 of the sealed payload that follows in data chunks.
+   * Size and SHA-256 (lowercase hex) of the sealed payload that follows in data chunks:
+   * payload_bytes = 40 + the plaintext's size (24-byte nonce + 16-byte box tag; CONTRACT.md).
    */
   'payloadBytes': (number);
   'payloadSha256': (string);
   /**
-   * How the plaintext update is encoded, e.g. "f32", "q8", "q4", "topk".
+   * How the plaintext update is encoded: RoundWork.encoding ("f32", "q8", "q4", or "masked").
    */
   'encoding': (string);
   /**
