@@ -47,8 +47,10 @@ function authenticate(c: Coordinator, method: string, request: object, auth: Aut
   return c.authenticate(signatureOf(auth), { method: fullMethod(method), programId }, signingPayloadFromWire(fullMethod(method), raw));
 }
 
-/** The size of a request message on the wire (protobuf), for traffic accounting. */
+/** The size of a request message on the wire (protobuf), for traffic accounting: the bytes it arrived as. */
 function requestBytes(method: string, request: object): number {
+  const raw = rawRequestBytes(request);
+  if (raw) return raw.length;
   const svc = loadProtos().definition[SERVICE] as unknown as Record<string, { requestSerialize(v: unknown): Buffer }>;
   return svc[method].requestSerialize(request).length;
 }
