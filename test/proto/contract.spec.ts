@@ -30,7 +30,7 @@ describe('proto: the contract as a standard proto3 client sees it', function () 
       port: 0,
       enrolThrottle: { perPeer: 4, global: 1000, windowMs: 60_000 },
       programs: [smallProgram('oz', { cohortSize: 50, minUpdates: 50 }), smallProgram('quick', { cohortSize: 2, minUpdates: 2 })],
-    } as Parameters<typeof startCoordinator>[0]);
+    });
     v4 = new RawClient(`127.0.0.1:${running.port}`);
     v6 = new RawClient(`[::1]:${running.port}`);
   });
