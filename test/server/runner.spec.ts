@@ -238,6 +238,24 @@ describe('server: safe aggregates and an honest population', () => {
       c.close();
     }
   });
+
+  it('a round the budget refuses only because few devices are enrolled waits for enrolments, then runs', async () => {
+    // one round at q = 1 costs ≈ 4.73 > 3; at the declared population (q = 0.2) it costs far less
+    const c = coordinator({ cohortSize: 2, minUpdates: 2, dp: { mode: 'central', clipNorm: 0.5, noiseMultiplier: 1, population: 10, epsilonBudget: 3 } });
+    try {
+      c.start();
+      const [a] = enrol(c, 1);
+      const waiting = c.program('p').runner.checkIn(a);
+      assert.ok('reason' in waiting && !waiting.programComplete, JSON.stringify(waiting));
+      assert.match(waiting.reason, /waiting for more of the declared 10 devices to enrol/);
+      const opened = nextEvent(c, (e) => e.state === 'OPEN');
+      enrol(c, 9, 'late');
+      assert.equal((await opened).roundNumber, 1);
+      assert.ok('roundId' in c.program('p').runner.checkIn(a));
+    } finally {
+      c.close();
+    }
+  });
 });
 
 describe('server: program config defaults that do not surprise', () => {
