@@ -2,13 +2,17 @@
  * One program's rounds as an explicit state machine, with its events as an rxjs Observable:
  *
  *   idle ──open──▶ OPEN ──enough updates / all answered / deadline──▶ AGGREGATING ──▶ COMPLETED ─▶ next round
- *                    └──────── fewer than minUpdates at close ────────▶ FAILED ─(retryDelayMs)─▶ same round, next attempt
+ *    │               └── fewer than minUpdates or minContributors at close ──▶ FAILED ─(retryDelayMs)─▶ same round, next attempt
+ *    │                   AGGREGATING ── aggregate fails or may not be published ──▶ FAILED (the old version stays)
+ *    └── the privacy budget refuses the round ──▶ FAILED, program done (or waits while fewer devices than declared are enrolled)
  *
  * Devices are selected as they check in (up to ceil(cohortSize × overSelect) per round); the
  * round closes as soon as cohortSize updates arrive, when every selected device has answered
- * and the selection is full, or at the deadline. Aggregation is the program's Strategy over the
- * validated deltas; the new adapter's blob is written, then the version and the round's
- * completion are committed in one transaction, and only then is the event published.
+ * and the selection is full, or at the deadline. The parts it drives: PrivacyBudget (ledger,
+ * ε, admission), RoundPlanner (each round's strategy and what devices are asked), the publish
+ * check (round-plan.ts). The new adapter's blob is written, then the version and the round's
+ * completion (with the strategy's metrics) are committed in one transaction, and only then is
+ * the event published.
  */
 import { Observable, Subject, concat, defer, from } from 'rxjs';
 import { filter } from 'rxjs/operators';
@@ -24,46 +28,10 @@ import { publishRefusal, RoundPlanner } from './round-plan.js';
 import { SecAggRound, type SecAggOutcome } from './secagg-round.js';
 import type { ProgramSpec } from './program-config.js';
 import type { LedgerEntry, Store, StoredRound, StoredVersion } from './store.js';
+import { eventOf, type ComeBack, type RoundEventRecord, type WorkOrder } from './round-events.js';
 import { expandUpdate, type UpdateLayout } from './update-intake.js';
 
-/** Lifecycle states of a round (the wire's RoundState without the prefix). */
-export type RoundStateName = 'OPEN' | 'AGGREGATING' | 'COMPLETED' | 'FAILED';
-
-/** One round event, as WatchRounds sends it. */
-export interface RoundEventRecord {
-  readonly programId: string;
-  readonly roundNumber: number;
-  readonly roundId: string;
-  readonly state: RoundStateName;
-  readonly adapterVersion: number;
-  readonly updatesReceived: number;
-  readonly epsilonSpent: number;
-  readonly message: string;
-  readonly timeUnixMs: number;
-  readonly clipNorm: number;
-  readonly noiseMultiplier: number;
-  readonly bytesReceived: number;
-  readonly devicesSelected: number;
-  readonly devicesFailed: number;
-}
-
-/** Work handed to a device. */
-export interface WorkOrder {
-  readonly roundId: string;
-  readonly adapterVersion: number;
-  readonly adapterSha256: string;
-  readonly adapterBytes: number;
-  readonly clipNorm: number;
-  readonly deviceNoiseStd: number;
-  readonly deadlineUnixMs: number;
-}
-
-/** No work now: when to ask again, and whether the program has finished. */
-export interface ComeBack {
-  readonly retryAfterMs: number;
-  readonly reason: string;
-  readonly programComplete: boolean;
-}
+export type { ComeBack, RoundEventRecord, RoundStateName, WorkOrder } from './round-events.js';
 
 interface OpenRound {
   readonly number: number;
@@ -146,7 +114,7 @@ export class ProgramRunner {
     const lastClip = store.rounds(spec.id).filter((x) => x.state === 'completed').pop()?.clipNorm;
     this.planner = new RoundPlanner(spec, d.baseConfig, d.rng, lastClip);
     this.budget = new PrivacyBudget(spec, store);
-    for (const r of store.rounds(spec.id)) if (r.state !== 'open') this.history.push(this.eventOf(r, r.state === 'completed' ? 'COMPLETED' : 'FAILED'));
+    for (const r of store.rounds(spec.id)) if (r.state !== 'open') this.history.push(eventOf(r, r.state === 'completed' ? 'COMPLETED' : 'FAILED'));
   }
 
   /** ε spent so far at the program's δ (0 without DP). */
@@ -220,7 +188,7 @@ export class ProgramRunner {
     if (refusal) {
       this.exhausted = refusal.reason;
       this.d.log?.('budget exhausted', { program: spec.id, round: number, budget: spec.dp.epsilonBudget });
-      this.publish(this.eventOf(this.record(this.newRound(number, 0, `${spec.id}.r${number}.budget`, now, now), 'failed', this.exhausted), 'FAILED'));
+      this.publish(eventOf(this.record(this.newRound(number, 0, `${spec.id}.r${number}.budget`, now, now), 'failed', this.exhausted), 'FAILED'));
       this.subject.complete();
       return;
     }
@@ -232,7 +200,7 @@ export class ProgramRunner {
       round.secagg = new SecAggRound(round.id, wanted, spec.minUpdates, this.d.layout.updateLength, this.d.secAggBound, spec.secagg, this.d.signKeyOf, (o) => this.secAggFinished(round, o));
     }
     round.timer = setTimeout(() => this.close('the deadline passed'), spec.roundDeadlineMs);
-    this.publish(this.eventOf(this.record(round, 'open', `round ${number} open (attempt ${attempt})`), 'OPEN'));
+    this.publish(eventOf(this.record(round, 'open', `round ${number} open (attempt ${attempt})`), 'OPEN'));
     this.d.log?.('round open', { program: spec.id, round: number, attempt, roundId: round.id });
   }
 
@@ -329,17 +297,17 @@ export class ProgramRunner {
     const contributors = r.contributors ?? r.results.length;
     const short =
       contributors < spec.minUpdates
-        ? `${contributors} update(s) by the close (${why}), fewer than the minimum ${spec.minUpdates}`
+        ? `fewer than the minimum ${spec.minUpdates}`
         : contributors < spec.minContributors
-          ? `${contributors} update(s) by the close (${why}): ${publishRefusal(this.global, contributors, spec.minContributors)}`
+          ? `fewer than minContributors ${spec.minContributors} (one device's update is never published as the adapter)`
           : undefined;
-    if (short) return this.fail(r, `round ${r.number} failed: ${short}; retrying`);
+    if (short) return this.fail(r, `round ${r.number} failed: ${contributors} update(s) by the close (${why}), ${short}; retrying`);
     this.aggregating = true;
     if (r.acc) r.results.push({ deviceId: `fedavg-mean:${r.acc.count}`, update: r.acc.mean(), numExamples: r.acc.weight });
     // the spend is durable before any aggregate exists: a crash can only over-count
     const entry = this.budget.charge(r.id, r.number, contributors);
     if (entry) this.d.hooks?.afterLedger?.(entry);
-    this.publish(this.eventOf(this.record(r, 'open', `aggregating ${contributors} update(s) (${why})`), 'AGGREGATING'));
+    this.publish(eventOf(this.record(r, 'open', `aggregating ${contributors} update(s) (${why})`), 'AGGREGATING'));
     try {
       const agg = r.strategy.aggregate(r.number, this.global, r.results, r.failures);
       const refusal = publishRefusal(agg.global, contributors, spec.minContributors);
@@ -355,7 +323,7 @@ export class ProgramRunner {
       this.completed += 1;
       this.round = undefined;
       this.aggregating = false;
-      this.publish(this.eventOf(rec, 'COMPLETED'));
+      this.publish(eventOf(rec, 'COMPLETED'));
       this.d.log?.('round completed', { program: spec.id, round: r.number, version, updates: contributors, bytes: r.bytes, epsilon: this.epsilonSpent() });
       if (this.done) this.subject.complete();
       else setImmediate(() => this.open(1));
@@ -372,7 +340,7 @@ export class ProgramRunner {
     const rec = this.record(r, 'failed', message);
     this.d.store.failRound(rec);
     this.round = undefined;
-    this.publish(this.eventOf(rec, 'FAILED'));
+    this.publish(eventOf(rec, 'FAILED'));
     this.d.log?.('round failed', { program: spec.id, round: r.number, attempt: r.attempt, updates: rec.updates, reason: message });
     this.retryTimer = setTimeout(() => this.open(r.attempt + 1), spec.retryDelayMs);
   }
@@ -440,25 +408,6 @@ export class ProgramRunner {
       openedMs: r.openedMs,
       closedMs: state === 'open' ? 0 : Date.now(),
       metrics: {},
-    };
-  }
-
-  private eventOf(r: StoredRound, state: RoundStateName): RoundEventRecord {
-    return {
-      programId: r.programId,
-      roundNumber: r.roundNumber,
-      roundId: r.roundId,
-      state,
-      adapterVersion: r.adapterVersion,
-      updatesReceived: r.updates,
-      epsilonSpent: r.epsilonSpent,
-      message: r.message,
-      timeUnixMs: r.closedMs || Date.now(),
-      clipNorm: r.clipNorm,
-      noiseMultiplier: r.noiseMultiplier,
-      bytesReceived: r.bytesReceived,
-      devicesSelected: r.selected,
-      devicesFailed: r.failed,
     };
   }
 
