@@ -17,7 +17,7 @@ export type DpMode = 'none' | 'central' | 'local' | 'distributed';
 export interface ProgramDp {
   /** Default 'none'. */
   readonly mode: DpMode;
-  /** L2 bound C on every device's update; 0 = no bound (only allowed with mode 'none'). Default 0. */
+  /** L2 bound C devices clip their update to; 0 = none told to devices (only with mode 'none'; updates are still bounded by maxUpdateNorm). Default 0. */
   readonly clipNorm: number;
   /** Noise multiplier z: noise std z·C on the sum. Default 0 (must be > 0 unless mode is 'none'). */
   readonly noiseMultiplier: number;
