@@ -6,7 +6,7 @@
  * LoRA keeps training from factors of the scale it started with.
  */
 import { exactDeltaW, type LoraFactors } from './lora-exact.js';
-import type { Aggregate, ClientFailure, ClientResult, RoundPlan, Strategy } from './strategy.js';
+import { plainRoundPlan, type Aggregate, type ClientFailure, type ClientResult, type RoundPlan, type Strategy } from './strategy.js';
 
 /** Where one adapted matrix's Aᵀ [in, r] and Bᵀ [r, out] sit in the flat vector. */
 export interface LoraSegment {
@@ -33,7 +33,7 @@ export class ExactDeltaWStrategy implements Strategy {
   }
 
   configureRound(round: number): RoundPlan {
-    return { round };
+    return plainRoundPlan(round);
   }
 
   aggregate(round: number, global: Float32Array, results: readonly ClientResult[], failures: readonly ClientFailure[]): Aggregate {

@@ -4,8 +4,9 @@
  * being copied into each (after Flower's strategy design). Vectors are flat adapter values
  * (LoraAdapter.toFlat()); updates are deltas (local − global).
  */
-import { nextGaussian, type Rng } from '../random/rng.js';
+import type { Rng } from '../random/rng.js';
 import { clipToNorm } from '../privacy/clip.js';
+import { addGaussianNoise } from '../privacy/noise.js';
 import { FedAvgAccumulator } from './fedavg.js';
 import { bulyan, coordinateMedian, krum, multiKrum, trimmedMean } from './robust.js';
 import { ServerOptimizer, type ServerOptimizerOptions } from './server-optimizers.js';
@@ -25,11 +26,18 @@ export interface ClientFailure {
   readonly reason: string;
 }
 
-/** What a strategy asks of the devices in a round. */
+/** What a strategy asks of the devices in a round (the DP wrappers set both; plain strategies ask for neither). */
 export interface RoundPlan {
   readonly round: number;
-  /** L2 bound devices clip their update to, if the strategy needs one. */
-  readonly clipNorm?: number;
+  /** L2 bound C devices clip their update to; 0 = none. */
+  readonly clipNorm: number;
+  /** Standard deviation of the Gaussian noise each device adds to its clipped update; 0 = none. */
+  readonly deviceNoiseStd: number;
+}
+
+/** The plan of a strategy that asks devices for nothing. */
+export function plainRoundPlan(round: number): RoundPlan {
+  return { round, clipNorm: 0, deviceNoiseStd: 0 };
 }
 
 /** The outcome of aggregating a round. */
@@ -56,7 +64,7 @@ export class FedAvgStrategy implements Strategy {
   }
 
   configureRound(round: number): RoundPlan {
-    return { round };
+    return plainRoundPlan(round);
   }
 
   aggregate(round: number, global: Float32Array, results: readonly ClientResult[], failures: readonly ClientFailure[]): Aggregate {
@@ -118,7 +126,7 @@ export class CentralDpStrategy implements Strategy {
   }
 
   configureRound(round: number): RoundPlan {
-    return { ...this.inner.configureRound(round), clipNorm: this.dp.clipNorm };
+    return { ...this.inner.configureRound(round), clipNorm: this.dp.clipNorm, deviceNoiseStd: 0 };
   }
 
   aggregate(round: number, global: Float32Array, results: readonly ClientResult[], failures: readonly ClientFailure[]): Aggregate {
@@ -132,10 +140,38 @@ export class CentralDpStrategy implements Strategy {
       if (cl.clipped) clipped++;
       acc.add(cl.update, 1);
     }
-    const sum = acc.weightedSum();
     const std = z * c;
-    const mean = Float32Array.from(sum, (v) => (v + (std > 0 ? std * nextGaussian(rng) : 0)) / m);
+    const mean = Float32Array.from(addGaussianNoise(acc.weightedSum(), std, rng), (v) => v / m);
     const out = this.inner.aggregate(round, global, [{ deviceId: 'central-dp', update: mean, numExamples: 1 }], failures);
     return { global: out.global, metrics: { ...out.metrics, results: results.length, clippedByServer: clipped, noiseStdOnMean: std / m } };
+  }
+}
+
+/** Device-side DP settings: the clip C each device applies and the std of the noise it adds. */
+export interface DeviceDpOptions {
+  readonly clipNorm: number;
+  readonly deviceNoiseStd: number;
+}
+
+/**
+ * Wrap a strategy with device-side clipping (and noise, for local or distributed DP), as
+ * Flower's client-side fixed-clipping wrappers do: the round plan tells every device C and its
+ * noise std; the coordinator checks the bound on arrival, so aggregation is the inner strategy's.
+ */
+export class DeviceDpStrategy implements Strategy {
+  constructor(
+    private readonly inner: Strategy,
+    private readonly dp: DeviceDpOptions,
+  ) {
+    if (!(dp.clipNorm > 0) || !Number.isFinite(dp.clipNorm)) throw new RangeError(`DeviceDpStrategy: clipNorm must be a positive number, got ${dp.clipNorm}`);
+    if (!(dp.deviceNoiseStd >= 0) || !Number.isFinite(dp.deviceNoiseStd)) throw new RangeError(`DeviceDpStrategy: deviceNoiseStd must be a finite number ≥ 0, got ${dp.deviceNoiseStd}`);
+  }
+
+  configureRound(round: number): RoundPlan {
+    return { ...this.inner.configureRound(round), clipNorm: this.dp.clipNorm, deviceNoiseStd: this.dp.deviceNoiseStd };
+  }
+
+  aggregate(round: number, global: Float32Array, results: readonly ClientResult[], failures: readonly ClientFailure[]): Aggregate {
+    return this.inner.aggregate(round, global, results, failures);
   }
 }

@@ -12,6 +12,20 @@ export interface Clipped {
   readonly clipped: boolean;
 }
 
+/**
+ * The clip tolerances, in one place. `CLIP_UNDERSHOOT`: clipToNorm scales a little under C so
+ * float32 rounding cannot leave the result above it. `CLIP_ACCEPT_TOLERANCE`: a receiver accepts
+ * a norm up to C·(1 + this) plus the update's own quantization slack (see {@link withinClip}).
+ */
+export const CLIP_UNDERSHOOT = 1e-6;
+/** See {@link CLIP_UNDERSHOOT}. */
+export const CLIP_ACCEPT_TOLERANCE = 1e-5;
+
+/** True if an update of L2 norm `norm` honours clip bound `c`, allowing its quantization `slack` (0 for float32). */
+export function withinClip(norm: number, c: number, slack = 0): boolean {
+  return Number.isFinite(norm) && norm <= c * (1 + CLIP_ACCEPT_TOLERANCE) + slack;
+}
+
 /** L2 norm, accumulated in float64. */
 export function l2Norm(x: Float32Array): number {
   let s = 0;
@@ -27,6 +41,6 @@ export function clipToNorm(update: Float32Array, c: number): Clipped {
   if (!Number.isFinite(norm)) throw new RangeError('clipToNorm: update holds non-finite values');
   if (norm <= c) return { update: Float32Array.from(update), norm, clipped: false };
   // scale a little under C so float32 rounding cannot leave the result above it
-  const f = (c / norm) * (1 - 1e-6);
+  const f = (c / norm) * (1 - CLIP_UNDERSHOOT);
   return { update: Float32Array.from(update, (v) => v * f), norm, clipped: true };
 }

@@ -7,19 +7,19 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { join } from 'node:path';
 import nacl from 'tweetnacl';
-import { adapterFlatFromTensors, cryptoRng, decodeAdapterFile, initialAdapterFlat, adapterTensorsFromFlat, encodeAdapterTensors, readBaseInfo, trainableRanges, unpackTrainable, type BaseInfo, type Rng } from '../model/index.js';
-import { clipToNorm, l2Norm } from '../privacy/clip.js';
+import { adapterFlatFromTensors, cryptoRng, decodeAdapterFile, initialAdapterFlat, adapterTensorsFromFlat, encodeAdapterTensors, readBaseInfo, type BaseInfo, type Rng } from '../model/index.js';
 import { noiseStd } from '../privacy/noise.js';
-import { boxSharedKey, openWithSharedKey, BOX_NONCE_BYTES, BOX_OVERHEAD_BYTES, type BoxKeyPair } from '../privacy/box.js';
+import { boxSharedKey, BOX_NONCE_BYTES, BOX_OVERHEAD_BYTES, type BoxKeyPair } from '../privacy/box.js';
 import { RequestVerifier, type EnrolmentProof, type RequestSignature, type SigningScope, type VerifyResult } from '../privacy/sign.js';
 import { ed25519KeyProblem, x25519KeyProblem } from '../privacy/key-check.js';
-import { decodeMasked, decodeUpdate, encodedUpdateBytes, isUpdateEncoding, UPDATE_ENCODINGS, type UpdateEncoding } from '../proto/update-codec.js';
+import { decodeMasked, encodedUpdateBytes, isUpdateEncoding, UPDATE_ENCODINGS, type UpdateEncoding } from '../proto/update-codec.js';
 import { BlobStore, type StoredBlob } from './blob-store.js';
 import { EnrolThrottle, type EnrolThrottleOptions } from './enrol-throttle.js';
 import { refuse } from './errors.js';
 import type { ProgramSpec } from './program-config.js';
-import { ProgramRunner } from './program-runner.js';
+import { ProgramRunner, type RunnerHooks } from './program-runner.js';
 import { Store, type StoredDevice } from './store.js';
+import { checkNumExamples, intakeUpdate, openSealedUpdate, updateBound, updateLayout, type UpdateLayout } from './update-intake.js';
 
 /** Options of a {@link Coordinator}. */
 export interface CoordinatorOptions {
@@ -34,6 +34,8 @@ export interface CoordinatorOptions {
   readonly rng?: Rng;
   /** Structured log sink. */
   readonly log?: (msg: string, fields?: Record<string, unknown>) => void;
+  /** Observers of every program's round steps (see RunnerHooks); none by default. */
+  readonly runnerHooks?: RunnerHooks;
 }
 
 /** A program as the coordinator holds it. */
@@ -43,11 +45,11 @@ export interface ProgramState {
   readonly tokenizer?: StoredBlob;
   readonly keys: BoxKeyPair;
   readonly runner: ProgramRunner;
-  /** Values in an update: the whole adapter, or only its B blocks under FFA-LoRA. */
+  /** Where an update's values go in the flat adapter. */
+  readonly layout: UpdateLayout;
+  /** Values in an update: the whole adapter, or only its B blocks under FFA-LoRA (layout.updateLength). */
   readonly updateLength: number;
-  /** Where an update's values go in the flat adapter (see trainableRanges). */
-  readonly ranges: readonly [number, number][];
-  /** Values in the flat adapter. */
+  /** Values in the flat adapter (layout.flatLength). */
   readonly flatLength: number;
   /** The plaintext encoding devices use: the program's compression, or "masked" under SecAgg. */
   readonly encoding: UpdateEncoding;
@@ -100,6 +102,7 @@ export class Coordinator {
   private register(spec: ProgramSpec): ProgramState {
     const info = readBaseInfo(spec.basePath);
     const baseBlob = this.blobs.putFile(spec.basePath);
+    if (info.format === 'llama2c' && !spec.tokenizerPath) throw new RangeError(`program "${spec.id}": its llama2.c base needs a tokenizer file`);
     const tokenizer = info.format === 'llama2c' ? this.blobs.putFile(spec.tokenizerPath) : undefined;
     const loraJson = JSON.stringify(spec.lora);
     let stored = this.store.program(spec.id);
@@ -121,7 +124,7 @@ export class Coordinator {
     if (!bytes || createHash('sha256').update(bytes).digest('hex') !== latest.sha256) throw new Error(`program "${spec.id}": adapter version ${latest.version}'s blob ${latest.sha256} is missing or damaged in ${this.blobs.dir}`);
     const { tensors } = decodeAdapterFile(bytes, `adapter version ${latest.version}`);
     const global = adapterFlatFromTensors(info.config, spec.lora, tensors);
-    const trainable = trainableRanges(info.config, spec.lora);
+    const layout = updateLayout(info.config, spec.lora);
     // values are clamped to C plus six standard deviations of the device's own noise share
     const secAggBound = spec.dp.clipNorm + (spec.dp.mode === 'distributed' ? 6 * noiseStd('distributed', spec.dp.noiseMultiplier, spec.dp.clipNorm, spec.cohortSize) : 0);
     const runner = new ProgramRunner({
@@ -134,8 +137,8 @@ export class Coordinator {
       global,
       rng: this.o.rng ?? cryptoRng(),
       log: this.o.log,
-      updateLength: trainable.length,
-      expand: (packed) => (trainable.length === global.length ? packed : unpackTrainable(packed, trainable.ranges, global.length)),
+      hooks: this.o.runnerHooks,
+      layout,
       signKeyOf: (deviceId) => {
         const d = this.store.device(deviceId);
         if (!d) throw new Error(`unknown device ${deviceId}`);
@@ -143,7 +146,7 @@ export class Coordinator {
       },
     });
     const encoding: UpdateEncoding = spec.secagg ? 'masked' : spec.compression === 'none' ? 'f32' : spec.compression;
-    return { spec, base: { ...info, blob: baseBlob }, tokenizer, keys: { publicKey: stored.boxPublicKey, secretKey: stored.boxSecretKey }, runner, updateLength: trainable.length, ranges: trainable.ranges, flatLength: global.length, encoding, secAggBound };
+    return { spec, base: { ...info, blob: baseBlob }, tokenizer, keys: { publicKey: stored.boxPublicKey, secretKey: stored.boxSecretKey }, runner, layout, updateLength: layout.updateLength, flatLength: layout.flatLength, encoding, secAggBound };
   }
 
   private readBlob(sha256: string): Uint8Array {
@@ -272,34 +275,22 @@ export class Coordinator {
   }
 
   /**
-   * Decrypt and validate an update; on success it joins the round. Any rejection also marks the
-   * device failed for the round, and leaves the global adapter unchanged.
+   * Decrypt and validate an update (server/update-intake.ts); on success it joins the round
+   * (the runner checks, as it commits, that the device may upload to it). Any rejection also
+   * marks the device failed for the round, and leaves the global adapter unchanged.
    */
   acceptUpdate(device: StoredDevice, p: ProgramState, roundId: string, encoding: string, numExamples: number, sealed: Uint8Array, unclipped = true): void {
     const runner = p.runner;
-    runner.expectUpload(device.id, roundId);
     try {
       let shared = this.sharedKeys.get(device.id);
       if (!shared) {
         shared = boxSharedKey(device.boxPublicKey, p.keys);
         this.sharedKeys.set(device.id, shared);
       }
-      const plain = openWithSharedKey(sealed, shared);
-      if (!plain) refuse('invalid-argument', 'the update could not be decrypted: it is not sealed by this device to the program key, or was altered');
+      const plain = openSealedUpdate(sealed, shared);
       if (encoding === 'masked') return runner.acceptMasked(device.id, roundId, decodeMasked(plain, p.updateLength), sealed.length);
-      const decoded = decodeUpdate(encoding, plain, p.updateLength);
-      let update = decoded.update;
-      for (let i = 0; i < update.length; i++) if (!Number.isFinite(update[i])) refuse('invalid-argument', `the update holds a non-finite value (${update[i]}) at index ${i}`);
-      const c = runner.roundClipNorm(roundId);
-      if (c > 0) {
-        // a quantized update may sit past C by its rounding (slack, from its own scales); bring it back to C
-        const norm = l2Norm(update);
-        if (norm > c * (1 + 1e-5) + decoded.slack) refuse('invalid-argument', `the update's L2 norm ${norm.toPrecision(6)} exceeds the round's clip norm ${c}`);
-        if (norm > c) update = clipToNorm(update, c).update;
-      }
-      if (p.updateLength !== p.flatLength) update = unpackTrainable(update, p.ranges, p.flatLength);
-      const maxExamples = (p.spec.training.steps ?? 1) * (p.spec.training.batchSize ?? 1);
-      if (!Number.isSafeInteger(numExamples) || numExamples < 1 || numExamples > maxExamples) refuse('invalid-argument', `num_examples must be an integer in [1, ${maxExamples}] (steps × batch), got ${numExamples}`);
+      const { update } = intakeUpdate(encoding, plain, p.layout, updateBound(runner.roundClipNorm(roundId), p.spec.maxUpdateNorm, p.layout));
+      checkNumExamples(numExamples, p.spec.training);
       runner.submit(device.id, roundId, update, numExamples, sealed.length, unclipped);
     } catch (e) {
       runner.reject(device.id, roundId, (e as Error).message);

@@ -15,3 +15,6 @@ export * from './start.js';
 export * from './store.js';
 export * from './secagg-round.js';
 export * from './secagg-service.js';
+export * from './privacy-budget.js';
+export * from './round-plan.js';
+export * from './update-intake.js';

@@ -7,7 +7,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { RobustRule, ServerOptimizerKind, ServerOptimizerOptions } from '../aggregators/index.js';
-import { defaultBasePath, defaultTokenizerPath, loraConfig, QUANT_MODES, type LoraConfig, type QuantMode } from '../model/index.js';
+import { baseFormat, loraConfig, QUANT_MODES, type LoraConfig, type QuantMode } from '../model/index.js';
 import type { DeviceTraining } from '../model/device-training.js';
 
 /** How updates are protected by differential privacy. */
@@ -17,7 +17,7 @@ export type DpMode = 'none' | 'central' | 'local' | 'distributed';
 export interface ProgramDp {
   /** Default 'none'. */
   readonly mode: DpMode;
-  /** L2 bound C on every device's update; 0 = no bound (only allowed with mode 'none'). Default 0. */
+  /** L2 bound C devices clip their update to; 0 = none told to devices (only with mode 'none'; updates are still bounded by maxUpdateNorm). Default 0. */
   readonly clipNorm: number;
   /** Noise multiplier z: noise std z·C on the sum. Default 0 (must be > 0 unless mode is 'none'). */
   readonly noiseMultiplier: number;
@@ -25,7 +25,11 @@ export interface ProgramDp {
   readonly delta: number;
   /** The program may spend at most this ε; a round that would exceed it is not started. Default Infinity (no budget). */
   readonly epsilonBudget: number;
-  /** Users the cohort is drawn from (q = cohortSize / population). Default 0: the devices enrolled when the round runs. */
+  /**
+   * Users the cohort is drawn from, as the operator declares it. Required when mode is not
+   * 'none' (0 otherwise). The accountant uses q = min(1, cohortSize / min(population, devices
+   * enrolled)): enrolments can raise q (fewer real devices than declared), never lower it.
+   */
   readonly population: number;
   /**
    * Adaptive clipping (Andrew et al. 2021): C starts at `clipNorm` and follows the
@@ -41,9 +45,9 @@ export interface ProgramDp {
 export interface ProgramSpec {
   /** 1–64 of [A-Za-z0-9._-]. */
   readonly id: string;
-  /** Base model file (llama2.c .bin or .gguf). Default: the shared stories260K. */
+  /** Base model file (llama2.c .bin or .gguf). Required. */
   readonly basePath: string;
-  /** Tokenizer for a llama2.c base. Default: the shared tok512.bin (ignored for GGUF). */
+  /** Tokenizer for a llama2.c base: required for one; '' for a GGUF base (its tokenizer is inside). */
   readonly tokenizerPath: string;
   /** Secret a device must present to enrol. Required, ≥ 8 characters. */
   readonly enrolmentToken: string;
@@ -54,8 +58,22 @@ export interface ProgramSpec {
   readonly cohortSize: number;
   /** Devices handed work = ceil(cohortSize × overSelect), for stragglers. Default 1.3. */
   readonly overSelect: number;
-  /** Fewest updates that close a round; fewer by the deadline fails it. Default ceil(cohortSize / 2). */
+  /** Fewest updates that close a round; fewer by the deadline fails it. Default max(ceil(cohortSize / 2), minContributors). */
   readonly minUpdates: number;
+  /**
+   * Fewest devices whose updates must be in an aggregate for it to be published as a version
+   * (a round with fewer fails, the old version stays): one device's update alone is never
+   * published as "the" adapter. Default 2, or 10 under DP; at most cohortSize (a cohort smaller
+   * than the default must set it explicitly, 1 included).
+   */
+  readonly minContributors: number;
+  /**
+   * L2 bound on every update when dp.clipNorm is 0 (no clip norm devices are told): a longer
+   * update is scaled down to it by the coordinator, so no device can move the adapter
+   * arbitrarily far. Default 0 = derived from the adapter: √(values in an update), an RMS of 1
+   * per value — far above what LoRA training moves, far below what overflows float32.
+   */
+  readonly maxUpdateNorm: number;
   /** From a round's opening to its deadline, ms. Default 600000. */
   readonly roundDeadlineMs: number;
   /** Rounds to run. Default 10. */
@@ -115,9 +133,11 @@ export function programSpec(raw: unknown, baseDir = process.cwd()): ProgramSpec 
     if (typeof v !== 'string' || v === '') throw new TypeError(`${w}: ${field} must be a file path`);
     return resolve(baseDir, v);
   };
-  const basePath = path('base', defaultBasePath());
+  if (r.base === undefined) throw new RangeError(`${w}: base is required (the path of the base model file, .bin or .gguf)`);
+  const basePath = path('base', '');
   if (!existsSync(basePath)) throw new RangeError(`${w}: base file ${basePath} does not exist`);
-  const tokenizerPath = path('tokenizer', defaultTokenizerPath());
+  const tokenizerPath = path('tokenizer', '');
+  if (tokenizerPath === '' && baseFormat(basePath) === 'llama2c') throw new RangeError(`${w}: tokenizer is required with a llama2.c base (the tok*.bin that goes with ${basePath})`);
   const token = r.enrolmentToken;
   if (typeof token !== 'string' || token.length < 8) throw new RangeError(`${w}: enrolmentToken must be a string of at least 8 characters`);
   const lora = loraConfig(obj(`${w}: lora`, r.lora) as Partial<LoraConfig>, `${w}: lora`);
@@ -139,7 +159,13 @@ export function programSpec(raw: unknown, baseDir = process.cwd()): ProgramSpec 
   };
   const cohortSize = num(`${w}: cohortSize`, r.cohortSize, 10, posInt, 'a positive integer');
   const overSelect = num(`${w}: overSelect`, r.overSelect, 1.3, (x) => x >= 1 && x <= 10, 'a number in [1, 10]');
-  const minUpdates = num(`${w}: minUpdates`, r.minUpdates, Math.ceil(cohortSize / 2), (x) => posInt(x) && x <= cohortSize, `a positive integer ≤ cohortSize (${cohortSize})`);
+  const dpMode = (obj(`${w}: dp`, r.dp).mode ?? 'none') as DpMode;
+  const contributorsDefault = dpMode === 'none' ? 2 : 10;
+  if (r.minContributors === undefined && contributorsDefault > cohortSize)
+    throw new RangeError(`${w}: minContributors defaults to ${contributorsDefault}${dpMode === 'none' ? '' : ' under DP'}, more than cohortSize (${cohortSize}); set minContributors explicitly (1 publishes a single device's update as the adapter)`);
+  const minContributors = num(`${w}: minContributors`, r.minContributors, contributorsDefault, (x) => posInt(x) && x <= cohortSize, `a positive integer ≤ cohortSize (${cohortSize})`);
+  const minUpdates = num(`${w}: minUpdates`, r.minUpdates, Math.min(cohortSize, Math.max(Math.ceil(cohortSize / 2), minContributors)), (x) => posInt(x) && x <= cohortSize, `a positive integer ≤ cohortSize (${cohortSize})`);
+  const maxUpdateNorm = num(`${w}: maxUpdateNorm`, r.maxUpdateNorm, 0, (x) => x >= 0, 'a number ≥ 0 (0 = derived from the adapter size)');
   const roundDeadlineMs = num(`${w}: roundDeadlineMs`, r.roundDeadlineMs, 600_000, (x) => posInt(x) && x >= 100, 'an integer ≥ 100');
   const rounds = num(`${w}: rounds`, r.rounds, 10, (x) => posInt(x) && x <= 1_000_000, 'a positive integer');
   const retryDelayMs = num(`${w}: retryDelayMs`, r.retryDelayMs, 2000, (x) => Number.isInteger(x) && x >= 0, 'an integer ≥ 0');
@@ -152,7 +178,8 @@ export function programSpec(raw: unknown, baseDir = process.cwd()): ProgramSpec 
   const delta = num(`${w}: dp.delta`, d.delta, 1e-5, (x) => x > 0 && x < 1, 'a number in (0, 1)');
   const epsilonBudget = d.epsilonBudget === undefined || d.epsilonBudget === null ? Infinity : num(`${w}: dp.epsilonBudget`, d.epsilonBudget, Infinity, (x) => x > 0, 'a positive number');
   if (mode === 'none' && Number.isFinite(epsilonBudget)) throw new RangeError(`${w}: dp.epsilonBudget needs a dp.mode other than "none"`);
-  const population = num(`${w}: dp.population`, d.population, 0, (x) => Number.isInteger(x) && x >= 0, 'an integer ≥ 0');
+  if (mode !== 'none' && d.population === undefined) throw new RangeError(`${w}: dp.mode "${mode}" needs dp.population, the number of users the cohort is drawn from (the privacy accountant cannot trust enrolments for it)`);
+  const population = num(`${w}: dp.population`, d.population, 0, (x) => Number.isInteger(x) && (mode === 'none' ? x >= 0 : x >= cohortSize), mode === 'none' ? 'an integer ≥ 0' : `an integer ≥ cohortSize (${cohortSize})`);
   let adaptiveClip: ProgramDp['adaptiveClip'];
   if (d.adaptiveClip !== undefined && d.adaptiveClip !== false) {
     const a = d.adaptiveClip === true ? {} : obj(`${w}: dp.adaptiveClip`, d.adaptiveClip);
@@ -199,7 +226,7 @@ export function programSpec(raw: unknown, baseDir = process.cwd()): ProgramSpec 
     if (r.robust !== undefined || (r.aggregation ?? 'fedavg') !== 'fedavg' || (r.compression ?? 'none') !== 'none') throw new RangeError(`${w}: secagg needs plain FedAvg without robust rules or compression (the coordinator sees only the sum)`);
     if (minUpdates < 3) throw new RangeError(`${w}: secagg needs minUpdates ≥ 3`);
   }
-  const known = new Set(['secagg', 'id', 'base', 'tokenizer', 'enrolmentToken', 'lora', 'training', 'cohortSize', 'overSelect', 'minUpdates', 'roundDeadlineMs', 'rounds', 'retryDelayMs', 'dp', 'serverOptimizer', 'compression', 'aggregation', 'robust']);
+  const known = new Set(['secagg', 'id', 'base', 'tokenizer', 'enrolmentToken', 'lora', 'training', 'cohortSize', 'overSelect', 'minUpdates', 'minContributors', 'maxUpdateNorm', 'roundDeadlineMs', 'rounds', 'retryDelayMs', 'dp', 'serverOptimizer', 'compression', 'aggregation', 'robust']);
   const unknown = Object.keys(r).filter((k) => !known.has(k));
   if (unknown.length) throw new RangeError(`${w}: unknown field(s) ${unknown.join(', ')}`);
   return Object.freeze({
@@ -212,6 +239,8 @@ export function programSpec(raw: unknown, baseDir = process.cwd()): ProgramSpec 
     cohortSize,
     overSelect,
     minUpdates,
+    minContributors,
+    maxUpdateNorm,
     roundDeadlineMs,
     rounds,
     retryDelayMs,

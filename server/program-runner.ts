@@ -2,65 +2,36 @@
  * One program's rounds as an explicit state machine, with its events as an rxjs Observable:
  *
  *   idle ──open──▶ OPEN ──enough updates / all answered / deadline──▶ AGGREGATING ──▶ COMPLETED ─▶ next round
- *                    └──────── fewer than minUpdates at close ────────▶ FAILED ─(retryDelayMs)─▶ same round, next attempt
+ *    │               └── fewer than minUpdates or minContributors at close ──▶ FAILED ─(retryDelayMs)─▶ same round, next attempt
+ *    │                   AGGREGATING ── aggregate fails or may not be published ──▶ FAILED (the old version stays)
+ *    └── the privacy budget refuses the round ──▶ FAILED, program done (or waits while fewer devices than declared are enrolled)
  *
  * Devices are selected as they check in (up to ceil(cohortSize × overSelect) per round); the
  * round closes as soon as cohortSize updates arrive, when every selected device has answered
- * and the selection is full, or at the deadline. Aggregation is the program's Strategy over the
- * validated deltas; the new adapter's blob is written, then the version and the round's
- * completion are committed in one transaction, and only then is the event published.
+ * and the selection is full, or at the deadline. The parts it drives: PrivacyBudget (ledger,
+ * ε, admission), RoundPlanner (each round's strategy and what devices are asked), the publish
+ * check (round-plan.ts). The new adapter's blob is written, then the version and the round's
+ * completion (with the strategy's metrics) are committed in one transaction, and only then is
+ * the event published.
  */
 import { Observable, Subject, concat, defer, from } from 'rxjs';
 import { filter } from 'rxjs/operators';
-import { CentralDpStrategy, ExactDeltaWStrategy, FedAvgAccumulator, FedAvgStrategy, RobustStrategy, type ClientFailure, type ClientResult, type Strategy } from '../aggregators/index.js';
-import { adapterTensorsFromFlat, encodeAdapterTensors, flatLayout, type LlamaConfig, type Rng } from '../model/index.js';
+import { FedAvgAccumulator, type ClientFailure, type ClientResult, type RoundPlan, type Strategy } from '../aggregators/index.js';
+import { encodeAdapterTensors } from '../model/adapter-file.js';
+import { adapterTensorsFromFlat } from '../model/adapter-flat.js';
+import type { LlamaConfig } from '../model/config.js';
+import type { Rng } from '../random/rng.js';
 import type { BlobStore } from './blob-store.js';
 import { refuse } from './errors.js';
-import { AdaptiveClip } from '../privacy/adaptive-clip.js';
+import { PrivacyBudget } from './privacy-budget.js';
+import { publishRefusal, RoundPlanner } from './round-plan.js';
 import { SecAggRound, type SecAggOutcome } from './secagg-round.js';
 import type { ProgramSpec } from './program-config.js';
-import type { Store, StoredRound, StoredVersion } from './store.js';
-import { epsilonOfSteps, type AccountedStep } from '../privacy/accountant/index.js';
-import { noiseStd } from '../privacy/noise.js';
+import type { LedgerEntry, Store, StoredRound, StoredVersion } from './store.js';
+import { eventOf, type ComeBack, type RoundEventRecord, type WorkOrder } from './round-events.js';
+import { expandUpdate, type UpdateLayout } from './update-intake.js';
 
-/** Lifecycle states of a round (the wire's RoundState without the prefix). */
-export type RoundStateName = 'OPEN' | 'AGGREGATING' | 'COMPLETED' | 'FAILED';
-
-/** One round event, as WatchRounds sends it. */
-export interface RoundEventRecord {
-  readonly programId: string;
-  readonly roundNumber: number;
-  readonly roundId: string;
-  readonly state: RoundStateName;
-  readonly adapterVersion: number;
-  readonly updatesReceived: number;
-  readonly epsilonSpent: number;
-  readonly message: string;
-  readonly timeUnixMs: number;
-  readonly clipNorm: number;
-  readonly noiseMultiplier: number;
-  readonly bytesReceived: number;
-  readonly devicesSelected: number;
-  readonly devicesFailed: number;
-}
-
-/** Work handed to a device. */
-export interface WorkOrder {
-  readonly roundId: string;
-  readonly adapterVersion: number;
-  readonly adapterSha256: string;
-  readonly adapterBytes: number;
-  readonly clipNorm: number;
-  readonly deviceNoiseStd: number;
-  readonly deadlineUnixMs: number;
-}
-
-/** No work now: when to ask again, and whether the program has finished. */
-export interface ComeBack {
-  readonly retryAfterMs: number;
-  readonly reason: string;
-  readonly programComplete: boolean;
-}
+export type { ComeBack, RoundEventRecord, RoundStateName, WorkOrder } from './round-events.js';
 
 interface OpenRound {
   readonly number: number;
@@ -79,8 +50,10 @@ interface OpenRound {
   contributors?: number;
   /** Each accepted device's report: was its update's norm within C before clipping? */
   readonly reports: boolean[];
-  /** The clip bound C devices use this round. */
-  readonly clip: number;
+  /** What devices are asked this round (clip bound C, device noise std), from the round's strategy. */
+  readonly plan: RoundPlan;
+  /** The round's strategy (the program's, wrapped for this round's C). */
+  readonly strategy: Strategy;
   /** Plain FedAvg rounds stream: updates are folded in as they arrive (O(adapter) memory). */
   acc?: FedAvgAccumulator;
 }
@@ -96,35 +69,40 @@ export interface RunnerDeps {
   readonly global: Float32Array;
   /** Noise source for central DP (crypto-strength in production). */
   readonly rng: Rng;
-  /** Values in an update (packed under FFA-LoRA), and how to expand a packed vector to the flat adapter. */
-  readonly updateLength: number;
-  readonly expand: (packed: Float32Array) => Float32Array;
+  /** Where an update's (packed) values go in the flat adapter. */
+  readonly layout: UpdateLayout;
   /** SecAgg: values are clamped to ±this before fixed-point encoding. */
   readonly secAggBound: number;
   /** A device's Ed25519 public key (SecAgg adverts are signed with it). */
   readonly signKeyOf: (deviceId: string) => Uint8Array;
   readonly log?: (msg: string, fields?: Record<string, unknown>) => void;
+  /** Observers of the round's durable steps (audit, metrics, fault injection); none by default. */
+  readonly hooks?: RunnerHooks;
+}
+
+/** Observers called synchronously at a round's durable steps. */
+export interface RunnerHooks {
+  /** A round's privacy spend is on disk and its aggregate not yet computed. */
+  readonly afterLedger?: (entry: LedgerEntry) => void;
 }
 
 /** Runs one program's rounds. */
 export class ProgramRunner {
   private readonly subject = new Subject<RoundEventRecord>();
   private readonly history: RoundEventRecord[] = [];
-  private readonly strategy: Strategy;
-  private adaptive?: AdaptiveClip;
-  private readonly inner: Strategy;
+  private readonly planner: RoundPlanner;
+  private readonly budget: PrivacyBudget;
   private global: Float32Array;
   /** The newest version's record (kept in memory: every check-in needs it). */
   private latest: StoredVersion;
-  /** ε spent so far at the program's δ: composed once at start, then each ledger entry's ε after it. */
-  private spent: number;
   private completed: number;
   private round?: OpenRound;
   private aggregating = false;
   private stopped = false;
   /** Why no further round may run (privacy budget), if so. */
   private exhausted?: string;
-  private readonly ledger: AccountedStep[];
+  /** Why the next round waits (privacy budget until more devices enrol), if so. */
+  private waiting?: string;
   private retryTimer?: NodeJS.Timeout;
 
   constructor(private readonly d: RunnerDeps) {
@@ -132,43 +110,16 @@ export class ProgramRunner {
     this.global = d.global;
     this.latest = store.latestVersion(spec.id);
     this.completed = store.completedRounds(spec.id);
-    this.inner = innerStrategyFor(spec, d.baseConfig);
-    this.strategy = wrapStrategy(spec, this.inner, d.rng, spec.dp.clipNorm, spec.dp.noiseMultiplier);
-    if (spec.dp.adaptiveClip) {
-      // resume at the clip norm the last completed round used (the update after it is not stored)
-      const last = store.rounds(spec.id).filter((x) => x.state === 'completed').pop();
-      this.adaptive = new AdaptiveClip({ initialClip: last?.clipNorm || spec.dp.clipNorm, ...spec.dp.adaptiveClip });
-    }
-    for (const r of store.rounds(spec.id)) if (r.state !== 'open') this.history.push(this.eventOf(r, r.state === 'completed' ? 'COMPLETED' : 'FAILED'));
-    this.ledger = store.ledger(spec.id).map((e) => ({ q: e.q, sigma: e.sigma }));
-    this.spent = spec.dp.mode === 'none' ? 0 : epsilonOfSteps(this.ledger, spec.dp.delta).epsilon;
-  }
-
-  /** True when rounds of this program spend privacy. */
-  private get private(): boolean {
-    return this.d.spec.dp.mode !== 'none';
+    // adaptive clipping resumes at the C the last completed round used (the update after it is not stored)
+    const lastClip = store.rounds(spec.id).filter((x) => x.state === 'completed').pop()?.clipNorm;
+    this.planner = new RoundPlanner(spec, d.baseConfig, d.rng, lastClip);
+    this.budget = new PrivacyBudget(spec, store);
+    for (const r of store.rounds(spec.id)) if (r.state !== 'open') this.history.push(eventOf(r, r.state === 'completed' ? 'COMPLETED' : 'FAILED'));
   }
 
   /** ε spent so far at the program's δ (0 without DP). */
   epsilonSpent(): number {
-    return this.spent;
-  }
-
-  /** The sampling rate of a round now: cohort / population (declared, or the devices enrolled). */
-  private sampleRate(): number {
-    const { spec, store } = this.d;
-    const population = Math.max(spec.dp.population, store.deviceCount(spec.id), 1);
-    return Math.min(1, spec.cohortSize / population);
-  }
-
-  /**
-   * The noise multiplier of a round's sum with `updates` contributions: z for central noise; for
-   * local noise each device adds z·C, so the sum has at least z·C; for distributed noise the
-   * survivors' shares add up to z·C·√(updates / cohort) — dropouts cost privacy.
-   */
-  private roundSigma(updates: number): number {
-    const { mode, noiseMultiplier: z } = this.d.spec.dp;
-    return mode === 'distributed' ? z * Math.sqrt(Math.min(1, updates / this.d.spec.cohortSize)) : z;
+    return this.budget.spent();
   }
 
   /** Every round event from now on. */
@@ -225,31 +176,37 @@ export class ProgramRunner {
     const { spec, store } = this.d;
     const number = this.completed + 1;
     const now = Date.now();
-    if (this.private && Number.isFinite(spec.dp.epsilonBudget)) {
-      // refuse a round that could exceed the budget (worst case: the fewest updates that close it)
-      const next = epsilonOfSteps([...this.ledger, { q: this.sampleRate(), sigma: this.roundSigma(spec.minUpdates) }], spec.dp.delta).epsilon;
-      if (next > spec.dp.epsilonBudget) {
-        this.exhausted = `privacy budget: round ${number} would bring ε to ${next.toFixed(3)} > the budget ${spec.dp.epsilonBudget} (δ = ${spec.dp.delta}; ${this.ledger.length} round(s) spent ε = ${this.epsilonSpent().toFixed(3)}); no more rounds`;
-        this.d.log?.('budget exhausted', { program: spec.id, round: number, epsilonNext: next, budget: spec.dp.epsilonBudget });
-        this.publish(this.eventOf(this.record(this.newRound(number, 0, `${spec.id}.r${number}.budget`, now, now), 'failed', this.exhausted), 'FAILED'));
-        this.subject.complete();
-        return;
-      }
+    this.waiting = undefined;
+    const refusal = this.budget.refusal(number);
+    if (refusal && !refusal.final) {
+      // fewer devices than declared are enrolled: the cohort would be drawn from them (a higher q)
+      this.waiting = refusal.reason;
+      this.d.log?.('round waits for enrolments', { program: spec.id, round: number, reason: refusal.reason });
+      this.retryTimer = setTimeout(() => this.open(attempt), Math.max(1000, spec.retryDelayMs));
+      return;
+    }
+    if (refusal) {
+      this.exhausted = refusal.reason;
+      this.d.log?.('budget exhausted', { program: spec.id, round: number, budget: spec.dp.epsilonBudget });
+      this.publish(eventOf(this.record(this.newRound(number, 0, `${spec.id}.r${number}.budget`, now, now), 'failed', this.exhausted), 'FAILED'));
+      this.subject.complete();
+      return;
     }
     const round = this.newRound(number, attempt, `${spec.id}.r${number}.a${attempt}`, now, now + spec.roundDeadlineMs);
     store.openRound(this.record(round, 'open', ''));
     this.round = round;
     if (spec.secagg) {
       const wanted = Math.ceil(spec.cohortSize * spec.overSelect);
-      round.secagg = new SecAggRound(round.id, wanted, spec.minUpdates, this.d.updateLength, this.d.secAggBound, spec.secagg, this.d.signKeyOf, (o) => this.secAggFinished(round, o));
+      round.secagg = new SecAggRound(round.id, wanted, spec.minUpdates, this.d.layout.updateLength, this.d.secAggBound, spec.secagg, this.d.signKeyOf, (o) => this.secAggFinished(round, o));
     }
     round.timer = setTimeout(() => this.close('the deadline passed'), spec.roundDeadlineMs);
-    this.publish(this.eventOf(this.record(round, 'open', `round ${number} open (attempt ${attempt})`), 'OPEN'));
+    this.publish(eventOf(this.record(round, 'open', `round ${number} open (attempt ${attempt})`), 'OPEN'));
     this.d.log?.('round open', { program: spec.id, round: number, attempt, roundId: round.id });
   }
 
   private newRound(number: number, attempt: number, id: string, openedMs: number, deadline: number): OpenRound {
-    return { number, attempt, id, openedMs, deadline, selected: new Map(), results: [], failures: [], bytes: 0, reports: [], clip: this.clipNorm() };
+    const { plan, strategy } = this.planner.plan(number);
+    return { number, attempt, id, openedMs, deadline, selected: new Map(), results: [], failures: [], bytes: 0, reports: [], plan, strategy };
   }
 
   /** A device asks for work. */
@@ -257,6 +214,7 @@ export class ProgramRunner {
     const { spec } = this.d;
     if (this.exhausted) return { retryAfterMs: 3_600_000, reason: this.exhausted, programComplete: true };
     if (this.done) return { retryAfterMs: 3_600_000, reason: `program ${spec.id} has completed its ${spec.rounds} rounds`, programComplete: true };
+    if (this.waiting) return { retryAfterMs: Math.max(1000, spec.retryDelayMs), reason: this.waiting, programComplete: false };
     const r = this.round;
     if (!r || this.aggregating) return { retryAfterMs: Math.max(200, spec.retryDelayMs), reason: 'no round is open; the next one opens shortly', programComplete: false };
     const status = r.selected.get(deviceId);
@@ -270,17 +228,16 @@ export class ProgramRunner {
   }
 
   private workFor(r: OpenRound): WorkOrder {
-    const { spec } = this.d;
     const v = this.latest;
-    const { mode, noiseMultiplier } = spec.dp;
-    const clipNorm = r.clip;
-    const deviceNoiseStd = mode === 'local' || mode === 'distributed' ? noiseStd(mode, noiseMultiplier, clipNorm, spec.cohortSize) : 0;
+    const { clipNorm, deviceNoiseStd } = r.plan;
     return { roundId: r.id, adapterVersion: v.version, adapterSha256: v.sha256, adapterBytes: v.sizeBytes, clipNorm, deviceNoiseStd, deadlineUnixMs: r.deadline };
   }
 
   /**
-   * Check that `deviceId` may upload to `roundId` now, before its bytes are read. Throws a
-   * CoordinatorError: wrong round (FAILED_PRECONDITION), late (DEADLINE_EXCEEDED), twice (ALREADY_EXISTS).
+   * The one answer to "may this device upload to this round now?". The upload handler asks it
+   * on the header, before the bytes are read; submit and acceptMasked ask it again as they
+   * commit (the round may have closed while the bytes streamed). Throws a CoordinatorError:
+   * wrong round (FAILED_PRECONDITION), late (DEADLINE_EXCEEDED), twice (ALREADY_EXISTS).
    */
   expectUpload(deviceId: string, roundId: string): void {
     const r = this.round;
@@ -304,7 +261,7 @@ export class ProgramRunner {
     r.selected.set(deviceId, 'done');
     r.reports.push(unclipped);
     const weight = this.d.spec.dp.mode === 'none' ? numExamples : 1;
-    if (this.streams) {
+    if (this.planner.streams) {
       // FedAvg needs only the weighted sum: fold the update in and let it go
       r.acc ??= new FedAvgAccumulator(update.length);
       r.acc.add(update, weight);
@@ -338,85 +295,64 @@ export class ProgramRunner {
     const { spec, store } = this.d;
     for (const [id, s] of r.selected) if (s === 'working') r.failures.push({ deviceId: id, reason: 'no update by the close' });
     const contributors = r.contributors ?? r.results.length;
-    if (contributors < spec.minUpdates) {
-      const msg = `round ${r.number} failed: ${contributors} update(s) by the close (${why}), fewer than the minimum ${spec.minUpdates}; retrying`;
-      const rec = this.record(r, 'failed', msg);
-      store.failRound(rec);
-      this.round = undefined;
-      this.publish(this.eventOf(rec, 'FAILED'));
-      this.d.log?.('round failed', { program: spec.id, round: r.number, attempt: r.attempt, updates: contributors });
-      this.retryTimer = setTimeout(() => this.open(r.attempt + 1), spec.retryDelayMs);
-      return;
-    }
+    const short =
+      contributors < spec.minUpdates
+        ? `fewer than the minimum ${spec.minUpdates}`
+        : contributors < spec.minContributors
+          ? `fewer than minContributors ${spec.minContributors} (one device's update is never published as the adapter)`
+          : undefined;
+    if (short) return this.fail(r, `round ${r.number} failed: ${contributors} update(s) by the close (${why}), ${short}; retrying`);
     this.aggregating = true;
     if (r.acc) r.results.push({ deviceId: `fedavg-mean:${r.acc.count}`, update: r.acc.mean(), numExamples: r.acc.weight });
-    if (this.private) {
-      // the spend is durable before any aggregate exists: a crash can only over-count
-      const step = { q: this.sampleRate(), sigma: this.roundSigma(contributors) };
-      const after = epsilonOfSteps([...this.ledger, step], spec.dp.delta).epsilon;
-      store.appendLedger({ programId: spec.id, roundId: r.id, roundNumber: r.number, q: step.q, sigma: step.sigma, epsilonAfter: after, delta: spec.dp.delta });
-      this.ledger.push(step);
-      this.spent = after;
-      if (process.env.FEDTUNE_TEST_CRASH_AFTER_LEDGER === '1') process.kill(process.pid, 'SIGKILL'); // crash-test hook
-    }
-    this.publish(this.eventOf(this.record(r, 'open', `aggregating ${contributors} update(s) (${why})`), 'AGGREGATING'));
+    // the spend is durable before any aggregate exists: a crash can only over-count
+    const entry = this.budget.charge(r.id, r.number, contributors);
+    if (entry) this.d.hooks?.afterLedger?.(entry);
+    this.publish(eventOf(this.record(r, 'open', `aggregating ${contributors} update(s) (${why})`), 'AGGREGATING'));
     try {
-      const agg = this.strategyForRound().aggregate(r.number, this.global, r.results, r.failures);
-      if (this.adaptive && r.reports.length) this.adaptive.update(r.reports, this.d.rng);
+      const agg = r.strategy.aggregate(r.number, this.global, r.results, r.failures);
+      const refusal = publishRefusal(agg.global, contributors, spec.minContributors);
+      if (refusal) throw new Error(`${refusal}; the aggregate is not published`);
+      this.planner.afterRound(r.reports);
       const tensors = adapterTensorsFromFlat(this.d.baseConfig, spec.lora, agg.global);
       const blob = this.d.blobs.put(encodeAdapterTensors({ baseSha256: this.d.baseSha256, lora: spec.lora, baseConfig: this.d.baseConfig }, tensors));
       const version = this.latest.version + 1;
-      const rec = { ...this.record(r, 'completed', `round ${r.number} completed with ${contributors} update(s) (${why})`), adapterVersion: version };
+      const rec = { ...this.record(r, 'completed', `round ${r.number} completed with ${contributors} update(s) (${why})`), adapterVersion: version, metrics: agg.metrics };
       store.completeRound(rec, { version, sha256: blob.sha256, sizeBytes: blob.size });
       this.latest = { version, sha256: blob.sha256, sizeBytes: blob.size, roundNumber: r.number };
       this.global = agg.global;
       this.completed += 1;
       this.round = undefined;
       this.aggregating = false;
-      this.publish(this.eventOf(rec, 'COMPLETED'));
-      this.d.log?.('round completed', { program: spec.id, round: r.number, version, updates: contributors, bytes: r.bytes, epsilon: this.spent });
+      this.publish(eventOf(rec, 'COMPLETED'));
+      this.d.log?.('round completed', { program: spec.id, round: r.number, version, updates: contributors, bytes: r.bytes, epsilon: this.epsilonSpent() });
       if (this.done) this.subject.complete();
       else setImmediate(() => this.open(1));
     } catch (e) {
-      // an aggregation that cannot finish fails the round; the global adapter is untouched
+      // an aggregation that cannot finish, or may not be published, fails the round; the global adapter is untouched
       this.aggregating = false;
-      const rec = this.record(r, 'failed', `round ${r.number} failed while aggregating: ${(e as Error).message}; retrying`);
-      store.failRound(rec);
-      this.round = undefined;
-      this.publish(this.eventOf(rec, 'FAILED'));
-      this.retryTimer = setTimeout(() => this.open(r.attempt + 1), spec.retryDelayMs);
+      this.fail(r, `round ${r.number} failed while aggregating: ${(e as Error).message}; retrying`);
     }
   }
 
-  /**
-   * True when rounds can aggregate as updates arrive: plain FedAvg (any server optimizer) with no
-   * robust rule, no central noise (which needs the unweighted sum of clipped updates) and no SecAgg.
-   */
-  private get streams(): boolean {
+  /** Fail the open round with `message`, keep the current version, and retry after retryDelayMs. */
+  private fail(r: OpenRound, message: string): void {
     const { spec } = this.d;
-    return spec.aggregation === 'fedavg' && !spec.robust && spec.dp.mode !== 'central' && !spec.secagg;
+    const rec = this.record(r, 'failed', message);
+    this.d.store.failRound(rec);
+    this.round = undefined;
+    this.publish(eventOf(rec, 'FAILED'));
+    this.d.log?.('round failed', { program: spec.id, round: r.number, attempt: r.attempt, updates: rec.updates, reason: message });
+    this.retryTimer = setTimeout(() => this.open(r.attempt + 1), spec.retryDelayMs);
   }
 
-  /** The clip bound of round `roundId` if it is the open one, else the current C. */
+  /** The clip bound of round `roundId` if it is the open one, else the current C (0 = none). */
   roundClipNorm(roundId: string): number {
-    return this.round?.id === roundId ? this.round.clip : this.clipNorm();
+    return this.round?.id === roundId ? this.round.plan.clipNorm : this.clipNorm();
   }
 
-  /** The clip bound C of the current round (adaptive clipping moves it between rounds). */
+  /** The clip bound C of the current round (adaptive clipping moves it between rounds; 0 = none). */
   clipNorm(): number {
-    return this.adaptive?.clip ?? this.d.spec.dp.clipNorm;
-  }
-
-  /**
-   * The strategy of this round: with adaptive clipping under central DP, the central-noise
-   * wrapper uses this round's C and the update's share z_Δ = (z⁻² − (2σ_b)⁻²)^(−1/2) of the noise.
-   */
-  private strategyForRound(): Strategy {
-    const { spec } = this.d;
-    if (!this.adaptive || spec.dp.mode !== 'central' || !spec.dp.adaptiveClip) return this.strategy;
-    const z = spec.dp.noiseMultiplier;
-    const zDelta = (z ** -2 - (2 * spec.dp.adaptiveClip.countNoiseStd) ** -2) ** -0.5;
-    return wrapStrategy(spec, this.inner, this.d.rng, this.round?.clip ?? this.clipNorm(), zDelta);
+    return this.round?.plan.clipNorm ?? this.planner.clipNorm();
   }
 
   /** The open round's secure aggregation, for the SecAgg RPC. */
@@ -446,7 +382,7 @@ export class ProgramRunner {
     }
     // the mean of the survivors' (packed) updates, expanded to the flat adapter: one result
     const mean = o.sum.map((v) => v / o.survivors.length);
-    r.results.push({ deviceId: `secagg:${o.survivors.length}`, update: this.d.expand(mean), numExamples: o.survivors.length });
+    r.results.push({ deviceId: `secagg:${o.survivors.length}`, update: expandUpdate(this.d.layout, mean), numExamples: o.survivors.length });
     r.contributors = o.survivors.length;
     r.bytes = o.bytesUp;
     this.close('secure aggregation finished');
@@ -465,31 +401,13 @@ export class ProgramRunner {
       selected: r.selected.size,
       failed: r.failures.length,
       bytesReceived: r.bytes,
-      clipNorm: r.clip,
+      clipNorm: r.plan.clipNorm,
       noiseMultiplier: spec.dp.mode === 'none' ? 0 : spec.dp.noiseMultiplier,
       epsilonSpent: this.epsilonSpent(),
       message,
       openedMs: r.openedMs,
       closedMs: state === 'open' ? 0 : Date.now(),
-    };
-  }
-
-  private eventOf(r: StoredRound, state: RoundStateName): RoundEventRecord {
-    return {
-      programId: r.programId,
-      roundNumber: r.roundNumber,
-      roundId: r.roundId,
-      state,
-      adapterVersion: r.adapterVersion,
-      updatesReceived: r.updates,
-      epsilonSpent: r.epsilonSpent,
-      message: r.message,
-      timeUnixMs: r.closedMs || Date.now(),
-      clipNorm: r.clipNorm,
-      noiseMultiplier: r.noiseMultiplier,
-      bytesReceived: r.bytesReceived,
-      devicesSelected: r.selected,
-      devicesFailed: r.failed,
+      metrics: {},
     };
   }
 
@@ -497,19 +415,4 @@ export class ProgramRunner {
     if (e.state === 'COMPLETED' || e.state === 'FAILED') this.history.push(e);
     this.subject.next(e);
   }
-}
-
-/**
- * `inner` wrapped by the program's robust rule, or by central DP with clip C and noise multiplier
- * z (the config refuses the combinations that make no sense).
- */
-function wrapStrategy(spec: ProgramSpec, inner: Strategy, rng: Rng, clipNorm: number, noiseMultiplier: number): Strategy {
-  if (spec.robust) return new RobustStrategy(inner, spec.robust);
-  if (spec.dp.mode === 'central') return new CentralDpStrategy(inner, { clipNorm, noiseMultiplier, expectedClients: spec.cohortSize, rng });
-  return inner;
-}
-
-/** The strategy under any wrapper: FedAvg with the program's server optimizer, or exact ΔW. */
-function innerStrategyFor(spec: ProgramSpec, baseConfig: LlamaConfig): Strategy {
-  return spec.aggregation === 'exact-dw' ? new ExactDeltaWStrategy(flatLayout(baseConfig, spec.lora).segments, spec.lora.rank) : new FedAvgStrategy({ optimizer: spec.serverOptimizer });
 }

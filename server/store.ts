@@ -45,6 +45,8 @@ export interface StoredRound {
   readonly message: string;
   readonly openedMs: number;
   readonly closedMs: number;
+  /** The strategy's metrics of the round's aggregate (results, examples, clippedByServer, …); {} if it did not aggregate. */
+  readonly metrics: Readonly<Record<string, number>>;
 }
 
 /** One round's privacy spend, written before its aggregate is released. */
@@ -52,8 +54,10 @@ export interface LedgerEntry {
   readonly programId: string;
   readonly roundId: string;
   readonly roundNumber: number;
-  /** Sampling rate cohort / population. */
+  /** Sampling rate min(1, cohort / population). */
   readonly q: number;
+  /** The population q was computed over: min(declared population, devices enrolled). */
+  readonly population: number;
   /** Effective noise multiplier of the round's sum. */
   readonly sigma: number;
   /** The program's ε after this round, at `delta`. */
@@ -85,12 +89,19 @@ CREATE TABLE IF NOT EXISTS rounds (
   attempt INTEGER NOT NULL, state TEXT NOT NULL, adapter_version INTEGER NOT NULL, updates INTEGER NOT NULL,
   selected INTEGER NOT NULL, failed INTEGER NOT NULL, bytes_received INTEGER NOT NULL, clip_norm REAL NOT NULL,
   noise_multiplier REAL NOT NULL, epsilon_spent REAL NOT NULL, message TEXT NOT NULL, opened_ms INTEGER NOT NULL,
-  closed_ms INTEGER NOT NULL);
+  closed_ms INTEGER NOT NULL, metrics_json TEXT NOT NULL DEFAULT '{}');
 CREATE INDEX IF NOT EXISTS rounds_by_program ON rounds (program_id, round_number, attempt);
 CREATE TABLE IF NOT EXISTS privacy_ledger (
   round_id TEXT PRIMARY KEY, program_id TEXT NOT NULL REFERENCES programs(id), round_number INTEGER NOT NULL,
-  q REAL NOT NULL, sigma REAL NOT NULL, epsilon_after REAL NOT NULL, delta REAL NOT NULL, created_ms INTEGER NOT NULL);
+  q REAL NOT NULL, sigma REAL NOT NULL, epsilon_after REAL NOT NULL, delta REAL NOT NULL, created_ms INTEGER NOT NULL,
+  population INTEGER NOT NULL DEFAULT 0);
 `;
+
+/** Columns added since the first schema: (table, column, definition), added to older databases on open. */
+const ADDED_COLUMNS: readonly (readonly [string, string, string])[] = [
+  ['rounds', 'metrics_json', "TEXT NOT NULL DEFAULT '{}'"],
+  ['privacy_ledger', 'population', 'INTEGER NOT NULL DEFAULT 0'],
+];
 
 type Row = Record<string, unknown>;
 
@@ -114,6 +125,7 @@ function roundFromRow(r: Row): StoredRound {
     message: r.message as string,
     openedMs: r.opened_ms as number,
     closedMs: r.closed_ms as number,
+    metrics: JSON.parse((r.metrics_json as string | undefined) ?? '{}') as Record<string, number>,
   };
 }
 
@@ -141,6 +153,10 @@ export class Store {
     this.db.pragma('foreign_keys = ON');
     this.db.pragma('locking_mode = EXCLUSIVE');
     this.db.exec(SCHEMA);
+    for (const [table, column, def] of ADDED_COLUMNS) {
+      const cols = this.db.prepare(`PRAGMA table_info(${table})`).all() as { name: string }[];
+      if (!cols.some((c) => c.name === column)) this.db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${def}`);
+    }
   }
 
   /** The stored program, if any. */
@@ -218,9 +234,9 @@ export class Store {
   private closeRound(r: StoredRound): void {
     const res = this.q(
         `UPDATE rounds SET state = ?, adapter_version = ?, updates = ?, selected = ?, failed = ?, bytes_received = ?, clip_norm = ?,
-         noise_multiplier = ?, epsilon_spent = ?, message = ?, closed_ms = ? WHERE round_id = ? AND state = 'open'`,
+         noise_multiplier = ?, epsilon_spent = ?, message = ?, closed_ms = ?, metrics_json = ? WHERE round_id = ? AND state = 'open'`,
       )
-      .run(r.state, r.adapterVersion, r.updates, r.selected, r.failed, r.bytesReceived, r.clipNorm, r.noiseMultiplier, r.epsilonSpent, r.message, r.closedMs, r.roundId);
+      .run(r.state, r.adapterVersion, r.updates, r.selected, r.failed, r.bytesReceived, r.clipNorm, r.noiseMultiplier, r.epsilonSpent, r.message, r.closedMs, JSON.stringify(r.metrics ?? {}), r.roundId);
     if (res.changes !== 1) throw new Error(`Store: round ${r.roundId} is not open`);
   }
 
@@ -256,7 +272,7 @@ export class Store {
 
   /** Append a round's spend, durably (synchronous = FULL), before its aggregate leaves the coordinator. */
   appendLedger(e: LedgerEntry, now = Date.now()): void {
-    this.q('INSERT INTO privacy_ledger (round_id, program_id, round_number, q, sigma, epsilon_after, delta, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)').run(
+    this.q('INSERT INTO privacy_ledger (round_id, program_id, round_number, q, sigma, epsilon_after, delta, created_ms, population) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)').run(
       e.roundId,
       e.programId,
       e.roundNumber,
@@ -265,6 +281,7 @@ export class Store {
       e.epsilonAfter,
       e.delta,
       now,
+      e.population,
     );
   }
 
@@ -275,6 +292,7 @@ export class Store {
       roundId: r.round_id as string,
       roundNumber: r.round_number as number,
       q: r.q as number,
+      population: r.population as number,
       sigma: r.sigma as number,
       epsilonAfter: r.epsilon_after as number,
       delta: r.delta as number,

@@ -141,6 +141,8 @@ export async function runSimulation(options: SimulationOptions = {}): Promise<Si
     training: { steps, batchSize: options.batchSize ?? 8, seqLen: options.seqLen ?? 128, lr: options.lr ?? 3e-3, quant: 'int8', replayFraction: options.replayFraction ?? 0.3, replayTokens: options.replayTokens ?? 8192, proximalMu: options.proximalMu ?? 0 },
     cohortSize: nDevices,
     minUpdates: Math.max(1, Math.ceil(nDevices * 0.8)),
+    // the simulation's whole population is its devices; a version needs at least two of them (one if there is only one)
+    minContributors: Math.min(nDevices, 2),
     overSelect: 1,
     rounds,
     roundDeadlineMs: 10 * 60_000,
@@ -151,9 +153,9 @@ export async function runSimulation(options: SimulationOptions = {}): Promise<Si
     ...(options.robust ? { robust: options.robust } : {}),
     dp:
       options.privacy === 'dp'
-        ? { mode: 'central', clipNorm: options.clipNorm ?? 0.5, noiseMultiplier: options.noiseMultiplier ?? 1 }
+        ? { mode: 'central', clipNorm: options.clipNorm ?? 0.5, noiseMultiplier: options.noiseMultiplier ?? 1, population: nDevices }
         : options.privacy === 'dp+secagg'
-          ? { mode: 'distributed', clipNorm: options.clipNorm ?? 0.5, noiseMultiplier: options.noiseMultiplier ?? 1 }
+          ? { mode: 'distributed', clipNorm: options.clipNorm ?? 0.5, noiseMultiplier: options.noiseMultiplier ?? 1, population: nDevices }
           : {},
     ...(options.privacy === 'dp+secagg' ? { secagg: { phaseTimeoutMs: 60_000 } } : {}),
   });

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { nextGaussian, seededRng } from '../../model/index.js';
-import { CentralDpStrategy, FedAvgStrategy, RobustStrategy, type ClientResult } from '../../aggregators/index.js';
+import { CentralDpStrategy, DeviceDpStrategy, FedAvgStrategy, RobustStrategy, type ClientResult } from '../../aggregators/index.js';
+import { addGaussianNoise } from '../../privacy/noise.js';
 
 const res = (id: string, update: number[], n: number): ClientResult => ({ deviceId: id, update: Float32Array.from(update), numExamples: n });
 
@@ -42,5 +43,33 @@ describe('aggregators/strategy', () => {
     const std = Math.sqrt(v / (d - 2));
     assert.ok(Math.abs(std / ((1.2 * 0.5) / 10) - 1) < 0.02, `measured std ${std}`);
     assert.ok(Math.abs(out.global[0] - 0.05) < 0.3, 'the clipped update survives on average');
+  });
+});
+
+describe('aggregators/strategy: round plans', () => {
+  it('plain strategies ask devices for nothing; the DP wrappers say C and the device noise std', () => {
+    assert.deepEqual(new FedAvgStrategy().configureRound(2), { round: 2, clipNorm: 0, deviceNoiseStd: 0 });
+    assert.deepEqual(new RobustStrategy(new FedAvgStrategy(), { rule: 'median' }).configureRound(2), { round: 2, clipNorm: 0, deviceNoiseStd: 0 });
+    const central = new CentralDpStrategy(new FedAvgStrategy(), { clipNorm: 0.5, noiseMultiplier: 1, expectedClients: 4, rng: seededRng(1) });
+    assert.deepEqual(central.configureRound(3), { round: 3, clipNorm: 0.5, deviceNoiseStd: 0 });
+    const device = new DeviceDpStrategy(new RobustStrategy(new FedAvgStrategy(), { rule: 'median' }), { clipNorm: 0.25, deviceNoiseStd: 0.1 });
+    assert.deepEqual(device.configureRound(4), { round: 4, clipNorm: 0.25, deviceNoiseStd: 0.1 });
+    assert.throws(() => new DeviceDpStrategy(new FedAvgStrategy(), { clipNorm: 0, deviceNoiseStd: 0 }), /DeviceDpStrategy: clipNorm must be a positive number/);
+    assert.throws(() => new DeviceDpStrategy(new FedAvgStrategy(), { clipNorm: 1, deviceNoiseStd: Number.NaN }), /deviceNoiseStd/);
+  });
+
+  it('the device-side wrapper aggregates as its inner strategy does (devices clipped and noised already)', () => {
+    const results = [res('a', [1, 0], 1), res('b', [0, 2], 3)];
+    const plain = new FedAvgStrategy().aggregate(1, Float32Array.of(1, 1), results, []);
+    const wrapped = new DeviceDpStrategy(new FedAvgStrategy(), { clipNorm: 1, deviceNoiseStd: 0.5 }).aggregate(1, Float32Array.of(1, 1), results, []);
+    assert.deepEqual(wrapped, plain);
+  });
+
+  it('central noise is privacy/noise addGaussianNoise over the clipped sum (same draws from the same rng)', () => {
+    const d = 64;
+    const up = Float32Array.from({ length: d }, (_, i) => 0.01 * Math.sin(i));
+    const out = new CentralDpStrategy(new FedAvgStrategy(), { clipNorm: 1, noiseMultiplier: 0.8, expectedClients: 5, rng: seededRng(11) }).aggregate(1, new Float32Array(d), [res('a', Array.from(up), 1)], []);
+    const want = addGaussianNoise(up, 0.8, seededRng(11));
+    for (let i = 0; i < d; i++) assert.ok(Math.abs(out.global[i] - Math.fround(want[i] / 5)) < 1e-7, `${i}: ${out.global[i]} vs ${want[i] / 5}`);
   });
 });

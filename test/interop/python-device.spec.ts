@@ -48,6 +48,7 @@ describe('interop: a Python device from the contract alone', function () {
         smallProgram('py', {
           cohortSize: 1,
           minUpdates: 1,
+          minContributors: 1,
           overSelect: 1,
           rounds: 1,
           compression: 'none',

@@ -99,7 +99,7 @@ describe('federation end to end over a real port', function () {
     const r = await startCoordinator({
       dataDir: join(dir, 'big'),
       port: 0,
-      programs: [smallProgram('big', { lora: { rank: 192, targets: ['wq', 'wk', 'wv', 'wo', 'w1', 'w2', 'w3'] }, training: { steps: 1, batchSize: 1, seqLen: 16, lr: 1e-3 }, cohortSize: 1, minUpdates: 1, rounds: 1 })],
+      programs: [smallProgram('big', { lora: { rank: 192, targets: ['wq', 'wk', 'wv', 'wo', 'w1', 'w2', 'w3'] }, training: { steps: 1, batchSize: 1, seqLen: 16, lr: 1e-3 }, cohortSize: 1, minUpdates: 1, minContributors: 1, rounds: 1 })],
     });
     try {
       const p = r.coordinator.program('big');
@@ -130,7 +130,7 @@ describe('federation end to end over a real port', function () {
     d.progress$.subscribe((e) => e.kind === 'retry' && retries.push(e.attempt));
     const run = d.run();
     await new Promise((r) => setTimeout(r, 1500));
-    const late = await startCoordinator({ dataDir: join(dir, 'late'), port, programs: [smallProgram('late', { cohortSize: 1, minUpdates: 1, rounds: 1 })] });
+    const late = await startCoordinator({ dataDir: join(dir, 'late'), port, programs: [smallProgram('late', { cohortSize: 1, minUpdates: 1, minContributors: 1, rounds: 1 })] });
     try {
       const s = await run;
       assert.equal(s.updatesAccepted, 1);

@@ -16,6 +16,8 @@ export function smallProgram(id: string, over: Record<string, unknown> = {}) {
     training: { steps: 6, batchSize: 4, seqLen: 64, lr: 1e-2, quant: 'int8' },
     cohortSize: 3,
     minUpdates: 3,
+    // explicit: a published version needs at least two devices' updates (tests of one-device rounds set 1)
+    minContributors: 2,
     overSelect: 1,
     rounds: 2,
     roundDeadlineMs: 120_000,

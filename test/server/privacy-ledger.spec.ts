@@ -12,7 +12,9 @@ import { corpus, MODEL } from '../helpers.js';
 import { smallProgram, TOKEN } from './fixtures.js';
 
 const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'cli', 'main.js');
-const dp = { mode: 'central', clipNorm: 0.5, noiseMultiplier: 1.0, delta: 1e-5 };
+/** The coordinator with a SIGKILL wired into its runners' afterLedger hook (test-only). */
+const CRASHING = join(dirname(fileURLToPath(import.meta.url)), 'crash-coordinator.js');
+const dp = { mode: 'central', clipNorm: 0.5, noiseMultiplier: 1.0, delta: 1e-5, population: 2 };
 
 const devicesRun = (address: string, programId: string, dir: string, n: number, maxRounds?: number, attempts = 8) => {
   const oz = corpus('wizard-of-oz.txt');
@@ -37,7 +39,7 @@ describe('server: the privacy ledger and budget', function () {
 
   it('spends ε per round, reports it in round events, and refuses the round that would exceed the budget, saying why', async () => {
     const budget = (one + two) / 2;
-    const r = await startCoordinator({ dataDir: join(dir, 'budget'), port: 0, programs: [smallProgram('dp', { cohortSize: 2, minUpdates: 2, rounds: 3, training: { steps: 2, batchSize: 2, seqLen: 32, lr: 5e-3 }, dp: { ...dp, epsilonBudget: budget } })] });
+    const r = await startCoordinator({ dataDir: join(dir, 'budget'), port: 0, programs: [smallProgram('dp', { cohortSize: 2, minUpdates: 2, minContributors: 2, rounds: 3, training: { steps: 2, batchSize: 2, seqLen: 32, lr: 5e-3 }, dp: { ...dp, epsilonBudget: budget } })] });
     try {
       const events: RoundEventRecord[] = [];
       r.coordinator.program('dp').runner.events$.subscribe((e) => events.push(e));
@@ -62,11 +64,12 @@ describe('server: the privacy ledger and budget', function () {
 
   it('writes the spend before the aggregate is released: kill -9 between them over-counts, never under-counts', async () => {
     const config = join(dir, 'crash.json');
-    writeFileSync(config, JSON.stringify({ id: 'crash', base: MODEL.bin, tokenizer: MODEL.tok, enrolmentToken: TOKEN, lora: { rank: 2, targets: ['wq'], seed: 1 }, training: { steps: 2, batchSize: 2, seqLen: 32, lr: 5e-3 }, cohortSize: 2, minUpdates: 2, overSelect: 1, rounds: 1, retryDelayMs: 100, dp }));
+    writeFileSync(config, JSON.stringify({ id: 'crash', base: MODEL.bin, tokenizer: MODEL.tok, enrolmentToken: TOKEN, lora: { rank: 2, targets: ['wq'], seed: 1 }, training: { steps: 2, batchSize: 2, seqLen: 32, lr: 5e-3 }, cohortSize: 2, minUpdates: 2, minContributors: 2, overSelect: 1, rounds: 1, retryDelayMs: 100, dp }));
     const data = join(dir, 'crash-data');
-    const start = (env: NodeJS.ProcessEnv) =>
+    const start = (crash: boolean) =>
       new Promise<{ address: string; exited: Promise<number | null>; kill: () => void }>((resolve, reject) => {
-        const child = spawn(process.execPath, [CLI, 'coordinator', '--config', config, '--port', '0', '--data', data], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env } });
+        const args = crash ? [CRASHING, config, data] : [CLI, 'coordinator', '--config', config, '--port', '0', '--data', data];
+        const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
         const exited = new Promise<number | null>((r) => child.once('exit', (code, signal) => r(code ?? (signal === 'SIGKILL' ? 137 : null))));
         createInterface({ input: child.stdout }).on('line', (line) => {
           const rec = JSON.parse(line) as { msg: string; address?: string };
@@ -75,7 +78,7 @@ describe('server: the privacy ledger and budget', function () {
         child.once('exit', () => reject(new Error('coordinator exited before listening')));
       });
     // the coordinator dies right after writing the ledger, before aggregating: the devices' uploads fail
-    const c1 = await start({ FEDTUNE_TEST_CRASH_AFTER_LEDGER: '1' });
+    const c1 = await start(true);
     await Promise.allSettled([devicesRun(c1.address, 'crash', dir, 2, 1, 2)]);
     assert.equal(await c1.exited, 137);
     let store = new Store(join(data, 'coordinator.sqlite'));
@@ -83,7 +86,7 @@ describe('server: the privacy ledger and budget', function () {
     assert.equal(store.latestVersion('crash').version, 0, 'no aggregate was released');
     store.close();
     // restarted: the crashed round is failed and run again; both spends count
-    const c2 = await start({});
+    const c2 = await start(false);
     const sums = await devicesRun(c2.address, 'crash', dir, 2);
     assert.ok(sums.every((s) => /completed its 1 rounds/.test(s.reason)), JSON.stringify(sums));
     c2.kill();

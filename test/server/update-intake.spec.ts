@@ -1,0 +1,84 @@
+/** The coordinator's update intake as pure functions: no gRPC, no rounds, synthetic updates. */
+import assert from 'node:assert/strict';
+import { loraConfig, readBaseInfo, seededRng, nextGaussian } from '../../model/index.js';
+import { boxKeyPair, boxSharedKey, seal } from '../../privacy/box.js';
+import { l2Norm } from '../../privacy/clip.js';
+import { encodeUpdate } from '../../proto/update-codec.js';
+import { CoordinatorError } from '../../server/errors.js';
+import { boundUpdate, checkNumExamples, defaultMaxUpdateNorm, expandUpdate, intakeUpdate, openSealedUpdate, updateBound, updateLayout } from '../../server/update-intake.js';
+import { MODEL } from '../helpers.js';
+
+const refused = (fn: () => unknown, re: RegExp) => assert.throws(fn, (e: unknown) => e instanceof CoordinatorError && e.kind === 'invalid-argument' && re.test(e.message));
+
+describe('server/update-intake', () => {
+  const config = readBaseInfo(MODEL.bin).config;
+  const full = updateLayout(config, loraConfig({ rank: 2, alpha: 4, targets: ['wq', 'wv'], seed: 1 }));
+  const ffa = updateLayout(config, loraConfig({ rank: 2, alpha: 4, targets: ['wq', 'wv'], seed: 1, freezeA: true }));
+  const gaussian = (n: number, scale: number, seed = 1) => {
+    const rng = seededRng(seed);
+    return Float32Array.from({ length: n }, () => scale * nextGaussian(rng));
+  };
+
+  it('bounds an update even with no clip norm: 3e38 per value is scaled down to maxUpdateNorm (default √n), not refused', () => {
+    const bound = updateBound(0, 0, full);
+    assert.deepEqual(bound, { norm: Math.sqrt(full.updateLength), told: false });
+    assert.equal(defaultMaxUpdateNorm(full.updateLength), Math.sqrt(full.updateLength));
+    const attack = new Float32Array(full.updateLength).fill(3e38);
+    const out = intakeUpdate('f32', encodeUpdate(attack), full, bound);
+    assert.ok(out.clipped);
+    assert.ok(out.update.every(Number.isFinite));
+    assert.ok(l2Norm(out.update) <= bound.norm);
+    // a configured maxUpdateNorm wins over the default; an honest update passes untouched
+    const honest = gaussian(full.updateLength, 1e-3);
+    const kept = intakeUpdate('f32', encodeUpdate(honest), full, updateBound(0, 5, full));
+    assert.equal(kept.clipped, false);
+    assert.deepEqual(kept.update, honest);
+    assert.ok(l2Norm(boundUpdate(attack, updateBound(0, 5, full)).update) <= 5);
+  });
+
+  it('refuses non-finite values and a norm past the told clip norm; allows rounding and the quantization slack', () => {
+    const c = updateBound(0.5, 0, full);
+    assert.deepEqual(c, { norm: 0.5, told: true });
+    const bad = gaussian(full.updateLength, 1e-3);
+    bad[7] = Number.NaN;
+    refused(() => intakeUpdate('f32', encodeUpdate(bad), full, c), /non-finite value \(NaN\) at index 7/);
+    const long = gaussian(full.updateLength, 1);
+    refused(() => intakeUpdate('f32', encodeUpdate(long), full, c), /exceeds the round's clip norm 0.5/);
+    // just over C by float rounding: accepted and brought back to C
+    const u = gaussian(full.updateLength, 1);
+    const atC = u.map((v) => (v * 0.5 * (1 + 5e-6)) / l2Norm(u));
+    const back = intakeUpdate('f32', encodeUpdate(atC), full, c);
+    assert.ok(l2Norm(back.update) <= 0.5);
+    // q4 of an update clipped to C may sit past C by its rounding; its own scales bound that
+    const q = intakeUpdate('q4', encodeUpdate(atC, 'q4', seededRng(3)), full, c);
+    assert.ok(l2Norm(q.update) <= 0.5);
+  });
+
+  it('unpacks an FFA-LoRA update into the flat layout (zeros on A), one layout for all', () => {
+    assert.ok(ffa.updateLength < ffa.flatLength);
+    assert.equal(ffa.flatLength, full.flatLength);
+    const packed = gaussian(ffa.updateLength, 1e-3);
+    const flat = intakeUpdate('f32', encodeUpdate(packed), ffa, updateBound(0, 0, ffa)).update;
+    assert.equal(flat.length, ffa.flatLength);
+    assert.ok(Math.abs(l2Norm(flat) - l2Norm(packed)) < 1e-9);
+    assert.deepEqual(expandUpdate(ffa, packed), flat);
+    const whole = gaussian(full.updateLength, 1);
+    assert.equal(expandUpdate(full, whole), whole, 'nothing to unpack without FFA');
+    assert.throws(() => expandUpdate(ffa, packed.subarray(1)), /packed has/);
+  });
+
+  it('opens only what the device sealed to the program key, and checks num_examples', () => {
+    const program = boxKeyPair();
+    const device = boxKeyPair();
+    const shared = boxSharedKey(device.publicKey, program);
+    const msg = Uint8Array.of(1, 2, 3);
+    assert.deepEqual(openSealedUpdate(seal(msg, program.publicKey, device), shared), msg);
+    const tampered = seal(msg, program.publicKey, device);
+    tampered[tampered.length - 1] ^= 1;
+    refused(() => openSealedUpdate(tampered, shared), /could not be decrypted/);
+    const training = { steps: 2, batchSize: 4 } as Parameters<typeof checkNumExamples>[1];
+    checkNumExamples(8, training);
+    refused(() => checkNumExamples(9, training), /num_examples must be an integer in \[1, 8\]/);
+    refused(() => checkNumExamples(0.5, training), /num_examples/);
+  });
+});
