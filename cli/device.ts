@@ -5,7 +5,8 @@ import { CliError, log, num, parse, required } from './args.js';
 
 /** Usage text. */
 export const DEVICE_USAGE = `fedtune device --coordinator HOST:PORT --program ID --data DIR --token T --text FILE [--text FILE …]
-              [--rounds N] [--label L] [--seed S] [--max-wait SECONDS] [--max-rank R (train a smaller LoRA rank)]`;
+              [--rounds N] [--label L] [--seed S (batch sampling only; privacy noise is always crypto-random)]
+              [--max-wait SECONDS] [--max-rank R (train a smaller LoRA rank)]`;
 
 /** Run the command until the program completes (or --rounds rounds were joined). */
 export async function deviceCommand(argv: string[]): Promise<void> {

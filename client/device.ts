@@ -2,19 +2,19 @@
  * The device library: enrol once (keys in the data dir), fetch the program, download and verify
  * the base, tokenizer and current adapter (resumable), then loop — check in, train LoRA on the
  * device's own text within the round's deadline, turn the change into an update
- * (delta vs the global adapter → clip → device noise if the program asks → seal to the program
- * key → chunks), upload, and follow new versions — until the program completes. Transient
- * failures are retried with backoff; progress is an rxjs Observable.
+ * (client/build-update: delta vs the global adapter → clip → device noise if the program asks →
+ * quantize → seal to the program key), upload it in chunks (or mask it under secure
+ * aggregation), and follow new versions — until the program completes. Transient failures are
+ * retried with backoff; progress is an rxjs Observable.
  */
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import nacl from 'tweetnacl';
 import { Observable, Subject } from 'rxjs';
-import { cryptoRng, decodeAdapter, deriveSeed, initBackend, LocalTrainer, LoraAdapter, mixReplay, packTrainable, padRankFlat, truncateRankTensors, sampleReplayPool, seededRng, trainableRanges, nextGaussian, openBase, type FrozenBase, type Rng, type Tokenizer } from '../model/index.js';
-import { clipToNorm, l2Norm } from '../privacy/clip.js';
-import { seal } from '../privacy/box.js';
-import { encodeMasked, encodeUpdate, isUpdateEncoding } from '../proto/update-codec.js';
+import { cryptoRng, decodeAdapter, initBackend, LocalTrainer, LoraAdapter, mixReplay, truncateRankTensors, sampleReplayPool, openBase, type FrozenBase, type Rng, type Tokenizer } from '../model/index.js';
+import { encodeMasked, isUpdateEncoding } from '../proto/update-codec.js';
+import { buildUpdate, devicePrivacyRngs, sealUpdate, updateLayout, type BuiltUpdate, type UpdateInput } from './build-update.js';
 import { trainingFromWire } from '../proto/config-codec.js';
 import type { DeviceTraining } from '../model/device-training.js';
 import type { SecAggRequest } from '../proto/generated/fedtune/v1/SecAggRequest.js';
@@ -57,20 +57,21 @@ export interface DeviceOptions {
   readonly maxWaitMs?: number;
   /** Ms kept free before a round's deadline for building and uploading the update. Default 2000. */
   readonly uploadMarginMs?: number;
-  /** Seed for batch sampling (tests, the demo); crypto randomness otherwise. */
+  /**
+   * Seed for batch (and replay) sampling — tests, the demo; crypto randomness otherwise. It never
+   * drives privacy randomness: DP noise and stochastic rounding are crypto-strength regardless.
+   */
   readonly seed?: number;
-  /** Source of device-side DP noise and quantization rounding. Default: seeded from `seed` if given, else crypto randomness. */
+  /**
+   * Tests only: the source of device-side DP noise and quantization rounding, to make an update
+   * reproducible. Default (and what a real device must use): crypto randomness, whatever `seed` is.
+   */
   readonly noiseRng?: Rng;
   /**
    * Train at most this LoRA rank (a device with less memory): the first `maxRank` components of
    * the program's adapter, its update zero-padded to the program's rank. Default: the program's rank.
    */
   readonly maxRank?: number;
-  /**
-   * Robustness experiments only: rewrite the update just before it is encoded (e.g. a
-   * sign-flipping attacker in a simulation). Never set on a real device.
-   */
-  readonly tamper?: (update: Float32Array) => Float32Array;
 }
 
 /** What a device reports as it works. */
@@ -299,31 +300,21 @@ export class Device {
       const result = await trainer.run();
       sub.unsubscribe();
       const local = adapter.toFlat();
-      // FFA-LoRA sends only B (A never changes); everything else sends the whole adapter
-      const { ranges, length } = trainableRanges(m.base.config, programLora);
-      const own = Float32Array.from(local, (v, i) => v - global[i]);
-      // a smaller rank's delta goes out in the program's layout, zeros in the components it lacks
-      const full = lowRank === undefined ? own : padRankFlat(m.base.config, programLora, lowRank, own);
-      let delta: Float32Array = length === full.length ? full : packTrainable(full, ranges);
-      let clipped = false;
-      const norm = l2Norm(delta); // before clipping: what adaptive clipping and the logs want
-      if (work.clipNorm > 0) {
-        const c = clipToNorm(delta, work.clipNorm * (1 - 1e-6));
-        delta = c.update;
-        clipped = c.clipped;
-      }
-      const rng = this.o.noiseRng ?? (this.o.seed === undefined ? cryptoRng() : seededRng(deriveSeed(this.o.seed, work.roundId)));
-      if (work.deviceNoiseStd > 0) {
-        for (let i = 0; i < delta.length; i++) delta[i] += work.deviceNoiseStd * nextGaussian(rng);
-      }
-      if (this.o.tamper) delta = this.o.tamper(delta);
       const encoding = work.encoding || 'f32';
       if (!isUpdateEncoding(encoding)) throw new Error(`round ${work.roundId} asks for update encoding "${encoding}", which this device does not know`);
-      const numExamples = Math.max(1, result.steps * (training.batchSize ?? 8));
-      const meta = { programId: this.o.programId, roundId: work.roundId, numExamples, encoding, unclipped: !clipped };
-      const send = (plain: Uint8Array) => this.retry(() => uploadUpdate(this.client, this.deviceId, this.identity.sign, meta, seal(plain, this.programKey, this.identity.box)), signal);
+      const update = this.buildRoundUpdate({
+        local,
+        global,
+        layout: updateLayout(m.base.config, programLora, lowRank),
+        work: { clipNorm: work.clipNorm, deviceNoiseStd: work.deviceNoiseStd, encoding },
+        trained: { steps: result.steps, batchSize: training.batchSize ?? 8 },
+        rngs: devicePrivacyRngs(this.o.noiseRng), // crypto-strength whatever the seed says
+      });
+      const { numExamples } = update;
+      const meta = { programId: this.o.programId, roundId: work.roundId, numExamples, encoding, unclipped: !update.clipped };
+      const send = (plain: Uint8Array) => this.retry(() => uploadUpdate(this.client, this.deviceId, this.identity.sign, meta, sealUpdate(plain, this.programKey, this.identity.box)), signal);
       let receipt: UploadUpdateResponse__Output | undefined;
-      if (encoding === 'masked') {
+      if (update.encoding === 'masked') {
         // secure aggregation: the coordinator only ever sees this update masked
         const ctx = {
           client: this.client,
@@ -337,18 +328,27 @@ export class Device {
           rpcDeadlineMs: this.deadline,
           signal,
         };
-        await secAggRound(ctx, delta, async (y) => {
+        await secAggRound(ctx, update.values, async (y) => {
           receipt = await send(encodeMasked(y));
         });
       } else {
-        receipt = await send(encodeUpdate(delta, encoding, rng));
+        receipt = await send(update.plaintext);
       }
       if (!receipt) throw new Error('secure aggregation ended without an upload');
       this.bytesUp += Number(receipt.bytesReceived);
-      this.events.next({ kind: 'uploaded', roundId: work.roundId, bytes: Number(receipt.bytesReceived), numExamples, updateNorm: norm, clipped, trainSeconds: result.elapsedMs / 1000 });
+      this.events.next({ kind: 'uploaded', roundId: work.roundId, bytes: Number(receipt.bytesReceived), numExamples, updateNorm: update.norm, clipped: update.clipped, trainSeconds: result.elapsedMs / 1000 });
     } finally {
       adapter.dispose();
     }
+  }
+
+  /**
+   * Turn a round's training into its update: the device-side pipeline (client/build-update),
+   * nothing else on a real device. Protected so a simulation can model a misbehaving device
+   * (sim/attacker-device.ts) by composing the pipeline's stages differently.
+   */
+  protected buildRoundUpdate(input: UpdateInput): BuiltUpdate {
+    return buildUpdate(input);
   }
 
   /**

@@ -2,6 +2,7 @@
  * client/: the device library — identity and enrolment, signed calls with retries and backoff,
  * resumable verified blob download, local LoRA training rounds, and sealed chunked uploads.
  */
+export * from './build-update.js';
 export * from './device.js';
 export * from './download-blob.js';
 export * from './identity.js';

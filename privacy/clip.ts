@@ -3,6 +3,23 @@
  * update: clip → noise → quantize → encrypt/mask). Pure; returns a new array.
  */
 
+/**
+ * Relative float margin of every clip bound C, in one place: {@link clipToNorm} lands a clipped
+ * update at most C·(1 − CLIP_TOLERANCE) so float32 rounding cannot carry it past C, and a
+ * receiver checking the bound ({@link withinClipBound}) allows C·(1 + CLIP_TOLERANCE).
+ */
+export const CLIP_TOLERANCE = 1e-6;
+
+/**
+ * Does an update of L2 norm `norm` respect clip bound `c`, allowing {@link CLIP_TOLERANCE} and
+ * `slack` (how far quantization may have moved it in L2, from decodeUpdate)?
+ */
+export function withinClipBound(norm: number, c: number, slack = 0): boolean {
+  if (typeof c !== 'number' || !(c > 0) || !Number.isFinite(c)) throw new RangeError(`withinClipBound: c must be a positive finite number, got ${c}`);
+  if (typeof slack !== 'number' || !(slack >= 0) || !Number.isFinite(slack)) throw new RangeError(`withinClipBound: slack must be a finite number ≥ 0, got ${slack}`);
+  return norm <= c * (1 + CLIP_TOLERANCE) + slack;
+}
+
 /** The result of {@link clipToNorm}. */
 export interface Clipped {
   readonly update: Float32Array;
@@ -12,20 +29,6 @@ export interface Clipped {
   readonly clipped: boolean;
 }
 
-/**
- * The clip tolerances, in one place. `CLIP_UNDERSHOOT`: clipToNorm scales a little under C so
- * float32 rounding cannot leave the result above it. `CLIP_ACCEPT_TOLERANCE`: a receiver accepts
- * a norm up to C·(1 + this) plus the update's own quantization slack (see {@link withinClip}).
- */
-export const CLIP_UNDERSHOOT = 1e-6;
-/** See {@link CLIP_UNDERSHOOT}. */
-export const CLIP_ACCEPT_TOLERANCE = 1e-5;
-
-/** True if an update of L2 norm `norm` honours clip bound `c`, allowing its quantization `slack` (0 for float32). */
-export function withinClip(norm: number, c: number, slack = 0): boolean {
-  return Number.isFinite(norm) && norm <= c * (1 + CLIP_ACCEPT_TOLERANCE) + slack;
-}
-
 /** L2 norm, accumulated in float64. */
 export function l2Norm(x: Float32Array): number {
   let s = 0;
@@ -33,7 +36,7 @@ export function l2Norm(x: Float32Array): number {
   return Math.sqrt(s);
 }
 
-/** Scale `update` by min(1, C / ‖update‖). Throws RangeError on a bad C or non-finite values. */
+/** Scale `update` by min(1, C / ‖update‖) (a hair under C, see {@link CLIP_TOLERANCE}). Throws RangeError on a bad C or non-finite values. */
 export function clipToNorm(update: Float32Array, c: number): Clipped {
   if (!(update instanceof Float32Array)) throw new TypeError('clipToNorm: update must be a Float32Array');
   if (typeof c !== 'number' || !(c > 0) || !Number.isFinite(c)) throw new RangeError(`clipToNorm: c must be a positive finite number, got ${c}`);
@@ -41,6 +44,6 @@ export function clipToNorm(update: Float32Array, c: number): Clipped {
   if (!Number.isFinite(norm)) throw new RangeError('clipToNorm: update holds non-finite values');
   if (norm <= c) return { update: Float32Array.from(update), norm, clipped: false };
   // scale a little under C so float32 rounding cannot leave the result above it
-  const f = (c / norm) * (1 - CLIP_UNDERSHOOT);
+  const f = (c / norm) * (1 - CLIP_TOLERANCE);
   return { update: Float32Array.from(update, (v) => v * f), norm, clipped: true };
 }

@@ -28,3 +28,15 @@ export function addGaussianNoise(x: Float32Array | Float64Array, std: number, rn
   for (let i = 0; i < out.length; i++) out[i] += std * nextGaussian(rng);
   return out;
 }
+
+/**
+ * A bound on the L2 norm of `n` independent N(0, std²) values that is exceeded with probability
+ * below 1e-13: std·(√n + 8) (the norm is 1-Lipschitz in the noise, so P(‖g‖ ≥ std(√n + t)) ≤
+ * exp(−t²/2)). A receiver checking the clip bound of an update a device noised itself (local or
+ * distributed DP without secure aggregation) allows this much on top of C.
+ */
+export function noiseNormBound(std: number, n: number): number {
+  if (!(std >= 0) || !Number.isFinite(std)) throw new RangeError(`noiseNormBound: std must be a finite number ≥ 0, got ${std}`);
+  if (!Number.isInteger(n) || n < 0) throw new RangeError(`noiseNormBound: n must be an integer ≥ 0, got ${n}`);
+  return std === 0 || n === 0 ? 0 : std * (Math.sqrt(n) + 8);
+}

@@ -1,13 +1,13 @@
 /**
- * Update payloads wire ↔ domain: the plaintext encodings of a flat update before sealing.
+ * Update payloads wire ↔ domain: the plaintext encodings of a flat update before sealing. The
+ * codec only serialises; clipping, noise and quantization happen before (client/build-update).
  */
-import type { Rng } from '../random/rng.js';
-import { stochasticQuantize } from '../privacy/compress.js';
+import type { QuantizedUpdate } from '../privacy/compress.js';
 import { WireFormatError } from './wire-error.js';
 
 /**
  * Plaintext encodings of an update (before sealing): "f32" little-endian float32 per value;
- * "q8" / "q4" unbiased stochastic quantization (privacy/compress) in blocks of
+ * "q8" / "q4" an update already quantized by privacy/compress (unbiased, stochastic) in blocks of
  * {@link UPDATE_QUANT_BLOCK}: a float32 scale per block, then one int8 level per value (q8) or
  * two 4-bit two's-complement levels per byte, low nibble first (q4); "masked" a SecAgg masked
  * input, little-endian uint32 per value in Z_(2^32).
@@ -29,25 +29,46 @@ export function encodedUpdateBytes(encoding: UpdateEncoding, n: number): number 
   return encoding === 'f32' || encoding === 'masked' ? 4 * n : encoding === 'q8' ? scales + n : scales + Math.ceil(n / 2);
 }
 
-/** A flat update as plaintext bytes in `encoding` (quantized encodings draw from `rng`). */
-export function encodeUpdate(update: Float32Array, encoding: UpdateEncoding = 'f32', rng?: Rng): Uint8Array {
-  if (!(update instanceof Float32Array)) throw new TypeError('encodeUpdate: update must be a Float32Array');
-  if (!isUpdateEncoding(encoding)) throw new RangeError(`encodeUpdate: unknown encoding "${encoding}"`);
-  const n = update.length;
-  const out = new Uint8Array(encodedUpdateBytes(encoding, n));
-  const dv = new DataView(out.buffer);
-  if (encoding === 'f32') {
-    for (let i = 0; i < n; i++) dv.setFloat32(i * 4, update[i], true);
+/**
+ * An update as plaintext bytes, serialised as it is — the codec does not quantize (that is the
+ * pipeline's quantize stage, privacy/compress): a Float32Array goes out as "f32"; a
+ * {@link QuantizedUpdate} in blocks of {@link UPDATE_QUANT_BLOCK} as "q8" or "q4" (its bits).
+ */
+export function encodeUpdate(update: Float32Array | QuantizedUpdate): Uint8Array {
+  if (update instanceof Float32Array) {
+    const out = new Uint8Array(encodedUpdateBytes('f32', update.length));
+    const dv = new DataView(out.buffer);
+    for (let i = 0; i < update.length; i++) dv.setFloat32(i * 4, update[i], true);
     return out;
   }
-  if (encoding === 'masked') throw new RangeError('encodeUpdate: a masked input is a Uint32Array; use encodeMasked');
-  if (!rng) throw new TypeError(`encodeUpdate: encoding "${encoding}" needs an rng for stochastic rounding`);
-  const q = stochasticQuantize(update, encoding === 'q8' ? 8 : 4, rng, UPDATE_QUANT_BLOCK);
+  const q = checkQuantized(update);
+  const n = q.length;
+  const out = new Uint8Array(encodedUpdateBytes(q.bits === 8 ? 'q8' : 'q4', n));
+  const dv = new DataView(out.buffer);
   q.scales.forEach((s, b) => dv.setFloat32(b * 4, s, true));
   const body = 4 * q.scales.length;
-  if (encoding === 'q8') out.set(new Uint8Array(q.levels.buffer, q.levels.byteOffset, n), body);
+  if (q.bits === 8) out.set(new Uint8Array(q.levels.buffer, q.levels.byteOffset, n), body);
   else for (let i = 0; i < n; i++) out[body + (i >> 1)] |= (q.levels[i] & 0xf) << ((i & 1) * 4);
   return out;
+}
+
+/** A quantized update the wire format can carry exactly as decodeUpdate will read it; TypeError/RangeError otherwise. */
+function checkQuantized(q: QuantizedUpdate): QuantizedUpdate {
+  if (typeof q !== 'object' || q === null || !(q.levels instanceof Int8Array) || !(q.scales instanceof Float32Array)) {
+    throw new TypeError('encodeUpdate: update must be a Float32Array or a QuantizedUpdate (Int8Array levels, Float32Array scales)');
+  }
+  if (q.bits !== 8 && q.bits !== 4) throw new RangeError(`encodeUpdate: a quantized update has 8 or 4 bits, got ${String(q.bits)}`);
+  if (q.block !== UPDATE_QUANT_BLOCK) throw new RangeError(`encodeUpdate: the wire format quantizes in blocks of ${UPDATE_QUANT_BLOCK}, got ${q.block}`);
+  if (q.levels.length !== q.length) throw new RangeError(`encodeUpdate: ${q.levels.length} levels for ${q.length} values`);
+  if (q.scales.length !== Math.ceil(q.length / UPDATE_QUANT_BLOCK)) throw new RangeError(`encodeUpdate: ${q.scales.length} scales for ${q.length} values in blocks of ${UPDATE_QUANT_BLOCK}`);
+  const limit = q.bits === 8 ? 127 : 7;
+  q.scales.forEach((s, b) => {
+    if (!Number.isFinite(s) || s < 0) throw new RangeError(`encodeUpdate: scale ${b} is ${s}; scales must be finite and ≥ 0`);
+  });
+  q.levels.forEach((v, i) => {
+    if (v < -limit || v > limit) throw new RangeError(`encodeUpdate: level ${v} at ${i} is outside ±${limit}`);
+  });
+  return q;
 }
 
 /**

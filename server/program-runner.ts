@@ -350,6 +350,11 @@ export class ProgramRunner {
     return this.round?.id === roundId ? this.round.plan.clipNorm : this.clipNorm();
   }
 
+  /** The std of the noise devices add themselves in round `roundId` (0 unless it is the open round under local / distributed DP). */
+  roundDeviceNoiseStd(roundId: string): number {
+    return this.round?.id === roundId ? this.round.plan.deviceNoiseStd : 0;
+  }
+
   /** The clip bound C of the current round (adaptive clipping moves it between rounds; 0 = none). */
   clipNorm(): number {
     return this.round?.plan.clipNorm ?? this.planner.clipNorm();

@@ -8,13 +8,17 @@
  * operator. The bound is always finite: the round's clip norm C when devices are told one (an
  * update past it, beyond rounding and quantization slack, is refused), else the program's
  * maxUpdateNorm (devices are not told it, so a longer update is scaled down to it, not refused).
+ * Under local or distributed DP a device adds its own noise after clipping, so the bound allows
+ * C plus a high-probability bound on that noise's norm (privacy/noise noiseNormBound), and such an
+ * update is never clipped here (clipping would distort the noise the accountant counts on).
  */
 import type { DeviceTraining } from '../model/device-training.js';
 import { trainableRanges, unpackTrainable } from '../model/adapter-flat.js';
 import type { LlamaConfig } from '../model/config.js';
 import type { LoraConfig } from '../model/lora-config.js';
 import { openWithSharedKey } from '../privacy/box.js';
-import { clipToNorm, l2Norm, withinClip } from '../privacy/clip.js';
+import { clipToNorm, l2Norm, withinClipBound } from '../privacy/clip.js';
+import { noiseNormBound } from '../privacy/noise.js';
 import { decodeUpdate } from '../proto/update-codec.js';
 import { refuse } from './errors.js';
 
@@ -50,12 +54,19 @@ export function defaultMaxUpdateNorm(updateLength: number): number {
 export interface UpdateBound {
   readonly norm: number;
   readonly told: boolean;
+  /** Extra L2 allowed for the noise the device adds itself after clipping (0 without device noise). */
+  readonly noiseAllowance: number;
 }
 
-/** A round's bound: its clip norm C if > 0 (told to devices), else the program's maxUpdateNorm (0 = the default for the layout). */
-export function updateBound(clipNorm: number, maxUpdateNorm: number, layout: UpdateLayout): UpdateBound {
-  if (clipNorm > 0) return { norm: clipNorm, told: true };
-  return { norm: maxUpdateNorm > 0 ? maxUpdateNorm : defaultMaxUpdateNorm(layout.updateLength), told: false };
+/**
+ * A round's bound: its clip norm C if > 0 (told to devices), else the program's maxUpdateNorm
+ * (0 = the default for the layout); `deviceNoiseStd` is the std of the noise each device adds
+ * itself this round (local / distributed DP; 0 otherwise).
+ */
+export function updateBound(clipNorm: number, maxUpdateNorm: number, layout: UpdateLayout, deviceNoiseStd = 0): UpdateBound {
+  const noiseAllowance = noiseNormBound(deviceNoiseStd, layout.updateLength);
+  if (clipNorm > 0) return { norm: clipNorm, told: true, noiseAllowance };
+  return { norm: (maxUpdateNorm > 0 ? maxUpdateNorm : defaultMaxUpdateNorm(layout.updateLength)) + noiseAllowance, told: false, noiseAllowance };
 }
 
 /** Decrypt a sealed update with the device ↔ program shared key; refuse it if it does not open. */
@@ -87,8 +98,11 @@ export function boundUpdate(update: Float32Array, bound: UpdateBound, slack = 0)
   const norm = l2Norm(update);
   if (!Number.isFinite(norm)) refuse('invalid-argument', 'the update\'s L2 norm overflows');
   // a quantized update may sit past C by its rounding (slack, from its own scales); bring it back to C
-  if (bound.told && !withinClip(norm, bound.norm, slack)) refuse('invalid-argument', `the update's L2 norm ${norm.toPrecision(6)} exceeds the round's clip norm ${bound.norm}`);
-  if (norm <= bound.norm) return { update, norm, clipped: false };
+  const noisy = bound.noiseAllowance > 0;
+  if (bound.told && !withinClipBound(norm, bound.norm, slack + bound.noiseAllowance)) {
+    refuse('invalid-argument', `the update's L2 norm ${norm.toPrecision(6)} exceeds the round's clip norm ${bound.norm}${noisy ? ` plus ${bound.noiseAllowance.toPrecision(6)} for the device's own noise` : ''}`);
+  }
+  if (norm <= bound.norm || (noisy && bound.told)) return { update, norm, clipped: false };
   return { update: clipToNorm(update, bound.norm).update, norm, clipped: !bound.told };
 }
 

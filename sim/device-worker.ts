@@ -1,11 +1,12 @@
 /**
  * Worker-thread entry hosting some simulated devices: each is the real Device library against the
  * real coordinator over loopback gRPC, exactly as a deployment runs it (devices in one worker
- * interleave between training steps). Progress goes to the parent as messages tagged with the
+ * interleave between training steps); attackers are {@link SignFlippingDevice}s. Progress goes to the parent as messages tagged with the
  * device's index; a "stop" message aborts every run.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { Device } from '../client/index.js';
+import { SignFlippingDevice } from './attacker-device.js';
 
 /** One device a worker hosts. */
 export interface DeviceWorkerData {
@@ -30,7 +31,8 @@ if (port) {
   });
   Promise.all(
     list.map(async (d) => {
-      const device = new Device({ address: d.address, programId: d.programId, dataDir: d.dataDir, enrolmentToken: d.enrolmentToken, text: [d.text], label: d.label, seed: d.seed, maxWaitMs: 250, tamper: d.attackScale > 0 ? (u) => u.map((v) => -d.attackScale * v) : undefined });
+      const options = { address: d.address, programId: d.programId, dataDir: d.dataDir, enrolmentToken: d.enrolmentToken, text: [d.text], label: d.label, seed: d.seed, maxWaitMs: 250 };
+      const device = d.attackScale > 0 ? new SignFlippingDevice(options, d.attackScale) : new Device(options);
       device.progress$.subscribe((event) => port.postMessage({ type: 'event', index: d.index, event }));
       try {
         const summary = await device.run(ac.signal);

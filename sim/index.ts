@@ -3,6 +3,7 @@
  * partner-domain text, per-round evaluation, baselines, reports. Used by `npm run demo` and
  * `fedtune simulate`.
  */
+export * from './attacker-device.js';
 export * from './progress-board.js';
 export * from './report.js';
 export * from './simulate.js';

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { clipToNorm, l2Norm } from '../../privacy/index.js';
+import { CLIP_TOLERANCE, clipToNorm, l2Norm, withinClipBound } from '../../privacy/index.js';
 
 describe('privacy/clip', () => {
   it('scales an update above C onto the ball, keeping its direction', () => {
@@ -27,6 +27,19 @@ describe('privacy/clip', () => {
       const c = 0.01 + (k % 7) * 0.3;
       assert.ok(l2Norm(clipToNorm(u, c).update) <= c);
     }
+  });
+
+  it('one tolerance: clipping lands within C·(1 − CLIP_TOLERANCE); the bound check allows C·(1 + CLIP_TOLERANCE) plus slack', () => {
+    const c = 0.7;
+    const r = clipToNorm(Float32Array.from({ length: 4096 }, (_, i) => Math.cos(i)), c);
+    assert.ok(l2Norm(r.update) <= c * (1 - CLIP_TOLERANCE) * (1 + 1e-7));
+    assert.ok(withinClipBound(l2Norm(r.update), c));
+    assert.equal(withinClipBound(c * (1 + CLIP_TOLERANCE), c), true);
+    assert.equal(withinClipBound(c * (1 + 2 * CLIP_TOLERANCE), c), false);
+    assert.equal(withinClipBound(c + 0.1, c, 0.1), true);
+    assert.equal(withinClipBound(Number.NaN, c), false);
+    assert.throws(() => withinClipBound(1, 0), /withinClipBound: c must be a positive finite number/);
+    assert.throws(() => withinClipBound(1, 1, -1), /withinClipBound: slack must be a finite number ≥ 0/);
   });
 
   it('rejects a bad C or non-finite values, naming the argument', () => {

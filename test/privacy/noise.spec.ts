@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { seededRng } from '../../model/index.js';
-import { AdaptiveClip, addGaussianNoise, l2Norm, noiseStd } from '../../privacy/index.js';
+import { AdaptiveClip, addGaussianNoise, l2Norm, noiseNormBound, noiseStd } from '../../privacy/index.js';
 
 function stats(x: Float64Array): { mean: number; std: number } {
   const mean = x.reduce((a, b) => a + b, 0) / x.length;
@@ -28,6 +28,20 @@ describe('privacy/noise', () => {
       part.forEach((v, i) => (total[i] += v));
     }
     assert.ok(Math.abs(stats(total).std / noiseStd('central', 1.1, 0.5) - 1) < 0.02);
+  });
+
+  it('noiseNormBound holds for noise vectors and is close to std·√n, not loose', () => {
+    const rng = seededRng(11);
+    for (const [n, std] of [[10, 2], [1000, 0.1], [50_000, 0.03]] as const) {
+      const bound = noiseNormBound(std, n);
+      let worst = 0;
+      for (let k = 0; k < 100; k++) worst = Math.max(worst, Math.sqrt(addGaussianNoise(new Float64Array(n), std, rng).reduce((a, v) => a + v * v, 0)));
+      assert.ok(worst < bound, `n ${n}: ‖noise‖ ${worst} ≥ bound ${bound}`);
+    }
+    assert.ok(noiseNormBound(0.1, 1_000_000) < 0.1 * 1000 * 1.01);
+    assert.equal(noiseNormBound(0, 100), 0);
+    assert.throws(() => noiseNormBound(-1, 3), /noiseNormBound: std must be a finite number ≥ 0/);
+    assert.throws(() => noiseNormBound(1, 1.5), /noiseNormBound: n must be an integer ≥ 0/);
   });
 
   it('is reproducible with a seed and leaves its input untouched', () => {

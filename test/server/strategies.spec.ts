@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { Device } from '../../client/index.js';
 import { BOX_NONCE_BYTES, BOX_OVERHEAD_BYTES } from '../../privacy/box.js';
 import { encodedUpdateBytes } from '../../proto/index.js';
+import { SignFlippingDevice } from '../../sim/attacker-device.js';
 import { startCoordinator, type RunningCoordinator } from '../../server/index.js';
 import { corpus } from '../helpers.js';
 import { smallProgram, TOKEN } from './fixtures.js';
@@ -37,10 +38,13 @@ describe('server: per-program compression, FFA-LoRA, exact ΔW and robust aggreg
   });
   after(() => running.shutdown(500));
 
-  const run = (programId: string, n: number, tamper?: (i: number) => ((u: Float32Array) => Float32Array) | undefined) =>
+  /** n devices; device i sends −attackScale(i) × its update when that is set. */
+  const run = (programId: string, n: number, attackScale?: (i: number) => number | undefined) =>
     Promise.all(
       Array.from({ length: n }, async (_, i) => {
-        const d = new Device({ address: running.address, programId, dataDir: join(dir, `${programId}-${i}`), enrolmentToken: TOKEN, text: [oz.slice(i * 15_000, (i + 1) * 15_000)], seed: 7 + i, tamper: tamper?.(i) });
+        const options = { address: running.address, programId, dataDir: join(dir, `${programId}-${i}`), enrolmentToken: TOKEN, text: [oz.slice(i * 15_000, (i + 1) * 15_000)], seed: 7 + i };
+        const scale = attackScale?.(i);
+        const d = scale === undefined ? new Device(options) : new SignFlippingDevice(options, scale);
         try {
           return await d.run();
         } finally {
@@ -72,7 +76,7 @@ describe('server: per-program compression, FFA-LoRA, exact ΔW and robust aggreg
   });
 
   it('a ×(−100) sign-flipping device drags FedAvg far away; the coordinate median ignores it', async () => {
-    const attack = (i: number) => (i === 2 ? (u: Float32Array) => u.map((v) => -100 * v) : undefined);
+    const attack = (i: number) => (i === 2 ? 100 : undefined);
     const moved: Record<string, number> = {};
     for (const id of ['avg-attacked', 'median-attacked']) {
       const p = running.coordinator.program(id);

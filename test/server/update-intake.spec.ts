@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { loraConfig, readBaseInfo, seededRng, nextGaussian } from '../../model/index.js';
 import { boxKeyPair, boxSharedKey, seal } from '../../privacy/box.js';
 import { l2Norm } from '../../privacy/clip.js';
-import { encodeUpdate } from '../../proto/update-codec.js';
+import { stochasticQuantize } from '../../privacy/compress.js';
+import { encodeUpdate, UPDATE_QUANT_BLOCK } from '../../proto/update-codec.js';
 import { CoordinatorError } from '../../server/errors.js';
 import { boundUpdate, checkNumExamples, defaultMaxUpdateNorm, expandUpdate, intakeUpdate, openSealedUpdate, updateBound, updateLayout } from '../../server/update-intake.js';
 import { MODEL } from '../helpers.js';
@@ -21,7 +22,7 @@ describe('server/update-intake', () => {
 
   it('bounds an update even with no clip norm: 3e38 per value is scaled down to maxUpdateNorm (default √n), not refused', () => {
     const bound = updateBound(0, 0, full);
-    assert.deepEqual(bound, { norm: Math.sqrt(full.updateLength), told: false });
+    assert.deepEqual(bound, { norm: Math.sqrt(full.updateLength), told: false, noiseAllowance: 0 });
     assert.equal(defaultMaxUpdateNorm(full.updateLength), Math.sqrt(full.updateLength));
     const attack = new Float32Array(full.updateLength).fill(3e38);
     const out = intakeUpdate('f32', encodeUpdate(attack), full, bound);
@@ -38,7 +39,7 @@ describe('server/update-intake', () => {
 
   it('refuses non-finite values and a norm past the told clip norm; allows rounding and the quantization slack', () => {
     const c = updateBound(0.5, 0, full);
-    assert.deepEqual(c, { norm: 0.5, told: true });
+    assert.deepEqual(c, { norm: 0.5, told: true, noiseAllowance: 0 });
     const bad = gaussian(full.updateLength, 1e-3);
     bad[7] = Number.NaN;
     refused(() => intakeUpdate('f32', encodeUpdate(bad), full, c), /non-finite value \(NaN\) at index 7/);
@@ -46,12 +47,28 @@ describe('server/update-intake', () => {
     refused(() => intakeUpdate('f32', encodeUpdate(long), full, c), /exceeds the round's clip norm 0.5/);
     // just over C by float rounding: accepted and brought back to C
     const u = gaussian(full.updateLength, 1);
-    const atC = u.map((v) => (v * 0.5 * (1 + 5e-6)) / l2Norm(u));
+    const atC = u.map((v) => (v * 0.5 * (1 + 5e-7)) / l2Norm(u));
     const back = intakeUpdate('f32', encodeUpdate(atC), full, c);
     assert.ok(l2Norm(back.update) <= 0.5);
     // q4 of an update clipped to C may sit past C by its rounding; its own scales bound that
-    const q = intakeUpdate('q4', encodeUpdate(atC, 'q4', seededRng(3)), full, c);
+    const q = intakeUpdate('q4', encodeUpdate(stochasticQuantize(atC, 4, seededRng(3), UPDATE_QUANT_BLOCK)), full, c);
     assert.ok(l2Norm(q.update) <= 0.5);
+  });
+
+  it('local / distributed DP: allows the device’s own noise past C and does not clip it away; still refuses a norm past C plus that noise', () => {
+    const std = 0.05;
+    const bound = updateBound(0.5, 0, full, std);
+    assert.ok(bound.noiseAllowance > std * Math.sqrt(full.updateLength));
+    const u = gaussian(full.updateLength, 1);
+    const clipped = u.map((v) => (v * 0.5 * (1 - 1e-6)) / l2Norm(u));
+    const rng = seededRng(9);
+    const noisy = clipped.map((v) => v + std * nextGaussian(rng));
+    assert.ok(l2Norm(noisy) > 0.5, 'the noise takes the update past C');
+    const out = intakeUpdate('f32', encodeUpdate(noisy), full, bound);
+    assert.deepEqual(out.update, noisy);
+    assert.equal(out.clipped, false);
+    const far = noisy.map((v) => v * 10);
+    refused(() => intakeUpdate('f32', encodeUpdate(far), full, bound), /exceeds the round's clip norm 0.5 plus .* for the device's own noise/);
   });
 
   it('unpacks an FFA-LoRA update into the flat layout (zeros on A), one layout for all', () => {
