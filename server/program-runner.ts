@@ -241,7 +241,7 @@ export class ProgramRunner {
     this.round = round;
     if (spec.secagg) {
       const wanted = Math.ceil(spec.cohortSize * spec.overSelect);
-      round.secagg = new SecAggRound(round.id, wanted, spec.minUpdates, this.d.updateLength, this.d.secAggBound, spec.secagg, this.d.signKeyOf, (o) => this.secAggFinished(round, o));
+      round.secagg = new SecAggRound(round.id, wanted, spec.minUpdates, this.d.updateLength, this.d.secAggBound, spec.secagg, this.d.signKeyOf, (o) => this.secAggFinished(round, o), this.d.log);
     }
     round.timer = setTimeout(() => this.close('the deadline passed'), spec.roundDeadlineMs);
     this.publish(this.eventOf(this.record(round, 'open', `round ${number} open (attempt ${attempt})`), 'OPEN'));
