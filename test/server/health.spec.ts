@@ -38,6 +38,10 @@ describe('server: grpc.health.v1 streams status changes, and shutdown drains', f
     await running.shutdown(500);
   });
 
+  /** Enrol a hand-made device on program oz. */
+  const enroll = (sign: nacl.SignKeyPair, boxPublicKey: Uint8Array): Promise<EnrollResponse__Output> =>
+    unaryCall<EnrollResponse__Output>((o, cb) => client.Enroll({ programId: 'oz', enrolmentToken: TOKEN, signPublicKey: Buffer.from(sign.publicKey), boxPublicKey: Buffer.from(boxPublicKey) }, o, cb), 5000);
+
   const check = (service: string): Promise<HealthCheckResponse__Output> => unaryCall<HealthCheckResponse__Output>((o, cb) => health.Check({ service }, o, cb), 5000);
 
   /** A Watch call, its messages as they come, and a promise of how it ended. */
@@ -99,7 +103,7 @@ describe('server: grpc.health.v1 streams status changes, and shutdown drains', f
     // a device's upload is in flight (header sent, payload not yet) when shutdown begins
     const sign = nacl.sign.keyPair();
     const box = nacl.box.keyPair();
-    const e = await unaryCall<EnrollResponse__Output>((o, cb) => client.Enroll({ programId: 'oz', enrolmentToken: TOKEN, signPublicKey: Buffer.from(sign.publicKey), boxPublicKey: Buffer.from(box.publicKey) }, o, cb), 5000);
+    const e = await enroll(sign, box.publicKey);
     const ci = { programId: 'oz', adapterVersion: 0 };
     const work = (await unaryCall<CheckInResponse__Output>((o, cb) => client.CheckIn({ ...ci, auth: authFor(`${M}/CheckIn`, ci, e.deviceId, sign) }, o, cb), 5000)).work;
     assert.ok(work);
