@@ -20,13 +20,14 @@ export function secAggParamsFromWire(w: WireParamsOut | null | undefined): { par
 
 /** Advert → wire. */
 export function advertToWire(a: KeyAdvert): SecAggKeyAdvert {
-  return { id: a.id, maskKey: Buffer.from(a.maskKey), shareKey: Buffer.from(a.shareKey), signature: Buffer.from(a.signature) };
+  return { id: a.id, maskKey: Buffer.from(a.maskKey), shareKey: Buffer.from(a.shareKey), signature: Buffer.from(a.signature), selfMaskCommitment: Buffer.from(a.selfMaskCommitment ?? new Uint8Array(0)) };
 }
 
 /** Wire → advert for `roundId`. */
 export function advertFromWire(w: SecAggKeyAdvert__Output | null | undefined, roundId: string): KeyAdvert {
   if (!w) throw new WireFormatError('the key advert is missing');
-  return { id: w.id, roundId, maskKey: bytesFromWire(w.maskKey), shareKey: bytesFromWire(w.shareKey), signature: bytesFromWire(w.signature) };
+  const commitment = bytesFromWire(w.selfMaskCommitment);
+  return { id: w.id, roundId, maskKey: bytesFromWire(w.maskKey), shareKey: bytesFromWire(w.shareKey), signature: bytesFromWire(w.signature), ...(commitment.length > 0 ? { selfMaskCommitment: commitment } : {}) };
 }
 
 /** Share message ↔ wire. */

@@ -3,7 +3,7 @@
  * masked inputs, and at the end removes the masks it may remove (see protocol.ts).
  */
 import { addMod32, decodeFixed, expandMask, pairwiseSeed, x25519, X25519_BASE_POINT } from './masking.js';
-import { neighbourGraph, validateParams, verifyAdvert, type KeyAdvert, type SecAggParams, type ShareMessage, type UnmaskRequest, type UnmaskResponse } from './protocol.js';
+import { neighbourGraph, selfMaskCommitment, validateParams, verifyAdvert, type KeyAdvert, type SecAggParams, type ShareMessage, type UnmaskRequest, type UnmaskResponse } from './protocol.js';
 import { isValidShare, recoverSecret, type Share } from './shamir.js';
 
 /**
@@ -90,8 +90,10 @@ export class SecAggCoordinator {
    * x = the responder's id and lies in the field, and answers what was asked (self-mask shares of
    * inputs that arrived, key shares of the dropped). Each secret is rebuilt with
    * {@link recoverSecret}: shares off the polynomial are left out and their holders named, and a
-   * rebuilt key must match the owner's advertised public key. A secret that cannot be rebuilt
-   * consistently fails the round (a value) — the sum is never computed from a wrong mask.
+   * rebuilt key must match the owner's advertised public key, a rebuilt self-mask seed the owner's
+   * commitment (when its advert carried one: then false shares are found even without a majority
+   * of honest ones). A secret that cannot be rebuilt consistently fails the round (a value) — the
+   * sum is never computed from a mask known to be wrong.
    */
   finish(responses: readonly UnmaskResponse[]): SecAggResult {
     const t = this.params.threshold;
@@ -117,8 +119,15 @@ export class SecAggCoordinator {
     const rebuild = (owner: number, kind: 'selfMask' | 'key', what: string): Uint8Array | string => {
       const shares = collect(owner, kind);
       if (shares.length < t) return `only ${shares.length} of the ${t} shares needed to ${what} arrived`;
-      const advertised = this.adverts.get(owner)?.maskKey;
-      const verify = kind === 'key' ? (secret: Uint8Array) => advertised !== undefined && Buffer.from(x25519(secret, X25519_BASE_POINT)).equals(advertised) : undefined;
+      // a rebuilt key must give the advertised public key; a rebuilt seed its commitment (if one was sent)
+      const advert = this.adverts.get(owner);
+      const commitment = advert?.selfMaskCommitment;
+      const verify =
+        kind === 'key'
+          ? (secret: Uint8Array) => advert !== undefined && Buffer.from(x25519(secret, X25519_BASE_POINT)).equals(advert.maskKey)
+          : commitment
+            ? (secret: Uint8Array) => Buffer.from(selfMaskCommitment(this.params.roundId, owner, secret)).equals(commitment)
+            : undefined;
       const r = recoverSecret(shares, t, 32, verify);
       if (!r.ok) return `cannot ${what}: ${r.reason}`;
       for (const liar of r.liars) misbehaving.add(liar);

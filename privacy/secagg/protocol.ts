@@ -8,7 +8,7 @@
  * masking it rebuilds their key and removes their pairwise masks — never both for one device.
  * Expected failures are values ({ ok: false, reason }); misuse throws.
  */
-import { createPrivateKey, createPublicKey, sign as cryptoSign, verify as cryptoVerify } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, sign as cryptoSign, verify as cryptoVerify } from 'node:crypto';
 import nacl from 'tweetnacl';
 import type { Rng } from '../../random/rng.js';
 import { addMod32, boxKey, encodeFixed, expandMask, pairwiseSeed, x25519, X25519_BASE_POINT } from './masking.js';
@@ -39,6 +39,11 @@ export interface KeyAdvert {
   readonly maskKey: Uint8Array;
   readonly shareKey: Uint8Array;
   readonly signature: Uint8Array;
+  /**
+   * {@link selfMaskCommitment} of the device's self-mask seed (sent over the device's signed
+   * request, not covered by `signature`): lets the coordinator check the seed it rebuilds. Optional.
+   */
+  readonly selfMaskCommitment?: Uint8Array;
 }
 
 /** An encrypted pair of shares from one device to a neighbour, routed by the coordinator. */
@@ -129,11 +134,23 @@ function ed25519Sign(message: Uint8Array, secretKey: Uint8Array): Uint8Array {
   return new Uint8Array(sig.buffer, sig.byteOffset, sig.length);
 }
 
-/** True if an advert is signed by `signPublicKey` for this round. */
+/**
+ * SHA-256(UTF-8 "fedtune.secagg.selfmask.v1|<roundId>|<id>|" ‖ seed): a device's commitment to its
+ * 32-byte self-mask seed. Hiding (the seed is 32 random bytes) and binding, so the coordinator can
+ * tell a seed rebuilt from false shares from the real one.
+ */
+export function selfMaskCommitment(roundId: string, id: number, seed: Uint8Array): Uint8Array {
+  if (!(seed instanceof Uint8Array) || seed.length !== 32) throw new TypeError('selfMaskCommitment: seed must be 32 bytes');
+  const h = createHash('sha256').update(`fedtune.secagg.selfmask.v1|${roundId}|${id}|`, 'utf8').update(seed).digest();
+  return new Uint8Array(h.buffer, h.byteOffset, h.length);
+}
+
+/** True if an advert is signed by `signPublicKey` for this round (and any commitment it carries is 32 bytes). */
 export function verifyAdvert(a: KeyAdvert, roundId: string, signPublicKey: Uint8Array): boolean {
   if (a.roundId !== roundId || !Number.isSafeInteger(a.id) || a.id <= 0 || !(a.signature instanceof Uint8Array) || a.signature.length !== nacl.sign.signatureLength) return false;
   // the keys are signed by their owner, who may still sign malformed ones: 32-byte X25519 keys only
   if (!(a.maskKey instanceof Uint8Array) || a.maskKey.length !== 32 || !(a.shareKey instanceof Uint8Array) || a.shareKey.length !== 32) return false;
+  if (a.selfMaskCommitment !== undefined && (!(a.selfMaskCommitment instanceof Uint8Array) || a.selfMaskCommitment.length !== 32)) return false;
   return ed25519Verify(advertMessage(a), a.signature, signPublicKey);
 }
 
@@ -196,7 +213,7 @@ export class SecAggDevice {
   /** Step 1: the signed advertisement of this device's two public keys. */
   advertise(): KeyAdvert {
     const a = { id: this.id, roundId: this.params.roundId, maskKey: this.mask.publicKey, shareKey: this.share.publicKey };
-    return { ...a, signature: ed25519Sign(advertMessage(a), this.signSecretKey) };
+    return { ...a, signature: ed25519Sign(advertMessage(a), this.signSecretKey), selfMaskCommitment: selfMaskCommitment(this.params.roundId, this.id, this.selfSeed) };
   }
 
   /** Step 2: check neighbours' adverts, then share b and the mask key with them (encrypted). */

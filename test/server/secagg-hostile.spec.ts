@@ -34,6 +34,8 @@ describe('secure aggregation with a hostile participant (garbage shares at unmas
       programs: [
         smallProgram('hostile', { ...common, cohortSize: 5, minUpdates: 3, retryDelayMs: 100, secagg: { phaseTimeoutMs: 4000 } }),
         smallProgram('plain', { ...common, cohortSize: 4, minUpdates: 4 }),
+        smallProgram('hostile2', { ...common, cohortSize: 5, minUpdates: 3, retryDelayMs: 100, secagg: { phaseTimeoutMs: 3000 } }),
+        smallProgram('plain3', { ...common, cohortSize: 3, minUpdates: 3 }),
       ],
     });
     client = new (loadProtos().fedtune.fedtune.v1.Coordinator)(running.address, grpc.credentials.createInsecure());
@@ -65,10 +67,10 @@ describe('secure aggregation with a hostile participant (garbage shares at unmas
 
   /**
    * A participant built from client/secagg-client.ts: it follows every stage (its own input is all
-   * zeros) but answers the unmask request with random share values. Resolves with the statuses it
-   * was refused with.
+   * zeros) but answers the unmask request with random share values — or, `silent`, never answers
+   * it. Resolves with the gRPC statuses it was refused with.
    */
-  const liar = async (programId: string): Promise<{ codes: number[]; lied: number }> => {
+  const liar = async (programId: string, silent = false): Promise<{ codes: number[]; lied: number }> => {
     const sign = nacl.sign.keyPair();
     const box = nacl.box.keyPair();
     const e = await enroll(programId, sign, box.publicKey);
@@ -102,22 +104,31 @@ describe('secure aggregation with a hostile participant (garbage shares at unmas
     try {
       await secAggRound(ctx, new Float32Array(running.coordinator.program(programId).updateLength), async (y) => {
         await uploadUpdate(client, e.deviceId, sign, meta, seal(encodeMasked(y), Uint8Array.from(e.programBoxPublicKey), box));
+        if (silent) throw new Error('silent: gone after masking');
       });
     } catch (err) {
-      codes.push((err as grpc.ServiceError).code);
+      const code = (err as grpc.ServiceError).code;
+      if (typeof code === 'number') codes.push(code);
     }
     return { codes, lied };
   };
 
-  it('the coordinator survives, no call gets INTERNAL, and the adapter it publishes is the honest devices’ exact sum', async () => {
-    const events: RoundEventRecord[] = [];
-    running.coordinator.program('hostile').runner.events$.subscribe((e) => events.push(e));
-    const refusals: number[] = [];
-    const [summaries, bad] = await Promise.all([honest('hostile', [0, 1, 2, 3], refusals), liar('hostile')]);
-    assert.ok(bad.lied > 0, 'the hostile participant answered the unmask request with false shares');
-    assert.ok(!refusals.includes(grpc.status.INTERNAL) && !bad.codes.includes(grpc.status.INTERNAL), `INTERNAL reached a participant: honest ${JSON.stringify(refusals)}, hostile ${JSON.stringify(bad.codes)}`);
-    assert.ok(summaries.every((s) => s.updatesAccepted >= 1));
-    // a round the false shares spoiled fails with a reason and leaves the adapter as it was
+  /** survivors × (secure adapter − initial) = honest × (plain adapter − initial), coordinate by coordinate (the liars' inputs are zero). */
+  const assertSameSum = (secure: string, survivors: number, plain: string, honestCount: number, initial: Float32Array): void => {
+    const a = running.coordinator.program(secure).runner.current().global;
+    const b = running.coordinator.program(plain).runner.current().global;
+    let worst = 0;
+    let moved = 0;
+    for (let i = 0; i < a.length; i++) {
+      worst = Math.max(worst, Math.abs((a[i] - initial[i]) * survivors - (b[i] - initial[i]) * honestCount));
+      moved = Math.max(moved, Math.abs(b[i] - initial[i]));
+    }
+    assert.ok(moved > 1e-4, 'the round changed the adapter');
+    assert.ok(worst < 1e-5, `the secure sum differs from the honest devices' sum by ${worst}`);
+  };
+
+  /** Check a program's events: failed attempts left the adapter alone and say why; one completed with version 1. */
+  const settled = (events: RoundEventRecord[]): RoundEventRecord => {
     for (const f of events.filter((x) => x.state === 'FAILED')) {
       assert.equal(f.adapterVersion, 0);
       assert.match(f.message, /secure aggregation/, f.message);
@@ -125,19 +136,38 @@ describe('secure aggregation with a hostile participant (garbage shares at unmas
     const done = events.find((x) => x.state === 'COMPLETED');
     assert.ok(done, JSON.stringify(events.map((x) => x.message)));
     assert.equal(done.adapterVersion, 1);
-    // the same four honest devices on a plain FedAvg program; the liar's own input is zero, so
-    // survivors × the secure mean = 4 × the plain mean, coordinate by coordinate
+    return done;
+  };
+
+  it('one liar among five: its false shares are found and left out, no call gets INTERNAL, and the published sum is exact', async () => {
+    const events: RoundEventRecord[] = [];
+    running.coordinator.program('hostile').runner.events$.subscribe((e) => events.push(e));
+    const refusals: number[] = [];
+    const [summaries, bad] = await Promise.all([honest('hostile', [0, 1, 2, 3], refusals), liar('hostile')]);
+    assert.ok(bad.lied > 0, 'the hostile participant answered the unmask request with false shares');
+    assert.ok(!refusals.includes(grpc.status.INTERNAL) && !bad.codes.includes(grpc.status.INTERNAL), `INTERNAL reached a participant: honest ${JSON.stringify(refusals)}, hostile ${JSON.stringify(bad.codes)}`);
+    assert.ok(summaries.every((x) => x.updatesAccepted >= 1));
+    const done = settled(events);
     const initial = running.coordinator.program('plain').runner.current().global;
     await honest('plain', [0, 1, 2, 3], []);
-    const a = running.coordinator.program('hostile').runner.current().global;
-    const b = running.coordinator.program('plain').runner.current().global;
-    let worst = 0;
-    let moved = 0;
-    for (let i = 0; i < a.length; i++) {
-      worst = Math.max(worst, Math.abs((a[i] - initial[i]) * done.updatesReceived - (b[i] - initial[i]) * 4));
-      moved = Math.max(moved, Math.abs(b[i] - initial[i]));
-    }
-    assert.ok(moved > 1e-4, 'the round changed the adapter');
-    assert.ok(worst < 1e-5, `the secure sum differs from the honest devices' sum by ${worst}`);
+    assert.equal(done.updatesReceived, 5, 'the liar (input zero) is a survivor: only its false shares were left out');
+    assertSameSum('hostile', done.updatesReceived, 'plain', 4, initial);
+  });
+
+  it('a liar and a participant that never unmasks: the unmask phase times out, the round fails cleanly (the process lives), the next attempt gets the exact sum', async () => {
+    const events: RoundEventRecord[] = [];
+    running.coordinator.program('hostile2').runner.events$.subscribe((e) => events.push(e));
+    const refusals: number[] = [];
+    const [, bad, gone] = await Promise.all([honest('hostile2', [0, 1, 2], refusals), liar('hostile2'), liar('hostile2', true)]);
+    assert.ok(bad.lied > 0);
+    for (const codes of [refusals, bad.codes, gone.codes]) assert.ok(!codes.includes(grpc.status.INTERNAL), `INTERNAL reached a participant: ${JSON.stringify(codes)}`);
+    const failed = events.find((x) => x.state === 'FAILED');
+    assert.ok(failed, 'the spoiled attempt fails');
+    assert.match(failed.message, /could not unmask the sum/);
+    const done = settled(events);
+    assert.equal(done.updatesReceived, 3);
+    const initial = running.coordinator.program('plain3').runner.current().global;
+    await honest('plain3', [0, 1, 2], []);
+    assertSameSum('hostile2', 3, 'plain3', 3, initial);
   });
 });

@@ -35,6 +35,23 @@ function maskedRound(n: number, k: number, threshold: number) {
   return { coord, params, answers: devices.map((d) => d.unmask(req)), expected };
 }
 
+const P = SHAMIR_PRIME;
+const power = (b: bigint, e: bigint): bigint => {
+  let r = 1n;
+  for (b %= P; e > 0n; e >>= 1n, b = (b * b) % P) if (e & 1n) r = (r * b) % P;
+  return r;
+};
+/** The Lagrange coefficient at 0 of holder `x` among holders `xs`. */
+const lagrange = (x: number, xs: number[]): bigint =>
+  xs.filter((j) => j !== x).reduce((acc, j) => (((acc * BigInt(j)) % P) * power((((BigInt(j) - BigInt(x)) % P) + P) % P, P - 2n)) % P, 1n);
+
+/** `r` with its self-mask share of `owner` moved so that, combined with `holders`, the secret moves by exactly +1 (stays in range). */
+const crafted = (r: UnmaskResponse, owner: number, holders: number[]): UnmaskResponse => {
+  const s = r.selfMask.get(owner)!;
+  const shift = power(lagrange(r.from, holders), P - 2n);
+  return { ...r, selfMask: new Map([...r.selfMask, [owner, { x: s.x, y: (s.y + shift) % P }]]) };
+};
+
 /** `r` with every share value replaced by `y(old)`. */
 const lying = (r: UnmaskResponse, y: (s: Share) => bigint): UnmaskResponse => ({
   from: r.from,
@@ -86,9 +103,10 @@ describe('privacy/secagg: false shares from a hostile participant', () => {
     r.sum.forEach((v, i) => assert.ok(Math.abs(v - expected[i]) < 1e-6, `coordinate ${i}: ${v} vs ${expected[i]}`));
   });
 
-  it('without enough redundancy the round fails as a value: never a throw, never a wrong sum', () => {
+  it('with fewer honest shares than t the round fails as a value: never a throw, never a wrong sum', () => {
+    // n = 5, k = 4, t = 3: two liars leave every owner two honest shares
     const { coord, answers } = maskedRound(5, 4, 3);
-    const r = coord.finish(answers.map((a) => (a.from === 2 ? lying(a, (s) => (s.y + 1n) % SHAMIR_PRIME) : a)));
+    const r = coord.finish(answers.map((a) => (a.from === 2 || a.from === 3 ? lying(a, (s) => (s.y + 1n) % SHAMIR_PRIME) : a)));
     assert.equal(r.ok, false);
     assert.match(r.ok ? '' : r.reason, /inconsistent|do not reconstruct/);
   });
@@ -104,6 +122,22 @@ describe('privacy/secagg: false shares from a hostile participant', () => {
     const r = coord.finish(tampered);
     assert.ok(r.ok, r.ok ? '' : r.reason);
     assert.deepEqual(r.misbehaving, [1, 2, 5]);
+    r.sum.forEach((v, i) => assert.ok(Math.abs(v - expected[i]) < 1e-6));
+  });
+
+  it('a crafted lie (the seed moved by 1, still a valid seed) with exactly t shares is caught by the owner’s commitment: the round fails, no wrong sum', () => {
+    // n = 5, k = 4, t = 3: device 5 masked but does not answer, so owner 1's seed has exactly the shares of 2, 3, 4
+    const { coord, answers } = maskedRound(5, 4, 3);
+    const r = coord.finish(answers.filter((a) => a.from !== 5).map((a) => (a.from === 2 ? crafted(a, 1, [2, 3, 4]) : a)));
+    assert.equal(r.ok, false);
+    assert.match(r.ok ? '' : r.reason, /unmask device 1/);
+  });
+
+  it('with one share more than t, the commitment singles out the crafted lie: it is left out, its sender named, the sum exact', () => {
+    const { coord, answers, expected } = maskedRound(5, 4, 3);
+    const r = coord.finish(answers.map((a) => (a.from === 2 ? crafted(a, 1, [2, 3, 4]) : a)));
+    assert.ok(r.ok, r.ok ? '' : r.reason);
+    assert.deepEqual(r.misbehaving, [2]);
     r.sum.forEach((v, i) => assert.ok(Math.abs(v - expected[i]) < 1e-6));
   });
 });
