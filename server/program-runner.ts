@@ -243,9 +243,23 @@ export class ProgramRunner {
       const wanted = Math.ceil(spec.cohortSize * spec.overSelect);
       round.secagg = new SecAggRound(round.id, wanted, spec.minUpdates, this.d.updateLength, this.d.secAggBound, spec.secagg, this.d.signKeyOf, (o) => this.secAggFinished(round, o), this.d.log);
     }
-    round.timer = setTimeout(() => this.close('the deadline passed'), spec.roundDeadlineMs);
+    round.timer = setTimeout(() => this.guarded('closing the round at its deadline', () => this.close('the deadline passed')), spec.roundDeadlineMs);
     this.publish(this.eventOf(this.record(round, 'open', `round ${number} open (attempt ${attempt})`), 'OPEN'));
     this.d.log?.('round open', { program: spec.id, round: number, attempt, roundId: round.id });
+  }
+
+  /**
+   * Run a timer callback's work: an exception is logged with what was being done and goes no
+   * further (a timer callback that throws would end the process). The runner keeps whatever state
+   * the step reached: a round whose close threw (e.g. the database failed) stays open in the store,
+   * and the next start fails it.
+   */
+  private guarded(what: string, fn: () => void): void {
+    try {
+      fn();
+    } catch (e) {
+      this.d.log?.('round step threw', { program: this.d.spec.id, what, error: e instanceof Error ? e.message : String(e), stack: e instanceof Error ? e.stack : undefined });
+    }
   }
 
   private newRound(number: number, attempt: number, id: string, openedMs: number, deadline: number): OpenRound {
@@ -345,7 +359,7 @@ export class ProgramRunner {
       this.round = undefined;
       this.publish(this.eventOf(rec, 'FAILED'));
       this.d.log?.('round failed', { program: spec.id, round: r.number, attempt: r.attempt, updates: contributors });
-      this.retryTimer = setTimeout(() => this.open(r.attempt + 1), spec.retryDelayMs);
+      this.retryTimer = setTimeout(() => this.guarded('opening the next attempt', () => this.open(r.attempt + 1)), spec.retryDelayMs);
       return;
     }
     this.aggregating = true;
@@ -376,7 +390,7 @@ export class ProgramRunner {
       this.publish(this.eventOf(rec, 'COMPLETED'));
       this.d.log?.('round completed', { program: spec.id, round: r.number, version, updates: contributors, bytes: r.bytes, epsilon: this.spent });
       if (this.done) this.subject.complete();
-      else setImmediate(() => this.open(1));
+      else setImmediate(() => this.guarded('opening the next round', () => this.open(1)));
     } catch (e) {
       // an aggregation that cannot finish fails the round; the global adapter is untouched
       this.aggregating = false;
@@ -384,7 +398,7 @@ export class ProgramRunner {
       store.failRound(rec);
       this.round = undefined;
       this.publish(this.eventOf(rec, 'FAILED'));
-      this.retryTimer = setTimeout(() => this.open(r.attempt + 1), spec.retryDelayMs);
+      this.retryTimer = setTimeout(() => this.guarded('opening the next attempt', () => this.open(r.attempt + 1)), spec.retryDelayMs);
     }
   }
 
