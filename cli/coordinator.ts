@@ -1,10 +1,14 @@
-/** `fedtune coordinator`: run the coordinator as a service, with JSON-line logs and graceful shutdown. */
+/**
+ * `fedtune coordinator`: run the coordinator as a service, with JSON-line logs, a graceful
+ * draining shutdown, and process-level fault handlers (see fault-guard.ts for what is kept alive).
+ */
 import { readProgramsFile, startCoordinator } from '../server/index.js';
 import { CliError, num, parse, required } from './args.js';
+import { installFaultGuard } from './fault-guard.js';
 
 /** Usage text. */
 export const COORDINATOR_USAGE = `fedtune coordinator --config FILE [--port P (default 7070; 0 = any)] [--host H (default 127.0.0.1)]
-              [--data DIR (default ./fedtune-data)] [--exit-when-done]`;
+              [--data DIR (default ./fedtune-data)] [--exit-when-done] [--drain-ms MS (default 0)]`;
 
 /** One structured log line on stdout. */
 export function jsonLog(msg: string, fields: Record<string, unknown> = {}): void {
@@ -13,21 +17,37 @@ export function jsonLog(msg: string, fields: Record<string, unknown> = {}): void
 
 /** Run the command until SIGTERM/SIGINT (or, with --exit-when-done, until every program completes). */
 export async function coordinatorCommand(argv: string[]): Promise<void> {
-  const v = parse(argv, { config: { type: 'string' }, port: { type: 'string' }, host: { type: 'string' }, data: { type: 'string' }, 'exit-when-done': { type: 'boolean' } });
+  const v = parse(argv, { config: { type: 'string' }, port: { type: 'string' }, host: { type: 'string' }, data: { type: 'string' }, 'exit-when-done': { type: 'boolean' }, 'drain-ms': { type: 'string' } });
   const configPath = required(v, 'config');
   const port = num(v, 'port', { integer: true, min: 0, max: 65535 }) ?? 7070;
+  const drainMs = num(v, 'drain-ms', { integer: true, min: 0, max: 600_000 }) ?? 0;
   let programs;
   try {
     programs = readProgramsFile(configPath);
   } catch (e) {
     throw new CliError((e as Error).message);
   }
-  const running = await startCoordinator({ programs, port, host: (v.host as string | undefined) ?? '127.0.0.1', dataDir: (v.data as string | undefined) ?? 'fedtune-data', log: jsonLog });
+  const running = await startCoordinator({ programs, port, host: (v.host as string | undefined) ?? '127.0.0.1', dataDir: (v.data as string | undefined) ?? 'fedtune-data', log: jsonLog, drainMs });
+  let storm = 0;
+  let stop: (why: string) => void = () => {};
+  const uninstall = installFaultGuard({
+    log: jsonLog,
+    onStorm: (faults) => {
+      storm = faults;
+      stop('repeated faults');
+    },
+  });
   jsonLog('listening', { address: running.address, port: running.port, programs: programs.map((p) => p.id) });
   await new Promise<void>((resolve) => {
-    const stop = (signal: string): void => {
+    let stopping = false;
+    stop = (signal: string): void => {
+      if (stopping) return;
+      stopping = true;
       jsonLog('shutting down', { signal });
-      void running.shutdown(5000).then(resolve);
+      running.shutdown(5000).then(resolve, (e: unknown) => {
+        jsonLog('shutdown failed', { error: e instanceof Error ? e.message : String(e) });
+        resolve();
+      });
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
@@ -42,5 +62,7 @@ export async function coordinatorCommand(argv: string[]): Promise<void> {
       }
     }
   });
+  uninstall();
   jsonLog('stopped');
+  if (storm > 0) throw new Error(`stopped after ${storm} uncaught faults within a minute; restart it to resume from the store`);
 }

@@ -20,13 +20,14 @@ export function secAggParamsFromWire(w: WireParamsOut | null | undefined): { par
 
 /** Advert → wire. */
 export function advertToWire(a: KeyAdvert): SecAggKeyAdvert {
-  return { id: a.id, maskKey: Buffer.from(a.maskKey), shareKey: Buffer.from(a.shareKey), signature: Buffer.from(a.signature) };
+  return { id: a.id, maskKey: Buffer.from(a.maskKey), shareKey: Buffer.from(a.shareKey), signature: Buffer.from(a.signature), selfMaskCommitment: Buffer.from(a.selfMaskCommitment ?? new Uint8Array(0)) };
 }
 
 /** Wire → advert for `roundId`. */
 export function advertFromWire(w: SecAggKeyAdvert__Output | null | undefined, roundId: string): KeyAdvert {
   if (!w) throw new WireFormatError('the key advert is missing');
-  return { id: w.id, roundId, maskKey: bytesFromWire(w.maskKey), shareKey: bytesFromWire(w.shareKey), signature: bytesFromWire(w.signature) };
+  const commitment = bytesFromWire(w.selfMaskCommitment);
+  return { id: w.id, roundId, maskKey: bytesFromWire(w.maskKey), shareKey: bytesFromWire(w.shareKey), signature: bytesFromWire(w.signature), ...(commitment.length > 0 ? { selfMaskCommitment: commitment } : {}) };
 }
 
 /** Share message ↔ wire. */
@@ -48,13 +49,17 @@ export function unmaskToWire(r: UnmaskResponse): SecAggUnmask {
 /** Wire → unmask response from participant `from`. */
 export function unmaskFromWire(w: SecAggUnmask__Output | null | undefined, from: number): UnmaskResponse {
   if (!w) throw new WireFormatError('the unmask response is missing');
-  const map = (list: readonly { owner: number; yHex: string }[], what: string): Map<number, Share> =>
-    new Map(
-      list.map((v) => {
-        if (!/^[0-9a-f]{1,200}$/.test(v.yHex)) throw new WireFormatError(`${what} share for ${v.owner} is not hex`);
-        return [v.owner, { x: from, y: BigInt(`0x${v.yHex}`) }];
-      }),
-    );
+  const map = (list: readonly { owner: number; yHex: string }[], what: string): Map<number, Share> => {
+    const out = new Map<number, Share>();
+    for (const v of list) {
+      if (!Number.isSafeInteger(v.owner) || v.owner <= 0) throw new WireFormatError(`a ${what} share names owner ${v.owner}, not a participant id`);
+      if (out.has(v.owner)) throw new WireFormatError(`two ${what} shares for owner ${v.owner}`);
+      // a field element of GF(2^521 − 1) has at most 131 hex digits (the range is checked where shares are used)
+      if (!/^[0-9a-f]{1,131}$/.test(v.yHex)) throw new WireFormatError(`the ${what} share for ${v.owner} is not a hex field element`);
+      out.set(v.owner, { x: from, y: BigInt(`0x${v.yHex}`) });
+    }
+    return out;
+  };
   return { from, selfMask: map(w.selfMask, 'self-mask'), key: map(w.key, 'key') };
 }
 

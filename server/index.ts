@@ -11,6 +11,7 @@ export * from './errors.js';
 export * from './program-config.js';
 export * from './program-runner.js';
 export * from './service.js';
+export * from './health.js';
 export * from './start.js';
 export * from './store.js';
 export * from './secagg-round.js';

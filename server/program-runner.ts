@@ -182,7 +182,7 @@ export class ProgramRunner {
       // fewer devices than declared are enrolled: the cohort would be drawn from them (a higher q)
       this.waiting = refusal.reason;
       this.d.log?.('round waits for enrolments', { program: spec.id, round: number, reason: refusal.reason });
-      this.retryTimer = setTimeout(() => this.open(attempt), Math.max(1000, spec.retryDelayMs));
+      this.retryTimer = setTimeout(() => this.guarded('opening the round after waiting for enrolments', () => this.open(attempt)), Math.max(1000, spec.retryDelayMs));
       return;
     }
     if (refusal) {
@@ -197,11 +197,25 @@ export class ProgramRunner {
     this.round = round;
     if (spec.secagg) {
       const wanted = Math.ceil(spec.cohortSize * spec.overSelect);
-      round.secagg = new SecAggRound(round.id, wanted, spec.minUpdates, this.d.layout.updateLength, this.d.secAggBound, spec.secagg, this.d.signKeyOf, (o) => this.secAggFinished(round, o));
+      round.secagg = new SecAggRound(round.id, wanted, spec.minUpdates, this.d.layout.updateLength, this.d.secAggBound, spec.secagg, this.d.signKeyOf, (o) => this.secAggFinished(round, o), this.d.log);
     }
-    round.timer = setTimeout(() => this.close('the deadline passed'), spec.roundDeadlineMs);
+    round.timer = setTimeout(() => this.guarded('closing the round at its deadline', () => this.close('the deadline passed')), spec.roundDeadlineMs);
     this.publish(eventOf(this.record(round, 'open', `round ${number} open (attempt ${attempt})`), 'OPEN'));
     this.d.log?.('round open', { program: spec.id, round: number, attempt, roundId: round.id });
+  }
+
+  /**
+   * Run a timer callback's work: an exception is logged with what was being done and goes no
+   * further (a timer callback that throws would end the process). The runner keeps whatever state
+   * the step reached: a round whose close threw (e.g. the database failed) stays open in the store,
+   * and the next start fails it.
+   */
+  private guarded(what: string, fn: () => void): void {
+    try {
+      fn();
+    } catch (e) {
+      this.d.log?.('round step threw', { program: this.d.spec.id, what, error: e instanceof Error ? e.message : String(e), stack: e instanceof Error ? e.stack : undefined });
+    }
   }
 
   private newRound(number: number, attempt: number, id: string, openedMs: number, deadline: number): OpenRound {
@@ -326,7 +340,7 @@ export class ProgramRunner {
       this.publish(eventOf(rec, 'COMPLETED'));
       this.d.log?.('round completed', { program: spec.id, round: r.number, version, updates: contributors, bytes: r.bytes, epsilon: this.epsilonSpent() });
       if (this.done) this.subject.complete();
-      else setImmediate(() => this.open(1));
+      else setImmediate(() => this.guarded('opening the next round', () => this.open(1)));
     } catch (e) {
       // an aggregation that cannot finish, or may not be published, fails the round; the global adapter is untouched
       this.aggregating = false;
@@ -342,7 +356,7 @@ export class ProgramRunner {
     this.round = undefined;
     this.publish(eventOf(rec, 'FAILED'));
     this.d.log?.('round failed', { program: spec.id, round: r.number, attempt: r.attempt, updates: rec.updates, reason: message });
-    this.retryTimer = setTimeout(() => this.open(r.attempt + 1), spec.retryDelayMs);
+    this.retryTimer = setTimeout(() => this.guarded('opening the next attempt', () => this.open(r.attempt + 1)), spec.retryDelayMs);
   }
 
   /** The clip bound of round `roundId` if it is the open one, else the current C (0 = none). */

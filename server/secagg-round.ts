@@ -8,6 +8,13 @@
  * The coordinator learns only the sum of the survivors' clipped (and noised) updates: each
  * device's masked input is uniformly random to it. Too few participants at any phase, or too few
  * shares to remove a mask, fails the round cleanly (a value, not an exception).
+ *
+ * Every participant's bytes are hostile until checked: a stage request that breaks the protocol's
+ * shape (wrong ids, recipients that are not its neighbours, duplicates, owners it was not asked
+ * about) is refused with INVALID_ARGUMENT and not recorded; lies that only the unmasking can see
+ * (false share values) are found there, left out and logged (see SecAggCoordinator.finish). An
+ * exception in a phase step — in an RPC or in the phase timer — fails the round with a reason
+ * and is logged; it never reaches a caller or the process.
  */
 import { fixedPointScale, neighbourGraph, SecAggCoordinator, validateParams, type KeyAdvert, type SecAggParams, type ShareMessage, type UnmaskRequest, type UnmaskResponse } from '../privacy/secagg/index.js';
 import { refuse } from './errors.js';
@@ -25,6 +32,12 @@ export interface SecAggSettings {
 
 /** The round's outcome, reported once. */
 export type SecAggOutcome = { ok: true; sum: Float32Array; survivors: string[]; bytesUp: number } | { ok: false; reason: string };
+
+/** Structured log line sink (the coordinator's). */
+export type SecAggLog = (msg: string, fields?: Record<string, unknown>) => void;
+
+/** Largest sealed share message a participant may route (nonce + box overhead + the JSON pair). */
+const MAX_SEALED_BYTES = 1024;
 
 /** P(X < t) for X ~ Binomial(k, p), summed in log space. */
 function binomialBelow(k: number, p: number, t: number): number {
@@ -77,6 +90,7 @@ export class SecAggRound {
   private timer?: NodeJS.Timeout;
   private bytesUp = 0;
   private finished = false;
+  private neighbours?: Map<number, number[]>;
 
   constructor(
     readonly roundId: string,
@@ -87,6 +101,7 @@ export class SecAggRound {
     private readonly settings: SecAggSettings,
     private readonly signKeyOf: (deviceId: string) => Uint8Array,
     private readonly onOutcome: (o: SecAggOutcome) => void,
+    private readonly log?: SecAggLog,
   ) {
     this.arm();
   }
@@ -94,6 +109,15 @@ export class SecAggRound {
   private arm(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = setTimeout(() => this.advance(true), this.settings.phaseTimeoutMs);
+  }
+
+  /** Report the outcome once; an exception in the receiver is logged, never thrown back into a phase step. */
+  private report(o: SecAggOutcome): void {
+    try {
+      this.onOutcome(o);
+    } catch (e) {
+      this.log?.('secure aggregation outcome handler failed', { roundId: this.roundId, ok: o.ok, error: errorText(e) });
+    }
   }
 
   /** Stop timers (coordinator shutdown). */
@@ -107,7 +131,8 @@ export class SecAggRound {
     this.finished = true;
     if (this.timer) clearTimeout(this.timer);
     this.phase = 'done';
-    this.onOutcome({ ok: false, reason });
+    this.log?.('secure aggregation failed', { roundId: this.roundId, reason });
+    this.report({ ok: false, reason });
   }
 
   /** Add a selected device; returns its participant id. Only while selecting. */
@@ -127,8 +152,22 @@ export class SecAggRound {
     return id;
   }
 
-  /** Move to the next phase when its condition holds (or its time is up). */
+  /**
+   * Move to the next phase when its condition holds (or its time is up). Runs in RPC handlers and
+   * in the phase timer: whatever goes wrong in a step fails the round here (logged), so no
+   * exception reaches a device's call or escapes a timer callback.
+   */
   private advance(timedOut: boolean): void {
+    if (this.finished) return;
+    try {
+      this.step(timedOut);
+    } catch (e) {
+      this.log?.('secure aggregation step threw', { roundId: this.roundId, phase: this.phase, error: errorText(e), stack: e instanceof Error ? e.stack : undefined });
+      this.fail(`secure aggregation failed in phase ${this.phase}: ${errorText(e)}`);
+    }
+  }
+
+  private step(timedOut: boolean): void {
     if (this.finished) return;
     const n = this.ids.size;
     switch (this.phase) {
@@ -167,12 +206,13 @@ export class SecAggRound {
       case 'unmasking': {
         if (!timedOut && this.responses.size < this.maskedFrom.size) return;
         const r = this.coord!.finish([...this.responses.values()]);
+        const byId = new Map([...this.ids].map(([dev, id]) => [id, dev]));
+        if (r.misbehaving.length > 0) this.log?.('secure aggregation: false or malformed shares left out', { roundId: this.roundId, participants: r.misbehaving, devices: r.misbehaving.map((id) => byId.get(id)) });
+        if (!r.ok) return this.fail(`secure aggregation could not unmask the sum: ${r.reason}`);
         this.finished = true;
         if (this.timer) clearTimeout(this.timer);
         this.phase = 'done';
-        if (!r.ok) return this.onOutcome({ ok: false, reason: `secure aggregation could not unmask the sum: ${r.reason}` });
-        const byId = new Map([...this.ids].map(([dev, id]) => [id, dev]));
-        return this.onOutcome({ ok: true, sum: r.sum, survivors: r.included.map((id) => byId.get(id)!), bytesUp: this.bytesUp });
+        return this.report({ ok: true, sum: r.sum, survivors: r.included.map((id) => byId.get(id)!), bytesUp: this.bytesUp });
       }
       default:
         return;
@@ -216,6 +256,15 @@ export class SecAggRound {
     if (this.sharedFrom.has(id)) refuse('already-exists', `participant ${id} already sent its shares`);
     if (!this.coord!.advertsForDevices().has(id)) refuse('failed-precondition', `participant ${id} did not advertise keys in time`);
     if (messages.some((m) => m.from !== id)) refuse('invalid-argument', `shares must come from participant ${id}`);
+    // exactly one message to each neighbour that advertised (the same set the device verified):
+    // a neighbour left out would abort its round, a stranger could not use it
+    const due = this.graph()!.get(id)!.filter((v) => this.coord!.advertsForDevices().has(v));
+    const to = messages.map((m) => m.to);
+    if (new Set(to).size !== to.length) refuse('invalid-argument', `participant ${id} sent two share messages to one neighbour`);
+    const stray = to.find((v) => !due.includes(v));
+    if (stray !== undefined) refuse('invalid-argument', `participant ${id} sent a share message to ${stray}, which is not one of its neighbours that advertised keys (${due.join(', ')})`);
+    if (to.length !== due.length) refuse('invalid-argument', `participant ${id} must send one share message to each of its neighbours that advertised keys (${due.join(', ')}); it sent ${to.length}`);
+    if (messages.some((m) => m.sealed.length > MAX_SEALED_BYTES)) refuse('invalid-argument', `a sealed share message is larger than ${MAX_SEALED_BYTES} bytes`);
     this.shares.push(...messages);
     this.sharedFrom.add(id);
     this.bytesUp += bytes;
@@ -253,6 +302,17 @@ export class SecAggRound {
     if (r.from !== id) refuse('invalid-argument', `the response is from participant ${r.from}, but this device is ${id}`);
     if (!this.maskedFrom.has(id)) refuse('failed-precondition', `participant ${id} sent no masked input, so it is not asked to unmask`);
     if (this.responses.has(id)) refuse('already-exists', `participant ${id} already answered the unmask request`);
+    // answer only what was asked, and only about owners whose shares this participant holds
+    const req = this.request!;
+    const neighbours = this.graph()!.get(id)!;
+    for (const [kind, asked, given] of [['self-mask', req.selfMaskOf, r.selfMask], ['key', req.keyOf, r.key]] as const) {
+      if (given.size > neighbours.length) refuse('invalid-argument', `participant ${id} sent ${given.size} ${kind} shares; it has ${neighbours.length} neighbours`);
+      for (const [owner, share] of given) {
+        if (!asked.includes(owner)) refuse('invalid-argument', `participant ${id} sent a ${kind} share of ${owner}, which was not asked for`);
+        if (!neighbours.includes(owner)) refuse('invalid-argument', `participant ${id} sent a ${kind} share of ${owner}, which is not its neighbour`);
+        if (share.x !== id) refuse('invalid-argument', `participant ${id} sent a ${kind} share with x = ${share.x}`);
+      }
+    }
     this.responses.set(id, r);
     this.bytesUp += bytes;
     this.advance(false);
@@ -260,6 +320,12 @@ export class SecAggRound {
 
   /** Participants in the round's graph (for tests and logs). */
   graph(): Map<number, number[]> | undefined {
-    return this.params ? neighbourGraph(this.params.ids, this.params.k, this.params.graphSeed) : undefined;
+    if (!this.params) return undefined;
+    this.neighbours ??= neighbourGraph(this.params.ids, this.params.k, this.params.graphSeed);
+    return this.neighbours;
   }
+}
+
+function errorText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
 }

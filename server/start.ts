@@ -1,11 +1,16 @@
 /**
  * Running the coordinator as a gRPC service: the Coordinator service and grpc.health.v1 on one
- * port, message sizes capped just above one chunk, and a graceful shutdown.
+ * port, message sizes capped just above one chunk, and a graceful shutdown that drains:
+ *
+ *   health NOT_SERVING ('' and fedtune.v1.Coordinator; watchers hear it) ─(drainMs: still serving,
+ *   so pollers see it)─▶ health watches end, new calls refused, in-flight calls finish ─(graceMs at
+ *   most, then cancelled)─▶ programs stopped, database closed.
  */
 import * as grpc from '@grpc/grpc-js';
 import { loadProtos } from '../proto/load.js';
 import { MAX_MESSAGE_BYTES } from '../proto/limits.js';
 import { Coordinator, type CoordinatorOptions } from './coordinator.js';
+import { HealthService } from './health.js';
 import { coordinatorHandlers } from './service.js';
 
 /** Options of {@link startCoordinator}. */
@@ -16,6 +21,11 @@ export interface StartOptions extends CoordinatorOptions {
   readonly port?: number;
   /** Server credentials (TLS). Default insecure (updates are sealed end to end regardless). */
   readonly credentials?: grpc.ServerCredentials;
+  /**
+   * At shutdown, ms between health turning NOT_SERVING and refusing new calls, so load balancers
+   * polling Check see it while the port is open. Default 0.
+   */
+  readonly drainMs?: number;
 }
 
 /** A running coordinator. */
@@ -23,28 +33,28 @@ export interface RunningCoordinator {
   readonly coordinator: Coordinator;
   readonly port: number;
   readonly address: string;
-  /** Stop accepting calls, let running ones finish (up to `graceMs`), then close the database. */
+  /** The health statuses this server reports. */
+  readonly health: HealthService;
+  /**
+   * Drain and stop: health NOT_SERVING, `drainMs` of serving on, then no new calls while running
+   * ones finish (up to `graceMs`, default 5000), then the database closes. Idempotent.
+   */
   shutdown(graceMs?: number): Promise<void>;
 }
 
 /** Start a coordinator on a port. */
 export async function startCoordinator(options: StartOptions): Promise<RunningCoordinator> {
   const coordinator = new Coordinator(options);
-  const { fedtune, health } = loadProtos();
+  const drainMs = options.drainMs ?? 0;
+  if (!Number.isFinite(drainMs) || drainMs < 0) {
+    coordinator.close();
+    throw new RangeError(`startCoordinator: options.drainMs must be a non-negative number of ms, got ${drainMs}`);
+  }
+  const { fedtune, health: healthProto } = loadProtos();
   const server = new grpc.Server({ 'grpc.max_receive_message_length': MAX_MESSAGE_BYTES, 'grpc.max_send_message_length': MAX_MESSAGE_BYTES });
   server.addService(fedtune.fedtune.v1.Coordinator.service, coordinatorHandlers(coordinator));
-  let serving = true;
-  const known = new Set(['', 'fedtune.v1.Coordinator']);
-  server.addService(health.grpc.health.v1.Health.service, {
-    Check: (call: grpc.ServerUnaryCall<{ service: string }, unknown>, cb: grpc.sendUnaryData<{ status: string }>) => {
-      if (!known.has(call.request.service)) return cb({ code: grpc.status.NOT_FOUND, details: `unknown service "${call.request.service}"` });
-      cb(null, { status: serving ? 'SERVING' : 'NOT_SERVING' });
-    },
-    Watch: (call: grpc.ServerWritableStream<{ service: string }, { status: string }>) => {
-      call.write({ status: known.has(call.request.service) ? (serving ? 'SERVING' : 'NOT_SERVING') : 'SERVICE_UNKNOWN' });
-      call.end();
-    },
-  });
+  const health = new HealthService(['', 'fedtune.v1.Coordinator']);
+  server.addService(healthProto.grpc.health.v1.Health.service, health.handlers());
   const host = options.host ?? '127.0.0.1';
   let port: number;
   try {
@@ -59,18 +69,23 @@ export async function startCoordinator(options: StartOptions): Promise<RunningCo
     coordinator,
     port,
     address: `${host}:${port}`,
+    health,
     shutdown(graceMs = 5000): Promise<void> {
-      closing ??= new Promise<void>((resolve) => {
-        serving = false;
-        const force = setTimeout(() => server.forceShutdown(), graceMs);
-        server.tryShutdown(() => {
-          clearTimeout(force);
-          coordinator.close();
-          resolve();
+      closing ??= (async () => {
+        health.setAll('NOT_SERVING');
+        if (drainMs > 0) await new Promise((resolve) => setTimeout(resolve, drainMs));
+        await new Promise<void>((resolve) => {
+          const force = setTimeout(() => server.forceShutdown(), graceMs);
+          server.tryShutdown(() => {
+            clearTimeout(force);
+            resolve();
+          });
+          // open server streams (health watches, WatchRounds) would hold tryShutdown until the grace period
+          health.endWatches();
+          coordinator.stopPrograms();
         });
-        // open server streams (WatchRounds) would hold tryShutdown until the grace period
-        coordinator.stopPrograms();
-      });
+        coordinator.close();
+      })();
       return closing;
     },
   };

@@ -2,12 +2,16 @@
  * The coordinator's side of a SecAgg+ round: checks adverts, routes encrypted shares, sums
  * masked inputs, and at the end removes the masks it may remove (see protocol.ts).
  */
-import { addMod32, decodeFixed, expandMask, pairwiseSeed } from './masking.js';
-import { neighbourGraph, validateParams, verifyAdvert, type KeyAdvert, type SecAggParams, type ShareMessage, type UnmaskRequest, type UnmaskResponse } from './protocol.js';
-import { combineShares, type Share } from './shamir.js';
+import { addMod32, decodeFixed, expandMask, pairwiseSeed, x25519, X25519_BASE_POINT } from './masking.js';
+import { neighbourGraph, selfMaskCommitment, validateParams, verifyAdvert, type KeyAdvert, type SecAggParams, type ShareMessage, type UnmaskRequest, type UnmaskResponse } from './protocol.js';
+import { isValidShare, recoverSecret, type Share } from './shamir.js';
 
-/** The outcome of a round: the sum, or why it could not be computed. */
-export type SecAggResult = { ok: true; sum: Float32Array; included: number[] } | { ok: false; reason: string };
+/**
+ * The outcome of a round: the sum, or why it could not be computed. `misbehaving` lists the
+ * participants whose unmask answers were malformed or lies (shares off the owner's polynomial):
+ * their bad shares were left out, and with too few good ones left the round fails instead.
+ */
+export type SecAggResult = { ok: true; sum: Float32Array; included: number[]; misbehaving: number[] } | { ok: false; reason: string; misbehaving: number[] };
 
 /** One round, coordinator side. */
 export class SecAggCoordinator {
@@ -46,7 +50,8 @@ export class SecAggCoordinator {
     if (this.frozen || this.routed.size > 0) throw new RangeError('SecAggCoordinator.routeShares: shares were already routed this round');
     const out = new Map<number, ShareMessage[]>();
     for (const m of all) {
-      if (!this.adverts.has(m.from) || !this.adverts.has(m.to)) continue;
+      // only to a neighbour that advertised, once per pair: anything else no honest device sends
+      if (!this.adverts.has(m.from) || !this.adverts.has(m.to) || !this.graph.get(m.from)!.includes(m.to) || this.routed.has(`${m.from}>${m.to}`)) continue;
       this.shared.add(m.from);
       this.routed.add(`${m.from}>${m.to}`);
       const list = out.get(m.to) ?? [];
@@ -79,28 +84,68 @@ export class SecAggCoordinator {
     return this.frozen;
   }
 
-  /** Finish with the survivors' responses. */
+  /**
+   * Finish with the survivors' responses (peer input: every share is checked). A share counts
+   * only if it comes from a neighbour of its owner that was sent the owner's shares, carries
+   * x = the responder's id and lies in the field, and answers what was asked (self-mask shares of
+   * inputs that arrived, key shares of the dropped). Each secret is rebuilt with
+   * {@link recoverSecret}: shares off the polynomial are left out and their holders named, and a
+   * rebuilt key must match the owner's advertised public key, a rebuilt self-mask seed the owner's
+   * commitment (when its advert carried one: then false shares are found even without a majority
+   * of honest ones). A secret that cannot be rebuilt consistently fails the round (a value) — the
+   * sum is never computed from a mask known to be wrong.
+   */
   finish(responses: readonly UnmaskResponse[]): SecAggResult {
     const t = this.params.threshold;
-    // the owner's neighbours' responses (one per device; a repeated response counts once)
+    const req = this.unmaskRequest();
+    const asked = { selfMask: new Set(req.selfMaskOf), key: new Set(req.keyOf) };
+    const misbehaving = new Set<number>();
+    // one response per participant (a repeated response counts once)
     const byFrom = new Map<number, UnmaskResponse>();
-    for (const r of responses) if (!byFrom.has(r.from)) byFrom.set(r.from, r);
+    for (const r of responses) if (this.graph.has(r.from) && !byFrom.has(r.from)) byFrom.set(r.from, r);
+    for (const r of byFrom.values()) {
+      for (const kind of ['selfMask', 'key'] as const) {
+        for (const [owner, share] of r[kind]) {
+          const fair = asked[kind].has(owner) && this.routed.has(`${owner}>${r.from}`) && isValidShare(share) && share.x === r.from;
+          if (!fair) misbehaving.add(r.from);
+        }
+      }
+    }
     const collect = (owner: number, kind: 'selfMask' | 'key'): Share[] =>
       (this.graph.get(owner) ?? []).flatMap((v) => {
         const share = byFrom.get(v)?.[kind].get(owner);
-        return share ? [share] : [];
+        return share && isValidShare(share) && share.x === v && this.routed.has(`${owner}>${v}`) && !misbehaving.has(v) ? [share] : [];
       });
+    const rebuild = (owner: number, kind: 'selfMask' | 'key', what: string): Uint8Array | string => {
+      const shares = collect(owner, kind);
+      if (shares.length < t) return `only ${shares.length} of the ${t} shares needed to ${what} arrived`;
+      // a rebuilt key must give the advertised public key; a rebuilt seed its commitment (if one was sent)
+      const advert = this.adverts.get(owner);
+      const commitment = advert?.selfMaskCommitment;
+      const verify =
+        kind === 'key'
+          ? (secret: Uint8Array) => advert !== undefined && Buffer.from(x25519(secret, X25519_BASE_POINT)).equals(advert.maskKey)
+          : commitment
+            ? (secret: Uint8Array) => Buffer.from(selfMaskCommitment(this.params.roundId, owner, secret)).equals(commitment)
+            : undefined;
+      const r = recoverSecret(shares, t, 32, verify);
+      if (!r.ok) return `cannot ${what}: ${r.reason}`;
+      for (const liar of r.liars) misbehaving.add(liar);
+      return r.secret;
+    };
+    const failed = (reason: string): SecAggResult => {
+      const named = [...misbehaving].sort((a, b) => a - b);
+      return { ok: false, reason: named.length ? `${reason} (participant(s) ${named.join(', ')} sent malformed or false shares)` : reason, misbehaving: named };
+    };
     const total = Uint32Array.from(this.sum);
-    for (const u of this.masked) {
-      const shares = collect(u, 'selfMask');
-      if (shares.length < t) return { ok: false, reason: `only ${shares.length} of the ${t} shares needed to unmask device ${u} arrived` };
-      addMod32(total, expandMask(combineShares(shares.slice(0, t), 32), this.params.length), -1);
+    for (const u of [...this.masked].sort((a, b) => a - b)) {
+      const seed = rebuild(u, 'selfMask', `unmask device ${u}`);
+      if (typeof seed === 'string') return failed(seed);
+      addMod32(total, expandMask(seed, this.params.length), -1);
     }
-    const req = this.unmaskRequest();
-    for (const v of req.keyOf) {
-      const shares = collect(v, 'key');
-      if (shares.length < t) return { ok: false, reason: `only ${shares.length} of the ${t} shares needed to remove dropped device ${v}'s masks arrived` };
-      const secret = combineShares(shares.slice(0, t), 32);
+    for (const v of [...req.keyOf].sort((a, b) => a - b)) {
+      const secret = rebuild(v, 'key', `remove dropped device ${v}'s masks`);
+      if (typeof secret === 'string') return failed(secret);
       for (const u of this.graph.get(v) ?? []) {
         // u masked with v only if v's shares reached u
         if (!this.masked.has(u) || !this.routed.has(`${v}>${u}`)) continue;
@@ -110,6 +155,6 @@ export class SecAggCoordinator {
         addMod32(total, expandMask(s, this.params.length), u < v ? -1 : 1);
       }
     }
-    return { ok: true, sum: decodeFixed(total, this.params.scale), included: [...this.masked].sort((a, b) => a - b) };
+    return { ok: true, sum: decodeFixed(total, this.params.scale), included: [...this.masked].sort((a, b) => a - b), misbehaving: [...misbehaving].sort((a, b) => a - b) };
   }
 }

@@ -32,6 +32,9 @@ export function x25519(secretKey: Uint8Array, publicKey: Uint8Array): Uint8Array
   }
 }
 
+/** The X25519 base point (u = 9): x25519(secretKey, X25519_BASE_POINT) is the public key. */
+export const X25519_BASE_POINT: Uint8Array = Uint8Array.of(9, ...new Array<number>(31).fill(0));
+
 /** nacl.box's precomputed key (`nacl.box.before`) with the X25519 step in OpenSSL. */
 export function boxKey(theirPublicKey: Uint8Array, mySecretKey: Uint8Array): Uint8Array {
   const k = new Uint8Array(32);

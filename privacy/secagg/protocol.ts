@@ -8,11 +8,11 @@
  * masking it rebuilds their key and removes their pairwise masks — never both for one device.
  * Expected failures are values ({ ok: false, reason }); misuse throws.
  */
-import { createPrivateKey, createPublicKey, sign as cryptoSign, verify as cryptoVerify } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, sign as cryptoSign, verify as cryptoVerify } from 'node:crypto';
 import nacl from 'tweetnacl';
 import type { Rng } from '../../random/rng.js';
-import { addMod32, boxKey, encodeFixed, expandMask, pairwiseSeed, x25519 } from './masking.js';
-import { combineShares, splitSecret, type Share } from './shamir.js';
+import { addMod32, boxKey, encodeFixed, expandMask, pairwiseSeed, x25519, X25519_BASE_POINT } from './masking.js';
+import { isValidShare, splitSecret, type Share } from './shamir.js';
 
 /** Round parameters shared by every party. */
 export interface SecAggParams {
@@ -39,6 +39,11 @@ export interface KeyAdvert {
   readonly maskKey: Uint8Array;
   readonly shareKey: Uint8Array;
   readonly signature: Uint8Array;
+  /**
+   * {@link selfMaskCommitment} of the device's self-mask seed (sent over the device's signed
+   * request, not covered by `signature`): lets the coordinator check the seed it rebuilds. Optional.
+   */
+  readonly selfMaskCommitment?: Uint8Array;
 }
 
 /** An encrypted pair of shares from one device to a neighbour, routed by the coordinator. */
@@ -129,9 +134,23 @@ function ed25519Sign(message: Uint8Array, secretKey: Uint8Array): Uint8Array {
   return new Uint8Array(sig.buffer, sig.byteOffset, sig.length);
 }
 
-/** True if an advert is signed by `signPublicKey` for this round. */
+/**
+ * SHA-256(UTF-8 "fedtune.secagg.selfmask.v1|<roundId>|<id>|" ‖ seed): a device's commitment to its
+ * 32-byte self-mask seed. Hiding (the seed is 32 random bytes) and binding, so the coordinator can
+ * tell a seed rebuilt from false shares from the real one.
+ */
+export function selfMaskCommitment(roundId: string, id: number, seed: Uint8Array): Uint8Array {
+  if (!(seed instanceof Uint8Array) || seed.length !== 32) throw new TypeError('selfMaskCommitment: seed must be 32 bytes');
+  const h = createHash('sha256').update(`fedtune.secagg.selfmask.v1|${roundId}|${id}|`, 'utf8').update(seed).digest();
+  return new Uint8Array(h.buffer, h.byteOffset, h.length);
+}
+
+/** True if an advert is signed by `signPublicKey` for this round (and any commitment it carries is 32 bytes). */
 export function verifyAdvert(a: KeyAdvert, roundId: string, signPublicKey: Uint8Array): boolean {
-  if (a.roundId !== roundId || !(a.signature instanceof Uint8Array) || a.signature.length !== nacl.sign.signatureLength) return false;
+  if (a.roundId !== roundId || !Number.isSafeInteger(a.id) || a.id <= 0 || !(a.signature instanceof Uint8Array) || a.signature.length !== nacl.sign.signatureLength) return false;
+  // the keys are signed by their owner, who may still sign malformed ones: 32-byte X25519 keys only
+  if (!(a.maskKey instanceof Uint8Array) || a.maskKey.length !== 32 || !(a.shareKey instanceof Uint8Array) || a.shareKey.length !== 32) return false;
+  if (a.selfMaskCommitment !== undefined && (!(a.selfMaskCommitment instanceof Uint8Array) || a.selfMaskCommitment.length !== 32)) return false;
   return ed25519Verify(advertMessage(a), a.signature, signPublicKey);
 }
 
@@ -144,9 +163,27 @@ function randomBytes(rng: Rng, n: number): Uint8Array {
   return out;
 }
 
-const BASE_POINT = Uint8Array.of(9, ...new Array<number>(31).fill(0));
 /** nacl.box.keyPair.fromSecretKey, with the X25519 base multiplication in OpenSSL. */
-const boxKeyPair = (secretKey: Uint8Array): nacl.BoxKeyPair => ({ publicKey: x25519(secretKey, BASE_POINT), secretKey });
+const boxKeyPair = (secretKey: Uint8Array): nacl.BoxKeyPair => ({ publicKey: x25519(secretKey, X25519_BASE_POINT), secretKey });
+
+/**
+ * The pair of shares in a decrypted share message (a neighbour's bytes: anything may be in them),
+ * or null if it is not exactly {from, to, b, k} with hex field elements for this pair of devices.
+ */
+function parseSharePair(plain: Uint8Array, from: number, to: number): { selfMask: Share; key: Share } | null {
+  let j: unknown;
+  try {
+    j = JSON.parse(new TextDecoder().decode(plain));
+  } catch {
+    return null;
+  }
+  if (typeof j !== 'object' || j === null) return null;
+  const { from: f, to: t, b, k } = j as Record<string, unknown>;
+  const hexField = (v: unknown): v is string => typeof v === 'string' && /^[0-9a-f]{1,131}$/.test(v);
+  if (f !== from || t !== to || !hexField(b) || !hexField(k)) return null;
+  const pair = { selfMask: { x: to, y: BigInt(`0x${b}`) }, key: { x: to, y: BigInt(`0x${k}`) } };
+  return isValidShare(pair.selfMask) && isValidShare(pair.key) ? pair : null;
+}
 
 /** One device's side of a round. */
 export class SecAggDevice {
@@ -176,7 +213,7 @@ export class SecAggDevice {
   /** Step 1: the signed advertisement of this device's two public keys. */
   advertise(): KeyAdvert {
     const a = { id: this.id, roundId: this.params.roundId, maskKey: this.mask.publicKey, shareKey: this.share.publicKey };
-    return { ...a, signature: ed25519Sign(advertMessage(a), this.signSecretKey) };
+    return { ...a, signature: ed25519Sign(advertMessage(a), this.signSecretKey), selfMaskCommitment: selfMaskCommitment(this.params.roundId, this.id, this.selfSeed) };
   }
 
   /** Step 2: check neighbours' adverts, then share b and the mask key with them (encrypted). */
@@ -211,11 +248,11 @@ export class SecAggDevice {
     for (const m of messages) {
       const a = this.peers.get(m.from);
       if (!a || m.to !== this.id) continue;
+      if (!(m.sealed instanceof Uint8Array) || m.sealed.length < nacl.box.nonceLength + nacl.secretbox.overheadLength) continue;
       const plain = nacl.secretbox.open(m.sealed.subarray(nacl.box.nonceLength), m.sealed.subarray(0, nacl.box.nonceLength), boxKey(a.shareKey, this.share.secretKey)); // = nacl.box.open
       if (!plain) continue;
-      const j = JSON.parse(new TextDecoder().decode(plain)) as { from: number; to: number; b: string; k: string };
-      if (j.from !== m.from || j.to !== this.id) continue;
-      this.held.set(m.from, { selfMask: { x: this.id, y: BigInt(`0x${j.b}`) }, key: { x: this.id, y: BigInt(`0x${j.k}`) } });
+      const held = parseSharePair(plain, m.from, this.id);
+      if (held) this.held.set(m.from, held);
     }
     this.maskWith = this.neighbours.filter((v) => senders.includes(v));
     const missing = this.maskWith.filter((v) => !this.held.has(v));

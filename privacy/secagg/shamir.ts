@@ -65,39 +65,121 @@ export function splitSecret(secret: Uint8Array, ids: readonly number[], threshol
   });
 }
 
-/** Reconstruct a secret of `length` bytes from at least threshold shares (Lagrange at 0). */
-export function combineShares(shares: readonly Share[], length: number): Uint8Array {
-  if (shares.length === 0) throw new RangeError('combineShares: no shares');
-  if (!Number.isInteger(length) || length < 1 || length > 64) throw new RangeError(`combineShares: length must be 1–64 bytes, got ${length}`);
-  if (new Set(shares.map((s) => s.x)).size !== shares.length) throw new RangeError('combineShares: duplicate share ids');
-  // Lagrange basis at 0: ℓᵢ = Πⱼ≠ᵢ xⱼ / Πⱼ≠ᵢ (xⱼ − xᵢ). The ids are small integers, so the
-  // products are exact BigInts (no reduction) and the numerators are X / xᵢ with X = Π xⱼ; the
-  // m denominators share one modular inverse (batch inversion), not one extended Euclid each.
+/** True if `s` is a well-formed share: x a positive safe integer, 0 ≤ y < the field's prime. */
+export function isValidShare(s: unknown): s is Share {
+  if (typeof s !== 'object' || s === null) return false;
+  const { x, y } = s as { x: unknown; y: unknown };
+  return typeof x === 'number' && Number.isSafeInteger(x) && x > 0 && typeof y === 'bigint' && y >= 0n && y < P;
+}
+
+/**
+ * The polynomial through `shares` (distinct x), as a function evaluating it anywhere (Lagrange):
+ * ℓᵢ(at) = Πⱼ≠ᵢ (at − xⱼ) / Πⱼ≠ᵢ (xᵢ − xⱼ). The ids are small integers, so the products are
+ * exact BigInts; the m denominators share one modular inverse (batch inversion), computed once.
+ */
+function polynomialThrough(shares: readonly Share[]): (at: bigint) => bigint {
   const m = shares.length;
-  const xs = shares.map((s) => s.x);
-  let X = 1n;
-  for (const x of xs) X *= BigInt(x);
+  const xs = shares.map((s) => BigInt(s.x));
   const dens = xs.map((xi, i) => {
     let den = 1n;
-    for (let j = 0; j < m; j++) if (j !== i) den *= BigInt(xs[j] - xi);
+    for (let j = 0; j < m; j++) if (j !== i) den *= xi - xs[j];
     return mod(den);
   });
   const prefix: bigint[] = new Array<bigint>(m + 1);
   prefix[0] = 1n;
   for (let i = 0; i < m; i++) prefix[i + 1] = reduce(prefix[i] * dens[i]);
   let inv = inverse(prefix[m]); // = Π denᵢ⁻¹
-  let secret = 0n;
+  const weights: bigint[] = new Array<bigint>(m); // yᵢ / denᵢ
   for (let i = m - 1; i >= 0; i--) {
-    const invDen = reduce(inv * prefix[i]);
+    weights[i] = reduce(shares[i].y * reduce(inv * prefix[i]));
     inv = reduce(inv * dens[i]);
-    const num = mod(X / BigInt(xs[i]));
-    secret = reduce(secret + reduce(reduce(shares[i].y * num) * invDen));
   }
-  if (secret >> BigInt(8 * length) !== 0n) throw new RangeError('combineShares: the shares do not reconstruct a secret of that length (too few or corrupt shares)');
+  return (at) => {
+    let value = 0n;
+    for (let i = 0; i < m; i++) {
+      let num = 1n;
+      for (let j = 0; j < m; j++) if (j !== i) num *= at - xs[j];
+      value = reduce(value + reduce(weights[i] * mod(num)));
+    }
+    return value;
+  };
+}
+
+function toBytes(v: bigint, length: number): Uint8Array {
   const out = new Uint8Array(length);
   for (let i = length - 1; i >= 0; i--) {
-    out[i] = Number(secret & 0xffn);
-    secret >>= 8n;
+    out[i] = Number(v & 0xffn);
+    v >>= 8n;
   }
   return out;
+}
+
+function checkShares(where: string, shares: readonly Share[], length: number): void {
+  if (!Array.isArray(shares) || shares.length === 0) throw new RangeError(`${where}: no shares`);
+  if (!Number.isInteger(length) || length < 1 || length > 64) throw new RangeError(`${where}: length must be 1–64 bytes, got ${length}`);
+  if (!shares.every(isValidShare)) throw new RangeError(`${where}: every share needs a positive integer x and 0 ≤ y < 2^521 − 1`);
+  if (new Set(shares.map((s) => s.x)).size !== shares.length) throw new RangeError(`${where}: duplicate share ids`);
+}
+
+/** Reconstruct a secret of `length` bytes from at least threshold shares (Lagrange at 0). */
+export function combineShares(shares: readonly Share[], length: number): Uint8Array {
+  checkShares('combineShares', shares, length);
+  const secret = polynomialThrough(shares)(0n);
+  if (secret >> BigInt(8 * length) !== 0n) throw new RangeError('combineShares: the shares do not reconstruct a secret of that length (too few or corrupt shares)');
+  return toBytes(secret, length);
+}
+
+/** The outcome of {@link recoverSecret}: the secret and the holders whose shares were off it, or why none. */
+export type Recovery = { ok: true; secret: Uint8Array; liars: number[] } | { ok: false; reason: string };
+
+/** Most candidate share sets {@link recoverSecret} tries before giving up (bounds the work a liar can cause). */
+export const MAX_RECOVERY_CANDIDATES = 4096;
+
+function* combinations(n: number, r: number): Generator<number[]> {
+  const c = Array.from({ length: r }, (_, i) => i);
+  for (;;) {
+    yield [...c];
+    let i = r - 1;
+    while (i >= 0 && c[i] === n - r + i) i--;
+    if (i < 0) return;
+    c[i]++;
+    for (let j = i + 1; j < r; j++) c[j] = c[j - 1] + 1;
+  }
+}
+
+/**
+ * Reconstruct a secret from shares of which some may be lies (peer input). Finds the fewest
+ * shares e to leave out such that all the others lie on one polynomial of degree < threshold
+ * whose value at 0 is a secret of `length` bytes that `verify` (when given, e.g. a check against
+ * a public key or commitment) accepts; the left-out shares' x are returned as liars. Agreement
+ * alone singles out the polynomial while m − e ≥ threshold + e (m shares), so without `verify`
+ * at most ⌊(m − threshold)/2⌋ liars are corrected; with `verify`, up to m − threshold. Exactly
+ * `threshold` shares can only be checked (range and `verify`). Gives up after
+ * {@link MAX_RECOVERY_CANDIDATES} candidate sets. Expected failures are values; misuse
+ * (malformed or duplicate shares, bad threshold or length) throws.
+ */
+export function recoverSecret(shares: readonly Share[], threshold: number, length: number, verify?: (secret: Uint8Array) => boolean): Recovery {
+  checkShares('recoverSecret', shares, length);
+  if (!Number.isInteger(threshold) || threshold < 1) throw new RangeError(`recoverSecret: threshold must be a positive integer, got ${threshold}`);
+  const m = shares.length;
+  if (m < threshold) return { ok: false, reason: `${m} share(s), ${threshold} needed` };
+  const limit = 1n << BigInt(8 * length);
+  let tried = 0;
+  for (let e = 0; e <= m - threshold; e++) {
+    // beyond ⌊(m − t)/2⌋ left out, agreement no longer singles out one polynomial: only `verify` can
+    if (2 * e > m - threshold && !verify) break;
+    for (const out of e === 0 ? [[]] : combinations(m, e)) {
+      if (++tried > MAX_RECOVERY_CANDIDATES) return { ok: false, reason: `the shares are inconsistent and no consistent subset was found within ${MAX_RECOVERY_CANDIDATES} tries` };
+      const left = new Set(out);
+      const kept = shares.filter((_, i) => !left.has(i));
+      const poly = polynomialThrough(kept.slice(0, threshold));
+      if (!kept.slice(threshold).every((s) => poly(BigInt(s.x)) === s.y)) continue;
+      const value = poly(0n);
+      if (value >= limit) continue;
+      const secret = toBytes(value, length);
+      if (verify && !verify(secret)) continue;
+      return { ok: true, secret, liars: out.map((i) => shares[i].x).sort((a, b) => a - b) };
+    }
+  }
+  return { ok: false, reason: m === threshold ? `the ${m} share(s) do not reconstruct a valid secret (one or more are corrupt, and there is no redundancy to tell which)` : `the ${m} shares are inconsistent: no ${threshold} or more of them agree on a valid secret with at most ${verify ? m - threshold : Math.floor((m - threshold) / 2)} left out` };
 }

@@ -9,6 +9,12 @@ export interface SecAggKeyAdvert {
    * Ed25519 signature by the device's enrolment key over the keys and round.
    */
   'signature'?: (Buffer | Uint8Array | string);
+  /**
+   * Optional: SHA-256 of UTF-8 "fedtune.secagg.selfmask.v1|<round_id>|<id>|" followed by the 32-byte
+   * self-mask seed b. The coordinator checks the b it rebuilds at unmask against it (so a neighbour's
+   * false share cannot change b unnoticed); empty = no commitment (b is then checked by share agreement only).
+   */
+  'selfMaskCommitment'?: (Buffer | Uint8Array | string);
 }
 
 export interface SecAggKeyAdvert__Output {
@@ -19,4 +25,10 @@ export interface SecAggKeyAdvert__Output {
    * Ed25519 signature by the device's enrolment key over the keys and round.
    */
   'signature': (Buffer);
+  /**
+   * Optional: SHA-256 of UTF-8 "fedtune.secagg.selfmask.v1|<round_id>|<id>|" followed by the 32-byte
+   * self-mask seed b. The coordinator checks the b it rebuilds at unmask against it (so a neighbour's
+   * false share cannot change b unnoticed); empty = no commitment (b is then checked by share agreement only).
+   */
+  'selfMaskCommitment': (Buffer);
 }
