@@ -5,12 +5,11 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { Device } from '../../client/index.js';
 import { Store } from '../../server/index.js';
-import { corpus, MODEL } from '../helpers.js';
+import { MODEL } from '../helpers.js';
+import { runDevices, TOKEN } from './fixtures.js';
 
 const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'cli', 'main.js');
-const TOKEN = 'restart-partner-token';
 
 /** Start `fedtune coordinator` in a child process; resolves when it logs its address. */
 function startChild(config: string, data: string): Promise<{ child: ChildProcess; address: string; exited: Promise<number | null> }> {
@@ -48,18 +47,8 @@ describe('coordinator crash and restart (kill -9)', function () {
     };
     writeFileSync(config, JSON.stringify({ programs: [program] }));
     const data = join(dir, 'data');
-    const oz = corpus('wizard-of-oz.txt');
     const run = (address: string, ids: number[], maxRounds?: number) =>
-      Promise.all(
-        ids.map(async (i) => {
-          const d = new Device({ address, programId: 'oz', dataDir: join(dir, `dev${i}`), enrolmentToken: TOKEN, text: [oz.slice(i * 30_000, (i + 1) * 30_000)], seed: i, maxRounds, maxWaitMs: 200 });
-          try {
-            return await d.run();
-          } finally {
-            d.close();
-          }
-        }),
-      );
+      runDevices({ address, programId: 'oz', dir, ids, shardChars: 30_000, options: () => ({ maxRounds, maxWaitMs: 200 }) });
 
     // round 1 completes; then kill -9
     let c = await startChild(config, data);
