@@ -1,0 +1,58 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import fc from 'fast-check';
+import { startCoordinatorProcess, type CoordinatorProcess } from '../server/coordinator-process.js';
+import { RpcFuzzer, statusName, writeFuzzConfig } from './rpc-targets.js';
+
+/** Cases per RPC in `npm test` (bench/fuzz.ts runs thousands). */
+const RUNS = 35;
+
+describe('fuzz: every RPC of a real coordinator process over loopback gRPC (fast-check)', function () {
+  this.timeout(120_000);
+  let coord: CoordinatorProcess;
+  let fuzz: RpcFuzzer;
+
+  before(async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fedtune-fuzz-'));
+    coord = await startCoordinatorProcess(writeFuzzConfig(dir), join(dir, 'data'));
+    fuzz = new RpcFuzzer(coord.address);
+    await fuzz.setup();
+  });
+  after(async () => {
+    fuzz?.close();
+    if (coord?.alive()) {
+      coord.child.kill('SIGTERM');
+      await coord.exited;
+    }
+  });
+
+  for (const method of ['Enroll', 'GetProgram', 'DownloadBlob', 'CheckIn', 'UploadUpdate', 'WatchRounds', 'SecAgg']) {
+    it(`${method}: every call ends with a proper status within its deadline, and the coordinator keeps serving`, async () => {
+      await fc.assert(
+        fc.asyncProperty(fuzz.plans(method), async (plan) => {
+          const o = await fuzz.call(plan);
+          assert.ok(o.verdict === 'ok' || o.verdict === 'open' || o.verdict === 'deserialize-internal', `${method}: ${o.verdict} ${statusName(o.code)} "${o.details}" after ${o.ms.toFixed(0)} ms`);
+          assert.ok(coord.alive(), `the coordinator died: ${coord.stderr()}`);
+          assert.ok(await fuzz.serving(), 'the coordinator stopped answering health checks');
+        }),
+        { numRuns: RUNS },
+      );
+    });
+  }
+
+  // FINDING (routed to the lead; server/start.ts or server/service.ts): bytes that do not parse as the
+  // request message are refused by grpc-js itself with INTERNAL "Error deserializing request", before
+  // any handler runs, so a malformed peer message surfaces as INTERNAL instead of INVALID_ARGUMENT.
+  // Input: CheckIn with the single byte 0x0a (field 1, length-delimited, no length), or any truncated
+  // message. Fix: wrap each method's requestDeserialize in the service definition so a parse failure
+  // becomes a value the handler refuses with refuse('invalid', ...).
+  it.skip('bytes that are not a request message are refused with INVALID_ARGUMENT, not INTERNAL', async () => {
+    for (const method of ['CheckIn', 'Enroll', 'UploadUpdate', 'DownloadBlob']) {
+      const o = await fuzz.call({ kind: 'raw', method, messages: [Uint8Array.of(0x0a)] });
+      assert.equal(statusName(o.code), statusName(grpc.status.INVALID_ARGUMENT), `${method}: "${o.details}"`);
+    }
+  });
+});
