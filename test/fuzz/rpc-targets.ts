@@ -46,6 +46,7 @@ interface FuzzDevice {
   readonly programId: string;
   readonly deviceId: string;
   readonly sign: nacl.SignKeyPair;
+  roundId: string;
 }
 
 /** What one case sends. Signing happens when the case runs (fresh nonce and time). */
@@ -75,9 +76,15 @@ const int32 = fc.oneof(fc.constantFrom(0, 1, -1, 2 ** 31 - 1, -(2 ** 31)), fc.in
 const bytes = (max = 80) => fc.oneof(fc.uint8Array({ minLength: 32, maxLength: 32 }), fc.uint8Array({ maxLength: max })).map((b) => Buffer.from(b));
 const hex = fc.oneof(fc.constantFrom('', '0'.repeat(64)), fc.string({ unit: fc.constantFrom(...'0123456789abcdef'), minLength: 64, maxLength: 64 }), fc.string({ maxLength: 70 }));
 
+/** Stand-ins replaced, when a case runs, by the signing device's program and the round it was given at setup. */
+const OWN_PROGRAM = '\u0000own-program';
+const OWN_ROUND = '\u0000own-round';
+
 /** Field arbitraries per method (the auth field is added when the case runs). */
 function fieldsOf(method: string, shas: readonly string[]): fc.Arbitrary<Record<string, unknown>> {
-  const programId = text;
+  // mostly the signing device's own program and round (so cases get past those checks), else anything
+  const programId = fc.oneof({ weight: 3, arbitrary: fc.constant(OWN_PROGRAM) }, { weight: 1, arbitrary: text });
+  const roundId = fc.oneof({ weight: 3, arbitrary: fc.constant(OWN_ROUND) }, { weight: 1, arbitrary: text });
   switch (method) {
     case 'Enroll':
       return fc.record({ programId, enrolmentToken: text, signPublicKey: bytes(), boxPublicKey: bytes(), label: text });
@@ -88,7 +95,7 @@ function fieldsOf(method: string, shas: readonly string[]): fc.Arbitrary<Record<
     case 'CheckIn':
       return fc.record({ programId, adapterVersion: int64 });
     case 'UploadUpdate':
-      return fc.record({ programId, roundId: text, numExamples: int64, payloadBytes: fc.oneof(int64, fc.integer({ min: 0, max: 20_000 })), payloadSha256: hex, encoding: text, unclipped: fc.boolean() });
+      return fc.record({ programId, roundId, numExamples: int64, payloadBytes: fc.oneof(int64, fc.integer({ min: 0, max: 20_000 })), payloadSha256: hex, encoding: text, unclipped: fc.boolean() });
     case 'WatchRounds':
       return fc.record({ programId, afterRound: int64 });
     case 'SecAgg': {
@@ -101,7 +108,7 @@ function fieldsOf(method: string, shas: readonly string[]): fc.Arbitrary<Record<
         fc.array(share, { maxLength: 6 }).map((shares) => ({ shareKeys: { shares } })),
         fc.record({ selfMask: fc.array(value, { maxLength: 4 }), key: fc.array(value, { maxLength: 4 }) }).map((unmask) => ({ unmask })),
       );
-      return fc.tuple(fc.record({ programId, roundId: text }), stage).map(([a, s]) => ({ ...a, ...s }));
+      return fc.tuple(fc.record({ programId, roundId }), stage).map(([a, s]) => ({ ...a, ...s }));
     }
     default:
       throw new RangeError(`fieldsOf: no fields for ${method}`);
@@ -139,7 +146,7 @@ export class RpcFuzzer {
         const res = await new Promise<{ deviceId: string }>((resolve, reject) =>
           typed.Enroll({ programId, enrolmentToken: FUZZ_TOKEN, signPublicKey: Buffer.from(sign.publicKey), boxPublicKey: Buffer.from(box.publicKey), label: 'fuzz' }, { deadline: Date.now() + 5000 }, (e, r) => (e ? reject(e) : resolve(r as { deviceId: string }))),
         );
-        const d = { programId, deviceId: res.deviceId, sign };
+        const d: FuzzDevice = { programId, deviceId: res.deviceId, sign, roundId: '' };
         this.devices.push(d);
         const req = { programId };
         const cfg = await new Promise<{ base?: { sha256: string } | null; adapter?: { sha256: string } | null; tokenizer?: { sha256: string } | null }>((resolve, reject) =>
@@ -148,7 +155,12 @@ export class RpcFuzzer {
         for (const b of [cfg.base, cfg.adapter, cfg.tokenizer]) if (b?.sha256 && !this.shas.includes(b.sha256)) this.shas.push(b.sha256);
         // a check-in selects the device into the open round, so uploads and SecAgg stages can reach their checks
         const ci = { programId, adapterVersion: 0 };
-        await new Promise<void>((resolve) => typed.CheckIn({ ...ci, auth: authFor(`${SERVICE}/CheckIn`, ci, d.deviceId, sign) }, { deadline: Date.now() + 5000 }, () => resolve()));
+        await new Promise<void>((resolve) =>
+          typed.CheckIn({ ...ci, auth: authFor(`${SERVICE}/CheckIn`, ci, d.deviceId, sign) }, { deadline: Date.now() + 5000 }, (_e, r) => {
+            d.roundId = r?.work?.roundId ?? '';
+            resolve();
+          }),
+        );
       }
     } finally {
       typed.close();
@@ -177,13 +189,14 @@ export class RpcFuzzer {
     const def = this.methods[plan.method];
     const d = this.devices[plan.device];
     const path = `${SERVICE}/${plan.method}`;
+    const fields = Object.fromEntries(Object.entries(plan.fields).map(([k, v]) => [k, v === OWN_PROGRAM ? d.programId : v === OWN_ROUND ? d.roundId : v]));
     if (plan.method === 'UploadUpdate') {
-      const header = { ...plan.fields };
+      const header = fields;
       const signedHeader = plan.signed ? { ...header, auth: authFor(path, { header }, d.deviceId, d.sign) } : header;
       const first = applyMutations(def.requestSerialize({ header: signedHeader }), plan.mutations);
       return [Buffer.from(first), ...plan.chunks.map((c) => def.requestSerialize({ data: Buffer.from(c) }))];
     }
-    const req = plan.method === 'Enroll' ? plan.fields : plan.signed ? { ...plan.fields, auth: authFor(path, plan.fields, d.deviceId, d.sign) } : plan.fields;
+    const req = plan.method === 'Enroll' || !plan.signed ? fields : { ...fields, auth: authFor(path, fields, d.deviceId, d.sign) };
     return [Buffer.from(applyMutations(def.requestSerialize(req), plan.mutations))];
   }
 
