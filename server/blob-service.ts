@@ -36,7 +36,8 @@ export function downloadBlobHandler(store: BlobStore, authorize: Authorize): grp
     if (!Number.isInteger(req.offset) || req.offset < 0 || req.offset > total) {
       return fail({ code: grpc.status.OUT_OF_RANGE, details: `offset ${req.offset} is outside the blob's ${total} bytes` });
     }
-    const chunkBytes = req.maxChunkBytes > 0 ? Math.min(req.maxChunkBytes, MAX_CHUNK_BYTES) : MAX_CHUNK_BYTES;
+    // at least 64 KiB a chunk: a tiny max_chunk_bytes must not turn one request into a message per byte
+    const chunkBytes = req.maxChunkBytes > 0 ? Math.min(Math.max(req.maxChunkBytes, 65_536), MAX_CHUNK_BYTES) : MAX_CHUNK_BYTES;
     const chunks = store.readChunks(req.sha256, req.offset, chunkBytes);
     const pump = (): void => {
       try {

@@ -60,6 +60,8 @@ export interface RpcOutcome {
   readonly code: number;
   readonly details: string;
   readonly ms: number;
+  /** Response messages received (server streams). */
+  readonly messages: number;
   /** ok: a proper status; hang: the client's deadline ran out; open: a watch stream still open at its deadline;
    *  deserialize-internal: grpc-js's own INTERNAL for bytes that are not a message; bad-status: UNKNOWN, INTERNAL or UNAVAILABLE otherwise. */
   readonly verdict: 'ok' | 'hang' | 'open' | 'deserialize-internal' | 'bad-status';
@@ -122,6 +124,11 @@ export class RpcFuzzer {
   private readonly health: InstanceType<ReturnType<typeof loadProtos>['health']['grpc']['health']['v1']['Health']>;
   private devices: FuzzDevice[] = [];
   private shas: string[] = [];
+
+  /** The blobs the coordinator serves (base, tokenizer, adapter), learnt at setup. */
+  get blobShas(): readonly string[] {
+    return this.shas;
+  }
 
   constructor(readonly address: string) {
     const { definition, health } = loadProtos();
@@ -239,8 +246,7 @@ export class RpcFuzzer {
       if (clientDeadline) verdict = watch ? 'open' : 'hang';
       else if (code === grpc.status.INTERNAL && !decodable && /^Error deserializing request/.test(details)) verdict = 'deserialize-internal';
       else if (code === grpc.status.UNKNOWN || code === grpc.status.INTERNAL || code === grpc.status.UNAVAILABLE) verdict = 'bad-status';
-      void data;
-      return { method: plan.method, code, details, ms, verdict };
+      return { method: plan.method, code, details, ms, messages: data, verdict };
     });
   }
 

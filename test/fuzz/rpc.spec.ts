@@ -43,6 +43,16 @@ describe('fuzz: every RPC of a real coordinator process over loopback gRPC (fast
     });
   }
 
+  it('DownloadBlob with max_chunk_bytes 1 does not split a blob into one message per byte (found by the fuzz bench)', async () => {
+    // found: a signed request for the 1 MB base with max_chunk_bytes = 1 kept the coordinator
+    // streaming ~10^6 one-byte messages past an 8 s deadline (one cheap request, a long busy server)
+    for (const sha256 of fuzz.blobShas) {
+      const o = await fuzz.call({ kind: 'shaped', method: 'DownloadBlob', device: 0, signed: true, fields: { sha256, offset: 0, maxChunkBytes: 1 }, chunks: [], mutations: [] });
+      assert.equal(o.verdict, 'ok', `${sha256}: ${statusName(o.code)} "${o.details}" after ${o.ms.toFixed(0)} ms, ${o.messages} messages`);
+      assert.ok(o.messages <= 64, `${o.messages} messages`);
+    }
+  });
+
   // FINDING (routed to the lead; server/start.ts or server/service.ts): bytes that do not parse as the
   // request message are refused by grpc-js itself with INTERNAL "Error deserializing request", before
   // any handler runs, so a malformed peer message surfaces as INTERNAL instead of INVALID_ARGUMENT.
