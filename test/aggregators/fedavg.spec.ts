@@ -1,5 +1,62 @@
 import assert from 'node:assert/strict';
 import { FedAvgAccumulator, fedAvg } from '../../aggregators/index.js';
+import { seededRng } from '../../random/index.js';
+
+/** The reference, written here and independent of the accumulator: Σ w·u per element in float64, in order, then ÷ Σ w. */
+function scalarReference(updates: readonly { update: Float32Array; weight: number }[]): { sum: Float64Array; mean: Float32Array } {
+  const n = updates[0].update.length;
+  const sum = new Float64Array(n);
+  let total = 0;
+  for (const { update, weight } of updates) {
+    for (let i = 0; i < n; i++) sum[i] = sum[i] + weight * update[i];
+    total += weight;
+  }
+  const mean = new Float32Array(n);
+  for (let i = 0; i < n; i++) mean[i] = sum[i] / total;
+  return { sum, mean };
+}
+
+/** Updates with values over many magnitudes (so float64 rounding of w·u and of the sum matters) and non-integer weights. */
+function updatesOf(count: number, length: number, seed: number): { update: Float32Array; weight: number }[] {
+  const r = seededRng(seed);
+  const rng = (): number => r.nextFloat();
+  return Array.from({ length: count }, () => ({
+    update: Float32Array.from({ length }, () => (rng() - 0.5) * 10 ** Math.floor(rng() * 12 - 6)),
+    weight: 0.1 + rng() * 37.3,
+  }));
+}
+
+/** Bitwise equality of two float arrays (distinguishes −0 and +0, which deepEqual on numbers does too, and NaNs). */
+function assertBitIdentical(a: Float64Array | Float32Array, b: Float64Array | Float32Array, what: string): void {
+  assert.equal(a.length, b.length, `${what}: length`);
+  const ua = new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+  const ub = new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+  for (let i = 0; i < ua.length; i++) {
+    if (ua[i] !== ub[i]) {
+      const k = Math.floor(i / a.BYTES_PER_ELEMENT);
+      assert.fail(`${what}: element ${k} differs: ${a[k]} vs ${b[k]}`);
+    }
+  }
+}
+
+function accumulate(updates: readonly { update: Float32Array; weight: number }[]): FedAvgAccumulator {
+  const acc = new FedAvgAccumulator(updates[0].update.length);
+  for (const u of updates) acc.add(u.update, u.weight);
+  return acc;
+}
+
+/** Runs `body` with WebAssembly instantiation failing, so the accumulator takes its scalar fallback. */
+function withoutWasm<T>(body: () => T): T {
+  const real = WebAssembly.Instance;
+  (WebAssembly as { Instance: unknown }).Instance = function NoWasm() {
+    throw new RangeError('wasm unavailable in this test');
+  };
+  try {
+    return body();
+  } finally {
+    (WebAssembly as { Instance: unknown }).Instance = real;
+  }
+}
 
 describe('aggregators/fedavg', () => {
   it('is the example-weighted mean (hand-computed)', () => {
@@ -8,6 +65,31 @@ describe('aggregators/fedavg', () => {
       { update: Float32Array.of(4, 2, 2), weight: 3 },
     ]);
     assert.deepEqual(Array.from(r), [13 / 4, 6 / 4, 4 / 4]);
+  });
+
+  // lengths: below one 8-lane group, not a multiple of 8, and (2^20 + 13) past the whole-update stage, so chunked
+  for (const length of [1, 7, 8, 1001, 2 ** 20 + 13]) {
+    it(`the SIMD kernel is bit-identical to an independent scalar float64 loop (length ${length})`, () => {
+      const ups = updatesOf(length > 10_000 ? 3 : 40, length, length);
+      const want = scalarReference(ups);
+      const acc = accumulate(ups);
+      assertBitIdentical(acc.weightedSum(), want.sum, 'weighted sum');
+      assertBitIdentical(acc.mean(), want.mean, 'mean');
+      assertBitIdentical(fedAvg(ups), want.mean, 'fedAvg');
+    });
+  }
+
+  it('the scalar fallback (no wasm) is bit-identical to the same reference', () => {
+    for (const length of [5, 1001]) {
+      const ups = updatesOf(30, length, 99 + length);
+      const want = scalarReference(ups);
+      const acc = withoutWasm(() => new FedAvgAccumulator(length));
+      for (const u of ups) acc.add(u.update, u.weight);
+      assertBitIdentical(acc.weightedSum(), want.sum, `fallback weighted sum (length ${length})`);
+      assertBitIdentical(acc.mean(), want.mean, `fallback mean (length ${length})`);
+      assert.throws(() => acc.add(Float32Array.from({ length }, (_, i) => (i === 3 ? NaN : 0)), 1), /non-finite value at 3/);
+      assertBitIdentical(acc.weightedSum(), want.sum, 'a rejected update leaves the fallback sum alone');
+    }
   });
 
   it('streams: adding one at a time equals the one-shot mean, with O(model) state', () => {
@@ -29,5 +111,15 @@ describe('aggregators/fedavg', () => {
     assert.equal(acc.count, 1);
     assert.deepEqual(Array.from(acc.mean()), [1, 1]);
     assert.throws(() => new FedAvgAccumulator(2).mean(), /no updates/);
+  });
+
+  it('a rejected update leaves a chunked (long) sum untouched too', () => {
+    const length = 2 ** 20 + 13;
+    const ups = updatesOf(2, length, 7);
+    const acc = accumulate(ups);
+    const bad = ups[0].update.slice();
+    bad[length - 2] = -Infinity; // in the last chunk, after earlier chunks passed the check
+    assert.throws(() => acc.add(bad, 1), new RegExp(`non-finite value at ${length - 2}`));
+    assertBitIdentical(acc.weightedSum(), scalarReference(ups).sum, 'sum after a rejected long update');
   });
 });

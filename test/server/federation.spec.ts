@@ -3,21 +3,30 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { firstValueFrom } from 'rxjs';
-import { filter, toArray } from 'rxjs/operators';
+import { filter, take, toArray } from 'rxjs/operators';
 import { createServer, type AddressInfo } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
-import { Device } from '../../client/index.js';
+import { Device, type DeviceSummary } from '../../client/index.js';
 import { loadProtos } from '../../proto/index.js';
 import { decodeAdapter, evaluateLoss, FrozenBase } from '../../model/index.js';
 import { startCoordinator, type RoundEventRecord, type RunningCoordinator } from '../../server/index.js';
 import { corpus, realModel } from '../helpers.js';
-import { smallProgram, TOKEN } from './fixtures.js';
+import { runDevices, smallProgram, TOKEN } from './fixtures.js';
 
 describe('federation end to end over a real port', function () {
   this.timeout(300_000);
-  let running: RunningCoordinator;
   const dir = mkdtempSync(join(tmpdir(), 'fedtune-fed-'));
 
+  /** The shared work of the first two tests, done explicitly: 3 devices × 2 rounds on program "oz". */
+  let running: RunningCoordinator;
+  let summaries: DeviceSummary[];
+  const events: RoundEventRecord[] = [];
+  before(async () => {
+    running = await startCoordinator({ dataDir: join(dir, 'coord'), programs: [smallProgram('oz')], port: 0 });
+    const sub = running.coordinator.program('oz').runner.events$.subscribe((e) => events.push(e));
+    summaries = await runDevices({ address: running.address, programId: 'oz', dir, ids: [0, 1, 2], shardChars: 60_000, options: (i) => ({ seed: 10 + i, label: `reader-${i}` }) });
+    sub.unsubscribe();
+  });
   after(async () => {
     await running?.shutdown(1000);
   });
@@ -25,14 +34,6 @@ describe('federation end to end over a real port', function () {
   it('3 devices × 2 rounds: the global adapter improves held-out loss on their domain', async () => {
     const oz = corpus('wizard-of-oz.txt');
     const heldOut = oz.slice(Math.floor(oz.length * 0.9));
-    running = await startCoordinator({ dataDir: join(dir, 'coord'), programs: [smallProgram('oz')], port: 0 });
-    const events: RoundEventRecord[] = [];
-    const sub = running.coordinator.program('oz').runner.events$.subscribe((e) => events.push(e));
-    const shards = [0, 1, 2].map((i) => oz.slice(i * 60_000, (i + 1) * 60_000));
-    const devices = shards.map((text, i) => new Device({ address: running.address, programId: 'oz', dataDir: join(dir, `dev${i}`), enrolmentToken: TOKEN, text: [text], seed: 10 + i, label: `reader-${i}` }));
-    const summaries = await Promise.all(devices.map((d) => d.run()));
-    devices.forEach((d) => d.close());
-    sub.unsubscribe();
     for (const s of summaries) {
       assert.equal(s.updatesAccepted, 2, `device ${s.deviceId}: ${JSON.stringify(s)}`);
       assert.match(s.reason, /completed its 2 rounds/);
@@ -75,11 +76,8 @@ describe('federation end to end over a real port', function () {
       const runner = r.coordinator.program('drop').runner;
       const events: RoundEventRecord[] = [];
       const sub = runner.events$.subscribe((e) => events.push(e));
-      const oz = corpus('wizard-of-oz.txt');
       // two of the three devices the round needs show up, once each
-      const devices = [0, 1].map((i) => new Device({ address: r.address, programId: 'drop', dataDir: join(dir, `drop${i}`), enrolmentToken: TOKEN, text: [oz.slice(i * 20_000, (i + 1) * 20_000)], seed: i, maxRounds: 1 }));
-      const sums = await Promise.all(devices.map((d) => d.run()));
-      devices.forEach((d) => d.close());
+      const sums = await runDevices({ address: r.address, programId: 'drop', dir, ids: [0, 1], options: () => ({ maxRounds: 1 }) });
       assert.deepEqual(sums.map((x) => x.updatesAccepted), [1, 1]);
       await firstValueFrom(runner.events$.pipe(filter((e) => e.state === 'OPEN' && e.roundId.endsWith('.a2'))));
       sub.unsubscribe();
@@ -128,8 +126,10 @@ describe('federation end to end over a real port', function () {
     const retries: number[] = [];
     const d = new Device({ address: `127.0.0.1:${port}`, programId: 'late', dataDir: join(dir, 'late-dev'), enrolmentToken: TOKEN, text: [corpus('wizard-of-oz.txt').slice(0, 20_000)], seed: 1, retry: { attempts: 20, baseMs: 100, maxMs: 400 } });
     d.progress$.subscribe((e) => e.kind === 'retry' && retries.push(e.attempt));
+    // start the coordinator once the device has retried twice (it has no other way to reach it)
+    const retriedTwice = firstValueFrom(d.progress$.pipe(filter((e) => e.kind === 'retry'), take(2), toArray()));
     const run = d.run();
-    await new Promise((r) => setTimeout(r, 1500));
+    await Promise.race([retriedTwice, run.then((s) => assert.fail(`the device finished before its coordinator started: ${JSON.stringify(s)}`))]);
     const late = await startCoordinator({ dataDir: join(dir, 'late'), port, programs: [smallProgram('late', { cohortSize: 1, minUpdates: 1, minContributors: 1, rounds: 1 })] });
     try {
       const s = await run;

@@ -1,6 +1,8 @@
-/** Test programs over the real stories260K base. */
+/** Test programs over the real stories260K base, and the one way specs run a set of real devices against a coordinator. */
+import { join } from 'node:path';
+import { Device, type DeviceOptions, type DeviceSummary } from '../../client/index.js';
 import { programSpec } from '../../server/index.js';
-import { MODEL } from '../helpers.js';
+import { corpus, MODEL } from '../helpers.js';
 
 /** The enrolment token of test programs. */
 export const TOKEN = 'oz-partner-secret';
@@ -26,3 +28,42 @@ export function smallProgram(id: string, over: Record<string, unknown> = {}) {
   });
 }
 
+/** What {@link runDevices} runs. */
+export interface DeviceFleet {
+  /** The coordinator's host:port. */
+  readonly address: string;
+  readonly programId: string;
+  /** Device i keeps its identity and downloads in `${dir}/${programId}-${i}` (the same on every call, so a rerun is the same device). */
+  readonly dir: string;
+  /** Which devices run (their indices). */
+  readonly ids: readonly number[];
+  /** Characters of the Wizard of Oz each device trains on: device i gets shard i. Default 20,000. */
+  readonly shardChars?: number;
+  /** Further options of device i (seed defaults to i). */
+  readonly options?: (i: number) => Partial<DeviceOptions>;
+  /** Build device i from its options (default `new Device(options)`; e.g. a simulated attacker). */
+  readonly make?: (options: DeviceOptions, i: number) => Device;
+  /** Called with each device before it runs (subscribe to its progress$); `abort` stops that device's run. */
+  readonly watch?: (device: Device, i: number, abort: () => void) => void;
+}
+
+function runOne(f: DeviceFleet, i: number, oz: string): Promise<DeviceSummary> {
+  const shard = f.shardChars ?? 20_000;
+  const ac = new AbortController();
+  const options: DeviceOptions = { address: f.address, programId: f.programId, dataDir: join(f.dir, `${f.programId}-${i}`), enrolmentToken: TOKEN, text: [oz.slice(i * shard, (i + 1) * shard)], seed: i, ...f.options?.(i) };
+  const d = f.make ? f.make(options, i) : new Device(options);
+  f.watch?.(d, i, () => ac.abort());
+  return d.run(ac.signal).finally(() => d.close());
+}
+
+/** Run the fleet's devices concurrently until each finishes; rejects if any device's run does. */
+export function runDevices(f: DeviceFleet): Promise<DeviceSummary[]> {
+  const oz = corpus('wizard-of-oz.txt');
+  return Promise.all(f.ids.map((i) => runOne(f, i, oz)));
+}
+
+/** Run the fleet's devices concurrently; every outcome, fulfilled or rejected (for devices that are meant to fail). */
+export function runDevicesSettled(f: DeviceFleet): Promise<PromiseSettledResult<DeviceSummary>[]> {
+  const oz = corpus('wizard-of-oz.txt');
+  return Promise.allSettled(f.ids.map((i) => runOne(f, i, oz)));
+}

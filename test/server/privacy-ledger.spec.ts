@@ -5,30 +5,18 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { Device } from '../../client/index.js';
 import { epsilonOfSteps } from '../../privacy/accountant/index.js';
 import { startCoordinator, Store, type RoundEventRecord } from '../../server/index.js';
-import { corpus, MODEL } from '../helpers.js';
-import { smallProgram, TOKEN } from './fixtures.js';
+import { MODEL } from '../helpers.js';
+import { runDevices, smallProgram, TOKEN } from './fixtures.js';
 
 const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'cli', 'main.js');
 /** The coordinator with a SIGKILL wired into its runners' afterLedger hook (test-only). */
 const CRASHING = join(dirname(fileURLToPath(import.meta.url)), 'crash-coordinator.js');
 const dp = { mode: 'central', clipNorm: 0.5, noiseMultiplier: 1.0, delta: 1e-5, population: 2 };
 
-const devicesRun = (address: string, programId: string, dir: string, n: number, maxRounds?: number, attempts = 8) => {
-  const oz = corpus('wizard-of-oz.txt');
-  return Promise.all(
-    Array.from({ length: n }, async (_, i) => {
-      const d = new Device({ address, programId, dataDir: join(dir, `${programId}-dev${i}`), enrolmentToken: TOKEN, text: [oz.slice(i * 20_000, (i + 1) * 20_000)], seed: i, maxRounds, maxWaitMs: 200, retry: { attempts, baseMs: 100 } });
-      try {
-        return await d.run();
-      } finally {
-        d.close();
-      }
-    }),
-  );
-};
+const devicesRun = (address: string, programId: string, dir: string, n: number, maxRounds?: number, attempts = 8) =>
+  runDevices({ address, programId, dir, ids: Array.from({ length: n }, (_, i) => i), options: () => ({ maxRounds, maxWaitMs: 200, retry: { attempts, baseMs: 100 } }) });
 
 describe('server: the privacy ledger and budget', function () {
   this.timeout(300_000);
@@ -110,19 +98,14 @@ describe('server: the privacy ledger and budget', function () {
     try {
       const events: RoundEventRecord[] = [];
       r.coordinator.program('adapt').runner.events$.subscribe((e) => events.push(e));
-      const oz = corpus('wizard-of-oz.txt');
       const reports = new Map<string, boolean[]>();
-      await Promise.all(
-        [0, 1, 2].map(async (i) => {
-          const d = new Device({ address: r.address, programId: 'adapt', dataDir: join(dir, `adapt-${i}`), enrolmentToken: TOKEN, text: [oz.slice(i * 20_000, (i + 1) * 20_000)], seed: i });
-          d.progress$.subscribe((e) => e.kind === 'uploaded' && reports.set(e.roundId, [...(reports.get(e.roundId) ?? []), !e.clipped]));
-          try {
-            await d.run();
-          } finally {
-            d.close();
-          }
-        }),
-      );
+      await runDevices({
+        address: r.address,
+        programId: 'adapt',
+        dir,
+        ids: [0, 1, 2],
+        watch: (d) => d.progress$.subscribe((e) => e.kind === 'uploaded' && reports.set(e.roundId, [...(reports.get(e.roundId) ?? []), !e.clipped])),
+      });
       const done = events.filter((e) => e.state === 'COMPLETED');
       assert.equal(done.length, 3);
       let c = 0.05;

@@ -5,6 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import nacl from 'tweetnacl';
+import { firstValueFrom } from 'rxjs';
+import { filter } from 'rxjs/operators';
 import { authFor, enrollRequestFor, unaryCall } from '../../client/index.js';
 import { seal } from '../../privacy/box.js';
 import { encodeUpdate, loadProtos, MAX_CHUNK_BYTES } from '../../proto/index.js';
@@ -193,14 +195,20 @@ describe('server: every bad input gets its status and leaves the global adapter 
 
   it('a late update, after its round closed, gets DEADLINE_EXCEEDED', async () => {
     const d = await enroll('quick');
+    const runner = running.coordinator.program('quick').runner;
     const req = { programId: 'quick', adapterVersion: 0 };
     let work: CheckInResponse__Output['work'] = null;
-    while (!work) {
+    for (let tries = 0; !work; tries++) {
+      assert.ok(tries < 20, 'no round of "quick" opened for this device');
+      // listen before asking, so a round that opens in between is not missed
+      const opened = firstValueFrom(runner.events$.pipe(filter((e) => e.state === 'OPEN')), { defaultValue: undefined });
       const res = await unaryCall<CheckInResponse__Output>((o, cb) => client.CheckIn({ ...req, auth: authFor(`${M}/CheckIn`, req, d.deviceId, d.sign) }, o, cb), 5000);
       work = res.work;
-      if (!work) await new Promise((r) => setTimeout(r, 50));
+      if (!work) await opened;
     }
-    await new Promise((r) => setTimeout(r, 700)); // the 400 ms round fails for want of updates
+    // the 400 ms round fails for want of updates (watch replays the failure if it already happened)
+    const roundId = work.roundId;
+    await firstValueFrom(runner.watch(0).pipe(filter((e) => e.roundId === roundId && e.state === 'FAILED')));
     const p = running.coordinator.program('quick');
     const sealed = seal(encodeUpdate(new Float32Array(p.updateLength)), d.programKey, d.box);
     const header = { programId: 'quick', roundId: work.roundId, numExamples: 8, payloadBytes: sealed.length, payloadSha256: createHash('sha256').update(sealed).digest('hex'), encoding: 'f32' };

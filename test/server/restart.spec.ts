@@ -1,30 +1,11 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
-import { Device } from '../../client/index.js';
+import { join } from 'node:path';
 import { Store } from '../../server/index.js';
-import { corpus, MODEL } from '../helpers.js';
-
-const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'cli', 'main.js');
-const TOKEN = 'restart-partner-token';
-
-/** Start `fedtune coordinator` in a child process; resolves when it logs its address. */
-function startChild(config: string, data: string): Promise<{ child: ChildProcess; address: string; exited: Promise<number | null> }> {
-  const child = spawn(process.execPath, [CLI, 'coordinator', '--config', config, '--port', '0', '--data', data], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-  return new Promise((resolve, reject) => {
-    const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
-    lines.on('line', (line) => {
-      const rec = JSON.parse(line) as { msg: string; address?: string };
-      if (rec.msg === 'listening') resolve({ child, address: rec.address as string, exited });
-    });
-    child.once('exit', (code) => reject(new Error(`coordinator exited with ${code} before listening`)));
-  });
-}
+import { MODEL } from '../helpers.js';
+import { startCoordinatorProcess } from './coordinator-process.js';
+import { runDevices, TOKEN } from './fixtures.js';
 
 describe('coordinator crash and restart (kill -9)', function () {
   this.timeout(300_000);
@@ -48,34 +29,24 @@ describe('coordinator crash and restart (kill -9)', function () {
     };
     writeFileSync(config, JSON.stringify({ programs: [program] }));
     const data = join(dir, 'data');
-    const oz = corpus('wizard-of-oz.txt');
     const run = (address: string, ids: number[], maxRounds?: number) =>
-      Promise.all(
-        ids.map(async (i) => {
-          const d = new Device({ address, programId: 'oz', dataDir: join(dir, `dev${i}`), enrolmentToken: TOKEN, text: [oz.slice(i * 30_000, (i + 1) * 30_000)], seed: i, maxRounds, maxWaitMs: 200 });
-          try {
-            return await d.run();
-          } finally {
-            d.close();
-          }
-        }),
-      );
+      runDevices({ address, programId: 'oz', dir, ids, shardChars: 30_000, options: () => ({ maxRounds, maxWaitMs: 200 }) });
 
     // round 1 completes; then kill -9
-    let c = await startChild(config, data);
+    let c = await startCoordinatorProcess(config, data);
     await run(c.address, [0, 1, 2], 1);
     c.child.kill('SIGKILL');
     await c.exited;
 
     // restart: round 2 opens; two of three devices upload; kill -9 with the round open
-    c = await startChild(config, data);
+    c = await startCoordinatorProcess(config, data);
     const partial = await run(c.address, [0, 1], 1);
     assert.deepEqual(partial.map((s) => s.updatesAccepted), [1, 1]);
     c.child.kill('SIGKILL');
     await c.exited;
 
     // restart again: rounds 2 and 3 complete; SIGTERM shuts down gracefully
-    c = await startChild(config, data);
+    c = await startCoordinatorProcess(config, data);
     const final = await run(c.address, [0, 1, 2]);
     assert.ok(final.every((s) => /completed its 3 rounds/.test(s.reason)), JSON.stringify(final));
     c.child.kill('SIGTERM');

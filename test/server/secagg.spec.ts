@@ -2,15 +2,13 @@ import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Device, type DeviceSummary } from '../../client/index.js';
+import type { DeviceSummary } from '../../client/index.js';
 import { secAggShape, startCoordinator, type RoundEventRecord, type RunningCoordinator } from '../../server/index.js';
-import { corpus } from '../helpers.js';
-import { smallProgram, TOKEN } from './fixtures.js';
+import { runDevicesSettled, smallProgram } from './fixtures.js';
 
 describe('secure aggregation over gRPC (SecAgg+ stages through the coordinator)', function () {
   this.timeout(300_000);
   const dir = mkdtempSync(join(tmpdir(), 'fedtune-secagg-'));
-  const oz = corpus('wizard-of-oz.txt');
   const common = { lora: { rank: 2, targets: ['wq', 'wv'], seed: 4 }, training: { steps: 2, batchSize: 2, seqLen: 32, lr: 1e-2 }, overSelect: 1, rounds: 1, dp: { clipNorm: 0.5 } };
   let running: RunningCoordinator;
 
@@ -28,20 +26,15 @@ describe('secure aggregation over gRPC (SecAgg+ stages through the coordinator)'
 
   /** Devices i in `ids` on a program; device `drop` aborts right after sharing its keys. */
   const run = (programId: string, ids: number[], drop?: number) =>
-    Promise.allSettled(
-      ids.map(async (i) => {
-        const ac = new AbortController();
-        const d = new Device({ address: running.address, programId, dataDir: join(dir, `${programId}-${i}`), enrolmentToken: TOKEN, text: [oz.slice(i * 12_000, (i + 1) * 12_000)], seed: 100 + i, maxWaitMs: 100 });
-        d.progress$.subscribe((e) => {
-          if (i === drop && e.kind === 'secagg' && e.stage === 'shared') ac.abort();
-        });
-        try {
-          return await d.run(ac.signal);
-        } finally {
-          d.close();
-        }
-      }),
-    );
+    runDevicesSettled({
+      address: running.address,
+      programId,
+      dir,
+      ids,
+      shardChars: 12_000,
+      options: (i) => ({ seed: 100 + i, maxWaitMs: 100 }),
+      watch: (d, i, abort) => d.progress$.subscribe((e) => i === drop && e.kind === 'secagg' && e.stage === 'shared' && abort()),
+    });
 
   it('the coordinator learns the survivors’ sum exactly (= plain FedAvg of the same updates), with a device dropping after key sharing', async () => {
     const events: RoundEventRecord[] = [];

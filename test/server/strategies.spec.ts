@@ -7,8 +7,8 @@ import { BOX_NONCE_BYTES, BOX_OVERHEAD_BYTES } from '../../privacy/box.js';
 import { encodedUpdateBytes } from '../../proto/index.js';
 import { SignFlippingDevice } from '../../sim/attacker-device.js';
 import { startCoordinator, type RunningCoordinator } from '../../server/index.js';
-import { corpus } from '../helpers.js';
-import { smallProgram, TOKEN } from './fixtures.js';
+import { flatLayout } from '../../model/adapter-flat.js';
+import { runDevices, smallProgram } from './fixtures.js';
 
 function l2(x: Float32Array): number {
   let s = 0;
@@ -19,7 +19,6 @@ function l2(x: Float32Array): number {
 describe('server: per-program compression, FFA-LoRA, exact ΔW and robust aggregation, end to end', function () {
   this.timeout(300_000);
   const dir = mkdtempSync(join(tmpdir(), 'fedtune-strat-'));
-  const oz = corpus('wizard-of-oz.txt');
   const training = { steps: 3, batchSize: 2, seqLen: 32, lr: 1e-2 };
   let running: RunningCoordinator;
 
@@ -40,22 +39,23 @@ describe('server: per-program compression, FFA-LoRA, exact ΔW and robust aggreg
 
   /** n devices; device i sends −attackScale(i) × its update when that is set. */
   const run = (programId: string, n: number, attackScale?: (i: number) => number | undefined) =>
-    Promise.all(
-      Array.from({ length: n }, async (_, i) => {
-        const options = { address: running.address, programId, dataDir: join(dir, `${programId}-${i}`), enrolmentToken: TOKEN, text: [oz.slice(i * 15_000, (i + 1) * 15_000)], seed: 7 + i };
+    runDevices({
+      address: running.address,
+      programId,
+      dir,
+      ids: Array.from({ length: n }, (_, i) => i),
+      shardChars: 15_000,
+      options: (i) => ({ seed: 7 + i }),
+      make: (options, i) => {
         const scale = attackScale?.(i);
-        const d = scale === undefined ? new Device(options) : new SignFlippingDevice(options, scale);
-        try {
-          return await d.run();
-        } finally {
-          d.close();
-        }
-      }),
-    );
+        return scale === undefined ? new Device(options) : new SignFlippingDevice(options, scale);
+      },
+    });
 
   it('FFA-LoRA with q4 compression sends only B, quantized, and the coordinator counts the smaller bytes', async () => {
-    const sums = await run('ffa-q4', 2);
     const p = running.coordinator.program('ffa-q4');
+    const initial = p.runner.current().global;
+    const sums = await run('ffa-q4', 2);
     assert.ok(p.updateLength < p.flatLength / 2, `${p.updateLength} of ${p.flatLength}`);
     const want = BOX_NONCE_BYTES + BOX_OVERHEAD_BYTES + encodedUpdateBytes('q4', p.updateLength);
     for (const s of sums) {
@@ -63,9 +63,21 @@ describe('server: per-program compression, FFA-LoRA, exact ΔW and robust aggreg
       assert.equal(s.bytesUp, want);
     }
     assert.ok(want < (4 * p.flatLength) / 6, `q4 + FFA: ${want} bytes vs ${4 * p.flatLength} for f32 A and B`);
-    // A did not move; B did
-    const init = running.coordinator.store.rounds('ffa-q4');
-    assert.equal(init[0].state, 'completed');
+    // A did not move (bit for bit); B did
+    assert.equal(running.coordinator.store.rounds('ffa-q4')[0].state, 'completed');
+    const final = p.runner.current().global;
+    assert.equal(p.runner.current().version, 1);
+    const { segments, length } = flatLayout(p.base.config, p.spec.lora);
+    assert.equal(length, final.length);
+    let bMoved = 0;
+    for (const s of segments) {
+      const a = [s.aOffset, s.aOffset + s.inDim * p.spec.lora.rank] as const;
+      const b = [s.bOffset, s.bOffset + s.outDim * p.spec.lora.rank] as const;
+      assert.deepEqual(final.subarray(...a), initial.subarray(...a), `layer ${s.layer} ${s.name}: A moved`);
+      assert.ok(initial.subarray(...a).some((v) => v !== 0), 'A starts non-zero (the comparison means something)');
+      for (let i = b[0]; i < b[1]; i++) bMoved = Math.max(bMoved, Math.abs(final[i] - initial[i]));
+    }
+    assert.ok(bMoved > 0, 'B moved');
     assert.throws(() => running.coordinator.sealedBytes(p, 'f32'), /takes "q4" updates/);
   });
 
@@ -89,18 +101,7 @@ describe('server: per-program compression, FFA-LoRA, exact ΔW and robust aggreg
   });
 
   it('heterogeneous ranks: a rank-2 device and rank-4 devices aggregate into the rank-4 adapter (exact ΔW)', async () => {
-    const runMixed = (ids: number[]) =>
-      Promise.all(
-        ids.map(async (i) => {
-          const d = new Device({ address: running.address, programId: 'mixed', dataDir: join(dir, `mixed-${i}`), enrolmentToken: TOKEN, text: [oz.slice(i * 15_000, (i + 1) * 15_000)], seed: 20 + i, maxRank: i === 0 ? 2 : undefined });
-          try {
-            return await d.run();
-          } finally {
-            d.close();
-          }
-        }),
-      );
-    const sums = await runMixed([0, 1]);
+    const sums = await runDevices({ address: running.address, programId: 'mixed', dir, ids: [0, 1], shardChars: 15_000, options: (i) => ({ seed: 20 + i, maxRank: i === 0 ? 2 : undefined }) });
     assert.deepEqual(sums.map((s) => s.updatesAccepted), [1, 1]);
     const p = running.coordinator.program('mixed');
     assert.equal(p.runner.current().version, 1);
