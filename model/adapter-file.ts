@@ -3,11 +3,11 @@
  * PEFT-style tools can read them, with fedtune's metadata in `__metadata__`:
  * format "fedtune-lora", format_version "1", base_sha256, lora (JSON LoRA config) and
  * base_config (JSON architecture). Tensors are F32, named `layers.{l}.{target}.lora_A` [r, in]
- * and `…lora_B` [out, r]. Loading refuses a file made for another base.
+ * and `…lora_B` [out, r]. This file is the format over plain tensors, without TensorFlow.js (the
+ * coordinator uses it); lora-adapter-file.ts reads and writes LoraAdapters through it.
  */
-import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import type { LlamaConfig } from './config.js';
-import { LoraAdapter, type LoraTensor } from './lora.js';
+import type { LoraTensor } from './lora-init.js';
 import { loraConfig, type LoraConfig } from './lora-config.js';
 
 /** The adapter format written by this version. */
@@ -26,11 +26,6 @@ export interface AdapterHeader {
   readonly baseSha256: string;
   readonly lora: LoraConfig;
   readonly baseConfig: LlamaConfig;
-}
-
-/** Encode an adapter as safetensors bytes. */
-export function encodeAdapter(adapter: LoraAdapter): Uint8Array {
-  return encodeAdapterTensors({ baseSha256: adapter.baseSha256, lora: adapter.config, baseConfig: adapter.baseConfig }, adapter.toTensors());
 }
 
 /** Encode adapter tensors (standard layout) with their header as safetensors bytes, without TensorFlow.js. */
@@ -112,46 +107,4 @@ export function decodeAdapterFile(bytes: Uint8Array, source = '<buffer>'): { hea
     tensors.push({ name, shape: [shape[0], shape[1]], data });
   }
   return { header: { formatVersion: version, baseSha256: meta.base_sha256, lora, baseConfig }, tensors };
-}
-
-/**
- * Decode adapter bytes onto a base, identified by its config and SHA-256. Throws
- * AdapterFileError if the file was made for another base or its shapes do not fit.
- */
-export function decodeAdapter(bytes: Uint8Array, base: { config: LlamaConfig; sha256: string }, source = '<buffer>'): LoraAdapter {
-  const { header, tensors } = decodeAdapterFile(bytes, source);
-  if (header.baseSha256 !== base.sha256) {
-    throw new AdapterFileError(
-      `${source} was trained for base model sha256 ${header.baseSha256.slice(0, 16)}…, but the loaded base is ${base.sha256.slice(0, 16)}…; use the base it was made for`,
-    );
-  }
-  try {
-    return LoraAdapter.fromTensors(base.config, base.sha256, header.lora, tensors);
-  } catch (e) {
-    throw new AdapterFileError(`${source} does not fit the base: ${(e as Error).message}`);
-  }
-}
-
-/** Write an adapter file atomically (temp file + rename). */
-export function saveAdapter(path: string, adapter: LoraAdapter): void {
-  const bytes = encodeAdapter(adapter);
-  const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
-  try {
-    writeFileSync(tmp, bytes);
-    renameSync(tmp, path);
-  } catch (e) {
-    rmSync(tmp, { force: true });
-    throw new AdapterFileError(`cannot write adapter ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
-}
-
-/** Read an adapter file for a base. */
-export function loadAdapter(path: string, base: { config: LlamaConfig; sha256: string }): LoraAdapter {
-  let bytes: Buffer;
-  try {
-    bytes = readFileSync(path);
-  } catch (e) {
-    throw new AdapterFileError(`cannot read adapter ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
-  return decodeAdapter(bytes, base, path);
 }

@@ -4,7 +4,7 @@
  * and a fresh adapter's values. The coordinator works on these; devices use LoraAdapter.
  */
 import type { LlamaConfig } from './config.js';
-import { initialA, transpose, type LoraTensor } from './lora.js';
+import { initialA, transpose, type LoraTensor } from './lora-init.js';
 import { loraConfig, type LoraConfig } from './lora-config.js';
 import { matrixShape, type MatrixName } from './weights.js';
 

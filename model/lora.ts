@@ -8,7 +8,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { LlamaConfig } from './config.js';
 import { loraConfig, type LoraConfig } from './lora-config.js';
-import { deriveSeed, seededRng } from '../random/rng.js';
+import { initialA, transpose, type LoraTensor } from './lora-init.js';
 import { variableFrom } from './ops/matmul.js';
 import { matrixShape, type MatrixName } from './weights.js';
 
@@ -20,15 +20,6 @@ export interface LoraPair {
   readonly aT: tf.Variable<tf.Rank.R2>;
   /** [r, out] */
   readonly bT: tf.Variable<tf.Rank.R2>;
-}
-
-/** Plain-array form of one adapter tensor, in the standard (PEFT) layout. */
-export interface LoraTensor {
-  /** e.g. "layers.0.wq.lora_A" */
-  readonly name: string;
-  /** lora_A: [r, in]; lora_B: [out, r] */
-  readonly shape: [number, number];
-  readonly data: Float32Array;
 }
 
 /** A LoRA adapter bound to one base model. Create after `initBackend()`; call dispose() when done. */
@@ -189,22 +180,6 @@ export class LoraAdapter {
 let counter = 0;
 function uid(): number {
   return ++counter;
-}
-
-/** A [r, in] of one target: uniform in ±1/√in from a seed derived from (seed, layer, name). */
-export function initialA(cfg: LoraConfig, layer: number, name: MatrixName, inDim: number): Float32Array {
-  const rng = seededRng(deriveSeed(cfg.seed, `lora.A.${layer}.${name}`));
-  const bound = 1 / Math.sqrt(inDim);
-  const a = new Float32Array(cfg.rank * inDim);
-  for (let i = 0; i < a.length; i++) a[i] = (2 * rng.nextFloat() - 1) * bound;
-  return a;
-}
-
-/** Transpose a row-major [rows, cols] array. */
-export function transpose(x: Float32Array, rows: number, cols: number): Float32Array {
-  const out = new Float32Array(x.length);
-  for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) out[j * rows + i] = x[i * cols + j];
-  return out;
 }
 
 function expectTensor(byName: Map<string, LoraTensor>, name: string, shape: [number, number]): Float32Array {

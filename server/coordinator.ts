@@ -7,7 +7,10 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { join } from 'node:path';
 import nacl from 'tweetnacl';
-import { adapterFlatFromTensors, cryptoRng, decodeAdapterFile, initialAdapterFlat, adapterTensorsFromFlat, encodeAdapterTensors, readBaseInfo, type BaseInfo, type Rng } from '../model/index.js';
+import { decodeAdapterFile, encodeAdapterTensors } from '../model/adapter-file.js';
+import { adapterFlatFromTensors, adapterTensorsFromFlat, initialAdapterFlat } from '../model/adapter-flat.js';
+import { readBaseInfo, type BaseInfo } from '../model/base-info.js';
+import { cryptoRng, type Rng } from '../random/rng.js';
 import { noiseStd } from '../privacy/noise.js';
 import { boxSharedKey, BOX_NONCE_BYTES, BOX_OVERHEAD_BYTES, type BoxKeyPair } from '../privacy/box.js';
 import { RequestVerifier, type EnrolmentProof, type RequestSignature, type SigningScope, type VerifyResult } from '../privacy/sign.js';

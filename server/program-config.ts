@@ -7,7 +7,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { RobustRule, ServerOptimizerKind, ServerOptimizerOptions } from '../aggregators/index.js';
-import { baseFormat, loraConfig, QUANT_MODES, type LoraConfig, type QuantMode } from '../model/index.js';
+import { baseFormat } from '../model/base-info.js';
+import { loraConfig, type LoraConfig } from '../model/lora-config.js';
+import { QUANT_MODES, type QuantMode } from '../model/quant.js';
 import type { DeviceTraining } from '../model/device-training.js';
 
 /** How updates are protected by differential privacy. */

@@ -1,0 +1,70 @@
+/**
+ * A base model file's identity without loading its weights or TensorFlow.js: its format
+ * (llama2.c checkpoint or GGUF, told apart by the GGUF magic), architecture, SHA-256 and size.
+ * The coordinator reads this; devices open the base with open-base.ts.
+ */
+import { createHash } from 'node:crypto';
+import { closeSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
+import { CHECKPOINT_DATA_OFFSET, checkpointLayout, ModelFormatError } from './checkpoint.js';
+import type { LlamaConfig } from './config.js';
+import { ggufToBase } from './gguf.js';
+
+/** A base file's format. */
+export type BaseFormat = 'llama2c' | 'gguf';
+
+/** What identifies a base file. */
+export interface BaseInfo {
+  readonly format: BaseFormat;
+  readonly config: LlamaConfig;
+  /** Hex SHA-256 of the file: the base's identity. */
+  readonly sha256: string;
+  readonly sizeBytes: number;
+}
+
+function openOrThrow(path: string): number {
+  if (typeof path !== 'string' || path === '') throw new TypeError('base path must be a non-empty string');
+  try {
+    return openSync(path, 'r');
+  } catch (e) {
+    throw new ModelFormatError(`cannot read base model ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+}
+
+/** 'gguf' if the file starts with the GGUF magic, else 'llama2c'. */
+export function baseFormat(path: string): BaseFormat {
+  const fd = openOrThrow(path);
+  try {
+    const b = Buffer.alloc(4);
+    return readSync(fd, b, 0, 4, 0) === 4 && b.toString('latin1') === 'GGUF' ? 'gguf' : 'llama2c';
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Format, architecture, SHA-256 and size of a base file, streaming a llama2.c checkpoint through the hash. */
+export function readBaseInfo(path: string): BaseInfo {
+  const format = baseFormat(path);
+  if (format === 'gguf') {
+    const bytes = readFileSync(path);
+    const loaded = ggufToBase(bytes, path);
+    return { format, config: loaded.weights.config, sha256: loaded.sha256, sizeBytes: bytes.length };
+  }
+  const fd = openOrThrow(path);
+  try {
+    const size = fstatSync(fd).size;
+    const header = new Uint8Array(CHECKPOINT_DATA_OFFSET);
+    readSync(fd, header, 0, header.length, 0);
+    const { config } = checkpointLayout(header, size, path);
+    const hash = createHash('sha256');
+    const buf = new Uint8Array(1 << 20);
+    for (let pos = 0; pos < size; ) {
+      const n = readSync(fd, buf, 0, buf.length, pos);
+      if (n <= 0) break;
+      hash.update(buf.subarray(0, n));
+      pos += n;
+    }
+    return { format, config, sha256: hash.digest('hex'), sizeBytes: size };
+  } finally {
+    closeSync(fd);
+  }
+}
