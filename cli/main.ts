@@ -1,48 +1,50 @@
 #!/usr/bin/env node
 /** The `fedtune` command: thin wrappers over the libraries. */
-import { terminateWasmThreads } from '../model/index.js';
 import { CliError } from './args.js';
-import { coordinatorCommand, COORDINATOR_USAGE } from './coordinator.js';
-import { deviceCommand, DEVICE_USAGE } from './device.js';
-import { simulateCommand, SIMULATE_USAGE } from './simulate.js';
-import { evalCommand, EVAL_USAGE } from './eval.js';
-import { generateCommand, GENERATE_USAGE } from './generate.js';
-import { privacyCommand, PRIVACY_USAGE } from './privacy.js';
-import { trainCommand, TRAIN_USAGE } from './train.js';
 
-const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = {
-  generate: generateCommand,
-  eval: evalCommand,
-  train: trainCommand,
-  privacy: privacyCommand,
-  coordinator: coordinatorCommand,
-  device: deviceCommand,
-  simulate: simulateCommand,
+/** A command's entry point and usage line. */
+interface Command {
+  readonly run: (argv: string[]) => Promise<void>;
+  readonly usage: string;
+}
+
+/**
+ * Each command's module loads only when it runs, so `fedtune coordinator` and `fedtune privacy`
+ * never load TensorFlow.js (the coordinator aggregates Float32Arrays; it runs no model).
+ */
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  generate: async () => import('./generate.js').then((m) => ({ run: m.generateCommand, usage: m.GENERATE_USAGE })),
+  eval: async () => import('./eval.js').then((m) => ({ run: m.evalCommand, usage: m.EVAL_USAGE })),
+  train: async () => import('./train.js').then((m) => ({ run: m.trainCommand, usage: m.TRAIN_USAGE })),
+  privacy: async () => import('./privacy.js').then((m) => ({ run: m.privacyCommand, usage: m.PRIVACY_USAGE })),
+  coordinator: async () => import('./coordinator.js').then((m) => ({ run: m.coordinatorCommand, usage: m.COORDINATOR_USAGE })),
+  device: async () => import('./device.js').then((m) => ({ run: m.deviceCommand, usage: m.DEVICE_USAGE })),
+  simulate: async () => import('./simulate.js').then((m) => ({ run: m.simulateCommand, usage: m.SIMULATE_USAGE })),
 };
 
-const USAGE = `usage:
-  ${GENERATE_USAGE}
-  ${EVAL_USAGE}
-  ${TRAIN_USAGE}
-  ${PRIVACY_USAGE}
-  ${COORDINATOR_USAGE}
-  ${DEVICE_USAGE}
-  ${SIMULATE_USAGE}
+/** Commands that run a model (and so may have started wasm worker threads to stop at exit). */
+const MODEL_COMMANDS = new Set(['generate', 'eval', 'train', 'device', 'simulate']);
+
+async function usage(): Promise<string> {
+  const lines = await Promise.all(Object.values(COMMANDS).map(async (load) => `  ${(await load()).usage}`));
+  return `usage:
+${lines.join('\n')}
 Defaults: --base/--tokenizer from FEDTUNE_MODEL_DIR or ../shared/models/stories260K; --backend from FEDTUNE_BACKEND or auto.`;
+}
 
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') {
-    process.stdout.write(`${USAGE}\n`);
+    process.stdout.write(`${await usage()}\n`);
     return cmd ? 0 : 2;
   }
-  const run = COMMANDS[cmd];
-  if (!run) {
+  const load = COMMANDS[cmd];
+  if (!load) {
     process.stderr.write(`fedtune: unknown command "${cmd}"; try one of ${Object.keys(COMMANDS).join(', ')}\n`);
     return 2;
   }
   try {
-    await run(rest);
+    await (await load()).run(rest);
     return 0;
   } catch (e) {
     const err = e as Error;
@@ -52,7 +54,8 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-main(process.argv.slice(2)).then((code) => {
-  terminateWasmThreads(); // wasm worker threads, if FEDTUNE_WASM_THREADS started any
+main(process.argv.slice(2)).then(async (code) => {
+  const [cmd] = process.argv.slice(2);
+  if (MODEL_COMMANDS.has(cmd)) (await import('../model/ops/wasm-threads.js')).terminateWasmThreads(); // wasm worker threads, if FEDTUNE_WASM_THREADS started any
   process.exitCode = code;
 });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MODEL } from '../helpers.js';
@@ -81,6 +81,32 @@ describe('proto, server and aggregators load no TensorFlow.js', () => {
       assert.match(out, /STARTED [1-9]\d* [0-9a-f]{64} [1-9]\d*/, out);
     } finally {
       rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+  it('the `fedtune coordinator` process listens and stops on SIGTERM without tfjs', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fedtune-notf-cli-'));
+    try {
+      const config = join(dir, 'programs.json');
+      writeFileSync(config, JSON.stringify({ programs: [{ id: 'notf', base: MODEL.bin, tokenizer: MODEL.tok, enrolmentToken: 'notf-token', lora: { rank: 2, targets: ['wq'] }, cohortSize: 2, minUpdates: 2, minContributors: 2, rounds: 1 }] }));
+      const child = spawn(process.execPath, ['--import', `data:text/javascript,${encodeURIComponent(REGISTER)}`, new URL('../../cli/main.js', import.meta.url).pathname, 'coordinator', '--config', config, '--port', '0', '--data', join(dir, 'data')], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      const listening = new Promise<void>((resolve) => {
+        const on = (b: Buffer) => {
+          out += b.toString('utf8');
+          if (out.includes('"listening"') || out.includes('listening')) resolve();
+        };
+        child.stdout.on('data', on);
+        child.stderr.on('data', on);
+      });
+      const closed = new Promise<number | null>((resolve) => child.on('close', resolve));
+      await Promise.race([listening, closed]);
+      child.kill('SIGTERM');
+      const code = await closed;
+      assert.doesNotMatch(out, /NO-TFJS/, out);
+      assert.match(out, /listening/, out);
+      assert.equal(code, 0, out);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
