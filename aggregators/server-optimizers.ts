@@ -38,6 +38,8 @@ export class ServerOptimizer {
   private readonly tau: number;
   private m?: Float64Array;
   private v?: Float64Array;
+  /** The state as the last {@link checkpoint} saw it. */
+  private saved?: { readonly m?: Float64Array; readonly v?: Float64Array };
 
   constructor(options: ServerOptimizerOptions) {
     const kinds: ServerOptimizerKind[] = ['fedavg', 'fedavgm', 'fedadagrad', 'fedadam', 'fedyogi'];
@@ -54,6 +56,18 @@ export class ServerOptimizer {
       if (!(b >= 0 && b < 1)) throw new RangeError(`ServerOptimizer: ${k} must be in [0, 1), got ${b}`);
     }
     if (!(this.tau > 0)) throw new RangeError(`ServerOptimizer: tau must be positive, got ${this.tau}`);
+  }
+
+  /** Remember the moments as they are now, for {@link rollback}. */
+  checkpoint(): void {
+    this.saved = { m: this.m?.slice(), v: this.v?.slice() };
+  }
+
+  /** Restore the moments of the last {@link checkpoint} (a step whose result was not published must leave no trace). */
+  rollback(): void {
+    if (!this.saved) return;
+    this.m = this.saved.m?.slice();
+    this.v = this.saved.v?.slice();
   }
 
   /** The next global vector from the current one and this round's pseudo-gradient Δ. */

@@ -50,6 +50,12 @@ export interface Aggregate {
 export interface Strategy {
   configureRound(round: number): RoundPlan;
   aggregate(round: number, global: Float32Array, results: readonly ClientResult[], failures: readonly ClientFailure[]): Aggregate;
+  /**
+   * Undo what the last `aggregate` changed in the strategy's own state (server-optimizer
+   * moments), when its result is not published. Stateless strategies need none; wrappers pass
+   * it to the strategy they wrap.
+   */
+  rollback?(): void;
 }
 
 /** FedAvg (example-weighted mean of deltas) followed by a server optimizer (default plain FedAvg, η = 1). */
@@ -71,7 +77,13 @@ export class FedAvgStrategy implements Strategy {
     if (results.length < this.minResults) throw new RangeError(`FedAvgStrategy.aggregate: round ${round} has ${results.length} results, fewer than the minimum ${this.minResults}`);
     const acc = new FedAvgAccumulator(global.length);
     for (const r of results) acc.add(r.update, r.numExamples);
+    this.optimizer.checkpoint();
     return { global: this.optimizer.step(global, acc.mean()), metrics: { results: results.length, failures: failures.length, examples: acc.weight } };
+  }
+
+  /** Restore the server optimizer's moments from before the last aggregate. */
+  rollback(): void {
+    this.optimizer.rollback();
   }
 }
 
@@ -84,6 +96,11 @@ export class RobustStrategy implements Strategy {
     private readonly inner: Strategy,
     private readonly rule: RobustRule,
   ) {}
+
+  /** Pass the rollback to the wrapped strategy. */
+  rollback(): void {
+    this.inner.rollback?.();
+  }
 
   configureRound(round: number): RoundPlan {
     return this.inner.configureRound(round);
@@ -123,6 +140,11 @@ export class CentralDpStrategy implements Strategy {
     if (!(dp.clipNorm > 0)) throw new RangeError(`CentralDpStrategy: clipNorm must be positive, got ${dp.clipNorm}`);
     if (!(dp.noiseMultiplier >= 0)) throw new RangeError(`CentralDpStrategy: noiseMultiplier must be ≥ 0, got ${dp.noiseMultiplier}`);
     if (!Number.isInteger(dp.expectedClients) || dp.expectedClients < 1) throw new RangeError(`CentralDpStrategy: expectedClients must be a positive integer, got ${dp.expectedClients}`);
+  }
+
+  /** Pass the rollback to the wrapped strategy. */
+  rollback(): void {
+    this.inner.rollback?.();
   }
 
   configureRound(round: number): RoundPlan {
@@ -165,6 +187,11 @@ export class DeviceDpStrategy implements Strategy {
   ) {
     if (!(dp.clipNorm > 0) || !Number.isFinite(dp.clipNorm)) throw new RangeError(`DeviceDpStrategy: clipNorm must be a positive number, got ${dp.clipNorm}`);
     if (!(dp.deviceNoiseStd >= 0) || !Number.isFinite(dp.deviceNoiseStd)) throw new RangeError(`DeviceDpStrategy: deviceNoiseStd must be a finite number ≥ 0, got ${dp.deviceNoiseStd}`);
+  }
+
+  /** Pass the rollback to the wrapped strategy. */
+  rollback(): void {
+    this.inner.rollback?.();
   }
 
   configureRound(round: number): RoundPlan {

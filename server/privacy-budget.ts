@@ -3,9 +3,11 @@
  * spent so far at the program's δ, whether the next round may run, and the charge a round makes
  * before its aggregate exists (so a crash can only over-count).
  *
- * The sampling rate is q = min(1, cohortSize / min(declared population, devices enrolled)):
- * enrolments can only raise q (a cohort drawn from fewer real devices costs more), never lower
- * it below the operator's declaration, so fake enrolments cannot buy ε.
+ * The sampling rate is q = min(1, selected / min(declared population, devices enrolled)), where
+ * selected = ⌈cohortSize × overSelect⌉ is how many devices a round hands work to — any of them
+ * may contribute (under SecAgg every survivor does), so a device's chance of being in the sum
+ * is at most that. Enrolments can only raise q (a cohort drawn from fewer real devices costs
+ * more), never lower it below the operator's declaration, so fake enrolments cannot buy ε.
  */
 import { epsilonOfSteps, type AccountedStep } from '../privacy/accountant/index.js';
 import type { ProgramSpec } from './program-config.js';
@@ -49,7 +51,7 @@ export class PrivacyBudget {
   sampling(): Sampling {
     const { spec } = this;
     const population = Math.max(1, Math.min(spec.dp.population, this.store.deviceCount(spec.id)));
-    return { q: Math.min(1, spec.cohortSize / population), population };
+    return { q: Math.min(1, Math.ceil(spec.cohortSize * spec.overSelect) / population), population };
   }
 
   /**

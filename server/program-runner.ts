@@ -322,16 +322,18 @@ export class ProgramRunner {
     const entry = this.budget.charge(r.id, r.number, contributors);
     if (entry) this.d.hooks?.afterLedger?.(entry);
     this.publish(eventOf(this.record(r, 'open', `aggregating ${contributors} update(s) (${why})`), 'AGGREGATING'));
+    let committed = false;
     try {
       const agg = r.strategy.aggregate(r.number, this.global, r.results, r.failures);
       const refusal = publishRefusal(agg.global, contributors, spec.minContributors);
       if (refusal) throw new Error(`${refusal}; the aggregate is not published`);
-      this.planner.afterRound(r.reports);
       const tensors = adapterTensorsFromFlat(this.d.baseConfig, spec.lora, agg.global);
       const blob = this.d.blobs.put(encodeAdapterTensors({ baseSha256: this.d.baseSha256, lora: spec.lora, baseConfig: this.d.baseConfig }, tensors));
       const version = this.latest.version + 1;
       const rec = { ...this.record(r, 'completed', `round ${r.number} completed with ${contributors} update(s) (${why})`), adapterVersion: version, metrics: agg.metrics };
       store.completeRound(rec, { version, sha256: blob.sha256, sizeBytes: blob.size });
+      committed = true;
+      this.planner.afterRound(r.reports);
       this.latest = { version, sha256: blob.sha256, sizeBytes: blob.size, roundNumber: r.number };
       this.global = agg.global;
       this.completed += 1;
@@ -342,7 +344,10 @@ export class ProgramRunner {
       if (this.done) this.subject.complete();
       else setImmediate(() => this.guarded('opening the next round', () => this.open(1)));
     } catch (e) {
-      // an aggregation that cannot finish, or may not be published, fails the round; the global adapter is untouched
+      if (committed) throw e; // the version is durable; what failed after it is the caller's to log (guarded)
+      // an aggregation that cannot finish, or may not be published, fails the round; the global
+      // adapter and the strategy's own state (server-optimizer moments) are untouched
+      r.strategy.rollback?.();
       this.aggregating = false;
       this.fail(r, `round ${r.number} failed while aggregating: ${(e as Error).message}; retrying`);
     }

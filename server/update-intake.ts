@@ -102,8 +102,11 @@ export function boundUpdate(update: Float32Array, bound: UpdateBound, slack = 0)
   if (bound.told && !withinClipBound(norm, bound.norm, slack + bound.noiseAllowance)) {
     refuse('invalid-argument', `the update's L2 norm ${norm.toPrecision(6)} exceeds the round's clip norm ${bound.norm}${noisy ? ` plus ${bound.noiseAllowance.toPrecision(6)} for the device's own noise` : ''}`);
   }
-  if (norm <= bound.norm || (noisy && bound.told)) return { update, norm, clipped: false };
-  return { update: clipToNorm(update, bound.norm).update, norm, clipped: !bound.told };
+  // a noised update keeps its noise up to C plus the noise allowance; past that (only through the
+  // quantization slack, whose scales the sender chose) it is clipped like any other
+  const cap = bound.told && noisy ? bound.norm + bound.noiseAllowance : bound.norm;
+  if (norm <= cap) return { update, norm, clipped: false };
+  return { update: clipToNorm(update, cap).update, norm, clipped: !bound.told };
 }
 
 /** Refuse a num_examples outside [1, steps × batch]. */

@@ -147,6 +147,32 @@ describe('server: the round runner on synthetic updates', () => {
     }
   });
 
+  it('a refused aggregate leaves no trace in the server optimizer: FedAvgM’s momentum does not keep an absurd update', async () => {
+    const c = coordinator({ cohortSize: 2, minUpdates: 2, serverOptimizer: { kind: 'fedavgm', lr: 0.7, momentum: 0.5 } });
+    try {
+      const runner = c.program('p').runner;
+      const before = runner.current().global;
+      c.start();
+      const [a, b, x, y] = enrol(c, 4);
+      // attempt 1: an absurd (finite) mean — refused, the version stays
+      const failed = nextEvent(c, (e) => e.state === 'FAILED');
+      for (const id of [a, b]) runner.submit(id, work(c, id).roundId, update(c, 1e6), 4, 10);
+      assert.match((await failed).message, /absurd value/);
+      // attempt 2: honest updates — published as if attempt 1 never happened (m = Δ, global + 0.7·Δ)
+      await nextEvent(c, (e) => e.state === 'OPEN');
+      const done = nextEvent(c, (e) => e.state === 'COMPLETED');
+      for (const id of [x, y]) runner.submit(id, work(c, id).roundId, update(c, 1e-3), 4, 10);
+      await done;
+      const after = runner.current();
+      assert.equal(after.version, 1);
+      let worst = 0;
+      for (let i = 0; i < before.length; i++) worst = Math.max(worst, Math.abs(after.global[i] - (before[i] + 0.7 * 1e-3)));
+      assert.ok(worst < 1e-6, `the published adapter is off by ${worst}`);
+    } finally {
+      c.close();
+    }
+  });
+
   it('refuses a round that would exceed the ε budget, saying why, and completes the program', async () => {
     const one = epsilonOfSteps([{ q: 1, sigma: 1 }], 1e-5).epsilon;
     const two = epsilonOfSteps([{ q: 1, sigma: 1 }, { q: 1, sigma: 1 }], 1e-5).epsilon;
@@ -220,6 +246,22 @@ describe('server: safe aggregates and an honest population', () => {
       assert.ok(entry.q >= 2 / 10, `q = ${entry.q}`);
       const honest = epsilonOfSteps([{ q: 2 / 10, sigma: 1 }], 1e-5).epsilon;
       assert.ok(c.program('p').runner.epsilonSpent() >= honest - 1e-9, `ε ${c.program('p').runner.epsilonSpent()} < ${honest}`);
+    } finally {
+      c.close();
+    }
+  });
+
+  it('an over-selecting round is charged for every device it hands work to: q = ⌈cohort × overSelect⌉ / population', async () => {
+    // any selected device may contribute (under SecAgg every survivor does), so q counts them all
+    const c = coordinator({ cohortSize: 2, minUpdates: 2, overSelect: 2, dp: { mode: 'central', clipNorm: 0.5, noiseMultiplier: 1, population: 100 } });
+    try {
+      c.start();
+      const ids = enrol(c, 100);
+      const done = nextEvent(c, (e) => e.state === 'COMPLETED');
+      for (const id of ids.slice(0, 2)) c.program('p').runner.submit(id, work(c, id).roundId, update(c, 1e-4), 4, 10);
+      await done;
+      const [entry] = c.store.ledger('p');
+      assert.equal(entry.q, 4 / 100);
     } finally {
       c.close();
     }

@@ -71,6 +71,18 @@ describe('server/update-intake', () => {
     refused(() => intakeUpdate('f32', encodeUpdate(far), full, bound), /exceeds the round's clip norm 0.5 plus .* for the device's own noise/);
   });
 
+  it('a q8 update whose sender chose huge scales cannot pass its slack off as noise: bounded by C plus the noise allowance', () => {
+    // reviewer's attack: every block scale 9000, levels alternating +1 / 0 — the slack (from the
+    // sender's own scales) covers any norm, and a noised update used to skip clipping
+    const std = 0.5;
+    const bound = updateBound(0.5, 0, full, std);
+    const nb = Math.ceil(full.updateLength / UPDATE_QUANT_BLOCK);
+    const q = { bits: 8 as const, length: full.updateLength, block: UPDATE_QUANT_BLOCK, scales: new Float32Array(nb).fill(9000), levels: Int8Array.from({ length: full.updateLength }, (_, i) => (i % 2 === 0 ? 1 : 0)) };
+    const out = intakeUpdate('q8', encodeUpdate(q), full, bound);
+    assert.ok(out.norm > 1e5, `the attack's norm ${out.norm}`);
+    assert.ok(l2Norm(out.update) <= (0.5 + bound.noiseAllowance) * (1 + 1e-6), `kept norm ${l2Norm(out.update)}`);
+  });
+
   it('unpacks an FFA-LoRA update into the flat layout (zeros on A), one layout for all', () => {
     assert.ok(ffa.updateLength < ffa.flatLength);
     assert.equal(ffa.flatLength, full.flatLength);
