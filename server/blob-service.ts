@@ -8,6 +8,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { BlobChunk } from '../proto/generated/fedtune/v1/BlobChunk.js';
 import type { DownloadBlobRequest__Output } from '../proto/generated/fedtune/v1/DownloadBlobRequest.js';
 import { BlobStore, MAX_CHUNK_BYTES } from './blob-store.js';
+import { boundedDetails } from './errors.js';
 
 /** The smallest chunk the coordinator sends (a smaller max_chunk_bytes is raised to it): 64 KiB. */
 export const MIN_CHUNK_BYTES = 64 * 1024;
@@ -37,7 +38,7 @@ export function downloadBlobHandler(store: BlobStore, authorize: Authorize): grp
     const fail = (r: Refusal): void => {
       if (finished) return;
       finished = true;
-      call.emit('error', { code: r.code, details: r.details });
+      call.emit('error', { code: r.code, details: boundedDetails(r.details) });
     };
     const req = call.request;
     const refusal = authorize(req, 'DownloadBlob');

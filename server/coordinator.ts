@@ -15,7 +15,7 @@ import { ed25519KeyProblem, x25519KeyProblem } from '../privacy/key-check.js';
 import { decodeMasked, encodedUpdateBytes, isUpdateEncoding, UPDATE_ENCODINGS, type UpdateEncoding } from '../proto/update-codec.js';
 import { BlobStore, type StoredBlob } from './blob-store.js';
 import { EnrolThrottle, type EnrolThrottleOptions } from './enrol-throttle.js';
-import { refuse } from './errors.js';
+import { quoted, refuse } from './errors.js';
 import type { ProgramSpec } from './program-config.js';
 import { ProgramRunner, type RunnerHooks } from './program-runner.js';
 import { Store, type StoredDevice } from './store.js';
@@ -174,7 +174,7 @@ export class Coordinator {
   /** A configured program; NOT_FOUND otherwise. */
   program(id: string): ProgramState {
     const p = this.programs.get(id);
-    if (!p) refuse('not-found', `no program "${id}" on this coordinator`);
+    if (!p) refuse('not-found', `no program "${quoted(id)}" on this coordinator`);
     return p;
   }
 
@@ -243,7 +243,7 @@ export class Coordinator {
     let device = this.devices.get(sig.deviceId);
     if (!device) {
       device = this.store.device(sig.deviceId);
-      if (!device) refuse('unauthenticated', `unknown device "${sig.deviceId}"; enrol first`);
+      if (!device) refuse('unauthenticated', `unknown device "${quoted(sig.deviceId)}"; enrol first`);
       this.devices.set(device.id, device);
     }
     this.refuseUnfresh(sig.timestamp, now);
@@ -253,24 +253,27 @@ export class Coordinator {
     return refuse('unauthenticated', v === 'bad-signature' ? `the signature does not verify for device ${device.id} (it must cover this method, program and payload)` : this.why(v, 'this request', '', sig.timestamp, now));
   }
 
-  /** The program a device belongs to, checked against the one it names. */
+  /**
+   * The program a device belongs to, checked against the one it names. Any other name is
+   * PERMISSION_DENIED, whether such a program exists or not: a device learns nothing about the
+   * coordinator's other programs.
+   */
   programOf(device: StoredDevice, programId: string): ProgramState {
-    const p = this.program(programId);
-    if (device.programId !== programId) refuse('permission-denied', `device ${device.id} is not enrolled in program "${programId}"`);
-    return p;
+    if (device.programId !== programId) refuse('permission-denied', `device ${device.id} is not enrolled in program "${quoted(programId)}"`);
+    return this.program(programId);
   }
 
   /** May this device download this blob? (its program's base, tokenizer or an adapter version) */
   authorizeBlob(device: StoredDevice, sha256: string): void {
     const p = this.program(device.programId);
     if (sha256 === p.base.blob.sha256 || sha256 === p.tokenizer?.sha256 || this.store.programHasBlob(p.spec.id, sha256)) return;
-    refuse('permission-denied', `blob ${sha256} does not belong to program "${p.spec.id}"`);
+    refuse('permission-denied', `blob ${quoted(sha256)} does not belong to program "${p.spec.id}"`);
   }
 
   /** The size of a sealed update payload for an encoding. */
   sealedBytes(p: ProgramState, encoding: string): number {
-    if (!isUpdateEncoding(encoding)) refuse('invalid-argument', `unknown update encoding "${encoding}"; this coordinator takes ${UPDATE_ENCODINGS.join(', ')}`);
-    if (encoding !== p.encoding) refuse('invalid-argument', `program "${p.spec.id}" takes "${p.encoding}" updates (its compression), not "${encoding}"`);
+    if (!isUpdateEncoding(encoding)) refuse('invalid-argument', `unknown update encoding "${quoted(encoding)}"; this coordinator takes ${UPDATE_ENCODINGS.join(', ')}`);
+    if (encoding !== p.encoding) refuse('invalid-argument', `program "${p.spec.id}" takes "${p.encoding}" updates (its compression), not "${quoted(encoding)}"`);
     return BOX_NONCE_BYTES + BOX_OVERHEAD_BYTES + encodedUpdateBytes(encoding, p.updateLength);
   }
 

@@ -1,0 +1,192 @@
+/**
+ * The coordinator under attack from a hostile peer: a real coordinator on a loopback port, and
+ * requests built byte by byte (test/proto/raw-wire.ts) or sent over a bare HTTP/2 session that
+ * controls flow control and stream counts. Each test is a regression test of an attack that
+ * once worked.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import http2 from 'node:http2';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import nacl from 'tweetnacl';
+import { startCoordinator, type RunningCoordinator } from '../../server/index.js';
+import { auth, enrollRequest, int, msg, parseFields, RawClient, signed, str } from '../proto/raw-wire.js';
+import { smallProgram, TOKEN } from './fixtures.js';
+
+const M = (method: string): string => `/fedtune.v1.Coordinator/${method}`;
+
+interface Device {
+  readonly deviceId: string;
+  readonly sign: nacl.SignKeyPair;
+}
+
+interface Status {
+  readonly code: number;
+  readonly details: string;
+}
+
+/** One gRPC call over a bare HTTP/2 session: its status once the server sends it. */
+function rawCall(session: http2.ClientHttp2Session, method: string, message: Buffer, o: { end?: boolean; pause?: boolean } = {}): { status: Promise<Status>; stream: http2.ClientHttp2Stream } {
+  const stream = session.request({ ':method': 'POST', ':path': M(method), 'content-type': 'application/grpc', te: 'trailers' });
+  const framed = Buffer.alloc(5 + message.length);
+  framed.writeUInt32BE(message.length, 1);
+  message.copy(framed, 5);
+  stream.write(framed);
+  if (o.end ?? true) stream.end();
+  if (o.pause) stream.pause();
+  const status = new Promise<Status>((resolve) => {
+    const from = (h: http2.IncomingHttpHeaders): void => {
+      if (h['grpc-status'] !== undefined) resolve({ code: Number(h['grpc-status']), details: decodeURIComponent(String(h['grpc-message'] ?? '')) });
+    };
+    stream.on('response', from);
+    stream.on('trailers', from);
+    stream.on('error', () => resolve({ code: grpc.status.UNAVAILABLE, details: 'the stream broke' }));
+    stream.on('close', () => resolve({ code: grpc.status.UNAVAILABLE, details: 'closed without a status' }));
+  });
+  return { status, stream };
+}
+
+/** Resolves with the value, or with 'pending' after `ms`. */
+const within = <T>(p: Promise<T>, ms: number): Promise<T | 'pending'> => Promise.race([p, new Promise<'pending'>((r) => setTimeout(() => r('pending'), ms).unref())]);
+
+describe('server: attacks from a hostile peer', function () {
+  this.timeout(60_000);
+  let running: RunningCoordinator;
+  let client: RawClient;
+  const sessions: http2.ClientHttp2Session[] = [];
+
+  before(async () => {
+    running = await startCoordinator({
+      dataDir: mkdtempSync(join(tmpdir(), 'fedtune-attacks-')),
+      port: 0,
+      programs: [
+        smallProgram('oz', { cohortSize: 50, minUpdates: 50, overSelect: 2 }),
+        smallProgram('other', { cohortSize: 2, minUpdates: 2 }),
+        smallProgram('brief', { cohortSize: 2, minUpdates: 2, roundDeadlineMs: 1500, retryDelayMs: 100 }),
+      ],
+    });
+    client = new RawClient(running.address);
+  });
+  after(async () => {
+    for (const s of sessions) s.destroy();
+    client.close();
+    await running.shutdown(500);
+  });
+
+  /** A bare HTTP/2 session that never opens its receive window: the server's data cannot flow. */
+  const stalledSession = (): http2.ClientHttp2Session => {
+    const s = http2.connect(`http://${running.address}`, { settings: { initialWindowSize: 0 } });
+    s.on('error', () => {});
+    sessions.push(s);
+    return s;
+  };
+
+  const enroll = async (programId = 'oz'): Promise<Device> => {
+    const sign = nacl.sign.keyPair();
+    const r = await client.unary('Enroll', enrollRequest(programId, TOKEN, sign, nacl.box.keyPair().publicKey));
+    assert.equal(r.code, grpc.status.OK, r.details);
+    return { deviceId: (parseFields(r.messages[0]).get(1) as Buffer).toString('utf8'), sign };
+  };
+
+  it('a status never echoes a huge input: an unknown device id of 100 000 characters still gets its answer', async () => {
+    const d = await enroll();
+    const huge = `dev-${'x'.repeat(100_000)}`;
+    // its own connection: the unanswerable status once stalled the connection it came on
+    const own = http2.connect(`http://${running.address}`);
+    own.on('error', () => {});
+    sessions.push(own);
+    const answer = await within(rawCall(own, 'CheckIn', signed(M('CheckIn'), 'oz', huge, str(2, 'oz'), d.sign.secretKey)).status, 5000);
+    assert.notEqual(answer, 'pending', 'no status came back');
+    const r = answer as Status;
+    assert.equal(r.code, grpc.status.UNAUTHENTICATED, r.details);
+    assert.match(r.details, /unknown device/);
+    assert.ok(r.details.length <= 1000, `the sentence is ${r.details.length} characters`);
+  });
+
+  it('an enrolled device cannot learn which other programs exist: a foreign and a missing program are answered alike', async () => {
+    const d = await enroll();
+    const ask = async (programId: string): Promise<Status> => {
+      const r = await client.unary('CheckIn', signed(M('CheckIn'), programId, d.deviceId, str(2, programId), d.sign.secretKey));
+      return { code: r.code, details: r.details.replace(programId, '<id>') };
+    };
+    const foreign = await ask('other');
+    const missing = await ask('no-such-program');
+    assert.equal(foreign.code, grpc.status.PERMISSION_DENIED, foreign.details);
+    assert.deepEqual(missing, foreign);
+  });
+
+  it('one device cannot hold more than a few DownloadBlob streams: the oldest are ended', async () => {
+    const d = await enroll();
+    const base = running.coordinator.program('oz').base.blob.sha256;
+    const s = stalledSession();
+    const calls = Array.from({ length: 12 }, () => rawCall(s, 'DownloadBlob', signed(M('DownloadBlob'), 'oz', d.deviceId, str(2, base), d.sign.secretKey), { pause: true }));
+    // every stream once stayed open holding a chunk of the base (6 GB for 6 000 streams)
+    const first = await within(calls[0].status, 5000);
+    assert.notEqual(first, 'pending', 'the oldest download is still open');
+    assert.equal((first as Status).code, grpc.status.RESOURCE_EXHAUSTED, (first as Status).details);
+    const ended = (await Promise.all(calls.map((c) => within(c.status, 2000)))).filter((x) => x !== 'pending');
+    assert.equal(ended.length, 12 - 4, 'all but the newest four were ended');
+    for (const c of calls) c.stream.close();
+  });
+
+  it('one device cannot hold more than a few WatchRounds streams: the oldest are ended', async () => {
+    const d = await enroll();
+    const s = stalledSession();
+    const calls = Array.from({ length: 10 }, () => rawCall(s, 'WatchRounds', signed(M('WatchRounds'), 'oz', d.deviceId, str(2, 'oz'), d.sign.secretKey), { pause: true }));
+    const ended = (await Promise.all(calls.map((c) => within(c.status, 4000)))).filter((x) => x !== 'pending') as Status[];
+    assert.equal(ended.length, 10 - 4, 'all but the newest four were ended');
+    for (const e of ended) assert.equal(e.code, grpc.status.RESOURCE_EXHAUSTED, e.details);
+    for (const c of calls) c.stream.close();
+  });
+
+  /** The header chunk of an upload to `roundId` announcing `payloadBytes`. */
+  const header = (d: Device, programId: string, roundId: string, payloadBytes: number): Buffer => {
+    const payload = Buffer.concat([str(2, programId), str(3, roundId), int(4, 1), int(5, payloadBytes), str(6, 'a'.repeat(64)), str(7, 'f32')]);
+    return msg(1, auth(M('UploadUpdate'), programId, d.deviceId, payload, d.sign.secretKey), payload);
+  };
+  /** Check in until the device gets work (a round may be between attempts); the round id. */
+  const workFor = async (d: Device, programId: string): Promise<string> => {
+    for (;;) {
+      const r = await client.unary('CheckIn', signed(M('CheckIn'), programId, d.deviceId, str(2, programId), d.sign.secretKey));
+      assert.equal(r.code, grpc.status.OK, r.details);
+      const answer = parseFields(r.messages[0]);
+      const work = answer.get(1);
+      if (work instanceof Buffer) return (parseFields(work).get(1) as Buffer).toString('utf8');
+      const later = parseFields(answer.get(2) as Buffer);
+      await new Promise((resolve) => setTimeout(resolve, Math.min(1000, Number(later.get(1) ?? 100n))));
+    }
+  };
+
+  it('one device holds one upload at a time: a newer upload ends the older one (no buffer per open stream)', async () => {
+    const d = await enroll();
+    const roundId = await workFor(d, 'oz');
+    const p = running.coordinator.program('oz');
+    const size = running.coordinator.sealedBytes(p, 'f32');
+    const s = http2.connect(`http://${running.address}`);
+    s.on('error', () => {});
+    sessions.push(s);
+    // headers that never see their data: each once held a buffer of the whole update until the client left
+    const calls = Array.from({ length: 5 }, () => rawCall(s, 'UploadUpdate', header(d, 'oz', roundId, size), { end: false }));
+    const ended = (await Promise.all(calls.map((c) => within(c.status, 4000)))).filter((x) => x !== 'pending') as Status[];
+    assert.equal(ended.length, 4, 'all but the newest upload were ended');
+    for (const e of ended) assert.equal(e.code, grpc.status.RESOURCE_EXHAUSTED, e.details);
+    for (const c of calls) c.stream.close();
+  });
+
+  it('an upload that never ends is ended at its round deadline (slowloris)', async () => {
+    const d = await enroll('brief');
+    const roundId = await workFor(d, 'brief');
+    const p = running.coordinator.program('brief');
+    const s = http2.connect(`http://${running.address}`);
+    s.on('error', () => {});
+    sessions.push(s);
+    const call = rawCall(s, 'UploadUpdate', header(d, 'brief', roundId, running.coordinator.sealedBytes(p, 'f32')), { end: false });
+    // the round's deadline is 1.5 s away at most
+    const r = await within(call.status, 6000);
+    assert.notEqual(r, 'pending', 'the upload is still open long after its round closed');
+    assert.equal((r as Status).code, grpc.status.DEADLINE_EXCEEDED, (r as Status).details);
+    call.stream.close();
+  });
+});
