@@ -1,16 +1,22 @@
 /**
  * A cap on the long-lived calls one device may hold open at once (downloads, round watches,
  * uploads). Every such call holds server memory (a chunk in flight, an event queue, an update
- * buffer), so without a cap one device could open thousands and exhaust the coordinator. When a
- * device goes over its cap, its OLDEST call is ended rather than the new one refused: a device
- * whose connection died silently (its old calls not yet noticed as gone) is never locked out.
+ * buffer), so without a cap one device could open thousands and exhaust the coordinator.
+ *
+ * Two ways to hold the cap:
+ * - {@link StreamQuota.tryAdmit} refuses the new call. For server streams (downloads, watches):
+ *   an old stream whose reader stalled cannot be ended to free its memory (its status queues
+ *   behind the data flow control holds back), so the new one must not start.
+ * - {@link StreamQuota.admit} ends the OLDEST call instead. For client streams (uploads), whose
+ *   memory the coordinator drops itself: a device whose old upload died silently is not locked
+ *   out of retrying.
  */
 
 interface Held {
   readonly end: () => void;
 }
 
-/** At most `limit` open calls per key (a device id); admitting one more ends the oldest. */
+/** At most `limit` open calls per key (a device id). */
 export class StreamQuota {
   private readonly open = new Map<string, Set<Held>>();
 
@@ -45,6 +51,12 @@ export class StreamQuota {
       oldest.end();
     }
     return release;
+  }
+
+  /** Admit a call held by `key` if it holds fewer than `limit`: its release function, or undefined (refuse the call). */
+  tryAdmit(key: string): (() => void) | undefined {
+    if (this.count(key) >= this.limit) return undefined;
+    return this.admit(key, () => {});
   }
 
   /** Calls `key` holds open now. */
