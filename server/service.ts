@@ -22,7 +22,7 @@ import { secAggStage } from './secagg-service.js';
 import { MAX_CHUNK_BYTES } from './blob-store.js';
 import type { Coordinator, ProgramState } from './coordinator.js';
 import { CoordinatorError, refuse, toStatus } from './errors.js';
-import { peerHost } from './enrol-throttle.js';
+import { peerKey } from './enrol-throttle.js';
 import { StreamQuota } from './stream-quota.js';
 import type { RoundEventRecord } from './program-runner.js';
 import type { StoredDevice } from './store.js';
@@ -96,7 +96,7 @@ export function coordinatorHandlers(c: Coordinator): CoordinatorHandlers {
       const proof = req.proof ? { nonce: req.proof.nonce, timestamp: req.proof.timestampMs, signature: bytesFromWire(req.proof.signature) } : null;
       const r = c.enroll(
         { programId: req.programId, token: req.enrolmentToken, signPublicKey: bytesFromWire(req.signPublicKey), boxPublicKey: bytesFromWire(req.boxPublicKey), label: req.label, proof },
-        peerHost(call.getPeer()),
+        peerKey(call.getPeer()),
       );
       return { deviceId: r.deviceId, programBoxPublicKey: Buffer.from(r.programBoxPublicKey) };
     }),

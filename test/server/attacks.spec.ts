@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import nacl from 'tweetnacl';
+import { EnrolThrottle, peerKey } from '../../server/enrol-throttle.js';
 import { startCoordinator, type RunningCoordinator } from '../../server/index.js';
 import { auth, enrollRequest, int, msg, parseFields, RawClient, signed, str } from '../proto/raw-wire.js';
 import { smallProgram, TOKEN } from './fixtures.js';
@@ -196,5 +197,25 @@ describe('server: attacks from a hostile peer', function () {
     assert.notEqual(r, 'pending', 'the upload is still open long after its round closed');
     assert.equal((r as Status).code, grpc.status.DEADLINE_EXCEEDED, (r as Status).details);
     call.stream.close();
+  });
+});
+
+describe('server: enrolment throttling against address rotation', () => {
+  it('an IPv6 peer is throttled by its /64: rotating addresses within it buys no fresh allowance', () => {
+    // a host holds a whole /64; keyed by address it once got 10 wrong tokens per address, and
+    // twenty of its addresses could push the global limit over, holding every enrolment back
+    assert.equal(peerKey('[2001:db8:0:1::5]:40000'), peerKey('ipv6:[2001:db8:0:1:ffff:1:2:3]:41000'));
+    assert.equal(peerKey('2001:db8:0:1:a:b:c:d:40000'), '2001:db8:0:1::/64');
+    assert.notEqual(peerKey('[2001:db8:0:2::5]:40000'), peerKey('[2001:db8:0:1::5]:40000'));
+    assert.equal(peerKey('[::1]:40000'), '0:0:0:0::/64');
+    assert.equal(peerKey('[fe80::1%eth0]:40000'), 'fe80:0:0:0::/64');
+    assert.equal(peerKey('[64:ff9b::10.1.2.3]:40000'), '64:ff9b:0:0::/64');
+    // IPv4 stays per address, mapped or not
+    assert.equal(peerKey('ipv4:10.1.2.3:5555'), '10.1.2.3');
+    assert.equal(peerKey('::ffff:10.1.2.3:5555'), '10.1.2.3');
+    const t = new EnrolThrottle({ perPeer: 3, global: 100, windowMs: 60_000 });
+    for (let i = 1; i <= 3; i++) t.fail(peerKey(`[2001:db8:0:1::${i}]:40000`), 0);
+    assert.ok(t.waitMs(peerKey('[2001:db8:0:1::99]:40000'), 1) > 0, 'a fourth address of the /64 waits');
+    assert.equal(t.waitMs(peerKey('[2001:db8:0:2::1]:40000'), 1), 0, 'another /64 does not');
   });
 });
