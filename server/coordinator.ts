@@ -28,6 +28,8 @@ export interface CoordinatorOptions {
   readonly programs: readonly ProgramSpec[];
   /** How far a request's timestamp may be from the coordinator's clock. Default 5 minutes. */
   readonly maxClockSkewMs?: number;
+  /** Signed requests one device (or enrolment key) may have remembered within the freshness window; past it, RESOURCE_EXHAUSTED. Default 20 000. */
+  readonly maxNoncesPerSigner?: number;
   /** Throttling of wrong enrolment tokens (per peer address and overall). */
   readonly enrolThrottle?: EnrolThrottleOptions;
   /** Noise source for central DP. Default crypto randomness. */
@@ -87,7 +89,7 @@ export class Coordinator {
   constructor(private readonly o: CoordinatorOptions) {
     if (!o || typeof o.dataDir !== 'string' || o.dataDir === '') throw new TypeError('Coordinator: options.dataDir must be a folder path');
     if (!Array.isArray(o.programs) || o.programs.length === 0) throw new RangeError('Coordinator: options.programs must list at least one program');
-    this.verifier = new RequestVerifier(o.maxClockSkewMs ?? 5 * 60_000);
+    this.verifier = new RequestVerifier(o.maxClockSkewMs ?? 5 * 60_000, o.maxNoncesPerSigner);
     this.enrolThrottle = new EnrolThrottle(o.enrolThrottle);
     this.blobs = new BlobStore(join(o.dataDir, 'blobs'));
     this.store = new Store(join(o.dataDir, 'coordinator.sqlite'));
@@ -207,7 +209,7 @@ export class Coordinator {
     if (!r.proof) refuse('unauthenticated', 'the enrolment carries no proof of possession of sign_public_key (EnrollRequest.proof); see CONTRACT.md');
     this.refuseUnfresh(r.proof.timestamp, now);
     const v = this.verifier.verifyEnrolment(r.proof, r.programId, r.signPublicKey, r.boxPublicKey, now);
-    if (v !== 'ok') refuse('unauthenticated', this.why(v, 'the enrolment proof', 'sign_public_key', r.proof.timestamp, now));
+    if (v !== 'ok') refuse(v === 'too-many' ? 'resource-exhausted' : 'unauthenticated', this.why(v, 'the enrolment proof', 'sign_public_key', r.proof.timestamp, now));
     const d = this.store.enrollDevice({ id: `dev-${randomBytes(12).toString('hex')}`, programId: p.spec.id, signPublicKey: r.signPublicKey, boxPublicKey: r.boxPublicKey, label: r.label });
     if (!bytesEqual(d.boxPublicKey, r.boxPublicKey)) refuse('already-exists', 'this signing key is enrolled with another box key');
     this.o.log?.('device enrolled', { program: p.spec.id, device: d.id, label: r.label });
@@ -229,6 +231,7 @@ export class Coordinator {
       'bad-signature': `${what}'s signature does not verify for ${key}`,
       stale: `the request timestamp is ${Math.round(Math.abs(now - timestamp) / 1000)} s from the coordinator's clock (at most ${Math.round(this.verifier.maxSkewMs / 1000)} s allowed); check the device's clock`,
       replayed: `${what} was already received (replayed nonce); sign it again with a new nonce`,
+      'too-many': `${what} comes after ${this.verifier.maxNoncesPerSigner} others signed by the same key within ${Math.round((2 * this.verifier.maxSkewMs) / 60_000)} minutes; slow down`,
     }[v];
   }
 
@@ -250,6 +253,7 @@ export class Coordinator {
     const full: SigningScope = { method: scope.method, programId: scope.programId ?? device.programId };
     const v = this.verifier.verify(sig, full, payload, device.signPublicKey, now);
     if (v === 'ok') return device;
+    if (v === 'too-many') refuse('resource-exhausted', this.why(v, 'this request', '', sig.timestamp, now));
     return refuse('unauthenticated', v === 'bad-signature' ? `the signature does not verify for device ${device.id} (it must cover this method, program and payload)` : this.why(v, 'this request', '', sig.timestamp, now));
   }
 

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import nacl from 'tweetnacl';
 import { loadProtos } from '../../proto/load.js';
+import { RequestVerifier, signKeyPair, signRequest } from '../../privacy/sign.js';
 import { EnrolThrottle, peerKey } from '../../server/enrol-throttle.js';
 import { startCoordinator, type RunningCoordinator } from '../../server/index.js';
 import { auth, enrollRequest, int, msg, parseFields, RawClient, signed, str } from '../proto/raw-wire.js';
@@ -236,5 +237,44 @@ describe('server: the wire check costs no more than decoding', () => {
       best = Math.min(best, performance.now() - t);
     }
     assert.ok(best < 100, `checking and decoding two such requests took ${best.toFixed(0)} ms`);
+  });
+});
+
+describe('server: one device cannot grow the remembered nonces without bound', () => {
+  it('past its cap within the freshness window a signer is told to slow down; forged requests do not count', () => {
+    // every verified nonce was once kept for the whole window: a device signing flat out grew it by ~300 B a request
+    const keys = signKeyPair();
+    const scope = { method: '/fedtune.v1.Coordinator/CheckIn', programId: 'oz' };
+    const body = new Uint8Array([0x12, 0x02, 0x6f, 0x7a]);
+    const v = new RequestVerifier(60_000, 5);
+    const now = 1_700_000_000_000;
+    const forged = { ...signRequest(scope, 'dev-1', body, keys, now), signature: new Uint8Array(64) };
+    assert.equal(v.verify(forged, scope, body, keys.publicKey, now), 'bad-signature');
+    for (let i = 0; i < 5; i++) assert.equal(v.verify(signRequest(scope, 'dev-1', body, keys, now + i), scope, body, keys.publicKey, now + i), 'ok');
+    assert.equal(v.verify(signRequest(scope, 'dev-1', body, keys, now + 10), scope, body, keys.publicKey, now + 10), 'too-many');
+    assert.equal(v.verify(signRequest(scope, 'dev-2', body, keys, now + 10), scope, body, keys.publicKey, now + 10), 'ok', 'another device is not held back');
+    // once the first ones leave the window, the device may sign again
+    assert.equal(v.verify(signRequest(scope, 'dev-1', body, keys, now + 61_010), scope, body, keys.publicKey, now + 61_010), 'ok');
+  });
+
+  it('the coordinator answers RESOURCE_EXHAUSTED with a sentence, and a replay is still a replay', async () => {
+    const running = await startCoordinator({ dataDir: mkdtempSync(join(tmpdir(), 'fedtune-nonces-')), port: 0, maxNoncesPerSigner: 3, programs: [smallProgram('oz')] });
+    const client = new RawClient(running.address);
+    try {
+      const sign = nacl.sign.keyPair();
+      const e = await client.unary('Enroll', enrollRequest('oz', TOKEN, sign, nacl.box.keyPair().publicKey));
+      assert.equal(e.code, grpc.status.OK, e.details);
+      const deviceId = (parseFields(e.messages[0]).get(1) as Buffer).toString('utf8');
+      const first = signed(M('GetProgram'), 'oz', deviceId, str(2, 'oz'), sign.secretKey);
+      const codes: number[] = [];
+      for (const req of [first, first, ...Array.from({ length: 3 }, () => signed(M('GetProgram'), 'oz', deviceId, str(2, 'oz'), sign.secretKey))]) codes.push((await client.unary('GetProgram', req)).code);
+      assert.deepEqual(codes, [grpc.status.OK, grpc.status.UNAUTHENTICATED, grpc.status.OK, grpc.status.OK, grpc.status.RESOURCE_EXHAUSTED]);
+      const last = await client.unary('CheckIn', signed(M('CheckIn'), 'oz', deviceId, str(2, 'oz'), sign.secretKey));
+      assert.equal(last.code, grpc.status.RESOURCE_EXHAUSTED);
+      assert.match(last.details, /slow down/);
+    } finally {
+      client.close();
+      await running.shutdown(500);
+    }
   });
 });
