@@ -5,6 +5,7 @@
  * once worked.
  */
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import http2 from 'node:http2';
 import { tmpdir } from 'node:os';
@@ -12,10 +13,12 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import nacl from 'tweetnacl';
 import { loadProtos } from '../../proto/load.js';
+import { seal } from '../../privacy/box.js';
 import { RequestVerifier, signKeyPair, signRequest } from '../../privacy/sign.js';
+import { encodeUpdate } from '../../proto/update-codec.js';
 import { EnrolThrottle, peerKey } from '../../server/enrol-throttle.js';
 import { startCoordinator, type RunningCoordinator } from '../../server/index.js';
-import { auth, enrollRequest, int, msg, parseFields, RawClient, signed, str } from '../proto/raw-wire.js';
+import { auth, bytes, enrollRequest, int, msg, parseFields, RawClient, signed, str } from '../proto/raw-wire.js';
 import { smallProgram, TOKEN } from './fixtures.js';
 
 const M = (method: string): string => `/fedtune.v1.Coordinator/${method}`;
@@ -184,6 +187,24 @@ describe('server: attacks from a hostile peer', function () {
     assert.equal(ended.length, 4, 'all but the newest upload were ended');
     for (const e of ended) assert.equal(e.code, grpc.status.RESOURCE_EXHAUSTED, e.details);
     for (const c of calls) c.stream.close();
+  });
+
+  it('only the signed header counts: an unsigned header before it in the same chunk changes nothing (no proto3 merge)', async () => {
+    const sign = nacl.sign.keyPair();
+    const box = nacl.box.keyPair();
+    const e = await client.unary('Enroll', enrollRequest('oz', TOKEN, sign, box.publicKey));
+    const enrolled = parseFields(e.messages[0]);
+    const d: Device = { deviceId: (enrolled.get(1) as Buffer).toString('utf8'), sign };
+    const roundId = await workFor(d, 'oz');
+    const sealed = seal(encodeUpdate(new Float32Array(running.coordinator.program('oz').updateLength).fill(1e-3)), Uint8Array.from(enrolled.get(2) as Buffer), box);
+    // the signed header leaves num_examples out (0: refused); an unsigned one before it says 12 (valid)
+    const payload = Buffer.concat([str(2, 'oz'), str(3, roundId), int(5, sealed.length), str(6, createHash('sha256').update(sealed).digest('hex')), str(7, 'f32')]);
+    const unsigned = msg(1, str(2, 'oz'), str(3, roundId), int(4, 12), int(5, sealed.length), str(7, 'f32'));
+    const chunk = Buffer.concat([unsigned, msg(1, auth(M('UploadUpdate'), 'oz', d.deviceId, payload, sign.secretKey), payload)]);
+    const r = await client.clientStream('UploadUpdate', [chunk, bytes(2, sealed)]);
+    // a decoder that merged repeated message fields (as proto3 says) would take num_examples 12 from unsigned bytes
+    assert.equal(r.code, grpc.status.INVALID_ARGUMENT, r.details);
+    assert.match(r.details, /num_examples .* got 0/);
   });
 
   // BUG (not fixed here: the fix lives in server/start.ts, out of this helper's scope): anyone,
