@@ -102,22 +102,39 @@ export function signEnrolment(programId: string, keys: SignKeyPair, boxPublicKey
   return { nonce, timestamp: now, signature: nacl.sign.detached(enrolmentMessage(programId, keys.publicKey, boxPublicKey, nonce, now), keys.secretKey) };
 }
 
-/** Why a request was refused, or 'ok'. */
-export type VerifyResult = 'ok' | 'bad-signature' | 'stale' | 'replayed' | 'malformed';
+/**
+ * Why a request was refused, or 'ok'. 'too-many': the signer already has its limit of requests
+ * remembered within the freshness window (it must slow down; see RequestVerifier).
+ */
+export type VerifyResult = 'ok' | 'bad-signature' | 'stale' | 'replayed' | 'malformed' | 'too-many';
+
+/** Default cap on one signer's remembered nonces (≈ 33 requests a second over a 10-minute window). */
+export const MAX_NONCES_PER_SIGNER = 20_000;
 
 /**
  * Remembers nonces within the freshness window and verifies requests. A nonce is remembered
- * only once its signature checks out, so forged requests cannot burn a device's nonces.
+ * only once its signature checks out, so forged requests cannot burn a device's nonces. Each
+ * signer (a device; for enrolment proofs, a signing key) has at most `maxNoncesPerSigner`
+ * remembered at once: without a cap, one device signing as fast as it can would grow this
+ * memory for as long as its nonces stay fresh (up to twice the skew, for future timestamps).
  */
 export class RequestVerifier {
-  private readonly seen = new Map<string, number>();
+  /** signer → nonce → timestamp. */
+  private readonly seen = new Map<string, Map<string, number>>();
   /** Parsed public keys, so each device's key is decoded once (node:crypto verifies ~50× faster than pure JS). */
   private readonly keys = new Map<string, KeyObject>();
   private lastPrune = 0;
 
-  /** @param maxSkewMs how far a timestamp may be from now, either way (default 5 minutes). */
-  constructor(readonly maxSkewMs = 5 * 60_000) {
+  /**
+   * @param maxSkewMs how far a timestamp may be from now, either way (default 5 minutes).
+   * @param maxNoncesPerSigner nonces one signer may have remembered at once (default {@link MAX_NONCES_PER_SIGNER}).
+   */
+  constructor(
+    readonly maxSkewMs = 5 * 60_000,
+    readonly maxNoncesPerSigner = MAX_NONCES_PER_SIGNER,
+  ) {
     if (!(maxSkewMs > 0)) throw new RangeError(`RequestVerifier: maxSkewMs must be positive, got ${maxSkewMs}`);
+    if (!Number.isSafeInteger(maxNoncesPerSigner) || maxNoncesPerSigner < 1) throw new RangeError(`RequestVerifier: maxNoncesPerSigner must be a positive integer, got ${maxNoncesPerSigner}`);
   }
 
   private ed25519Verify(message: Uint8Array, signature: Uint8Array, publicKey: Uint8Array): boolean {
@@ -139,15 +156,21 @@ export class RequestVerifier {
     }
   }
 
-  /** Shape, freshness, signature, then the nonce (remembered under `replayKey` once all else holds). */
-  private check(message: () => Uint8Array, signature: Uint8Array, publicKey: Uint8Array, nonce: string, timestamp: number, replayKey: string, now: number): VerifyResult {
+  /** Shape, freshness, signature, then the nonce (remembered for `signer` once all else holds, within its cap). */
+  private check(message: () => Uint8Array, signature: Uint8Array, publicKey: Uint8Array, nonce: string, timestamp: number, signer: string, now: number): VerifyResult {
     if (!(signature instanceof Uint8Array) || signature.length !== nacl.sign.signatureLength || publicKey.length !== nacl.sign.publicKeyLength) return 'malformed';
     if (typeof nonce !== 'string' || !NONCE.test(nonce) || !Number.isSafeInteger(timestamp)) return 'malformed';
     if (Math.abs(now - timestamp) > this.maxSkewMs) return 'stale';
     if (!this.ed25519Verify(message(), signature, publicKey)) return 'bad-signature';
-    if (this.seen.has(replayKey)) return 'replayed';
+    if (this.seen.get(signer)?.has(nonce)) return 'replayed';
     this.prune(now);
-    this.seen.set(replayKey, timestamp);
+    let mine = this.seen.get(signer);
+    if (!mine) {
+      mine = new Map();
+      this.seen.set(signer, mine);
+    }
+    if (mine.size >= this.maxNoncesPerSigner) return 'too-many';
+    mine.set(nonce, timestamp);
     return 'ok';
   }
 
@@ -155,21 +178,24 @@ export class RequestVerifier {
   verify(sig: RequestSignature, scope: SigningScope, payload: Uint8Array, publicKey: Uint8Array, now = Date.now()): VerifyResult {
     if (!(publicKey instanceof Uint8Array) || !(payload instanceof Uint8Array)) throw new TypeError('RequestVerifier.verify: publicKey and payload must be Uint8Arrays');
     if (!sig || typeof sig.deviceId !== 'string') return 'malformed';
-    return this.check(() => signedMessage(scope, sig.deviceId, sig.nonce, sig.timestamp, payload), sig.signature, publicKey, sig.nonce, sig.timestamp, `req|${sig.deviceId}|${sig.nonce}`, now);
+    return this.check(() => signedMessage(scope, sig.deviceId, sig.nonce, sig.timestamp, payload), sig.signature, publicKey, sig.nonce, sig.timestamp, `req|${sig.deviceId}`, now);
   }
 
   /** Check an enrolment's proof of possession of `signPublicKey`. */
   verifyEnrolment(proof: EnrolmentProof, programId: string, signPublicKey: Uint8Array, boxPublicKey: Uint8Array, now = Date.now()): VerifyResult {
     if (!(signPublicKey instanceof Uint8Array) || !(boxPublicKey instanceof Uint8Array)) throw new TypeError('RequestVerifier.verifyEnrolment: keys must be Uint8Arrays');
     if (!proof) return 'malformed';
-    const key = `enrol|${Buffer.from(signPublicKey).toString('hex')}|${proof.nonce}`;
-    return this.check(() => enrolmentMessage(programId, signPublicKey, boxPublicKey, proof.nonce, proof.timestamp), proof.signature, signPublicKey, proof.nonce, proof.timestamp, key, now);
+    const signer = `enrol|${Buffer.from(signPublicKey).toString('hex')}`;
+    return this.check(() => enrolmentMessage(programId, signPublicKey, boxPublicKey, proof.nonce, proof.timestamp), proof.signature, signPublicKey, proof.nonce, proof.timestamp, signer, now);
   }
 
   /** Forget nonces outside the freshness window (at most once a second: a scan costs O(remembered)). */
   private prune(now: number): void {
     if (now - this.lastPrune < 1000) return;
     this.lastPrune = now;
-    for (const [k, t] of this.seen) if (Math.abs(now - t) > this.maxSkewMs) this.seen.delete(k);
+    for (const [signer, nonces] of this.seen) {
+      for (const [nonce, t] of nonces) if (Math.abs(now - t) > this.maxSkewMs) nonces.delete(nonce);
+      if (nonces.size === 0) this.seen.delete(signer);
+    }
   }
 }

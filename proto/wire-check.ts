@@ -6,7 +6,7 @@
  */
 import type { PackageDefinition } from '@grpc/proto-loader';
 import { WireFormatError } from './wire-error.js';
-import { scanFields, WIRE_I32, WIRE_I64, WIRE_LEN, WIRE_VARINT } from './wire-scan.js';
+import { forEachField, WIRE_I32, WIRE_I64, WIRE_LEN, WIRE_VARINT } from './wire-scan.js';
 
 interface FieldSchema {
   readonly name: string;
@@ -57,26 +57,25 @@ export function wireChecker(definition: PackageDefinition): WireChecker {
     const fields = schema.get(fullName);
     if (!fields) throw new RangeError(`wireChecker: unknown message type "${fullName}"`);
     if (depth > 32) throw new WireFormatError(`${path || 'the request'} nests messages more than 32 deep`);
-    for (const occ of scanFields(bytes)) {
-      const f = fields.get(occ.number);
-      if (!f) continue;
-      const name = path ? `${path}.${f.name}` : f.name;
+    forEachField(bytes, (number, wireType, _start, end, valueStart) => {
+      const f = fields.get(number);
+      if (!f) return;
+      const name = (): string => (path ? `${path}.${f.name}` : f.name);
       const want = WIRE_OF[f.type];
-      const packed = f.repeated && want !== WIRE_LEN && occ.wireType === WIRE_LEN;
-      if (occ.wireType !== want && !packed) {
+      const packed = f.repeated && want !== WIRE_LEN && wireType === WIRE_LEN;
+      if (wireType !== want && !packed) {
         const kind = f.type.slice(5).toLowerCase();
-        throw new WireFormatError(`field "${name}" (number ${occ.number}) arrived with wire type ${occ.wireType} (${WIRE_NAME[occ.wireType]}), but a ${kind} field travels as wire type ${want} (${WIRE_NAME[want]})`);
+        throw new WireFormatError(`field "${name()}" (number ${number}) arrived with wire type ${wireType} (${WIRE_NAME[wireType]}), but a ${kind} field travels as wire type ${want} (${WIRE_NAME[want]})`);
       }
-      const value = bytes.subarray(occ.valueStart, occ.end);
-      if (f.type === 'TYPE_MESSAGE' && f.message) check(f.message, value, name, depth + 1);
+      if (f.type === 'TYPE_MESSAGE' && f.message) check(f.message, bytes.subarray(valueStart, end), name(), depth + 1);
       else if (f.type === 'TYPE_STRING') {
         try {
-          utf8.decode(value);
+          utf8.decode(bytes.subarray(valueStart, end));
         } catch {
-          throw new WireFormatError(`field "${name}" is not valid UTF-8`);
+          throw new WireFormatError(`field "${name()}" is not valid UTF-8`);
         }
       }
-    }
+    });
   };
   return (fullName, bytes) => check(fullName, bytes, '', 0);
 }

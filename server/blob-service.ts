@@ -1,13 +1,15 @@
 /**
  * The DownloadBlob RPC: a content-addressed blob as a server stream of ≤ 1 MiB chunks from a
- * requested offset, honouring backpressure and cancellation. Who may download is decided by an
- * injected `authorize` (request signatures arrive with the coordinator service). Every call ends
- * exactly once: with end() or with one status carrying a human sentence.
+ * requested offset, one chunk in flight at a time, honouring cancellation. Who may download is
+ * decided by an injected `authorize` (request signatures arrive with the coordinator service),
+ * and how many streams one requester may hold by an optional `admit`. Every call ends exactly
+ * once: with end() or with one status carrying a human sentence.
  */
 import * as grpc from '@grpc/grpc-js';
 import type { BlobChunk } from '../proto/generated/fedtune/v1/BlobChunk.js';
 import type { DownloadBlobRequest__Output } from '../proto/generated/fedtune/v1/DownloadBlobRequest.js';
 import { BlobStore, MAX_CHUNK_BYTES } from './blob-store.js';
+import { boundedDetails } from './errors.js';
 
 /** The smallest chunk the coordinator sends (a smaller max_chunk_bytes is raised to it): 64 KiB. */
 export const MIN_CHUNK_BYTES = 64 * 1024;
@@ -30,14 +32,20 @@ export interface Refusal {
 /** Decides whether a request may proceed; null = allowed. */
 export type Authorize = (request: DownloadBlobRequest__Output, method: string) => Refusal | null;
 
-/** The DownloadBlob handler over a store. */
-export function downloadBlobHandler(store: BlobStore, authorize: Authorize): grpc.handleServerStreamingCall<DownloadBlobRequest__Output, BlobChunk> {
+/**
+ * Admits an authorized download as one of its requester's open streams: the release to call
+ * when the stream ends, or a refusal (the requester holds too many).
+ */
+export type AdmitStream = (request: DownloadBlobRequest__Output) => (() => void) | Refusal;
+
+/** The DownloadBlob handler over a store; `admit` caps each requester's open streams (none by default). */
+export function downloadBlobHandler(store: BlobStore, authorize: Authorize, admit?: AdmitStream): grpc.handleServerStreamingCall<DownloadBlobRequest__Output, BlobChunk> {
   return (call) => {
     let finished = false;
     const fail = (r: Refusal): void => {
       if (finished) return;
       finished = true;
-      call.emit('error', { code: r.code, details: r.details });
+      call.emit('error', { code: r.code, details: boundedDetails(r.details) });
     };
     const req = call.request;
     const refusal = authorize(req, 'DownloadBlob');
@@ -50,31 +58,36 @@ export function downloadBlobHandler(store: BlobStore, authorize: Authorize): grp
     }
     if (!Number.isInteger(req.maxChunkBytes) || req.maxChunkBytes < 0) return fail({ code: grpc.status.INVALID_ARGUMENT, details: `max_chunk_bytes must be ≥ 0 (0 = the default 1 MiB), got ${req.maxChunkBytes}` });
     const chunkBytes = chunkBytesFor(req.maxChunkBytes);
-    const chunks = store.readChunks(req.sha256, req.offset, chunkBytes);
+    let release = (): void => {};
+    if (admit) {
+      const admitted = admit(req);
+      if (typeof admitted !== 'function') return fail(admitted);
+      release = admitted;
+    }
+    const reader = store.readChunks(req.sha256, req.offset, chunkBytes);
+    // one chunk in flight at a time: the next is read once the last has left for the client (a
+    // slow or stalled client holds one chunk of server memory, not a writable buffer's sixteen)
     const pump = (): void => {
       try {
-        for (;;) {
-          if (call.cancelled || finished) return;
-          const next = chunks.next();
-          if (next.done) {
-            finished = true;
-            call.end();
-            return;
-          }
-          const c = next.value;
-          // write() returns false when the client is slow: wait for 'drain'
-          if (!call.write({ sha256: req.sha256, offset: c.offset, data: Buffer.from(c.data.buffer, c.data.byteOffset, c.data.byteLength), totalSize: total })) {
-            call.once('drain', pump);
-            return;
-          }
+        if (call.cancelled || finished) return;
+        const next = reader.next();
+        if (next.done) {
+          finished = true;
+          call.end();
+          return;
         }
+        const c = next.value;
+        call.write({ sha256: req.sha256, offset: c.offset, data: Buffer.from(c.data.buffer, c.data.byteOffset, c.data.byteLength), totalSize: total }, () => setImmediate(pump));
       } catch (e) {
         fail({ code: grpc.status.INTERNAL, details: `reading blob ${req.sha256} failed: ${(e as Error).message}` });
       }
     };
+    // 'cancelled' comes once the call is over: the client left, or the status went out after the
+    // last chunk left the server (grpc-js buffers written chunks until flow control lets them go)
     call.on('cancelled', () => {
       finished = true;
-      chunks.return(undefined);
+      release();
+      reader.return(undefined);
     });
     pump();
   };

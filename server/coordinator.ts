@@ -18,7 +18,7 @@ import { ed25519KeyProblem, x25519KeyProblem } from '../privacy/key-check.js';
 import { decodeMasked, encodedUpdateBytes, isUpdateEncoding, UPDATE_ENCODINGS, type UpdateEncoding } from '../proto/update-codec.js';
 import { BlobStore, type StoredBlob } from './blob-store.js';
 import { EnrolThrottle, type EnrolThrottleOptions } from './enrol-throttle.js';
-import { refuse } from './errors.js';
+import { quoted, refuse } from './errors.js';
 import type { ProgramSpec } from './program-config.js';
 import { ProgramRunner, type RunnerHooks } from './program-runner.js';
 import { Store, type StoredDevice } from './store.js';
@@ -31,6 +31,8 @@ export interface CoordinatorOptions {
   readonly programs: readonly ProgramSpec[];
   /** How far a request's timestamp may be from the coordinator's clock. Default 5 minutes. */
   readonly maxClockSkewMs?: number;
+  /** Signed requests one device (or enrolment key) may have remembered within the freshness window; past it, RESOURCE_EXHAUSTED. Default 20 000. */
+  readonly maxNoncesPerSigner?: number;
   /** Throttling of wrong enrolment tokens (per peer address and overall). */
   readonly enrolThrottle?: EnrolThrottleOptions;
   /** Noise source for central DP. Default crypto randomness. */
@@ -90,7 +92,7 @@ export class Coordinator {
   constructor(private readonly o: CoordinatorOptions) {
     if (!o || typeof o.dataDir !== 'string' || o.dataDir === '') throw new TypeError('Coordinator: options.dataDir must be a folder path');
     if (!Array.isArray(o.programs) || o.programs.length === 0) throw new RangeError('Coordinator: options.programs must list at least one program');
-    this.verifier = new RequestVerifier(o.maxClockSkewMs ?? 5 * 60_000);
+    this.verifier = new RequestVerifier(o.maxClockSkewMs ?? 5 * 60_000, o.maxNoncesPerSigner);
     this.enrolThrottle = new EnrolThrottle(o.enrolThrottle);
     this.blobs = new BlobStore(join(o.dataDir, 'blobs'));
     this.store = new Store(join(o.dataDir, 'coordinator.sqlite'));
@@ -177,7 +179,7 @@ export class Coordinator {
   /** A configured program; NOT_FOUND otherwise. */
   program(id: string): ProgramState {
     const p = this.programs.get(id);
-    if (!p) refuse('not-found', `no program "${id}" on this coordinator`);
+    if (!p) refuse('not-found', `no program "${quoted(id)}" on this coordinator`);
     return p;
   }
 
@@ -210,7 +212,7 @@ export class Coordinator {
     if (!r.proof) refuse('unauthenticated', 'the enrolment carries no proof of possession of sign_public_key (EnrollRequest.proof); see CONTRACT.md');
     this.refuseUnfresh(r.proof.timestamp, now);
     const v = this.verifier.verifyEnrolment(r.proof, r.programId, r.signPublicKey, r.boxPublicKey, now);
-    if (v !== 'ok') refuse('unauthenticated', this.why(v, 'the enrolment proof', 'sign_public_key', r.proof.timestamp, now));
+    if (v !== 'ok') refuse(v === 'too-many' ? 'resource-exhausted' : 'unauthenticated', this.why(v, 'the enrolment proof', 'sign_public_key', r.proof.timestamp, now));
     const d = this.store.enrollDevice({ id: `dev-${randomBytes(12).toString('hex')}`, programId: p.spec.id, signPublicKey: r.signPublicKey, boxPublicKey: r.boxPublicKey, label: r.label });
     if (!bytesEqual(d.boxPublicKey, r.boxPublicKey)) refuse('already-exists', 'this signing key is enrolled with another box key');
     this.o.log?.('device enrolled', { program: p.spec.id, device: d.id, label: r.label });
@@ -232,6 +234,7 @@ export class Coordinator {
       'bad-signature': `${what}'s signature does not verify for ${key}`,
       stale: `the request timestamp is ${Math.round(Math.abs(now - timestamp) / 1000)} s from the coordinator's clock (at most ${Math.round(this.verifier.maxSkewMs / 1000)} s allowed); check the device's clock`,
       replayed: `${what} was already received (replayed nonce); sign it again with a new nonce`,
+      'too-many': `${what} comes after ${this.verifier.maxNoncesPerSigner} others signed by the same key within ${Math.round((2 * this.verifier.maxSkewMs) / 60_000)} minutes; slow down`,
     }[v];
   }
 
@@ -246,34 +249,38 @@ export class Coordinator {
     let device = this.devices.get(sig.deviceId);
     if (!device) {
       device = this.store.device(sig.deviceId);
-      if (!device) refuse('unauthenticated', `unknown device "${sig.deviceId}"; enrol first`);
+      if (!device) refuse('unauthenticated', `unknown device "${quoted(sig.deviceId)}"; enrol first`);
       this.devices.set(device.id, device);
     }
     this.refuseUnfresh(sig.timestamp, now);
     const full: SigningScope = { method: scope.method, programId: scope.programId ?? device.programId };
     const v = this.verifier.verify(sig, full, payload, device.signPublicKey, now);
     if (v === 'ok') return device;
+    if (v === 'too-many') refuse('resource-exhausted', this.why(v, 'this request', '', sig.timestamp, now));
     return refuse('unauthenticated', v === 'bad-signature' ? `the signature does not verify for device ${device.id} (it must cover this method, program and payload)` : this.why(v, 'this request', '', sig.timestamp, now));
   }
 
-  /** The program a device belongs to, checked against the one it names. */
+  /**
+   * The program a device belongs to, checked against the one it names. Any other name is
+   * PERMISSION_DENIED, whether such a program exists or not: a device learns nothing about the
+   * coordinator's other programs.
+   */
   programOf(device: StoredDevice, programId: string): ProgramState {
-    const p = this.program(programId);
-    if (device.programId !== programId) refuse('permission-denied', `device ${device.id} is not enrolled in program "${programId}"`);
-    return p;
+    if (device.programId !== programId) refuse('permission-denied', `device ${device.id} is not enrolled in program "${quoted(programId)}"`);
+    return this.program(programId);
   }
 
   /** May this device download this blob? (its program's base, tokenizer or an adapter version) */
   authorizeBlob(device: StoredDevice, sha256: string): void {
     const p = this.program(device.programId);
     if (sha256 === p.base.blob.sha256 || sha256 === p.tokenizer?.sha256 || this.store.programHasBlob(p.spec.id, sha256)) return;
-    refuse('permission-denied', `blob ${sha256} does not belong to program "${p.spec.id}"`);
+    refuse('permission-denied', `blob ${quoted(sha256)} does not belong to program "${p.spec.id}"`);
   }
 
   /** The size of a sealed update payload for an encoding. */
   sealedBytes(p: ProgramState, encoding: string): number {
-    if (!isUpdateEncoding(encoding)) refuse('invalid-argument', `unknown update encoding "${encoding}"; this coordinator takes ${UPDATE_ENCODINGS.join(', ')}`);
-    if (encoding !== p.encoding) refuse('invalid-argument', `program "${p.spec.id}" takes "${p.encoding}" updates (its compression), not "${encoding}"`);
+    if (!isUpdateEncoding(encoding)) refuse('invalid-argument', `unknown update encoding "${quoted(encoding)}"; this coordinator takes ${UPDATE_ENCODINGS.join(', ')}`);
+    if (encoding !== p.encoding) refuse('invalid-argument', `program "${p.spec.id}" takes "${p.encoding}" updates (its compression), not "${quoted(encoding)}"`);
     return BOX_NONCE_BYTES + BOX_OVERHEAD_BYTES + encodedUpdateBytes(encoding, p.updateLength);
   }
 

@@ -1,13 +1,15 @@
 /**
- * Throttling of wrong enrolment tokens: failures are counted in a sliding window per peer
- * address and over all peers. Once a peer (or everyone together) reaches its limit, enrolments
- * from it (or from anyone) wait until the oldest failure leaves the window — even with the right
- * token, so guessing learns nothing while throttled.
+ * Throttling of wrong enrolment tokens: failures are counted in a sliding window per peer (an
+ * IPv4 address or an IPv6 /64 network, see {@link peerKey}) and over all peers. Once a peer (or
+ * everyone together) reaches its limit, enrolments from it (or from anyone) wait until the
+ * oldest failure leaves the window — even with the right token, so guessing learns nothing
+ * while throttled.
  */
+import { isIPv6 } from 'node:net';
 
 /** Limits of an {@link EnrolThrottle}. */
 export interface EnrolThrottleOptions {
-  /** Wrong tokens one peer address may send per window. Default 10. */
+  /** Wrong tokens one peer (IPv4 address, IPv6 /64) may send per window. Default 10. */
   readonly perPeer?: number;
   /** Wrong tokens all peers together may send per window. Default 200. */
   readonly global?: number;
@@ -67,6 +69,35 @@ export class EnrolThrottle {
     this.all.push(now);
     if (this.all.length > this.global) this.all.shift();
   }
+}
+
+/**
+ * The key wrong enrolment tokens are counted under for a gRPC peer string: its IPv4 address, or
+ * for IPv6 its /64 network ("2001:db8:0:1::/64"). One host usually holds a whole /64 and may
+ * rotate through its addresses at will: keyed by address, it would get a fresh allowance per
+ * address and could push the global limit over (holding every enrolment back) on its own.
+ */
+export function peerKey(peer: string): string {
+  const host = peerHost(peer);
+  const groups = ipv6Groups(host);
+  if (!groups) return host;
+  return `${groups.slice(0, 4).map((g) => g.toString(16)).join(':')}::/64`;
+}
+
+/** The eight 16-bit groups of an IPv6 address (zone index ignored), or undefined for anything else. */
+function ipv6Groups(address: string): number[] | undefined {
+  let a = address.replace(/%.*$/, '');
+  if (!isIPv6(a)) return undefined;
+  const v4 = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(a);
+  if (v4) {
+    const [o1, o2, o3, o4] = v4.slice(1).map(Number);
+    a = `${a.slice(0, v4.index)}${((o1 << 8) | o2).toString(16)}:${((o3 << 8) | o4).toString(16)}`;
+  }
+  const [head, tail] = a.split('::');
+  const h = head ? head.split(':') : [];
+  const t = tail ? tail.split(':') : [];
+  const groups = tail === undefined ? h : [...h, ...new Array<string>(8 - h.length - t.length).fill('0'), ...t];
+  return groups.map((g) => parseInt(g, 16));
 }
 
 /** The host part of a gRPC peer string ("ipv4:1.2.3.4:5", "[::1]:5", "::ffff:1.2.3.4:5" → the address). */

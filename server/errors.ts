@@ -56,10 +56,28 @@ export interface StatusObject {
   readonly details: string;
 }
 
+/**
+ * Longest sentence a status carries, in characters. Sentences may quote what a peer sent (an id,
+ * a name); unbounded, a quote could outgrow the HTTP/2 header block the status travels in, and
+ * then no status would ever leave (the call and its connection would stall).
+ */
+export const MAX_DETAILS_CHARS = 500;
+
+/** A sentence cut to {@link MAX_DETAILS_CHARS} (whole code points, "…" where it was cut). */
+export function boundedDetails(sentence: string): string {
+  if (sentence.length <= MAX_DETAILS_CHARS) return sentence;
+  return `${Array.from(sentence.slice(0, MAX_DETAILS_CHARS + 1)).slice(0, MAX_DETAILS_CHARS - 1).join('')}…`;
+}
+
+/** A peer-supplied value for a sentence: at most `max` characters (default 80), "…" where it was cut. */
+export function quoted(value: string, max = 80): string {
+  return value.length <= max ? value : `${Array.from(value.slice(0, max + 1)).slice(0, max - 1).join('')}…`;
+}
+
 /** Map any error to a gRPC status with a human sentence (programming errors become INTERNAL). */
 export function toStatus(e: unknown): StatusObject {
-  if (e instanceof CoordinatorError) return { code: CODES[e.kind], details: e.message };
-  if (e instanceof WireFormatError) return { code: grpc.status.INVALID_ARGUMENT, details: e.message };
+  if (e instanceof CoordinatorError) return { code: CODES[e.kind], details: boundedDetails(e.message) };
+  if (e instanceof WireFormatError) return { code: grpc.status.INVALID_ARGUMENT, details: boundedDetails(e.message) };
   const msg = e instanceof Error ? e.message : String(e);
-  return { code: grpc.status.INTERNAL, details: `the coordinator failed: ${msg}` };
+  return { code: grpc.status.INTERNAL, details: boundedDetails(`the coordinator failed: ${msg}`) };
 }

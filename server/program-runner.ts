@@ -364,6 +364,11 @@ export class ProgramRunner {
     this.retryTimer = setTimeout(() => this.guarded('opening the next attempt', () => this.open(r.attempt + 1)), spec.retryDelayMs);
   }
 
+  /** The deadline of round `roundId` (ms since the epoch) if it is the open one, else undefined. */
+  roundDeadline(roundId: string): number | undefined {
+    return this.round?.id === roundId ? this.round.deadline : undefined;
+  }
+
   /** The clip bound of round `roundId` if it is the open one, else the current C (0 = none). */
   roundClipNorm(roundId: string): number {
     return this.round?.id === roundId ? this.round.plan.clipNorm : this.clipNorm();

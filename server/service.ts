@@ -22,7 +22,8 @@ import { secAggStage } from './secagg-service.js';
 import { MAX_CHUNK_BYTES } from './blob-store.js';
 import type { Coordinator, ProgramState } from './coordinator.js';
 import { CoordinatorError, refuse, toStatus } from './errors.js';
-import { peerHost } from './enrol-throttle.js';
+import { peerKey } from './enrol-throttle.js';
+import { StreamQuota } from './stream-quota.js';
 import type { RoundEventRecord } from './program-runner.js';
 import type { StoredDevice } from './store.js';
 
@@ -78,14 +79,24 @@ function unary<Req extends object, Res>(fn: (req: Req, call: grpc.ServerUnaryCal
   };
 }
 
+/**
+ * Long-lived calls one device may hold open at once (each holds memory: a chunk in flight, a
+ * queue of round events, an update's buffer). Beyond them a new download or watch is refused
+ * (RESOURCE_EXHAUSTED, retried with backoff); a new upload ends the device's older one.
+ */
+export const DEVICE_STREAM_LIMITS = Object.freeze({ downloads: 4, watches: 4, uploads: 1 });
+
 /** The handlers of the Coordinator service. */
 export function coordinatorHandlers(c: Coordinator): CoordinatorHandlers {
+  const downloads = new StreamQuota(DEVICE_STREAM_LIMITS.downloads);
+  const watches = new StreamQuota(DEVICE_STREAM_LIMITS.watches);
+  const uploads = new StreamQuota(DEVICE_STREAM_LIMITS.uploads);
   return {
     Enroll: unary((req, call) => {
       const proof = req.proof ? { nonce: req.proof.nonce, timestamp: req.proof.timestampMs, signature: bytesFromWire(req.proof.signature) } : null;
       const r = c.enroll(
         { programId: req.programId, token: req.enrolmentToken, signPublicKey: bytesFromWire(req.signPublicKey), boxPublicKey: bytesFromWire(req.boxPublicKey), label: req.label, proof },
-        peerHost(call.getPeer()),
+        peerKey(call.getPeer()),
       );
       return { deviceId: r.deviceId, programBoxPublicKey: Buffer.from(r.programBoxPublicKey) };
     }),
@@ -109,14 +120,19 @@ export function coordinatorHandlers(c: Coordinator): CoordinatorHandlers {
       };
     }),
 
-    DownloadBlob: downloadBlobHandler(c.blobs, (req) => {
-      try {
-        c.authorizeBlob(authenticate(c, 'DownloadBlob', req, req.auth), req.sha256);
-        return null;
-      } catch (e) {
-        return toStatus(e);
-      }
-    }),
+    DownloadBlob: downloadBlobHandler(
+      c.blobs,
+      (req) => {
+        try {
+          c.authorizeBlob(authenticate(c, 'DownloadBlob', req, req.auth), req.sha256);
+          return null;
+        } catch (e) {
+          return toStatus(e);
+        }
+      },
+      // admitted only once authenticated: auth.device_id is the device's
+      (req) => downloads.tryAdmit(req.auth?.deviceId ?? '') ?? toStatus(new CoordinatorError('resource-exhausted', `this device already has ${DEVICE_STREAM_LIMITS.downloads} downloads open; retry when one has ended`)),
+    ),
 
     CheckIn: unary((req) => {
       const device = authenticate(c, 'CheckIn', req, req.auth, req.programId);
@@ -143,17 +159,23 @@ export function coordinatorHandlers(c: Coordinator): CoordinatorHandlers {
 
     UploadUpdate: (call, callback) => {
       let answered = false;
-      const answer = (err: unknown, bytes = 0, roundId = ''): void => {
-        if (answered) return;
-        answered = true;
-        if (err) callback(toStatus(err));
-        else callback(null, { roundId, bytesReceived: bytes });
-      };
       let header: UpdateHeader__Output | undefined;
       let device: StoredDevice | undefined;
       let program: ProgramState | undefined;
       let buf: Uint8Array | undefined;
       let got = 0;
+      // once the header is accepted: the device's upload slot, and the round's deadline
+      let release = (): void => {};
+      let deadline: NodeJS.Timeout | undefined;
+      const answer = (err: unknown, bytes = 0, roundId = ''): void => {
+        if (answered) return;
+        answered = true;
+        clearTimeout(deadline);
+        release();
+        buf = undefined;
+        if (err) callback(toStatus(err));
+        else callback(null, { roundId, bytesReceived: bytes });
+      };
       call.on('data', (chunk: { header?: UpdateHeader__Output | null; data?: Buffer | null; part?: string }) => {
         if (answered) return;
         try {
@@ -167,6 +189,11 @@ export function coordinatorHandlers(c: Coordinator): CoordinatorHandlers {
             const expected = c.sealedBytes(program, header.encoding);
             if (header.payloadBytes !== expected) refuse('invalid-argument', `payload_bytes is ${header.payloadBytes}, but a sealed "${header.encoding}" update for this program is ${expected} bytes`);
             if (!/^[0-9a-f]{64}$/.test(header.payloadSha256)) refuse('invalid-argument', 'payload_sha256 must be a hex SHA-256');
+            // one upload per device at a time (a newer one ends the older), none past its round's deadline:
+            // open streams that never finish hold no buffers
+            release = uploads.admit(device.id, () => answer(new CoordinatorError('resource-exhausted', 'this upload was ended: a newer upload from the same device replaced it')));
+            const roundId = header.roundId;
+            deadline = setTimeout(() => answer(new CoordinatorError('deadline-exceeded', `round ${roundId}'s deadline passed before the update arrived in full`)), Math.max(0, (program.runner.roundDeadline(roundId) ?? 0) - Date.now()));
             buf = new Uint8Array(expected);
           } else if (chunk.part === 'data' && chunk.data) {
             if (!header || !buf) refuse('invalid-argument', 'the update stream must start with its header');
@@ -196,6 +223,7 @@ export function coordinatorHandlers(c: Coordinator): CoordinatorHandlers {
         }
       });
       call.on('error', () => answer(new CoordinatorError('unavailable', 'the upload stream broke')));
+      call.on('cancelled', () => answer(new CoordinatorError('unavailable', 'the device left the upload')));
     },
 
     SecAgg: unary((req) => {
@@ -216,6 +244,8 @@ export function coordinatorHandlers(c: Coordinator): CoordinatorHandlers {
       try {
         const device = authenticate(c, 'WatchRounds', call.request, call.request.auth, call.request.programId);
         const p = c.programOf(device, call.request.programId);
+        const release = watches.tryAdmit(device.id);
+        if (!release) refuse('resource-exhausted', `this device already has ${DEVICE_STREAM_LIMITS.watches} WatchRounds streams open; retry when one has ended`);
         const queue: RoundEvent[] = [];
         let waiting = false;
         let completed = false;
@@ -230,9 +260,11 @@ export function coordinatorHandlers(c: Coordinator): CoordinatorHandlers {
           }
           if (completed && !finished) finish();
         };
+        // 'cancelled' comes once the call is over: the client left, or the status went out after the last event
         call.on('cancelled', () => {
           finished = true;
           sub?.unsubscribe();
+          release();
         });
         sub = p.runner.watch(call.request.afterRound).subscribe({
           next: (e) => {
