@@ -26,8 +26,11 @@ export function advertToWire(a: KeyAdvert): SecAggKeyAdvert {
 /** Wire → advert for `roundId`. */
 export function advertFromWire(w: SecAggKeyAdvert__Output | null | undefined, roundId: string): KeyAdvert {
   if (!w) throw new WireFormatError('the key advert is missing');
+  // required on the wire: without it a false share at exactly `threshold` shares could shift a
+  // rebuilt self-mask seed unnoticed, and a wrong sum would be published
   const commitment = bytesFromWire(w.selfMaskCommitment);
-  return { id: w.id, roundId, maskKey: bytesFromWire(w.maskKey), shareKey: bytesFromWire(w.shareKey), signature: bytesFromWire(w.signature), ...(commitment.length > 0 ? { selfMaskCommitment: commitment } : {}) };
+  if (commitment.length !== 32) throw new WireFormatError(`the key advert's self_mask_commitment must be 32 bytes (SHA-256), got ${commitment.length}`);
+  return { id: w.id, roundId, maskKey: bytesFromWire(w.maskKey), shareKey: bytesFromWire(w.shareKey), signature: bytesFromWire(w.signature), selfMaskCommitment: commitment };
 }
 
 /** Share message ↔ wire. */

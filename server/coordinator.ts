@@ -225,7 +225,7 @@ export class Coordinator {
     const off = Math.abs(now - timestamp);
     if (off > this.verifier.maxSkewMs) refuse('unauthenticated', this.why('stale', 'the request', '', timestamp, now));
     // nonces seen before a restart are not remembered: refuse what was signed before it
-    if (timestamp < this.startedMs - 1000) refuse('unauthenticated', 'the request was signed before the coordinator (re)started, so its nonce cannot be checked; sign it again');
+    if (timestamp < this.startedMs) refuse('unauthenticated', 'the request was signed before the coordinator (re)started, so its nonce cannot be checked; sign it again');
   }
 
   private why(v: Exclude<VerifyResult, 'ok'>, what: string, key: string, timestamp: number, now: number): string {

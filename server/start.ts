@@ -13,6 +13,9 @@ import { Coordinator, type CoordinatorOptions } from './coordinator.js';
 import { HealthService } from './health.js';
 import { coordinatorHandlers } from './service.js';
 
+/** Streams one client connection may have open at once. */
+export const MAX_STREAMS_PER_CONNECTION = 1000;
+
 /** Options of {@link startCoordinator}. */
 export interface StartOptions extends CoordinatorOptions {
   /** Host to bind. Default "127.0.0.1". */
@@ -51,7 +54,17 @@ export async function startCoordinator(options: StartOptions): Promise<RunningCo
     throw new RangeError(`startCoordinator: options.drainMs must be a non-negative number of ms, got ${drainMs}`);
   }
   const { fedtune, health: healthProto } = loadProtos();
-  const server = new grpc.Server({ 'grpc.max_receive_message_length': MAX_MESSAGE_BYTES, 'grpc.max_send_message_length': MAX_MESSAGE_BYTES });
+  const server = new grpc.Server({
+    'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
+    'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
+    // a connection may hold at most this many streams at once (HTTP/2 would allow 2^32 − 1, each
+    // costing memory before any request arrives), connections with no call for 5 minutes are
+    // closed, and keepalive pings find dead peers
+    'grpc.max_concurrent_streams': MAX_STREAMS_PER_CONNECTION,
+    'grpc.max_connection_idle_ms': 5 * 60_000,
+    'grpc.keepalive_time_ms': 2 * 60_000,
+    'grpc.keepalive_timeout_ms': 20_000,
+  });
   server.addService(fedtune.fedtune.v1.Coordinator.service, coordinatorHandlers(coordinator));
   const health = new HealthService(['', 'fedtune.v1.Coordinator']);
   server.addService(healthProto.grpc.health.v1.Health.service, health.handlers());

@@ -4,7 +4,14 @@
  */
 import { addMod32, decodeFixed, expandMask, pairwiseSeed, x25519, X25519_BASE_POINT } from './masking.js';
 import { neighbourGraph, selfMaskCommitment, validateParams, verifyAdvert, type KeyAdvert, type SecAggParams, type ShareMessage, type UnmaskRequest, type UnmaskResponse } from './protocol.js';
-import { isValidShare, recoverSecret, type Share } from './shamir.js';
+import { isValidShare, MAX_RECOVERY_CANDIDATES, recoverSecret, type Share } from './shamir.js';
+
+/**
+ * Candidate share sets one round may examine beyond one per secret while rebuilding secrets
+ * around false shares (~0.15–0.3 s per 4096 at k = 14–30): past it the round fails, so colluding
+ * liars cannot block the coordinator for long.
+ */
+export const ROUND_RECOVERY_BUDGET = 2 * MAX_RECOVERY_CANDIDATES;
 
 /**
  * The outcome of a round: the sum, or why it could not be computed. `misbehaving` lists the
@@ -99,6 +106,8 @@ export class SecAggCoordinator {
     const t = this.params.threshold;
     const req = this.unmaskRequest();
     const asked = { selfMask: new Set(req.selfMaskOf), key: new Set(req.keyOf) };
+    // the work liars can cause in one round, beyond one try per honest secret (the event loop is blocked meanwhile)
+    let budget = ROUND_RECOVERY_BUDGET;
     const misbehaving = new Set<number>();
     // one response per participant (a repeated response counts once)
     const byFrom = new Map<number, UnmaskResponse>();
@@ -128,7 +137,9 @@ export class SecAggCoordinator {
           : commitment
             ? (secret: Uint8Array) => Buffer.from(selfMaskCommitment(this.params.roundId, owner, secret)).equals(commitment)
             : undefined;
-      const r = recoverSecret(shares, t, 32, verify);
+      if (budget < 1) return `cannot ${what}: false shares cost more than the round's ${ROUND_RECOVERY_BUDGET} reconstruction tries`;
+      const r = recoverSecret(shares, t, 32, verify, Math.min(MAX_RECOVERY_CANDIDATES, budget));
+      budget -= Math.max(0, r.tried - 1); // an honest secret costs one try, free
       if (!r.ok) return `cannot ${what}: ${r.reason}`;
       for (const liar of r.liars) misbehaving.add(liar);
       return r.secret;

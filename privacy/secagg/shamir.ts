@@ -130,7 +130,7 @@ export function combineShares(shares: readonly Share[], length: number): Uint8Ar
 }
 
 /** The outcome of {@link recoverSecret}: the secret and the holders whose shares were off it, or why none. */
-export type Recovery = { ok: true; secret: Uint8Array; liars: number[] } | { ok: false; reason: string };
+export type Recovery = { ok: true; secret: Uint8Array; liars: number[]; tried: number } | { ok: false; reason: string; tried: number };
 
 /** Most candidate share sets {@link recoverSecret} tries before giving up (bounds the work a liar can cause). */
 export const MAX_RECOVERY_CANDIDATES = 4096;
@@ -155,21 +155,24 @@ function* combinations(n: number, r: number): Generator<number[]> {
  * alone singles out the polynomial while m − e ≥ threshold + e (m shares), so without `verify`
  * at most ⌊(m − threshold)/2⌋ liars are corrected; with `verify`, up to m − threshold. Exactly
  * `threshold` shares can only be checked (range and `verify`). Gives up after
- * {@link MAX_RECOVERY_CANDIDATES} candidate sets. Expected failures are values; misuse
- * (malformed or duplicate shares, bad threshold or length) throws.
+ * `maxTries` candidate sets (default {@link MAX_RECOVERY_CANDIDATES}; a caller rebuilding many
+ * secrets passes what is left of its own budget). `tried` counts the candidate sets examined.
+ * Expected failures are values; misuse (malformed or duplicate shares, bad threshold or length)
+ * throws.
  */
-export function recoverSecret(shares: readonly Share[], threshold: number, length: number, verify?: (secret: Uint8Array) => boolean): Recovery {
+export function recoverSecret(shares: readonly Share[], threshold: number, length: number, verify?: (secret: Uint8Array) => boolean, maxTries = MAX_RECOVERY_CANDIDATES): Recovery {
   checkShares('recoverSecret', shares, length);
   if (!Number.isInteger(threshold) || threshold < 1) throw new RangeError(`recoverSecret: threshold must be a positive integer, got ${threshold}`);
+  if (!Number.isInteger(maxTries) || maxTries < 1) throw new RangeError(`recoverSecret: maxTries must be a positive integer, got ${maxTries}`);
   const m = shares.length;
-  if (m < threshold) return { ok: false, reason: `${m} share(s), ${threshold} needed` };
+  if (m < threshold) return { ok: false, reason: `${m} share(s), ${threshold} needed`, tried: 0 };
   const limit = 1n << BigInt(8 * length);
   let tried = 0;
   for (let e = 0; e <= m - threshold; e++) {
     // beyond ⌊(m − t)/2⌋ left out, agreement no longer singles out one polynomial: only `verify` can
     if (2 * e > m - threshold && !verify) break;
     for (const out of e === 0 ? [[]] : combinations(m, e)) {
-      if (++tried > MAX_RECOVERY_CANDIDATES) return { ok: false, reason: `the shares are inconsistent and no consistent subset was found within ${MAX_RECOVERY_CANDIDATES} tries` };
+      if (++tried > maxTries) return { ok: false, reason: `the shares are inconsistent and no consistent subset was found within ${maxTries} tries`, tried: maxTries };
       const left = new Set(out);
       const kept = shares.filter((_, i) => !left.has(i));
       const poly = polynomialThrough(kept.slice(0, threshold));
@@ -178,8 +181,8 @@ export function recoverSecret(shares: readonly Share[], threshold: number, lengt
       if (value >= limit) continue;
       const secret = toBytes(value, length);
       if (verify && !verify(secret)) continue;
-      return { ok: true, secret, liars: out.map((i) => shares[i].x).sort((a, b) => a - b) };
+      return { ok: true, secret, liars: out.map((i) => shares[i].x).sort((a, b) => a - b), tried };
     }
   }
-  return { ok: false, reason: m === threshold ? `the ${m} share(s) do not reconstruct a valid secret (one or more are corrupt, and there is no redundancy to tell which)` : `the ${m} shares are inconsistent: no ${threshold} or more of them agree on a valid secret with at most ${verify ? m - threshold : Math.floor((m - threshold) / 2)} left out` };
+  return { tried, ok: false, reason: m === threshold ? `the ${m} share(s) do not reconstruct a valid secret (one or more are corrupt, and there is no redundancy to tell which)` : `the ${m} shares are inconsistent: no ${threshold} or more of them agree on a valid secret with at most ${verify ? m - threshold : Math.floor((m - threshold) / 2)} left out` };
 }

@@ -94,6 +94,18 @@ describe('privacy/secagg: false shares from a hostile participant', () => {
     assert.equal(r.ok, false);
   });
 
+  it('recoverSecret stops at the caller’s budget (maxTries) and says how many candidate sets it examined', () => {
+    const ids = Array.from({ length: 30 }, (_, i) => i + 1);
+    const shares = splitSecret(secret, ids, 10, seededRng(5)).map((s) => (s.x % 3 === 0 ? { x: s.x, y: BigInt(s.x) } : s));
+    const r = recoverSecret(shares, 10, 32, () => false, 7);
+    assert.equal(r.ok, false);
+    assert.equal(r.tried, 7);
+    assert.match(r.ok ? '' : r.reason, /within 7 tries/);
+    const honest = recoverSecret(splitSecret(secret, ids, 10, seededRng(6)), 10, 32);
+    assert.ok(honest.ok && honest.tried === 1);
+    assert.throws(() => recoverSecret(shares, 10, 32, undefined, 0), /recoverSecret: maxTries must be a positive integer/);
+  });
+
   it('the coordinator leaves out one participant’s random shares, names it, and still gets the exact sum', () => {
     const { coord, answers, expected } = maskedRound(9, 6, 4);
     const liar = 3;

@@ -10,9 +10,9 @@ export interface SecAggKeyAdvert {
    */
   'signature'?: (Buffer | Uint8Array | string);
   /**
-   * Optional: SHA-256 of UTF-8 "fedtune.secagg.selfmask.v1|<round_id>|<id>|" followed by the 32-byte
+   * Required: SHA-256 of UTF-8 "fedtune.secagg.selfmask.v1|<round_id>|<id>|" followed by the 32-byte
    * self-mask seed b. The coordinator checks the b it rebuilds at unmask against it (so a neighbour's
-   * false share cannot change b unnoticed); empty = no commitment (b is then checked by share agreement only).
+   * false share cannot change b unnoticed); an advert without it is INVALID_ARGUMENT.
    */
   'selfMaskCommitment'?: (Buffer | Uint8Array | string);
 }
@@ -26,9 +26,9 @@ export interface SecAggKeyAdvert__Output {
    */
   'signature': (Buffer);
   /**
-   * Optional: SHA-256 of UTF-8 "fedtune.secagg.selfmask.v1|<round_id>|<id>|" followed by the 32-byte
+   * Required: SHA-256 of UTF-8 "fedtune.secagg.selfmask.v1|<round_id>|<id>|" followed by the 32-byte
    * self-mask seed b. The coordinator checks the b it rebuilds at unmask against it (so a neighbour's
-   * false share cannot change b unnoticed); empty = no commitment (b is then checked by share agreement only).
+   * false share cannot change b unnoticed); an advert without it is INVALID_ARGUMENT.
    */
   'selfMaskCommitment': (Buffer);
 }
