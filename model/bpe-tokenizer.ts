@@ -1,0 +1,182 @@
+/**
+ * Byte-level BPE tokenizer (GPT-2 family: Qwen2, Llama 3, SmolLM): special tokens matched whole,
+ * a pre-tokenizer split, GPT-2 byte-to-unicode mapping, merges applied by rank per word (cached).
+ */
+import { BYTE_TO_CHAR, bytesToUnicode, CHAR_TO_BYTE } from './byte-unicode.js';
+import { preNameFromTokenizerJson, preTokenizerFor, type PreTokenizer } from './bpe-pretokenize.js';
+
+/** Options of BpeTokenizer.encode. */
+export interface BpeEncodeOptions {
+  /** Match special / added tokens whole (default true); false leaves them as text. */
+  special?: boolean;
+  /** Prepend BOS (default: the tokenizer's addBos). */
+  bos?: boolean;
+}
+
+/** Input of BpeTokenizer.fromGgufMetadata (GGUF tokenizer.ggml.* keys). */
+export interface BpeGgufMetadata {
+  tokens: readonly string[];
+  merges: readonly string[];
+  /** GGUF token types (3 = control, 4 = user-defined are matched whole). */
+  tokenTypes?: readonly number[];
+  pre: string;
+  bosId?: number;
+  eosId?: number;
+  addBos?: boolean;
+}
+
+const enc = new TextEncoder();
+const dec = new TextDecoder('utf-8', { fatal: false });
+function escapeRe(s: string): string { return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'); }
+
+/** A byte-level BPE tokenizer. */
+export class BpeTokenizer {
+  private readonly vocab = new Map<string, number>();
+  private readonly ranks = new Map<string, number>();
+  private readonly specialRe: RegExp | null;
+  private readonly specialIds = new Set<number>();
+  private readonly cache = new Map<string, number[]>();
+  private readonly pretok: PreTokenizer;
+  /** BOS id or -1. */
+  readonly bosId: number;
+  /** EOS id or -1. */
+  readonly eosId: number;
+  /** Whether encode prepends BOS by default. */
+  readonly addBos: boolean;
+
+  private constructor(
+    private readonly tokens: readonly string[], merges: readonly (readonly [string, string])[],
+    specials: readonly string[], pre: string, bosId: number, eosId: number, addBos: boolean,
+  ) {
+    tokens.forEach((t, i) => { if (t !== undefined && !this.vocab.has(t)) this.vocab.set(t, i); });
+    merges.forEach(([a, b], r) => { const k = `${a} ${b}`; if (!this.ranks.has(k)) this.ranks.set(k, r); });
+    this.pretok = preTokenizerFor(pre);
+    const sp = [...new Set(specials)].filter((s) => s.length > 0).sort((x, y) => y.length - x.length);
+    for (const s of sp) this.specialIds.add(this.vocab.get(s)!);
+    this.specialRe = sp.length ? new RegExp(sp.map(escapeRe).join('|'), 'g') : null;
+    this.bosId = bosId; this.eosId = eosId; this.addBos = addBos;
+  }
+
+  /** Number of token ids. */
+  get vocabSize(): number { return this.tokens.length; }
+
+  /** Builds from a Hugging Face tokenizer.json (object or JSON text). */
+  static fromTokenizerJson(json: object | string): BpeTokenizer {
+    const j = (typeof json === 'string' ? JSON.parse(json) : json) as {
+      model?: { type?: string; vocab?: Record<string, number>; merges?: (string | [string, string])[] };
+      added_tokens?: { id: number; content: string; special?: boolean }[]; pre_tokenizer?: unknown;
+    };
+    if (j?.model?.type !== 'BPE' || !j.model.vocab || !j.model.merges) {
+      throw new TypeError('BpeTokenizer.fromTokenizerJson: json.model must be a BPE model with vocab and merges');
+    }
+    const tokens: string[] = [];
+    for (const [t, id] of Object.entries(j.model.vocab)) tokens[id] = t;
+    const added = j.added_tokens ?? [];
+    for (const a of added) tokens[a.id] = a.content;
+    const merges = j.model.merges.map((m) => (typeof m === 'string' ? splitMerge(m, 'fromTokenizerJson') : m));
+    const pre = preNameFromTokenizerJson(j.pre_tokenizer);
+    const find = (s: string): number => added.find((a) => a.content === s)?.id ?? -1;
+    const bos = find('<|begin_of_text|>');
+    const eos = [find('<|end_of_text|>'), find('<|endoftext|>')].find((x) => x >= 0) ?? -1;
+    return new BpeTokenizer(tokens, merges, added.map((a) => a.content), pre, bos, eos, false);
+  }
+
+  /** Builds from GGUF tokenizer.ggml.* metadata; an unknown `pre` throws RangeError listing known ones. */
+  static fromGgufMetadata(m: BpeGgufMetadata): BpeTokenizer {
+    if (!Array.isArray(m?.tokens)) throw new TypeError('BpeTokenizer.fromGgufMetadata: tokens must be an array of strings');
+    if (!Array.isArray(m.merges)) throw new TypeError('BpeTokenizer.fromGgufMetadata: merges must be an array of strings');
+    const specials = m.tokenTypes ? m.tokens.filter((_, i) => m.tokenTypes![i] === 3 || m.tokenTypes![i] === 4) : [];
+    return new BpeTokenizer(m.tokens, m.merges.map((s) => splitMerge(s, 'fromGgufMetadata')), specials, m.pre,
+      m.bosId ?? -1, m.eosId ?? -1, m.addBos ?? false);
+  }
+
+  /** Encodes text to ids. */
+  encode(text: string, opts: BpeEncodeOptions = {}): Int32Array {
+    if (typeof text !== 'string') throw new TypeError('BpeTokenizer.encode: text must be a string');
+    const out: number[] = [];
+    if (opts.bos ?? this.addBos) {
+      if (this.bosId < 0) throw new RangeError('BpeTokenizer.encode: bos requested but the tokenizer has no BOS token');
+      out.push(this.bosId);
+    }
+    const special = opts.special ?? true;
+    if (special && this.specialRe) {
+      let last = 0;
+      for (const m of text.matchAll(this.specialRe)) {
+        this.encodePlain(text.slice(last, m.index), out);
+        out.push(this.vocab.get(m[0])!);
+        last = m.index + m[0].length;
+      }
+      this.encodePlain(text.slice(last), out);
+    } else {
+      this.encodePlain(text, out);
+    }
+    return Int32Array.from(out);
+  }
+
+  private encodePlain(text: string, out: number[]): void {
+    if (!text) return;
+    for (const word of this.pretok(text)) {
+      let ids = this.cache.get(word);
+      if (!ids) {
+        ids = this.bpe(bytesToUnicode(enc.encode(word)));
+        if (this.cache.size > 100_000) this.cache.clear();
+        this.cache.set(word, ids);
+      }
+      for (const id of ids) out.push(id);
+    }
+  }
+
+  /** Merges a byte-level word by rank (lowest rank first, leftmost on ties). */
+  private bpe(word: string): number[] {
+    const direct = this.vocab.get(word);
+    if (direct !== undefined && !this.specialIds.has(direct)) return [direct];
+    let parts = Array.from(word);
+    while (parts.length > 1) {
+      let best = Infinity, at = -1;
+      for (let i = 0; i < parts.length - 1; i++) {
+        const r = this.ranks.get(`${parts[i]} ${parts[i + 1]}`);
+        if (r !== undefined && r < best) { best = r; at = i; }
+      }
+      if (at < 0) break;
+      const a = parts[at]!, b = parts[at + 1]!;
+      const next: string[] = [];
+      for (let i = 0; i < parts.length; i++) {
+        if (i < parts.length - 1 && parts[i] === a && parts[i + 1] === b) { next.push(a + b); i++; } else next.push(parts[i]!);
+      }
+      parts = next;
+    }
+    return parts.map((p) => {
+      const id = this.vocab.get(p);
+      if (id === undefined) throw new RangeError(`BpeTokenizer.encode: piece "${p}" is not in the vocabulary`);
+      return id;
+    });
+  }
+
+  /** Decodes ids to the exact bytes they stand for (special tokens as their UTF-8 text). */
+  decodeBytes(ids: ArrayLike<number>): Uint8Array {
+    const out: number[] = [];
+    for (let k = 0; k < ids.length; k++) {
+      const id = ids[k]!;
+      const t = this.tokens[id];
+      if (t === undefined) throw new RangeError(`BpeTokenizer.decodeBytes: id ${id} at index ${k} is outside the vocabulary`);
+      if (this.specialIds.has(id)) { for (const b of enc.encode(t)) out.push(b); continue; }
+      for (const ch of t) {
+        const b = CHAR_TO_BYTE.get(ch);
+        if (b === undefined) { for (const x of enc.encode(ch)) out.push(x); } else out.push(b);
+      }
+    }
+    return Uint8Array.from(out);
+  }
+
+  /** Decodes ids to text (invalid UTF-8 becomes U+FFFD). */
+  decode(ids: ArrayLike<number>): string { return dec.decode(this.decodeBytes(ids)); }
+}
+
+function splitMerge(s: string, fn: string): [string, string] {
+  const i = s.indexOf(' ', 1);
+  if (i < 0) throw new RangeError(`BpeTokenizer.${fn}: merge "${s}" is not two space-separated symbols`);
+  return [s.slice(0, i), s.slice(i + 1)];
+}
+
+/** The 256 byte-level symbols, in byte order (the base alphabet of every byte-level vocabulary). */
+export const BYTE_LEVEL_ALPHABET: readonly string[] = BYTE_TO_CHAR;
