@@ -40,7 +40,7 @@ describe('BpeTokenizer against @huggingface/tokenizers', function () {
         for (const s of AWKWARD) {
           const ids = ours.encode(s);
           assert.equal(ours.decode(ids), s);
-          assert.equal(ours.decode(ids), oracle.decode([...ids]));
+          if (ids.length > 0) assert.equal(ours.decode(ids), oracle.decode([...ids])); // the oracle refuses an empty list
         }
       });
       it('leaves special-token strings as text when special is false', () => {
