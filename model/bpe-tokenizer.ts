@@ -3,6 +3,7 @@
  * a pre-tokenizer split, GPT-2 byte-to-unicode mapping, merges applied by rank per word (cached).
  */
 import { BYTE_TO_CHAR, bytesToUnicode, CHAR_TO_BYTE } from './byte-unicode.js';
+import { mergeByRank } from './bpe-merge.js';
 import { preNameFromTokenizerJson, preTokenizerFor, type PreTokenizer } from './bpe-pretokenize.js';
 
 /** Options of BpeTokenizer.encode. */
@@ -126,25 +127,11 @@ export class BpeTokenizer {
     }
   }
 
-  /** Merges a byte-level word by rank (lowest rank first, leftmost on ties). */
+  /** Merges a byte-level word by rank (lowest rank first, leftmost on ties; heap-based, O(n log n)). */
   private bpe(word: string): number[] {
     const direct = this.vocab.get(word);
     if (direct !== undefined && !this.specialIds.has(direct)) return [direct];
-    let parts = Array.from(word);
-    while (parts.length > 1) {
-      let best = Infinity, at = -1;
-      for (let i = 0; i < parts.length - 1; i++) {
-        const r = this.ranks.get(`${parts[i]} ${parts[i + 1]}`);
-        if (r !== undefined && r < best) { best = r; at = i; }
-      }
-      if (at < 0) break;
-      const a = parts[at]!, b = parts[at + 1]!;
-      const next: string[] = [];
-      for (let i = 0; i < parts.length; i++) {
-        if (i < parts.length - 1 && parts[i] === a && parts[i + 1] === b) { next.push(a + b); i++; } else next.push(parts[i]!);
-      }
-      parts = next;
-    }
+    const parts = mergeByRank(Array.from(word), this.ranks);
     return parts.map((p) => {
       const id = this.vocab.get(p);
       if (id === undefined) throw new RangeError(`BpeTokenizer.encode: piece "${p}" is not in the vocabulary`);

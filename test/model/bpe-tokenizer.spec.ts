@@ -36,6 +36,17 @@ describe('BpeTokenizer against @huggingface/tokenizers', function () {
           assert.equal(ours.decode(ours.encode(s)), s);
         }), { numRuns: 300 });
       });
+      it('gives the oracle\'s ids on random English-like text, where many merges apply', () => {
+        const piece = fc.constantFrom('the', ' the', 'and', ' king', 'thou', ' ', '  ', '\n', "'s", "'LL", '123', '4', ',', '!?', 'é', '中', '😀', 'ing', 'er');
+        fc.assert(fc.property(fc.array(piece, { maxLength: 30 }), (ps) => {
+          const s = ps.join('');
+          assert.deepEqual([...ours.encode(s)], theirs(s));
+        }), { numRuns: 300 });
+      });
+      it('gives the oracle\'s ids on one long word without spaces', () => {
+        const s = 'thethouandkingering'.repeat(1000);
+        assert.deepEqual([...ours.encode(s)], theirs(s));
+      });
       it('decodes to the same text as the oracle and round-trips', () => {
         for (const s of AWKWARD) {
           const ids = ours.encode(s);
