@@ -13,7 +13,7 @@ export const LLAMA3_REGEX = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?
 /** Learns `n` merges over the 256 byte symbols from `text` (greedy most-frequent pair). */
 export function trainMerges(text: string, n: number): [string, string][] {
   const counts = new Map<string, number>();
-  for (const w of preTokenizerFor('qwen2')(text)) {
+  for (const w of preTokenizerFor('llama-bpe')(text)) { // runs of digits, so digit merges exist and Qwen's one-by-one split matters
     const k = bytesToUnicode(new TextEncoder().encode(w));
     counts.set(k, (counts.get(k) ?? 0) + 1);
   }
