@@ -9,6 +9,7 @@
 import type { LlamaConfig } from './config.js';
 import type { LoraTensor } from './lora-init.js';
 import { loraConfig, type LoraConfig } from './lora-config.js';
+import { encodeSafetensors } from './safetensors.js';
 
 /** The adapter format written by this version. */
 export const ADAPTER_FORMAT = 'fedtune-lora';
@@ -40,23 +41,11 @@ export function encodeAdapterTensors(meta: Omit<AdapterHeader, 'formatVersion'>,
       base_config: JSON.stringify(meta.baseConfig),
     },
   };
-  let off = 0;
-  for (const t of tensors) {
-    header[t.name] = { dtype: 'F32', shape: t.shape, data_offsets: [off, off + t.data.byteLength] };
-    off += t.data.byteLength;
-  }
-  let json = Buffer.from(JSON.stringify(header), 'utf8');
-  const pad = (8 - (json.length % 8)) % 8; // keep the data 8-byte aligned
-  if (pad) json = Buffer.concat([json, Buffer.alloc(pad, 0x20)]);
-  const out = new Uint8Array(8 + json.length + off);
-  new DataView(out.buffer).setBigUint64(0, BigInt(json.length), true);
-  out.set(json, 8);
-  let p = 8 + json.length;
-  for (const t of tensors) {
-    out.set(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), p);
-    p += t.data.byteLength;
-  }
-  return out;
+  const meta_ = header.__metadata__ as Record<string, string>;
+  return encodeSafetensors(
+    tensors.map((t) => ({ name: t.name, dtype: 'F32' as const, shape: t.shape, data: new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength) })),
+    meta_,
+  );
 }
 
 /** Parse the header of adapter bytes and return it with the tensors. */

@@ -33,6 +33,8 @@ export interface GgufTensorInfo {
 export interface GgufFile {
   readonly version: number;
   readonly metadata: Map<string, GgufValue>;
+  /** Each metadata key's GGUF value type, then (for arrays) the element types down the nesting; in file order. */
+  readonly metadataTypes?: Map<string, number[]>;
   readonly tensors: GgufTensorInfo[];
   /** Absolute byte offset of the tensor data section. */
   readonly dataOffset: number;
@@ -83,6 +85,7 @@ export function parseGguf(bytes: Uint8Array, source = '<buffer>'): GgufFile {
     off += len;
     return s;
   };
+  let typeChain: number[] = [];
   const value = (type: number, what: string, depth: number): GgufValue => {
     const size = MIN_SIZE[type];
     if (size === undefined) bad(`${what} has unknown value type ${type}`);
@@ -90,6 +93,7 @@ export function parseGguf(bytes: Uint8Array, source = '<buffer>'): GgufFile {
     if (type === 9) {
       if (depth >= MAX_DEPTH) bad(`${what} nests arrays too deeply`);
       const et = u32(`element type of ${what}`);
+      if (typeChain.length === depth + 1) typeChain.push(et);
       if (MIN_SIZE[et] === undefined) bad(`${what} has unknown element type ${et}`);
       const c = count(`element count of ${what}`, MIN_SIZE[et]);
       const arr: GgufValue[] = new Array(c);
@@ -121,10 +125,14 @@ export function parseGguf(bytes: Uint8Array, source = '<buffer>'): GgufFile {
   const tensorCount = count('tensor count', 8 + 4 + 8 + 4 + 8);
   const kvCount = count('metadata count', 8 + 4 + 1);
   const metadata = new Map<string, GgufValue>();
+  const metadataTypes = new Map<string, number[]>();
   for (let i = 0; i < kvCount; i++) {
     const key = str(`metadata key ${i}`);
     if (metadata.has(key)) bad(`metadata key "${key}" appears twice`);
-    metadata.set(key, value(u32(`type of ${key}`), `metadata "${key}"`, 0));
+    const type = u32(`type of ${key}`);
+    typeChain = [type];
+    metadata.set(key, value(type, `metadata "${key}"`, 0));
+    metadataTypes.set(key, typeChain);
   }
   const alignment = metadata.get('general.alignment') ?? 32;
   if (typeof alignment !== 'number' || !Number.isInteger(alignment) || alignment < 1 || alignment > 1 << 20 || (alignment & (alignment - 1)) !== 0) {
@@ -150,7 +158,7 @@ export function parseGguf(bytes: Uint8Array, source = '<buffer>'): GgufFile {
     const size = tensorBytes(t, source);
     if (size !== undefined && dataOffset + t.offset + size > n) bad(`the data of tensor "${t.name}" runs past the end of the file (truncated?)`);
   }
-  return { version, metadata, tensors, dataOffset, alignment: alignment as number, bytes, source };
+  return { version, metadata, metadataTypes, tensors, dataOffset, alignment: alignment as number, bytes, source };
 }
 
 /** Number of values of a tensor. */

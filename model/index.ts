@@ -21,6 +21,8 @@ export * from './fp16.js';
 export * from './frozen-base.js';
 export * from './generate.js';
 export * from './gguf.js';
+export * from './gguf-writer.js';
+export * from './safetensors.js';
 export * from './lora.js';
 export * from './lora-adapter-file.js';
 export * from './lora-init.js';
