@@ -9,7 +9,7 @@
 import type { LlamaConfig } from './config.js';
 import type { LoraTensor } from './lora-init.js';
 import { loraConfig, type LoraConfig } from './lora-config.js';
-import { encodeSafetensors } from './safetensors.js';
+import { encodeSafetensors, readSafetensorsHeader } from './safetensors.js';
 
 /** The adapter format written by this version. */
 export const ADAPTER_FORMAT = 'fedtune-lora';
@@ -53,16 +53,7 @@ export function decodeAdapterFile(bytes: Uint8Array, source = '<buffer>'): { hea
   const bad = (why: string): never => {
     throw new AdapterFileError(`${source} is not a fedtune adapter: ${why}`);
   };
-  if (bytes.byteLength < 8) bad('file too small');
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const n = Number(dv.getBigUint64(0, true));
-  if (n <= 0 || 8 + n > bytes.byteLength) bad(`header length ${n} does not fit in ${bytes.byteLength} bytes`);
-  let header: Record<string, unknown>;
-  try {
-    header = JSON.parse(Buffer.from(bytes.subarray(8, 8 + n)).toString('utf8')) as Record<string, unknown>;
-  } catch {
-    return bad('its header is not JSON');
-  }
+  const { header, n } = readSafetensorsHeader(bytes, bad);
   const meta = (header.__metadata__ ?? {}) as Record<string, string>;
   if (meta.format !== ADAPTER_FORMAT) bad(`format is "${meta.format ?? '(none)'}", expected "${ADAPTER_FORMAT}"`);
   const version = Number(meta.format_version);

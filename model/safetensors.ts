@@ -60,11 +60,11 @@ export function encodeSafetensors(tensors: readonly SafetensorsTensor[], metadat
   return out;
 }
 
-/** Parse safetensors bytes; every offset is checked against the data and the dtype/shape. */
-export function parseSafetensors(bytes: Uint8Array, source = '<buffer>'): SafetensorsFile {
-  const bad = (why: string): never => {
-    throw new SafetensorsError(`${source} is not a readable safetensors file: ${why}`);
-  };
+/**
+ * The JSON header of safetensors bytes and its length n (the data starts at 8 + n); `bad` is
+ * called with the reason when the bytes cannot hold one (and must throw).
+ */
+export function readSafetensorsHeader(bytes: Uint8Array, bad: (why: string) => never): { header: Record<string, unknown>; n: number } {
   if (bytes.byteLength < 8) bad('file too small');
   const n = Number(new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getBigUint64(0, true));
   if (n <= 0 || 8 + n > bytes.byteLength) bad(`header length ${n} does not fit in ${bytes.byteLength} bytes`);
@@ -74,6 +74,15 @@ export function parseSafetensors(bytes: Uint8Array, source = '<buffer>'): Safete
   } catch {
     return bad('its header is not JSON');
   }
+  return { header, n };
+}
+
+/** Parse safetensors bytes; every offset is checked against the data and the dtype/shape. */
+export function parseSafetensors(bytes: Uint8Array, source = '<buffer>'): SafetensorsFile {
+  const bad = (why: string): never => {
+    throw new SafetensorsError(`${source} is not a readable safetensors file: ${why}`);
+  };
+  const { header, n } = readSafetensorsHeader(bytes, bad);
   if (header === null || typeof header !== 'object' || Array.isArray(header)) bad('its header is not a JSON object');
   const meta = header.__metadata__ ?? {};
   if (typeof meta !== 'object' || meta === null || Object.values(meta).some((v) => typeof v !== 'string')) bad('__metadata__ is not a map of strings');
