@@ -5,7 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import nacl from 'tweetnacl';
-import { authFor, Device, secAggRound, sleep, unaryCall, uploadUpdate, type SecAggContext } from '../../client/index.js';
+import { firstValueFrom } from 'rxjs';
+import { filter } from 'rxjs/operators';
+import { authFor, Device, secAggRound, unaryCall, uploadUpdate, type SecAggContext } from '../../client/index.js';
 import { seal } from '../../privacy/box.js';
 import { encodeMasked, loadProtos } from '../../proto/index.js';
 import type { CheckInResponse__Output } from '../../proto/generated/fedtune/v1/CheckInResponse.js';
@@ -78,9 +80,11 @@ describe('secure aggregation with a hostile participant (garbage shares at unmas
     const signed = <T extends Record<string, unknown>>(method: string, req: T) => ({ ...req, auth: authFor(`${M}/${method}`, req, e.deviceId, sign) });
     let work: CheckInResponse__Output['work'];
     while (!work) {
+      // no work now: wait for the next round to open (subscribed before asking, so it cannot be missed)
+      const opened = firstValueFrom(running.coordinator.program(programId).runner.events$.pipe(filter((ev) => ev.state === 'OPEN'))).catch(() => undefined);
       const r = await unaryCall<CheckInResponse__Output>((o, cb) => client.CheckIn(signed('CheckIn', { programId, adapterVersion: 0 }), o, cb), 5000);
       work = r.work;
-      if (!work) await sleep(50);
+      if (!work) await opened;
     }
     const codes: number[] = [];
     let lied = 0;
