@@ -6,6 +6,7 @@
 export * from './adamw.js';
 export * from './adapter-file.js';
 export * from './adapter-flat.js';
+export * from './arch-names.js';
 export * from './backend.js';
 export * from './base-info.js';
 export * from './bpe-tokenizer.js';

@@ -1,4 +1,4 @@
-import { kvDim, type LlamaConfig } from './config.js';
+import { kvDim, qDim, type LlamaConfig } from './config.js';
 
 /** The seven projection matrices of a Llama block that LoRA can target. */
 export const MATRIX_NAMES = ['wq', 'wk', 'wv', 'wo', 'w1', 'w2', 'w3'] as const;
@@ -16,6 +16,13 @@ export interface LayerWeights {
   readonly w1: Float32Array;
   readonly w2: Float32Array;
   readonly w3: Float32Array;
+  /** Biases of the q, k and v projections ([qDim], [kvDim], [kvDim]) when config.attnBias. */
+  readonly bq?: Float32Array;
+  readonly bk?: Float32Array;
+  readonly bv?: Float32Array;
+  /** Per-head RMSNorm weights of q and k ([headDim] each) when config.qkNorm. */
+  readonly qNorm?: Float32Array;
+  readonly kNorm?: Float32Array;
 }
 
 /** All float32 weights of a Llama model, as a checkpoint reader produces them. */
@@ -34,8 +41,9 @@ export interface LlamaWeights {
 export function matrixShape(c: LlamaConfig, name: MatrixName): [number, number] {
   switch (name) {
     case 'wq':
+      return [qDim(c), c.dim];
     case 'wo':
-      return [c.dim, c.dim];
+      return [c.dim, qDim(c)];
     case 'wk':
     case 'wv':
       return [kvDim(c), c.dim];
