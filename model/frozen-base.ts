@@ -11,6 +11,11 @@ import { frozenMatMul } from './ops/matmul.js';
 import { dequantizeInto, quantize, quantizedBytes, QUANT_MODES, type QuantizedArray, type QuantMode } from './quant.js';
 import { MATRIX_NAMES, matrixShape, type MatrixName } from './weights.js';
 
+/** The optional per-layer vectors: q/k/v biases (Qwen2) and per-head q/k norms (Qwen3). */
+export const OPTIONAL_VECTORS = ['bq', 'bk', 'bv', 'qNorm', 'kNorm'] as const;
+/** One of {@link OPTIONAL_VECTORS}. */
+export type OptionalVectorName = (typeof OPTIONAL_VECTORS)[number];
+
 /** A matrix slot: a block matrix of a layer, or the output head. */
 export type MatrixRef = { layer: number; name: MatrixName } | 'classifier';
 
@@ -41,6 +46,7 @@ export interface FrozenBaseOptions {
 
 /** The head quantization used with block quantization `quant` when none is given. */
 export function defaultHeadQuant(quant: QuantMode): QuantMode {
+  // native: the head keeps the file's own type too
   return quant === 'int4' ? 'int8' : quant;
 }
 
@@ -63,6 +69,7 @@ export class FrozenBase {
   private readonly norms: { att: tf.Tensor1D[]; ffn: tf.Tensor1D[]; final: tf.Tensor1D };
   private readonly embF32?: Float32Array;
   private readonly embQ?: QuantizedArray;
+  private readonly vectors = new Map<string, tf.Tensor1D>();
   private disposed = false;
 
   /**
@@ -90,7 +97,7 @@ export class FrozenBase {
       const given = options.quantized?.get(key);
       if (given) {
         this.mats.set(key, { shape, q: given });
-      } else if (mode === 'none') {
+      } else if (mode === 'none' || mode === 'native') {
         const wT = tf.tidy(() => tf.transpose(tf.tensor2d(data, shape)));
         this.mats.set(key, { shape, wT: tf.keep(wT) as tf.Tensor2D });
       } else {
@@ -102,13 +109,26 @@ export class FrozenBase {
     });
     hold('classifier', w.classifier, [this.config.vocabSize, this.config.dim], headQuant);
     if (w.classifier === w.tokenEmbedding) this.embQ = this.mats.get('classifier')?.q; // else gather from the fp32 head
-    else if (headQuant === 'none') this.embF32 = w.tokenEmbedding;
-    else this.embQ = options.quantized?.get('embedding') ?? quantize(w.tokenEmbedding, headQuant);
+    else if (options.quantized?.get('embedding')) this.embQ = options.quantized.get('embedding');
+    else if (headQuant === 'none' || headQuant === 'native') this.embF32 = w.tokenEmbedding;
+    else this.embQ = quantize(w.tokenEmbedding, headQuant);
     this.norms = {
       att: w.layers.map((lw) => tf.keep(tf.tensor1d(lw.rmsAtt))),
       ffn: w.layers.map((lw) => tf.keep(tf.tensor1d(lw.rmsFfn))),
       final: tf.keep(tf.tensor1d(w.rmsFinal)),
     };
+    w.layers.forEach((lw, l) => {
+      for (const name of OPTIONAL_VECTORS) {
+        const v = lw[name];
+        if (v) this.vectors.set(`${l}.${name}`, tf.keep(tf.tensor1d(v)));
+      }
+    });
+  }
+
+  /** A layer's bias (bq, bk, bv) or per-head norm (qNorm, kNorm), or undefined if the base has none. */
+  vector(layer: number, name: OptionalVectorName): tf.Tensor1D | undefined {
+    if (this.disposed) throw new Error('FrozenBase: used after dispose()');
+    return this.vectors.get(`${layer}.${name}`);
   }
 
   private held(ref: MatrixRef): Held {
@@ -176,6 +196,7 @@ export class FrozenBase {
     else if (this.embQ && this.embQ !== this.mats.get('classifier')?.q) bytes += quantizedBytes(this.embQ);
     const c = this.config;
     bytes += (2 * c.nLayers + 1) * c.dim * 4;
+    for (const v of this.vectors.values()) bytes += v.size * 4;
     const params = parameterCount(c);
     return { bytes, params, bytesPerParam: bytes / params };
   }
@@ -185,6 +206,6 @@ export class FrozenBase {
     if (this.disposed) return;
     this.disposed = true;
     for (const h of this.mats.values()) h.wT?.dispose();
-    [...this.norms.att, ...this.norms.ffn, this.norms.final].forEach((t) => t.dispose());
+    [...this.norms.att, ...this.norms.ffn, this.norms.final, ...this.vectors.values()].forEach((t) => t.dispose());
   }
 }

@@ -17,10 +17,10 @@ const NORM_SEGMENTS = new Set(['rms_att', 'rms_ffn', 'rms_final']);
 
 /** Load a llama2.c checkpoint as a FrozenBase at `quant`, streaming when the mode allows. */
 export function loadBase(path: string, quant: QuantMode, options: CreateBaseOptions = {}): FrozenBase {
-  if (quant === 'none' || (quant === 'int4' && !options.uncalibrated)) return createBase(readLlama2cCheckpoint(path), quant, options);
+  if (quant === 'none' || quant === 'native' || (quant === 'int4' && !options.uncalibrated)) return createBase(readLlama2cCheckpoint(path), quant, options);
   if (!QUANT_MODES.includes(quant)) throw new RangeError(`loadBase: quant must be one of ${QUANT_MODES.join(', ')}, got "${quant}"`);
   const headQuant = options.headQuant ?? defaultHeadQuant(quant);
-  if (headQuant === 'none' || !QUANT_MODES.includes(headQuant)) throw new RangeError(`loadBase: streaming a ${quant} base needs a quantized headQuant, got "${headQuant}"`);
+  if (headQuant === 'none' || headQuant === 'native' || !QUANT_MODES.includes(headQuant)) throw new RangeError(`loadBase: streaming a ${quant} base needs a quantized headQuant, got "${headQuant}"`);
   let fd: number;
   try {
     fd = openSync(path, 'r');
@@ -61,7 +61,7 @@ export function loadBase(path: string, quant: QuantMode, options: CreateBaseOpti
         if (NORM_SEGMENTS.has(sg.name)) parts.push(a);
         else {
           const key = MATRIX_SEGMENTS.has(sg.name) ? `${l}.${sg.name}` : sg.name === 'token_embedding' ? (config.sharedClassifier ? 'classifier' : 'embedding') : 'classifier';
-          quantized.set(key, quantize(a, MATRIX_SEGMENTS.has(sg.name) ? quant : headQuant));
+          quantized.set(key, quantize(a, (MATRIX_SEGMENTS.has(sg.name) ? quant : headQuant) as 'int8' | 'int4'));
           parts.push(new Float32Array(0)); // a distinct placeholder: FrozenBase tells a shared head by identity
         }
       }

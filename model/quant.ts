@@ -9,10 +9,14 @@
  */
 import { fromHalf, toHalf } from './fp16.js';
 
-/** Quantization of the frozen base held in memory. */
-export type QuantMode = 'none' | 'int8' | 'int4';
+/**
+ * Quantization of the frozen base held in memory: `none` float32; `int8` Q8_0 (block 32);
+ * `int4` Q4_0 (block 16); `native` keeps a GGUF file's own blocks (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K)
+ * as they are, so nothing is rounded twice, and holds float tensors (F32, F16, BF16) as float32.
+ */
+export type QuantMode = 'none' | 'int8' | 'int4' | 'native';
 /** All {@link QuantMode} values. */
-export const QUANT_MODES: readonly QuantMode[] = ['none', 'int8', 'int4'];
+export const QUANT_MODES: readonly QuantMode[] = ['none', 'int8', 'int4', 'native'];
 /** GGUF's block size, used for int8. */
 export const BLOCK = 32;
 /**
@@ -105,7 +109,7 @@ export function setNibble(data: Uint8Array, block: number, b: number, j: number,
 }
 
 /** Quantize with the given mode ('none' is not a quantization), at that mode's block size. */
-export function quantize(x: Float32Array, mode: Exclude<QuantMode, 'none'>): QuantizedArray {
+export function quantize(x: Float32Array, mode: 'int8' | 'int4'): QuantizedArray {
   return mode === 'int8' ? quantizeQ8(x, BLOCK) : quantizeQ4(x, INT4_BLOCK);
 }
 

@@ -1,47 +1,68 @@
 /**
- * Rotary position embedding as run.c applies it: for each head, pairs (2i, 2i+1) rotate by
- * angle pos · θ^(−2i/headSize). Written as q·cos + rot(q)·sin, where rot(q) = (−q₁, q₀) per pair
- * is a product with a fixed [hs, hs] matrix, so it stays a plain matMul (fast on wasm) with an
- * exact gradient.
+ * Rotary position embedding: pair i of a head rotates by angle pos · θ^(−2i/headSize) / fᵢ
+ * (fᵢ = 1 unless the base has frequency factors, as Llama 3.1's `llama3` scaling). The pairs are
+ * (2i, 2i+1) for `interleaved` (run.c, llama GGUF) or (i, i + hs/2) for `neox` (Qwen, HF).
+ * Written as q·cos + rot(q)·sin, where rot(q) = (−q_b, q_a) per pair (a, b) is a product with a
+ * fixed [hs, hs] matrix, so it stays a plain matMul (fast on wasm) with an exact gradient.
  */
 import * as tf from '@tensorflow/tfjs';
+import type { RopeStyle } from './config.js';
 import { frozenMatMul } from './ops/matmul.js';
 
+/** How a head's dimensions are rotated: pairing, base frequency, per-frequency divisors. */
+export interface RopeSpec {
+  readonly theta: number;
+  /** Default `interleaved`. */
+  readonly style?: RopeStyle;
+  /** hs/2 divisors of the frequencies (default all 1). */
+  readonly freqFactors?: readonly number[];
+}
+
+/** The two dimensions (a, b) of pair k in a head of size hs. */
+function pairOf(k: number, hs: number, style: RopeStyle): [number, number] {
+  return style === 'neox' ? [k, k + hs / 2] : [2 * k, 2 * k + 1];
+}
+
 /** cos and sin tables [T, hs] for positions start … start+T−1. */
-export function ropeTables(start: number, T: number, hs: number, theta: number): { cos: Float32Array; sin: Float32Array } {
+export function ropeTables(start: number, T: number, hs: number, theta: number | RopeSpec): { cos: Float32Array; sin: Float32Array } {
+  const spec: RopeSpec = typeof theta === 'number' ? { theta } : theta;
+  const style = spec.style ?? 'interleaved';
   const cos = new Float32Array(T * hs);
   const sin = new Float32Array(T * hs);
-  const freqs = Float64Array.from({ length: hs / 2 }, (_, k) => 1 / Math.pow(theta, (2 * k) / hs));
+  const freqs = Float64Array.from({ length: hs / 2 }, (_, k) => 1 / Math.pow(spec.theta, (2 * k) / hs) / (spec.freqFactors?.[k] ?? 1));
   for (let t = 0; t < T; t++) {
     const pos = start + t;
-    for (let i = 0; i < hs; i += 2) {
-      const a = pos * freqs[i / 2];
+    for (let k = 0; k < hs / 2; k++) {
+      const a = pos * freqs[k];
       const c = Math.cos(a);
       const s = Math.sin(a);
-      cos[t * hs + i] = cos[t * hs + i + 1] = c;
-      sin[t * hs + i] = sin[t * hs + i + 1] = s;
+      const [i, j] = pairOf(k, hs, style);
+      cos[t * hs + i] = cos[t * hs + j] = c;
+      sin[t * hs + i] = sin[t * hs + j] = s;
     }
   }
   return { cos, sin };
 }
 
-function rotationT(hs: number): Float32Array {
-  // (x R)[2i] = −x[2i+1], (x R)[2i+1] = x[2i]
+function rotationT(hs: number, style: RopeStyle): Float32Array {
+  // for each pair (a, b): (x R)[a] = −x[b], (x R)[b] = x[a]
   const r = new Float32Array(hs * hs);
-  for (let i = 0; i < hs; i += 2) {
-    r[(i + 1) * hs + i] = -1;
-    r[i * hs + i + 1] = 1;
+  for (let k = 0; k < hs / 2; k++) {
+    const [a, b] = pairOf(k, hs, style);
+    r[b * hs + a] = -1;
+    r[a * hs + b] = 1;
   }
   return r;
 }
 
 /** Apply RoPE to x [B, T, heads, hs] whose first position is `start`. Call inside tf.tidy. */
-export function applyRope(x: tf.Tensor4D, start: number, theta: number): tf.Tensor4D {
+export function applyRope(x: tf.Tensor4D, start: number, theta: number | RopeSpec): tf.Tensor4D {
   const [B, T, H, hs] = x.shape;
+  const style = typeof theta === 'number' ? 'interleaved' : (theta.style ?? 'interleaved');
   const { cos, sin } = ropeTables(start, T, hs, theta);
   const cosT = tf.tensor4d(cos, [1, T, 1, hs]);
   const sinT = tf.tensor4d(sin, [1, T, 1, hs]);
-  const rData = rotationT(hs);
+  const rData = rotationT(hs, style);
   // the backward pass gets a fresh Rᵀ = −R: tensors of the forward pass are gone by then
   const rotated = frozenMatMul(
     tf.reshape(x, [B * T * H, hs]),

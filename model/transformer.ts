@@ -4,11 +4,11 @@
  * incremental generation. One code path serves training, evaluation and generation.
  */
 import * as tf from '@tensorflow/tfjs';
-import { headSize } from './config.js';
+import { headSize, qDim } from './config.js';
 import type { FrozenBase, MatrixRef } from './frozen-base.js';
 import type { LoraAdapter } from './lora.js';
 import { batchMatMul, matMul } from './ops/matmul.js';
-import { applyRope } from './rope.js';
+import { applyRope, type RopeSpec } from './rope.js';
 import type { Rng } from '../random/rng.js';
 import type { MatrixName } from './weights.js';
 
@@ -43,6 +43,12 @@ export interface ForwardResult {
 export function rmsNorm(x: tf.Tensor2D, w: tf.Tensor1D, eps: number): tf.Tensor2D {
   const ms = tf.mean(tf.square(x), -1, true);
   return tf.mul(tf.mul(x, tf.rsqrt(tf.add(ms, eps))), w);
+}
+
+/** RMSNorm of each head of x [B, T, H, hs] over its hs values (Qwen3's q/k norm). */
+function headRmsNorm(x: tf.Tensor4D, w: tf.Tensor1D, eps: number): tf.Tensor4D {
+  const [B, T, H, hs] = x.shape;
+  return rmsNorm(x.reshape([B * T * H, hs]), w, eps).reshape([B, T, H, hs]);
 }
 
 function dropoutMask(rng: Rng, n: number, rate: number): Float32Array {
@@ -90,15 +96,25 @@ export function forward(base: FrozenBase, tokens: Int32Array, batch: number, opt
   for (let r = 0; r < rep; r++) for (let t = 0; t < T; t++) for (let s = start + t + 1; s < S; s++) maskData[(r * T + t) * S + s] = -1e9;
   const mask = tf.tensor2d(maskData, [rep * T, S]);
   const invSqrt = 1 / Math.sqrt(hs);
+  const rope: RopeSpec = { theta: c.ropeTheta, style: c.ropeStyle, freqFactors: c.ropeFreqFactors };
+  // a projection with its bias (Qwen2), split into heads, with its per-head norm (Qwen3)
+  const heads = (xn: tf.Tensor2D, l: number, name: 'wq' | 'wk' | 'wv', nh: number): tf.Tensor4D => {
+    let y = linear(xn, l, name);
+    const bias = base.vector(l, name === 'wq' ? 'bq' : name === 'wk' ? 'bk' : 'bv');
+    if (bias) y = tf.add(y, bias);
+    const h = y.reshape([batch, T, nh, hs]) as tf.Tensor4D;
+    const norm = name === 'wv' ? undefined : base.vector(l, name === 'wq' ? 'qNorm' : 'kNorm');
+    return norm ? headRmsNorm(h, norm, c.normEps) : h;
+  };
 
   let x = base.embed(tokens);
   const newCache: { k: tf.Tensor4D; v: tf.Tensor4D }[] = [];
   for (let l = 0; l < c.nLayers; l++) {
     // attention
     const xn = rmsNorm(x, base.norm('att', l), c.normEps);
-    const q = applyRope(linear(xn, l, 'wq').reshape([batch, T, c.nHeads, hs]), start, c.ropeTheta);
-    let k = applyRope(linear(xn, l, 'wk').reshape([batch, T, kvH, hs]), start, c.ropeTheta);
-    let v = linear(xn, l, 'wv').reshape([batch, T, kvH, hs]) as tf.Tensor4D;
+    const q = applyRope(heads(xn, l, 'wq', c.nHeads), start, rope);
+    let k = applyRope(heads(xn, l, 'wk', kvH), start, rope);
+    let v = heads(xn, l, 'wv', kvH);
     if (opts.cache) {
       const prev = opts.cache.layers[l];
       k = tf.concat([prev.k, k], 1);
@@ -111,7 +127,7 @@ export function forward(base: FrozenBase, tokens: Int32Array, batch: number, opt
     const vg = tf.transpose(v, [0, 2, 1, 3]).reshape([batch * kvH, S, hs]) as tf.Tensor3D;
     const scores = tf.add(tf.mul(batchMatMul(qg, kT), invSqrt), mask);
     const att = batchMatMul(tf.softmax(scores) as tf.Tensor3D, vg);
-    const merged = tf.transpose(att.reshape([batch, kvH, rep, T, hs]), [0, 3, 1, 2, 4]).reshape([N, c.dim]) as tf.Tensor2D;
+    const merged = tf.transpose(att.reshape([batch, kvH, rep, T, hs]), [0, 3, 1, 2, 4]).reshape([N, qDim(c)]) as tf.Tensor2D;
     x = tf.add(x, linear(merged, l, 'wo'));
     // SwiGLU feed-forward
     const hn = rmsNorm(x, base.norm('ffn', l), c.normEps);
