@@ -4,10 +4,11 @@
  * The coordinator reads this; devices open the base with open-base.ts.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { CHECKPOINT_DATA_OFFSET, checkpointLayout, ModelFormatError } from './checkpoint.js';
 import type { LlamaConfig } from './config.js';
-import { ggufToBase } from './gguf.js';
+import { ggufConfig } from './gguf-base.js';
+import { closeGgufFile, openGgufFile } from './gguf.js';
 
 /** A base file's format. */
 export type BaseFormat = 'llama2c' | 'gguf';
@@ -44,17 +45,23 @@ export function baseFormat(path: string): BaseFormat {
 /** Format, architecture, SHA-256 and size of a base file, streaming a llama2.c checkpoint through the hash. */
 export function readBaseInfo(path: string): BaseInfo {
   const format = baseFormat(path);
+  let config: LlamaConfig;
   if (format === 'gguf') {
-    const bytes = readFileSync(path);
-    const loaded = ggufToBase(bytes, path);
-    return { format, config: loaded.weights.config, sha256: loaded.sha256, sizeBytes: bytes.length };
+    const file = openGgufFile(path);
+    try {
+      config = ggufConfig(file);
+    } finally {
+      closeGgufFile(file);
+    }
   }
   const fd = openOrThrow(path);
   try {
     const size = fstatSync(fd).size;
-    const header = new Uint8Array(CHECKPOINT_DATA_OFFSET);
-    readSync(fd, header, 0, header.length, 0);
-    const { config } = checkpointLayout(header, size, path);
+    if (format === 'llama2c') {
+      const header = new Uint8Array(CHECKPOINT_DATA_OFFSET);
+      readSync(fd, header, 0, header.length, 0);
+      config = checkpointLayout(header, size, path).config;
+    }
     const hash = createHash('sha256');
     const buf = new Uint8Array(1 << 20);
     for (let pos = 0; pos < size; ) {
@@ -63,7 +70,7 @@ export function readBaseInfo(path: string): BaseInfo {
       hash.update(buf.subarray(0, n));
       pos += n;
     }
-    return { format, config, sha256: hash.digest('hex'), sizeBytes: size };
+    return { format, config: config!, sha256: hash.digest('hex'), sizeBytes: size };
   } finally {
     closeSync(fd);
   }

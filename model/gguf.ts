@@ -3,14 +3,11 @@
  * tensor directory, F32/F16/Q8_0/Q4_0 tensor data, and conversion of a `llama` model to a
  * {@link LoadedBase} plus its {@link Tokenizer}. See ../shared/models/stories260K/SOURCE.md.
  */
-import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { ModelFormatError, type LoadedBase } from './checkpoint.js';
-import { kvDim, validateConfig, type LlamaConfig } from './config.js';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { ModelFormatError } from './checkpoint.js';
 import { fromHalf } from './fp16.js';
 import type { QuantizedArray } from './quant.js';
 import { BOS, EOS, Tokenizer } from './tokenizer.js';
-import type { LayerWeights } from './weights.js';
 
 /** A GGUF metadata value: integers of 64 bits are bigints, arrays may nest. */
 export type GgufValue = number | bigint | boolean | string | GgufValue[];
@@ -39,8 +36,13 @@ export interface GgufFile {
   /** Absolute byte offset of the tensor data section. */
   readonly dataOffset: number;
   readonly alignment: number;
+  /** The whole file, or (from {@link openGgufFile}) its header; tensor data then comes from `fd`. */
   readonly bytes: Uint8Array;
   readonly source: string;
+  /** Size of the file in bytes (default bytes.byteLength). */
+  readonly fileSize?: number;
+  /** An open file descriptor to read tensor data from when `bytes` holds only the header. */
+  readonly fd?: number;
 }
 
 const QK = 32; // values per Q8_0 / Q4_0 block
@@ -55,16 +57,23 @@ const LAYOUT: Record<number, { bytes: number; values: number; name: string }> = 
 const MIN_SIZE = [1, 1, 2, 2, 4, 4, 4, 1, 8, 12, 8, 8, 8];
 const MAX_DEPTH = 8;
 
-/** Parse GGUF bytes (v2/v3); every count and offset is checked against the file's size. */
-export function parseGguf(bytes: Uint8Array, source = '<buffer>'): GgufFile {
+/** Thrown inside parseGguf when a header prefix ends before the header does. */
+class NeedMoreBytes extends Error {}
+
+/**
+ * Parse GGUF bytes (v2/v3); every count and offset is checked against the file's size.
+ * `fileSize` (default: all of `bytes`) lets `bytes` be a prefix holding just the header.
+ */
+export function parseGguf(bytes: Uint8Array, source = '<buffer>', fileSize = bytes.byteLength): GgufFile {
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const n = bytes.byteLength;
+  const n = fileSize;
   const bad = (why: string): never => {
     throw new ModelFormatError(`${source} is not a readable GGUF file: ${why}`);
   };
   let off = 0;
   const need = (k: number, what: string): void => {
     if (off + k > n) bad(`truncated while reading ${what} at byte ${off}`);
+    if (off + k > bytes.byteLength) throw new NeedMoreBytes();
   };
   const u32 = (what: string): number => (need(4, what), (off += 4), dv.getUint32(off - 4, true));
   const u64 = (what: string): number => {
@@ -81,6 +90,7 @@ export function parseGguf(bytes: Uint8Array, source = '<buffer>'): GgufFile {
   };
   const str = (what: string): string => {
     const len = count(`length of ${what}`, 1);
+    need(len, what);
     const s = Buffer.from(bytes.buffer, bytes.byteOffset + off, len).toString('utf8');
     off += len;
     return s;
@@ -158,7 +168,63 @@ export function parseGguf(bytes: Uint8Array, source = '<buffer>'): GgufFile {
     const size = tensorBytes(t, source);
     if (size !== undefined && dataOffset + t.offset + size > n) bad(`the data of tensor "${t.name}" runs past the end of the file (truncated?)`);
   }
-  return { version, metadata, metadataTypes, tensors, dataOffset, alignment: alignment as number, bytes, source };
+  return { version, metadata, metadataTypes, tensors, dataOffset, alignment: alignment as number, bytes, source, fileSize: n };
+}
+
+/**
+ * Open a GGUF file without reading its tensor data: the header is parsed from a prefix of the
+ * file (grown until it holds the whole header) and the descriptor stays open for
+ * {@link ggufTensorRaw}. Close it with {@link closeGgufFile}.
+ */
+export function openGgufFile(path: string): GgufFile {
+  if (typeof path !== 'string' || path === '') throw new TypeError('openGgufFile: path must be a non-empty string');
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (e) {
+    throw new ModelFormatError(`cannot read base model ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  try {
+    const size = fstatSync(fd).size;
+    for (let want = Math.min(size, 1 << 20); ; want = Math.min(size, want * 4)) {
+      const prefix = new Uint8Array(want);
+      for (let got = 0; got < want; ) {
+        const k = readSync(fd, prefix, got, want - got, got);
+        if (k <= 0) throw new ModelFormatError(`${path} ended early at byte ${got}`);
+        got += k;
+      }
+      try {
+        return { ...parseGguf(prefix, path, size), fd };
+      } catch (e) {
+        if (!(e instanceof NeedMoreBytes) || want >= size) throw e;
+      }
+    }
+  } catch (e) {
+    closeSync(fd);
+    throw e;
+  }
+}
+
+/** Close the descriptor of a file from {@link openGgufFile} (no-op for parsed buffers). */
+export function closeGgufFile(file: GgufFile): void {
+  if (file.fd !== undefined) closeSync(file.fd);
+}
+
+/** The raw bytes of a tensor's data (a view into `bytes`, or read from `fd`). */
+export function ggufTensorRaw(file: GgufFile, info: GgufTensorInfo): Uint8Array {
+  const size = tensorBytes(info, file.source);
+  if (size === undefined) throw new ModelFormatError(`${file.source}: tensor "${info.name}" has GGML type ${info.type}, which is not supported`);
+  const start = file.dataOffset + info.offset;
+  if (start + size > (file.fileSize ?? file.bytes.byteLength)) throw new ModelFormatError(`${file.source}: the data of tensor "${info.name}" runs past the end of the file`);
+  if (start + size <= file.bytes.byteLength) return file.bytes.subarray(start, start + size);
+  if (file.fd === undefined) throw new ModelFormatError(`${file.source}: the data of tensor "${info.name}" runs past the end of the file`);
+  const out = new Uint8Array(size);
+  for (let got = 0; got < size; ) {
+    const k = readSync(file.fd, out, got, size - got, start + got);
+    if (k <= 0) throw new ModelFormatError(`${file.source} ended early inside tensor "${info.name}"`);
+    got += k;
+  }
+  return out;
 }
 
 /** Number of values of a tensor. */
@@ -176,20 +242,18 @@ function tensorBytes(t: GgufTensorInfo, source: string): number | undefined {
   return (count / l.values) * l.bytes;
 }
 
-function tensorView(file: GgufFile, info: GgufTensorInfo): { dv: DataView; start: number; count: number } {
+function tensorView(file: GgufFile, info: GgufTensorInfo): { dv: DataView; raw: Uint8Array; start: number; count: number } {
   if (!LAYOUT[info.type]) throw new ModelFormatError(`${file.source}: tensor "${info.name}" has GGML type ${info.type}, which is not supported (F32, F16, Q8_0 and Q4_0 are)`);
-  const size = tensorBytes(info, file.source) as number;
-  const start = file.dataOffset + info.offset;
-  if (start + size > file.bytes.byteLength) throw new ModelFormatError(`${file.source}: the data of tensor "${info.name}" runs past the end of the file`);
-  return { dv: new DataView(file.bytes.buffer, file.bytes.byteOffset, file.bytes.byteLength), start, count: valueCount(info) };
+  const raw = ggufTensorRaw(file, info);
+  return { dv: new DataView(raw.buffer, raw.byteOffset, raw.byteLength), raw, start: 0, count: valueCount(info) };
 }
 
 /** A tensor's values as float32 (F32 copied, F16 widened, Q8_0 and Q4_0 dequantized). */
 export function ggufTensorF32(file: GgufFile, info: GgufTensorInfo): Float32Array {
-  const { dv, start, count } = tensorView(file, info);
+  const { dv, raw, start, count } = tensorView(file, info);
   const out = new Float32Array(count);
   if (info.type === GGML_TYPE.F32) {
-    new Uint8Array(out.buffer).set(file.bytes.subarray(start, start + count * 4));
+    new Uint8Array(out.buffer).set(raw.subarray(start, start + count * 4));
   } else if (info.type === GGML_TYPE.F16) {
     for (let i = 0; i < count; i++) out[i] = fromHalf(dv.getUint16(start + 2 * i, true));
   } else {
@@ -213,7 +277,7 @@ export function ggufTensorF32(file: GgufFile, info: GgufTensorInfo): Float32Arra
 export function ggufTensorQuantized(file: GgufFile, info: GgufTensorInfo): QuantizedArray {
   const q8 = info.type === GGML_TYPE.Q8_0;
   if (!q8 && info.type !== GGML_TYPE.Q4_0) throw new ModelFormatError(`${file.source}: tensor "${info.name}" is ${LAYOUT[info.type]?.name ?? `GGML type ${info.type}`}, not Q8_0 or Q4_0`);
-  const { dv, start, count } = tensorView(file, info);
+  const { dv, raw: src, start, count } = tensorView(file, info);
   const nb = count / QK;
   const per = q8 ? QK : QK / 2;
   const data = q8 ? new Int8Array(count) : new Uint8Array(nb * per);
@@ -222,103 +286,9 @@ export function ggufTensorQuantized(file: GgufFile, info: GgufTensorInfo): Quant
   for (let b = 0; b < nb; b++) {
     const p = start + b * (2 + per);
     scales[b] = dv.getUint16(p, true);
-    raw.set(file.bytes.subarray(p + 2, p + 2 + per), b * per);
+    raw.set(src.subarray(p + 2, p + 2 + per), b * per);
   }
   return { kind: q8 ? 'q8_0' : 'q4_0', length: count, block: QK, data, scales };
-}
-
-/** Read a GGUF file and convert its llama model to a {@link LoadedBase}. */
-export function readGgufBase(path: string): LoadedBase {
-  if (typeof path !== 'string' || path === '') throw new TypeError('readGgufBase: path must be a non-empty string');
-  let bytes: Buffer;
-  try {
-    bytes = readFileSync(path);
-  } catch (e) {
-    throw new ModelFormatError(`cannot read base model ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
-  return ggufToBase(bytes, path);
-}
-
-/** The shortest decimal that rounds to the same float32 (so a stored 1e-5 reads back as 1e-5). */
-function shortF32(x: number): number {
-  for (let p = 1; p < 17; p++) {
-    const y = Number(x.toPrecision(p));
-    if (Math.fround(y) === x) return y;
-  }
-  return x;
-}
-
-/**
- * Convert GGUF bytes (or an already parsed file) holding `general.architecture = llama` to a
- * {@link LoadedBase}. Tensors are taken as stored (no RoPE un-permutation); `output` shares the
- * embedding array when absent or bit-identical to `token_embd`. sha256 is that of the file bytes.
- */
-export function ggufToBase(bytes: Uint8Array | GgufFile, source = '<buffer>'): LoadedBase {
-  const file = bytes instanceof Uint8Array ? parseGguf(bytes, source) : bytes;
-  const src = file.source;
-  const m = file.metadata;
-  const arch = m.get('general.architecture');
-  if (arch !== 'llama') throw new ModelFormatError(`${src} holds architecture "${String(arch ?? 'none')}"; only llama models are supported`);
-  const num = (key: string, dflt?: number): number => {
-    const v = m.get(key) ?? dflt;
-    if (v === undefined) throw new ModelFormatError(`${src} lacks the metadata key ${key}`);
-    if (typeof v !== 'number' && typeof v !== 'bigint') throw new ModelFormatError(`${src}: metadata ${key} is not a number`);
-    return Number(v);
-  };
-  const byName = new Map(file.tensors.map((t) => [t.name, t]));
-  const find = (name: string): GgufTensorInfo | undefined => byName.get(`${name}.weight`) ?? byName.get(name);
-  const emb = find('token_embd');
-  if (!emb) throw new ModelFormatError(`${src} lacks the tensor token_embd.weight`);
-  const heads = num('llama.attention.head_count');
-  let config: LlamaConfig;
-  try {
-    config = validateConfig(
-      {
-        dim: num('llama.embedding_length'),
-        hiddenDim: num('llama.feed_forward_length'),
-        nLayers: num('llama.block_count'),
-        nHeads: heads,
-        nKvHeads: num('llama.attention.head_count_kv', heads),
-        vocabSize: emb.dims[1] ?? 0,
-        seqLen: num('llama.context_length'),
-        sharedClassifier: true,
-        normEps: shortF32(num('llama.attention.layer_norm_rms_epsilon', 1e-5)),
-        ropeTheta: shortF32(num('llama.rope.freq_base', 10000)),
-      },
-      `${src} metadata`,
-    );
-  } catch (e) {
-    throw e instanceof ModelFormatError ? e : new ModelFormatError(`${src} has an inconsistent llama config: ${(e as Error).message}`);
-  }
-  const { dim, hiddenDim: hid, vocabSize: V } = config;
-  const kv = kvDim(config);
-  const tensor = (name: string, shape: number[]): Float32Array => {
-    const t = find(name);
-    if (!t) throw new ModelFormatError(`${src} lacks the tensor ${name}.weight`);
-    if (t.dims.length !== shape.length || t.dims.some((d, i) => d !== shape[i])) {
-      throw new ModelFormatError(`${src}: tensor ${t.name} has dims [${t.dims.join(', ')}] but the config implies [${shape.join(', ')}]`);
-    }
-    return ggufTensorF32(file, t);
-  };
-  const tokenEmbedding = tensor('token_embd', [dim, V]);
-  const layers: LayerWeights[] = Array.from({ length: config.nLayers }, (_, l) => ({
-    rmsAtt: tensor(`blk.${l}.attn_norm`, [dim]),
-    rmsFfn: tensor(`blk.${l}.ffn_norm`, [dim]),
-    wq: tensor(`blk.${l}.attn_q`, [dim, dim]),
-    wk: tensor(`blk.${l}.attn_k`, [dim, kv]),
-    wv: tensor(`blk.${l}.attn_v`, [dim, kv]),
-    wo: tensor(`blk.${l}.attn_output`, [dim, dim]),
-    w1: tensor(`blk.${l}.ffn_gate`, [dim, hid]),
-    w2: tensor(`blk.${l}.ffn_down`, [hid, dim]),
-    w3: tensor(`blk.${l}.ffn_up`, [dim, hid]),
-  }));
-  const rmsFinal = tensor('output_norm', [dim]);
-  let classifier = find('output') ? tensor('output', [dim, V]) : tokenEmbedding;
-  const same = (a: Float32Array, b: Float32Array): boolean => Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
-  if (same(classifier, tokenEmbedding)) classifier = tokenEmbedding;
-  else config = { ...config, sharedClassifier: false };
-  const sha256 = createHash('sha256').update(file.bytes).digest('hex');
-  return { weights: { config, tokenEmbedding, layers, rmsFinal, classifier }, sha256, source: src };
 }
 
 /**

@@ -22,6 +22,7 @@ export * from './fp16.js';
 export * from './frozen-base.js';
 export * from './generate.js';
 export * from './gguf.js';
+export * from './gguf-base.js';
 export * from './gguf-writer.js';
 export * from './safetensors.js';
 export * from './lora.js';

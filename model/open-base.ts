@@ -3,12 +3,12 @@
  * GGUF magic): the frozen base with its tokenizer. Its identity without loading weights is
  * base-info.ts.
  */
-import { readFileSync } from 'node:fs';
 import { baseFormat, type BaseFormat } from './base-info.js';
 import { createBase, type CreateBaseOptions } from './calibrate.js';
 import { ModelFormatError } from './checkpoint.js';
 import type { FrozenBase } from './frozen-base.js';
-import { ggufToBase, ggufTokenizer, parseGguf } from './gguf.js';
+import { closeGgufFile, ggufTokenizer, openGgufFile } from './gguf.js';
+import { ggufIsFloat, loadGgufBase, readGgufBase } from './gguf-base.js';
 import { loadBase } from './load-base.js';
 import type { QuantMode } from './quant.js';
 import { Tokenizer } from './tokenizer.js';
@@ -30,9 +30,19 @@ export function openBase(path: string, quant: QuantMode, options: CreateBaseOpti
   let base: FrozenBase;
   let tokenizer: Tokenizer;
   if (format === 'gguf') {
-    const file = parseGguf(readFileSync(path), path);
-    base = createBase(ggufToBase(file, path), quant, options);
-    tokenizer = options.tokenizerPath ? Tokenizer.fromFile(options.tokenizerPath, base.config.vocabSize) : ggufTokenizer(file);
+    base = ggufIsFloat(path) && quant === 'int4' && !options.uncalibrated ? createBase(readGgufBase(path), quant, options) : loadGgufBase(path, quant, options);
+    if (options.tokenizerPath) tokenizer = Tokenizer.fromFile(options.tokenizerPath, base.config.vocabSize);
+    else {
+      const file = openGgufFile(path);
+      try {
+        tokenizer = ggufTokenizer(file);
+      } catch (e) {
+        base.dispose();
+        throw e;
+      } finally {
+        closeGgufFile(file);
+      }
+    }
   } else {
     if (!options.tokenizerPath) throw new TypeError(`openBase: ${path} is a llama2.c checkpoint, which needs options.tokenizerPath`);
     base = loadBase(path, quant, options);

@@ -1,0 +1,236 @@
+/**
+ * A GGUF file's model as a fedtune base: the architecture read from `{arch}.*` metadata and the
+ * tensors present (biases, q/k norms, rope_freqs), and the weights read tensor by tensor into
+ * the frozen formats — never the whole model in float32 at once unless `none` is asked for.
+ * Identity: the SHA-256 of the file's bytes.
+ */
+import { createHash } from 'node:crypto';
+import { readSync } from 'node:fs';
+import { ARCHITECTURE_TRAITS, GGUF_NAMES, ggufMatrixName, ggufVectorName, layerVectors, type LayerVectorName } from './arch-names.js';
+import { ModelFormatError, type LoadedBase } from './checkpoint.js';
+import { ARCHITECTURES, headSize, kvDim, qDim, validateConfig, type Architecture, type LlamaConfig } from './config.js';
+import { defaultHeadQuant, FrozenBase } from './frozen-base.js';
+import { closeGgufFile, GGML_TYPE, ggufTensorRaw, ggufTensorF32, ggufTensorQuantized, openGgufFile, parseGguf, type GgufFile, type GgufTensorInfo } from './gguf.js';
+import { quantize, QUANT_MODES, type QuantizedArray, type QuantMode } from './quant.js';
+import { MATRIX_NAMES, matrixShape, type LayerWeights, type MatrixName } from './weights.js';
+
+/** The shortest decimal that rounds to the same float32 (so a stored 1e-5 reads back as 1e-5). */
+function shortF32(x: number): number {
+  for (let p = 1; p < 17; p++) {
+    const y = Number(x.toPrecision(p));
+    if (Math.fround(y) === x) return y;
+  }
+  return x;
+}
+
+function tensorMap(file: GgufFile): Map<string, GgufTensorInfo> {
+  return new Map(file.tensors.map((t) => [t.name, t]));
+}
+
+/** True when the file has no output head, or one byte-identical to the token embedding (a tied head written out). */
+function sharesEmbedding(file: GgufFile, tensors: Map<string, GgufTensorInfo>): boolean {
+  const out = tensors.get(`${GGUF_NAMES.classifier}.weight`);
+  const emb = tensors.get(`${GGUF_NAMES.tokenEmbedding}.weight`);
+  if (!out) return true;
+  if (!emb || out.type !== emb.type || out.dims.join() !== emb.dims.join()) return false;
+  return Buffer.from(ggufTensorRaw(file, out)).equals(ggufTensorRaw(file, emb));
+}
+
+/** The architecture of a GGUF file's model, from its metadata and the tensors it has. */
+export function ggufConfig(file: GgufFile): LlamaConfig {
+  const src = file.source;
+  const m = file.metadata;
+  const archRaw = m.get('general.architecture');
+  if (typeof archRaw !== 'string' || !(ARCHITECTURES as readonly string[]).includes(archRaw)) {
+    throw new ModelFormatError(`${src} holds architecture "${String(archRaw ?? 'none')}"; supported: ${ARCHITECTURES.join(', ')}`);
+  }
+  const arch = archRaw as Architecture;
+  const num = (key: string, dflt?: number): number => {
+    const v = m.get(`${arch}.${key}`) ?? dflt;
+    if (v === undefined) throw new ModelFormatError(`${src} lacks the metadata key ${arch}.${key}`);
+    if (typeof v !== 'number' && typeof v !== 'bigint') throw new ModelFormatError(`${src}: metadata ${arch}.${key} is not a number`);
+    return Number(v);
+  };
+  const tensors = tensorMap(file);
+  const emb = tensors.get(`${GGUF_NAMES.tokenEmbedding}.weight`);
+  if (!emb) throw new ModelFormatError(`${src} lacks the tensor ${GGUF_NAMES.tokenEmbedding}.weight`);
+  const scaling = m.get(`${arch}.rope.scaling.type`);
+  if (scaling !== undefined && scaling !== 'none') throw new ModelFormatError(`${src} uses rope scaling "${String(scaling)}", which fedtune does not implement (only llama3 frequency factors)`);
+  const dim = num('embedding_length');
+  const heads = num('attention.head_count');
+  const headDim = num('attention.key_length', dim / heads);
+  const rotary = num('rope.dimension_count', headDim);
+  if (rotary !== headDim) throw new ModelFormatError(`${src} rotates ${rotary} of ${headDim} head dimensions; fedtune needs RoPE over the whole head`);
+  const valueLen = num('attention.value_length', headDim);
+  if (valueLen !== headDim) throw new ModelFormatError(`${src} has value heads of ${valueLen} and key heads of ${headDim}; fedtune needs them equal`);
+  const traits = ARCHITECTURE_TRAITS[arch];
+  const freqs = tensors.get(`${GGUF_NAMES.ropeFreqs}.weight`);
+  let config: LlamaConfig = {
+    arch,
+    dim,
+    hiddenDim: num('feed_forward_length'),
+    nLayers: num('block_count'),
+    nHeads: heads,
+    nKvHeads: num('attention.head_count_kv', heads),
+    vocabSize: emb.dims[1] ?? 0,
+    seqLen: num('context_length'),
+    sharedClassifier: sharesEmbedding(file, tensors),
+    normEps: shortF32(num('attention.layer_norm_rms_epsilon', 1e-5)),
+    ropeTheta: shortF32(num('rope.freq_base', 10000)),
+    ...(headDim !== dim / heads ? { headDim } : {}),
+    ...(traits.ggufRopeStyle !== 'interleaved' ? { ropeStyle: traits.ggufRopeStyle } : {}),
+    ...(tensors.has(ggufVectorName(0, 'bq')) ? { attnBias: true } : {}),
+    ...(tensors.has(ggufVectorName(0, 'qNorm')) ? { qkNorm: true } : {}),
+  };
+  if (freqs) {
+    if (freqs.dims.length !== 1 || freqs.dims[0] !== headDim / 2) throw new ModelFormatError(`${src}: tensor rope_freqs.weight has dims [${freqs.dims.join(', ')}], expected [${headDim / 2}]`);
+    config = { ...config, ropeFreqFactors: Array.from(ggufTensorF32(file, freqs)) };
+  }
+  try {
+    return validateConfig(config, `${src} metadata`);
+  } catch (e) {
+    throw new ModelFormatError(`${src} has an inconsistent ${arch} config: ${(e as Error).message}`);
+  }
+}
+
+/** A tensor's shape in GGUF order (innermost first) for the config. */
+function expectInfo(file: GgufFile, tensors: Map<string, GgufTensorInfo>, name: string, shape: readonly number[]): GgufTensorInfo {
+  const t = tensors.get(name);
+  if (!t) throw new ModelFormatError(`${file.source} lacks the tensor ${name}`);
+  if (t.dims.length !== shape.length || t.dims.some((d, i) => d !== shape[i])) {
+    throw new ModelFormatError(`${file.source}: tensor ${t.name} has dims [${t.dims.join(', ')}] but the config implies [${shape.join(', ')}]`);
+  }
+  return t;
+}
+
+function vectorLength(c: LlamaConfig, name: LayerVectorName): number {
+  switch (name) {
+    case 'rmsAtt':
+    case 'rmsFfn':
+      return c.dim;
+    case 'bq':
+      return qDim(c);
+    case 'bk':
+    case 'bv':
+      return kvDim(c);
+    default:
+      return headSize(c);
+  }
+}
+
+const NATIVE_TYPES: ReadonlySet<number> = new Set([GGML_TYPE.Q8_0, GGML_TYPE.Q4_0]);
+
+/**
+ * One matrix in the frozen format `mode`: the file's blocks unchanged where they already are that
+ * format (Q8_0 for int8; Q4_0 for int4; any quantized type for native), else decoded to float32
+ * and (for int8 / int4) quantized again — the conversions that round twice.
+ */
+function holdMatrix(file: GgufFile, info: GgufTensorInfo, mode: QuantMode): QuantizedArray | Float32Array {
+  const keep = (mode === 'int8' && info.type === GGML_TYPE.Q8_0) || (mode === 'int4' && info.type === GGML_TYPE.Q4_0) || (mode === 'native' && NATIVE_TYPES.has(info.type));
+  if (keep) return ggufTensorQuantized(file, info);
+  const f32 = ggufTensorF32(file, info);
+  return mode === 'int8' || mode === 'int4' ? quantize(f32, mode) : f32;
+}
+
+/** Options of {@link loadGgufBase}. */
+export interface GgufLoadOptions {
+  /** Format of the output head and embedding (default: int8 for int4 bases, else the base's mode). */
+  readonly headQuant?: QuantMode;
+}
+
+function hashFile(file: GgufFile): string {
+  const h = createHash('sha256');
+  if (file.fd === undefined) return h.update(file.bytes).digest('hex');
+  const size = file.fileSize ?? 0;
+  const buf = new Uint8Array(1 << 22);
+  for (let pos = 0; pos < size; ) {
+    const n = readSync(file.fd, buf, 0, Math.min(buf.length, size - pos), pos);
+    if (n <= 0) throw new ModelFormatError(`${file.source} ended early at byte ${pos}`);
+    h.update(buf.subarray(0, n));
+    pos += n;
+  }
+  return h.digest('hex');
+}
+
+/**
+ * Read a GGUF model's weights tensor by tensor into `mode`: each matrix is converted as it is
+ * read, so besides the result only one tensor is ever decoded at a time (`none` holds all in
+ * float32). Returns the loaded base (quantized matrices as float32 placeholders) and the
+ * quantized matrices for FrozenBase.
+ */
+export function readGgufWeights(file: GgufFile, mode: QuantMode, headMode: QuantMode = mode): { loaded: LoadedBase; quantized: Map<string, QuantizedArray> } {
+  const config = ggufConfig(file);
+  const tensors = tensorMap(file);
+  const quantized = new Map<string, QuantizedArray>();
+  const matrix = (key: string, info: GgufTensorInfo, m: QuantMode): Float32Array => {
+    const held = holdMatrix(file, info, m);
+    if (held instanceof Float32Array) return held;
+    quantized.set(key, held);
+    return new Float32Array(0); // a distinct placeholder: FrozenBase tells a shared head by identity
+  };
+  const layers: LayerWeights[] = [];
+  for (let l = 0; l < config.nLayers; l++) {
+    const lw: Record<string, Float32Array> = {};
+    for (const name of layerVectors(config)) lw[name] = ggufTensorF32(file, expectInfo(file, tensors, ggufVectorName(l, name), [vectorLength(config, name)]));
+    for (const name of MATRIX_NAMES) {
+      const [out, inp] = matrixShape(config, name);
+      lw[name] = matrix(`${l}.${name}`, expectInfo(file, tensors, ggufMatrixName(l, name as MatrixName), [inp, out]), mode);
+    }
+    layers.push(lw as unknown as LayerWeights);
+  }
+  const V = config.vocabSize;
+  const rmsFinal = ggufTensorF32(file, expectInfo(file, tensors, `${GGUF_NAMES.rmsFinal}.weight`, [config.dim]));
+  const embInfo = expectInfo(file, tensors, `${GGUF_NAMES.tokenEmbedding}.weight`, [config.dim, V]);
+  let tokenEmbedding: Float32Array;
+  let classifier: Float32Array;
+  if (config.sharedClassifier) {
+    tokenEmbedding = classifier = matrix('classifier', embInfo, headMode);
+  } else {
+    classifier = matrix('classifier', expectInfo(file, tensors, `${GGUF_NAMES.classifier}.weight`, [config.dim, V]), headMode);
+    tokenEmbedding = matrix('embedding', embInfo, headMode);
+  }
+  return { loaded: { weights: { config, tokenEmbedding, layers, rmsFinal, classifier }, sha256: hashFile(file), source: file.source }, quantized };
+}
+
+/** True when every matrix of a GGUF file is stored as floats (F32, F16, BF16): int4 can then use GPTQ. */
+export function ggufIsFloat(path: string): boolean {
+  const file = openGgufFile(path);
+  try {
+    return file.tensors.every((t) => t.type === GGML_TYPE.F32 || t.type === GGML_TYPE.F16 || t.type === 30);
+  } finally {
+    closeGgufFile(file);
+  }
+}
+
+/** Open a GGUF file as a FrozenBase at `quant`, streaming its tensors (see {@link readGgufWeights}). */
+export function loadGgufBase(path: string, quant: QuantMode, options: GgufLoadOptions = {}): FrozenBase {
+  if (!QUANT_MODES.includes(quant)) throw new RangeError(`loadGgufBase: quant must be one of ${QUANT_MODES.join(', ')}, got "${quant}"`);
+  const headQuant = options.headQuant ?? defaultHeadQuant(quant);
+  if (!QUANT_MODES.includes(headQuant)) throw new RangeError(`loadGgufBase: headQuant must be one of ${QUANT_MODES.join(', ')}, got "${headQuant}"`);
+  const file = openGgufFile(path);
+  try {
+    const { loaded, quantized } = readGgufWeights(file, quant, headQuant);
+    return new FrozenBase(loaded, quant, { headQuant, quantized });
+  } finally {
+    closeGgufFile(file);
+  }
+}
+
+/**
+ * Convert GGUF bytes (or a parsed file) to a float32 {@link LoadedBase} (every tensor decoded).
+ * `output` shares the embedding array when the file has no `output.weight`.
+ */
+export function ggufToBase(bytes: Uint8Array | GgufFile, source = '<buffer>'): LoadedBase {
+  const file = bytes instanceof Uint8Array ? parseGguf(bytes, source) : bytes;
+  return readGgufWeights(file, 'none').loaded;
+}
+
+/** Read a GGUF file and convert its model to a float32 {@link LoadedBase}. */
+export function readGgufBase(path: string): LoadedBase {
+  const file = openGgufFile(path);
+  try {
+    return readGgufWeights(file, 'none').loaded;
+  } finally {
+    closeGgufFile(file);
+  }
+}
