@@ -24,6 +24,7 @@ export * from './generate.js';
 export * from './gguf.js';
 export * from './gguf-base.js';
 export * from './gguf-writer.js';
+export * from './gguf-model-writer.js';
 export * from './safetensors.js';
 export * from './lora.js';
 export * from './lora-adapter-file.js';
