@@ -12,6 +12,8 @@ import { MATRIX_NAMES, matrixShape, type LayerWeights } from './weights.js';
 export interface RandomBaseOptions {
   /** Standard deviation of matrix and embedding entries (default 0.02). */
   readonly std?: number;
+  /** Standard deviation of the token embedding and output head (default: `std`). */
+  readonly headStd?: number;
   /**
    * Draw norm weights as 1 + 0.2·N(0,1) and biases as 0.2·N(0,1) instead of ones and zeros, so
    * that a test tells each vector apart (default false).
@@ -44,10 +46,11 @@ export function randomBase(config: LlamaConfig, seed = 0, options: RandomBaseOpt
     };
     return { rmsAtt: ones(config.dim), rmsFfn: ones(config.dim), ...m, ...extra } as unknown as LayerWeights;
   });
-  const tokenEmbedding = normal(config.vocabSize * config.dim);
-  const sha256 = createHash('sha256').update(JSON.stringify(options.std === undefined && !options.randomVectors ? { config, seed, kv: kvDim(config) } : { config, seed, kv: kvDim(config), options })).digest('hex');
+  const headStd = options.headStd ?? std;
+  const tokenEmbedding = gauss(config.vocabSize * config.dim, headStd);
+  const sha256 = createHash('sha256').update(JSON.stringify(options.std === undefined && options.headStd === undefined && !options.randomVectors ? { config, seed, kv: kvDim(config) } : { config, seed, kv: kvDim(config), options })).digest('hex');
   return {
-    weights: { config, tokenEmbedding, layers, rmsFinal: ones(config.dim), classifier: config.sharedClassifier ? tokenEmbedding : normal(config.vocabSize * config.dim) },
+    weights: { config, tokenEmbedding, layers, rmsFinal: ones(config.dim), classifier: config.sharedClassifier ? tokenEmbedding : gauss(config.vocabSize * config.dim, headStd) },
     sha256,
     source: `random(seed ${seed})`,
   };

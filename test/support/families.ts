@@ -51,7 +51,7 @@ function merges(): [string, string][] {
 }
 
 /** The fixture of a family (random weights at `std`, seeded). */
-export function family(name: FamilyName, seed = 1, std = 0.35): FamilyFixture {
+export function family(name: FamilyName, seed = 1, std = 0.1, headStd = 1): FamilyFixture {
   const m = merges();
   const specials = name === 'llama3' ? LLAMA3_SPECIALS : name === 'smollm2' ? SMOL_SPECIALS : QWEN_SPECIALS;
   const regex = name === 'llama3' || name === 'smollm2' ? LLAMA3_REGEX : QWEN2_REGEX;
@@ -73,7 +73,7 @@ export function family(name: FamilyName, seed = 1, std = 0.35): FamilyFixture {
   } else {
     config = { ...base, arch: 'qwen3', dim: 64, hiddenDim: 128, nHeads: 4, nKvHeads: 2, headDim: 24, sharedClassifier: true, ropeTheta: 1000000, ropeStyle: 'neox', qkNorm: true };
   }
-  const loaded = randomBase(config, seed, { std, randomVectors: true });
+  const loaded = randomBase(config, seed, { std, headStd, randomVectors: true });
   const isLlama3 = name === 'llama3';
   return {
     name,
