@@ -22,6 +22,7 @@ export * from './frozen-base.js';
 export * from './generate.js';
 export * from './gguf.js';
 export * from './gguf-writer.js';
+export * from './ggml-types.js';
 export * from './safetensors.js';
 export * from './lora.js';
 export * from './lora-adapter-file.js';
