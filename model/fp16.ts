@@ -43,3 +43,17 @@ export function fromHalf(h: number): number {
   }
   return table[h & 0xffff];
 }
+
+/** float32 → bfloat16 bits (the upper half of the float32), rounding to nearest even; NaN stays a quiet NaN. */
+export function toBf16(value: number): number {
+  f32[0] = value;
+  const b = u32[0];
+  if ((b & 0x7fffffff) > 0x7f800000) return ((b >>> 16) | 64) & 0xffff;
+  return ((b + (0x7fff + ((b >>> 16) & 1))) >>> 16) & 0xffff;
+}
+
+/** bfloat16 bits → float32 value (the bits become the upper half of a float32). */
+export function fromBf16(h: number): number {
+  u32[0] = (h & 0xffff) << 16;
+  return f32[0];
+}

@@ -118,7 +118,7 @@ function vectorLength(c: LlamaConfig, name: LayerVectorName): number {
   }
 }
 
-const NATIVE_TYPES: ReadonlySet<number> = new Set([GGML_TYPE.Q8_0, GGML_TYPE.Q4_0]);
+const NATIVE_TYPES: ReadonlySet<number> = new Set([GGML_TYPE.Q8_0, GGML_TYPE.Q4_0, GGML_TYPE.Q4_K, GGML_TYPE.Q5_K, GGML_TYPE.Q6_K]);
 
 /**
  * One matrix in the frozen format `mode`: the file's blocks unchanged where they already are that
@@ -196,7 +196,7 @@ export function readGgufWeights(file: GgufFile, mode: QuantMode, headMode: Quant
 export function ggufIsFloat(path: string): boolean {
   const file = openGgufFile(path);
   try {
-    return file.tensors.every((t) => t.type === GGML_TYPE.F32 || t.type === GGML_TYPE.F16 || t.type === 30);
+    return file.tensors.every((t) => t.type === GGML_TYPE.F32 || t.type === GGML_TYPE.F16 || t.type === GGML_TYPE.BF16);
   } finally {
     closeGgufFile(file);
   }

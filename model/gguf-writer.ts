@@ -3,7 +3,7 @@
  * metadata, tensor infos, padding to `general.alignment`, then each tensor's data padded to it.
  */
 import { closeSync, openSync, writeSync } from 'node:fs';
-import { toHalf } from './fp16.js';
+import { ggmlEncode, GGML_TYPES, type GgmlTypeName } from './ggml-types.js';
 import type { GgufValue } from './gguf.js';
 
 /** GGUF metadata value type names and their ids. */
@@ -20,14 +20,10 @@ export interface GgufMetadataEntry {
   readonly elementType?: readonly (keyof typeof GGUF_VALUE_TYPE)[];
   readonly value: GgufValue;
 }
-/** Tensor types the writer emits, with their GGML ids, block bytes and block values. */
-export const GGUF_TENSOR_TYPE = {
-  F32: { id: 0, bytes: 4, values: 1 },
-  F16: { id: 1, bytes: 2, values: 1 },
-  Q4_0: { id: 2, bytes: 18, values: 32 },
-  Q8_0: { id: 8, bytes: 34, values: 32 },
-  BF16: { id: 30, bytes: 2, values: 1 },
-} as const;
+/** Tensor types the writer emits, with their GGML ids, block bytes and block values (from {@link GGML_TYPES}). */
+export const GGUF_TENSOR_TYPE: Readonly<Record<GgmlTypeName, { readonly id: number; readonly bytes: number; readonly values: number }>> = Object.freeze(
+  Object.fromEntries(Object.values(GGML_TYPES).map((t) => [t.name, { id: t.id, bytes: t.blockBytes, values: t.blockValues }])) as Record<GgmlTypeName, { id: number; bytes: number; values: number }>,
+);
 /** One tensor to write: shape in GGUF order (ne0, innermost, first); data already in `type`. */
 export interface GgufTensorInput {
   readonly name: string;
@@ -166,48 +162,28 @@ export function writeGguf(path: string, input: GgufWriteInput): void {
   } finally { closeSync(fd); }
 }
 
+/**
+ * Tensor bytes of `x` as GGML type `typeName` (e.g. 'Q4_K'), ready for a {@link GgufTensorInput}:
+ * see {@link ggmlEncode}. Throws RangeError unless x is a whole number of the type's blocks.
+ */
+export function ggmlBytes(typeName: GgmlTypeName, x: Float32Array): Uint8Array {
+  if (!Object.prototype.hasOwnProperty.call(GGUF_TENSOR_TYPE, typeName)) throw new TypeError(`ggmlBytes: typeName ${String(typeName)} is not one of ${Object.keys(GGUF_TENSOR_TYPE).join(', ')}`);
+  return ggmlEncode(typeName, x);
+}
 /** F32 tensor bytes (little-endian) from values. */
 export function f32Bytes(x: Float32Array): Uint8Array {
-  const out = new Uint8Array(x.length * 4);
-  const dv = new DataView(out.buffer);
-  x.forEach((v, i) => dv.setFloat32(4 * i, v, true));
-  return out;
+  return ggmlEncode('F32', x);
 }
 /** F16 tensor bytes from values (round to nearest). */
 export function f16Bytes(x: Float32Array): Uint8Array {
-  const out = new Uint8Array(x.length * 2);
-  const dv = new DataView(out.buffer);
-  x.forEach((v, i) => dv.setUint16(2 * i, toHalf(v), true));
-  return out;
+  return ggmlEncode('F16', x);
 }
 /** BF16 tensor bytes from values (round to nearest even, NaN kept quiet), as ggml does. */
 export function bf16Bytes(x: Float32Array): Uint8Array {
-  const out = new Uint8Array(x.length * 2);
-  const dv = new DataView(out.buffer);
-  const u = new Uint32Array(Float32Array.from(x).buffer);
-  u.forEach((b, i) => {
-    const h = (b & 0x7fffffff) > 0x7f800000 ? (b >>> 16) | 64 : (b + (0x7fff + ((b >>> 16) & 1))) >>> 16;
-    dv.setUint16(2 * i, h & 0xffff, true);
-  });
-  return out;
+  return ggmlEncode('BF16', x);
 }
 /** Q8_0 tensor bytes as ggml quantizes: blocks of 32, d = max|x|/127 stored as f16, q = round(x/d). */
 export function q8_0Bytes(x: Float32Array): Uint8Array {
   if (x.length % 32 !== 0) throw new RangeError(`q8_0Bytes: x has ${x.length} values, not a multiple of 32`);
-  const out = new Uint8Array((x.length / 32) * 34);
-  const dv = new DataView(out.buffer);
-  for (let b = 0; b < x.length / 32; b++) {
-    let amax = 0;
-    for (let j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(x[b * 32 + j]));
-    const d = amax / 127;
-    const id = d ? 1 / d : 0;
-    dv.setUint16(b * 34, toHalf(d), true);
-    for (let j = 0; j < 32; j++) dv.setInt8(b * 34 + 2 + j, roundAway(x[b * 32 + j] * id));
-  }
-  return out;
-}
-
-/** C's roundf: halves away from zero. */
-function roundAway(v: number): number {
-  return Math.sign(v) * Math.round(Math.abs(v));
+  return ggmlEncode('Q8_0', x);
 }

@@ -5,15 +5,15 @@
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { ModelFormatError } from './checkpoint.js';
-import { fromHalf } from './fp16.js';
-import type { QuantizedArray } from './quant.js';
+import { ggmlDecode, ggmlType } from './ggml-types.js';
+import { nativeQuantized, type QuantizedArray } from './quant.js';
 import { BOS, EOS, Tokenizer } from './tokenizer.js';
 
 /** A GGUF metadata value: integers of 64 bits are bigints, arrays may nest. */
 export type GgufValue = number | bigint | boolean | string | GgufValue[];
 
 /** GGML tensor types this reader can decode (others are listed but not readable). */
-export const GGML_TYPE = { F32: 0, F16: 1, Q4_0: 2, Q8_0: 8 } as const;
+export const GGML_TYPE = { F32: 0, F16: 1, Q4_0: 2, Q8_0: 8, Q4_K: 12, Q5_K: 13, Q6_K: 14, BF16: 30 } as const;
 
 /** One entry of a GGUF file's tensor directory. */
 export interface GgufTensorInfo {
@@ -45,14 +45,6 @@ export interface GgufFile {
   readonly fd?: number;
 }
 
-const QK = 32; // values per Q8_0 / Q4_0 block
-/** Bytes per block and values per block of the decodable types. */
-const LAYOUT: Record<number, { bytes: number; values: number; name: string }> = {
-  0: { bytes: 4, values: 1, name: 'F32' },
-  1: { bytes: 2, values: 1, name: 'F16' },
-  2: { bytes: 2 + QK / 2, values: QK, name: 'Q4_0' },
-  8: { bytes: 2 + QK, values: QK, name: 'Q8_0' },
-};
 // minimal encoded size of one value of each metadata type (for validating array counts)
 const MIN_SIZE = [1, 1, 2, 2, 4, 4, 4, 1, 8, 12, 8, 8, 8];
 const MAX_DEPTH = 8;
@@ -234,61 +226,31 @@ function valueCount(t: GgufTensorInfo): number {
 
 /** Byte size of a tensor's data, or undefined for types this reader does not decode. */
 function tensorBytes(t: GgufTensorInfo, source: string): number | undefined {
-  const l = LAYOUT[t.type];
+  const l = ggmlType(t.type);
   if (!l) return undefined;
   const count = valueCount(t);
-  if (!Number.isSafeInteger(count * l.bytes)) throw new ModelFormatError(`${source}: tensor "${t.name}" has absurd dimensions [${t.dims.join(', ')}]`);
-  if (t.dims[0] % l.values !== 0) throw new ModelFormatError(`${source}: ${l.name} tensor "${t.name}" has a row length ${t.dims[0]} that is not a multiple of ${l.values}`);
-  return (count / l.values) * l.bytes;
+  if (!Number.isSafeInteger(count * l.blockBytes)) throw new ModelFormatError(`${source}: tensor "${t.name}" has absurd dimensions [${t.dims.join(', ')}]`);
+  if (t.dims[0] % l.blockValues !== 0) throw new ModelFormatError(`${source}: ${l.name} tensor "${t.name}" has a row length ${t.dims[0]} that is not a multiple of ${l.blockValues}`);
+  return (count / l.blockValues) * l.blockBytes;
 }
 
-function tensorView(file: GgufFile, info: GgufTensorInfo): { dv: DataView; raw: Uint8Array; start: number; count: number } {
-  if (!LAYOUT[info.type]) throw new ModelFormatError(`${file.source}: tensor "${info.name}" has GGML type ${info.type}, which is not supported (F32, F16, Q8_0 and Q4_0 are)`);
-  const raw = ggufTensorRaw(file, info);
-  return { dv: new DataView(raw.buffer, raw.byteOffset, raw.byteLength), raw, start: 0, count: valueCount(info) };
+function supported(file: GgufFile, info: GgufTensorInfo): void {
+  if (!ggmlType(info.type)) throw new ModelFormatError(`${file.source}: tensor "${info.name}" has GGML type ${info.type}, which is not supported (${Object.keys(GGML_TYPE).join(', ')} are)`);
 }
 
-/** A tensor's values as float32 (F32 copied, F16 widened, Q8_0 and Q4_0 dequantized). */
+/** A tensor's values as float32 (floats widened, quantized blocks dequantized as ggml does). */
 export function ggufTensorF32(file: GgufFile, info: GgufTensorInfo): Float32Array {
-  const { dv, raw, start, count } = tensorView(file, info);
-  const out = new Float32Array(count);
-  if (info.type === GGML_TYPE.F32) {
-    new Uint8Array(out.buffer).set(raw.subarray(start, start + count * 4));
-  } else if (info.type === GGML_TYPE.F16) {
-    for (let i = 0; i < count; i++) out[i] = fromHalf(dv.getUint16(start + 2 * i, true));
-  } else {
-    const q8 = info.type === GGML_TYPE.Q8_0;
-    const bb = LAYOUT[info.type].bytes;
-    for (let b = 0; b < count / QK; b++) {
-      const p = start + b * bb;
-      const d = fromHalf(dv.getUint16(p, true));
-      for (let j = 0; j < QK / 2 && !q8; j++) {
-        const byte = dv.getUint8(p + 2 + j);
-        out[b * QK + j] = ((byte & 0x0f) - 8) * d;
-        out[b * QK + j + QK / 2] = ((byte >>> 4) - 8) * d;
-      }
-      for (let j = 0; j < QK && q8; j++) out[b * QK + j] = dv.getInt8(p + 2 + j) * d;
-    }
-  }
-  return out;
+  supported(file, info);
+  const count = valueCount(info);
+  return ggmlDecode(info.type, ggufTensorRaw(file, info), count, new Float32Array(count));
 }
 
-/** A Q8_0 or Q4_0 tensor as a fedtune {@link QuantizedArray} (block 32), without dequantizing. */
+/** A quantized tensor (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K) as a fedtune {@link QuantizedArray} holding the file's blocks. */
 export function ggufTensorQuantized(file: GgufFile, info: GgufTensorInfo): QuantizedArray {
-  const q8 = info.type === GGML_TYPE.Q8_0;
-  if (!q8 && info.type !== GGML_TYPE.Q4_0) throw new ModelFormatError(`${file.source}: tensor "${info.name}" is ${LAYOUT[info.type]?.name ?? `GGML type ${info.type}`}, not Q8_0 or Q4_0`);
-  const { dv, raw: src, start, count } = tensorView(file, info);
-  const nb = count / QK;
-  const per = q8 ? QK : QK / 2;
-  const data = q8 ? new Int8Array(count) : new Uint8Array(nb * per);
-  const raw = new Uint8Array(data.buffer);
-  const scales = new Uint16Array(nb);
-  for (let b = 0; b < nb; b++) {
-    const p = start + b * (2 + per);
-    scales[b] = dv.getUint16(p, true);
-    raw.set(src.subarray(p + 2, p + 2 + per), b * per);
-  }
-  return { kind: q8 ? 'q8_0' : 'q4_0', length: count, block: QK, data, scales };
+  supported(file, info);
+  const t = ggmlType(info.type)!;
+  if (t.blockValues === 1) throw new ModelFormatError(`${file.source}: tensor "${info.name}" is ${t.name}, not a block-quantized type`);
+  return nativeQuantized(t, ggufTensorRaw(file, info), valueCount(info));
 }
 
 /**

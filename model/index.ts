@@ -25,6 +25,7 @@ export * from './gguf.js';
 export * from './gguf-base.js';
 export * from './gguf-writer.js';
 export * from './gguf-model-writer.js';
+export * from './ggml-types.js';
 export * from './safetensors.js';
 export * from './lora.js';
 export * from './lora-adapter-file.js';

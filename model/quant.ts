@@ -6,8 +6,11 @@
  *   as nibbles (element j of a block in the low nibble of byte j, element j + block/2 in the
  *   high nibble); with 32-blocks 0.5625 bytes/param, with 16-blocks 0.625.
  * A trailing partial block is allowed, so any matrix shape quantizes.
+ * Tensors read from GGUF files in ggml's K-quant types (Q4_K, Q5_K, Q6_K) are held natively as
+ * their raw 256-value super-blocks (kinds 'q4_k', 'q5_k', 'q6_k'; see {@link nativeQuantized}).
  */
 import { fromHalf, toHalf } from './fp16.js';
+import { ggmlDecode, ggmlTensorBytes, resolveGgmlType, type GgmlType, type GgmlTypeName } from './ggml-types.js';
 
 /**
  * Quantization of the frozen base held in memory: `none` float32; `int8` Q8_0 (block 32);
@@ -25,18 +28,28 @@ export const BLOCK = 32;
  */
 export const INT4_BLOCK = 16;
 
+/** Kinds of {@link QuantizedArray}: fedtune's q8_0/q4_0 (any even block) or ggml's K-quants (raw super-blocks). */
+export type QuantKind = 'q8_0' | 'q4_0' | 'q4_k' | 'q5_k' | 'q6_k';
+/** The K-quant kinds, held as raw ggml super-blocks. */
+export const K_QUANT_KINDS: readonly QuantKind[] = ['q4_k', 'q5_k', 'q6_k'];
+
 /** A quantized float array. */
 export interface QuantizedArray {
-  readonly kind: 'q8_0' | 'q4_0';
+  readonly kind: QuantKind;
   /** Number of values represented. */
   readonly length: number;
-  /** Values per block (even). */
+  /** Values per block (even; 256 for the K-quants). */
   readonly block: number;
-  /** Int8 values (q8_0) or packed nibbles (q4_0, block/2 bytes per block). */
+  /**
+   * Int8 values (q8_0), packed nibbles (q4_0, block/2 bytes per block) or the raw ggml
+   * super-blocks (q4_k 144, q5_k 176, q6_k 210 bytes per 256 values, scales included).
+   */
   readonly data: Int8Array | Uint8Array;
-  /** float16 scale per block. */
+  /** float16 scale per block (empty for the K-quants: their scales live in `data`). */
   readonly scales: Uint16Array;
 }
+
+const K_TYPE: Partial<Record<QuantKind, GgmlTypeName>> = { q4_k: 'Q4_K', q5_k: 'Q5_K', q6_k: 'Q6_K' };
 
 /** Bytes held by a quantized array. */
 export function quantizedBytes(q: QuantizedArray): number {
@@ -120,6 +133,11 @@ export function quantize(x: Float32Array, mode: 'int8' | 'int4'): QuantizedArray
 export function dequantizeInto(q: QuantizedArray, out: Float32Array, start = 0, end = q.length, outOffset = 0): Float32Array {
   if (start < 0 || end > q.length || start > end) throw new RangeError(`dequantizeInto: range [${start}, ${end}) outside [0, ${q.length})`);
   if (outOffset < 0 || outOffset + (end - start) > out.length) throw new RangeError(`dequantizeInto: out has ${out.length} values, too few for ${end - start} at offset ${outOffset}`);
+  const kType = K_TYPE[q.kind];
+  if (kType) {
+    dequantizeK(kType, q, out, start, end, outOffset);
+    return out;
+  }
   const o = outOffset - start;
   const block = q.block;
   const half = block / 2;
@@ -148,4 +166,59 @@ export function dequantizeInto(q: QuantizedArray, out: Float32Array, start = 0, 
 /** Dequantize a whole array. */
 export function dequantize(q: QuantizedArray): Float32Array {
   return dequantizeInto(q, new Float32Array(q.length));
+}
+
+const kScratch = new Float32Array(256);
+
+/** K-quant [start, end): whole super-blocks straight into `out`, partial ones via a scratch block. */
+function dequantizeK(type: GgmlTypeName, q: QuantizedArray, out: Float32Array, start: number, end: number, outOffset: number): void {
+  const { block } = q;
+  const bytes = ggmlTensorBytes(type, block);
+  const raw = q.data as Uint8Array;
+  let i = start;
+  while (i < end) {
+    const b = Math.floor(i / block);
+    const s = b * block;
+    const blockRaw = raw.subarray(b * bytes);
+    if (i === s && end - i >= block) {
+      const whole = Math.floor((end - i) / block);
+      ggmlDecode(type, blockRaw, whole * block, out, outOffset + (i - start));
+      i += whole * block;
+    } else {
+      ggmlDecode(type, blockRaw, block, kScratch);
+      const e = Math.min(s + block, end);
+      out.set(kScratch.subarray(i - s, e - s), outOffset + (i - start));
+      i = e;
+    }
+  }
+}
+
+/**
+ * Hold the raw bytes of a GGUF tensor of `count` values of `type` (Q8_0, Q4_0, Q4_K, Q5_K or
+ * Q6_K) as a {@link QuantizedArray} without dequantizing: Q8_0/Q4_0 become the 'q8_0'/'q4_0'
+ * kinds with block 32 (scales split out), the K-quants keep a copy of their raw super-blocks.
+ * Throws TypeError for other types, RangeError if count is not a whole number of blocks or raw
+ * is too short.
+ */
+export function nativeQuantized(type: GgmlType | GgmlTypeName | number, raw: Uint8Array, count: number): QuantizedArray {
+  const t = resolveGgmlType('nativeQuantized', type);
+  if (!['Q8_0', 'Q4_0', 'Q4_K', 'Q5_K', 'Q6_K'].includes(t.name)) throw new TypeError(`nativeQuantized: type ${t.name} is not a quantized type (Q8_0, Q4_0, Q4_K, Q5_K or Q6_K)`);
+  if (!Number.isSafeInteger(count) || count < 1 || count % t.blockValues !== 0) throw new RangeError(`nativeQuantized: count ${count} is not a positive whole number of ${t.name} blocks of ${t.blockValues}`);
+  const bytes = ggmlTensorBytes(t, count);
+  if (raw.byteLength < bytes) throw new RangeError(`nativeQuantized: raw has ${raw.byteLength} bytes, fewer than the ${bytes} of ${count} ${t.name} values`);
+  if (t.name === 'Q4_K' || t.name === 'Q5_K' || t.name === 'Q6_K') {
+    const kind = t.name === 'Q4_K' ? 'q4_k' : t.name === 'Q5_K' ? 'q5_k' : 'q6_k';
+    return { kind, length: count, block: t.blockValues, data: raw.slice(0, bytes), scales: new Uint16Array(0) };
+  }
+  const nb = count / t.blockValues;
+  const per = t.blockBytes - 2;
+  const data = t.name === 'Q8_0' ? new Int8Array(count) : new Uint8Array(nb * per);
+  const dst = new Uint8Array(data.buffer);
+  const scales = new Uint16Array(nb);
+  for (let b = 0; b < nb; b++) {
+    const p = b * t.blockBytes;
+    scales[b] = raw[p] | (raw[p + 1] << 8);
+    dst.set(raw.subarray(p + 2, p + 2 + per), b * per);
+  }
+  return { kind: t.name === 'Q8_0' ? 'q8_0' : 'q4_0', length: count, block: t.blockValues, data, scales };
 }

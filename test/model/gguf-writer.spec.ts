@@ -7,9 +7,10 @@ import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { ggufTensorF32, parseGguf, type GgufFile, type GgufValue } from '../../model/gguf.js';
 import {
-  encodeGguf, f16Bytes, f32Bytes, GGUF_TENSOR_TYPE, GGUF_VALUE_TYPE, q8_0Bytes, writeGguf,
+  encodeGguf, f16Bytes, f32Bytes, ggmlBytes, GGUF_TENSOR_TYPE, GGUF_VALUE_TYPE, q8_0Bytes, writeGguf,
   type GgufMetadataEntry, type GgufTensorInput,
 } from '../../model/gguf-writer.js';
+import { ggmlDecode } from '../../model/ggml-types.js';
 
 const STORIES = fileURLToPath(new URL('../../../../shared/models/stories260K/stories260K.gguf', import.meta.url));
 const typeName = (id: number): keyof typeof GGUF_VALUE_TYPE =>
@@ -109,5 +110,26 @@ describe('model/gguf-writer', () => {
         }
       });
     }), { numRuns: 60 });
+  });
+
+  it('writes K-quant tensors (Q4_K 144, Q5_K 176, Q6_K 210 bytes per 256 values) that read back aligned and intact', () => {
+    assert.deepEqual(GGUF_TENSOR_TYPE.Q4_K, { id: 12, bytes: 144, values: 256 });
+    assert.deepEqual(GGUF_TENSOR_TYPE.Q5_K, { id: 13, bytes: 176, values: 256 });
+    assert.deepEqual(GGUF_TENSOR_TYPE.Q6_K, { id: 14, bytes: 210, values: 256 });
+    const x = Float32Array.from({ length: 512 }, (_, i) => Math.sin(i * 0.37) * (1 + (i % 7)));
+    const types = ['Q4_K', 'Q5_K', 'Q6_K', 'BF16', 'F32'] as const;
+    const tensors = types.map((type, i) => ({ name: `w${i}`, type, shape: [256, 2], data: ggmlBytes(type, x) }));
+    const file = parseGguf(encodeGguf({ metadata: [], tensors }));
+    file.tensors.forEach((info, i) => {
+      assert.equal(info.type, GGUF_TENSOR_TYPE[types[i]].id);
+      assert.equal((file.dataOffset + info.offset) % 32, 0);
+      const start = file.dataOffset + info.offset;
+      const raw = file.bytes.subarray(start, start + tensors[i].data.byteLength);
+      assert.deepEqual(raw, tensors[i].data);
+      const y = ggmlDecode(types[i], raw, 512, new Float32Array(512));
+      y.forEach((v, k) => assert.ok(Math.abs(v - x[k]) <= 0.1 * 7, `${types[i]} ${k}: ${v} vs ${x[k]}`));
+    });
+    assert.throws(() => encodeGguf({ metadata: [], tensors: [{ name: 'w', type: 'Q4_K', shape: [128, 4], data: ggmlBytes('Q4_K', x) }] }), /row length 128 is not a multiple of 256/);
+    assert.throws(() => ggmlBytes('Q4_1' as 'Q4_K', x), /ggmlBytes: typeName Q4_1/);
   });
 });

@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
-import { BLOCK, dequantize, dequantizeInto, fromHalf, quantizeQ4, quantizeQ8, quantizedBytes, seededRng, nextGaussian, toHalf } from '../../model/index.js';
+import {
+  BLOCK, dequantize, dequantizeInto, fromHalf, ggmlDecode, ggmlEncode, ggmlTensorBytes, nativeQuantized, quantizeQ4, quantizeQ8,
+  quantizedBytes, seededRng, nextGaussian, toHalf, type GgmlTypeName,
+} from '../../model/index.js';
 
 function gaussian(n: number, seed: number, scale = 1): Float32Array {
   const r = seededRng(seed);
@@ -54,5 +57,35 @@ describe('model/quant', () => {
       assert.deepEqual(part.subarray(10, 190), all.subarray(150, 330));
       assert.throws(() => dequantizeInto(q, new Float32Array(10), 0, q.length + 1), RangeError);
     }
+  });
+
+  it('holds GGUF Q8_0/Q4_0/Q4_K/Q5_K/Q6_K bytes natively: same values as ggml decoding, same bytes, any sub-range', () => {
+    const n = 256 * 6;
+    const x = gaussian(n, 4);
+    const rng = seededRng(5);
+    const kinds: [GgmlTypeName, string, number][] = [['Q8_0', 'q8_0', 32], ['Q4_0', 'q4_0', 32], ['Q4_K', 'q4_k', 256], ['Q5_K', 'q5_k', 256], ['Q6_K', 'q6_k', 256]];
+    for (const [t, kind, block] of kinds) {
+      const raw = ggmlEncode(t, x);
+      const q = nativeQuantized(t, raw, n);
+      assert.deepEqual([q.kind, q.length, q.block], [kind, n, block]);
+      assert.equal(quantizedBytes(q), ggmlTensorBytes(t, n));
+      const full = ggmlDecode(t, raw, n, new Float32Array(n));
+      assert.deepEqual(dequantize(q), full);
+      raw.fill(0); // the array holds its own copy
+      assert.deepEqual(dequantize(q), full);
+      for (let k = 0; k < 40; k++) {
+        const a = Math.floor(rng.nextFloat() * n);
+        const b = a + Math.floor(rng.nextFloat() * (n - a + 1));
+        const off = Math.floor(rng.nextFloat() * 20);
+        const out = new Float32Array(off + (b - a) + 5).fill(7);
+        dequantizeInto(q, out, a, b, off);
+        assert.deepEqual(out.subarray(off, off + b - a), full.subarray(a, b), `${t} [${a}, ${b})`);
+        assert.ok(out.subarray(0, off).every((v) => v === 7) && out.subarray(off + b - a).every((v) => v === 7), `${t} wrote outside [${a}, ${b})`);
+      }
+      assert.throws(() => dequantizeInto(q, new Float32Array(n), 0, n + 1), RangeError);
+    }
+    assert.throws(() => nativeQuantized('F16', new Uint8Array(64), 32), /nativeQuantized: type F16 is not a quantized type/);
+    assert.throws(() => nativeQuantized('Q6_K', new Uint8Array(210), 128), /nativeQuantized: count 128/);
+    assert.throws(() => nativeQuantized(14, new Uint8Array(209), 256), /nativeQuantized: raw has 209 bytes/);
   });
 });
