@@ -7,24 +7,11 @@
 import { GGUF_NAMES, ggufMatrixName, ggufVectorName, layerVectors } from './arch-names.js';
 import type { LoadedBase } from './checkpoint.js';
 import { architectureOf, headSize } from './config.js';
-import { bf16Bytes, f16Bytes, f32Bytes, GGUF_TENSOR_TYPE, q8_0Bytes, type GgufMetadataEntry, type GgufTensorInput, type GgufWriteInput } from './gguf-writer.js';
+import { GGUF_TENSOR_TYPE, ggmlBytes, type GgufMetadataEntry, type GgufTensorInput, type GgufWriteInput } from './gguf-writer.js';
 import { MATRIX_NAMES, matrixShape } from './weights.js';
 
 /** A tensor type the model writer can produce. */
 export type GgufModelTensorType = keyof typeof GGUF_TENSOR_TYPE;
-
-/** Encoders from float32 to a tensor type's bytes; K-quant encoders are added by {@link setGgufEncoder}. */
-const ENCODERS = new Map<string, (x: Float32Array) => Uint8Array>([
-  ['F32', f32Bytes],
-  ['F16', f16Bytes],
-  ['BF16', bf16Bytes],
-  ['Q8_0', q8_0Bytes],
-]);
-
-/** Register the encoder of a tensor type (used to plug in block-quantizers). */
-export function setGgufEncoder(type: GgufModelTensorType, encode: (x: Float32Array) => Uint8Array): void {
-  ENCODERS.set(type, encode);
-}
 
 /** The BPE tokenizer of a GGUF file, as `tokenizer.ggml.*` keys. */
 export interface GgufBpeTokenizerMeta {
@@ -98,9 +85,7 @@ export function ggufModelInput(loaded: LoadedBase, options: GgufModelOptions): G
   const tensors: GgufTensorInput[] = [];
   const put = (name: string, data: Float32Array, shape: number[]): void => {
     const type = shape.length === 1 ? 'F32' : (options.typeOf?.(name) ?? 'F32');
-    const enc = ENCODERS.get(type);
-    if (!enc) throw new RangeError(`ggufModelInput: no encoder for tensor type ${type} (of ${name})`);
-    tensors.push({ name, type, shape, data: enc(data) });
+    tensors.push({ name, type, shape, data: ggmlBytes(type, data) });
   };
   put(`${GGUF_NAMES.tokenEmbedding}.weight`, w.tokenEmbedding, [c.dim, c.vocabSize]);
   if (c.ropeFreqFactors) put(`${GGUF_NAMES.ropeFreqs}.weight`, Float32Array.from(c.ropeFreqFactors), [hs / 2]);
