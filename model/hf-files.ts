@@ -17,8 +17,9 @@ const DTYPE_BYTES: Readonly<Record<string, number>> = { BOOL: 1, U8: 1, I8: 1, F
 const MAX_HEADER = 100_000_000;
 /** Optional files that are part of a directory's identity when present. */
 const EXTRA_FILES = ['tokenizer.json', 'tokenizer_config.json', 'generation_config.json'];
-/** The single-file weights name and the index name transformers uses. */
+/** The single-file weights name transformers uses. */
 export const HF_WEIGHTS_FILE = 'model.safetensors';
+/** The name of the index of a sharded checkpoint (its weight_map maps tensor → shard file). */
 export const HF_INDEX_FILE = 'model.safetensors.index.json';
 
 /** One tensor of a shard, as its header describes it. */

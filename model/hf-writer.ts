@@ -117,6 +117,8 @@ export function writeHfModel(dir: string, loaded: LoadedBase, options: HfWriteOp
       if (toHalves && (name === 'bq' || name === 'bk')) v = permutePairsToHalves(v, name === 'bq' ? c.nHeads : c.nKvHeads, 1);
       add(hfVectorName(l, name), v, [v.length]);
     }
+    // transformers' llama / qwen3 put a bias on o_proj as well when attention_bias is set: zero here
+    if (c.attnBias && arch !== 'qwen2') add(`model.layers.${l}.self_attn.o_proj.bias`, new Float32Array(c.dim), [c.dim]);
   });
   add(HF_NAMES.rmsFinal, w.rmsFinal, [c.dim]);
   if (!c.sharedClassifier) add(HF_NAMES.classifier, w.classifier, [c.vocabSize, c.dim]);
