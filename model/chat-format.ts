@@ -164,18 +164,34 @@ export function renderChat(messages: readonly ChatMessage[], format: ChatFormat,
 }
 
 const utf8 = new TextEncoder();
+const FORMAT_TOKENS: Record<ChatFormat, readonly string[]> = { chatml: [IM_START, IM_END], llama3: [BEGIN_OF_TEXT, START_HEADER, END_HEADER, EOT] };
+const checkedVocab = new WeakMap<TextTokenizer, Set<ChatFormat>>();
+
+/** Throws RangeError unless the format's control tokens are special tokens of the tokenizer. */
+function checkVocabulary(where: string, tokenizer: TextTokenizer, format: ChatFormat): void {
+  if (checkedVocab.get(tokenizer)?.has(format)) return;
+  const have = specialTexts(tokenizer.specialTokens());
+  const missing = FORMAT_TOKENS[format].filter((t) => !have.has(t));
+  if (missing.length > 0) throw new RangeError(`${where}: the tokenizer has no special token ${missing.join(', ')}, so it cannot encode the ${format} format`);
+  if (!checkedVocab.has(tokenizer)) checkedVocab.set(tokenizer, new Set());
+  checkedVocab.get(tokenizer)!.add(format);
+}
 
 /**
  * Renders and tokenizes a conversation (the rendered text carries its own BOS, so none is
  * added) and marks the loss positions: lossMask[i] = 1 iff token i holds a byte of a scored
  * assistant reply's content or of its end-of-turn token (`<|im_end|>` / `<|eot_id|>`).
  * A token that straddles a reply's edge (e.g. newlines merged across the header) counts as the
- * reply's, as in Hugging Face's `return_assistant_tokens_mask`.
+ * reply's, as in Hugging Face's `return_assistant_tokens_mask`. Throws RangeError when the
+ * tokenizer lacks the format's special tokens.
  */
 export function tokenizeChat(tokenizer: TextTokenizer, messages: readonly ChatMessage[], format: ChatFormat, opts: { readonly defaultSystem?: string } = {}): TokenizedChat {
   const where = 'tokenizeChat';
-  if (typeof tokenizer?.encode !== 'function' || typeof tokenizer.decodeBytes !== 'function') throw new TypeError(`${where}: tokenizer must be a TextTokenizer`);
+  if (typeof tokenizer?.encode !== 'function' || typeof tokenizer.decodeBytes !== 'function' || typeof tokenizer.specialTokens !== 'function') {
+    throw new TypeError(`${where}: tokenizer must be a TextTokenizer`);
+  }
   const pieces = renderPieces(where, messages, format, { defaultSystem: opts.defaultSystem });
+  checkVocabulary(where, tokenizer, format);
   // byte spans [start, end) of the scored pieces, in order
   const spans: [number, number][] = [];
   let pos = 0;

@@ -154,8 +154,9 @@ describe('model/chat-format', function () {
       assert.equal(chatml.decode(ids.filter((_, i) => lossMask[i] === 1)), 'keep me<|im_end|>');
       assert.deepEqual([...tokenizeChat(chatml, [S('s'), U('u')], 'chatml').lossMask].filter((x) => x), []);
     });
-    it('refuses a non-tokenizer', () => {
+    it('refuses a non-tokenizer, and a vocabulary without the format\'s special tokens', () => {
       assert.throws(() => tokenizeChat({} as never, [U('x')], 'chatml'), /tokenizeChat: tokenizer must be a TextTokenizer/);
+      assert.throws(() => tokenizeChat(chatml, [U('x')], 'llama3'), /tokenizeChat: the tokenizer has no special token <\|begin_of_text\|>, <\|start_header_id\|>, <\|end_header_id\|>, <\|eot_id\|>, so it cannot encode the llama3 format/);
     });
   });
 });
