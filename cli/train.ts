@@ -1,12 +1,14 @@
-/** `fedtune train`: tune one LoRA adapter on one device's text and save it. */
-import { evaluateLoss, LoraAdapter, loraConfig, LocalTrainer, saveAdapter, isMatrixName, MATRIX_NAMES } from '../model/index.js';
+/** `fedtune train`: tune one LoRA adapter on one device's text (or chat conversations) and save it. */
+import { evaluateLoss, LoraAdapter, loraConfig, LocalTrainer, saveAdapter, isMatrixName, MATRIX_NAMES, type MaskedTokens } from '../model/index.js';
 import { CliError, log, num, parse, required } from './args.js';
+import { chatStyleFor, readChatData } from './chat.js';
 import { loadModel, MODEL_OPTIONS, readText } from './load.js';
 
 /** Usage text. */
 export const TRAIN_USAGE = `fedtune train --text FILE --out FILE [--rank R] [--alpha A] [--targets wq,wv] [--dropout P] [--freeze-a]
               [--steps N | --epochs E] [--lr X] [--batch B] [--seq-len T] [--weight-decay W] [--clip-norm C]
               [--time-budget SECONDS] [--seed S] [--eval-text FILE] [--json]
+              [--chat [--chat-format chatml|llama3] [--chat-template FILE]]  (--text/--eval-text are chat JSONL; loss on replies only)
               [--base FILE] [--tokenizer FILE] [--quant none|int8|int4] [--adapter FILE (start from)] [--backend B]`;
 
 /** Run the command. */
@@ -31,6 +33,9 @@ export async function trainCommand(argv: string[]): Promise<void> {
     seed: { type: 'string' },
     'eval-text': { type: 'string' },
     json: { type: 'boolean' },
+    chat: { type: 'boolean' },
+    'chat-format': { type: 'string' },
+    'chat-template': { type: 'string' },
   });
   const textPath = required(v, 'text');
   const out = required(v, 'out');
@@ -46,18 +51,30 @@ export async function trainCommand(argv: string[]): Promise<void> {
   if (steps !== undefined && epochs !== undefined) throw new CliError('give --steps or --epochs, not both');
   const seed = num(v, 'seed', { integer: true });
   const budget = num(v, 'time-budget', { min: 0, minExclusive: true });
-  const text = readText('text', textPath);
-  const evalText = typeof v['eval-text'] === 'string' ? readText('eval-text', v['eval-text']) : undefined;
+  const chat = v.chat === true;
+  if (!chat && (v['chat-format'] !== undefined || v['chat-template'] !== undefined)) throw new CliError('--chat-format and --chat-template need --chat');
+  const text = chat ? undefined : readText('text', textPath);
+  const evalText = !chat && typeof v['eval-text'] === 'string' ? readText('eval-text', v['eval-text']) : undefined;
   const { base, tokenizer, adapter: start } = await loadModel(v);
   const cfg = start
     ? start.config
     : loraConfig({ rank, alpha, targets: targets as never, dropout, freezeA: v['freeze-a'] === true, seed: seed ?? 0 }, 'fedtune train');
   if (start && (rank !== undefined || targets !== undefined)) log('note: --rank/--targets ignored: continuing the adapter given by --adapter');
   const adapter = start ?? LoraAdapter.create(base.config, base.sha256, cfg);
-  const tokens = tokenizer.encode(text, false);
-  const heldOut = evalText ? tokenizer.encode(evalText, false) : undefined;
+  let data: Int32Array | MaskedTokens;
+  let heldOut: Int32Array | MaskedTokens | undefined;
+  if (chat) {
+    const style = chatStyleFor(tokenizer, v['chat-format'] as string | undefined, v['chat-template'] as string | undefined);
+    log(`chat: ${style.format}${style.defaultSystem !== undefined ? ` (default system message ${JSON.stringify(style.defaultSystem)})` : ''}`);
+    data = readChatData('text', textPath, tokenizer, style);
+    heldOut = typeof v['eval-text'] === 'string' ? readChatData('eval-text', v['eval-text'], tokenizer, style) : undefined;
+  } else {
+    data = tokenizer.encode(text!, false);
+    heldOut = evalText ? tokenizer.encode(evalText, false) : undefined;
+  }
+  const tokens = data instanceof Int32Array ? data : data.tokens;
   const before = heldOut ? evaluateLoss(base, heldOut, { adapter, maxTokens: 8192 }).loss : undefined;
-  const trainer = new LocalTrainer(base, adapter, tokens, {
+  const trainer = new LocalTrainer(base, adapter, data, {
     steps,
     epochs,
     lr: num(v, 'lr', { min: 0, minExclusive: true }),
@@ -68,7 +85,7 @@ export async function trainCommand(argv: string[]): Promise<void> {
     timeBudgetMs: budget === undefined ? undefined : budget * 1000,
     seed,
   });
-  log(`train: ${tokens.length} tokens, rank ${cfg.rank}, targets ${cfg.targets.join(',')}, ${adapter.parameterCount} adapter params`);
+  log(`train: ${tokens.length} tokens${data instanceof Int32Array ? '' : ` (${data.lossMask.reduce((a, x) => a + x, 0)} scored)`}, rank ${cfg.rank}, targets ${cfg.targets.join(',')}, ${adapter.parameterCount} adapter params`);
   trainer.progress$.subscribe({
     next: (p) => {
       if (p.step === 1 || p.step % 10 === 0 || p.step === p.totalSteps) {

@@ -1,9 +1,12 @@
-/** Held-out evaluation: mean next-token loss over consecutive BOS-led windows. */
+/**
+ * Held-out evaluation: mean next-token loss over consecutive BOS-led windows (over the scored
+ * tokens only, when a loss mask comes with the tokens).
+ */
 import * as tf from '@tensorflow/tfjs';
 import type { FrozenBase } from './frozen-base.js';
 import type { LoraAdapter } from './lora.js';
 import { crossEntropy, forward } from './transformer.js';
-import { consecutiveBatches } from './windows.js';
+import { checkLossMask, consecutiveBatches, type MaskedTokens } from './windows.js';
 
 /** Options of {@link evaluateLoss}. */
 export interface EvalOptions {
@@ -20,15 +23,20 @@ export interface EvalOptions {
 export interface EvalResult {
   /** Mean negative log-likelihood, nats per predicted token. */
   readonly loss: number;
-  /** Tokens predicted. */
+  /** Tokens predicted (with a loss mask: scored tokens). */
   readonly tokens: number;
 }
 
 /**
  * Mean next-token loss on `tokens` (encoded without BOS): the stream is cut into consecutive
- * windows of `context` tokens, each fed after a BOS, and every token is predicted once.
+ * windows of `context` tokens, each fed after a BOS, and every token is predicted once. Given
+ * {@link MaskedTokens}, the mean is over the tokens whose mask is 1 (windows without one are skipped).
  */
-export function evaluateLoss(base: FrozenBase, tokens: Int32Array, opts: EvalOptions = {}): EvalResult {
+export function evaluateLoss(base: FrozenBase, data: Int32Array | MaskedTokens, opts: EvalOptions = {}): EvalResult {
+  const tokens = data instanceof Int32Array ? data : data?.tokens;
+  if (!(tokens instanceof Int32Array)) throw new TypeError('evaluateLoss: data must be an Int32Array or { tokens: Int32Array, lossMask: Uint8Array }');
+  const lossMask = data instanceof Int32Array ? undefined : data.lossMask;
+  checkLossMask('evaluateLoss', tokens, lossMask);
   const context = opts.context ?? Math.min(256, base.config.seqLen);
   const batch = opts.batch ?? 8;
   if (!Number.isInteger(context) || context < 2 || context > base.config.seqLen) {
@@ -39,13 +47,19 @@ export function evaluateLoss(base: FrozenBase, tokens: Int32Array, opts: EvalOpt
     throw new RangeError(`evaluateLoss: maxTokens must be a positive integer, got ${opts.maxTokens}`);
   }
   const stream = opts.maxTokens !== undefined ? tokens.subarray(0, opts.maxTokens) : tokens;
+  const mask = lossMask && opts.maxTokens !== undefined ? lossMask.subarray(0, opts.maxTokens) : lossMask;
   if (stream.length === 0) throw new RangeError('evaluateLoss: no tokens to evaluate');
   let total = 0;
-  for (const b of consecutiveBatches(stream, context, batch)) {
+  let scored = 0;
+  for (const b of consecutiveBatches(stream, context, batch, mask)) {
+    const n = b.weights ? b.weights.reduce((a, v) => a + v, 0) : b.targets.length;
+    if (n === 0) continue;
+    scored += n;
     total += tf.tidy(() => {
       const { logits } = forward(base, b.inputs, b.batch, { adapter: opts.adapter });
-      return crossEntropy(logits, b.targets).dataSync()[0] * b.targets.length;
+      return crossEntropy(logits, b.targets, b.weights).dataSync()[0] * n;
     });
   }
-  return { loss: total / stream.length, tokens: stream.length };
+  if (scored === 0) throw new RangeError('evaluateLoss: the loss mask scores no token');
+  return { loss: total / scored, tokens: scored };
 }

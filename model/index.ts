@@ -12,6 +12,8 @@ export * from './base-info.js';
 export * from './bpe-tokenizer.js';
 export * from './bpe-pretokenize.js';
 export * from './byte-unicode.js';
+export * from './chat-data.js';
+export * from './chat-format.js';
 export * from './checkpoint.js';
 export * from './calibrate.js';
 export * from './config.js';

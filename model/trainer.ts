@@ -1,5 +1,6 @@
 /**
- * Local LoRA training on one device's text: random BOS-led windows, mean next-token loss,
+ * Local LoRA training on one device's text: random BOS-led windows, mean next-token loss
+ * (over the scored targets only when the tokens come with a loss mask, e.g. chat data),
  * AdamW on the adapter's variables only, global gradient-norm clipping, a step/epoch count
  * and an optional time budget. Progress is an rxjs Observable.
  */
@@ -10,7 +11,7 @@ import type { FrozenBase } from './frozen-base.js';
 import type { LoraAdapter } from './lora.js';
 import { cryptoRng, seededRng, type Rng } from '../random/rng.js';
 import { crossEntropy, forward } from './transformer.js';
-import { randomBatch } from './windows.js';
+import { checkLossMask, randomBatch, scoredWindowStarts, type MaskedTokens } from './windows.js';
 
 /** Training options; every field has a default. */
 export interface TrainOptions {
@@ -82,19 +83,34 @@ export class LocalTrainer {
   private readonly o: Required<Omit<TrainOptions, 'epochs' | 'timeBudgetMs' | 'seed' | 'rng' | 'proximalMu'>> & { timeBudgetMs?: number; proximalMu: number };
   private readonly rng: Rng;
   private readonly totalSteps: number;
+  private readonly tokens: Int32Array;
+  private readonly lossMask?: Uint8Array;
 
+  /**
+   * `data` is a token stream, or a token stream with its loss mask ({@link MaskedTokens}, e.g.
+   * from chatTrainingStream): then only windows holding a scored target are sampled and the loss
+   * is the mean over scored targets.
+   */
   constructor(
     private readonly base: FrozenBase,
     private readonly adapter: LoraAdapter,
-    private readonly tokens: Int32Array,
+    data: Int32Array | MaskedTokens,
     options: TrainOptions = {},
   ) {
     const w = 'LocalTrainer';
+    const tokens = data instanceof Int32Array ? data : data?.tokens;
+    if (!(tokens instanceof Int32Array)) throw new TypeError(`${w}: data must be an Int32Array or { tokens: Int32Array, lossMask: Uint8Array }`);
+    this.tokens = tokens;
+    if (!(data instanceof Int32Array)) {
+      checkLossMask(w, tokens, data.lossMask);
+      this.lossMask = data.lossMask;
+    }
     const seqLen = positive(w, 'seqLen', options.seqLen ?? Math.min(128, base.config.seqLen), true);
     if (seqLen > base.config.seqLen) throw new RangeError(`${w}: seqLen ${seqLen} exceeds the model's context of ${base.config.seqLen}`);
     const batchSize = positive(w, 'batchSize', options.batchSize ?? 8, true);
     if (tokens.length < seqLen) throw new RangeError(`${w}: the text has ${tokens.length} tokens, fewer than one window of ${seqLen}`);
     if (adapter.baseSha256 !== base.sha256) throw new RangeError(`${w}: the adapter was made for another base model`);
+    if (this.lossMask && scoredWindowStarts(this.lossMask, seqLen).length === 0) throw new RangeError(`${w}: the loss mask scores no token`);
     this.o = {
       steps: positive(w, 'steps', options.steps ?? 50, true),
       batchSize,
@@ -162,10 +178,10 @@ export class LocalTrainer {
   }
 
   private step(vars: tf.Variable[], opt: AdamW, anchors?: Map<string, tf.Tensor>): { loss: number; gradNorm: number } {
-    const b = randomBatch(this.tokens, this.o.batchSize, this.o.seqLen, this.rng);
+    const b = randomBatch(this.tokens, this.o.batchSize, this.o.seqLen, this.rng, this.lossMask);
     return tf.tidy(() => {
       const { value, grads } = tf.variableGrads(
-        () => crossEntropy(forward(this.base, b.inputs, b.batch, { adapter: this.adapter, dropoutRng: this.rng }).logits, b.targets),
+        () => crossEntropy(forward(this.base, b.inputs, b.batch, { adapter: this.adapter, dropoutRng: this.rng }).logits, b.targets, b.weights),
         vars,
       );
       const names = Object.keys(grads);

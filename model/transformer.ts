@@ -146,12 +146,24 @@ export function forward(base: FrozenBase, tokens: Int32Array, batch: number, opt
  * Mean next-token cross-entropy (nats) of logits [N, vocab] against targets [N]:
  * mean(logsumexp(row) − row[target]). The target logits are gathered (no [N, vocab] one-hot)
  * when the backend has the gather gradient's kernel, as fedtune's wasm kernels provide.
+ * With `weights` [N] (≥ 0, e.g. a 0/1 loss mask), the weighted mean Σ wᵢ·nllᵢ / Σ wᵢ; all-zero
+ * weights give 0 (and a zero gradient).
  */
-export function crossEntropy(logits: tf.Tensor2D, targets: Int32Array): tf.Scalar {
+export function crossEntropy(logits: tf.Tensor2D, targets: Int32Array, weights?: Float32Array): tf.Scalar {
   const [N, V] = logits.shape;
   if (targets.length !== N) throw new RangeError(`crossEntropy: ${targets.length} targets for ${N} logit rows`);
   for (let i = 0; i < N; i++) {
     if (!(targets[i] >= 0 && targets[i] < V)) throw new RangeError(`crossEntropy: target ${targets[i]} at ${i} is outside the vocabulary [0, ${V})`);
+  }
+  let total = N;
+  if (weights !== undefined) {
+    if (!(weights instanceof Float32Array)) throw new TypeError('crossEntropy: weights must be a Float32Array');
+    if (weights.length !== N) throw new RangeError(`crossEntropy: ${weights.length} weights for ${N} logit rows`);
+    total = 0;
+    for (let i = 0; i < N; i++) {
+      if (!(weights[i] >= 0 && Number.isFinite(weights[i]))) throw new RangeError(`crossEntropy: weight ${weights[i]} at ${i} is not a finite number ≥ 0`);
+      total += weights[i];
+    }
   }
   const lse = tf.logSumExp(logits, 1);
   let picked: tf.Tensor;
@@ -160,5 +172,7 @@ export function crossEntropy(logits: tf.Tensor2D, targets: Int32Array): tf.Scala
   } else {
     picked = tf.sum(tf.mul(logits, tf.oneHot(tf.tensor1d(targets, 'int32'), V)), 1);
   }
-  return tf.div(tf.sum(tf.sub(lse, picked)), N) as tf.Scalar;
+  const nll = tf.sub(lse, picked);
+  if (weights === undefined) return tf.div(tf.sum(nll), N) as tf.Scalar;
+  return tf.div(tf.sum(tf.mul(nll, tf.tensor1d(weights))), total > 0 ? total : 1) as tf.Scalar;
 }
