@@ -67,6 +67,7 @@ export function ggufConfig(file: GgufFile): LlamaConfig {
   const freqs = tensors.get(`${GGUF_NAMES.ropeFreqs}.weight`);
   let config: LlamaConfig = {
     arch,
+    ropeStyle: traits.ggufRopeStyle,
     dim,
     hiddenDim: num('feed_forward_length'),
     nLayers: num('block_count'),
@@ -78,7 +79,6 @@ export function ggufConfig(file: GgufFile): LlamaConfig {
     normEps: shortF32(num('attention.layer_norm_rms_epsilon', 1e-5)),
     ropeTheta: shortF32(num('rope.freq_base', 10000)),
     ...(headDim !== dim / heads ? { headDim } : {}),
-    ...(traits.ggufRopeStyle !== 'interleaved' ? { ropeStyle: traits.ggufRopeStyle } : {}),
     ...(tensors.has(ggufVectorName(0, 'bq')) ? { attnBias: true } : {}),
     ...(tensors.has(ggufVectorName(0, 'qNorm')) ? { qkNorm: true } : {}),
   };

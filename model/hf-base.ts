@@ -121,8 +121,8 @@ function streamShard(shard: HfShard, hash: Hash, needed: ReadonlySet<string>, ta
 
 interface StreamOptions {
   /** Quantize the block matrices (`quant`) and head / embedding (`headQuant`) as they arrive. */
-  readonly quant?: Exclude<QuantMode, 'none'>;
-  readonly headQuant?: Exclude<QuantMode, 'none'>;
+  readonly quant?: 'int8' | 'int4';
+  readonly headQuant?: 'int8' | 'int4';
 }
 
 /** Read a directory into LlamaWeights (placeholders for quantized matrices) and its identity. */
@@ -219,9 +219,10 @@ export function readHfBase(dir: string): LoadedBase {
 export function loadHfBase(dir: string, quant: QuantMode, options: CreateBaseOptions = {}): FrozenBase {
   if (typeof dir !== 'string' || dir === '') throw new TypeError('loadHfBase: dir must be a non-empty string');
   if (!QUANT_MODES.includes(quant)) throw new RangeError(`loadHfBase: quant must be one of ${QUANT_MODES.join(', ')}, got "${quant}"`);
-  if (quant === 'none' || (quant === 'int4' && !options.uncalibrated)) return createBase(readHfBase(dir), quant, options);
+  // a checkpoint of floats has no blocks of its own: native holds float32, as none does
+  if (quant === 'none' || quant === 'native' || (quant === 'int4' && !options.uncalibrated)) return createBase(readHfBase(dir), quant, options);
   const headQuant = options.headQuant ?? defaultHeadQuant(quant);
-  if (headQuant === 'none' || !QUANT_MODES.includes(headQuant)) throw new RangeError(`loadHfBase: streaming a ${quant} base needs a quantized options.headQuant, got "${headQuant}"`);
+  if (headQuant !== 'int8' && headQuant !== 'int4') throw new RangeError(`loadHfBase: streaming a ${quant} base needs a quantized options.headQuant, got "${headQuant}"`);
   const { loaded, quantized } = streamHfBase(dir, { quant, headQuant });
   return new FrozenBase(loaded, quant, { headQuant, quantized });
 }

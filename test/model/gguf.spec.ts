@@ -141,7 +141,7 @@ describe('model/gguf', () => {
     const bin = base.weights;
     const w = g.weights;
     // llama.context_length is 2048 in the GGUF; the llama2.c header says 512. Everything else agrees.
-    assert.deepEqual({ ...w.config, seqLen: 0 }, { ...bin.config, arch: 'llama', seqLen: 0 });
+    assert.deepEqual({ ...w.config, seqLen: 0 }, { ...bin.config, arch: 'llama', ropeStyle: 'interleaved', seqLen: 0 });
     assert.equal(w.config.seqLen, 2048);
     assert.equal(w.config.normEps, 1e-5);
     assert.equal(w.config.sharedClassifier, true);
