@@ -51,7 +51,7 @@ function merges(): [string, string][] {
 }
 
 /** The fixture of a family (random weights at `std`, seeded). */
-export function family(name: FamilyName, seed = 1, std = 0.1, headStd = 1): FamilyFixture {
+export function family(name: FamilyName, seed = 1, std = 0.2, headStd = 0.3): FamilyFixture {
   const m = merges();
   const specials = name === 'llama3' ? LLAMA3_SPECIALS : name === 'smollm2' ? SMOL_SPECIALS : QWEN_SPECIALS;
   const regex = name === 'llama3' || name === 'smollm2' ? LLAMA3_REGEX : QWEN2_REGEX;
@@ -62,16 +62,17 @@ export function family(name: FamilyName, seed = 1, std = 0.1, headStd = 1): Fami
   const tokenTypes = tokens.map((t) => (specials.includes(t) ? 3 : 1));
   const id = (s: string): number => tokens.indexOf(s);
   const base = { nLayers: 2, vocabSize: tokens.length, seqLen: 256, normEps: 1e-6 } as const;
+  // widths are multiples of 256 so every matrix can be written in K-quant blocks
   let config: LlamaConfig;
   if (name === 'llama3') {
-    const headDim = 16;
-    config = { ...base, arch: 'llama', dim: 64, hiddenDim: 96, nHeads: 4, nKvHeads: 2, sharedClassifier: false, normEps: 1e-5, ropeTheta: 500000, ropeFreqFactors: llama3RopeFactors(headDim, 500000, { factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalContext: 64 }) };
+    const headDim = 64;
+    config = { ...base, arch: 'llama', ropeStyle: 'interleaved', dim: 256, hiddenDim: 512, nHeads: 4, nKvHeads: 2, sharedClassifier: false, normEps: 1e-5, ropeTheta: 500000, ropeFreqFactors: llama3RopeFactors(headDim, 500000, { factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalContext: 64 }) };
   } else if (name === 'smollm2') {
-    config = { ...base, arch: 'llama', dim: 96, hiddenDim: 128, nHeads: 3, nKvHeads: 1, sharedClassifier: true, normEps: 1e-5, ropeTheta: 100000 };
+    config = { ...base, arch: 'llama', ropeStyle: 'interleaved', dim: 256, hiddenDim: 768, nHeads: 4, nKvHeads: 1, sharedClassifier: true, normEps: 1e-5, ropeTheta: 100000 };
   } else if (name === 'qwen2') {
-    config = { ...base, arch: 'qwen2', dim: 64, hiddenDim: 160, nHeads: 4, nKvHeads: 2, sharedClassifier: true, ropeTheta: 1000000, ropeStyle: 'neox', attnBias: true };
+    config = { ...base, arch: 'qwen2', ropeStyle: 'neox', dim: 256, hiddenDim: 512, nHeads: 4, nKvHeads: 2, sharedClassifier: true, ropeTheta: 1000000, attnBias: true };
   } else {
-    config = { ...base, arch: 'qwen3', dim: 64, hiddenDim: 128, nHeads: 4, nKvHeads: 2, headDim: 24, sharedClassifier: true, ropeTheta: 1000000, ropeStyle: 'neox', qkNorm: true };
+    config = { ...base, arch: 'qwen3', ropeStyle: 'neox', dim: 256, hiddenDim: 512, nHeads: 4, nKvHeads: 2, headDim: 128, sharedClassifier: true, ropeTheta: 1000000, qkNorm: true };
   }
   const loaded = randomBase(config, seed, { std, headStd, randomVectors: true });
   const isLlama3 = name === 'llama3';
@@ -90,17 +91,26 @@ export function family(name: FamilyName, seed = 1, std = 0.1, headStd = 1): Fami
   };
 }
 
+/** A file type: one tensor type for every matrix, or `Q4_K_M` (llama.cpp's mix: Q6_K for attn_v, ffn_down and output, else Q4_K). */
+export type FamilyFileType = GgufModelTensorType | 'Q4_K_M';
+
+/** The tensor type of a GGUF tensor name in a file of `fileType`. */
+export function tensorTypeIn(fileType: FamilyFileType, name: string): GgufModelTensorType {
+  if (fileType !== 'Q4_K_M') return fileType;
+  return /attn_v|ffn_down|^output\.|^token_embd/.test(name) ? 'Q6_K' : 'Q4_K';
+}
+
 /** GGUF bytes of a fixture with its matrices in `type` (norms and biases stay F32). */
-export function familyGguf(f: FamilyFixture, type: GgufModelTensorType = 'F32'): Uint8Array {
+export function familyGguf(f: FamilyFixture, type: FamilyFileType = 'F32'): Uint8Array {
   return encodeGguf(ggufModelInput(f.loaded, {
     name: f.name,
-    typeOf: () => type,
+    typeOf: (name) => tensorTypeIn(type, name),
     tokenizer: bpeTokenizerEntries({ tokens: f.tokens, merges: f.merges, tokenTypes: f.tokenTypes, pre: f.pre, bosId: f.bosId, eosId: f.eosId, addBos: f.addBos }),
   }));
 }
 
 /** Write a fixture's GGUF into a fresh temp dir; returns the path. */
-export function writeFamilyGguf(f: FamilyFixture, type: GgufModelTensorType = 'F32'): string {
+export function writeFamilyGguf(f: FamilyFixture, type: FamilyFileType = 'F32'): string {
   const dir = mkdtempSync(join(tmpdir(), `fedtune-${f.name}-`));
   const path = join(dir, `${f.name}-${type}.gguf`);
   writeFileSync(path, familyGguf(f, type));
