@@ -23,7 +23,7 @@ export async function generateCommand(argv: string[]): Promise<void> {
   const seed = num(v, 'seed', { integer: true });
   const prompt = typeof v.prompt === 'string' ? v.prompt : '';
   const { base, tokenizer, adapter } = await loadModel(v);
-  const promptIds = tokenizer.encode(prompt, true, false);
+  const promptIds = tokenizer.encode(prompt);
   if (promptIds.length > base.config.seqLen) throw new CliError(`--prompt has ${promptIds.length} tokens, more than the model's context of ${base.config.seqLen}`);
   process.stdout.write(tokenizer.decode(promptIds));
   generate(base, tokenizer, prompt, {
@@ -32,7 +32,7 @@ export async function generateCommand(argv: string[]): Promise<void> {
     topP,
     seed,
     adapter,
-    onToken: (_id, bytes) => process.stdout.write(bytes),
+    onText: (text) => process.stdout.write(text),
   });
   process.stdout.write('\n');
 }

@@ -54,10 +54,11 @@ export async function trainCommand(argv: string[]): Promise<void> {
     : loraConfig({ rank, alpha, targets: targets as never, dropout, freezeA: v['freeze-a'] === true, seed: seed ?? 0 }, 'fedtune train');
   if (start && (rank !== undefined || targets !== undefined)) log('note: --rank/--targets ignored: continuing the adapter given by --adapter');
   const adapter = start ?? LoraAdapter.create(base.config, base.sha256, cfg);
-  const tokens = tokenizer.encode(text, false);
-  const heldOut = evalText ? tokenizer.encode(evalText, false) : undefined;
-  const before = heldOut ? evaluateLoss(base, heldOut, { adapter, maxTokens: 8192 }).loss : undefined;
+  const tokens = tokenizer.encode(text, { bos: false });
+  const heldOut = evalText ? tokenizer.encode(evalText, { bos: false }) : undefined;
+  const before = heldOut ? evaluateLoss(base, heldOut, { startId: tokenizer.startId, adapter, maxTokens: 8192 }).loss : undefined;
   const trainer = new LocalTrainer(base, adapter, tokens, {
+    startId: tokenizer.startId,
     steps,
     epochs,
     lr: num(v, 'lr', { min: 0, minExclusive: true }),
@@ -78,7 +79,7 @@ export async function trainCommand(argv: string[]): Promise<void> {
     error: () => undefined, // run() rejects with the same error, reported once by main
   });
   const r = await trainer.run();
-  const after = heldOut ? evaluateLoss(base, heldOut, { adapter, maxTokens: 8192 }).loss : undefined;
+  const after = heldOut ? evaluateLoss(base, heldOut, { startId: tokenizer.startId, adapter, maxTokens: 8192 }).loss : undefined;
   saveAdapter(out, adapter);
   log(`saved ${out}${r.stoppedByBudget ? ' (stopped by the time budget)' : ''}`);
   const summary = { steps: r.steps, tokens: r.tokens, firstLoss: r.firstLoss, lastLoss: r.lastLoss, seconds: r.elapsedMs / 1000, tokensPerSecond: r.tokensPerSecond, heldOutBefore: before, heldOutAfter: after, out };

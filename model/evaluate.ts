@@ -1,4 +1,4 @@
-/** Held-out evaluation: mean next-token loss over consecutive BOS-led windows. */
+/** Held-out evaluation: mean next-token loss over consecutive windows, each led by the tokenizer's start token. */
 import * as tf from '@tensorflow/tfjs';
 import type { FrozenBase } from './frozen-base.js';
 import type { LoraAdapter } from './lora.js';
@@ -7,7 +7,9 @@ import { consecutiveBatches } from './windows.js';
 
 /** Options of {@link evaluateLoss}. */
 export interface EvalOptions {
-  /** Window length in tokens, BOS included. Default 256 (capped at the model's context). */
+  /** The token leading every window: the tokenizer's `startId` (BOS for llama2.c). */
+  readonly startId: number;
+  /** Window length in tokens, the start token included. Default 256 (capped at the model's context). */
   readonly context?: number;
   /** Evaluate only the first N tokens. Default: all. */
   readonly maxTokens?: number;
@@ -26,9 +28,10 @@ export interface EvalResult {
 
 /**
  * Mean next-token loss on `tokens` (encoded without BOS): the stream is cut into consecutive
- * windows of `context` tokens, each fed after a BOS, and every token is predicted once.
+ * windows of `context` tokens, each fed after `opts.startId`, and every token is predicted once.
  */
-export function evaluateLoss(base: FrozenBase, tokens: Int32Array, opts: EvalOptions = {}): EvalResult {
+export function evaluateLoss(base: FrozenBase, tokens: Int32Array, opts: EvalOptions): EvalResult {
+  if (opts === null || typeof opts !== 'object') throw new TypeError('evaluateLoss: opts must be an object with startId (the tokenizer\'s startId)');
   const context = opts.context ?? Math.min(256, base.config.seqLen);
   const batch = opts.batch ?? 8;
   if (!Number.isInteger(context) || context < 2 || context > base.config.seqLen) {
@@ -41,7 +44,7 @@ export function evaluateLoss(base: FrozenBase, tokens: Int32Array, opts: EvalOpt
   const stream = opts.maxTokens !== undefined ? tokens.subarray(0, opts.maxTokens) : tokens;
   if (stream.length === 0) throw new RangeError('evaluateLoss: no tokens to evaluate');
   let total = 0;
-  for (const b of consecutiveBatches(stream, context, batch)) {
+  for (const b of consecutiveBatches(stream, context, batch, opts.startId)) {
     total += tf.tidy(() => {
       const { logits } = forward(base, b.inputs, b.batch, { adapter: opts.adapter });
       return crossEntropy(logits, b.targets).dataSync()[0] * b.targets.length;

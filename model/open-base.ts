@@ -3,44 +3,71 @@
  * GGUF magic): the frozen base with its tokenizer. Its identity without loading weights is
  * base-info.ts.
  */
-import { readFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
 import { baseFormat, type BaseFormat } from './base-info.js';
 import { createBase, type CreateBaseOptions } from './calibrate.js';
-import { ModelFormatError } from './checkpoint.js';
+import { CHECKPOINT_DATA_OFFSET, checkpointLayout, ModelFormatError } from './checkpoint.js';
 import type { FrozenBase } from './frozen-base.js';
-import { ggufToBase, ggufTokenizer, parseGguf } from './gguf.js';
+import { ggufToBase, parseGguf } from './gguf.js';
+import { ggufTextTokenizer } from './gguf-tokenizer.js';
 import { loadBase } from './load-base.js';
 import type { QuantMode } from './quant.js';
+import type { TextTokenizer } from './text-tokenizer.js';
 import { Tokenizer } from './tokenizer.js';
 
 /** A frozen base with its tokenizer. */
 export interface OpenedBase {
   readonly base: FrozenBase;
-  readonly tokenizer: Tokenizer;
+  readonly tokenizer: TextTokenizer;
   readonly format: BaseFormat;
+}
+
+/** The vocabulary size in a llama2.c checkpoint's header. */
+function checkpointVocab(path: string): number {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (e) {
+    throw new ModelFormatError(`cannot read base model ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  try {
+    const header = new Uint8Array(CHECKPOINT_DATA_OFFSET);
+    readSync(fd, header, 0, header.length, 0);
+    return checkpointLayout(header, fstatSync(fd).size, path).config.vocabSize;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function checkVocab(tokenizer: TextTokenizer, vocabSize: number): void {
+  if (tokenizer.vocabSize !== vocabSize) {
+    throw new ModelFormatError(`the tokenizer has ${tokenizer.vocabSize} tokens but the base model's vocabulary is ${vocabSize}; use the tokenizer made for this base`);
+  }
 }
 
 /**
  * Load a base file at a quantization mode with its tokenizer: a GGUF file carries its own (unless
- * `tokenizerPath` is given); a llama2.c checkpoint needs `tokenizerPath`. Throws if the
- * tokenizer's vocabulary does not match the base's.
+ * `tokenizerPath` is given, a llama2.c tok*.bin); a llama2.c checkpoint needs `tokenizerPath`.
+ * The tokenizer is read first, since int4 calibration starts its windows at its `startId`.
+ * Throws if the tokenizer's vocabulary does not match the base's.
  */
-export function openBase(path: string, quant: QuantMode, options: CreateBaseOptions & { readonly tokenizerPath?: string } = {}): OpenedBase {
+export function openBase(path: string, quant: QuantMode, options: Omit<CreateBaseOptions, 'tokenizer'> & { readonly tokenizerPath?: string } = {}): OpenedBase {
   const format = baseFormat(path);
+  let tokenizer: TextTokenizer;
   let base: FrozenBase;
-  let tokenizer: Tokenizer;
   if (format === 'gguf') {
     const file = parseGguf(readFileSync(path), path);
-    base = createBase(ggufToBase(file, path), quant, options);
-    tokenizer = options.tokenizerPath ? Tokenizer.fromFile(options.tokenizerPath, base.config.vocabSize) : ggufTokenizer(file);
+    const loaded = ggufToBase(file, path);
+    const V = loaded.weights.config.vocabSize;
+    tokenizer = options.tokenizerPath ? Tokenizer.fromFile(options.tokenizerPath, V) : ggufTextTokenizer(file);
+    checkVocab(tokenizer, V);
+    base = createBase(loaded, quant, { ...options, tokenizer });
   } else {
     if (!options.tokenizerPath) throw new TypeError(`openBase: ${path} is a llama2.c checkpoint, which needs options.tokenizerPath`);
-    base = loadBase(path, quant, options);
-    tokenizer = Tokenizer.fromFile(options.tokenizerPath, base.config.vocabSize);
-  }
-  if (tokenizer.vocabSize !== base.config.vocabSize) {
-    base.dispose();
-    throw new ModelFormatError(`the tokenizer has ${tokenizer.vocabSize} tokens but the base model's vocabulary is ${base.config.vocabSize}; use the tokenizer made for this base`);
+    const V = checkpointVocab(path);
+    tokenizer = Tokenizer.fromFile(options.tokenizerPath, V);
+    checkVocab(tokenizer, V);
+    base = loadBase(path, quant, { ...options, tokenizer });
   }
   return { base, tokenizer, format };
 }
