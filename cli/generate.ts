@@ -25,7 +25,8 @@ export async function generateCommand(argv: string[]): Promise<void> {
   const { base, tokenizer, adapter } = await loadModel(v);
   const promptIds = tokenizer.encode(prompt);
   if (promptIds.length > base.config.seqLen) throw new CliError(`--prompt has ${promptIds.length} tokens, more than the model's context of ${base.config.seqLen}`);
-  process.stdout.write(tokenizer.decode(promptIds));
+  // the prompt as the tokenizer reads it back (run.c prints its pieces), without the BOS text
+  process.stdout.write(tokenizer.decode(tokenizer.encode(prompt, { bos: false })));
   generate(base, tokenizer, prompt, {
     maxTokens,
     temperature,
