@@ -1,7 +1,7 @@
 /**
  * The training settings a device runs a round with: the trainer's options (but the start token,
- * which the base's tokenizer gives) plus the frozen
- * base's quantization and generative replay. A domain type (proto/config-codec converts it).
+ * which the base's tokenizer gives) plus the frozen base's quantization and generative replay.
+ * A domain type (proto/config-codec converts it).
  */
 import type { QuantMode } from './quant.js';
 import type { TrainOptions } from './trainer.js';
