@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
-import { encodeLlama2cCheckpoint, initBackend, loadBase, LocalTrainer, LoraAdapter, randomBase, type LlamaConfig, type QuantMode } from '../model/index.js';
+import { BOS, encodeLlama2cCheckpoint, initBackend, loadBase, LocalTrainer, LoraAdapter, randomBase, type LlamaConfig, type QuantMode } from '../model/index.js';
 
 const CONFIG: LlamaConfig = { dim: 512, hiddenDim: 1376, nLayers: 8, nHeads: 8, nKvHeads: 4, vocabSize: 32000, seqLen: 256, sharedClassifier: true, normEps: 1e-5, ropeTheta: 10000 };
 
@@ -23,7 +23,7 @@ async function child(path: string, quant: QuantMode): Promise<void> {
   const rssAfterLoad = process.memoryUsage().rss;
   const tokens = Int32Array.from({ length: 4096 }, (_, i) => 3 + ((i * 7919) % (CONFIG.vocabSize - 3)));
   const ad = LoraAdapter.create(base.config, base.sha256, { rank: 8, targets: ['wq', 'wk', 'wv', 'wo'] });
-  await new LocalTrainer(base, ad, tokens, { steps: 2, batchSize: 1, seqLen: 64, seed: 1 }).run();
+  await new LocalTrainer(base, ad, tokens, { startId: BOS, steps: 2, batchSize: 1, seqLen: 64, seed: 1 }).run();
   const m = base.memory();
   process.stdout.write(
     `${JSON.stringify({ quant, params: m.params, baseBytes: m.bytes, bytesPerParam: m.bytesPerParam, loadSeconds: loadS, rssAfterLoad, peakRss: process.resourceUsage().maxRSS * 1024, wasmBytes: tf.memory().numBytes })}\n`,

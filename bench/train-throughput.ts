@@ -8,6 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import {
+  BOS,
   headSize,
   initBackend,
   LocalTrainer,
@@ -73,9 +74,9 @@ async function child(config: string, caseName: string, steps: number): Promise<v
   const c = base.config;
   const tokens = Int32Array.from({ length: 20000 }, (_, i) => 3 + ((i * 7919) % (c.vocabSize - 3)));
   const ad = LoraAdapter.create(c, base.sha256, { rank: RANK, targets: [...MATRIX_NAMES] });
-  await new LocalTrainer(base, ad, tokens, { steps: 2, batchSize: cfg.batch, seqLen: cfg.seq, seed: 1 }).run();
+  await new LocalTrainer(base, ad, tokens, { startId: BOS, steps: 2, batchSize: cfg.batch, seqLen: cfg.seq, seed: 1 }).run();
   const mm1 = plainMatMulFlops();
-  const r = await new LocalTrainer(base, ad, tokens, { steps, batchSize: cfg.batch, seqLen: cfg.seq, seed: 1 }).run();
+  const r = await new LocalTrainer(base, ad, tokens, { startId: BOS, steps, batchSize: cfg.batch, seqLen: cfg.seq, seed: 1 }).run();
   const mm2 = plainMatMulFlops();
   const flops = (stepFlops(c, cfg.batch, cfg.seq) * r.steps) / (r.elapsedMs / 1000);
   const mm = (mm1 + mm2) / 2;

@@ -23,7 +23,7 @@ export async function evalCommand(argv: string[]): Promise<void> {
   const { base, tokenizer, adapter } = await loadModel(v);
   if (context !== undefined && context > base.config.seqLen) throw new CliError(`--context ${context} exceeds the model's context of ${base.config.seqLen}`);
   const t0 = performance.now();
-  const r = evaluateLoss(base, tokenizer.encode(text, false), { context, maxTokens, adapter });
+  const r = evaluateLoss(base, tokenizer.encode(text, { bos: false }), { startId: tokenizer.startId, context, maxTokens, adapter });
   log(`eval: ${r.tokens} tokens in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   if (v.json) process.stdout.write(`${JSON.stringify({ loss: r.loss, tokens: r.tokens })}\n`);
   else process.stdout.write(`loss ${r.loss.toFixed(4)} nats/token over ${r.tokens} tokens (perplexity ${Math.exp(r.loss).toFixed(2)})\n`);

@@ -23,16 +23,17 @@ export async function generateCommand(argv: string[]): Promise<void> {
   const seed = num(v, 'seed', { integer: true });
   const prompt = typeof v.prompt === 'string' ? v.prompt : '';
   const { base, tokenizer, adapter } = await loadModel(v);
-  const promptIds = tokenizer.encode(prompt, true, false);
+  const promptIds = tokenizer.encode(prompt);
   if (promptIds.length > base.config.seqLen) throw new CliError(`--prompt has ${promptIds.length} tokens, more than the model's context of ${base.config.seqLen}`);
-  process.stdout.write(tokenizer.decode(promptIds));
+  // the prompt as the tokenizer reads it back (run.c prints its pieces), without the BOS text
+  process.stdout.write(tokenizer.decode(tokenizer.encode(prompt, { bos: false })));
   generate(base, tokenizer, prompt, {
     maxTokens,
     temperature,
     topP,
     seed,
     adapter,
-    onToken: (_id, bytes) => process.stdout.write(bytes),
+    onText: (text) => process.stdout.write(text),
   });
   process.stdout.write('\n');
 }

@@ -9,7 +9,7 @@ import {
   openBase,
   type OpenedBase,
   QUANT_MODES,
-  type Tokenizer,
+  type TextTokenizer,
   defaultBasePath,
   defaultTokenizerPath,
   type BackendChoice,
@@ -30,7 +30,7 @@ export const MODEL_OPTIONS = {
 /** What a model command works with. */
 export interface LoadedModel {
   readonly base: FrozenBase;
-  readonly tokenizer: Tokenizer;
+  readonly tokenizer: TextTokenizer;
   readonly adapter?: LoraAdapter;
 }
 

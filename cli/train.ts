@@ -69,12 +69,13 @@ export async function trainCommand(argv: string[]): Promise<void> {
     data = readChatData('text', textPath, tokenizer, style);
     heldOut = typeof v['eval-text'] === 'string' ? readChatData('eval-text', v['eval-text'], tokenizer, style) : undefined;
   } else {
-    data = tokenizer.encode(text!, false);
-    heldOut = evalText ? tokenizer.encode(evalText, false) : undefined;
+    data = tokenizer.encode(text!, { bos: false });
+    heldOut = evalText ? tokenizer.encode(evalText, { bos: false }) : undefined;
   }
   const tokens = data instanceof Int32Array ? data : data.tokens;
-  const before = heldOut ? evaluateLoss(base, heldOut, { adapter, maxTokens: 8192 }).loss : undefined;
+  const before = heldOut ? evaluateLoss(base, heldOut, { startId: tokenizer.startId, adapter, maxTokens: 8192 }).loss : undefined;
   const trainer = new LocalTrainer(base, adapter, data, {
+    startId: tokenizer.startId,
     steps,
     epochs,
     lr: num(v, 'lr', { min: 0, minExclusive: true }),
@@ -95,7 +96,7 @@ export async function trainCommand(argv: string[]): Promise<void> {
     error: () => undefined, // run() rejects with the same error, reported once by main
   });
   const r = await trainer.run();
-  const after = heldOut ? evaluateLoss(base, heldOut, { adapter, maxTokens: 8192 }).loss : undefined;
+  const after = heldOut ? evaluateLoss(base, heldOut, { startId: tokenizer.startId, adapter, maxTokens: 8192 }).loss : undefined;
   saveAdapter(out, adapter);
   log(`saved ${out}${r.stoppedByBudget ? ' (stopped by the time budget)' : ''}`);
   const summary = { steps: r.steps, tokens: r.tokens, firstLoss: r.firstLoss, lastLoss: r.lastLoss, seconds: r.elapsedMs / 1000, tokensPerSecond: r.tokensPerSecond, heldOutBefore: before, heldOutAfter: after, out };

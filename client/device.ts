@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import nacl from 'tweetnacl';
 import { Observable, Subject } from 'rxjs';
-import { cryptoRng, decodeAdapter, initBackend, LocalTrainer, LoraAdapter, mixReplay, truncateRankTensors, sampleReplayPool, openBase, type FrozenBase, type Rng, type Tokenizer } from '../model/index.js';
+import { cryptoRng, decodeAdapter, initBackend, LocalTrainer, LoraAdapter, mixReplay, truncateRankTensors, sampleReplayPool, openBase, type FrozenBase, type Rng, type TextTokenizer } from '../model/index.js';
 import { encodeMasked, isUpdateEncoding } from '../proto/update-codec.js';
 import { buildUpdate, devicePrivacyRngs, sealUpdate, updateLayout, type BuiltUpdate, type UpdateInput } from './build-update.js';
 import { trainingFromWire } from '../proto/config-codec.js';
@@ -118,7 +118,7 @@ export class Device {
   private readonly client: CoordinatorClient;
   private deviceId = '';
   private programKey = new Uint8Array(0);
-  private model?: { sha256: string; base: FrozenBase; tokenizer: Tokenizer; tokens?: Int32Array; mixed?: { key: string; tokens: Int32Array } };
+  private model?: { sha256: string; base: FrozenBase; tokenizer: TextTokenizer; tokens?: Int32Array; mixed?: { key: string; tokens: Int32Array } };
   private bytesDown = 0;
   private bytesUp = 0;
 
@@ -205,7 +205,7 @@ export class Device {
     const src = this.o.text;
     if (typeof (src as AsyncIterable<string>)[Symbol.asyncIterator] === 'function') for await (const s of src as AsyncIterable<string>) parts.push(s);
     else for (const s of src as Iterable<string>) parts.push(s);
-    m.tokens = m.tokenizer.encode(parts.join('\n'), false);
+    m.tokens = m.tokenizer.encode(parts.join('\n'), { bos: false });
     return m.tokens;
   }
 
@@ -218,7 +218,7 @@ export class Device {
     if (m.mixed?.key !== key) {
       const seed = this.o.seed ?? Number.parseInt(Buffer.from(nacl.randomBytes(4)).toString('hex'), 16);
       const t0 = performance.now();
-      const pool = sampleReplayPool(m.base, { tokens: training.replayTokens ?? 8192, seed });
+      const pool = sampleReplayPool(m.base, { tokenizer: m.tokenizer, tokens: training.replayTokens ?? 8192, seed });
       this.events.next({ kind: 'replay', tokens: pool.length, seconds: (performance.now() - t0) / 1000 });
       m.mixed = { key, tokens: mixReplay(local, pool, fraction, seed % pool.length) };
     }
@@ -295,7 +295,7 @@ export class Device {
       const budget = Number(work.deadlineUnixMs) - Date.now() - (this.o.uploadMarginMs ?? 2000);
       if (budget <= 0) throw Object.assign(new Error('no time left'), { code: grpc.status.DEADLINE_EXCEEDED, details: `round ${work.roundId} left no time to train` });
       const timeBudgetMs = Math.min(training.timeBudgetMs ?? Infinity, budget);
-      const trainer = new LocalTrainer(m.base, adapter, tokens, { ...training, timeBudgetMs, seed: this.o.seed === undefined ? undefined : this.o.seed + Number(work.adapterVersion) * 7919 });
+      const trainer = new LocalTrainer(m.base, adapter, tokens, { ...training, startId: m.tokenizer.startId, timeBudgetMs, seed: this.o.seed === undefined ? undefined : this.o.seed + Number(work.adapterVersion) * 7919 });
       const sub = trainer.progress$.subscribe((s) => this.events.next({ kind: 'training', roundId: work.roundId, step: s.step, totalSteps: s.totalSteps, loss: s.loss }));
       const result = await trainer.run();
       sub.unsubscribe();

@@ -39,27 +39,27 @@ const info = await initBackend();
 console.log(`backend: ${info.description}`);
 const loaded = readLlama2cCheckpoint(defaultBasePath());
 const tokenizer = Tokenizer.fromFile(defaultTokenizerPath(), loaded.weights.config.vocabSize);
-const base = createBase(loaded, quant);
+const base = createBase(loaded, quant, { tokenizer });
 const mem = base.memory();
 console.log(`base: stories260K, ${mem.params} params, quant ${quant}: ${mem.bytes} bytes (${mem.bytesPerParam.toFixed(3)} bytes/param)`);
 
-const oz = tokenizer.encode(readFileSync(join(defaultDataDir(), 'wizard-of-oz.txt'), 'utf8'), false);
+const oz = tokenizer.encode(readFileSync(join(defaultDataDir(), 'wizard-of-oz.txt'), 'utf8'), { bos: false });
 const cut = Math.floor(oz.length * 0.9);
 const train = oz.subarray(0, cut);
 const heldOut = oz.subarray(cut);
-const stories = tokenizer.encode(readFileSync(join(defaultDataDir(), 'tinystories-sample.txt'), 'utf8'), false).subarray(0, 16384);
+const stories = tokenizer.encode(readFileSync(join(defaultDataDir(), 'tinystories-sample.txt'), 'utf8'), { bos: false }).subarray(0, 16384);
 const prompt = 'Dorothy and the Scarecrow';
 
 const adapter = LoraAdapter.create(base.config, base.sha256, { rank: 8, alpha: 16, targets: ['wq', 'wk', 'wv', 'wo', 'w1', 'w2', 'w3'], seed });
 const measure = (): { oz: number; stories: number } => ({
-  oz: evaluateLoss(base, heldOut, { adapter }).loss,
-  stories: evaluateLoss(base, stories, { adapter }).loss,
+  oz: evaluateLoss(base, heldOut, { startId: tokenizer.startId, adapter }).loss,
+  stories: evaluateLoss(base, stories, { startId: tokenizer.startId, adapter }).loss,
 });
 const before = measure();
 console.log(`\nbefore: ${prompt}${generate(base, tokenizer, prompt, { maxTokens: 60, temperature: 0.8, seed, adapter }).text}`);
 
 console.log(`\ntraining ${adapter.parameterCount} adapter parameters on ${train.length} Oz tokens for ${steps} steps…`);
-const trainer = new LocalTrainer(base, adapter, train, { steps, lr: 4e-3, batchSize: 8, seqLen: 128, seed });
+const trainer = new LocalTrainer(base, adapter, train, { startId: tokenizer.startId, steps, lr: 4e-3, batchSize: 8, seqLen: 128, seed });
 trainer.progress$.subscribe((p) => {
   if (p.step % 25 === 0 || p.step === p.totalSteps) console.log(`  step ${p.step}/${p.totalSteps}  loss ${p.loss.toFixed(3)}  ${p.tokensPerSecond.toFixed(0)} tokens/s`);
 });

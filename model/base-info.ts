@@ -4,14 +4,15 @@
  * The coordinator reads this; devices open the base with open-base.ts.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
+import { hfBaseInfo } from './hf-base.js';
 import { CHECKPOINT_DATA_OFFSET, checkpointLayout, ModelFormatError } from './checkpoint.js';
 import type { LlamaConfig } from './config.js';
 import { ggufConfig } from './gguf-base.js';
 import { closeGgufFile, openGgufFile } from './gguf.js';
 
 /** A base file's format. */
-export type BaseFormat = 'llama2c' | 'gguf';
+export type BaseFormat = 'llama2c' | 'gguf' | 'hf';
 
 /** What identifies a base file. */
 export interface BaseInfo {
@@ -31,8 +32,9 @@ function openOrThrow(path: string): number {
   }
 }
 
-/** 'gguf' if the file starts with the GGUF magic, else 'llama2c'. */
+/** 'hf' for a directory (a Hugging Face checkpoint), 'gguf' if the file starts with the GGUF magic, else 'llama2c'. */
 export function baseFormat(path: string): BaseFormat {
+  if (typeof path === 'string' && path !== '' && existsSync(path) && statSync(path).isDirectory()) return 'hf';
   const fd = openOrThrow(path);
   try {
     const b = Buffer.alloc(4);
@@ -45,6 +47,10 @@ export function baseFormat(path: string): BaseFormat {
 /** Format, architecture, SHA-256 and size of a base file, streaming a llama2.c checkpoint through the hash. */
 export function readBaseInfo(path: string): BaseInfo {
   const format = baseFormat(path);
+  if (format === 'hf') {
+    const info = hfBaseInfo(path);
+    return { format, config: info.config, sha256: info.sha256, sizeBytes: info.sizeBytes };
+  }
   let config: LlamaConfig;
   if (format === 'gguf') {
     const file = openGgufFile(path);

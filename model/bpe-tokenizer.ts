@@ -5,13 +5,31 @@
 import { BYTE_TO_CHAR, bytesToUnicode, CHAR_TO_BYTE } from './byte-unicode.js';
 import { mergeByRank } from './bpe-merge.js';
 import { preNameFromTokenizerJson, preTokenizerFor, type PreTokenizer } from './bpe-pretokenize.js';
+import type { EncodeOptions, SpecialToken, TextTokenizer } from './text-tokenizer.js';
 
-/** Options of BpeTokenizer.encode. */
-export interface BpeEncodeOptions {
-  /** Match special / added tokens whole (default true); false leaves them as text. */
-  special?: boolean;
-  /** Prepend BOS (default: the tokenizer's addBos). */
-  bos?: boolean;
+/** Options of BpeTokenizer.encode (the {@link EncodeOptions} of every tokenizer). */
+export type BpeEncodeOptions = EncodeOptions;
+
+/**
+ * Texts of tokens that end a generation when the vocabulary has them (ChatML's end of turn,
+ * Llama 3's end of turn and end of text, GPT-2 / Qwen's document separator).
+ */
+export const STOP_TOKEN_TEXTS: readonly string[] = ['<|im_end|>', '<|eot_id|>', '<|end_of_text|>', '<|endoftext|>'];
+/** Text of the document separator that starts windows when a vocabulary has no BOS (GPT-2, Qwen). */
+export const DOCUMENT_SEPARATOR = '<|endoftext|>';
+
+/** The roles of special tokens; anything left out takes the default documented per field. */
+export interface BpeRoles {
+  /** BOS id or −1 (default −1). */
+  readonly bosId?: number;
+  /** EOS id or −1 (default −1). */
+  readonly eosId?: number;
+  /** Prepend BOS by default (default false). */
+  readonly addBos?: boolean;
+  /** Default: BOS if any, else "<|endoftext|>" if in the vocabulary, else EOS. */
+  readonly startId?: number;
+  /** Extra stop ids (end-of-turn, end-of-message) besides EOS and the {@link STOP_TOKEN_TEXTS} present. */
+  readonly stopIds?: readonly number[];
 }
 
 /** Input of BpeTokenizer.fromGgufMetadata (GGUF tokenizer.ggml.* keys). */
@@ -24,6 +42,10 @@ export interface BpeGgufMetadata {
   bosId?: number;
   eosId?: number;
   addBos?: boolean;
+  /** Default: BOS if any, else "<|endoftext|>" if present, else EOS. */
+  startId?: number;
+  /** Extra stop ids (e.g. eot / eom) besides EOS and the {@link STOP_TOKEN_TEXTS} present. */
+  stopIds?: readonly number[];
 }
 
 const enc = new TextEncoder();
@@ -31,7 +53,8 @@ const dec = new TextDecoder('utf-8', { fatal: false });
 function escapeRe(s: string): string { return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'); }
 
 /** A byte-level BPE tokenizer. */
-export class BpeTokenizer {
+export class BpeTokenizer implements TextTokenizer {
+  readonly kind = 'bpe' as const;
   private readonly vocab = new Map<string, number>();
   private readonly ranks = new Map<string, number>();
   private readonly specialRe: RegExp | null;
@@ -44,10 +67,13 @@ export class BpeTokenizer {
   readonly eosId: number;
   /** Whether encode prepends BOS by default. */
   readonly addBos: boolean;
+  /** The token that starts windows and samples. */
+  readonly startId: number;
+  private readonly stops = new Set<number>();
 
   private constructor(
     private readonly tokens: readonly string[], merges: readonly (readonly [string, string])[],
-    specials: readonly string[], pre: string, bosId: number, eosId: number, addBos: boolean,
+    specials: readonly string[], pre: string, roles: BpeRoles,
   ) {
     tokens.forEach((t, i) => { if (t !== undefined && !this.vocab.has(t)) this.vocab.set(t, i); });
     merges.forEach(([a, b], r) => { const k = `${a} ${b}`; if (!this.ranks.has(k)) this.ranks.set(k, r); });
@@ -55,14 +81,37 @@ export class BpeTokenizer {
     const sp = [...new Set(specials)].filter((s) => s.length > 0).sort((x, y) => y.length - x.length);
     for (const s of sp) this.specialIds.add(this.vocab.get(s)!);
     this.specialRe = sp.length ? new RegExp(sp.map(escapeRe).join('|'), 'g') : null;
-    this.bosId = bosId; this.eosId = eosId; this.addBos = addBos;
+    const id = (what: string, v: number | undefined): number => {
+      const x = v ?? -1;
+      if (!Number.isInteger(x) || x < -1 || x >= tokens.length) throw new RangeError(`BpeTokenizer: ${what} ${x} is outside the vocabulary [0, ${tokens.length})`);
+      return x;
+    };
+    this.bosId = id('bosId', roles.bosId); this.eosId = id('eosId', roles.eosId); this.addBos = roles.addBos ?? false;
+    if (this.addBos && this.bosId < 0) throw new RangeError('BpeTokenizer: addBos is set but the vocabulary has no BOS token');
+    const sep = this.vocab.get(DOCUMENT_SEPARATOR);
+    this.startId = id('startId', roles.startId ?? (this.bosId >= 0 ? this.bosId : sep ?? this.eosId));
+    if (this.startId < 0) throw new RangeError('BpeTokenizer: the vocabulary has no BOS, "<|endoftext|>" or EOS token to start windows with');
+    if (this.eosId >= 0) this.stops.add(this.eosId);
+    for (const s of roles.stopIds ?? []) if (s >= 0) this.stops.add(id('stop id', s));
+    for (const t of STOP_TOKEN_TEXTS) { const i = this.vocab.get(t); if (i !== undefined) this.stops.add(i); }
+  }
+
+  /** True for EOS, the extra stop ids and the {@link STOP_TOKEN_TEXTS} tokens. */
+  isStop(id: number): boolean { return this.stops.has(id); }
+
+  /** Tokens matched whole (control and user-defined / added tokens), by id. */
+  specialTokens(): readonly SpecialToken[] {
+    return [...this.specialIds].sort((a, b) => a - b).map((id) => ({ id, text: this.tokens[id]! }));
   }
 
   /** Number of token ids. */
   get vocabSize(): number { return this.tokens.length; }
 
-  /** Builds from a Hugging Face tokenizer.json (object or JSON text). */
-  static fromTokenizerJson(json: object | string): BpeTokenizer {
+  /**
+   * Builds from a Hugging Face tokenizer.json (object or JSON text). Without `roles`, BOS is
+   * "<|begin_of_text|>" and EOS "<|end_of_text|>" or "<|endoftext|>" when added, and addBos false.
+   */
+  static fromTokenizerJson(json: object | string, roles?: BpeRoles): BpeTokenizer {
     const j = (typeof json === 'string' ? JSON.parse(json) : json) as {
       model?: { type?: string; vocab?: Record<string, number>; merges?: (string | [string, string])[] };
       added_tokens?: { id: number; content: string; special?: boolean }[]; pre_tokenizer?: unknown;
@@ -79,7 +128,7 @@ export class BpeTokenizer {
     const find = (s: string): number => added.find((a) => a.content === s)?.id ?? -1;
     const bos = find('<|begin_of_text|>');
     const eos = [find('<|end_of_text|>'), find('<|endoftext|>')].find((x) => x >= 0) ?? -1;
-    return new BpeTokenizer(tokens, merges, added.map((a) => a.content), pre, bos, eos, false);
+    return new BpeTokenizer(tokens, merges, added.map((a) => a.content), pre, roles ?? { bosId: bos, eosId: eos, addBos: false });
   }
 
   /** Builds from GGUF tokenizer.ggml.* metadata; an unknown `pre` throws RangeError listing known ones. */
@@ -87,8 +136,7 @@ export class BpeTokenizer {
     if (!Array.isArray(m?.tokens)) throw new TypeError('BpeTokenizer.fromGgufMetadata: tokens must be an array of strings');
     if (!Array.isArray(m.merges)) throw new TypeError('BpeTokenizer.fromGgufMetadata: merges must be an array of strings');
     const specials = m.tokenTypes ? m.tokens.filter((_, i) => m.tokenTypes![i] === 3 || m.tokenTypes![i] === 4) : [];
-    return new BpeTokenizer(m.tokens, m.merges.map((s) => splitMerge(s, 'fromGgufMetadata')), specials, m.pre,
-      m.bosId ?? -1, m.eosId ?? -1, m.addBos ?? false);
+    return new BpeTokenizer(m.tokens, m.merges.map((s) => splitMerge(s, 'fromGgufMetadata')), specials, m.pre, m);
   }
 
   /** Encodes text to ids. */

@@ -10,12 +10,15 @@ import { defaultHeadQuant, FrozenBase, matrixKey, type MatrixRef } from './froze
 import { gptqQuantizeQ4 } from './gptq.js';
 import { quantize, type QuantizedArray, type QuantMode } from './quant.js';
 import { sampleSequences } from './generate.js';
+import type { TokenRoles } from './text-tokenizer.js';
 import { forward } from './transformer.js';
 import { MATRIX_NAMES, matrixShape } from './weights.js';
 import { consecutiveBatches } from './windows.js';
 
 /** Options of {@link gptqQuantizeBase}. */
 export interface GptqOptions {
+  /** The token leading every calibration window (the tokenizer's `startId`). */
+  readonly startId: number;
   /** Window length for calibration (default 128). */
   readonly context?: number;
   /** Dampening, as a fraction of H's mean diagonal (default 0.01). */
@@ -27,9 +30,9 @@ export interface GptqOptions {
 }
 
 /** XᵀX of the inputs of the matrices `want` selects, over the calibration windows. */
-function hessians(model: FrozenBase, tokens: Int32Array, context: number, want: (ref: MatrixRef) => boolean): Map<string, Float64Array> {
+function hessians(model: FrozenBase, tokens: Int32Array, context: number, startId: number, want: (ref: MatrixRef) => boolean): Map<string, Float64Array> {
   const out = new Map<string, Float64Array>();
-  for (const b of consecutiveBatches(tokens, context, 8)) {
+  for (const b of consecutiveBatches(tokens, context, 8, startId)) {
     tf.tidy(() => {
       // wq/wk/wv (and w1/w3) see the same input tensor: compute its XᵀX once
       const byInput = new Map<tf.Tensor, Float32Array>();
@@ -51,10 +54,15 @@ function hessians(model: FrozenBase, tokens: Int32Array, context: number, want: 
 
 /**
  * Quantize the block matrices to Q4_0 with sequential GPTQ over `tokens` (calibration text,
- * encoded without BOS). Returns the quantized matrices to pass as FrozenBase's `quantized`.
+ * encoded without BOS), each window led by `options.startId`. Returns the quantized matrices to
+ * pass as FrozenBase's `quantized`.
  */
-export function gptqQuantizeBase(loaded: LoadedBase, tokens: Int32Array, options: GptqOptions = {}): Map<string, QuantizedArray> {
+export function gptqQuantizeBase(loaded: LoadedBase, tokens: Int32Array, options: GptqOptions): Map<string, QuantizedArray> {
   const c = loaded.weights.config;
+  const startId = options?.startId;
+  if (startId === undefined || !Number.isInteger(startId) || startId < 0 || startId >= c.vocabSize) {
+    throw new RangeError(`gptqQuantizeBase: options.startId must be a token id in [0, ${c.vocabSize}) (the tokenizer's startId), got ${startId}`);
+  }
   const context = Math.min(options.context ?? 128, c.seqLen);
   const damp = options.damp ?? 0.01;
   if (tokens.length < 2) throw new RangeError('gptqQuantizeBase: need calibration tokens');
@@ -64,7 +72,7 @@ export function gptqQuantizeBase(loaded: LoadedBase, tokens: Int32Array, options
   const step = (want: (ref: MatrixRef) => boolean, quantizeOne: (key: string, h: Float64Array) => void): void => {
     const model = new FrozenBase(loaded, 'none', { headQuant: 'none', quantized: done });
     try {
-      for (const [key, h] of hessians(model, tokens, context, want)) quantizeOne(key, h);
+      for (const [key, h] of hessians(model, tokens, context, startId, want)) quantizeOne(key, h);
     } finally {
       model.dispose();
     }
@@ -91,7 +99,12 @@ export function gptqQuantizeBase(loaded: LoadedBase, tokens: Int32Array, options
 }
 
 /** Options of {@link createBase}. */
-export interface CreateBaseOptions extends GptqOptions {
+export interface CreateBaseOptions extends Omit<GptqOptions, 'startId'> {
+  /**
+   * The base's tokenizer: its `startId` leads calibration windows and self-sampled sequences,
+   * its `isStop` ends them. Required for calibrated int4.
+   */
+  readonly tokenizer?: TokenRoles;
   /** Calibration tokens for int4; default: sequences sampled from the base itself (data-free). */
   readonly calibration?: Int32Array;
   /** Seed of the self-sampled calibration (default 0, so a base quantizes the same every time). */
@@ -108,14 +121,16 @@ export interface CreateBaseOptions extends GptqOptions {
  */
 export function createBase(loaded: LoadedBase, quant: QuantMode, options: CreateBaseOptions = {}): FrozenBase {
   if (quant !== 'int4' || options.uncalibrated) return new FrozenBase(loaded, quant, { headQuant: options.headQuant });
+  const tokenizer = options.tokenizer;
+  if (!tokenizer) throw new TypeError('createBase: calibrated int4 needs options.tokenizer (its startId leads the calibration windows)');
   let calibration = options.calibration;
   if (!calibration) {
     const fp32 = new FrozenBase(loaded, 'none');
     try {
-      calibration = sampleSequences(fp32, { count: 32, length: Math.min(255, loaded.weights.config.seqLen - 1), seed: options.seed ?? 0 });
+      calibration = sampleSequences(fp32, { tokenizer, count: 32, length: Math.min(255, loaded.weights.config.seqLen - 1), seed: options.seed ?? 0 });
     } finally {
       fp32.dispose();
     }
   }
-  return new FrozenBase(loaded, 'int4', { headQuant: options.headQuant, quantized: gptqQuantizeBase(loaded, calibration, options) });
+  return new FrozenBase(loaded, 'int4', { headQuant: options.headQuant, quantized: gptqQuantizeBase(loaded, calibration, { ...options, startId: tokenizer.startId }) });
 }

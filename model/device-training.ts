@@ -1,12 +1,13 @@
 /**
- * The training settings a device runs a round with: the trainer's options plus the frozen
- * base's quantization and generative replay. A domain type (proto/config-codec converts it).
+ * The training settings a device runs a round with: the trainer's options (but the start token,
+ * which the base's tokenizer gives) plus the frozen base's quantization and generative replay.
+ * A domain type (proto/config-codec converts it).
  */
 import type { QuantMode } from './quant.js';
 import type { TrainOptions } from './trainer.js';
 
 /** Device training settings of a round. */
-export interface DeviceTraining extends TrainOptions {
+export interface DeviceTraining extends Omit<TrainOptions, 'startId'> {
   readonly quant: QuantMode;
   /** Share of training tokens sampled from the frozen base (generative replay), in [0, 1). Default 0. */
   readonly replayFraction?: number;

@@ -1,6 +1,6 @@
 /**
- * Held-out evaluation: mean next-token loss over consecutive BOS-led windows (over the scored
- * tokens only, when a loss mask comes with the tokens).
+ * Held-out evaluation: mean next-token loss over consecutive windows, each led by the
+ * tokenizer's start token (over the scored tokens only, when a loss mask comes with the tokens).
  */
 import * as tf from '@tensorflow/tfjs';
 import type { FrozenBase } from './frozen-base.js';
@@ -10,7 +10,9 @@ import { checkLossMask, consecutiveBatches, type MaskedTokens } from './windows.
 
 /** Options of {@link evaluateLoss}. */
 export interface EvalOptions {
-  /** Window length in tokens, BOS included. Default 256 (capped at the model's context). */
+  /** The token leading every window: the tokenizer's `startId` (BOS for llama2.c). */
+  readonly startId: number;
+  /** Window length in tokens, the start token included. Default 256 (capped at the model's context). */
   readonly context?: number;
   /** Evaluate only the first N tokens. Default: all. */
   readonly maxTokens?: number;
@@ -29,10 +31,11 @@ export interface EvalResult {
 
 /**
  * Mean next-token loss on `tokens` (encoded without BOS): the stream is cut into consecutive
- * windows of `context` tokens, each fed after a BOS, and every token is predicted once. Given
- * {@link MaskedTokens}, the mean is over the tokens whose mask is 1 (windows without one are skipped).
+ * windows of `context` tokens, each fed after `opts.startId`, and every token is predicted once.
+ * Given {@link MaskedTokens}, the mean is over the tokens whose mask is 1 (windows without one are skipped).
  */
-export function evaluateLoss(base: FrozenBase, data: Int32Array | MaskedTokens, opts: EvalOptions = {}): EvalResult {
+export function evaluateLoss(base: FrozenBase, data: Int32Array | MaskedTokens, opts: EvalOptions): EvalResult {
+  if (opts === null || typeof opts !== 'object') throw new TypeError('evaluateLoss: opts must be an object with startId (the tokenizer\'s startId)');
   const tokens = data instanceof Int32Array ? data : data?.tokens;
   if (!(tokens instanceof Int32Array)) throw new TypeError('evaluateLoss: data must be an Int32Array or { tokens: Int32Array, lossMask: Uint8Array }');
   const lossMask = data instanceof Int32Array ? undefined : data.lossMask;
@@ -51,7 +54,7 @@ export function evaluateLoss(base: FrozenBase, data: Int32Array | MaskedTokens, 
   if (stream.length === 0) throw new RangeError('evaluateLoss: no tokens to evaluate');
   let total = 0;
   let scored = 0;
-  for (const b of consecutiveBatches(stream, context, batch, mask)) {
+  for (const b of consecutiveBatches(stream, context, batch, opts.startId, mask)) {
     const n = b.weights ? b.weights.reduce((a, v) => a + v, 0) : b.targets.length;
     if (n === 0) continue;
     scored += n;

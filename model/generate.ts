@@ -4,7 +4,8 @@ import type { FrozenBase } from './frozen-base.js';
 import type { LoraAdapter } from './lora.js';
 import { cryptoRng, seededRng, type Rng } from '../random/rng.js';
 import { sampleToken } from './sampling.js';
-import { BOS, EOS, type Tokenizer } from './tokenizer.js';
+import type { TextTokenizer, TokenRoles } from './text-tokenizer.js';
+import { TokenTextStream } from './token-stream.js';
 import { forward, type KvCache } from './transformer.js';
 
 /** Options of {@link generate}. */
@@ -19,14 +20,19 @@ export interface GenerateOptions {
   readonly seed?: number;
   readonly rng?: Rng;
   readonly adapter?: LoraAdapter;
-  /** Called with each new token id and its decoded bytes, as it is produced. */
+  /** Called with each new token id and the exact bytes it adds, as it is produced. */
   readonly onToken?: (id: number, bytes: Uint8Array) => void;
+  /**
+   * Called with the text each new token completes (a UTF-8 character split over tokens comes
+   * once, whole), and at the end with anything held back; the calls concatenate to `text`.
+   */
+  readonly onText?: (text: string) => void;
 }
 
 /** What {@link generate} returns. */
 export interface Generation {
   readonly promptIds: Int32Array;
-  /** New tokens (stops early at BOS/EOS, which are not included, or at the context limit). */
+  /** New tokens (stops early at a stop token of the tokenizer, not included, or at the context limit). */
   readonly ids: number[];
   /** Decoded new tokens. */
   readonly text: string;
@@ -59,8 +65,11 @@ function cachedStep(base: FrozenBase, tokens: Int32Array, batch: number, cache: 
   return { logits, cache: next as unknown as KvCache };
 }
 
-/** Generate a continuation of `prompt`. */
-export function generate(base: FrozenBase, tokenizer: Tokenizer, prompt: string, opts: GenerateOptions = {}): Generation {
+/**
+ * Generate a continuation of `prompt`, encoded with the tokenizer's own BOS rule (BOS only when
+ * `tokenizer.addBos`); an empty encoding is fed as the tokenizer's start token.
+ */
+export function generate(base: FrozenBase, tokenizer: TextTokenizer, prompt: string, opts: GenerateOptions = {}): Generation {
   const maxTokens = opts.maxTokens ?? 256;
   const temperature = opts.temperature ?? 0;
   const topP = opts.topP ?? 0.9;
@@ -68,13 +77,13 @@ export function generate(base: FrozenBase, tokenizer: Tokenizer, prompt: string,
   if (!(temperature >= 0) || !Number.isFinite(temperature)) throw new RangeError(`generate: temperature must be ≥ 0, got ${temperature}`);
   if (!(topP >= 0 && topP <= 1)) throw new RangeError(`generate: topP must be in [0, 1], got ${topP}`);
   const rng = opts.rng ?? (opts.seed !== undefined ? seededRng(opts.seed) : cryptoRng());
-  const promptIds = tokenizer.encode(prompt, true, false);
+  const promptIds = tokenizer.encode(prompt);
   if (promptIds.length > base.config.seqLen) throw new RangeError(`generate: the prompt has ${promptIds.length} tokens, more than the model's context of ${base.config.seqLen}`);
   const ids: number[] = [];
   let cache: KvCache | undefined;
-  let input = promptIds;
-  let prev = promptIds[promptIds.length - 1];
-  const chunks: Uint8Array[] = [];
+  let input = promptIds.length > 0 ? promptIds : Int32Array.of(tokenizer.startId);
+  const stream = new TokenTextStream(tokenizer, input[input.length - 1]);
+  let text = '';
   try {
     while (ids.length < maxTokens && (cache?.length ?? 0) + input.length <= base.config.seqLen) {
       const V = base.config.vocabSize;
@@ -82,18 +91,21 @@ export function generate(base: FrozenBase, tokenizer: Tokenizer, prompt: string,
       cache = out.cache;
       const row = out.logits.subarray((input.length - 1) * V);
       const tok = sampleToken(row, { temperature, topP }, rng);
-      if (tok === BOS || tok === EOS) break;
+      if (tokenizer.isStop(tok)) break;
       ids.push(tok);
-      const bytes = tokenizer.decodeBytes(prev, tok);
-      chunks.push(bytes);
-      opts.onToken?.(tok, bytes);
-      prev = tok;
+      const piece = stream.push(tok);
+      text += piece.text;
+      opts.onToken?.(tok, piece.bytes);
+      if (piece.text) opts.onText?.(piece.text);
       input = Int32Array.of(tok);
     }
   } finally {
     disposeCache(cache);
   }
-  return { promptIds, ids, text: new TextDecoder().decode(Buffer.concat(chunks)) };
+  const rest = stream.flush();
+  text += rest;
+  if (rest) opts.onText?.(rest);
+  return { promptIds, ids, text };
 }
 
 /** Logits [T, vocab] at every position of `ids` (one batch row), as plain arrays. */
@@ -105,9 +117,11 @@ export function logitsFor(base: FrozenBase, ids: Int32Array, adapter?: LoraAdapt
 
 /** Options of {@link sampleSequences}. */
 export interface SampleOptions {
+  /** Where sequences start (`startId`) and which tokens end them (`isStop`): the base's tokenizer. */
+  readonly tokenizer: TokenRoles;
   /** Sequences to draw (one batch). */
   readonly count: number;
-  /** New tokens per sequence (each starts after BOS). */
+  /** New tokens per sequence (each starts after the start token). */
   readonly length: number;
   /** Default 1. */
   readonly temperature?: number;
@@ -115,12 +129,16 @@ export interface SampleOptions {
 }
 
 /**
- * Draw `count` sequences from the model in one batch with a KV cache, each started from BOS;
- * returns their tokens concatenated (without BOS), stopping each at BOS/EOS. Used as data-free
- * calibration text: the base's own distribution.
+ * Draw `count` sequences from the model in one batch with a KV cache, each started from the
+ * tokenizer's `startId`; returns their tokens concatenated (without the start token), stopping
+ * each at a stop token (not included). Used as data-free calibration text: the base's own
+ * distribution.
  */
 export function sampleSequences(base: FrozenBase, opts: SampleOptions): Int32Array {
-  const { count, length } = opts;
+  const { count, length, tokenizer } = opts;
+  if (!tokenizer || typeof tokenizer.isStop !== 'function' || !Number.isInteger(tokenizer.startId)) {
+    throw new TypeError('sampleSequences: opts.tokenizer must give startId and isStop (the base\'s tokenizer)');
+  }
   if (!Number.isInteger(count) || count <= 0) throw new RangeError(`sampleSequences: count must be a positive integer, got ${count}`);
   if (!Number.isInteger(length) || length <= 0 || length >= base.config.seqLen) {
     throw new RangeError(`sampleSequences: length must be an integer in [1, ${base.config.seqLen}), got ${length}`);
@@ -131,7 +149,7 @@ export function sampleSequences(base: FrozenBase, opts: SampleOptions): Int32Arr
   const V = base.config.vocabSize;
   const seqs: number[][] = Array.from({ length: count }, () => []);
   const done = new Uint8Array(count);
-  let input = new Int32Array(count).fill(BOS);
+  let input = new Int32Array(count).fill(tokenizer.startId);
   let cache: KvCache | undefined;
   try {
     for (let t = 0; t < length && !done.every(Boolean); t++) {
@@ -143,7 +161,7 @@ export function sampleSequences(base: FrozenBase, opts: SampleOptions): Int32Arr
         const tok = sampleToken(rows.subarray(b * V, (b + 1) * V), { temperature, topP: 1 }, rng);
         input[b] = tok;
         if (done[b]) continue;
-        if (tok === BOS || tok === EOS) done[b] = 1;
+        if (tokenizer.isStop(tok)) done[b] = 1;
         else seqs[b].push(tok);
       }
     }

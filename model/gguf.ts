@@ -1,13 +1,13 @@
 /**
  * Reader for GGUF files (llama.cpp's model format, versions 2 and 3, little-endian): metadata,
  * tensor directory, F32/F16/Q8_0/Q4_0 tensor data, and conversion of a `llama` model to a
- * {@link LoadedBase} plus its {@link Tokenizer}. See ../shared/models/stories260K/SOURCE.md.
+ * {@link LoadedBase}; the tokenizer in its metadata is read by gguf-tokenizer.ts. See
+ * ../shared/models/stories260K/SOURCE.md.
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { ModelFormatError } from './checkpoint.js';
 import { ggmlDecode, ggmlType } from './ggml-types.js';
 import { nativeQuantized, type QuantizedArray } from './quant.js';
-import { BOS, EOS, Tokenizer } from './tokenizer.js';
 
 /** A GGUF metadata value: integers of 64 bits are bigints, arrays may nest. */
 export type GgufValue = number | bigint | boolean | string | GgufValue[];
@@ -251,29 +251,4 @@ export function ggufTensorQuantized(file: GgufFile, info: GgufTensorInfo): Quant
   const t = ggmlType(info.type)!;
   if (t.blockValues === 1) throw new ModelFormatError(`${file.source}: tensor "${info.name}" is ${t.name}, not a block-quantized type`);
   return nativeQuantized(t, ggufTensorRaw(file, info), valueCount(info));
-}
-
-/**
- * The tokenizer of a GGUF llama model (`tokenizer.ggml.tokens` and `.scores`): "▁" becomes a
- * space, byte tokens keep their "<0xHH>" text, and BOS/EOS get llama2.c's "\n<s>\n" form so
- * the pieces match tok*.bin. Refuses vocabularies whose BOS/EOS/byte ids differ from llama2.c's.
- */
-export function ggufTokenizer(file: GgufFile): Tokenizer {
-  const src = file.source;
-  const tokens = file.metadata.get('tokenizer.ggml.tokens');
-  const scores = file.metadata.get('tokenizer.ggml.scores');
-  if (!Array.isArray(tokens) || !tokens.every((t) => typeof t === 'string')) throw new ModelFormatError(`${src} lacks a string array tokenizer.ggml.tokens`);
-  const model = file.metadata.get('tokenizer.ggml.model');
-  if (model !== undefined && model !== 'llama') throw new ModelFormatError(`${src} has tokenizer model "${String(model)}"; only the llama (SentencePiece) tokenizer is supported`);
-  const sc = Array.isArray(scores) && scores.every((s) => typeof s === 'number') ? (scores as number[]) : new Array<number>(tokens.length).fill(0);
-  for (const [key, want] of [['tokenizer.ggml.bos_token_id', BOS], ['tokenizer.ggml.eos_token_id', EOS]] as const) {
-    const id = file.metadata.get(key);
-    if (id !== undefined && Number(id) !== want) throw new ModelFormatError(`${src}: ${key} is ${String(id)}, but fedtune's tokenizer needs ${want}`);
-  }
-  for (let b = 0; b < 256 && tokens.length >= 259; b++) {
-    const want = `<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`;
-    if (tokens[3 + b] !== want) throw new ModelFormatError(`${src}: token ${3 + b} is "${tokens[3 + b] as string}", not the byte token ${want} fedtune's tokenizer expects`);
-  }
-  const pieces = (tokens as string[]).map((t, i) => Buffer.from(i === BOS || i === EOS ? `\n${t}\n` : t.replaceAll('\u2581', ' '), 'utf8'));
-  return Tokenizer.fromPieces(pieces.map((p) => new Uint8Array(p.buffer, p.byteOffset, p.byteLength)), sc, src);
 }

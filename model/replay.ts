@@ -5,9 +5,12 @@
  */
 import type { FrozenBase } from './frozen-base.js';
 import { sampleSequences } from './generate.js';
+import type { TokenRoles } from './text-tokenizer.js';
 
 /** Options of {@link sampleReplayPool}. */
 export interface ReplayPoolOptions {
+  /** The base's tokenizer (where samples start, which tokens end them). */
+  readonly tokenizer: TokenRoles;
   /** Tokens to draw (at least). */
   readonly tokens: number;
   readonly seed: number;
@@ -22,7 +25,7 @@ export function sampleReplayPool(base: FrozenBase, o: ReplayPoolOptions): Int32A
   const parts: Int32Array[] = [];
   let got = 0;
   for (let batch = 0; got < o.tokens; batch++) {
-    const s = sampleSequences(base, { count: 32, length, temperature: o.temperature ?? 1, seed: o.seed + batch * 7919 });
+    const s = sampleSequences(base, { tokenizer: o.tokenizer, count: 32, length, temperature: o.temperature ?? 1, seed: o.seed + batch * 7919 });
     if (s.length === 0 && batch > 8) throw new Error('sampleReplayPool: the base keeps ending its samples at once');
     parts.push(s);
     got += s.length;

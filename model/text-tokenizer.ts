@@ -45,3 +45,6 @@ export interface TextTokenizer {
   /** The special tokens, by id. */
   specialTokens(): readonly SpecialToken[];
 }
+
+/** What sampling needs of a tokenizer: where sequences start and which tokens end them. */
+export type TokenRoles = Pick<TextTokenizer, 'startId' | 'isStop'>;

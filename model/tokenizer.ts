@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { ModelFormatError } from './checkpoint.js';
+import type { EncodeOptions, SpecialToken, TextTokenizer } from './text-tokenizer.js';
 
 /** Id of the beginning-of-sequence token. */
 export const BOS = 1;
@@ -12,8 +13,15 @@ export const BOS = 1;
 export const EOS = 2;
 const BYTE_OFFSET = 3;
 
-/** A loaded tokenizer. */
-export class Tokenizer {
+/** A loaded llama2.c (SentencePiece-style) tokenizer: BOS 1, EOS 2, bytes at 3..258, BOS added by default. */
+export class Tokenizer implements TextTokenizer {
+  readonly kind = 'sentencepiece' as const;
+  readonly bosId = BOS;
+  readonly eosId = EOS;
+  /** llama2.c prepends BOS to every prompt. */
+  readonly addBos = true;
+  /** Windows and samples start at BOS. */
+  readonly startId = BOS;
   /** Raw bytes of every piece, by id. */
   readonly pieces: readonly Uint8Array[];
   readonly scores: Float32Array;
@@ -80,21 +88,32 @@ export class Tokenizer {
     return new Tokenizer(pieces, Float32Array.from(scores), maxTokenLength);
   }
 
+  /** Generation ends at EOS, and at BOS as run.c's does. */
+  isStop(id: number): boolean {
+    return id === BOS || id === EOS;
+  }
+
+  /** The control tokens: 0 (unknown), BOS and EOS, with their piece text trimmed of llama2.c's newlines. */
+  specialTokens(): readonly SpecialToken[] {
+    return [0, BOS, EOS].filter((id) => id < this.pieces.length).map((id) => ({ id, text: Buffer.from(this.pieces[id]).toString('utf8').trim() }));
+  }
+
   /**
-   * Encode text as run.c does: optional BOS, a dummy leading space (for non-empty text),
-   * codepoint lookup with byte fallback, then repeatedly merge the adjacent pair whose merged
-   * piece has the highest score (leftmost on ties); optional EOS.
+   * Encode text as run.c does: BOS unless `opts.bos` is false, a dummy leading space (for
+   * non-empty text), codepoint lookup with byte fallback, then repeatedly merge the adjacent
+   * pair whose merged piece has the highest score (leftmost on ties). The vocabulary has no
+   * special-token strings, so `opts.special` changes nothing.
    */
-  encode(text: string, bos = true, eos = false): Int32Array {
+  encode(text: string, opts: EncodeOptions = {}): Int32Array {
     if (typeof text !== 'string') throw new TypeError('Tokenizer.encode: text must be a string');
+    if (opts === null || typeof opts !== 'object') throw new TypeError('Tokenizer.encode: opts must be an options object such as { bos: false }');
     const out: number[] = [];
-    if (bos) out.push(BOS);
+    if (opts.bos ?? this.addBos) out.push(BOS);
     if (text.length > 0) {
       const bytes = Buffer.from(' ' + text, 'utf8');
       const ids = this.initialIds(bytes);
       for (const id of this.merge(ids)) out.push(id);
     }
-    if (eos) out.push(EOS);
     return Int32Array.from(out);
   }
 
@@ -159,15 +178,19 @@ export class Tokenizer {
    * Bytes of one token as printed after `prev` (run.c's decode): the leading space of the first
    * piece after BOS is dropped, and <0xHH> pieces become the raw byte.
    */
-  decodeBytes(prev: number, token: number): Uint8Array {
+  pieceBytes(prev: number, token: number): Uint8Array {
     this.checkId(token, 'token');
     if (token >= BYTE_OFFSET && token < BYTE_OFFSET + 256) return Uint8Array.of(token - BYTE_OFFSET);
     const p = this.pieces[token];
     return prev === BOS && p[0] === 0x20 ? p.subarray(1) : p;
   }
 
-  /** Decode a token sequence to text; `prev` is the token before the first (BOS to strip the dummy space). */
-  decode(tokens: ArrayLike<number>, prev = BOS): string {
+  /**
+   * The bytes of a token sequence as run.c prints them: BOS and EOS print nothing, and the
+   * dummy space of the first piece after BOS is dropped; `prev` is the token before the first
+   * (default BOS, so the dummy space of text encoded without BOS is dropped too).
+   */
+  decodeBytes(tokens: ArrayLike<number>, prev = BOS): Uint8Array {
     const chunks: Uint8Array[] = [];
     let p = prev;
     for (let i = 0; i < tokens.length; i++) {
@@ -176,10 +199,15 @@ export class Tokenizer {
         p = t;
         continue;
       }
-      chunks.push(this.decodeBytes(p, t));
+      chunks.push(this.pieceBytes(p, t));
       p = t;
     }
-    return this.decoder.decode(Buffer.concat(chunks));
+    return Buffer.concat(chunks);
+  }
+
+  /** Decode a token sequence to text (see {@link decodeBytes}; invalid UTF-8 becomes U+FFFD). */
+  decode(tokens: ArrayLike<number>, prev = BOS): string {
+    return this.decoder.decode(this.decodeBytes(tokens, prev));
   }
 
   private checkId(id: number, what: string): void {

@@ -1,6 +1,6 @@
 /**
- * Local LoRA training on one device's text: random BOS-led windows, mean next-token loss
- * (over the scored targets only when the tokens come with a loss mask, e.g. chat data),
+ * Local LoRA training on one device's text: random windows led by the tokenizer's start token,
+ * mean next-token loss (over the scored targets only when the tokens come with a loss mask, e.g. chat data),
  * AdamW on the adapter's variables only, global gradient-norm clipping, a step/epoch count
  * and an optional time budget. Progress is an rxjs Observable.
  */
@@ -13,15 +13,17 @@ import { cryptoRng, seededRng, type Rng } from '../random/rng.js';
 import { crossEntropy, forward } from './transformer.js';
 import { checkLossMask, randomBatch, scoredWindowStarts, type MaskedTokens } from './windows.js';
 
-/** Training options; every field has a default. */
+/** Training options; every field but `startId` has a default. */
 export interface TrainOptions {
+  /** The token leading every window: the tokenizer's `startId` (BOS for llama2.c). */
+  readonly startId: number;
   /** Optimizer steps. Default 50 (ignored when `epochs` is set). */
   readonly steps?: number;
   /** Passes over the text, each ⌈tokens / (batch·seqLen)⌉ steps. */
   readonly epochs?: number;
   /** Windows per step. Default 8. */
   readonly batchSize?: number;
-  /** Tokens per window, BOS included. Default min(128, model context). */
+  /** Tokens per window, the start token included. Default min(128, model context). */
   readonly seqLen?: number;
   /** Default 2e-3. */
   readonly lr?: number;
@@ -80,7 +82,8 @@ export class LocalTrainer {
   private readonly events = new Subject<TrainProgress>();
   /** A progress event after every step; completes when the run ends. */
   readonly progress$: Observable<TrainProgress> = this.events.asObservable();
-  private readonly o: Required<Omit<TrainOptions, 'epochs' | 'timeBudgetMs' | 'seed' | 'rng' | 'proximalMu'>> & { timeBudgetMs?: number; proximalMu: number };
+  private readonly o: Required<Omit<TrainOptions, 'epochs' | 'timeBudgetMs' | 'seed' | 'rng' | 'proximalMu' | 'startId'>> & { timeBudgetMs?: number; proximalMu: number };
+  private readonly startId: number;
   private readonly rng: Rng;
   private readonly totalSteps: number;
   private readonly tokens: Int32Array;
@@ -95,7 +98,7 @@ export class LocalTrainer {
     private readonly base: FrozenBase,
     private readonly adapter: LoraAdapter,
     data: Int32Array | MaskedTokens,
-    options: TrainOptions = {},
+    options: TrainOptions,
   ) {
     const w = 'LocalTrainer';
     const tokens = data instanceof Int32Array ? data : data?.tokens;
@@ -105,6 +108,11 @@ export class LocalTrainer {
       checkLossMask(w, tokens, data.lossMask);
       this.lossMask = data.lossMask;
     }
+    if (options === null || typeof options !== 'object') throw new TypeError(`${w}: options must be an object with startId (the tokenizer's startId)`);
+    if (!Number.isInteger(options.startId) || options.startId < 0 || options.startId >= base.config.vocabSize) {
+      throw new RangeError(`${w}: startId must be a token id in [0, ${base.config.vocabSize}), got ${options.startId}`);
+    }
+    this.startId = options.startId;
     const seqLen = positive(w, 'seqLen', options.seqLen ?? Math.min(128, base.config.seqLen), true);
     if (seqLen > base.config.seqLen) throw new RangeError(`${w}: seqLen ${seqLen} exceeds the model's context of ${base.config.seqLen}`);
     const batchSize = positive(w, 'batchSize', options.batchSize ?? 8, true);
@@ -178,7 +186,7 @@ export class LocalTrainer {
   }
 
   private step(vars: tf.Variable[], opt: AdamW, anchors?: Map<string, tf.Tensor>): { loss: number; gradNorm: number } {
-    const b = randomBatch(this.tokens, this.o.batchSize, this.o.seqLen, this.rng, this.lossMask);
+    const b = randomBatch(this.tokens, this.o.batchSize, this.o.seqLen, this.rng, this.startId, this.lossMask);
     return tf.tidy(() => {
       const { value, grads } = tf.variableGrads(
         () => crossEntropy(forward(this.base, b.inputs, b.batch, { adapter: this.adapter, dropoutRng: this.rng }).logits, b.targets, b.weights),

@@ -1,10 +1,14 @@
 /**
- * Token windows for training and evaluation. Every window starts with BOS, as at generation:
- * inputs [BOS, t₀ … t_{T−2}] predict targets [t₀ … t_{T−1}]. With a loss mask aligned with the
- * tokens (1 = scored, e.g. assistant replies), each batch carries per-target weights.
+ * Token windows for training and evaluation. Every window starts with the tokenizer's start
+ * token S (`startId`: BOS, or a document separator when the vocabulary has no BOS), as at
+ * generation: inputs [S, t₀ … t_{T−2}] predict targets [t₀ … t_{T−1}]. With a loss mask aligned
+ * with the tokens (1 = scored, e.g. assistant replies), each batch carries per-target weights.
  */
 import type { Rng } from '../random/rng.js';
-import { BOS } from './tokenizer.js';
+
+function checkStart(fn: string, startId: number): void {
+  if (!Number.isInteger(startId) || startId < 0) throw new RangeError(`${fn}: startId must be a token id (an integer ≥ 0), got ${startId}`);
+}
 
 /** A batch of windows, row-major [batch, T]. */
 export interface WindowBatch {
@@ -29,8 +33,9 @@ export function checkLossMask(where: string, tokens: Int32Array, lossMask: Uint8
   if (lossMask.length !== tokens.length) throw new RangeError(`${where}: lossMask has ${lossMask.length} entries for ${tokens.length} tokens`);
 }
 
-/** Build one batch from chunk start offsets into `tokens` (each chunk T tokens long). */
-export function batchAt(tokens: Int32Array, starts: readonly number[], T: number, lossMask?: Uint8Array): WindowBatch {
+/** Build one batch from chunk start offsets into `tokens` (each chunk T tokens long), each window led by `startId`. */
+export function batchAt(tokens: Int32Array, starts: readonly number[], T: number, startId: number, lossMask?: Uint8Array): WindowBatch {
+  checkStart('batchAt', startId);
   checkLossMask('batchAt', tokens, lossMask);
   const B = starts.length;
   const inputs = new Int32Array(B * T);
@@ -39,7 +44,7 @@ export function batchAt(tokens: Int32Array, starts: readonly number[], T: number
   starts.forEach((s, b) => {
     if (s < 0 || s + T > tokens.length) throw new RangeError(`batchAt: window [${s}, ${s + T}) outside ${tokens.length} tokens`);
     const chunk = tokens.subarray(s, s + T);
-    inputs[b * T] = BOS;
+    inputs[b * T] = startId;
     inputs.set(chunk.subarray(0, T - 1), b * T + 1);
     targets.set(chunk, b * T);
     if (weights) weights.set(lossMask!.subarray(s, s + T), b * T);
@@ -75,32 +80,34 @@ export function scoredWindowStarts(lossMask: Uint8Array, T: number): Int32Array 
  * A batch of `batch` windows at uniformly random offsets. With a loss mask, only among the
  * windows that hold a scored target, and the batch carries weights.
  */
-export function randomBatch(tokens: Int32Array, batch: number, T: number, rng: Rng, lossMask?: Uint8Array): WindowBatch {
+export function randomBatch(tokens: Int32Array, batch: number, T: number, rng: Rng, startId: number, lossMask?: Uint8Array): WindowBatch {
+  checkStart('randomBatch', startId);
   if (tokens.length < T) throw new RangeError(`randomBatch: the text has ${tokens.length} tokens, fewer than one window of ${T}`);
   if (lossMask) {
     checkLossMask('randomBatch', tokens, lossMask);
     const valid = scoredWindowStarts(lossMask, T);
     if (valid.length === 0) throw new RangeError(`randomBatch: no window of ${T} tokens holds a scored target`);
     const n = valid.length;
-    return batchAt(tokens, Array.from({ length: batch }, () => valid[Math.min(n - 1, Math.floor(rng.nextFloat() * n))]!), T, lossMask);
+    return batchAt(tokens, Array.from({ length: batch }, () => valid[Math.min(n - 1, Math.floor(rng.nextFloat() * n))]!), T, startId, lossMask);
   }
   const span = tokens.length - T + 1;
-  return batchAt(tokens, Array.from({ length: batch }, () => Math.min(span - 1, Math.floor(rng.nextFloat() * span))), T);
+  return batchAt(tokens, Array.from({ length: batch }, () => Math.min(span - 1, Math.floor(rng.nextFloat() * span))), T, startId);
 }
 
 /**
  * Consecutive windows covering `tokens` in order (the last may be shorter), grouped into
  * batches of at most `batch` windows of equal length; with weights when a loss mask is given.
  */
-export function* consecutiveBatches(tokens: Int32Array, T: number, batch: number, lossMask?: Uint8Array): Generator<WindowBatch> {
+export function* consecutiveBatches(tokens: Int32Array, T: number, batch: number, startId: number, lossMask?: Uint8Array): Generator<WindowBatch> {
+  checkStart('consecutiveBatches', startId);
   if (!Number.isInteger(T) || T <= 0) throw new RangeError(`consecutiveBatches: T must be a positive integer, got ${T}`);
   if (!Number.isInteger(batch) || batch <= 0) throw new RangeError(`consecutiveBatches: batch must be a positive integer, got ${batch}`);
   checkLossMask('consecutiveBatches', tokens, lossMask);
   const full = Math.floor(tokens.length / T);
   for (let w = 0; w < full; w += batch) {
     const starts = Array.from({ length: Math.min(batch, full - w) }, (_, i) => (w + i) * T);
-    yield batchAt(tokens, starts, T, lossMask);
+    yield batchAt(tokens, starts, T, startId, lossMask);
   }
   const rest = tokens.length - full * T;
-  if (rest > 0) yield batchAt(tokens, [full * T], rest, lossMask);
+  if (rest > 0) yield batchAt(tokens, [full * T], rest, startId, lossMask);
 }

@@ -168,13 +168,13 @@ export async function runSimulation(options: SimulationOptions = {}): Promise<Si
 
   await initBackend();
   const { base, tokenizer } = openBase(program.basePath, program.training.quant, { tokenizerPath: program.tokenizerPath, seed: 1 });
-  const held = domains.map((d) => tokenizer.encode(d.heldOut, false).subarray(0, evalTokens));
-  const stories = tokenizer.encode(loadTinyStoriesHeldOut(60_000), false).subarray(0, evalTokens);
+  const held = domains.map((d) => tokenizer.encode(d.heldOut, { bos: false }).subarray(0, evalTokens));
+  const stories = tokenizer.encode(loadTinyStoriesHeldOut(60_000), { bos: false }).subarray(0, evalTokens);
   const evaluate = (label: string, flat?: Float32Array): LossRow => {
     const adapter = flat ? LoraAdapter.fromTensors(base.config, base.sha256, program.lora, adapterTensorsFromFlat(base.config, program.lora, flat)) : undefined;
     try {
-      const ds = held.map((h) => evaluateLoss(base, h, { adapter, context: 256 }).loss);
-      return { label, domains: ds, mean: mean(ds), tinyStories: evaluateLoss(base, stories, { adapter, context: 256 }).loss };
+      const ds = held.map((h) => evaluateLoss(base, h, { startId: tokenizer.startId, adapter, context: 256 }).loss);
+      return { label, domains: ds, mean: mean(ds), tinyStories: evaluateLoss(base, stories, { startId: tokenizer.startId, adapter, context: 256 }).loss };
     } finally {
       adapter?.dispose();
     }

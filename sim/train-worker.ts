@@ -35,10 +35,10 @@ if (port) {
       const t0 = performance.now();
       // each text is a device's; replay is mixed per device as the device itself would
       const streams = job.texts.map((t, i) => {
-        const local = tokenizer.encode(t, false);
+        const local = tokenizer.encode(t, { bos: false });
         const f = d.training.replayFraction ?? 0;
         if (!(f > 0)) return local;
-        const pool = sampleReplayPool(base, { tokens: d.training.replayTokens ?? 8192, seed: job.seed + i });
+        const pool = sampleReplayPool(base, { tokenizer, tokens: d.training.replayTokens ?? 8192, seed: job.seed + i });
         return mixReplay(local, pool, f, (job.seed + i) % pool.length);
       });
       const tokens = new Int32Array(streams.reduce((s, x) => s + x.length, 0));
@@ -48,7 +48,7 @@ if (port) {
         off += s.length;
       }
       const adapter = LoraAdapter.create(base.config, base.sha256, d.lora);
-      const r = await new LocalTrainer(base, adapter, tokens, { ...d.training, steps: job.steps, timeBudgetMs: undefined, seed: job.seed }).run();
+      const r = await new LocalTrainer(base, adapter, tokens, { ...d.training, startId: tokenizer.startId, steps: job.steps, timeBudgetMs: undefined, seed: job.seed }).run();
       const flat = adapter.toFlat();
       adapter.dispose();
       const res: TrainWorkerResult = { name: job.name, flat, seconds: (performance.now() - t0) / 1000, tokensPerSecond: r.tokensPerSecond };

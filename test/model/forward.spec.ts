@@ -26,7 +26,7 @@ describe('model/transformer (against llama2.c run.c)', () => {
 
   it('gives the same logits with the KV cache as in one pass', async () => {
     const { tokenizer } = await realModel();
-    const ids = tokenizer.encode('The cat sat on the mat and looked at the dog.', true);
+    const ids = tokenizer.encode('The cat sat on the mat and looked at the dog.', { bos: true });
     const full = logitsFor(base, ids);
     let cache: KvCache | undefined;
     for (let t = 0; t < ids.length; t++) {
@@ -55,7 +55,7 @@ describe('model/transformer (against llama2.c run.c)', () => {
     const { tokenizer } = await realModel();
     const n = tf.memory().numTensors;
     generate(base, tokenizer, 'Hello', { maxTokens: 5 });
-    evaluateLoss(base, tokenizer.encode('A short text to score.', false), { context: 8 });
+    evaluateLoss(base, tokenizer.encode('A short text to score.', { bos: false }), { startId: tokenizer.startId, context: 8 });
     assert.equal(tf.memory().numTensors, n);
   });
 
@@ -64,7 +64,7 @@ describe('model/transformer (against llama2.c run.c)', () => {
     const { tokenizer } = loadedRef;
     assert.throws(() => forward(base, Int32Array.of(1, 2, 3), 2), /forward: batch 2 does not divide 3 tokens/);
     assert.throws(() => tf.tidy(() => forward(base, Int32Array.of(1, 9999), 1).logits), /token id 9999/);
-    assert.throws(() => evaluateLoss(base, tokenizer.encode('abc', false), { context: 1 }), /context must be/);
+    assert.throws(() => evaluateLoss(base, tokenizer.encode('abc', { bos: false }), { startId: tokenizer.startId, context: 1 }), /context must be/);
     assert.throws(() => generate(base, tokenizer, 'x', { temperature: -1 }), /temperature/);
     assert.throws(() => tf.tidy(() => crossEntropy(tf.zeros([2, 512]) as tf.Tensor2D, Int32Array.of(3, -1))), /crossEntropy: target -1 at 1 is outside the vocabulary/);
     const n = tf.memory().numTensors;
@@ -77,11 +77,11 @@ describe('model/transformer (against llama2.c run.c)', () => {
 describe('model/frozen-base quantized (TinyStories eval loss vs fp32)', () => {
   it('int8 within 0.5% and int4 within 3% of fp32 on the whole sample, int8 ≤ 1.1 bytes/param', async function () {
     const { base: loaded, tokenizer } = await realModel();
-    const tokens = tokenizer.encode(corpus('tinystories-sample.txt'), false);
+    const tokens = tokenizer.encode(corpus('tinystories-sample.txt'), { bos: false });
     const loss: Record<string, number> = {};
     for (const q of ['none', 'int8', 'int4'] as const) {
-      const b = createBase(loaded, q);
-      loss[q] = evaluateLoss(b, tokens).loss;
+      const b = createBase(loaded, q, { tokenizer });
+      loss[q] = evaluateLoss(b, tokens, { startId: tokenizer.startId }).loss;
       if (q === 'int8') assert.ok(b.memory().bytesPerParam <= 1.1, `int8 holds ${b.memory().bytesPerParam} bytes/param`);
       b.dispose();
     }

@@ -12,7 +12,7 @@ describe('model/load-base (streaming quantized load)', () => {
     const direct = createBase(loaded, 'int8');
     assert.equal(streamed.sha256, loaded.sha256);
     assert.deepEqual(streamed.memory(), direct.memory());
-    const ids = tokenizer.encode('The little bird sang a song.', true);
+    const ids = tokenizer.encode('The little bird sang a song.', { bos: true });
     const a = logitsFor(streamed, ids);
     logitsFor(direct, ids).forEach((row, t) => assert.deepEqual(a[t], row));
     streamed.dispose();

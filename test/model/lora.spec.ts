@@ -49,7 +49,7 @@ describe('model/lora', () => {
 
   it('a fresh adapter (B = 0) gives logits identical to the base', async () => {
     const { tokenizer } = await realModel();
-    const ids = tokenizer.encode('Once upon a time there was a dog.', true);
+    const ids = tokenizer.encode('Once upon a time there was a dog.', { bos: true });
     const ad = LoraAdapter.create(base.config, base.sha256, { rank: 8, targets: ['wq', 'wk', 'wv', 'wo', 'w1', 'w2', 'w3'] });
     const plain = logitsFor(base, ids);
     const adapted = logitsFor(base, ids, ad);
@@ -59,7 +59,7 @@ describe('model/lora', () => {
 
   it('merged weights give the same logits as base + adapter within 1e-5 (of the logit scale), and unmerge restores the base', async () => {
     const { tokenizer, base: loaded } = await realModel();
-    const ids = tokenizer.encode('Lily saw a big red ball in the park.', true);
+    const ids = tokenizer.encode('Lily saw a big red ball in the park.', { bos: true });
     const ad = randomAdapter(base);
     const withAdapter = logitsFor(base, ids, ad);
     const plain = logitsFor(base, ids);

@@ -27,7 +27,7 @@ describe('masked loss (windows, crossEntropy, LocalTrainer, evaluateLoss)', func
   before(async () => {
     const { base: loaded, tokenizer } = await realModel();
     base = new FrozenBase(loaded, 'int8');
-    tokens = tokenizer.encode(corpus('wizard-of-oz.txt').slice(0, 20_000), false);
+    tokens = tokenizer.encode(corpus('wizard-of-oz.txt').slice(0, 20_000), { bos: false });
   });
   after(() => base.dispose());
 
@@ -50,12 +50,12 @@ describe('masked loss (windows, crossEntropy, LocalTrainer, evaluateLoss)', func
   it('batchAt aligns the weights with the targets (not the inputs); scoredWindowStarts matches brute force', () => {
     const mask = new Uint8Array(tokens.length);
     mask[100] = 1;
-    const b = batchAt(tokens, [97, 100, 101], 8, mask);
+    const b = batchAt(tokens, [97, 100, 101], 8, 1, mask);
     assert.deepEqual([...b.weights!], [0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
     assert.equal(b.targets[3], tokens[100]);
     assert.equal(b.inputs[4], tokens[100]);
-    assert.equal(batchAt(tokens, [97], 8).weights, undefined);
-    assert.throws(() => batchAt(tokens, [0], 8, new Uint8Array(3)), /batchAt: lossMask has 3 entries for \d+ tokens/);
+    assert.equal(batchAt(tokens, [97], 8, 1).weights, undefined);
+    assert.throws(() => batchAt(tokens, [0], 8, 1, new Uint8Array(3)), /batchAt: lossMask has 3 entries for \d+ tokens/);
     fc.assert(fc.property(fc.uint8Array({ min: 0, max: 1, maxLength: 60 }), fc.integer({ min: 1, max: 12 }), (m, T) => {
       const brute: number[] = [];
       for (let s = 0; s + T <= m.length; s++) if (m.subarray(s, s + T).some((x) => x === 1)) brute.push(s);
@@ -69,7 +69,7 @@ describe('masked loss (windows, crossEntropy, LocalTrainer, evaluateLoss)', func
     const rng = seededRng(3);
     const seen = new Set<number>();
     for (let k = 0; k < 50; k++) {
-      const b = randomBatch(tokens, 4, 16, rng, mask);
+      const b = randomBatch(tokens, 4, 16, rng, 1, mask);
       for (let r = 0; r < 4; r++) {
         const w = [...b.weights!.subarray(r * 16, r * 16 + 16)];
         const j = w.indexOf(1);
@@ -82,7 +82,7 @@ describe('masked loss (windows, crossEntropy, LocalTrainer, evaluateLoss)', func
     const valid = Array.from({ length: 25 }, (_, i) => 985 + i);
     assert.deepEqual([...scoredWindowStarts(mask, 16)], valid);
     assert.deepEqual([...seen].sort((a, b) => a - b), valid);
-    assert.throws(() => randomBatch(tokens, 2, 16, rng, new Uint8Array(tokens.length)), /randomBatch: no window of 16 tokens holds a scored target/);
+    assert.throws(() => randomBatch(tokens, 2, 16, rng, 1, new Uint8Array(tokens.length)), /randomBatch: no window of 16 tokens holds a scored target/);
   });
 
   it('crossEntropy with weights equals the weighted mean of a plain-JS log-softmax; all-zero weights give 0 and a zero gradient', () => {
@@ -113,14 +113,14 @@ describe('masked loss (windows, crossEntropy, LocalTrainer, evaluateLoss)', func
     const T = 24;
     const mask = new Uint8Array(tokens.length);
     mask.fill(1, 210, 220); // scored: tokens 210 … 219
-    const b = batchAt(tokens, [200, 0], T, mask); // window 1 (tokens 0 … 23) holds no scored target
+    const b = batchAt(tokens, [200, 0], T, 1, mask); // window 1 (tokens 0 … 23) holds no scored target
     const logits = tf.tidy(() => forward(base, b.inputs, b.batch, { adapter: ad }).logits.arraySync());
     const { loss, g } = grads(ad, b);
     assert.ok(Math.abs(loss - jsWeightedNll(logits, b.targets, b.weights!)) < 1e-4, `${loss}`);
     // only window 0 is scored, so its gradient is that of window 0 alone
-    const alone = grads(ad, batchAt(tokens, [200], T, mask));
+    const alone = grads(ad, batchAt(tokens, [200], T, 1, mask));
     for (const [k, v] of g) v.forEach((x, i) => assert.ok(Math.abs(x - alone.g.get(k)![i]!) < 1e-5, k));
-    const none = grads(ad, batchAt(tokens, [0], T, mask));
+    const none = grads(ad, batchAt(tokens, [0], T, 1, mask));
     assert.equal(none.loss, 0);
     for (const [k, v] of none.g) assert.ok(v.every((x) => x === 0), `${k} has a non-zero gradient`);
     assert.ok([...g.values()].some((v) => v.some((x) => x !== 0)), 'a scored window moves the adapter');
@@ -131,8 +131,8 @@ describe('masked loss (windows, crossEntropy, LocalTrainer, evaluateLoss)', func
     const ad = liveAdapter(6);
     const mask = new Uint8Array(tokens.length);
     mask.fill(1, 300, 310);
-    const masked = grads(ad, batchAt(tokens, [300], 32, mask));
-    const short = grads(ad, batchAt(tokens, [300], 10));
+    const masked = grads(ad, batchAt(tokens, [300], 32, 1, mask));
+    const short = grads(ad, batchAt(tokens, [300], 10, 1));
     assert.ok(Math.abs(masked.loss - short.loss) < 1e-4, `${masked.loss} vs ${short.loss}`);
     for (const [k, v] of masked.g) v.forEach((x, i) => assert.ok(Math.abs(x - short.g.get(k)![i]!) < 1e-4 * (1 + Math.abs(x)), k));
     ad.dispose();
@@ -142,31 +142,31 @@ describe('masked loss (windows, crossEntropy, LocalTrainer, evaluateLoss)', func
     const mask = new Uint8Array(tokens.length);
     for (let i = 0; i < tokens.length; i += 100) mask.fill(1, i, i + 20);
     const ad = LoraAdapter.create(base.config, base.sha256, { rank: 4, targets: ['wq', 'wv'], seed: 1 });
-    const trainer = new LocalTrainer(base, ad, { tokens, lossMask: mask }, { steps: 6, seqLen: 32, batchSize: 2, seed: 1, lr: 1e-2 });
+    const trainer = new LocalTrainer(base, ad, { tokens, lossMask: mask }, { startId: 1, steps: 6, seqLen: 32, batchSize: 2, seed: 1, lr: 1e-2 });
     const counts: number[] = [];
     trainer.progress$.subscribe(() => counts.push(tf.memory().numTensors));
     const r = await trainer.run();
     assert.equal(r.steps, 6);
     assert.ok(Number.isFinite(r.lastLoss) && r.lastLoss > 0);
     assert.equal(new Set(counts.slice(1)).size, 1, `tensor count drifted: ${counts.join(',')}`);
-    assert.throws(() => new LocalTrainer(base, ad, { tokens, lossMask: new Uint8Array(tokens.length) }, { seqLen: 32 }), /LocalTrainer: the loss mask scores no token/);
-    assert.throws(() => new LocalTrainer(base, ad, { tokens, lossMask: new Uint8Array(5) }, { seqLen: 32 }), /LocalTrainer: lossMask has 5 entries/);
-    assert.throws(() => new LocalTrainer(base, ad, { tokens: [1, 2] } as never, { seqLen: 32 }), /LocalTrainer: data must be an Int32Array/);
+    assert.throws(() => new LocalTrainer(base, ad, { tokens, lossMask: new Uint8Array(tokens.length) }, { startId: 1, seqLen: 32 }), /LocalTrainer: the loss mask scores no token/);
+    assert.throws(() => new LocalTrainer(base, ad, { tokens, lossMask: new Uint8Array(5) }, { startId: 1, seqLen: 32 }), /LocalTrainer: lossMask has 5 entries/);
+    assert.throws(() => new LocalTrainer(base, ad, { tokens: [1, 2] } as never, { startId: 1, seqLen: 32 }), /LocalTrainer: data must be an Int32Array/);
     ad.dispose();
   });
 
   it('evaluateLoss with a mask: all ones is the plain loss; ones on the first window only is that window\'s loss', () => {
     const stream = tokens.subarray(0, 200);
     const ones = new Uint8Array(200).fill(1);
-    const plain = evaluateLoss(base, stream, { context: 64 });
-    const all = evaluateLoss(base, { tokens: stream, lossMask: ones }, { context: 64 });
+    const plain = evaluateLoss(base, stream, { startId: 1, context: 64 });
+    const all = evaluateLoss(base, { tokens: stream, lossMask: ones }, { startId: 1, context: 64 });
     assert.ok(Math.abs(plain.loss - all.loss) < 1e-5);
     assert.equal(all.tokens, 200);
     const first = new Uint8Array(200);
     first.fill(1, 0, 64);
-    const r = evaluateLoss(base, { tokens: stream, lossMask: first }, { context: 64 });
+    const r = evaluateLoss(base, { tokens: stream, lossMask: first }, { startId: 1, context: 64 });
     assert.equal(r.tokens, 64);
-    assert.ok(Math.abs(r.loss - evaluateLoss(base, stream.subarray(0, 64), { context: 64 }).loss) < 1e-5);
-    assert.throws(() => evaluateLoss(base, { tokens: stream, lossMask: new Uint8Array(200) }, { context: 64 }), /evaluateLoss: the loss mask scores no token/);
+    assert.ok(Math.abs(r.loss - evaluateLoss(base, stream.subarray(0, 64), { startId: 1, context: 64 }).loss) < 1e-5);
+    assert.throws(() => evaluateLoss(base, { tokens: stream, lossMask: new Uint8Array(200) }, { startId: 1, context: 64 }), /evaluateLoss: the loss mask scores no token/);
   });
 });

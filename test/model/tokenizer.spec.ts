@@ -40,7 +40,7 @@ function naiveEncode(tok: Tokenizer, text: string): number[] {
 describe('model/tokenizer', () => {
   it('encodes the golden prompt exactly as run.c', async () => {
     const { tokenizer, golden } = await realModel();
-    assert.deepEqual([...tokenizer.encode(golden.prompt, true, false)], golden.prompt_ids);
+    assert.deepEqual([...tokenizer.encode(golden.prompt, { bos: true })], golden.prompt_ids);
   });
 
   it('matches the naive reference algorithm on real text, including ties and byte fallback', async () => {
@@ -51,20 +51,20 @@ describe('model/tokenizer', () => {
       'naïve café — 😀 emoji, tabs\tand\nnewlines  double  spaces',
       'aaaaaaaaaaaaaaaa bbbbbbbb',
     ];
-    for (const s of samples) assert.deepEqual([...tokenizer.encode(s, false)], naiveEncode(tokenizer, s));
+    for (const s of samples) assert.deepEqual([...tokenizer.encode(s, { bos: false })], naiveEncode(tokenizer, s));
   });
 
   it('decodes back to the original text (byte fallback reassembles UTF-8)', async () => {
     const { tokenizer } = await realModel();
     for (const s of ['Once upon a time, Lily.', 'naïve café — 😀', corpus('wizard-of-oz.txt').slice(100, 900)]) {
-      assert.equal(tokenizer.decode(tokenizer.encode(s, true, true)), s);
+      assert.equal(tokenizer.decode([...tokenizer.encode(s, { bos: true }), EOS]), s);
     }
   });
 
-  it('adds BOS/EOS only when asked, and the empty string has no dummy space', async () => {
+  it('adds BOS by default (llama2.c) and only then, and the empty string has no dummy space', async () => {
     const { tokenizer } = await realModel();
-    assert.deepEqual([...tokenizer.encode('', true, true)], [BOS, EOS]);
-    assert.deepEqual([...tokenizer.encode('', false, false)], []);
+    assert.deepEqual([...tokenizer.encode('')], [BOS]);
+    assert.deepEqual([...tokenizer.encode('', { bos: false })], []);
   });
 
   it('rejects a malformed file with a clear error', () => {

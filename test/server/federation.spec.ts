@@ -48,9 +48,9 @@ describe('federation end to end over a real port', function () {
     const v = running.coordinator.store.latestVersion('oz');
     const bytes = readFileSync(join(dir, 'coord', 'blobs', v.sha256));
     const adapter = decodeAdapter(bytes, base);
-    const tokens = tokenizer.encode(heldOut, false).subarray(0, 4096);
-    const before = evaluateLoss(base, tokens, { context: 64 }).loss;
-    const after = evaluateLoss(base, tokens, { context: 64, adapter }).loss;
+    const tokens = tokenizer.encode(heldOut, { bos: false }).subarray(0, 4096);
+    const before = evaluateLoss(base, tokens, { startId: tokenizer.startId, context: 64 }).loss;
+    const after = evaluateLoss(base, tokens, { startId: tokenizer.startId, context: 64, adapter }).loss;
     adapter.dispose();
     base.dispose();
     assert.ok(after < before - 0.05, `held-out Oz loss ${before.toFixed(4)} → ${after.toFixed(4)}`);
