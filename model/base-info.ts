@@ -5,10 +5,10 @@
  */
 import { createHash } from 'node:crypto';
 import { closeSync, existsSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
-import { hfBaseInfo } from './hf-base.js';
+import { hfBaseInfo } from './hf-files.js';
 import { CHECKPOINT_DATA_OFFSET, checkpointLayout, ModelFormatError } from './checkpoint.js';
 import type { LlamaConfig } from './config.js';
-import { ggufConfig } from './gguf-base.js';
+import { ggufConfig } from './gguf-config.js';
 import { closeGgufFile, openGgufFile } from './gguf.js';
 
 /** A base file's format. */

@@ -12,7 +12,7 @@
  * they are streamed, so each byte is read once.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { closeSync, openSync, readSync, statSync } from 'node:fs';
+import { closeSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { createBase, type CreateBaseOptions } from './calibrate.js';
 import { ModelFormatError, type LoadedBase } from './checkpoint.js';
@@ -23,26 +23,6 @@ import { HF_NAMES, hfMatrixName, hfVectorName, layerVectors, permuteHalvesToPair
 import { hfIdentity, readHfLayout, type HfLayout, type HfShard, type HfTensorEntry } from './hf-files.js';
 import { quantize, QUANT_MODES, type QuantizedArray, type QuantMode } from './quant.js';
 import { MATRIX_NAMES, matrixShape, type LayerWeights, type MatrixName } from './weights.js';
-
-/** What identifies a Hugging Face checkpoint directory, read without loading its weights. */
-export interface HfBaseInfo {
-  readonly format: 'hf';
-  readonly config: LlamaConfig;
-  /** The directory's identity (see {@link hfIdentity}). */
-  readonly sha256: string;
-  /** Total bytes of the files the identity covers. */
-  readonly sizeBytes: number;
-  /** Those files, relative to the directory, sorted. */
-  readonly files: readonly string[];
-}
-
-/** Config and identity of a checkpoint directory (headers read, every identity file hashed). */
-export function hfBaseInfo(dir: string): HfBaseInfo {
-  const layout = readHfLayout(dir);
-  const sizes = new Map(layout.shards.map((s) => [s.file, s.size]));
-  const sizeBytes = layout.files.reduce((a, f) => a + (sizes.get(f) ?? statSync(join(dir, f)).size), 0);
-  return { format: 'hf', config: layout.config, sha256: hfIdentity(dir, layout.files), sizeBytes, files: layout.files };
-}
 
 /** Where a needed tensor goes. */
 type Slot = { kind: 'embedding' } | { kind: 'classifier' } | { kind: 'final' } | { kind: 'matrix'; layer: number; name: MatrixName } | { kind: 'vector'; layer: number; name: LayerVectorName } | { kind: 'zero' };

@@ -238,3 +238,23 @@ export function hfIdentity(dir: string, files: readonly string[], known: Readonl
     .join('');
   return createHash('sha256').update(listing, 'utf8').digest('hex');
 }
+
+/** What identifies a Hugging Face checkpoint directory, read without loading its weights. */
+export interface HfBaseInfo {
+  readonly format: 'hf';
+  readonly config: LlamaConfig;
+  /** The directory's identity (see {@link hfIdentity}). */
+  readonly sha256: string;
+  /** Total bytes of the files the identity covers. */
+  readonly sizeBytes: number;
+  /** Those files, relative to the directory, sorted. */
+  readonly files: readonly string[];
+}
+
+/** Config and identity of a checkpoint directory (headers read, every identity file hashed). */
+export function hfBaseInfo(dir: string): HfBaseInfo {
+  const layout = readHfLayout(dir);
+  const sizes = new Map(layout.shards.map((s) => [s.file, s.size]));
+  const sizeBytes = layout.files.reduce((a, f) => a + (sizes.get(f) ?? statSync(join(dir, f)).size), 0);
+  return { format: 'hf', config: layout.config, sha256: hfIdentity(dir, layout.files), sizeBytes, files: layout.files };
+}

@@ -25,6 +25,7 @@ export * from './frozen-base.js';
 export * from './generate.js';
 export * from './gguf.js';
 export * from './gguf-base.js';
+export * from './gguf-config.js';
 export * from './gguf-writer.js';
 export * from './gguf-model-writer.js';
 export * from './ggml-types.js';
