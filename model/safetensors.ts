@@ -30,10 +30,11 @@ export class SafetensorsError extends Error {
 
 /** Encode tensors (in the given order) and `__metadata__` (omitted when undefined) as safetensors bytes. */
 export function encodeSafetensors(tensors: readonly SafetensorsTensor[], metadata?: Record<string, string>): Uint8Array {
-  const header: Record<string, unknown> = {};
+  // a null-prototype object: a tensor named "__proto__" is a key like any other
+  const header: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
   if (metadata !== undefined) {
     for (const [k, v] of Object.entries(metadata)) if (typeof v !== 'string') throw new TypeError(`encodeSafetensors: metadata "${k}" must be a string`);
-    header.__metadata__ = metadata;
+    header.__metadata__ = Object.fromEntries(Object.entries(metadata));
   }
   let off = 0;
   for (const t of tensors) {

@@ -11,7 +11,7 @@ describe('model/safetensors', () => {
       shape: fc.array(fc.integer({ min: 1, max: 4 }), { minLength: 1, maxLength: 3 }),
       v: fc.float({ min: -8, max: 8, noNaN: true }),
     });
-    fc.assert(fc.property(fc.uniqueArray(fc.tuple(fc.string({ minLength: 1 }).filter((s) => s !== '__metadata__'), tensor), { selector: (t) => t[0], maxLength: 5 }), fc.option(fc.dictionary(fc.string(), fc.string())), (ts, meta) => {
+    fc.assert(fc.property(fc.uniqueArray(fc.tuple(fc.oneof(fc.constantFrom('__proto__', 'constructor'), fc.string({ minLength: 1 })).filter((s) => s !== '__metadata__'), tensor), { selector: (t) => t[0], maxLength: 5 }), fc.option(fc.dictionary(fc.string(), fc.string())), (ts, meta) => {
       const tensors = ts.map(([name, t]) => {
         const x = Float32Array.from({ length: t.shape.reduce((a, b) => a * b, 1) }, (_, i) => t.v * (i + 1));
         return { name, dtype: t.dtype, shape: t.shape, data: t.dtype === 'F32' ? f32Bytes(x) : t.dtype === 'F16' ? f16Bytes(x) : bf16Bytes(x) };
