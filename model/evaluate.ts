@@ -5,7 +5,8 @@
 import * as tf from '@tensorflow/tfjs';
 import type { FrozenBase } from './frozen-base.js';
 import type { LoraAdapter } from './lora.js';
-import { crossEntropy, forward } from './transformer.js';
+import { headLoss } from './head-loss.js';
+import { forwardHidden } from './transformer.js';
 import { checkLossMask, consecutiveBatches, type MaskedTokens } from './windows.js';
 
 /** Options of {@link evaluateLoss}. */
@@ -59,8 +60,8 @@ export function evaluateLoss(base: FrozenBase, data: Int32Array | MaskedTokens, 
     if (n === 0) continue;
     scored += n;
     total += tf.tidy(() => {
-      const { logits } = forward(base, b.inputs, b.batch, { adapter: opts.adapter });
-      return crossEntropy(logits, b.targets, b.weights).dataSync()[0] * n;
+      const { hidden } = forwardHidden(base, b.inputs, b.batch, { adapter: opts.adapter });
+      return headLoss(base, hidden, b.targets, b.weights).dataSync()[0] * n;
     });
   }
   if (scored === 0) throw new RangeError('evaluateLoss: the loss mask scores no token');

@@ -156,6 +156,20 @@ export class FrozenBase {
     return h.wT ?? tf.transpose(this.dequantized(h));
   }
 
+  /**
+   * Rows [start, end) of the output head, transposed: [dim, end − start]. Dequantizes only those
+   * rows, so a large vocabulary's head is never materialised whole in float32. A new tensor
+   * (a slice for a float32 head): call inside tf.tidy.
+   */
+  headRowsT(start: number, end: number): tf.Tensor2D {
+    const h = this.held('classifier');
+    const [V, dim] = h.shape;
+    if (!(Number.isInteger(start) && Number.isInteger(end) && 0 <= start && start < end && end <= V)) throw new RangeError(`FrozenBase.headRowsT: rows [${start}, ${end}) outside [0, ${V})`);
+    if (h.wT) return tf.slice(h.wT, [0, start], [dim, end - start]);
+    const rows = dequantizeInto(h.q as QuantizedArray, new Float32Array((end - start) * dim), start * dim, end * dim, 0);
+    return tf.transpose(tf.tensor2d(rows, [end - start, dim]));
+  }
+
   /** y = x Wᵀ for x [n, in]: differentiable in x only. Call inside tf.tidy. */
   linear(x: tf.Tensor2D, ref: MatrixRef): tf.Tensor2D {
     return frozenMatMul(x, () => this.weightT(ref), () => this.weight(ref));

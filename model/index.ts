@@ -19,6 +19,7 @@ export * from './calibrate.js';
 export * from './config.js';
 export * from './device-training.js';
 export * from './gptq.js';
+export * from './head-loss.js';
 export * from './evaluate.js';
 export * from './fp16.js';
 export * from './frozen-base.js';

@@ -10,7 +10,8 @@ import { AdamW } from './adamw.js';
 import type { FrozenBase } from './frozen-base.js';
 import type { LoraAdapter } from './lora.js';
 import { cryptoRng, seededRng, type Rng } from '../random/rng.js';
-import { crossEntropy, forward } from './transformer.js';
+import { headLoss } from './head-loss.js';
+import { forwardHidden } from './transformer.js';
 import { checkLossMask, randomBatch, scoredWindowStarts, type MaskedTokens } from './windows.js';
 
 /** Training options; every field but `startId` has a default. */
@@ -189,7 +190,7 @@ export class LocalTrainer {
     const b = randomBatch(this.tokens, this.o.batchSize, this.o.seqLen, this.rng, this.startId, this.lossMask);
     return tf.tidy(() => {
       const { value, grads } = tf.variableGrads(
-        () => crossEntropy(forward(this.base, b.inputs, b.batch, { adapter: this.adapter, dropoutRng: this.rng }).logits, b.targets, b.weights),
+        () => headLoss(this.base, forwardHidden(this.base, b.inputs, b.batch, { adapter: this.adapter, dropoutRng: this.rng }).hidden, b.targets, b.weights),
         vars,
       );
       const names = Object.keys(grads);

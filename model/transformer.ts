@@ -63,6 +63,24 @@ function dropoutMask(rng: Rng, n: number, rate: number): Float32Array {
  * Call inside tf.tidy (or tf.variableGrads) — intermediates are not disposed here.
  */
 export function forward(base: FrozenBase, tokens: Int32Array, batch: number, opts: ForwardOptions = {}): ForwardResult {
+  const { hidden, cache } = forwardHidden(base, tokens, batch, opts);
+  opts.onMatrixInput?.('classifier', hidden);
+  return { logits: base.linear(hidden, 'classifier'), cache };
+}
+
+/** What {@link forwardHidden} returns. */
+export interface HiddenResult {
+  /** The final-normed hidden states [B·T, dim] the output head multiplies. */
+  readonly hidden: tf.Tensor2D;
+  readonly cache?: KvCache;
+}
+
+/**
+ * The forward pass up to (not including) the output head: training on a large vocabulary takes
+ * the loss from these hidden states chunk by chunk (head-loss.ts) instead of full logits.
+ * Call inside tf.tidy (or tf.variableGrads).
+ */
+export function forwardHidden(base: FrozenBase, tokens: Int32Array, batch: number, opts: ForwardOptions = {}): HiddenResult {
   const c = base.config;
   if (!Number.isInteger(batch) || batch <= 0 || tokens.length % batch !== 0) {
     throw new RangeError(`forward: batch ${batch} does not divide ${tokens.length} tokens`);
@@ -136,10 +154,8 @@ export function forward(base: FrozenBase, tokens: Int32Array, batch: number, opt
     const g = tf.mul(tf.mul(h1, tf.sigmoid(h1)), h3) as tf.Tensor2D;
     x = tf.add(x, linear(g, l, 'w2'));
   }
-  const final = rmsNorm(x, base.norm('final'), c.normEps);
-  opts.onMatrixInput?.('classifier', final);
-  const logits = base.linear(final, 'classifier');
-  return { logits, cache: opts.returnCache ? { layers: newCache, length: S } : undefined };
+  const hidden = rmsNorm(x, base.norm('final'), c.normEps);
+  return { hidden, cache: opts.returnCache ? { layers: newCache, length: S } : undefined };
 }
 
 /**
