@@ -109,7 +109,7 @@ export function hfConfigToLlama(json: unknown, source: string): LlamaConfig {
   try {
     validateConfig(base);
     const scaling = hfRopeScaling(j, source);
-    if (scaling) config = { ...base, ropeFreqFactors: llama3RopeFactors(headDim ?? dim / nHeads, ropeTheta, scaling) };
+    if (scaling) config = { ...base, ropeFreqFactors: llama3RopeFactors(headDim ?? dim / nHeads, ropeTheta, scaling).map(Math.fround) }; // float32, as GGUF's rope_freqs and llama.cpp hold them
     return validateConfig(config);
   } catch (e) {
     if (e instanceof RangeError) throw new ModelFormatError(`${source} describes an invalid model: ${e.message}`);

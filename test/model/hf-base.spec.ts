@@ -12,7 +12,7 @@ import {
 
 const small = { dim: 64, hiddenDim: 96, nLayers: 2, nHeads: 4, nKvHeads: 2, vocabSize: 80, seqLen: 64, normEps: 1e-5 };
 const SCALING = { factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalContext: 64 };
-const LLAMA: LlamaConfig = { ...small, arch: 'llama', sharedClassifier: false, ropeTheta: 500000, ropeStyle: 'interleaved', ropeFreqFactors: llama3RopeFactors(16, 500000, SCALING) };
+const LLAMA: LlamaConfig = { ...small, arch: 'llama', sharedClassifier: false, ropeTheta: 500000, ropeStyle: 'interleaved', ropeFreqFactors: llama3RopeFactors(16, 500000, SCALING).map(Math.fround) };
 const LLAMA_BIAS: LlamaConfig = { ...small, arch: 'llama', sharedClassifier: true, ropeTheta: 10000, ropeStyle: 'interleaved', attnBias: true };
 const QWEN2: LlamaConfig = { ...small, arch: 'qwen2', sharedClassifier: true, ropeTheta: 1e6, ropeStyle: 'neox', attnBias: true };
 const QWEN3: LlamaConfig = { ...small, arch: 'qwen3', headDim: 32, sharedClassifier: false, ropeTheta: 1e6, ropeStyle: 'neox', qkNorm: true };

@@ -44,7 +44,7 @@ describe('model/hf-config', () => {
     });
     const want = transformersLlama3Divisors(64, 500000, 32, 1, 4, 8192);
     assert.equal(c.ropeFreqFactors?.length, 32);
-    c.ropeFreqFactors!.forEach((f, i) => assert.ok(Math.abs(f - want[i]) <= 1e-12 * want[i], `factor ${i}: ${f} vs ${want[i]}`));
+    c.ropeFreqFactors!.forEach((f, i) => assert.ok(Math.abs(f - want[i]) <= 1e-7 * want[i], `factor ${i}: ${f} vs ${want[i]}`));
     // the three regimes all occur: unscaled, blended, divided by factor
     assert.ok(want.some((f) => f === 1) && want.some((f) => f === 32) && want.some((f) => f > 1 && f < 32));
   });

@@ -20,6 +20,9 @@ import {
 import { corpus } from '../helpers.js';
 import { LLAMA3_REGEX, QWEN2_REGEX, tokenizerJson, trainMerges } from '../model/bpe-train.js';
 
+/** The llama3 rope scaling of the Llama 3 fixture (as Llama 3.1's, with a short original context so it matters). */
+export const LLAMA3_SCALING = { factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalContext: 64 } as const;
+
 /** A family fixture's name. */
 export type FamilyName = 'llama3' | 'smollm2' | 'qwen2' | 'qwen3';
 
@@ -38,6 +41,8 @@ export interface FamilyFixture {
   /** tokenizer.json object for the HF layout. */
   readonly tokenizerJson: Record<string, unknown>;
   readonly specials: string[];
+  /** tokenizer_config.json object for the HF layout. */
+  readonly tokenizerConfig: Record<string, unknown>;
 }
 
 const QWEN_SPECIALS = ['<|endoftext|>', '<|im_start|>', '<|im_end|>'];
@@ -51,11 +56,15 @@ function merges(): [string, string][] {
 }
 
 /** The fixture of a family (random weights at `std`, seeded). */
-export function family(name: FamilyName, seed = 1, std = 0.2, headStd = 0.3): FamilyFixture {
+export function family(name: FamilyName, seed = 1, std = 0.12, headStd = 0.3): FamilyFixture {
   const m = merges();
   const specials = name === 'llama3' ? LLAMA3_SPECIALS : name === 'smollm2' ? SMOL_SPECIALS : QWEN_SPECIALS;
   const regex = name === 'llama3' || name === 'smollm2' ? LLAMA3_REGEX : QWEN2_REGEX;
-  const json = tokenizerJson(m, regex, specials) as { model: { vocab: Record<string, number> }; added_tokens: { id: number; content: string }[] };
+  const json = tokenizerJson(m, regex, specials) as { model: { vocab: Record<string, number> }; added_tokens: { id: number; content: string }[]; pre_tokenizer: unknown };
+  if (name === 'smollm2') {
+    // SmolLM's published pre-tokenizer: digits one by one, then GPT-2's ByteLevel regex
+    json.pre_tokenizer = { type: 'Sequence', pretokenizers: [{ type: 'Digits', individual_digits: true }, { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true }] };
+  }
   const tokens: string[] = [];
   for (const [t, i] of Object.entries(json.model.vocab)) tokens[i] = t;
   for (const a of json.added_tokens) tokens[a.id] = a.content;
@@ -66,7 +75,7 @@ export function family(name: FamilyName, seed = 1, std = 0.2, headStd = 0.3): Fa
   let config: LlamaConfig;
   if (name === 'llama3') {
     const headDim = 64;
-    config = { ...base, arch: 'llama', ropeStyle: 'interleaved', dim: 256, hiddenDim: 512, nHeads: 4, nKvHeads: 2, sharedClassifier: false, normEps: 1e-5, ropeTheta: 500000, ropeFreqFactors: llama3RopeFactors(headDim, 500000, { factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalContext: 64 }) };
+    config = { ...base, arch: 'llama', ropeStyle: 'interleaved', dim: 256, hiddenDim: 512, nHeads: 4, nKvHeads: 2, sharedClassifier: false, normEps: 1e-5, ropeTheta: 500000, ropeFreqFactors: llama3RopeFactors(headDim, 500000, LLAMA3_SCALING) };
   } else if (name === 'smollm2') {
     config = { ...base, arch: 'llama', ropeStyle: 'interleaved', dim: 256, hiddenDim: 768, nHeads: 4, nKvHeads: 1, sharedClassifier: true, normEps: 1e-5, ropeTheta: 100000 };
   } else if (name === 'qwen2') {
@@ -88,6 +97,9 @@ export function family(name: FamilyName, seed = 1, std = 0.2, headStd = 0.3): Fa
     addBos: isLlama3,
     tokenizerJson: json as unknown as Record<string, unknown>,
     specials,
+    tokenizerConfig: isLlama3
+      ? { bos_token: '<|begin_of_text|>', eos_token: '<|eot_id|>', add_bos_token: true }
+      : { bos_token: null, eos_token: '<|im_end|>', pad_token: '<|endoftext|>', add_bos_token: false },
   };
 }
 
