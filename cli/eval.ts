@@ -5,7 +5,7 @@ import { loadModel, MODEL_OPTIONS, readText } from './load.js';
 
 /** Usage text. */
 export const EVAL_USAGE = `fedtune eval --text FILE [--context N (default min(256, model context))] [--max-tokens N] [--json]
-             [--base FILE] [--tokenizer FILE] [--quant none|int8|int4] [--adapter FILE] [--backend B]`;
+             [--base FILE|DIR] [--tokenizer FILE] [--quant none|int8|int4|native] [--adapter FILE] [--backend B]`;
 
 /** Run the command. */
 export async function evalCommand(argv: string[]): Promise<void> {

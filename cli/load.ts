@@ -1,22 +1,19 @@
 /** Loading the base, tokenizer and adapter for a CLI command, with the shared options. */
 import { existsSync, readFileSync } from 'node:fs';
 import {
-  baseFormat,
   type FrozenBase,
   initBackend,
   loadAdapter,
-  ModelFormatError,
   openBase,
   type OpenedBase,
   QUANT_MODES,
   type TextTokenizer,
-  defaultBasePath,
-  defaultTokenizerPath,
   type BackendChoice,
   type LoraAdapter,
   type QuantMode,
 } from '../model/index.js';
 import { CliError, log, oneOf } from './args.js';
+import { baseFiles, formatErrors } from './base-files.js';
 
 /** Options every model command accepts. */
 export const MODEL_OPTIONS = {
@@ -38,21 +35,10 @@ export interface LoadedModel {
 export async function loadModel(v: Record<string, string | boolean | undefined>, opts: { adapter?: boolean } = { adapter: true }): Promise<LoadedModel> {
   const backend = v.backend === undefined ? undefined : oneOf<BackendChoice>(v, 'backend', ['auto', 'wasm', 'cpu', 'tensorflow'], 'auto');
   const quant = oneOf<QuantMode>(v, 'quant', QUANT_MODES, 'none');
-  const basePath = (v.base as string | undefined) ?? defaultBasePath();
-  if (!existsSync(basePath)) throw new CliError(`--base file ${basePath} does not exist`);
-  const gguf = baseFormat(basePath) === 'gguf';
-  // a GGUF base carries its tokenizer; a llama2.c checkpoint needs tok*.bin
-  const tokPath = (v.tokenizer as string | undefined) ?? (gguf ? undefined : defaultTokenizerPath());
-  if (tokPath !== undefined && !existsSync(tokPath)) throw new CliError(`--tokenizer file ${tokPath} does not exist`);
+  const { basePath, tokenizerPath } = baseFiles(v);
   const info = await initBackend(backend);
   log(`backend: ${info.description}`);
-  let opened: OpenedBase;
-  try {
-    opened = openBase(basePath, quant, { tokenizerPath: tokPath });
-  } catch (e) {
-    if (e instanceof ModelFormatError) throw new CliError(e.message);
-    throw e;
-  }
+  const opened: OpenedBase = formatErrors(() => openBase(basePath, quant, { tokenizerPath }));
   const { base, tokenizer } = opened;
   const mem = base.memory();
   log(`base: ${basePath} sha256 ${base.sha256.slice(0, 12)}… quant ${quant}, ${mem.bytes} bytes (${mem.bytesPerParam.toFixed(3)} bytes/param)`);

@@ -19,6 +19,8 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   privacy: async () => import('./privacy.js').then((m) => ({ run: m.privacyCommand, usage: m.PRIVACY_USAGE })),
   coordinator: async () => import('./coordinator.js').then((m) => ({ run: m.coordinatorCommand, usage: m.COORDINATOR_USAGE })),
   device: async () => import('./device.js').then((m) => ({ run: m.deviceCommand, usage: m.DEVICE_USAGE })),
+  inspect: async () => import('./inspect.js').then((m) => ({ run: m.inspectCommand, usage: m.INSPECT_USAGE })),
+  tokenize: async () => import('./tokenize.js').then((m) => ({ run: m.tokenizeCommand, usage: m.TOKENIZE_USAGE })),
   simulate: async () => import('./simulate.js').then((m) => ({ run: m.simulateCommand, usage: m.SIMULATE_USAGE })),
 };
 
@@ -47,8 +49,9 @@ async function main(argv: string[]): Promise<number> {
     await (await load()).run(rest);
     return 0;
   } catch (e) {
-    const err = e as Error;
-    process.stderr.write(`fedtune ${cmd}: ${err.message}\n`);
+    const err = e instanceof Error ? e : new Error(String(e));
+    // one line, whatever the message holds (a JSON parser's excerpt, a file's text)
+    process.stderr.write(`fedtune ${cmd}: ${err.message.replace(/\s*\n\s*/g, ' ')}\n`);
     if (process.env.FEDTUNE_DEBUG) process.stderr.write(`${err.stack}\n`);
     return e instanceof CliError ? 2 : 1;
   }

@@ -27,6 +27,11 @@ export interface GenerateOptions {
    * once, whole), and at the end with anything held back; the calls concatenate to `text`.
    */
   readonly onText?: (text: string) => void;
+  /**
+   * Called with the raw logits (one row of vocabSize, before temperature) each new token is
+   * chosen from, before it is chosen; the array is only valid during the call.
+   */
+  readonly onLogits?: (logits: Float32Array) => void;
 }
 
 /** What {@link generate} returns. */
@@ -70,14 +75,25 @@ function cachedStep(base: FrozenBase, tokens: Int32Array, batch: number, cache: 
  * `tokenizer.addBos`); an empty encoding is fed as the tokenizer's start token.
  */
 export function generate(base: FrozenBase, tokenizer: TextTokenizer, prompt: string, opts: GenerateOptions = {}): Generation {
+  if (typeof prompt !== 'string') throw new TypeError('generate: prompt must be a string');
+  return generateFromIds(base, tokenizer, tokenizer.encode(prompt), opts);
+}
+
+/**
+ * Generate a continuation of token ids fed exactly as given (e.g. a rendered chat); an empty
+ * array is fed as the tokenizer's start token. `promptIds` of the result is what was given.
+ */
+export function generateFromIds(base: FrozenBase, tokenizer: TextTokenizer, promptIds: Int32Array, opts: GenerateOptions = {}): Generation {
   const maxTokens = opts.maxTokens ?? 256;
   const temperature = opts.temperature ?? 0;
   const topP = opts.topP ?? 0.9;
+  if (!(promptIds instanceof Int32Array)) throw new TypeError('generateFromIds: promptIds must be an Int32Array');
   if (!Number.isInteger(maxTokens) || maxTokens < 0) throw new RangeError(`generate: maxTokens must be a non-negative integer, got ${maxTokens}`);
   if (!(temperature >= 0) || !Number.isFinite(temperature)) throw new RangeError(`generate: temperature must be ≥ 0, got ${temperature}`);
   if (!(topP >= 0 && topP <= 1)) throw new RangeError(`generate: topP must be in [0, 1], got ${topP}`);
+  const V = base.config.vocabSize;
+  for (const id of promptIds) if (id < 0 || id >= V) throw new RangeError(`generateFromIds: promptIds holds ${id}, outside the vocabulary [0, ${V})`);
   const rng = opts.rng ?? (opts.seed !== undefined ? seededRng(opts.seed) : cryptoRng());
-  const promptIds = tokenizer.encode(prompt);
   if (promptIds.length > base.config.seqLen) throw new RangeError(`generate: the prompt has ${promptIds.length} tokens, more than the model's context of ${base.config.seqLen}`);
   const ids: number[] = [];
   let cache: KvCache | undefined;
@@ -86,10 +102,10 @@ export function generate(base: FrozenBase, tokenizer: TextTokenizer, prompt: str
   let text = '';
   try {
     while (ids.length < maxTokens && (cache?.length ?? 0) + input.length <= base.config.seqLen) {
-      const V = base.config.vocabSize;
       const out = cachedStep(base, input, 1, cache, opts.adapter);
       cache = out.cache;
       const row = out.logits.subarray((input.length - 1) * V);
+      opts.onLogits?.(row);
       const tok = sampleToken(row, { temperature, topP }, rng);
       if (tokenizer.isStop(tok)) break;
       ids.push(tok);

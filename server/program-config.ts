@@ -138,6 +138,8 @@ export function programSpec(raw: unknown, baseDir = process.cwd()): ProgramSpec 
   if (r.base === undefined) throw new RangeError(`${w}: base is required (the path of the base model file, .bin or .gguf)`);
   const basePath = path('base', '');
   if (!existsSync(basePath)) throw new RangeError(`${w}: base file ${basePath} does not exist`);
+  // devices download the base as one blob, so a Hugging Face directory cannot be served as it is
+  if (baseFormat(basePath) === 'hf') throw new RangeError(`${w}: base ${basePath} is a Hugging Face directory; devices download a program's base as one file, so convert it to GGUF (llama.cpp's convert_hf_to_gguf.py) and name the .gguf`);
   const tokenizerPath = path('tokenizer', '');
   if (tokenizerPath === '' && baseFormat(basePath) === 'llama2c') throw new RangeError(`${w}: tokenizer is required with a llama2.c base (the tok*.bin that goes with ${basePath})`);
   const token = r.enrolmentToken;
