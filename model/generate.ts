@@ -37,7 +37,7 @@ export interface GenerateOptions {
 /** What {@link generate} returns. */
 export interface Generation {
   readonly promptIds: Int32Array;
-  /** New tokens (stops early at a stop token of the tokenizer, not included, or at the context limit). */
+  /** New tokens (stops early at a stop token of the tokenizer, not included, or at the context limit). Special tokens among them add no text. */
   readonly ids: number[];
   /** Decoded new tokens. */
   readonly text: string;
@@ -99,6 +99,8 @@ export function generateFromIds(base: FrozenBase, tokenizer: TextTokenizer, prom
   let cache: KvCache | undefined;
   let input = promptIds.length > 0 ? promptIds : Int32Array.of(tokenizer.startId);
   const stream = new TokenTextStream(tokenizer, input[input.length - 1]);
+  // special tokens are control, not text: they print as nothing, as llama.cpp prints them
+  const special = new Set(tokenizer.specialTokens().map((t) => t.id));
   let text = '';
   try {
     while (ids.length < maxTokens && (cache?.length ?? 0) + input.length <= base.config.seqLen) {
@@ -109,7 +111,7 @@ export function generateFromIds(base: FrozenBase, tokenizer: TextTokenizer, prom
       const tok = sampleToken(row, { temperature, topP }, rng);
       if (tokenizer.isStop(tok)) break;
       ids.push(tok);
-      const piece = stream.push(tok);
+      const piece = special.has(tok) ? { text: '', bytes: new Uint8Array(0) } : stream.push(tok);
       text += piece.text;
       opts.onToken?.(tok, piece.bytes);
       if (piece.text) opts.onText?.(piece.text);

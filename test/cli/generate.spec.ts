@@ -81,7 +81,17 @@ describe('cli/generate --json (fedtune generate)', function () {
     after(async () => llama?.dispose());
 
     it('--chat feeds the template\'s rendering (as @huggingface/jinja renders it) and continues as llama.cpp does until <|im_end|>', async () => {
-      const prompt = 'queen thou 149'; // a prompt this fixture answers in a few tokens, then ends its turn
+      // a prompt whose reply llama.cpp ends (with <|im_end|>) within N tokens, found by asking llama.cpp
+      const endIds = [llama.eosId, llama.tokenize('<|endoftext|>', { special: true, bos: false })[0]];
+      const words = ['queen', 'thou', 'lord', 'night', 'love', 'death', 'king', 'sweet', 'fair', 'good', 'what', 'why', '149', '7', 'sir', 'come'];
+      let prompt = '';
+      for (let i = 0; i < 400 && !prompt; i++) {
+        const candidate = `${words[i % words.length]} ${words[(i * 7 + 3) % words.length]} ${words[(i * 5 + 1) % words.length]}`;
+        const rendered = new Template(QWEN25_TEMPLATE).render({ messages: [{ role: 'user', content: candidate }], add_generation_prompt: true });
+        const g = await llama.greedy(llama.tokenize(rendered, { special: true, bos: false }), N);
+        if (g.slice(1).some((t) => endIds.includes(t))) prompt = candidate;
+      }
+      assert.ok(prompt, 'some prompt makes llama.cpp end its turn within N tokens');
       const r = fedtune('generate', '--base', path, '--prompt', prompt, '--chat', '--max-tokens', String(N), '--json');
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stderr, /chat: chatml \(default system message "You are Qwen/);
