@@ -1,7 +1,8 @@
 /**
  * The device library: enrol once (keys in the data dir), fetch the program, download and verify
  * the base, tokenizer and current adapter (resumable), then loop — check in, train LoRA on the
- * device's own text within the round's deadline, turn the change into an update
+ * device's own text (or, for a chat program, its chat conversations rendered with the base's chat
+ * format, loss on assistant replies only: client/local-data) within the round's deadline, turn the change into an update
  * (client/build-update: delta vs the global adapter → clip → device noise if the program asks →
  * quantize → seal to the program key), upload it in chunks (or mask it under secure
  * aggregation), and follow new versions — until the program completes. Transient failures are
@@ -12,11 +13,12 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import nacl from 'tweetnacl';
 import { Observable, Subject } from 'rxjs';
-import { cryptoRng, decodeAdapter, initBackend, LocalTrainer, LoraAdapter, mixReplay, truncateRankTensors, sampleReplayPool, openBase, type FrozenBase, type Rng, type TextTokenizer } from '../model/index.js';
+import { baseChatStyle, cryptoRng, decodeAdapter, initBackend, LocalTrainer, LoraAdapter, mixReplay, truncateRankTensors, sampleReplayPool, openBase, type ChatStyle, type DataFormat, type FrozenBase, type MaskedTokens, type Rng, type TextTokenizer } from '../model/index.js';
 import { encodeMasked, isUpdateEncoding } from '../proto/update-codec.js';
 import { buildUpdate, devicePrivacyRngs, sealUpdate, updateLayout, type BuiltUpdate, type UpdateInput } from './build-update.js';
 import { trainingFromWire } from '../proto/config-codec.js';
 import type { DeviceTraining } from '../model/device-training.js';
+import { LocalDataError, localTrainingData, withReplay } from './local-data.js';
 import type { SecAggRequest } from '../proto/generated/fedtune/v1/SecAggRequest.js';
 import type { UploadUpdateResponse__Output } from '../proto/generated/fedtune/v1/UploadUpdateResponse.js';
 import { secAggRound } from './secagg-client.js';
@@ -43,8 +45,17 @@ export interface DeviceOptions {
   readonly dataDir: string;
   /** The program's enrolment token (needed the first time). */
   readonly enrolmentToken: string;
-  /** The device's local text; read once. */
+  /**
+   * The device's local data, read once: plain text, or — when the program's `training.dataFormat`
+   * is "chat" — chat JSONL (one `{"messages": [...]}` conversation per line; each string a whole
+   * file's worth of lines).
+   */
   readonly text: AsyncIterable<string> | Iterable<string>;
+  /**
+   * What `text` holds, when the owner knows ('text' or 'chat'): a program asking for the other
+   * format is refused (LocalDataError) before any round. Default: whatever the program says.
+   */
+  readonly dataFormat?: DataFormat;
   readonly label?: string;
   /** Default insecure (updates are sealed end to end regardless). */
   readonly credentials?: grpc.ChannelCredentials;
@@ -118,7 +129,17 @@ export class Device {
   private readonly client: CoordinatorClient;
   private deviceId = '';
   private programKey = new Uint8Array(0);
-  private model?: { sha256: string; base: FrozenBase; tokenizer: TextTokenizer; tokens?: Int32Array; mixed?: { key: string; tokens: Int32Array } };
+  private model?: {
+    sha256: string;
+    base: FrozenBase;
+    tokenizer: TextTokenizer;
+    /** Where the base's chat template is looked for (the base file, or the tokenizer file that replaces its vocabulary). */
+    chatSource: string;
+    /** The local data as tokens, per data format. */
+    data: Map<DataFormat, Int32Array | MaskedTokens>;
+    mixed?: { key: string; data: Int32Array | MaskedTokens };
+  };
+  private parts?: string[];
   private bytesDown = 0;
   private bytesUp = 0;
 
@@ -131,6 +152,7 @@ export class Device {
     }
     if (options.maxRounds !== undefined && !(Number.isInteger(options.maxRounds) && options.maxRounds > 0)) throw new RangeError(`Device: options.maxRounds must be a positive integer, got ${options.maxRounds}`);
     if (options.maxRank !== undefined && !(Number.isInteger(options.maxRank) && options.maxRank > 0)) throw new RangeError(`Device: options.maxRank must be a positive integer, got ${options.maxRank}`);
+    if (options.dataFormat !== undefined && options.dataFormat !== 'text' && options.dataFormat !== 'chat') throw new RangeError(`Device: options.dataFormat must be "text" or "chat", got ${JSON.stringify(options.dataFormat)}`);
     this.o = options;
     this.identity = loadIdentity(options.dataDir);
     mkdirSync(join(options.dataDir, 'blobs'), { recursive: true });
@@ -195,34 +217,57 @@ export class Device {
     await initBackend(); // the configured backend (FEDTUNE_BACKEND), once per process
     this.model?.base.dispose();
     const { base, tokenizer } = openBase(basePath, quant, { tokenizerPath, seed: 1 });
-    this.model = { sha256: p.base.sha256, base, tokenizer };
+    this.model = { sha256: p.base.sha256, base, tokenizer, chatSource: tokenizerPath ?? basePath, data: new Map() };
     return this.model;
   }
 
-  private async tokens(m: NonNullable<Device['model']>): Promise<Int32Array> {
-    if (m.tokens) return m.tokens;
+  /** The local data as strings, read once. */
+  private async localParts(): Promise<string[]> {
+    if (this.parts) return this.parts;
     const parts: string[] = [];
     const src = this.o.text;
     if (typeof (src as AsyncIterable<string>)[Symbol.asyncIterator] === 'function') for await (const s of src as AsyncIterable<string>) parts.push(s);
     else for (const s of src as Iterable<string>) parts.push(s);
-    m.tokens = m.tokenizer.encode(parts.join('\n'), { bos: false });
-    return m.tokens;
+    this.parts = parts;
+    return parts;
   }
 
-  /** Local tokens, mixed with text sampled from the base when the program asks for replay (sampled once). */
-  private async trainingTokens(m: NonNullable<Device['model']>, training: DeviceTraining): Promise<Int32Array> {
-    const local = await this.tokens(m);
+  /** Refuses a program whose data format is not what the owner said the local data is. */
+  private checkDataFormat(format: DataFormat): void {
+    if (this.o.dataFormat === undefined || this.o.dataFormat === format) return;
+    throw new LocalDataError(
+      format === 'chat'
+        ? `program ${this.o.programId} trains on chat conversations (training.dataFormat "chat"), but this device's local data is plain text`
+        : `program ${this.o.programId} trains on plain text (training.dataFormat "text"), but this device's local data is chat JSONL`,
+      format,
+    );
+  }
+
+  /**
+   * The local data as the program's data format wants it (a loss mask for chat), mixed with text
+   * sampled from the base when the program asks for replay (sampled once).
+   */
+  private async trainingData(m: NonNullable<Device['model']>, training: DeviceTraining): Promise<Int32Array | MaskedTokens> {
+    const format = training.dataFormat ?? 'text';
+    this.checkDataFormat(format);
+    let local = m.data.get(format);
+    if (!local) {
+      const chatStyle: ChatStyle | undefined = format === 'chat' ? baseChatStyle(m.chatSource, m.tokenizer) : undefined;
+      local = localTrainingData(await this.localParts(), format, { tokenizer: m.tokenizer, chatStyle });
+      m.data.set(format, local);
+    }
     const fraction = training.replayFraction ?? 0;
     if (!(fraction > 0)) return local;
-    const key = `${fraction}|${training.replayTokens ?? 8192}`;
+    const key = `${format}|${fraction}|${training.replayTokens ?? 8192}`;
     if (m.mixed?.key !== key) {
       const seed = this.o.seed ?? Number.parseInt(Buffer.from(nacl.randomBytes(4)).toString('hex'), 16);
       const t0 = performance.now();
       const pool = sampleReplayPool(m.base, { tokenizer: m.tokenizer, tokens: training.replayTokens ?? 8192, seed });
       this.events.next({ kind: 'replay', tokens: pool.length, seconds: (performance.now() - t0) / 1000 });
-      m.mixed = { key, tokens: mixReplay(local, pool, fraction, seed % pool.length) };
+      const tokens = local instanceof Int32Array ? local : local.tokens;
+      m.mixed = { key, data: withReplay(local, mixReplay(tokens, pool, fraction, seed % pool.length)) };
     }
-    return m.mixed.tokens;
+    return m.mixed.data;
   }
 
   /**
@@ -236,6 +281,11 @@ export class Device {
     try {
       await this.enroll(signal);
       let program = await this.program(signal);
+      const programTraining = trainingFromWire(program.training);
+      this.checkDataFormat(programTraining.dataFormat ?? 'text');
+      // chat data is rendered with the base's chat format before the first check-in, so a device
+      // that cannot train it (no chat format, malformed JSONL) never takes a place in a round
+      if (programTraining.dataFormat === 'chat') await this.trainingData(await this.ensureModel(program, signal), { ...programTraining, replayFraction: 0 });
       while (!signal?.aborted) {
         if (this.o.maxRounds !== undefined && joined >= this.o.maxRounds) {
           reason = `took part in ${joined} round(s)`;
@@ -291,11 +341,11 @@ export class Device {
     try {
       const global = adapter.toFlat();
       const training = trainingFromWire(work.training);
-      const tokens = await this.trainingTokens(m, training);
+      const data = await this.trainingData(m, training);
       const budget = Number(work.deadlineUnixMs) - Date.now() - (this.o.uploadMarginMs ?? 2000);
       if (budget <= 0) throw Object.assign(new Error('no time left'), { code: grpc.status.DEADLINE_EXCEEDED, details: `round ${work.roundId} left no time to train` });
       const timeBudgetMs = Math.min(training.timeBudgetMs ?? Infinity, budget);
-      const trainer = new LocalTrainer(m.base, adapter, tokens, { ...training, startId: m.tokenizer.startId, timeBudgetMs, seed: this.o.seed === undefined ? undefined : this.o.seed + Number(work.adapterVersion) * 7919 });
+      const trainer = new LocalTrainer(m.base, adapter, data, { ...training, startId: m.tokenizer.startId, timeBudgetMs, seed: this.o.seed === undefined ? undefined : this.o.seed + Number(work.adapterVersion) * 7919 });
       const sub = trainer.progress$.subscribe((s) => this.events.next({ kind: 'training', roundId: work.roundId, step: s.step, totalSteps: s.totalSteps, loss: s.loss }));
       const result = await trainer.run();
       sub.unsubscribe();

@@ -6,6 +6,7 @@ export * from './build-update.js';
 export * from './device.js';
 export * from './download-blob.js';
 export * from './identity.js';
+export * from './local-data.js';
 export * from './rpc.js';
 export * from './upload-update.js';
 export * from './secagg-client.js';

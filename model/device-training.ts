@@ -1,10 +1,19 @@
 /**
  * The training settings a device runs a round with: the trainer's options (but the start token,
- * which the base's tokenizer gives) plus the frozen base's quantization and generative replay.
- * A domain type (proto/config-codec converts it).
+ * which the base's tokenizer gives) plus the frozen base's quantization, generative replay and
+ * what the device's local data is. A domain type (proto/config-codec converts it).
  */
 import type { QuantMode } from './quant.js';
 import type { TrainOptions } from './trainer.js';
+
+/**
+ * What a device's local data is: `text` (plain text, every token scored) or `chat` (chat JSONL
+ * conversations, rendered with the base's chat format; the loss is taken on assistant replies only).
+ */
+export type DataFormat = 'text' | 'chat';
+
+/** Every {@link DataFormat}. */
+export const DATA_FORMATS: readonly DataFormat[] = ['text', 'chat'];
 
 /** Device training settings of a round. */
 export interface DeviceTraining extends Omit<TrainOptions, 'startId'> {
@@ -13,4 +22,6 @@ export interface DeviceTraining extends Omit<TrainOptions, 'startId'> {
   readonly replayFraction?: number;
   /** Replay tokens a device samples once. Default 8192. */
   readonly replayTokens?: number;
+  /** What the device's local data is. Default 'text'. */
+  readonly dataFormat?: DataFormat;
 }

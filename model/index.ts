@@ -8,6 +8,7 @@ export * from './adapter-file.js';
 export * from './adapter-flat.js';
 export * from './arch-names.js';
 export * from './backend.js';
+export * from './base-chat-style.js';
 export * from './base-info.js';
 export * from './bpe-tokenizer.js';
 export * from './bpe-pretokenize.js';

@@ -5,7 +5,7 @@
 import { loraConfig, type LoraConfig } from '../model/lora-config.js';
 import { QUANT_MODES, type QuantMode } from '../model/quant.js';
 import { isMatrixName, MATRIX_NAMES, type MatrixName } from '../model/weights.js';
-import type { DeviceTraining } from '../model/device-training.js';
+import { DATA_FORMATS, type DataFormat, type DeviceTraining } from '../model/device-training.js';
 import type { LoraConfig as WireLoraConfig, LoraConfig__Output as WireLoraConfigOut } from './generated/fedtune/v1/LoraConfig.js';
 import type { TrainingConfig as WireTraining, TrainingConfig__Output as WireTrainingOut } from './generated/fedtune/v1/TrainingConfig.js';
 import { WireFormatError } from './wire-error.js';
@@ -41,14 +41,17 @@ export function trainingToWire(t: DeviceTraining): WireTraining {
     replayFraction: t.replayFraction ?? 0,
     replayTokens: t.replayTokens ?? 0,
     proximalMu: t.proximalMu ?? 0,
+    dataFormat: t.dataFormat ?? 'text',
   };
 }
 
-/** Wire training settings → domain (zeros mean "use the trainer's default"). */
+/** Wire training settings → domain (zeros mean "use the trainer's default"; an empty data format is "text"). */
 export function trainingFromWire(w: WireTrainingOut | null | undefined): DeviceTraining {
   if (!w) throw new WireFormatError('the training config is missing');
   const quant = (w.quant || 'none') as QuantMode;
   if (!QUANT_MODES.includes(quant)) throw new WireFormatError(`unknown quantization "${w.quant}"; expected one of ${QUANT_MODES.join(', ')}`);
+  const dataFormat = (w.dataFormat || 'text') as DataFormat;
+  if (!DATA_FORMATS.includes(dataFormat)) throw new WireFormatError(`unknown training data format "${w.dataFormat}"; expected one of ${DATA_FORMATS.join(', ')}`);
   const pos = (v: number): number | undefined => (v > 0 ? v : undefined);
   for (const [k, v] of Object.entries(w)) {
     if (typeof v === 'number' && (!Number.isFinite(v) || v < 0)) throw new WireFormatError(`training.${k} must be a finite number ≥ 0, got ${v}`);
@@ -66,5 +69,6 @@ export function trainingFromWire(w: WireTrainingOut | null | undefined): DeviceT
     replayFraction: w.replayFraction,
     replayTokens: pos(w.replayTokens),
     proximalMu: w.proximalMu,
+    dataFormat,
   };
 }

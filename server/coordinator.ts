@@ -108,7 +108,8 @@ export class Coordinator {
     const info = readBaseInfo(spec.basePath);
     const baseBlob = this.blobs.putFile(spec.basePath);
     if (info.format === 'llama2c' && !spec.tokenizerPath) throw new RangeError(`program "${spec.id}": its llama2.c base needs a tokenizer file`);
-    const tokenizer = info.format === 'llama2c' ? this.blobs.putFile(spec.tokenizerPath) : undefined;
+    // a GGUF base carries its own vocabulary unless the program names a tokenizer file to use instead
+    const tokenizer = spec.tokenizerPath ? this.blobs.putFile(spec.tokenizerPath) : undefined;
     const loraJson = JSON.stringify(spec.lora);
     let stored = this.store.program(spec.id);
     if (!stored) {

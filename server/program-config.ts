@@ -10,7 +10,7 @@ import type { RobustRule, ServerOptimizerKind, ServerOptimizerOptions } from '..
 import { baseFormat } from '../model/base-info.js';
 import { loraConfig, type LoraConfig } from '../model/lora-config.js';
 import { QUANT_MODES, type QuantMode } from '../model/quant.js';
-import type { DeviceTraining } from '../model/device-training.js';
+import { DATA_FORMATS, type DataFormat, type DeviceTraining } from '../model/device-training.js';
 
 /** How updates are protected by differential privacy. */
 export type DpMode = 'none' | 'central' | 'local' | 'distributed';
@@ -47,14 +47,25 @@ export interface ProgramDp {
 export interface ProgramSpec {
   /** 1–64 of [A-Za-z0-9._-]. */
   readonly id: string;
-  /** Base model file (llama2.c .bin or .gguf). Required. */
+  /**
+   * Base model file: a llama2.c checkpoint (.bin) or a GGUF file (llama, qwen2, qwen3; any
+   * vocabulary). Required. A Hugging Face directory is refused: devices download the base as one
+   * file, so convert it to GGUF first.
+   */
   readonly basePath: string;
-  /** Tokenizer for a llama2.c base: required for one; '' for a GGUF base (its tokenizer is inside). */
+  /**
+   * A llama2.c tokenizer (tok*.bin): required with a llama2.c base; with a GGUF base optional (it
+   * replaces the GGUF's own vocabulary, and devices download it too); '' when absent.
+   */
   readonly tokenizerPath: string;
   /** Secret a device must present to enrol. Required, ≥ 8 characters. */
   readonly enrolmentToken: string;
   readonly lora: LoraConfig;
-  /** What devices train each round. Default: 20 steps, batch 8 × 64 tokens, lr 2e-3, int8 base, no replay. */
+  /**
+   * What devices train each round. Default: 20 steps, batch 8 × 64 tokens, lr 2e-3, int8 base, no
+   * replay, `dataFormat` "text" (plain text; "chat": chat JSONL conversations rendered with the
+   * base's chat format, loss on assistant replies only).
+   */
   readonly training: DeviceTraining;
   /** Updates a round wants. Default 10. */
   readonly cohortSize: number;
@@ -138,16 +149,19 @@ export function programSpec(raw: unknown, baseDir = process.cwd()): ProgramSpec 
   if (r.base === undefined) throw new RangeError(`${w}: base is required (the path of the base model file, .bin or .gguf)`);
   const basePath = path('base', '');
   if (!existsSync(basePath)) throw new RangeError(`${w}: base file ${basePath} does not exist`);
-  // devices download the base as one blob, so a Hugging Face directory cannot be served as it is
-  if (baseFormat(basePath) === 'hf') throw new RangeError(`${w}: base ${basePath} is a Hugging Face directory; devices download a program's base as one file, so convert it to GGUF (llama.cpp's convert_hf_to_gguf.py) and name the .gguf`);
+  const format = baseFormat(basePath);
+  if (format === 'hf') throw new RangeError(`${w}: base ${basePath} is a Hugging Face directory; a program's base must be one file devices can download (convert it to GGUF, e.g. with llama.cpp's convert_hf_to_gguf.py)`);
   const tokenizerPath = path('tokenizer', '');
-  if (tokenizerPath === '' && baseFormat(basePath) === 'llama2c') throw new RangeError(`${w}: tokenizer is required with a llama2.c base (the tok*.bin that goes with ${basePath})`);
+  if (tokenizerPath !== '' && !existsSync(tokenizerPath)) throw new RangeError(`${w}: tokenizer file ${tokenizerPath} does not exist`);
+  if (tokenizerPath === '' && format === 'llama2c') throw new RangeError(`${w}: tokenizer is required with a llama2.c base (the tok*.bin that goes with ${basePath})`);
   const token = r.enrolmentToken;
   if (typeof token !== 'string' || token.length < 8) throw new RangeError(`${w}: enrolmentToken must be a string of at least 8 characters`);
   const lora = loraConfig(obj(`${w}: lora`, r.lora) as Partial<LoraConfig>, `${w}: lora`);
   const t = obj(`${w}: training`, r.training);
   const quant = (t.quant ?? 'int8') as QuantMode;
   if (!QUANT_MODES.includes(quant)) throw new RangeError(`${w}: training.quant must be one of ${QUANT_MODES.join(', ')}, got ${JSON.stringify(t.quant)}`);
+  const dataFormat = (t.dataFormat === undefined ? 'text' : t.dataFormat) as DataFormat;
+  if (!DATA_FORMATS.includes(dataFormat)) throw new RangeError(`${w}: training.dataFormat must be one of ${DATA_FORMATS.map((f) => `"${f}"`).join(', ')}, got ${JSON.stringify(t.dataFormat)}`);
   const training: DeviceTraining = {
     steps: num(`${w}: training.steps`, t.steps, 20, posInt, 'a positive integer'),
     batchSize: num(`${w}: training.batchSize`, t.batchSize, 8, posInt, 'a positive integer'),
@@ -160,6 +174,7 @@ export function programSpec(raw: unknown, baseDir = process.cwd()): ProgramSpec 
     replayFraction: num(`${w}: training.replayFraction`, t.replayFraction, 0, (x) => x >= 0 && x < 0.95, 'a number in [0, 0.95)'),
     replayTokens: num(`${w}: training.replayTokens`, t.replayTokens, 8192, (x) => posInt(x) && x <= 1_000_000, 'a positive integer ≤ 1000000'),
     proximalMu: num(`${w}: training.proximalMu`, t.proximalMu, 0, (x) => x >= 0, 'a number ≥ 0'),
+    dataFormat,
   };
   const cohortSize = num(`${w}: cohortSize`, r.cohortSize, 10, posInt, 'a positive integer');
   const overSelect = num(`${w}: overSelect`, r.overSelect, 1.3, (x) => x >= 1 && x <= 10, 'a number in [1, 10]');

@@ -47,7 +47,7 @@ describe('proto (fedtune.v1 contract)', () => {
   it('refuses bad wire values with a sentence', () => {
     assert.throws(() => loraConfigFromWire({ rank: 4, alpha: 8, targets: ['wz'], dropout: 0, freezeA: false, seed: 0 }), (e: Error) => e instanceof WireFormatError && /unknown LoRA target "wz"/.test(e.message));
     assert.throws(() => loraConfigFromWire({ rank: 0, alpha: 8, targets: ['wq'], dropout: 0, freezeA: false, seed: 0 }), /rank must be a positive integer/);
-    const ok = { steps: 1, batchSize: 1, seqLen: 1, lr: 1, weightDecay: 0, clipNorm: 1, timeBudgetMs: 0, quant: 'int8', replayFraction: 0, replayTokens: 0, proximalMu: 0 };
+    const ok = { steps: 1, batchSize: 1, seqLen: 1, lr: 1, weightDecay: 0, clipNorm: 1, timeBudgetMs: 0, quant: 'int8', replayFraction: 0, replayTokens: 0, proximalMu: 0, dataFormat: '' };
     assert.throws(() => trainingFromWire({ ...ok, lr: -1 }), /training.lr must be a finite number ≥ 0/);
     assert.throws(() => trainingFromWire({ ...ok, replayFraction: 1 }), /replayFraction must be in \[0, 1\)/);
     assert.throws(() => trainingFromWire(null), /missing/);

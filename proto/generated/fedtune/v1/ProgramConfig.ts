@@ -21,7 +21,8 @@ export interface ProgramConfig {
   'adapter'?: (_fedtune_v1_BlobRef | null);
   'roundsTotal'?: (number);
   /**
-   * The tokenizer for a llama2.c base (a GGUF base carries its own; then unset).
+   * The tokenizer (a llama2.c tok*.bin) for a llama2.c base, or for a GGUF base whose program
+   * names one to use instead of the GGUF's own vocabulary; else unset.
    */
   'tokenizer'?: (_fedtune_v1_BlobRef | null);
   /**
@@ -45,7 +46,8 @@ export interface ProgramConfig__Output {
   'adapter': (_fedtune_v1_BlobRef__Output | null);
   'roundsTotal': (number);
   /**
-   * The tokenizer for a llama2.c base (a GGUF base carries its own; then unset).
+   * The tokenizer (a llama2.c tok*.bin) for a llama2.c base, or for a GGUF base whose program
+   * names one to use instead of the GGUF's own vocabulary; else unset.
    */
   'tokenizer': (_fedtune_v1_BlobRef__Output | null);
   /**

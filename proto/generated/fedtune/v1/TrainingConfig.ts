@@ -24,6 +24,13 @@ export interface TrainingConfig {
    * FedProx proximal term μ: devices add (μ/2)‖w − w_global‖² to their loss (0 = none).
    */
   'proximalMu'?: (number | string);
+  /**
+   * What a device's local data is: "text" (plain text; "" means the same) or "chat" (JSONL
+   * conversations {"messages":[{"role","content"}…]} rendered with the base's chat format, the
+   * loss taken on assistant replies only). A device that cannot (its base has no chat format)
+   * does not take part.
+   */
+  'dataFormat'?: (string);
 }
 
 export interface TrainingConfig__Output {
@@ -48,4 +55,11 @@ export interface TrainingConfig__Output {
    * FedProx proximal term μ: devices add (μ/2)‖w − w_global‖² to their loss (0 = none).
    */
   'proximalMu': (number);
+  /**
+   * What a device's local data is: "text" (plain text; "" means the same) or "chat" (JSONL
+   * conversations {"messages":[{"role","content"}…]} rendered with the base's chat format, the
+   * loss taken on assistant replies only). A device that cannot (its base has no chat format)
+   * does not take part.
+   */
+  'dataFormat': (string);
 }
