@@ -4,10 +4,10 @@
  * and `fedtune tokenize` stay fast on big files. A base is a llama2.c checkpoint (with a
  * tok*.bin), a GGUF file or a Hugging Face checkpoint directory.
  */
-import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { baseFormat, type BaseFormat } from '../model/base-info.js';
-import { CHECKPOINT_DATA_OFFSET, checkpointLayout, ModelFormatError } from '../model/checkpoint.js';
+import { ModelFormatError, readCheckpointConfig } from '../model/checkpoint.js';
 import { closeGgufFile, openGgufFile, type GgufFile } from '../model/gguf.js';
 import { ggufConfig } from '../model/gguf-config.js';
 import { ggufTextTokenizer } from '../model/gguf-tokenizer.js';
@@ -54,22 +54,6 @@ export function baseFiles(v: Record<string, string | boolean | undefined>): Base
   return { basePath, format, tokenizerPath };
 }
 
-/** The vocabulary size in a llama2.c checkpoint's header (the file's size checked too). */
-function checkpointVocab(path: string): number {
-  let fd: number;
-  try {
-    fd = openSync(path, 'r');
-  } catch (e) {
-    throw new ModelFormatError(`cannot read base model ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
-  try {
-    const header = new Uint8Array(CHECKPOINT_DATA_OFFSET);
-    readSync(fd, header, 0, header.length, 0);
-    return checkpointLayout(header, fstatSync(fd).size, path).config.vocabSize;
-  } finally {
-    closeSync(fd);
-  }
-}
 
 function checkVocab(tokenizer: TextTokenizer, vocabSize: number, where: string): TextTokenizer {
   if (tokenizer.vocabSize !== vocabSize) throw new ModelFormatError(`the tokenizer has ${tokenizer.vocabSize} tokens but the base ${where} has a vocabulary of ${vocabSize}; use the tokenizer made for this base`);
@@ -95,7 +79,7 @@ export function openTokenizer(files: BaseFiles): TextTokenizer {
         closeGgufFile(file);
       }
     }
-    const V = checkpointVocab(basePath);
+    const V = readCheckpointConfig(basePath).vocabSize;
     return checkVocab(Tokenizer.fromFile(tokenizerPath!, V), V, basePath);
   });
 }

@@ -4,9 +4,9 @@
  * The coordinator reads this; devices open the base with open-base.ts.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, readSync, statSync } from 'node:fs';
 import { hfBaseInfo } from './hf-files.js';
-import { CHECKPOINT_DATA_OFFSET, checkpointLayout, ModelFormatError } from './checkpoint.js';
+import { CHECKPOINT_DATA_OFFSET, checkpointLayout, openModelFile } from './checkpoint.js';
 import type { LlamaConfig } from './config.js';
 import { ggufConfig } from './gguf-config.js';
 import { closeGgufFile, openGgufFile } from './gguf.js';
@@ -23,19 +23,11 @@ export interface BaseInfo {
   readonly sizeBytes: number;
 }
 
-function openOrThrow(path: string): number {
-  if (typeof path !== 'string' || path === '') throw new TypeError('base path must be a non-empty string');
-  try {
-    return openSync(path, 'r');
-  } catch (e) {
-    throw new ModelFormatError(`cannot read base model ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
-}
 
 /** 'hf' for a directory (a Hugging Face checkpoint), 'gguf' if the file starts with the GGUF magic, else 'llama2c'. */
 export function baseFormat(path: string): BaseFormat {
   if (typeof path === 'string' && path !== '' && existsSync(path) && statSync(path).isDirectory()) return 'hf';
-  const fd = openOrThrow(path);
+  const fd = openModelFile(path);
   try {
     const b = Buffer.alloc(4);
     return readSync(fd, b, 0, 4, 0) === 4 && b.toString('latin1') === 'GGUF' ? 'gguf' : 'llama2c';
@@ -60,7 +52,7 @@ export function readBaseInfo(path: string): BaseInfo {
       closeGgufFile(file);
     }
   }
-  const fd = openOrThrow(path);
+  const fd = openModelFile(path);
   try {
     const size = fstatSync(fd).size;
     if (format === 'llama2c') {

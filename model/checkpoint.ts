@@ -21,6 +21,28 @@ export class ModelFormatError extends Error {
   override name = 'ModelFormatError';
 }
 
+/** Open a model file for reading; a missing or unreadable file is a ModelFormatError naming it. */
+export function openModelFile(path: string): number {
+  if (typeof path !== 'string' || path === '') throw new TypeError('base path must be a non-empty string');
+  try {
+    return openSync(path, 'r');
+  } catch (e) {
+    throw new ModelFormatError(`cannot read base model ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+}
+
+/** The config in a llama2.c checkpoint's header (its size checked against the file's). */
+export function readCheckpointConfig(path: string): LlamaConfig {
+  const fd = openModelFile(path);
+  try {
+    const header = new Uint8Array(CHECKPOINT_DATA_OFFSET);
+    readSync(fd, header, 0, header.length, 0);
+    return checkpointLayout(header, fstatSync(fd).size, path).config;
+  } finally {
+    closeSync(fd);
+  }
+}
+
 const HEADER_BYTES = 7 * 4;
 const VERSIONED_MAGIC = 0x616b3432; // "ak42"
 

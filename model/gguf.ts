@@ -4,8 +4,8 @@
  * {@link LoadedBase}; the tokenizer in its metadata is read by gguf-tokenizer.ts. See
  * ../shared/models/stories260K/SOURCE.md.
  */
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import { ModelFormatError } from './checkpoint.js';
+import { closeSync, fstatSync, readSync } from 'node:fs';
+import { ModelFormatError, openModelFile } from './checkpoint.js';
 import { ggmlDecode, ggmlType } from './ggml-types.js';
 import { nativeQuantized, type QuantizedArray } from './quant.js';
 
@@ -170,12 +170,7 @@ export function parseGguf(bytes: Uint8Array, source = '<buffer>', fileSize = byt
  */
 export function openGgufFile(path: string): GgufFile {
   if (typeof path !== 'string' || path === '') throw new TypeError('openGgufFile: path must be a non-empty string');
-  let fd: number;
-  try {
-    fd = openSync(path, 'r');
-  } catch (e) {
-    throw new ModelFormatError(`cannot read base model ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
+  const fd = openModelFile(path);
   try {
     const size = fstatSync(fd).size;
     for (let want = Math.min(size, 1 << 20); ; want = Math.min(size, want * 4)) {

@@ -5,9 +5,9 @@
  * and calibrated `int4` (GPTQ needs the float32 weights) read the whole file.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, readSync } from 'node:fs';
 import { createBase, type CreateBaseOptions } from './calibrate.js';
-import { assembleWeights, CHECKPOINT_DATA_OFFSET, checkpointLayout, ModelFormatError, readLlama2cCheckpoint } from './checkpoint.js';
+import { assembleWeights, CHECKPOINT_DATA_OFFSET, checkpointLayout, ModelFormatError, openModelFile, readLlama2cCheckpoint } from './checkpoint.js';
 import { defaultHeadQuant, FrozenBase } from './frozen-base.js';
 import { quantize, QUANT_MODES, type QuantizedArray, type QuantMode } from './quant.js';
 import { MATRIX_NAMES } from './weights.js';
@@ -21,12 +21,7 @@ export function loadBase(path: string, quant: QuantMode, options: CreateBaseOpti
   if (!QUANT_MODES.includes(quant)) throw new RangeError(`loadBase: quant must be one of ${QUANT_MODES.join(', ')}, got "${quant}"`);
   const headQuant = options.headQuant ?? defaultHeadQuant(quant);
   if (headQuant === 'none' || headQuant === 'native' || !QUANT_MODES.includes(headQuant)) throw new RangeError(`loadBase: streaming a ${quant} base needs a quantized headQuant, got "${headQuant}"`);
-  let fd: number;
-  try {
-    fd = openSync(path, 'r');
-  } catch (e) {
-    throw new ModelFormatError(`cannot read base model ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
+  const fd = openModelFile(path);
   try {
     const size = fstatSync(fd).size;
     const header = new Uint8Array(CHECKPOINT_DATA_OFFSET);

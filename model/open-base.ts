@@ -3,10 +3,9 @@
  * GGUF magic) or a Hugging Face checkpoint directory: the frozen base with its tokenizer. Its
  * identity without loading weights is base-info.ts.
  */
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { baseFormat, type BaseFormat } from './base-info.js';
 import { createBase, type CreateBaseOptions } from './calibrate.js';
-import { CHECKPOINT_DATA_OFFSET, checkpointLayout, ModelFormatError } from './checkpoint.js';
+import { ModelFormatError, readCheckpointConfig } from './checkpoint.js';
 import type { FrozenBase } from './frozen-base.js';
 import { closeGgufFile, openGgufFile } from './gguf.js';
 import { ggufConfig } from './gguf-config.js';
@@ -27,22 +26,6 @@ export interface OpenedBase {
   readonly format: BaseFormat;
 }
 
-/** The vocabulary size in a llama2.c checkpoint's header. */
-function checkpointVocab(path: string): number {
-  let fd: number;
-  try {
-    fd = openSync(path, 'r');
-  } catch (e) {
-    throw new ModelFormatError(`cannot read base model ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
-  try {
-    const header = new Uint8Array(CHECKPOINT_DATA_OFFSET);
-    readSync(fd, header, 0, header.length, 0);
-    return checkpointLayout(header, fstatSync(fd).size, path).config.vocabSize;
-  } finally {
-    closeSync(fd);
-  }
-}
 
 function checkVocab(tokenizer: TextTokenizer, vocabSize: number): void {
   if (tokenizer.vocabSize !== vocabSize) {
@@ -78,7 +61,7 @@ export function openBase(path: string, quant: QuantMode, options: Omit<CreateBas
     base = loadHfBase(path, quant, { ...options, tokenizer });
   } else {
     if (!options.tokenizerPath) throw new TypeError(`openBase: ${path} is a llama2.c checkpoint, which needs options.tokenizerPath`);
-    const V = checkpointVocab(path);
+    const V = readCheckpointConfig(path).vocabSize;
     tokenizer = Tokenizer.fromFile(options.tokenizerPath, V);
     checkVocab(tokenizer, V);
     base = loadBase(path, quant, { ...options, tokenizer });
