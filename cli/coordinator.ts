@@ -37,7 +37,6 @@ export async function coordinatorCommand(argv: string[]): Promise<void> {
       stop('repeated faults');
     },
   });
-  jsonLog('listening', { address: running.address, port: running.port, programs: programs.map((p) => p.id) });
   await new Promise<void>((resolve) => {
     let stopping = false;
     stop = (signal: string): void => {
@@ -51,6 +50,8 @@ export async function coordinatorCommand(argv: string[]): Promise<void> {
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
+    // announced only once the signal handlers are in place: a supervisor may signal right away
+    jsonLog('listening', { address: running.address, port: running.port, programs: programs.map((p) => p.id) });
     if (v['exit-when-done']) {
       let left = programs.length;
       for (const p of programs) {

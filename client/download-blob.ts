@@ -3,8 +3,8 @@
  * resumes from its size. When the stream ends the whole file is hashed: only a blob whose
  * SHA-256 matches its name is renamed to `dest` — a mismatch deletes the partial file and throws.
  */
-import { createHash } from 'node:crypto';
-import { closeSync, existsSync, openSync, readSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, openSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { sha256OfPath } from '../model/file-hash.js';
 import type * as grpc from '@grpc/grpc-js';
 import type { Auth } from '../proto/generated/fedtune/v1/Auth.js';
 import type { BlobChunk__Output } from '../proto/generated/fedtune/v1/BlobChunk.js';
@@ -32,22 +32,6 @@ export interface Downloaded {
   readonly resumedFrom: number;
 }
 
-function sha256File(path: string): string {
-  const hash = createHash('sha256');
-  const fd = openSync(path, 'r');
-  try {
-    const buf = new Uint8Array(1 << 20);
-    for (let pos = 0; ; ) {
-      const n = readSync(fd, buf, 0, buf.length, pos);
-      if (n <= 0) break;
-      hash.update(buf.subarray(0, n));
-      pos += n;
-    }
-  } finally {
-    closeSync(fd);
-  }
-  return hash.digest('hex');
-}
 
 /** Download blob `sha256` to `dest`, resuming an earlier partial download. */
 export function downloadBlob(client: CoordinatorClient, sha256: string, dest: string, opts: DownloadOptions = {}): Promise<Downloaded> {
@@ -63,7 +47,7 @@ export function downloadBlob(client: CoordinatorClient, sha256: string, dest: st
       settled = true;
       closeSync(fd);
       if (err) return reject(err);
-      if (sha256File(partial) !== sha256) {
+      if (sha256OfPath(partial) !== sha256) {
         rmSync(partial, { force: true });
         return reject(new Error(`downloadBlob: the bytes received do not hash to ${sha256}; the partial file was discarded`));
       }

@@ -3,7 +3,7 @@
  * (llama2.c checkpoint or GGUF, told apart by the GGUF magic), architecture, SHA-256 and size.
  * The coordinator reads this; devices open the base with open-base.ts.
  */
-import { createHash } from 'node:crypto';
+import { sha256OfFd } from './file-hash.js';
 import { closeSync, existsSync, fstatSync, readSync, statSync } from 'node:fs';
 import { hfBaseInfo } from './hf-files.js';
 import { CHECKPOINT_DATA_OFFSET, checkpointLayout, openModelFile } from './checkpoint.js';
@@ -60,15 +60,7 @@ export function readBaseInfo(path: string): BaseInfo {
       readSync(fd, header, 0, header.length, 0);
       config = checkpointLayout(header, size, path).config;
     }
-    const hash = createHash('sha256');
-    const buf = new Uint8Array(1 << 20);
-    for (let pos = 0; pos < size; ) {
-      const n = readSync(fd, buf, 0, buf.length, pos);
-      if (n <= 0) break;
-      hash.update(buf.subarray(0, n));
-      pos += n;
-    }
-    return { format, config: config!, sha256: hash.digest('hex'), sizeBytes: size };
+    return { format, config: config!, sha256: sha256OfFd(fd), sizeBytes: size };
   } finally {
     closeSync(fd);
   }

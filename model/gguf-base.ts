@@ -5,10 +5,10 @@
  * Identity: the SHA-256 of the file's bytes.
  */
 import { createHash } from 'node:crypto';
-import { readSync } from 'node:fs';
 import { GGUF_NAMES, ggufMatrixName, ggufVectorName, layerVectors, type LayerVectorName } from './arch-names.js';
 import { ggufConfig, tensorMap } from './gguf-config.js';
 import { ModelFormatError, type LoadedBase } from './checkpoint.js';
+import { sha256OfFd } from './file-hash.js';
 import { headSize, kvDim, qDim, type LlamaConfig } from './config.js';
 import { defaultHeadQuant, FrozenBase } from './frozen-base.js';
 import { closeGgufFile, GGML_TYPE, ggufTensorF32, ggufTensorQuantized, openGgufFile, parseGguf, type GgufFile, type GgufTensorInfo } from './gguf.js';
@@ -61,17 +61,7 @@ export interface GgufLoadOptions {
 }
 
 function hashFile(file: GgufFile): string {
-  const h = createHash('sha256');
-  if (file.fd === undefined) return h.update(file.bytes).digest('hex');
-  const size = file.fileSize ?? 0;
-  const buf = new Uint8Array(1 << 22);
-  for (let pos = 0; pos < size; ) {
-    const n = readSync(file.fd, buf, 0, Math.min(buf.length, size - pos), pos);
-    if (n <= 0) throw new ModelFormatError(`${file.source} ended early at byte ${pos}`);
-    h.update(buf.subarray(0, n));
-    pos += n;
-  }
-  return h.digest('hex');
+  return file.fd === undefined ? createHash('sha256').update(file.bytes).digest('hex') : sha256OfFd(file.fd);
 }
 
 /**

@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { ModelFormatError } from './checkpoint.js';
+import { sha256OfFd } from './file-hash.js';
 import type { LlamaConfig } from './config.js';
 import { hfConfigToLlama } from './hf-config.js';
 
@@ -202,9 +203,8 @@ export function readHfLayout(dir: string): HfLayout {
   return { dir, config, weightsSource, shards, tensors, files };
 }
 
-/** Hex SHA-256 of a file, read in 1 MiB chunks. */
+/** Hex SHA-256 of a file, read in 1 MiB chunks; an unreadable file is a ModelFormatError naming it. */
 export function sha256OfFile(path: string): string {
-  const hash = createHash('sha256');
   let fd: number;
   try {
     fd = openSync(path, 'r');
@@ -212,17 +212,10 @@ export function sha256OfFile(path: string): string {
     throw new ModelFormatError(`cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
   try {
-    const buf = new Uint8Array(1 << 20);
-    for (let pos = 0; ; ) {
-      const n = readSync(fd, buf, 0, buf.length, pos);
-      if (n <= 0) break;
-      hash.update(buf.subarray(0, n));
-      pos += n;
-    }
+    return sha256OfFd(fd);
   } finally {
     closeSync(fd);
   }
-  return hash.digest('hex');
 }
 
 /**

@@ -93,7 +93,7 @@ describe('proto, server and aggregators load no TensorFlow.js', () => {
       const listening = new Promise<void>((resolve) => {
         const on = (b: Buffer) => {
           out += b.toString('utf8');
-          if (out.includes('"listening"') || out.includes('listening')) resolve();
+          if (out.includes('"listening"')) resolve();
         };
         child.stdout.on('data', on);
         child.stderr.on('data', on);
