@@ -76,6 +76,8 @@ const KEY = /^blk\.(\d+)\.([a-z_]+)\.weight\.lora_(a|b)$/;
  * `adapter.lora.alpha` (llama.cpp then scales by 1) gets alpha = r.
  */
 export function readGgufLora(path: string, base: BaseIdentity): AdapterData {
+  if (typeof path !== 'string' || path === '') throw new TypeError('readGgufLora: path must be a non-empty string');
+  if (base === null || typeof base !== 'object' || typeof base.sha256 !== 'string' || typeof base.config !== 'object') throw new TypeError('readGgufLora: base must be { config, sha256 }');
   const file = openGgufFile(path);
   try {
     return readOpen(file, base);

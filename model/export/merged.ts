@@ -95,6 +95,8 @@ export interface MergedGgufOptions {
  * and (ModelFormatError) a base that is not GGUF, whose tokenizer this cannot carry over.
  */
 export function writeMergedGguf(path: string, basePath: string, data: AdapterData, options: MergedGgufOptions = {}): void {
+  if (typeof path !== 'string' || path === '') throw new TypeError('writeMergedGguf: path must be a non-empty string');
+  if (typeof basePath !== 'string' || basePath === '') throw new TypeError('writeMergedGguf: basePath must be a non-empty string');
   const type = options.type ?? 'F32';
   if (!['F32', 'F16', 'Q8_0'].includes(type)) throw new RangeError(`writeMergedGguf: options.type must be F32, F16 or Q8_0, got "${String(type)}"`);
   if (baseFormat(basePath) !== 'gguf') throw new ModelFormatError(`${basePath} is not a GGUF file; a merged GGUF takes its tokenizer from a GGUF base (give the base's GGUF, or merge to a Hugging Face directory)`);
@@ -124,6 +126,8 @@ const HF_SIDE_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_token
  * base with llama3 rope factors is refused, since GGUF does not record the scaling parameters.
  */
 export function writeMergedHf(dir: string, basePath: string, data: AdapterData, options: MergedHfOptions = {}): void {
+  if (typeof dir !== 'string' || dir === '') throw new TypeError('writeMergedHf: dir must be a non-empty string');
+  if (typeof basePath !== 'string' || basePath === '') throw new TypeError('writeMergedHf: basePath must be a non-empty string');
   const format = baseFormat(basePath);
   const merged = readMergedBase(basePath, data, options.adapterSource ?? 'the adapter');
   let ropeScaling;

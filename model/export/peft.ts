@@ -131,6 +131,8 @@ const KEY = /^base_model\.model\.model\.layers\.(\d+)\.((?:self_attn|mlp)\.[a-z_
  * exported from another base. rsLoRA's scale alpha/√r becomes alpha' = alpha·√r.
  */
 export function readPeftAdapter(dir: string, base: BaseIdentity): AdapterData {
+  if (typeof dir !== 'string' || dir === '') throw new TypeError('readPeftAdapter: dir must be a non-empty string');
+  if (base === null || typeof base !== 'object' || typeof base.sha256 !== 'string' || typeof base.config !== 'object') throw new TypeError('readPeftAdapter: base must be { config, sha256 }');
   const cfgPath = join(dir, PEFT_CONFIG_FILE);
   const wPath = join(dir, PEFT_WEIGHTS_FILE);
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new ModelFormatError(`${dir} is not a PEFT adapter directory`);
