@@ -44,6 +44,7 @@ export * from './lora-init.js';
 export * from './load-base.js';
 export * from './lora-config.js';
 export * from './merge.js';
+export * from './export/index.js';
 export { batchMatMul, frozenMatMul, kernelMode, matMul, setKernelMode, variableFrom, type KernelMode } from './ops/matmul.js';
 export { installWasmKernels } from './ops/wasm-kernels.js';
 export { startThreadedWasm, terminateWasmThreads } from './ops/wasm-threads.js';

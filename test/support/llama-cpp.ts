@@ -71,6 +71,11 @@ export interface OpenLlamaCppOptions {
    * ~1e-4 on stories260K). Pass false to time llama.cpp as users run it.
    */
   readonly precise?: boolean;
+  /**
+   * GGUF LoRA adapters applied by the context (llama.cpp's `--lora-scaled FILE SCALE`; scale
+   * defaults to 1, as `--lora FILE`). Each adds scale · (alpha / r) · B A x to its products.
+   */
+  readonly lora?: readonly { readonly path: string; readonly scale?: number }[];
 }
 
 type NodeLlamaCpp = typeof import('node-llama-cpp');
@@ -127,6 +132,10 @@ export async function openLlamaCpp(path: string, opts: OpenLlamaCppOptions = {})
   const threads = opts.threads ?? 1;
   checkCount('openLlamaCpp', 'opts.threads', threads, 1);
   if (opts.contextSize !== undefined) checkCount('openLlamaCpp', 'opts.contextSize', opts.contextSize, 1);
+  for (const l of opts.lora ?? []) {
+    if (typeof l?.path !== 'string' || l.path === '') throw new TypeError('openLlamaCpp: opts.lora[].path must be a non-empty string');
+    if (l.scale !== undefined && !Number.isFinite(l.scale)) throw new RangeError(`openLlamaCpp: opts.lora[].scale must be a finite number, got ${l.scale}`);
+  }
   try {
     const st = await stat(path);
     if (!st.isFile()) throw Object.assign(new Error('not a file'), { code: 'EISDIR' });
@@ -151,9 +160,14 @@ export async function openLlamaCpp(path: string, opts: OpenLlamaCppOptions = {})
       sequences: 1,
       // node-llama-cpp labels the KV-type options experimental; F32 is llama.cpp's `--cache-type-k f32`
       ...(precise ? { flashAttention: false, experimentalKvCacheKeyType: 'F32', experimentalKvCacheValueType: 'F32' } : {}),
+      ...(opts.lora && opts.lora.length > 0 ? { lora: { adapters: opts.lora.map((l) => ({ filePath: l.path, scale: l.scale ?? 1 })) } } : {}),
     });
   } catch (e) {
     await model.dispose();
+    if (opts.lora && opts.lora.length > 0) {
+      const why = recentErrors.find((l) => /lora|adapter/i.test(l)) ?? recentErrors[0] ?? (e as Error).message;
+      throw new ModelFormatError(`llama.cpp cannot apply LoRA adapter ${opts.lora.map((l) => l.path).join(', ')}: ${why}`);
+    }
     throw e;
   }
   return new LlamaCppModelImpl(model, context, context.getSequence(), threads);
