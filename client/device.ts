@@ -29,6 +29,7 @@ import type { ProgramConfig__Output } from '../proto/generated/fedtune/v1/Progra
 import type { RoundEvent__Output } from '../proto/generated/fedtune/v1/RoundEvent.js';
 import type { RoundWork__Output } from '../proto/generated/fedtune/v1/RoundWork.js';
 import { loadProtos } from '../proto/load.js';
+import { baseContainer, bundledBaseDir, hasBundledBase, unpackBaseBundle } from './base-bundle.js';
 import { downloadBlob } from './download-blob.js';
 import { loadIdentity, saveEnrolment, type DeviceIdentity } from './identity.js';
 import { authFor, enrollRequestFor, sleep, unaryCall, withRetry, type RetryPolicy } from './rpc.js';
@@ -211,12 +212,21 @@ export class Device {
   private async ensureModel(p: ProgramConfig__Output, signal?: AbortSignal): Promise<NonNullable<Device['model']>> {
     if (!p.base) throw new Error(`program ${p.programId} names no base model`);
     if (this.model?.sha256 === p.base.sha256) return this.model;
-    const basePath = await this.blob(p.base.sha256, 'base', signal);
+    // a Hugging Face directory comes as a ustar bundle: unpacked strictly, its identity checked (client/base-bundle)
+    const bundled = baseContainer(p.base) !== '';
+    const basePath = bundled
+      ? hasBundledBase(this.o.dataDir, p.base.sha256) ? bundledBaseDir(this.o.dataDir, p.base.sha256) : unpackBaseBundle(await this.blob(p.base.sha256, 'base', signal), this.o.dataDir, p.base)
+      : await this.blob(p.base.sha256, 'base', signal);
     const tokenizerPath = p.tokenizer?.sha256 ? await this.blob(p.tokenizer.sha256, 'tokenizer', signal) : undefined;
     const quant = trainingFromWire(p.training).quant;
     await initBackend(); // the configured backend (FEDTUNE_BACKEND), once per process
     this.model?.base.dispose();
+    this.model = undefined;
     const { base, tokenizer } = openBase(basePath, quant, { tokenizerPath, seed: 1 });
+    if (bundled && base.sha256 !== p.base.contentSha256) {
+      base.dispose();
+      throw new Error(`the base unpacked in ${basePath} has identity ${base.sha256}, not the ${p.base.contentSha256} the program announces; delete that folder to download it again`);
+    }
     this.model = { sha256: p.base.sha256, base, tokenizer, chatSource: tokenizerPath ?? basePath, data: new Map() };
     return this.model;
   }

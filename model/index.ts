@@ -35,6 +35,8 @@ export * from './hf-base.js';
 export * from './hf-config.js';
 export * from './hf-files.js';
 export * from './hf-writer.js';
+export * from './dir-bundle.js';
+export * from './hf-bundle.js';
 export * from './gguf-tokenizer.js';
 export * from './hf-tokenizer.js';
 export * from './safetensors.js';

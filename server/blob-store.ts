@@ -82,6 +82,40 @@ export class BlobStore {
     return { sha256, size };
   }
 
+  /**
+   * Store a file that `write` produces at the temp path it is given (e.g. a bundle of a
+   * directory): the written file is hashed and moved under its name (idempotent).
+   */
+  putWritten(write: (tmpPath: string) => void): StoredBlob {
+    if (typeof write !== 'function') throw new TypeError('BlobStore.putWritten: write must be a function');
+    const tmp = join(this.dir, `written.${process.pid}.${Date.now()}.partial`);
+    try {
+      write(tmp);
+      const fd = openSync(tmp, 'r+');
+      const hash = createHash('sha256');
+      let size = 0;
+      try {
+        const buf = new Uint8Array(MAX_CHUNK_BYTES);
+        for (;;) {
+          const n = readSync(fd, buf, 0, buf.length, size);
+          if (n <= 0) break;
+          hash.update(buf.subarray(0, n));
+          size += n;
+        }
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+      const sha256 = hash.digest('hex');
+      const target = this.file(sha256);
+      if (existsSync(target)) rmSync(tmp);
+      else renameSync(tmp, target);
+      return { sha256, size };
+    } finally {
+      rmSync(tmp, { force: true });
+    }
+  }
+
   /** True if the blob is stored. */
   has(sha256: string): boolean {
     return existsSync(this.file(sha256));

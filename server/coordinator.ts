@@ -16,6 +16,7 @@ import { boxSharedKey, BOX_NONCE_BYTES, BOX_OVERHEAD_BYTES, type BoxKeyPair } fr
 import { RequestVerifier, type EnrolmentProof, type RequestSignature, type SigningScope, type VerifyResult } from '../privacy/sign.js';
 import { ed25519KeyProblem, x25519KeyProblem } from '../privacy/key-check.js';
 import { decodeMasked, encodedUpdateBytes, isUpdateEncoding, UPDATE_ENCODINGS, type UpdateEncoding } from '../proto/update-codec.js';
+import { putBaseBlob, type BaseBlob } from './base-blob.js';
 import { BlobStore, type StoredBlob } from './blob-store.js';
 import { EnrolThrottle, type EnrolThrottleOptions } from './enrol-throttle.js';
 import { quoted, refuse } from './errors.js';
@@ -46,7 +47,8 @@ export interface CoordinatorOptions {
 /** A program as the coordinator holds it. */
 export interface ProgramState {
   readonly spec: ProgramSpec;
-  readonly base: BaseInfo & { readonly blob: StoredBlob };
+  /** Its blob: the base file, or a bundle of a Hugging Face directory (blob.container 'ustar'). */
+  readonly base: BaseInfo & { readonly blob: BaseBlob };
   readonly tokenizer?: StoredBlob;
   readonly keys: BoxKeyPair;
   readonly runner: ProgramRunner;
@@ -106,7 +108,7 @@ export class Coordinator {
 
   private register(spec: ProgramSpec): ProgramState {
     const info = readBaseInfo(spec.basePath);
-    const baseBlob = this.blobs.putFile(spec.basePath);
+    const baseBlob = putBaseBlob(this.blobs, spec.basePath, info);
     if (info.format === 'llama2c' && !spec.tokenizerPath) throw new RangeError(`program "${spec.id}": its llama2.c base needs a tokenizer file`);
     // a GGUF base carries its own vocabulary unless the program names a tokenizer file to use instead
     const tokenizer = spec.tokenizerPath ? this.blobs.putFile(spec.tokenizerPath) : undefined;

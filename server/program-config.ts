@@ -8,6 +8,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { RobustRule, ServerOptimizerKind, ServerOptimizerOptions } from '../aggregators/index.js';
 import { baseFormat } from '../model/base-info.js';
+import { ModelFormatError } from '../model/checkpoint.js';
+import { hfBaseInfo, type HfBaseInfo } from '../model/hf-files.js';
 import { loraConfig, type LoraConfig } from '../model/lora-config.js';
 import { QUANT_MODES, type QuantMode } from '../model/quant.js';
 import { DATA_FORMATS, type DataFormat, type DeviceTraining } from '../model/device-training.js';
@@ -48,14 +50,15 @@ export interface ProgramSpec {
   /** 1–64 of [A-Za-z0-9._-]. */
   readonly id: string;
   /**
-   * Base model file: a llama2.c checkpoint (.bin) or a GGUF file (llama, qwen2, qwen3; any
-   * vocabulary). Required. A Hugging Face directory is refused: devices download the base as one
-   * file, so convert it to GGUF first.
+   * Base model: a llama2.c checkpoint (.bin), a GGUF file (llama, qwen2, qwen3; any vocabulary)
+   * or a Hugging Face checkpoint directory with its tokenizer.json (devices download it as one
+   * ustar bundle of its identity files). Required.
    */
   readonly basePath: string;
   /**
    * A llama2.c tokenizer (tok*.bin): required with a llama2.c base; with a GGUF base optional (it
-   * replaces the GGUF's own vocabulary, and devices download it too); '' when absent.
+   * replaces the GGUF's own vocabulary, and devices download it too); not with a directory base
+   * (its tokenizer.json is the tokenizer); '' when absent.
    */
   readonly tokenizerPath: string;
   /** Secret a device must present to enrol. Required, ≥ 8 characters. */
@@ -134,6 +137,23 @@ function num(where: string, v: unknown, dflt: number, check: (x: number) => bool
 
 const posInt = (x: number): boolean => Number.isInteger(x) && x > 0;
 
+/**
+ * A Hugging Face directory as a program's base: a readable checkpoint (config.json, weights;
+ * every identity file hashed, as hfBaseInfo does) with its own tokenizer.json, and no separate
+ * tokenizer. Devices download it as one ustar bundle (server/base-blob.ts).
+ */
+function checkHfBase(w: string, dir: string, tokenizer: unknown): void {
+  if (tokenizer !== undefined) throw new RangeError(`${w}: tokenizer must not be set with a Hugging Face directory base (${dir}); its tokenizer.json is the tokenizer`);
+  let info: HfBaseInfo;
+  try {
+    info = hfBaseInfo(dir);
+  } catch (e) {
+    if (e instanceof ModelFormatError) throw new RangeError(`${w}: base ${dir} is not a usable Hugging Face checkpoint: ${e.message}`);
+    throw e;
+  }
+  if (!info.files.includes('tokenizer.json')) throw new RangeError(`${w}: base ${dir} is a Hugging Face directory without tokenizer.json; devices need the tokenizer that comes with the checkpoint`);
+}
+
 /** Validate one program object; `baseDir` resolves relative paths. */
 export function programSpec(raw: unknown, baseDir = process.cwd()): ProgramSpec {
   const r = obj('program', raw);
@@ -146,11 +166,11 @@ export function programSpec(raw: unknown, baseDir = process.cwd()): ProgramSpec 
     if (typeof v !== 'string' || v === '') throw new TypeError(`${w}: ${field} must be a file path`);
     return resolve(baseDir, v);
   };
-  if (r.base === undefined) throw new RangeError(`${w}: base is required (the path of the base model file, .bin or .gguf)`);
+  if (r.base === undefined) throw new RangeError(`${w}: base is required (the path of the base model: a .bin or .gguf file, or a Hugging Face checkpoint directory)`);
   const basePath = path('base', '');
-  if (!existsSync(basePath)) throw new RangeError(`${w}: base file ${basePath} does not exist`);
+  if (!existsSync(basePath)) throw new RangeError(`${w}: base ${basePath} does not exist`);
   const format = baseFormat(basePath);
-  if (format === 'hf') throw new RangeError(`${w}: base ${basePath} is a Hugging Face directory; a program's base must be one file devices can download (convert it to GGUF, e.g. with llama.cpp's convert_hf_to_gguf.py)`);
+  if (format === 'hf') checkHfBase(w, basePath, r.tokenizer);
   const tokenizerPath = path('tokenizer', '');
   if (tokenizerPath !== '' && !existsSync(tokenizerPath)) throw new RangeError(`${w}: tokenizer file ${tokenizerPath} does not exist`);
   if (tokenizerPath === '' && format === 'llama2c') throw new RangeError(`${w}: tokenizer is required with a llama2.c base (the tok*.bin that goes with ${basePath})`);

@@ -61,8 +61,8 @@ export function roundEventToWire(e: RoundEventRecord): RoundEvent {
   return { ...e, state: `ROUND_STATE_${e.state}` };
 }
 
-function blobRef(sha256: string, size: number, format: string): { sha256: string; sizeBytes: number; format: string } {
-  return { sha256, sizeBytes: size, format };
+function blobRef(sha256: string, size: number, format: string, container = '', contentSha256 = ''): { sha256: string; sizeBytes: number; format: string; container: string; contentSha256: string } {
+  return { sha256, sizeBytes: size, format, container, contentSha256 };
 }
 
 /** Unary handler: check the request's wire types, run `fn`, answer once with its value or its status. */
@@ -107,7 +107,7 @@ export function coordinatorHandlers(c: Coordinator): CoordinatorHandlers {
       const v = p.runner.latestVersion;
       return {
         programId: p.spec.id,
-        base: blobRef(p.base.blob.sha256, p.base.blob.size, p.base.format),
+        base: blobRef(p.base.blob.sha256, p.base.blob.size, p.base.format, p.base.blob.container, p.base.blob.container ? p.base.sha256 : ''),
         tokenizer: p.tokenizer ? blobRef(p.tokenizer.sha256, p.tokenizer.size, 'llama2c-tokenizer') : null,
         lora: loraConfigToWire(p.spec.lora),
         training: trainingToWire(p.spec.training),

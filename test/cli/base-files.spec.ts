@@ -29,12 +29,12 @@ describe('cli/base-files (--base: a GGUF file, a llama2.c checkpoint or a Huggin
     assert.ok(Math.abs(a.loss - b.loss) < 1e-4, `${a.loss} vs ${b.loss}`);
   });
 
-  it('refuses, in one line each: a missing --base, --tokenizer with a directory, a coordinator program naming a directory', () => {
+  it('refuses, in one line each: a missing --base, --tokenizer with a directory, a coordinator program naming a tokenizer beside a directory', () => {
     failsWith(fedtune('inspect', '--base', join(dir, 'nowhere')), /--base file or directory .*nowhere does not exist/);
     failsWith(fedtune('tokenize', '--base', hf, '--tokenizer', MODEL.tok, '--text', 'x'), /--tokenizer does not apply to the Hugging Face directory/);
     failsWith(fedtune('inspect', '--base', MODEL.bin, '--tokenizer', join(dir, 'no-tok.bin')), /--tokenizer file .*no-tok\.bin does not exist/);
     const config = join(dir, 'programs.json');
-    writeFileSync(config, JSON.stringify({ programs: [{ id: 'p', base: hf, enrolmentToken: 'secret-token', lora: { rank: 2 } }] }));
-    failsWith(fedtune('coordinator', '--config', config, '--port', '0', '--data', join(dir, 'data')), /base .*qwen2-hf is a Hugging Face directory; .*convert it to GGUF/);
+    writeFileSync(config, JSON.stringify({ programs: [{ id: 'p', base: hf, tokenizer: MODEL.tok, enrolmentToken: 'secret-token', lora: { rank: 2 } }] }));
+    failsWith(fedtune('coordinator', '--config', config, '--port', '0', '--data', join(dir, 'data')), /tokenizer must not be set with a Hugging Face directory base .*qwen2-hf/);
   });
 });
