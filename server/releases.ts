@@ -15,7 +15,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import nacl from 'tweetnacl';
-import { encodeManifest, parseManifest, ReleaseError, releaseFileText, signManifest, verifyRelease, type ReleaseManifest, type SignedRelease } from '../proto/release.js';
+import { encodeManifest, parseManifest, parseReleaseFile, ReleaseError, releaseFileText, signManifest, verifyRelease, type ReleaseManifest, type SignedRelease } from '../proto/release.js';
 import type { ProgramSpec } from './program-config.js';
 import type { Store, StoredRelease, StoredReleaseKey, StoredVersion } from './store.js';
 
@@ -192,4 +192,41 @@ export function settleInbox(dataDir: string, name: string, why?: string): void {
   if (!existsSync(src)) return;
   renameSync(src, join(to, name));
   if (why !== undefined) writeFileSync(join(to, `${name}.why`), `${why}\n`);
+}
+
+/** The releases of a program as its mirror files in a coordinator's data dir hold them, in sequence order. */
+export function releasesOnDisk(dataDir: string, programId: string): { file: string; release: SignedRelease; manifest: ReleaseManifest }[] {
+  const dir = join(dataDir, RELEASES_DIR, programId);
+  if (!existsSync(dir)) throw new ReleaseError(`${dir} holds no releases of program ${programId}`);
+  return readdirSync(dir)
+    .filter((n) => n.endsWith('.release.json'))
+    .sort()
+    .map((n) => {
+      const file = join(dir, n);
+      const release = parseReleaseFile(readFileSync(file, 'utf8'), file);
+      return { file, release, manifest: parseManifest(release.manifest) };
+    });
+}
+
+/**
+ * The manifest of a rollback of `programId` to `version`, built from the data dir's release
+ * files: version `version`'s own release with kind "rollback", the next sequence number, the
+ * newest release's ε, and `now`. ReleaseError if that version was never released.
+ */
+export function rollbackManifest(dataDir: string, programId: string, version: number, now = Date.now()): Uint8Array {
+  const all = releasesOnDisk(dataDir, programId);
+  const target = all.filter((r) => r.manifest.version === version).pop();
+  if (!target) throw new ReleaseError(`program ${programId} has no release of adapter version ${version} in ${join(dataDir, RELEASES_DIR, programId)}`);
+  const newest = all[all.length - 1].manifest;
+  return encodeManifest({ ...target.manifest, kind: 'rollback', sequence: newest.sequence + 1, epsilon: newest.epsilon, timestampMs: now });
+}
+
+/** Put a release file into a coordinator data dir's inbox (the coordinator takes it within a second). Returns its path. */
+export function submitRelease(dataDir: string, release: SignedRelease): string {
+  const m = parseManifest(release.manifest);
+  const dir = join(dataDir, RELEASES_DIR, INBOX_DIR);
+  mkdirSync(dir, { recursive: true });
+  const path = join(dir, `${m.program}-${String(m.sequence).padStart(6, '0')}-${m.kind}.json`);
+  writeAtomic(path, releaseFileText(release));
+  return path;
 }
