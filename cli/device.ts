@@ -1,13 +1,16 @@
 /** `fedtune device`: take part in a program from this machine, training on local text (or chat JSONL) files. */
 import { readFileSync, existsSync } from 'node:fs';
 import { Device, LocalDataError } from '../client/index.js';
+import { ReleaseKeeper } from '../client/releases.js';
 import { CliError, log, num, parse, required } from './args.js';
 
 /** Usage text. */
 export const DEVICE_USAGE = `fedtune device --coordinator HOST:PORT --program ID --data DIR --token T --text FILE [--text FILE …]
               [--rounds N] [--label L] [--seed S (batch sampling only; privacy noise is always crypto-random)]
               [--max-wait SECONDS] [--max-rank R (train a smaller LoRA rank)]
-              [--chat (the --text files are chat JSONL, for a program with training.dataFormat "chat")]`;
+              [--chat (the --text files are chat JSONL, for a program with training.dataFormat "chat")]
+              [--release-key HEX (the program's release key, given out of band)] [--keep-releases K (default 3)]
+       fedtune device --program ID --data DIR --pin V | --unpin | --rollback | --releases [--json]   (offline)`;
 
 /** Run the command until the program completes (or --rounds rounds were joined). */
 export async function deviceCommand(argv: string[]): Promise<void> {
@@ -23,7 +26,15 @@ export async function deviceCommand(argv: string[]): Promise<void> {
     'max-wait': { type: 'string' },
     'max-rank': { type: 'string' },
     chat: { type: 'boolean' },
+    pin: { type: 'string' },
+    unpin: { type: 'boolean' },
+    rollback: { type: 'boolean' },
+    releases: { type: 'boolean' },
+    json: { type: 'boolean' },
+    'release-key': { type: 'string' },
+    'keep-releases': { type: 'string' },
   } as const);
+  if (v.pin !== undefined || v.unpin || v.rollback || v.releases) return releasesOffline(v);
   const texts = (v.text as unknown as string[] | undefined) ?? [];
   if (texts.length === 0) throw new CliError('--text is required (a file of local text; repeat for more)');
   for (const t of texts) if (!existsSync(t)) throw new CliError(`--text file ${t} does not exist`);
@@ -43,6 +54,8 @@ export async function deviceCommand(argv: string[]): Promise<void> {
     maxRank: num(v, 'max-rank', { integer: true, min: 1 }),
     // the program's training.dataFormat must match what the files are
     dataFormat: v.chat === true ? 'chat' : 'text',
+    releaseKey: v['release-key'] as string | undefined,
+    keepReleases: num(v, 'keep-releases', { integer: true, min: 1 }),
   });
   device.progress$.subscribe((e) => {
     if (e.kind === 'training' && e.step !== e.totalSteps && e.step % 10 !== 0) return;
@@ -64,4 +77,21 @@ export async function deviceCommand(argv: string[]): Promise<void> {
   } finally {
     device.close();
   }
+}
+
+/** --pin / --unpin / --rollback / --releases: the device's verified releases, without a coordinator. */
+function releasesOffline(v: Record<string, string | boolean | undefined>): void {
+  const keeper = new ReleaseKeeper(required(v, 'data'), required(v, 'program'), num(v, 'keep-releases', { integer: true, min: 1 }) ?? 3);
+  try {
+    if (v.pin !== undefined) keeper.pin(num(v, 'pin', { integer: true, min: 0 }) ?? -1);
+    if (v.unpin) keeper.unpin();
+    if (v.rollback) keeper.rollback();
+  } catch (e) {
+    if (e instanceof RangeError) throw new CliError(e.message.replace(/^ReleaseKeeper\.\w+: /, ''));
+    throw e;
+  }
+  const active = keeper.active();
+  const out = { active: active ? { version: active.version, sequence: active.sequence, kind: active.manifest.kind, pinned: active.pinned, path: active.path } : null, kept: keeper.list().map((k) => ({ version: k.version, sequence: k.sequence, kind: k.kind, adapterSha256: k.adapterSha256 })) };
+  if (v.json || v.releases) process.stdout.write(`${JSON.stringify(out)}\n`);
+  else process.stdout.write(active ? `using adapter version ${active.version}${active.pinned ? ' (pinned)' : ''}: ${active.path}\n` : 'no verified release yet\n');
 }

@@ -36,6 +36,9 @@ import { authFor, enrollRequestFor, sleep, unaryCall, withRetry, type RetryPolic
 import type { EnrollRequest } from '../proto/generated/fedtune/v1/EnrollRequest.js';
 import { uploadUpdate } from './upload-update.js';
 import { MAX_MESSAGE_BYTES } from '../proto/limits.js';
+import { ReleaseError, type SignedRelease } from '../proto/release.js';
+import type { SignedRelease__Output } from '../proto/generated/fedtune/v1/SignedRelease.js';
+import { ReleaseKeeper, type ActiveAdapter, type KeptRelease } from './releases.js';
 
 /** Options of a {@link Device}; every field but the first five has a default. */
 export interface DeviceOptions {
@@ -84,6 +87,14 @@ export interface DeviceOptions {
    * the program's adapter, its update zero-padded to the program's rank. Default: the program's rank.
    */
   readonly maxRank?: number;
+  /**
+   * The program's release key (hex or 32 bytes), given out of band: the key the coordinator
+   * announces at enrolment must be this one. Default: the key announced at enrolment. Either way
+   * it is pinned in the data dir, and a device never accepts another.
+   */
+  readonly releaseKey?: string | Uint8Array;
+  /** Verified releases kept on disk for pinning and rollback. Default 3. */
+  readonly keepReleases?: number;
 }
 
 /** What a device reports as it works. */
@@ -106,6 +117,8 @@ export type DeviceEvent =
     }
   | { readonly kind: 'rejected'; readonly roundId: string; readonly code: number; readonly details: string }
   | { readonly kind: 'retry'; readonly attempt: number; readonly delayMs: number; readonly details: string }
+  | { readonly kind: 'release'; readonly sequence: number; readonly version: number; readonly releaseKind: 'version' | 'rollback' }
+  | { readonly kind: 'release-refused'; readonly roundId: string; readonly version: number; readonly reason: string }
   | { readonly kind: 'done'; readonly rounds: number; readonly reason: string };
 
 /** What a run did. */
@@ -143,6 +156,8 @@ export class Device {
   private parts?: string[];
   private bytesDown = 0;
   private bytesUp = 0;
+  /** The verified releases in the data dir and the pinned release key. */
+  private readonly releases: ReleaseKeeper;
 
   constructor(options: DeviceOptions) {
     for (const k of ['address', 'programId', 'dataDir', 'enrolmentToken'] as const) {
@@ -156,6 +171,11 @@ export class Device {
     if (options.dataFormat !== undefined && options.dataFormat !== 'text' && options.dataFormat !== 'chat') throw new RangeError(`Device: options.dataFormat must be "text" or "chat", got ${JSON.stringify(options.dataFormat)}`);
     this.o = options;
     this.identity = loadIdentity(options.dataDir);
+    this.releases = new ReleaseKeeper(options.dataDir, options.programId, options.keepReleases ?? 3);
+    if (options.releaseKey !== undefined) {
+      const k = typeof options.releaseKey === 'string' ? Uint8Array.from(Buffer.from(/^[0-9a-f]{64}$/.test(options.releaseKey) ? options.releaseKey : '', 'hex')) : options.releaseKey;
+      this.releases.pinKey(k, 'the configured release key (options.releaseKey)');
+    }
     mkdirSync(join(options.dataDir, 'blobs'), { recursive: true });
     const { fedtune } = loadProtos();
     this.client = new fedtune.fedtune.v1.Coordinator(options.address, options.credentials ?? grpc.credentials.createInsecure(), {
@@ -183,6 +203,8 @@ export class Device {
     // every attempt proves possession of the signing key afresh (a proof is used once)
     const req = (): EnrollRequest => enrollRequestFor(this.o.programId, this.o.enrolmentToken, this.identity.sign, this.identity.box.publicKey, this.o.label ?? '');
     const res = await this.retry(() => unaryCall<EnrollResponse__Output>((o, cb) => this.client.Enroll(req(), o, cb), this.deadline), signal);
+    // the release key: the configured one, or pinned now for good
+    this.releases.pinKey(Uint8Array.from(res.releasePublicKey ?? []), 'the coordinator at enrolment');
     this.deviceId = res.deviceId;
     this.programKey = Uint8Array.from(res.programBoxPublicKey);
     saveEnrolment(this.o.dataDir, this.o.programId, { deviceId: res.deviceId, programBoxPublicKey: Buffer.from(res.programBoxPublicKey).toString('hex'), address: this.o.address });
@@ -196,7 +218,51 @@ export class Device {
 
   /** The program's configuration. */
   async program(signal?: AbortSignal): Promise<ProgramConfig__Output> {
-    return this.retry(() => unaryCall<ProgramConfig__Output>((o, cb) => this.client.GetProgram(this.signed('GetProgram', { programId: this.o.programId }), o, cb), this.deadline), signal);
+    const p = await this.retry(() => unaryCall<ProgramConfig__Output>((o, cb) => this.client.GetProgram(this.signed('GetProgram', { programId: this.o.programId }), o, cb), this.deadline), signal);
+    // a device enrolled before it pinned a key (or an older coordinator) pins it here; a changed key is refused
+    this.releases.pinKey(Uint8Array.from(p.releasePublicKey ?? []), "the coordinator's program config");
+    return p;
+  }
+
+  /**
+   * Verify a release and its adapter (downloaded if missing) and keep it. Returns the verified
+   * adapter bytes; ReleaseError (the device keeps what it had) otherwise.
+   */
+  private async acceptRelease(p: ProgramConfig__Output, wire: SignedRelease__Output | null | undefined, sha256: string, signal?: AbortSignal): Promise<{ bytes: Uint8Array; version: number }> {
+    if (!wire) throw new ReleaseError('the adapter comes without a release manifest');
+    const release: SignedRelease = { manifest: Uint8Array.from(wire.manifest), signature: Uint8Array.from(wire.signature) };
+    const m = await this.ensureModel(p, signal);
+    const manifest = this.releases.check(release, m.base.sha256); // before any download: a replay costs nothing
+    const known = this.releases.list().some((k) => k.sequence === manifest.sequence);
+    const bytes = readFileSync(await this.blob(sha256, 'adapter', signal));
+    this.releases.accept(release, bytes, m.base.sha256);
+    if (!known) this.events.next({ kind: 'release', sequence: manifest.sequence, version: manifest.version, releaseKind: manifest.kind });
+    return { bytes, version: manifest.version };
+  }
+
+  /** Pin the adapter in use to a kept, verified version (offline); RangeError if it is not kept. */
+  pin(version: number): void {
+    this.releases.pin(version);
+  }
+
+  /** Follow the program's newest verified release again. */
+  unpin(): void {
+    this.releases.unpin();
+  }
+
+  /** Offline rollback: pin the newest kept version older than the one in use; returns it. */
+  rollback(): number {
+    return this.releases.rollback();
+  }
+
+  /** The adapter to use for inference: the pinned or current release, re-verified from disk (undefined before the first). */
+  activeAdapter(): ActiveAdapter | undefined {
+    return this.releases.active();
+  }
+
+  /** The verified releases kept on disk, oldest first. */
+  keptReleases(): readonly KeptRelease[] {
+    return this.releases.list();
   }
 
   /** A blob in the local cache, downloading (resumably) what is missing. */
@@ -296,6 +362,14 @@ export class Device {
       // chat data is rendered with the base's chat format before the first check-in, so a device
       // that cannot train it (no chat format, malformed JSONL) never takes a place in a round
       if (programTraining.dataFormat === 'chat') await this.trainingData(await this.ensureModel(program, signal), { ...programTraining, replayFraction: 0 });
+      if (program.adapter) {
+        try {
+          await this.acceptRelease(program, program.release, program.adapter.sha256, signal);
+        } catch (e) {
+          if (!(e instanceof ReleaseError)) throw e;
+          this.events.next({ kind: 'release-refused', roundId: '', version: Number(program.adapterVersion), reason: e.message });
+        }
+      }
       while (!signal?.aborted) {
         if (this.o.maxRounds !== undefined && joined >= this.o.maxRounds) {
           reason = `took part in ${joined} round(s)`;
@@ -315,9 +389,20 @@ export class Device {
         }
         const work = res.work as RoundWork__Output;
         if (Number(work.adapterVersion) !== Number(program.adapterVersion)) program = await this.program(signal);
+        let verified: Uint8Array;
+        try {
+          if (!work.adapter) throw new ReleaseError(`round ${work.roundId} names no adapter`);
+          verified = (await this.acceptRelease(program, work.release, work.adapter.sha256, signal)).bytes;
+        } catch (e) {
+          if (!(e instanceof ReleaseError)) throw e;
+          // never train from an adapter whose release does not verify: keep the last verified one, try again later
+          this.events.next({ kind: 'release-refused', roundId: work.roundId, version: Number(work.adapterVersion), reason: e.message });
+          await sleep(Math.min(this.o.maxWaitMs ?? 30_000, 2000), signal);
+          continue;
+        }
         joined++;
         try {
-          await this.doRound(program, work, signal);
+          await this.doRound(program, work, verified, signal);
           accepted++;
         } catch (e) {
           const se = e as grpc.ServiceError;
@@ -332,11 +417,10 @@ export class Device {
     return { deviceId: this.deviceId, roundsJoined: joined, updatesAccepted: accepted, bytesUp: this.bytesUp, bytesDown: this.bytesDown, reason };
   }
 
-  private async doRound(p: ProgramConfig__Output, work: RoundWork__Output, signal?: AbortSignal): Promise<void> {
+  private async doRound(p: ProgramConfig__Output, work: RoundWork__Output, verifiedAdapter: Uint8Array, signal?: AbortSignal): Promise<void> {
     const m = await this.ensureModel(p, signal);
-    if (!work.adapter) throw new Error(`round ${work.roundId} names no adapter`);
-    const adapterPath = await this.blob(work.adapter.sha256, 'adapter', signal);
-    const received = decodeAdapter(readFileSync(adapterPath), m.base, `adapter version ${work.adapterVersion}`);
+    // the bytes whose release verified, not the file again
+    const received = decodeAdapter(verifiedAdapter, m.base, `adapter version ${work.adapterVersion}`);
     const programLora = received.config;
     // a device with less memory trains the first maxRank components (alpha scaled so α/r is unchanged)
     const lowRank = this.o.maxRank !== undefined && this.o.maxRank < programLora.rank ? this.o.maxRank : undefined;

@@ -10,3 +10,4 @@ export * from './local-data.js';
 export * from './rpc.js';
 export * from './upload-update.js';
 export * from './secagg-client.js';
+export * from './releases.js';

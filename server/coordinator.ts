@@ -23,6 +23,8 @@ import { quoted, refuse } from './errors.js';
 import type { ProgramSpec } from './program-config.js';
 import { ProgramRunner, type RunnerHooks } from './program-runner.js';
 import { Store, type StoredDevice } from './store.js';
+import { ProgramReleases, readInbox, settleInbox } from './releases.js';
+import { parseReleaseFile, ReleaseError } from '../proto/release.js';
 import { checkNumExamples, intakeUpdate, openSealedUpdate, updateBound, updateLayout, type UpdateLayout } from './update-intake.js';
 
 /** Options of a {@link Coordinator}. */
@@ -40,6 +42,8 @@ export interface CoordinatorOptions {
   readonly rng?: Rng;
   /** Structured log sink. */
   readonly log?: (msg: string, fields?: Record<string, unknown>) => void;
+  /** How often the release inbox (`<dataDir>/releases/inbox/`) is read, ms. Default 1000. */
+  readonly releaseInboxPollMs?: number;
   /** Observers of every program's round steps (see RunnerHooks); none by default. */
   readonly runnerHooks?: RunnerHooks;
 }
@@ -62,6 +66,8 @@ export interface ProgramState {
   readonly encoding: UpdateEncoding;
   /** SecAgg: values are clamped to ±this before fixed-point encoding (C plus noise headroom). */
   readonly secAggBound: number;
+  /** The program's signed adapter releases and its release key. */
+  readonly releases: ProgramReleases;
 }
 
 /** An enrolment as a device asks for it. */
@@ -126,7 +132,17 @@ export class Coordinator {
       this.store.updateProgramConfig(spec.id, JSON.stringify(spec));
       this.store.failOpenRounds(spec.id);
     }
-    const latest = this.store.latestVersion(spec.id);
+    const releases = new ProgramReleases(spec, this.store, info.sha256, this.o.dataDir);
+    const newestVersion = this.store.latestVersion(spec.id);
+    // every version is released; a program from before releases gets one for its newest version
+    if ((releases.newest()?.version ?? -1) < newestVersion.version || releases.newest() === undefined) {
+      const epsilon = this.store.ledger(spec.id).pop()?.epsilonAfter ?? 0;
+      const rel = releases.forVersion(newestVersion, 'version', epsilon);
+      this.store.addRelease(rel);
+      releases.mirror(rel);
+    }
+    // rounds start from the version the newest release names (an older one after a rollback)
+    const latest = this.store.version(spec.id, (releases.newest() as { version: number }).version) ?? newestVersion;
     // read once and check the bytes against their name (rather than hashing the file, then reading it again)
     const bytes = this.blobs.has(latest.sha256) ? this.readBlob(latest.sha256) : undefined;
     if (!bytes || createHash('sha256').update(bytes).digest('hex') !== latest.sha256) throw new Error(`program "${spec.id}": adapter version ${latest.version}'s blob ${latest.sha256} is missing or damaged in ${this.blobs.dir}`);
@@ -136,6 +152,8 @@ export class Coordinator {
     // values are clamped to C plus six standard deviations of the device's own noise share
     const secAggBound = spec.dp.clipNorm + (spec.dp.mode === 'distributed' ? 6 * noiseStd('distributed', spec.dp.noiseMultiplier, spec.dp.clipNorm, spec.cohortSize) : 0);
     const runner = new ProgramRunner({
+      releases,
+      current: latest,
       secAggBound,
       spec,
       baseConfig: info.config,
@@ -154,7 +172,52 @@ export class Coordinator {
       },
     });
     const encoding: UpdateEncoding = spec.secagg ? 'masked' : spec.compression === 'none' ? 'f32' : spec.compression;
-    return { spec, base: { ...info, blob: baseBlob }, tokenizer, keys: { publicKey: stored.boxPublicKey, secretKey: stored.boxSecretKey }, runner, layout, updateLength: layout.updateLength, flatLength: layout.flatLength, encoding, secAggBound };
+    return { spec, base: { ...info, blob: baseBlob }, tokenizer, keys: { publicKey: stored.boxPublicKey, secretKey: stored.boxSecretKey }, runner, layout, updateLength: layout.updateLength, flatLength: layout.flatLength, encoding, secAggBound, releases };
+  }
+
+  /** The flat values of one adapter version, read from its blob (checked against its name). */
+  private versionValues(p: ProgramState, version: number): { record: NonNullable<ReturnType<Store['version']>>; global: Float32Array } {
+    const record = this.store.version(p.spec.id, version);
+    if (!record) throw new ReleaseError(`program ${p.spec.id} has no adapter version ${version}`);
+    const bytes = this.readBlob(record.sha256);
+    if (createHash('sha256').update(bytes).digest('hex') !== record.sha256) throw new ReleaseError(`adapter version ${version}'s blob is damaged in ${this.blobs.dir}`);
+    const { tensors } = decodeAdapterFile(bytes, `adapter version ${version}`);
+    return { record, global: adapterFlatFromTensors(p.base.config, p.spec.lora, tensors) };
+  }
+
+  /**
+   * Take the release files waiting in `<dataDir>/releases/inbox/`: offline signatures of the
+   * release a program awaits, and rollbacks. Each is published or refused (moved to done/ or
+   * refused/ with its sentence); a rollback that arrives while its program aggregates stays for
+   * the next poll. Returns what was settled.
+   */
+  processReleaseInbox(): { published: string[]; refused: string[] } {
+    const out = { published: [] as string[], refused: [] as string[] };
+    for (const f of readInbox(this.o.dataDir)) {
+      try {
+        const signed = parseReleaseFile(f.text, `release inbox file ${f.name}`);
+        const programId = (JSON.parse(new TextDecoder().decode(signed.manifest)) as { program?: unknown }).program;
+        const p = typeof programId === 'string' ? this.programs.get(programId) : undefined;
+        if (!p) throw new ReleaseError(`no program ${JSON.stringify(programId)} on this coordinator`);
+        const { release, rollbackTo } = p.releases.submitted(signed, p.runner.epsilonSpent());
+        if (rollbackTo) {
+          const { global } = this.versionValues(p, rollbackTo.version);
+          if (p.runner.isAggregating) continue; // settled at the next poll
+          this.store.addRelease(release);
+          p.releases.mirror(release);
+          p.runner.rollbackTo(rollbackTo, global);
+        }
+        settleInbox(this.o.dataDir, f.name);
+        out.published.push(f.name);
+        this.o.log?.('release published', { program: p.spec.id, sequence: release.sequence, version: release.version, kind: release.kind });
+      } catch (e) {
+        const why = e instanceof Error ? e.message : String(e);
+        settleInbox(this.o.dataDir, f.name, why);
+        out.refused.push(f.name);
+        this.o.log?.('release refused', { file: f.name, reason: why });
+      }
+    }
+    return out;
   }
 
   private readBlob(sha256: string): Uint8Array {
@@ -166,10 +229,24 @@ export class Coordinator {
   /** Open rounds for every program (resuming after the last completed one). */
   start(): void {
     for (const p of this.programs.values()) p.runner.start();
+    if (!this.inboxTimer) {
+      this.inboxTimer = setInterval(() => {
+        try {
+          this.processReleaseInbox();
+        } catch (e) {
+          this.o.log?.('release inbox unreadable', { error: (e as Error).message });
+        }
+      }, this.o.releaseInboxPollMs ?? 1000);
+      this.inboxTimer.unref();
+    }
   }
+
+  private inboxTimer?: NodeJS.Timeout;
 
   /** Stop every program's timers and complete its event streams (the database stays open). */
   stopPrograms(): void {
+    if (this.inboxTimer) clearInterval(this.inboxTimer);
+    this.inboxTimer = undefined;
     for (const p of this.programs.values()) p.runner.stop();
   }
 
@@ -196,7 +273,7 @@ export class Coordinator {
    * caller holds the signing key. An unknown program and a wrong token get the same refusal by
    * the same path; wrong tokens are throttled per peer address (`peer`) and overall.
    */
-  enroll(r: EnrolmentRequest, peer = 'local', now = Date.now()): { deviceId: string; programBoxPublicKey: Uint8Array } {
+  enroll(r: EnrolmentRequest, peer = 'local', now = Date.now()): { deviceId: string; programBoxPublicKey: Uint8Array; releasePublicKey: Uint8Array } {
     if (r.signPublicKey.length !== nacl.sign.publicKeyLength) refuse('invalid-argument', `sign_public_key must be ${nacl.sign.publicKeyLength} bytes (Ed25519), got ${r.signPublicKey.length}`);
     if (r.boxPublicKey.length !== nacl.box.publicKeyLength) refuse('invalid-argument', `box_public_key must be ${nacl.box.publicKeyLength} bytes (X25519), got ${r.boxPublicKey.length}`);
     if (r.label.length > 200) refuse('invalid-argument', `label must be at most 200 characters, got ${r.label.length}`);
@@ -219,7 +296,7 @@ export class Coordinator {
     const d = this.store.enrollDevice({ id: `dev-${randomBytes(12).toString('hex')}`, programId: p.spec.id, signPublicKey: r.signPublicKey, boxPublicKey: r.boxPublicKey, label: r.label });
     if (!bytesEqual(d.boxPublicKey, r.boxPublicKey)) refuse('already-exists', 'this signing key is enrolled with another box key');
     this.o.log?.('device enrolled', { program: p.spec.id, device: d.id, label: r.label });
-    return { deviceId: d.id, programBoxPublicKey: p.keys.publicKey };
+    return { deviceId: d.id, programBoxPublicKey: p.keys.publicKey, releasePublicKey: p.releases.key.publicKey };
   }
 
   /** UNAUTHENTICATED for a timestamp outside the clock skew, or (within it) from before this coordinator started. */

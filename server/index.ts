@@ -19,3 +19,4 @@ export * from './secagg-service.js';
 export * from './privacy-budget.js';
 export * from './round-plan.js';
 export * from './update-intake.js';
+export * from './releases.js';

@@ -115,6 +115,13 @@ export interface ProgramSpec {
    * compression. `neighbours` k (default O(log n)), `phaseTimeoutMs` (default 30000).
    */
   readonly secagg?: { readonly neighbours?: number; readonly phaseTimeoutMs: number };
+  /**
+   * Who signs the program's adapter releases (server/releases.ts): 'coordinator' (default) — a
+   * release key generated and kept in the coordinator's store; 'offline' — a partner holds the
+   * key (`fedtune release keygen`), `publicKey` is its hex public half, and each version is
+   * published only once its manifest is signed (`fedtune release sign`) and submitted.
+   */
+  readonly release: { readonly signing: 'coordinator' | 'offline'; readonly publicKey: string };
 }
 
 const ID = /^[A-Za-z0-9._-]{1,64}$/;
@@ -265,7 +272,15 @@ export function programSpec(raw: unknown, baseDir = process.cwd()): ProgramSpec 
     if (r.robust !== undefined || (r.aggregation ?? 'fedavg') !== 'fedavg' || (r.compression ?? 'none') !== 'none') throw new RangeError(`${w}: secagg needs plain FedAvg without robust rules or compression (the coordinator sees only the sum)`);
     if (minUpdates < 3) throw new RangeError(`${w}: secagg needs minUpdates ≥ 3`);
   }
-  const known = new Set(['secagg', 'id', 'base', 'tokenizer', 'enrolmentToken', 'lora', 'training', 'cohortSize', 'overSelect', 'minUpdates', 'minContributors', 'maxUpdateNorm', 'roundDeadlineMs', 'rounds', 'retryDelayMs', 'dp', 'serverOptimizer', 'compression', 'aggregation', 'robust']);
+  const rel = obj(`${w}: release`, r.release);
+  const signing = (rel.signing ?? 'coordinator') as ProgramSpec['release']['signing'];
+  if (signing !== 'coordinator' && signing !== 'offline') throw new RangeError(`${w}: release.signing must be "coordinator" or "offline", got ${JSON.stringify(rel.signing)}`);
+  const releaseKey = rel.publicKey ?? '';
+  if (signing === 'offline' && (typeof releaseKey !== 'string' || !/^[0-9a-f]{64}$/.test(releaseKey))) throw new RangeError(`${w}: release.publicKey must be the offline release key's public half (64 lowercase hex characters; see fedtune release keygen)`);
+  if (signing === 'coordinator' && releaseKey !== '') throw new RangeError(`${w}: release.publicKey is only for release.signing "offline" (the coordinator makes its own key)`);
+  const unknownRel = Object.keys(rel).filter((k) => k !== 'signing' && k !== 'publicKey');
+  if (unknownRel.length) throw new RangeError(`${w}: unknown field(s) release.${unknownRel.join(', release.')}`);
+  const known = new Set(['release', 'secagg', 'id', 'base', 'tokenizer', 'enrolmentToken', 'lora', 'training', 'cohortSize', 'overSelect', 'minUpdates', 'minContributors', 'maxUpdateNorm', 'roundDeadlineMs', 'rounds', 'retryDelayMs', 'dp', 'serverOptimizer', 'compression', 'aggregation', 'robust']);
   const unknown = Object.keys(r).filter((k) => !known.has(k));
   if (unknown.length) throw new RangeError(`${w}: unknown field(s) ${unknown.join(', ')}`);
   return Object.freeze({
@@ -289,6 +304,7 @@ export function programSpec(raw: unknown, baseDir = process.cwd()): ProgramSpec 
     aggregation,
     robust: robust && Object.freeze(robust),
     secagg,
+    release: Object.freeze({ signing, publicKey: releaseKey as string }),
   });
 }
 

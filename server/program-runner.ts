@@ -28,6 +28,7 @@ import { publishRefusal, RoundPlanner } from './round-plan.js';
 import { SecAggRound, type SecAggOutcome } from './secagg-round.js';
 import type { ProgramSpec } from './program-config.js';
 import type { LedgerEntry, Store, StoredRound, StoredVersion } from './store.js';
+import type { ProgramReleases } from './releases.js';
 import { eventOf, type ComeBack, type RoundEventRecord, type WorkOrder } from './round-events.js';
 import { expandUpdate, type UpdateLayout } from './update-intake.js';
 
@@ -78,6 +79,10 @@ export interface RunnerDeps {
   readonly log?: (msg: string, fields?: Record<string, unknown>) => void;
   /** Observers of the round's durable steps (audit, metrics, fault injection); none by default. */
   readonly hooks?: RunnerHooks;
+  /** The program's signed releases: each version gets one in its commit; no round opens while one awaits its signature. */
+  readonly releases?: ProgramReleases;
+  /** The version rounds start from (a rollback's target); default the newest. `global` holds its values. */
+  readonly current?: StoredVersion;
 }
 
 /** Observers called synchronously at a round's durable steps. */
@@ -93,8 +98,10 @@ export class ProgramRunner {
   private readonly planner: RoundPlanner;
   private readonly budget: PrivacyBudget;
   private global: Float32Array;
-  /** The newest version's record (kept in memory: every check-in needs it). */
+  /** The current version's record (kept in memory: every check-in needs it); after a rollback, older than the newest. */
   private latest: StoredVersion;
+  /** The highest version number ever made (the next version is this + 1). */
+  private newest: number;
   private completed: number;
   private round?: OpenRound;
   private aggregating = false;
@@ -108,7 +115,8 @@ export class ProgramRunner {
   constructor(private readonly d: RunnerDeps) {
     const { spec, store } = d;
     this.global = d.global;
-    this.latest = store.latestVersion(spec.id);
+    this.newest = store.latestVersion(spec.id).version;
+    this.latest = d.current ?? store.latestVersion(spec.id);
     this.completed = store.completedRounds(spec.id);
     // adaptive clipping resumes at the C the last completed round used (the update after it is not stored)
     const lastClip = store.rounds(spec.id).filter((x) => x.state === 'completed').pop()?.clipNorm;
@@ -137,9 +145,36 @@ export class ProgramRunner {
     return { version: this.latest.version, global: this.global.slice(), completedRounds: this.completed };
   }
 
-  /** The newest adapter version's record. */
+  /** The current adapter version's record (what rounds train from). */
   get latestVersion(): StoredVersion {
     return this.latest;
+  }
+
+  /** True while a round's aggregate is being computed. */
+  get isAggregating(): boolean {
+    return this.aggregating;
+  }
+
+  /** The highest version number the program has made (a device may hold it after a rollback). */
+  get newestVersion(): number {
+    return this.newest;
+  }
+
+  /**
+   * Make `v` (with values `global`) the version rounds start from — a published rollback. An
+   * open round is failed (its updates are deltas from the version rolled back); during
+   * aggregation it throws (try again once the round has closed).
+   */
+  rollbackTo(v: StoredVersion, global: Float32Array): void {
+    if (this.aggregating) throw new Error(`program ${this.d.spec.id} is aggregating a round; the rollback waits`);
+    this.latest = v;
+    this.global = global;
+    const r = this.round;
+    if (r) {
+      if (r.timer) clearTimeout(r.timer);
+      r.secagg?.stop();
+      this.fail(r, `round ${r.number} failed: the program rolled back to adapter version ${v.version}; retrying`);
+    }
   }
 
   /** Rounds completed so far. */
@@ -177,6 +212,13 @@ export class ProgramRunner {
     const number = this.completed + 1;
     const now = Date.now();
     this.waiting = undefined;
+    const unsigned = this.d.releases?.awaiting();
+    if (unsigned) {
+      // a human signs each release: the next round starts from a published version only
+      this.waiting = unsigned;
+      this.retryTimer = setTimeout(() => this.guarded('opening the round after waiting for a release signature', () => this.open(attempt)), Math.max(500, Math.min(spec.retryDelayMs, 2000)));
+      return;
+    }
     const refusal = this.budget.refusal(number);
     if (refusal && !refusal.final) {
       // fewer devices than declared are enrolled: the cohort would be drawn from them (a higher q)
@@ -329,10 +371,13 @@ export class ProgramRunner {
       if (refusal) throw new Error(`${refusal}; the aggregate is not published`);
       const tensors = adapterTensorsFromFlat(this.d.baseConfig, spec.lora, agg.global);
       const blob = this.d.blobs.put(encodeAdapterTensors({ baseSha256: this.d.baseSha256, lora: spec.lora, baseConfig: this.d.baseConfig }, tensors));
-      const version = this.latest.version + 1;
+      const version = this.newest + 1;
       const rec = { ...this.record(r, 'completed', `round ${r.number} completed with ${contributors} update(s) (${why})`), adapterVersion: version, metrics: agg.metrics };
-      store.completeRound(rec, { version, sha256: blob.sha256, sizeBytes: blob.size });
+      const release = this.d.releases?.forVersion({ version, sha256: blob.sha256, sizeBytes: blob.size, roundNumber: r.number }, 'version', this.epsilonSpent());
+      store.completeRound(rec, { version, sha256: blob.sha256, sizeBytes: blob.size }, release);
       committed = true;
+      this.newest = version;
+      if (release) this.d.releases?.mirror(release);
       this.planner.afterRound(r.reports);
       this.latest = { version, sha256: blob.sha256, sizeBytes: blob.size, roundNumber: r.number };
       this.global = agg.global;

@@ -65,6 +65,12 @@ function blobRef(sha256: string, size: number, format: string, container = '', c
   return { sha256, sizeBytes: size, format, container, contentSha256 };
 }
 
+/** The newest signed release of a program's version `version`, for the wire (null if it has none). */
+function releaseOf(p: ProgramState, version: number): { manifest: Buffer; signature: Buffer } | null {
+  const rel = p.releases.all().filter((r) => r.version === version && r.signature.length > 0).pop();
+  return rel ? { manifest: Buffer.from(rel.manifest), signature: Buffer.from(rel.signature) } : null;
+}
+
 /** Unary handler: check the request's wire types, run `fn`, answer once with its value or its status. */
 function unary<Req extends object, Res>(fn: (req: Req, call: grpc.ServerUnaryCall<Req, Res>) => Res): grpc.handleUnaryCall<Req, Res> {
   return (call, callback) => {
@@ -98,14 +104,18 @@ export function coordinatorHandlers(c: Coordinator): CoordinatorHandlers {
         { programId: req.programId, token: req.enrolmentToken, signPublicKey: bytesFromWire(req.signPublicKey), boxPublicKey: bytesFromWire(req.boxPublicKey), label: req.label, proof },
         peerKey(call.getPeer()),
       );
-      return { deviceId: r.deviceId, programBoxPublicKey: Buffer.from(r.programBoxPublicKey) };
+      return { deviceId: r.deviceId, programBoxPublicKey: Buffer.from(r.programBoxPublicKey), releasePublicKey: Buffer.from(r.releasePublicKey) };
     }),
 
     GetProgram: unary((req) => {
       const device = authenticate(c, 'GetProgram', req, req.auth, req.programId);
       const p = c.programOf(device, req.programId);
-      const v = p.runner.latestVersion;
+      // the adapter devices get is the one the newest signed release names
+      const rel = p.releases.published();
+      const v = (rel && c.store.version(p.spec.id, rel.version)) || p.runner.latestVersion;
       return {
+        release: rel ? { manifest: Buffer.from(rel.manifest), signature: Buffer.from(rel.signature) } : null,
+        releasePublicKey: Buffer.from(p.releases.key.publicKey),
         programId: p.spec.id,
         base: blobRef(p.base.blob.sha256, p.base.blob.size, p.base.format, p.base.blob.container, p.base.blob.container ? p.base.sha256 : ''),
         tokenizer: p.tokenizer ? blobRef(p.tokenizer.sha256, p.tokenizer.size, 'llama2c-tokenizer') : null,
@@ -138,7 +148,7 @@ export function coordinatorHandlers(c: Coordinator): CoordinatorHandlers {
       const device = authenticate(c, 'CheckIn', req, req.auth, req.programId);
       const p = c.programOf(device, req.programId);
       // the version the device holds: 0 = none yet (it starts from version 0, the initial adapter)
-      const latest = p.runner.latestVersion.version;
+      const latest = p.runner.newestVersion;
       if (!Number.isSafeInteger(req.adapterVersion) || req.adapterVersion < 0) refuse('invalid-argument', `adapter_version must be a version number ≥ 0, got ${req.adapterVersion}`);
       if (req.adapterVersion > latest) refuse('invalid-argument', `adapter_version ${req.adapterVersion} is newer than the latest version ${latest} of program "${p.spec.id}"`);
       const w = p.runner.checkIn(device.id);
@@ -153,6 +163,7 @@ export function coordinatorHandlers(c: Coordinator): CoordinatorHandlers {
           deviceNoiseStd: w.deviceNoiseStd,
           deadlineUnixMs: w.deadlineUnixMs,
           encoding: p.encoding,
+          release: releaseOf(p, w.adapterVersion),
         },
       };
     }),

@@ -74,6 +74,25 @@ export interface StoredVersion {
   readonly roundNumber: number;
 }
 
+/** One release of a program (server/releases.ts): a signed manifest, or one awaiting its offline signature. */
+export interface StoredRelease {
+  readonly programId: string;
+  readonly sequence: number;
+  readonly version: number;
+  readonly kind: 'version' | 'rollback';
+  /** The manifest's canonical bytes. */
+  readonly manifest: Uint8Array;
+  /** Ed25519 by the program's release key; empty while awaiting an offline signature. */
+  readonly signature: Uint8Array;
+}
+
+/** A program's release key: the public half always, the secret only when the coordinator signs. */
+export interface StoredReleaseKey {
+  readonly signing: 'coordinator' | 'offline';
+  readonly publicKey: Uint8Array;
+  readonly secretKey?: Uint8Array;
+}
+
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS programs (
   id TEXT PRIMARY KEY, config_json TEXT NOT NULL, base_sha256 TEXT NOT NULL, lora_json TEXT NOT NULL,
@@ -95,12 +114,18 @@ CREATE TABLE IF NOT EXISTS privacy_ledger (
   round_id TEXT PRIMARY KEY, program_id TEXT NOT NULL REFERENCES programs(id), round_number INTEGER NOT NULL,
   q REAL NOT NULL, sigma REAL NOT NULL, epsilon_after REAL NOT NULL, delta REAL NOT NULL, created_ms INTEGER NOT NULL,
   population INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS releases (
+  program_id TEXT NOT NULL REFERENCES programs(id), sequence INTEGER NOT NULL, version INTEGER NOT NULL, kind TEXT NOT NULL,
+  manifest BLOB NOT NULL, signature BLOB NOT NULL, created_ms INTEGER NOT NULL, PRIMARY KEY (program_id, sequence));
 `;
 
 /** Columns added since the first schema: (table, column, definition), added to older databases on open. */
 const ADDED_COLUMNS: readonly (readonly [string, string, string])[] = [
   ['rounds', 'metrics_json', "TEXT NOT NULL DEFAULT '{}'"],
   ['privacy_ledger', 'population', 'INTEGER NOT NULL DEFAULT 0'],
+  ['programs', 'release_signing', 'TEXT'],
+  ['programs', 'release_public', 'BLOB'],
+  ['programs', 'release_secret', 'BLOB'],
 ];
 
 type Row = Record<string, unknown>;
@@ -245,13 +270,56 @@ export class Store {
     this.closeRound({ ...r, state: 'failed' });
   }
 
-  /** Atomically: add the adapter version the round produced and mark the round completed. */
-  completeRound(r: StoredRound, version: Omit<StoredVersion, 'roundNumber'>): void {
+  /** Atomically: add the adapter version the round produced (and its release), and mark the round completed. */
+  completeRound(r: StoredRound, version: Omit<StoredVersion, 'roundNumber'>, release?: StoredRelease): void {
     this.db.transaction(() => {
       this.q('INSERT INTO adapter_versions (program_id, version, sha256, size_bytes, round_number, created_ms) VALUES (?, ?, ?, ?, ?, ?)')
         .run(r.programId, version.version, version.sha256, version.sizeBytes, r.roundNumber, r.closedMs);
+      if (release) this.addRelease(release, r.closedMs);
       this.closeRound({ ...r, state: 'completed', adapterVersion: version.version });
     })();
+  }
+
+  /** One adapter version of a program, if it exists. */
+  version(programId: string, version: number): StoredVersion | undefined {
+    const r = this.q('SELECT * FROM adapter_versions WHERE program_id = ? AND version = ?').get(programId, version) as Row | undefined;
+    return r ? { version: r.version as number, sha256: r.sha256 as string, sizeBytes: r.size_bytes as number, roundNumber: r.round_number as number } : undefined;
+  }
+
+  /** A program's release key, if one was recorded. */
+  releaseKey(programId: string): StoredReleaseKey | undefined {
+    const r = this.q('SELECT release_signing, release_public, release_secret FROM programs WHERE id = ?').get(programId) as Row | undefined;
+    if (!r || !r.release_public) return undefined;
+    return { signing: r.release_signing as StoredReleaseKey['signing'], publicKey: asBytes(r.release_public), secretKey: r.release_secret ? asBytes(r.release_secret) : undefined };
+  }
+
+  /** Record a program's release key (once; a later change is refused by the caller). */
+  setReleaseKey(programId: string, k: StoredReleaseKey): void {
+    this.q('UPDATE programs SET release_signing = ?, release_public = ?, release_secret = ? WHERE id = ?').run(k.signing, Buffer.from(k.publicKey), k.secretKey ? Buffer.from(k.secretKey) : null, programId);
+  }
+
+  /** Append a release (signed, or awaiting its signature). */
+  addRelease(rel: StoredRelease, now = Date.now()): void {
+    this.q('INSERT INTO releases (program_id, sequence, version, kind, manifest, signature, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?)')
+      .run(rel.programId, rel.sequence, rel.version, rel.kind, Buffer.from(rel.manifest), Buffer.from(rel.signature), now);
+  }
+
+  /** Attach the offline signature to an unsigned release. */
+  signRelease(programId: string, sequence: number, signature: Uint8Array): void {
+    const res = this.q("UPDATE releases SET signature = ? WHERE program_id = ? AND sequence = ? AND length(signature) = 0").run(Buffer.from(signature), programId, sequence);
+    if (res.changes !== 1) throw new Error(`Store: release ${sequence} of ${programId} is not awaiting a signature`);
+  }
+
+  /** A program's releases in sequence order. */
+  releases(programId: string): StoredRelease[] {
+    return (this.q('SELECT * FROM releases WHERE program_id = ? ORDER BY sequence').all(programId) as Row[]).map((r) => ({
+      programId: r.program_id as string,
+      sequence: r.sequence as number,
+      version: r.version as number,
+      kind: r.kind as StoredRelease['kind'],
+      manifest: asBytes(r.manifest),
+      signature: asBytes(r.signature),
+    }));
   }
 
   /** Rounds left open by a crash become failed ("the coordinator restarted"); returns how many. */

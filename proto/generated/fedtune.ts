@@ -30,6 +30,7 @@ import type { SecAggShares as _fedtune_v1_SecAggShares, SecAggShares__Output as 
 import type { SecAggSignKey as _fedtune_v1_SecAggSignKey, SecAggSignKey__Output as _fedtune_v1_SecAggSignKey__Output } from './fedtune/v1/SecAggSignKey.js';
 import type { SecAggUnmask as _fedtune_v1_SecAggUnmask, SecAggUnmask__Output as _fedtune_v1_SecAggUnmask__Output } from './fedtune/v1/SecAggUnmask.js';
 import type { SecAggUnmaskRequest as _fedtune_v1_SecAggUnmaskRequest, SecAggUnmaskRequest__Output as _fedtune_v1_SecAggUnmaskRequest__Output } from './fedtune/v1/SecAggUnmaskRequest.js';
+import type { SignedRelease as _fedtune_v1_SignedRelease, SignedRelease__Output as _fedtune_v1_SignedRelease__Output } from './fedtune/v1/SignedRelease.js';
 import type { TrainingConfig as _fedtune_v1_TrainingConfig, TrainingConfig__Output as _fedtune_v1_TrainingConfig__Output } from './fedtune/v1/TrainingConfig.js';
 import type { UpdateChunk as _fedtune_v1_UpdateChunk, UpdateChunk__Output as _fedtune_v1_UpdateChunk__Output } from './fedtune/v1/UpdateChunk.js';
 import type { UpdateHeader as _fedtune_v1_UpdateHeader, UpdateHeader__Output as _fedtune_v1_UpdateHeader__Output } from './fedtune/v1/UpdateHeader.js';
@@ -73,6 +74,7 @@ export interface ProtoGrpcType {
       SecAggSignKey: MessageTypeDefinition<_fedtune_v1_SecAggSignKey, _fedtune_v1_SecAggSignKey__Output>
       SecAggUnmask: MessageTypeDefinition<_fedtune_v1_SecAggUnmask, _fedtune_v1_SecAggUnmask__Output>
       SecAggUnmaskRequest: MessageTypeDefinition<_fedtune_v1_SecAggUnmaskRequest, _fedtune_v1_SecAggUnmaskRequest__Output>
+      SignedRelease: MessageTypeDefinition<_fedtune_v1_SignedRelease, _fedtune_v1_SignedRelease__Output>
       TrainingConfig: MessageTypeDefinition<_fedtune_v1_TrainingConfig, _fedtune_v1_TrainingConfig__Output>
       UpdateChunk: MessageTypeDefinition<_fedtune_v1_UpdateChunk, _fedtune_v1_UpdateChunk__Output>
       UpdateHeader: MessageTypeDefinition<_fedtune_v1_UpdateHeader, _fedtune_v1_UpdateHeader__Output>

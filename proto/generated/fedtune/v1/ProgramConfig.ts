@@ -4,6 +4,7 @@ import type { BlobRef as _fedtune_v1_BlobRef, BlobRef__Output as _fedtune_v1_Blo
 import type { LoraConfig as _fedtune_v1_LoraConfig, LoraConfig__Output as _fedtune_v1_LoraConfig__Output } from '../../fedtune/v1/LoraConfig.js';
 import type { TrainingConfig as _fedtune_v1_TrainingConfig, TrainingConfig__Output as _fedtune_v1_TrainingConfig__Output } from '../../fedtune/v1/TrainingConfig.js';
 import type { DpConfig as _fedtune_v1_DpConfig, DpConfig__Output as _fedtune_v1_DpConfig__Output } from '../../fedtune/v1/DpConfig.js';
+import type { SignedRelease as _fedtune_v1_SignedRelease, SignedRelease__Output as _fedtune_v1_SignedRelease__Output } from '../../fedtune/v1/SignedRelease.js';
 import type { Long } from '@grpc/proto-loader';
 
 export interface ProgramConfig {
@@ -29,6 +30,15 @@ export interface ProgramConfig {
    * Rounds completed so far.
    */
   'roundsCompleted'?: (number);
+  /**
+   * The program's current release: the signed manifest of `adapter` (CONTRACT.md, "Releases").
+   * Unset while the program's first release awaits an offline signature.
+   */
+  'release'?: (_fedtune_v1_SignedRelease | null);
+  /**
+   * The program's Ed25519 release key, as at enrolment (a device refuses a changed one).
+   */
+  'releasePublicKey'?: (Buffer | Uint8Array | string);
 }
 
 export interface ProgramConfig__Output {
@@ -54,4 +64,13 @@ export interface ProgramConfig__Output {
    * Rounds completed so far.
    */
   'roundsCompleted': (number);
+  /**
+   * The program's current release: the signed manifest of `adapter` (CONTRACT.md, "Releases").
+   * Unset while the program's first release awaits an offline signature.
+   */
+  'release': (_fedtune_v1_SignedRelease__Output | null);
+  /**
+   * The program's Ed25519 release key, as at enrolment (a device refuses a changed one).
+   */
+  'releasePublicKey': (Buffer);
 }

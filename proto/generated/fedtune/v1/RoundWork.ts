@@ -2,6 +2,7 @@
 
 import type { BlobRef as _fedtune_v1_BlobRef, BlobRef__Output as _fedtune_v1_BlobRef__Output } from '../../fedtune/v1/BlobRef.js';
 import type { TrainingConfig as _fedtune_v1_TrainingConfig, TrainingConfig__Output as _fedtune_v1_TrainingConfig__Output } from '../../fedtune/v1/TrainingConfig.js';
+import type { SignedRelease as _fedtune_v1_SignedRelease, SignedRelease__Output as _fedtune_v1_SignedRelease__Output } from '../../fedtune/v1/SignedRelease.js';
 import type { Long } from '@grpc/proto-loader';
 
 export interface RoundWork {
@@ -22,6 +23,10 @@ export interface RoundWork {
    * How the device encodes its update: "f32", or the program's compression "q8" / "q4".
    */
   'encoding'?: (string);
+  /**
+   * The signed release of `adapter`: a device trains only from an adapter whose release verifies.
+   */
+  'release'?: (_fedtune_v1_SignedRelease | null);
 }
 
 export interface RoundWork__Output {
@@ -42,4 +47,8 @@ export interface RoundWork__Output {
    * How the device encodes its update: "f32", or the program's compression "q8" / "q4".
    */
   'encoding': (string);
+  /**
+   * The signed release of `adapter`: a device trains only from an adapter whose release verifies.
+   */
+  'release': (_fedtune_v1_SignedRelease__Output | null);
 }
