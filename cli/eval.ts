@@ -1,11 +1,12 @@
 /** `fedtune eval`: mean next-token loss of a text under the base (and adapter). */
+import { QUANT_MODES } from '../server/config-names.js';
 import { evaluateLoss } from '../model/index.js';
 import { CliError, log, num, parse, required } from './args.js';
 import { loadModel, MODEL_OPTIONS, readText } from './load.js';
 
 /** Usage text. */
 export const EVAL_USAGE = `fedtune eval --text FILE [--context N (default min(256, model context))] [--max-tokens N] [--json]
-             [--base FILE|DIR] [--tokenizer FILE] [--quant none|int8|int4|native] [--adapter FILE] [--backend B]`;
+             [--base FILE|DIR] [--tokenizer FILE] [--quant ${QUANT_MODES.join('|')}] [--adapter FILE] [--backend B]`;
 
 /** Run the command. */
 export async function evalCommand(argv: string[]): Promise<void> {

@@ -3,6 +3,7 @@
  * or, with --json, one object with the ids fed, the ids generated and their text (and, with
  * --top-probs K, the K most likely next tokens at each generated position).
  */
+import { QUANT_MODES } from '../server/config-names.js';
 import { detectChatStyle, generateFromIds, renderChat, type ChatFormat, type ChatStyle, type TextTokenizer } from '../model/index.js';
 import { CliError, log, num, parse } from './args.js';
 import { baseChatTemplate, baseFiles } from './base-files.js';
@@ -12,7 +13,7 @@ import { loadModel, MODEL_OPTIONS } from './load.js';
 /** Usage text. */
 export const GENERATE_USAGE = `fedtune generate --prompt TEXT [--max-tokens N] [--temperature T (0 = greedy)] [--top-p P] [--seed S]
                  [--chat [--chat-format chatml|llama3]] [--json [--top-probs K]]
-                 [--base FILE|DIR] [--tokenizer FILE] [--quant none|int8|int4|native] [--adapter FILE] [--backend B]`;
+                 [--base FILE|DIR] [--tokenizer FILE] [--quant ${QUANT_MODES.join('|')}] [--adapter FILE] [--backend B]`;
 
 /** One generated position's most likely next tokens (softmax of the raw logits, temperature 1). */
 export interface TopProbs {

@@ -6,12 +6,12 @@ import {
   loadAdapter,
   openBase,
   type OpenedBase,
-  QUANT_MODES,
   type TextTokenizer,
   type BackendChoice,
   type LoraAdapter,
   type QuantMode,
 } from '../model/index.js';
+import { QUANT_MODES } from '../server/config-names.js';
 import { CliError, log, oneOf } from './args.js';
 import { baseFiles, formatErrors } from './base-files.js';
 

@@ -18,6 +18,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   train: async () => import('./train.js').then((m) => ({ run: m.trainCommand, usage: m.TRAIN_USAGE })),
   privacy: async () => import('./privacy.js').then((m) => ({ run: m.privacyCommand, usage: m.PRIVACY_USAGE })),
   coordinator: async () => import('./coordinator.js').then((m) => ({ run: m.coordinatorCommand, usage: m.COORDINATOR_USAGE })),
+  config: async () => import('./config.js').then((m) => ({ run: m.configCommand, usage: m.CONFIG_USAGE })),
   device: async () => import('./device.js').then((m) => ({ run: m.deviceCommand, usage: m.DEVICE_USAGE })),
   inspect: async () => import('./inspect.js').then((m) => ({ run: m.inspectCommand, usage: m.INSPECT_USAGE })),
   tokenize: async () => import('./tokenize.js').then((m) => ({ run: m.tokenizeCommand, usage: m.TOKENIZE_USAGE })),

@@ -4,15 +4,16 @@ import { DOMAIN_NAMES, type DomainName } from '../sim/domains.js';
 import { isMatrixName, MATRIX_NAMES, type MatrixName } from '../model/index.js';
 import { runSimulation } from '../sim/index.js';
 import type { RobustRule } from '../aggregators/index.js';
+import { AGGREGATIONS, COMPRESSIONS, ROBUST_RULES, SERVER_OPTIMIZERS } from '../server/config-names.js';
 import { CliError, num, oneOf, parse } from './args.js';
 
 /** Usage text. */
 export const SIMULATE_USAGE = `fedtune simulate [--devices N (10)] [--rounds R (4)] [--steps S (15)] [--batch B (8)] [--seq-len T (128)] [--lr X (3e-3)]
               [--rank R (4)] [--targets wq,wv,wo,w2] [--replay F (0.3)] [--domains oz,shakespeare,moby-dick,sotu,brown]
               [--chars-per-device C (60000)] [--eval-tokens N (4096)] [--no-baselines] [--seed S] [--out DIR (out/simulate)]
-              [--json-summary FILE] [--compression none|q8|q4] [--aggregation fedavg|exact-dw] [--ffa]
-              [--server-opt fedavg|fedavgm|fedadagrad|fedadam|fedyogi] [--server-lr X]
-              [--robust median|trimmed-mean|krum|multi-krum|bulyan] [--robust-param beta|f] [--attackers N] [--attack-scale S]
+              [--json-summary FILE] [--compression ${COMPRESSIONS.join('|')}] [--aggregation ${AGGREGATIONS.join('|')}] [--ffa]
+              [--server-opt ${SERVER_OPTIMIZERS.join('|')}] [--server-lr X]
+              [--robust ${ROBUST_RULES.join('|')}] [--robust-param beta|f] [--attackers N] [--attack-scale S]
               [--privacy none|dp|dp+secagg] [--clip C (0.5)] [--noise Z (1)] [--prox MU (FedProx, 0)]`;
 
 /** Parse the shared simulation flags (also used by the demo). */
@@ -48,11 +49,11 @@ export function simulationFlags(argv: string[]) {
     noise: { type: 'string' },
     prox: { type: 'string' },
   });
-  const robustRule = oneOf(v, 'robust', ['none', 'median', 'trimmed-mean', 'krum', 'multi-krum', 'bulyan'] as const, 'none');
+  const robustRule = oneOf(v, 'robust', ['none', ...ROBUST_RULES] as const, 'none');
   const robustParam = num(v, 'robust-param', { min: 0 });
   const robust: RobustRule | undefined =
     robustRule === 'none' ? undefined : robustRule === 'median' ? { rule: 'median' } : robustRule === 'trimmed-mean' ? { rule: 'trimmed-mean', beta: robustParam ?? 0.1 } : { rule: robustRule, f: robustParam ?? 1 };
-  const serverOpt = oneOf(v, 'server-opt', ['fedavg', 'fedavgm', 'fedadagrad', 'fedadam', 'fedyogi'] as const, 'fedavg');
+  const serverOpt = oneOf(v, 'server-opt', SERVER_OPTIMIZERS, 'fedavg');
   const serverLr = num(v, 'server-lr', { min: 0, minExclusive: true });
   const list = (name: string): string[] | undefined => (typeof v[name] === 'string' ? (v[name] as string).split(',').map((s) => s.trim()).filter(Boolean) : undefined);
   const targets = list('targets');
@@ -78,8 +79,8 @@ export function simulationFlags(argv: string[]) {
       baselines: !v['no-baselines'],
       seed: num(v, 'seed', { integer: true, min: 0 }),
       outDir: v.out as string | undefined,
-      compression: oneOf(v, 'compression', ['none', 'q8', 'q4'] as const, 'none'),
-      aggregation: oneOf(v, 'aggregation', ['fedavg', 'exact-dw'] as const, 'fedavg'),
+      compression: oneOf(v, 'compression', COMPRESSIONS, 'none'),
+      aggregation: oneOf(v, 'aggregation', AGGREGATIONS, 'fedavg'),
       serverOptimizer: { kind: serverOpt, ...(serverLr === undefined ? {} : { lr: serverLr }) },
       freezeA: Boolean(v.ffa),
       robust,

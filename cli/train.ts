@@ -1,4 +1,5 @@
 /** `fedtune train`: tune one LoRA adapter on one device's text (or chat conversations) and save it. */
+import { QUANT_MODES } from '../server/config-names.js';
 import { evaluateLoss, LoraAdapter, loraConfig, LocalTrainer, saveAdapter, isMatrixName, MATRIX_NAMES, type MaskedTokens } from '../model/index.js';
 import { CliError, log, num, parse, required } from './args.js';
 import { chatStyleFor, readChatData } from './chat.js';
@@ -9,7 +10,7 @@ export const TRAIN_USAGE = `fedtune train --text FILE --out FILE [--rank R] [--a
               [--steps N | --epochs E] [--lr X] [--batch B] [--seq-len T] [--weight-decay W] [--clip-norm C]
               [--time-budget SECONDS] [--seed S] [--eval-text FILE] [--json]
               [--chat [--chat-format chatml|llama3] [--chat-template FILE]]  (--text/--eval-text are chat JSONL; loss on replies only)
-              [--base FILE|DIR] [--tokenizer FILE] [--quant none|int8|int4|native] [--adapter FILE (start from)] [--backend B]`;
+              [--base FILE|DIR] [--tokenizer FILE] [--quant ${QUANT_MODES.join('|')}] [--adapter FILE (start from)] [--backend B]`;
 
 /** Run the command. */
 export async function trainCommand(argv: string[]): Promise<void> {
