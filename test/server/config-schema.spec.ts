@@ -4,9 +4,10 @@
  * minimal change that satisfies it passes, so the rule is neither missing nor over-broad.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { ConfigError, checkProgramsFile, programSpec, readProgramsFile } from '../../server/index.js';
 import { MODEL } from '../helpers.js';
 import { TOKEN } from './fixtures.js';
@@ -53,6 +54,33 @@ describe('server: config schema', () => {
     assert.deepEqual(spec({ robust: { rule: 'bulyan' } }).robust, { rule: 'bulyan', f: 1 });
     assert.deepEqual(spec({ cohortSize: 40, dp: { ...DP, adaptiveClip: true } }).dp.adaptiveClip, { targetQuantile: 0.5, learningRate: 0.2, countNoiseStd: 2 });
     assert.equal(spec({ dp: { clipNorm: 1, adaptiveClip: {} } }).dp.adaptiveClip?.countNoiseStd, 0);
+  });
+
+  it('the README table shows the schema\'s defaults', () => {
+    const readme = readFileSync(join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'README.md'), 'utf8');
+    const cell = (field: string): string => {
+      const row = readme.split('\n').find((l) => l.startsWith(`| ${field} | `));
+      assert.ok(row, `README has a row for ${field}`);
+      return row.split(' | ')[1];
+    };
+    const s = spec({});
+    const t = s.training;
+    const expected: Record<string, string> = {
+      '`lora`': `rank ${s.lora.rank}, alpha ${s.lora.alpha / s.lora.rank}·rank, \`${s.lora.targets.join(',')}\`, seed ${s.lora.seed}`,
+      '`training`': `${t.steps} steps, batch ${t.batchSize}, seqLen ${t.seqLen}, lr ${t.lr.toExponential()}, clipNorm ${t.clipNorm}, ${t.quant}, replay ${t.replayFraction} (${t.replayTokens} tokens), proximalMu ${t.proximalMu}, dataFormat \`${t.dataFormat}\``,
+      '`cohortSize`': String(s.cohortSize),
+      '`overSelect`': String(s.overSelect),
+      '`roundDeadlineMs`, `rounds`, `retryDelayMs`': `${s.roundDeadlineMs}, ${s.rounds}, ${s.retryDelayMs}`,
+      '`dp.mode`': `\`${s.dp.mode}\``,
+      '`dp.clipNorm`, `dp.noiseMultiplier`': `${s.dp.clipNorm}, ${s.dp.noiseMultiplier}`,
+      '`dp.delta`, `dp.epsilonBudget`': `${s.dp.delta.toExponential()}, ${s.dp.epsilonBudget === Infinity ? 'none' : s.dp.epsilonBudget}`,
+      '`serverOptimizer.kind`': `\`${s.serverOptimizer.kind}\``,
+      '`aggregation`': `\`${s.aggregation}\``,
+      '`compression`': `\`${s.compression}\``,
+      '`lora.freezeA`': String(s.lora.freezeA),
+      '`release`': `\`{ "signing": "${s.release.signing}" }\``,
+    };
+    for (const [field, want] of Object.entries(expected)) assert.equal(cell(field), want, field);
   });
 
   it('refuses unknown keys at every level, naming the path, suggesting keys within edit distance 2', () => {
