@@ -304,6 +304,7 @@ export class Coordinator {
     if (v !== 'ok') refuse(v === 'too-many' ? 'resource-exhausted' : 'unauthenticated', this.why(v, 'the enrolment proof', 'sign_public_key', r.proof.timestamp, now));
     const d = this.store.enrollDevice({ id: `dev-${randomBytes(12).toString('hex')}`, programId: p.spec.id, signPublicKey: r.signPublicKey, boxPublicKey: r.boxPublicKey, label: r.label });
     if (!bytesEqual(d.boxPublicKey, r.boxPublicKey)) refuse('already-exists', 'this signing key is enrolled with another box key');
+    this.refuseRevoked(d.id);
     this.o.log?.('device enrolled', { program: p.spec.id, device: d.id, label: r.label });
     return { deviceId: d.id, programBoxPublicKey: p.keys.publicKey, releasePublicKey: p.releases.key.publicKey };
   }
