@@ -22,7 +22,7 @@ const INDEX_HTML = `<!doctype html>
   <h1>fedtune coordinator</h1>
   <span id="conn" class="conn" data-conn="connecting">connecting…</span>
   <form id="admin" class="admin" autocomplete="off">
-    <input id="token" type="password" placeholder="admin token" aria-label="admin token">
+    <input id="token" type="password" placeholder="admin token" aria-label="admin token" autocomplete="off">
     <button id="unlock" type="submit">unlock admin</button>
     <button id="lock" type="button" hidden>lock</button>
   </form>
@@ -120,8 +120,8 @@ async function adminCall(path, method) {
   return body;
 }
 
-function chart(kind, title, points, yDigits, emptyText) {
-  const W = 380, H = 170, L = 46, R = 12, T = 22, B = 26;
+function chart(kind, title, points, yDigits, emptyText, fromZero) {
+  const W = 380, H = 170, L = 46, R = 12, T = 30, B = 26;
   const svg = s('svg', { width: W, height: H, viewBox: '0 0 ' + W + ' ' + H, class: 'chart ' + kind, 'data-chart': kind, 'data-points': points.length, role: 'img', 'aria-label': title });
   svg.append(s('text', { x: 8, y: 15, class: 'title' }, title));
   svg.append(s('line', { x1: L, y1: H - B, x2: W - R, y2: H - B, class: 'axis' }));
@@ -129,7 +129,7 @@ function chart(kind, title, points, yDigits, emptyText) {
   if (!points.length) { svg.append(s('text', { x: L + 10, y: (H + T - B) / 2, class: 'empty' }, emptyText)); return svg; }
   const xs = points.map((p) => p.x), ys = points.map((p) => p.y);
   const x0 = Math.min(...xs), x1 = Math.max(...xs);
-  let y0 = Math.min(...ys), y1 = Math.max(...ys);
+  let y0 = fromZero ? Math.min(0, ...ys) : Math.min(...ys), y1 = Math.max(...ys);
   if (y1 - y0 < 1e-9) { y0 -= 0.5 * (Math.abs(y0) || 1); y1 += 0.5 * (Math.abs(y1) || 1); }
   const px = (x) => x1 === x0 ? (L + W - R) / 2 : L + (x - x0) / (x1 - x0) * (W - R - L);
   const py = (y) => H - B - (y - y0) / (y1 - y0) * (H - B - T);
@@ -154,6 +154,36 @@ function rejectedText(r) {
   return parts.join(', ') || '–';
 }
 
+function table(head, rows) {
+  return h('table', {}, h('thead', {}, h('tr', {}, head.map((t) => h('th', { text: t })))), h('tbody', {}, rows));
+}
+
+function roundsTable(rounds) {
+  return table(['round', 'state', 'participants', 'updates', 'not taken', 'duration', 'ε spent', 'held-out loss', 'version', ''],
+    rounds.slice(0, 50).map((r) => h('tr', { 'data-round-id': r.roundId, 'data-round-state': r.state },
+      h('td', { text: r.roundNumber }), h('td', { class: 'state', text: r.state }), h('td', { text: r.selected }), h('td', { text: r.updates }),
+      h('td', { class: 'rejected', text: rejectedText(r) }), h('td', { text: dur(r) }), h('td', { text: fmt(r.epsilonSpent) }), h('td', { text: fmt(r.heldOutLoss) }),
+      h('td', { text: 'v' + r.adapterVersion }), h('td', { class: 'msg', text: r.message }))));
+}
+
+function devicesTable(p, admin) {
+  if (!p.devices.length) return h('p', { class: 'muted', text: 'No device has enrolled yet.' });
+  const revoke = (d) => { if (confirm('Revoke device ' + d.id + '?')) adminCall('programs/' + encodeURIComponent(p.id) + '/devices/' + encodeURIComponent(d.id) + '/revoke', 'POST'); };
+  return table(['device', 'label', 'enrolled', 'last seen', 'status', ''],
+    p.devices.map((d) => h('tr', { 'data-device': d.id, class: d.revoked ? 'revoked' : undefined },
+      h('td', {}, h('code', { text: d.id })), h('td', { text: d.label || '–' }), h('td', { text: time(d.enrolledMs) }), h('td', { text: ago(d.lastSeenMs) }),
+      h('td', { text: d.revoked ? 'revoked' : d.active ? 'active' : 'idle' }),
+      h('td', {}, admin && !d.revoked ? h('button', { class: 'danger', text: 'revoke', 'data-action': 'revoke', onclick: () => revoke(d) }) : null))));
+}
+
+function releasesTable(p) {
+  return table(['release', 'kind', 'version', 'round', 'adapter sha256', 'ε', 'aggregation', 'made', 'signature'],
+    p.releases.map((r) => h('tr', { 'data-release': r.sequence },
+      h('td', { text: '#' + r.sequence }), h('td', { text: r.manifest.kind }), h('td', { text: 'v' + r.manifest.version }), h('td', { text: r.manifest.round }),
+      h('td', {}, h('code', { title: r.manifest.adapterSha256, text: r.manifest.adapterSha256.slice(0, 16) + '…' })), h('td', { text: fmt(r.manifest.epsilon) }),
+      h('td', { text: r.manifest.aggregation }), h('td', { text: time(r.manifest.timestampMs) }), h('td', { text: r.signed ? 'signed' : 'awaiting signature' }))));
+}
+
 function renderProgram(p) {
   const admin = !!state.token;
   const rounds = [...p.rounds.values()].sort((a, b) => b.openedMs - a.openedMs || b.roundNumber - a.roundNumber);
@@ -163,7 +193,7 @@ function renderProgram(p) {
     h('button', { text: 'resume', 'data-action': 'resume', onclick: () => act(p.id, 'resume') }),
     h('button', { text: 'stop', class: 'danger', 'data-action': 'stop', onclick: () => { if (confirm('Stop program ' + p.id + ' for good?')) act(p.id, 'stop'); } })) : null;
   const budget = p.epsilonBudget === null ? '' : ' / ' + fmt(p.epsilonBudget, 2);
-  const card = h('section', { class: 'card', 'data-program': p.id, 'data-status': p.status.state },
+  return h('section', { class: 'card', 'data-program': p.id, 'data-status': p.status.state },
     h('div', {}, h('h2', { text: p.id }), h('span', { class: 'badge ' + p.status.state, text: p.status.state }), actions, h('span', { class: 'reason', text: p.status.reason })),
     h('div', { class: 'stats' },
       stat(p.roundsCompleted + ' / ' + p.roundsTotal, 'rounds completed'),
@@ -174,27 +204,10 @@ function renderProgram(p) {
       stat(String(p.devicesRevoked), 'revoked')),
     h('div', { class: 'charts' },
       chart('loss', 'held-out loss per round', done.filter((r) => r.heldOutLoss !== null).map((r) => ({ x: r.roundNumber, y: r.heldOutLoss })), 3, 'no held-out loss: the program evaluates none'),
-      chart('epsilon', 'ε spent per round', done.map((r) => ({ x: r.roundNumber, y: r.epsilonSpent })), 3, 'no completed round yet')),
-    h('h3', { text: 'rounds' }),
-    h('table', {}, h('thead', {}, h('tr', {}, ['round', 'state', 'participants', 'updates', 'not taken', 'duration', 'ε spent', 'held-out loss', 'version', ''].map((t) => h('th', { text: t })))),
-      h('tbody', {}, rounds.slice(0, 50).map((r) => h('tr', { 'data-round-id': r.roundId, 'data-round-state': r.state },
-        h('td', { text: r.roundNumber }), h('td', { class: 'state', text: r.state }), h('td', { text: r.selected }), h('td', { text: r.updates }),
-        h('td', { class: 'rejected', text: rejectedText(r) }), h('td', { text: dur(r) }), h('td', { text: fmt(r.epsilonSpent) }), h('td', { text: fmt(r.heldOutLoss) }),
-        h('td', { text: 'v' + r.adapterVersion }), h('td', { class: 'msg', text: r.message })))))),
-    h('h3', { text: 'devices (' + p.devicesEnrolled + ')' }),
-    p.devices.length ? h('table', {}, h('thead', {}, h('tr', {}, ['device', 'label', 'enrolled', 'last seen', 'status', ''].map((t) => h('th', { text: t })))),
-      h('tbody', {}, p.devices.map((d) => h('tr', { 'data-device': d.id, class: d.revoked ? 'revoked' : undefined },
-        h('td', {}, h('code', { text: d.id })), h('td', { text: d.label || '–' }), h('td', { text: time(d.enrolledMs) }), h('td', { text: ago(d.lastSeenMs) }),
-        h('td', { text: d.revoked ? 'revoked' : d.active ? 'active' : 'idle' }),
-        h('td', {}, admin && !d.revoked ? h('button', { class: 'danger', text: 'revoke', 'data-action': 'revoke', onclick: () => { if (confirm('Revoke device ' + d.id + '?')) adminCall('programs/' + encodeURIComponent(p.id) + '/devices/' + encodeURIComponent(d.id) + '/revoke', 'POST'); } }) : null)))))
-      : h('p', { class: 'muted', text: 'No device has enrolled yet.' }),
-    h('h3', { text: 'adapter versions and releases' }),
-    h('table', {}, h('thead', {}, h('tr', {}, ['release', 'kind', 'version', 'round', 'adapter sha256', 'ε', 'aggregation', 'made', 'signature'].map((t) => h('th', { text: t })))),
-      h('tbody', {}, p.releases.map((r) => h('tr', { 'data-release': r.sequence },
-        h('td', { text: '#' + r.sequence }), h('td', { text: r.manifest.kind }), h('td', { text: 'v' + r.manifest.version }), h('td', { text: r.manifest.round }),
-        h('td', {}, h('code', { title: r.manifest.adapterSha256, text: r.manifest.adapterSha256.slice(0, 16) + '…' })), h('td', { text: fmt(r.manifest.epsilon) }),
-        h('td', { text: r.manifest.aggregation }), h('td', { text: time(r.manifest.timestampMs) }), h('td', { text: r.signed ? 'signed' : 'awaiting signature' }))))));
-  return card;
+      chart('epsilon', 'ε spent per round', done.map((r) => ({ x: r.roundNumber, y: r.epsilonSpent })), 3, 'no completed round yet', true)),
+    h('h3', { text: 'rounds' }), roundsTable(rounds),
+    h('h3', { text: 'devices (' + p.devicesEnrolled + ')' }), devicesTable(p, admin),
+    h('h3', { text: 'adapter versions and releases' }), releasesTable(p));
 }
 
 function render() {
