@@ -8,6 +8,8 @@ import type { AdminDevice, AdminProgram, AdminRound } from '../../server/index.j
 import { MODEL } from '../helpers.js';
 import { startCoordinatorProcess, type CoordinatorLogLine, type CoordinatorProcess } from '../server/coordinator-process.js';
 import { TOKEN } from '../server/fixtures.js';
+import { adminTokenFrom } from '../../cli/dashboard.js';
+import { adminBaseUrl } from '../../cli/admin.js';
 import { failsWith, fedtune } from './run-fedtune.js';
 
 const ADMIN = 'admin-token-0123456789abcdef';
@@ -82,6 +84,19 @@ describe('fedtune admin against a real coordinator process', function () {
   before(() => start());
   after(stop);
 
+  it('reads the token from one source, refuses short ones, and takes host:port or a URL', () => {
+    const file = join(dir, 'admin.token');
+    writeFileSync(file, `${ADMIN}\n`);
+    assert.equal(adminTokenFrom({ 'admin-token-file': file }, {}), ADMIN);
+    assert.equal(adminTokenFrom({}, { FEDTUNE_ADMIN_TOKEN: ADMIN }), ADMIN);
+    assert.equal(adminTokenFrom({}, {}), undefined);
+    assert.throws(() => adminTokenFrom({ 'admin-token': 'short' }, {}), /--admin-token must be at least 16 characters/);
+    assert.throws(() => adminTokenFrom({ 'admin-token': ADMIN, 'admin-token-file': file }, {}), /give the admin token once/);
+    assert.equal(adminBaseUrl('127.0.0.1:8080'), 'http://127.0.0.1:8080/');
+    assert.equal(adminBaseUrl('https://ops.example/fedtune'), 'https://ops.example/fedtune/');
+    assert.throws(() => adminBaseUrl('8080'), /--coordinator must be host:port/);
+  });
+
   it('refuses a wrong or missing token, and audits the refusal', async () => {
     const from = c.lines.length;
     failsWith(fedtune('admin', '--coordinator', http, '--token', 'not-the-admin-token-at-all', 'programs', 'list'), /the admin token is wrong \(HTTP 401\)/);
@@ -103,8 +118,9 @@ describe('fedtune admin against a real coordinator process', function () {
     const audit = await waitForLine(c, (l) => l.msg === 'admin action' && l.action === 'program pause', from);
     assert.equal(c.lines[audit].outcome, 'ok');
     assert.match(String(c.lines[audit].actor), /@/);
-    // the attempt open at the pause fails at its deadline (0 updates); without the pause the next would open 100 ms later
-    const closed = await waitForLine(c, (l) => l.msg === 'round failed' && l.program === 'oz', from);
+    // the attempt open when the pause took effect (its audit line) fails at its deadline (0 updates);
+    // without the pause the next would open 100 ms later (if none was open, the pause itself is the mark)
+    const closed = await waitForLine(c, (l) => l.msg === 'round failed' && l.program === 'oz', audit, 3000).catch(() => audit);
     await new Promise((r) => setTimeout(r, 1500));
     assert.equal(c.lines.slice(closed).filter((l) => l.msg === 'round open' && l.program === 'oz').length, 0, 'no round opens while paused');
     assert.ok(c.lines.slice(closed).some((l) => l.msg === 'round open' && l.program === 'side'), 'the other program goes on');
@@ -122,9 +138,15 @@ describe('fedtune admin against a real coordinator process', function () {
   it('stop ends a program for good: its open round fails, it does not resume, the others go on', async () => {
     const from = c.lines.length;
     assert.match(admin('program', 'stop', 'side').stdout, /^side\s+stopped\s/m);
-    await waitForLine(c, (l) => l.msg === 'round failed' && l.program === 'side' && /stopped by/.test(String(l.reason)), from);
+    const audit = await waitForLine(c, (l) => l.msg === 'admin action' && l.action === 'program stop' && l.outcome === 'ok', from);
     failsWith(admin('program', 'resume', 'side'), /program "side" was stopped .*does not resume.*\(HTTP 409\)/);
     failsWith(admin('program', 'pause', 'nope'), /no program "nope" on this coordinator \(HTTP 404\)/);
+    // the attempt open at the stop (if one was: between attempts none is) failed with the reason; none opened since
+    const rounds = adminJson<AdminRound[]>('rounds', 'side');
+    assert.ok(rounds.every((r) => r.state === 'failed'), JSON.stringify(rounds));
+    const stoppedLines = c.lines.slice(audit).filter((l) => l.program === 'side' && (l.msg === 'round open' || l.msg === 'round failed'));
+    assert.ok(stoppedLines.every((l) => l.msg === 'round failed' && /stopped by/.test(String(l.reason))), JSON.stringify(stoppedLines));
+    assert.ok(c.lines.slice(audit).some((l) => l.msg === 'round open' && l.program === 'oz'), 'the other program goes on');
   });
 
   it('revoke refuses the device from its next call, also after a restart; other devices go on', async () => {
