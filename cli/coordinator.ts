@@ -5,10 +5,12 @@
 import { readProgramsFile, startCoordinator } from '../server/index.js';
 import { CliError, num, parse, required } from './args.js';
 import { installFaultGuard } from './fault-guard.js';
+import { DASHBOARD_FLAGS, DASHBOARD_USAGE, dashboardFromFlags } from './dashboard.js';
 
 /** Usage text. */
 export const COORDINATOR_USAGE = `fedtune coordinator --config FILE [--port P (default 7070; 0 = any)] [--host H (default 127.0.0.1)]
-              [--data DIR (default ./fedtune-data)] [--exit-when-done] [--drain-ms MS (default 0)]`;
+              [--data DIR (default ./fedtune-data)] [--exit-when-done] [--drain-ms MS (default 0)]
+              ${DASHBOARD_USAGE}`;
 
 /** One structured log line on stdout. */
 export function jsonLog(msg: string, fields: Record<string, unknown> = {}): void {
@@ -17,7 +19,7 @@ export function jsonLog(msg: string, fields: Record<string, unknown> = {}): void
 
 /** Run the command until SIGTERM/SIGINT (or, with --exit-when-done, until every program completes). */
 export async function coordinatorCommand(argv: string[]): Promise<void> {
-  const v = parse(argv, { config: { type: 'string' }, port: { type: 'string' }, host: { type: 'string' }, data: { type: 'string' }, 'exit-when-done': { type: 'boolean' }, 'drain-ms': { type: 'string' } });
+  const v = parse(argv, { config: { type: 'string' }, port: { type: 'string' }, host: { type: 'string' }, data: { type: 'string' }, 'exit-when-done': { type: 'boolean' }, 'drain-ms': { type: 'string' }, ...DASHBOARD_FLAGS });
   const configPath = required(v, 'config');
   const port = num(v, 'port', { integer: true, min: 0, max: 65535 }) ?? 7070;
   const drainMs = num(v, 'drain-ms', { integer: true, min: 0, max: 600_000 }) ?? 0;
@@ -28,6 +30,13 @@ export async function coordinatorCommand(argv: string[]): Promise<void> {
     throw new CliError((e as Error).message);
   }
   const running = await startCoordinator({ programs, port, host: (v.host as string | undefined) ?? '127.0.0.1', dataDir: (v.data as string | undefined) ?? 'fedtune-data', log: jsonLog, drainMs });
+  let dashboard;
+  try {
+    dashboard = await dashboardFromFlags(v, running.coordinator, jsonLog);
+  } catch (e) {
+    await running.shutdown(1000);
+    throw e;
+  }
   let storm = 0;
   let stop: (why: string) => void = () => {};
   const uninstall = installFaultGuard({
@@ -43,7 +52,7 @@ export async function coordinatorCommand(argv: string[]): Promise<void> {
       if (stopping) return;
       stopping = true;
       jsonLog('shutting down', { signal });
-      running.shutdown(5000).then(resolve, (e: unknown) => {
+      Promise.all([dashboard?.close(), running.shutdown(5000)]).then(() => resolve(), (e: unknown) => {
         jsonLog('shutdown failed', { error: e instanceof Error ? e.message : String(e) });
         resolve();
       });

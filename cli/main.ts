@@ -26,6 +26,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   simulate: async () => import('./simulate.js').then((m) => ({ run: m.simulateCommand, usage: m.SIMULATE_USAGE })),
   export: async () => import('./export.js').then((m) => ({ run: m.exportCommand, usage: m.EXPORT_USAGE })),
   import: async () => import('./import.js').then((m) => ({ run: m.importCommand, usage: m.IMPORT_USAGE })),
+  admin: async () => import('./admin.js').then((m) => ({ run: m.adminCommand, usage: m.ADMIN_USAGE })),
 };
 
 /** Commands that run a model (and so may have started wasm worker threads to stop at exit). */

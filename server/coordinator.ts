@@ -19,7 +19,7 @@ import { decodeMasked, encodedUpdateBytes, isUpdateEncoding, UPDATE_ENCODINGS, t
 import { putBaseBlob, type BaseBlob } from './base-blob.js';
 import { BlobStore, type StoredBlob } from './blob-store.js';
 import { EnrolThrottle, type EnrolThrottleOptions } from './enrol-throttle.js';
-import { quoted, refuse } from './errors.js';
+import { CoordinatorError, quoted, refuse } from './errors.js';
 import type { ProgramSpec } from './program-config.js';
 import { ProgramRunner, type RunnerHooks } from './program-runner.js';
 import { Store, type StoredDevice } from './store.js';
@@ -96,6 +96,10 @@ export class Coordinator {
   private readonly enrolThrottle: EnrolThrottle;
   /** What an enrolment token for an unknown program is compared with (so both refusals take one path). */
   private readonly decoyToken = randomBytes(24).toString('hex');
+  /** Devices an administrator revoked (server/admin.ts): refused from their next request, for good. */
+  private readonly revoked: Set<string>;
+  /** When each device last made an authenticated request (ms since the epoch), since this process started. */
+  readonly lastSeen = new Map<string, number>();
 
   constructor(private readonly o: CoordinatorOptions) {
     if (!o || typeof o.dataDir !== 'string' || o.dataDir === '') throw new TypeError('Coordinator: options.dataDir must be a folder path');
@@ -104,6 +108,7 @@ export class Coordinator {
     this.enrolThrottle = new EnrolThrottle(o.enrolThrottle);
     this.blobs = new BlobStore(join(o.dataDir, 'blobs'));
     this.store = new Store(join(o.dataDir, 'coordinator.sqlite'));
+    this.revoked = new Set(this.store.revokedDeviceIds());
     try {
       for (const spec of o.programs) this.programs.set(spec.id, this.register(spec));
     } catch (e) {
@@ -171,6 +176,10 @@ export class Coordinator {
         return d.signPublicKey;
       },
     });
+    // an administrator's pause or stop outlives restarts (server/admin.ts)
+    const admin = this.store.programAdmin(spec.id);
+    if (admin?.state === 'paused') runner.pause(admin.reason);
+    else if (admin?.state === 'stopped') runner.halt(admin.reason);
     const encoding: UpdateEncoding = spec.secagg ? 'masked' : spec.compression === 'none' ? 'f32' : spec.compression;
     return { spec, base: { ...info, blob: baseBlob }, tokenizer, keys: { publicKey: stored.boxPublicKey, secretKey: stored.boxSecretKey }, runner, layout, updateLength: layout.updateLength, flatLength: layout.flatLength, encoding, secAggBound, releases };
   }
@@ -295,6 +304,7 @@ export class Coordinator {
     if (v !== 'ok') refuse(v === 'too-many' ? 'resource-exhausted' : 'unauthenticated', this.why(v, 'the enrolment proof', 'sign_public_key', r.proof.timestamp, now));
     const d = this.store.enrollDevice({ id: `dev-${randomBytes(12).toString('hex')}`, programId: p.spec.id, signPublicKey: r.signPublicKey, boxPublicKey: r.boxPublicKey, label: r.label });
     if (!bytesEqual(d.boxPublicKey, r.boxPublicKey)) refuse('already-exists', 'this signing key is enrolled with another box key');
+    this.refuseRevoked(d.id);
     this.o.log?.('device enrolled', { program: p.spec.id, device: d.id, label: r.label });
     return { deviceId: d.id, programBoxPublicKey: p.keys.publicKey, releasePublicKey: p.releases.key.publicKey };
   }
@@ -335,9 +345,37 @@ export class Coordinator {
     this.refuseUnfresh(sig.timestamp, now);
     const full: SigningScope = { method: scope.method, programId: scope.programId ?? device.programId };
     const v = this.verifier.verify(sig, full, payload, device.signPublicKey, now);
-    if (v === 'ok') return device;
+    if (v === 'ok') {
+      this.lastSeen.set(device.id, now);
+      this.refuseRevoked(device.id);
+      return device;
+    }
     if (v === 'too-many') refuse('resource-exhausted', this.why(v, 'this request', '', sig.timestamp, now));
     return refuse('unauthenticated', v === 'bad-signature' ? `the signature does not verify for device ${device.id} (it must cover this method, program and payload)` : this.why(v, 'this request', '', sig.timestamp, now));
+  }
+
+  /** True if an administrator revoked the device. */
+  isRevoked(deviceId: string): boolean {
+    return this.revoked.has(deviceId);
+  }
+
+  /** PERMISSION_DENIED for a revoked device. */
+  private refuseRevoked(deviceId: string): void {
+    if (this.revoked.has(deviceId)) refuse('permission-denied', `device ${deviceId} was revoked by the coordinator's administrator and may not take part any more; enrol a new identity if this is a mistake`);
+  }
+
+  /**
+   * Revoke a device for good (recorded in the store): its next request is refused and its update
+   * in the open round, if in flight, is dropped. Returns false if it was already revoked.
+   */
+  revokeDevice(deviceId: string, reason: string, actor: string): boolean {
+    const d = this.store.device(deviceId);
+    if (!d) refuse('not-found', `no device "${quoted(deviceId)}" on this coordinator`);
+    if (this.revoked.has(deviceId)) return false;
+    this.store.revokeDevice(deviceId, d.programId, reason, actor);
+    this.revoked.add(deviceId);
+    this.programs.get(d.programId)?.runner.drop(deviceId, `device revoked: ${reason}`);
+    return true;
   }
 
   /**
@@ -372,6 +410,7 @@ export class Coordinator {
   acceptUpdate(device: StoredDevice, p: ProgramState, roundId: string, encoding: string, numExamples: number, sealed: Uint8Array, unclipped = true): void {
     const runner = p.runner;
     try {
+      this.refuseRevoked(device.id);
       let shared = this.sharedKeys.get(device.id);
       if (!shared) {
         shared = boxSharedKey(device.boxPublicKey, p.keys);
@@ -383,7 +422,7 @@ export class Coordinator {
       checkNumExamples(numExamples, p.spec.training);
       runner.submit(device.id, roundId, update, numExamples, sealed.length, unclipped);
     } catch (e) {
-      runner.reject(device.id, roundId, (e as Error).message);
+      runner.reject(device.id, roundId, (e as Error).message, e instanceof CoordinatorError ? e.kind : 'invalid-argument');
       throw e;
     }
   }

@@ -23,3 +23,6 @@ export * from './privacy-budget.js';
 export * from './round-plan.js';
 export * from './update-intake.js';
 export * from './releases.js';
+export * from './admin.js';
+export * from './dashboard/feed.js';
+export * from './dashboard/http.js';

@@ -29,10 +29,10 @@ import { SecAggRound, type SecAggOutcome } from './secagg-round.js';
 import type { ProgramSpec } from './program-config.js';
 import type { LedgerEntry, Store, StoredRound, StoredVersion } from './store.js';
 import type { ProgramReleases } from './releases.js';
-import { eventOf, type ComeBack, type RoundEventRecord, type WorkOrder } from './round-events.js';
+import { eventOf, type ComeBack, type RejectionRecord, type RoundEventRecord, type RunnerStatus, type WorkOrder } from './round-events.js';
 import { expandUpdate, type UpdateLayout } from './update-intake.js';
 
-export type { ComeBack, RoundEventRecord, RoundStateName, WorkOrder } from './round-events.js';
+export type { ComeBack, RejectionRecord, RoundEventRecord, RoundStateName, RunnerStatus, WorkOrder } from './round-events.js';
 
 interface OpenRound {
   readonly number: number;
@@ -94,6 +94,7 @@ export interface RunnerHooks {
 /** Runs one program's rounds. */
 export class ProgramRunner {
   private readonly subject = new Subject<RoundEventRecord>();
+  private readonly rejected = new Subject<RejectionRecord>();
   private readonly history: RoundEventRecord[] = [];
   private readonly planner: RoundPlanner;
   private readonly budget: PrivacyBudget;
@@ -111,6 +112,11 @@ export class ProgramRunner {
   /** Why the next round waits (privacy budget until more devices enrol), if so. */
   private waiting?: string;
   private retryTimer?: NodeJS.Timeout;
+  /** Why an administrator paused the program (no new round opens), if so; and the attempt that waits. */
+  private paused?: string;
+  private pausedAttempt?: number;
+  /** Why an administrator stopped the program for good, if so. */
+  private halted?: string;
 
   constructor(private readonly d: RunnerDeps) {
     const { spec, store } = d;
@@ -128,6 +134,11 @@ export class ProgramRunner {
   /** ε spent so far at the program's δ (0 without DP). */
   epsilonSpent(): number {
     return this.budget.spent();
+  }
+
+  /** Every update a round did not take, from now on (see RejectionRecord). */
+  get rejections$(): Observable<RejectionRecord> {
+    return this.rejected.asObservable();
   }
 
   /** Every round event from now on. */
@@ -182,9 +193,62 @@ export class ProgramRunner {
     return this.completed;
   }
 
-  /** True once every round has completed, or the privacy budget allows no more. */
+  /** True once every round has completed, the privacy budget allows no more, or an administrator stopped the program. */
   get done(): boolean {
     return this.completed >= this.d.spec.rounds || this.exhausted !== undefined;
+  }
+
+  /** The program's state for operators (dashboard, admin). */
+  status(): RunnerStatus {
+    if (this.halted) return { state: 'stopped', reason: this.halted };
+    if (this.done) return { state: 'completed', reason: this.exhausted ?? `completed its ${this.d.spec.rounds} rounds` };
+    if (this.paused) return { state: 'paused', reason: this.paused + (this.round ? `; round ${this.round.number} runs to its close` : '') };
+    if (this.waiting) return { state: 'waiting', reason: this.waiting };
+    return { state: 'running', reason: this.round ? `round ${this.round.number} is ${this.aggregating ? 'aggregating' : 'open'}` : 'the next round opens shortly' };
+  }
+
+  /** Open no new round until resume() (the open round, if any, runs to its close). Idempotent. */
+  pause(reason: string): void {
+    if (this.halted) throw new RangeError(`ProgramRunner.pause: program ${this.d.spec.id} was stopped`);
+    this.paused = reason;
+  }
+
+  /** Undo pause(): the waiting round opens now. */
+  resume(): void {
+    if (this.halted) throw new RangeError(`ProgramRunner.resume: program ${this.d.spec.id} was stopped; a stopped program does not resume`);
+    this.paused = undefined;
+    const attempt = this.pausedAttempt;
+    this.pausedAttempt = undefined;
+    if (attempt !== undefined && !this.round && !this.aggregating && !this.done) this.open(attempt);
+  }
+
+  /**
+   * Stop the program for good: the open round fails (its updates are not aggregated; during
+   * aggregation, that round still completes), no further round opens, and devices are told the
+   * program is over. Idempotent.
+   */
+  halt(reason: string): void {
+    if (this.halted) return;
+    this.halted = reason;
+    this.exhausted = reason;
+    this.paused = undefined;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    const r = this.round;
+    if (r && !this.aggregating) {
+      if (r.timer) clearTimeout(r.timer);
+      r.secagg?.stop();
+      this.fail(r, `round ${r.number} failed: ${reason}`);
+    }
+    if (!this.aggregating) this.subject.complete();
+  }
+
+  /**
+   * A device may take part no more (revoked): if it is working in the open round, its update is
+   * dropped (the round counts it failed, kind "revoked"). An update already taken stays in the round.
+   */
+  drop(deviceId: string, reason: string): void {
+    const r = this.round;
+    if (r && !this.aggregating) this.reject(deviceId, r.id, reason, 'revoked');
   }
 
   /** Open the next round (resuming after the last completed one). */
@@ -207,7 +271,11 @@ export class ProgramRunner {
   }
 
   private open(attempt: number): void {
-    if (this.stopped) return;
+    if (this.stopped || this.halted) return;
+    if (this.paused) {
+      this.pausedAttempt = attempt;
+      return;
+    }
     const { spec, store } = this.d;
     const number = this.completed + 1;
     const now = Date.now();
@@ -328,12 +396,13 @@ export class ProgramRunner {
     else this.closeIfSettled(r);
   }
 
-  /** A selected device's update was rejected: it counts as a failure of the round. */
-  reject(deviceId: string, roundId: string, reason: string): void {
+  /** A selected device's update was rejected (`kind`: the refusal's kind, see RejectionRecord): it counts as a failure of the round. */
+  reject(deviceId: string, roundId: string, reason: string, kind = 'rejected'): void {
     const r = this.round;
     if (!r || r.id !== roundId || r.selected.get(deviceId) !== 'working') return;
     r.selected.set(deviceId, 'failed');
     r.failures.push({ deviceId, reason });
+    this.rejected.next({ programId: this.d.spec.id, roundId, roundNumber: r.number, deviceId, kind, reason, timeUnixMs: Date.now() });
     this.closeIfSettled(r);
   }
 
@@ -349,7 +418,11 @@ export class ProgramRunner {
     if (r.timer) clearTimeout(r.timer);
     r.secagg?.stop();
     const { spec, store } = this.d;
-    for (const [id, s] of r.selected) if (s === 'working') r.failures.push({ deviceId: id, reason: 'no update by the close' });
+    for (const [id, s] of r.selected) {
+      if (s !== 'working') continue;
+      r.failures.push({ deviceId: id, reason: 'no update by the close' });
+      this.rejected.next({ programId: spec.id, roundId: r.id, roundNumber: r.number, deviceId: id, kind: 'no-update', reason: 'no update by the close', timeUnixMs: Date.now() });
+    }
     const contributors = r.contributors ?? r.results.length;
     const short =
       contributors < spec.minUpdates
@@ -406,6 +479,7 @@ export class ProgramRunner {
     this.round = undefined;
     this.publish(eventOf(rec, 'FAILED'));
     this.d.log?.('round failed', { program: spec.id, round: r.number, attempt: r.attempt, updates: rec.updates, reason: message });
+    if (this.halted) return this.subject.complete();
     this.retryTimer = setTimeout(() => this.guarded('opening the next attempt', () => this.open(r.attempt + 1)), spec.retryDelayMs);
   }
 

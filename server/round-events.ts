@@ -62,3 +62,25 @@ export function eventOf(r: StoredRound, state: RoundStateName): RoundEventRecord
     devicesFailed: r.failed,
   };
 }
+
+/**
+ * One update a round did not take: refused at upload (`kind` is the refusal's kind, e.g.
+ * "invalid-argument", "deadline-exceeded"), dropped because its device was revoked ("revoked"),
+ * or never sent by a selected device before the round closed ("no-update").
+ */
+export interface RejectionRecord {
+  readonly programId: string;
+  readonly roundId: string;
+  readonly roundNumber: number;
+  readonly deviceId: string;
+  readonly kind: string;
+  readonly reason: string;
+  readonly timeUnixMs: number;
+}
+
+/** What a program's runner is doing, for operators: its state and why. */
+export interface RunnerStatus {
+  /** running: rounds open as usual; waiting: for enrolments or a release signature; paused/stopped: by an administrator; completed: every round done or the budget spent. */
+  readonly state: 'running' | 'waiting' | 'paused' | 'stopped' | 'completed';
+  readonly reason: string;
+}

@@ -217,7 +217,7 @@ export function coordinatorHandlers(c: Coordinator): CoordinatorHandlers {
             refuse('invalid-argument', 'an update chunk must hold a header or data');
           }
         } catch (e) {
-          if (e instanceof CoordinatorError && device && header && e.kind !== 'unauthenticated') program?.runner.reject(device.id, header.roundId, e.message);
+          if (e instanceof CoordinatorError && device && header && e.kind !== 'unauthenticated') program?.runner.reject(device.id, header.roundId, e.message, e.kind);
           answer(e);
         }
       });

@@ -86,6 +86,23 @@ export interface StoredRelease {
   readonly signature: Uint8Array;
 }
 
+/** A program's state as an administrator set it (server/admin.ts); absent = running. */
+export interface StoredProgramAdmin {
+  readonly state: 'paused' | 'stopped';
+  readonly reason: string;
+  /** Who set it (the audit actor). */
+  readonly actor: string;
+  readonly updatedMs: number;
+}
+
+/** An enrolled device as the admin listing shows it. */
+export interface ListedDevice extends StoredDevice {
+  readonly enrolledMs: number;
+  /** When an administrator revoked it (absent while it may take part). */
+  readonly revokedMs?: number;
+  readonly revokedBy?: string;
+}
+
 /** A program's release key: the public half always, the secret only when the coordinator signs. */
 export interface StoredReleaseKey {
   readonly signing: 'coordinator' | 'offline';
@@ -117,6 +134,11 @@ CREATE TABLE IF NOT EXISTS privacy_ledger (
 CREATE TABLE IF NOT EXISTS releases (
   program_id TEXT NOT NULL REFERENCES programs(id), sequence INTEGER NOT NULL, version INTEGER NOT NULL, kind TEXT NOT NULL,
   manifest BLOB NOT NULL, signature BLOB NOT NULL, created_ms INTEGER NOT NULL, PRIMARY KEY (program_id, sequence));
+CREATE TABLE IF NOT EXISTS program_admin (
+  program_id TEXT PRIMARY KEY REFERENCES programs(id), state TEXT NOT NULL, reason TEXT NOT NULL, actor TEXT NOT NULL, updated_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS device_revocations (
+  device_id TEXT PRIMARY KEY REFERENCES devices(id), program_id TEXT NOT NULL REFERENCES programs(id), reason TEXT NOT NULL,
+  actor TEXT NOT NULL, revoked_ms INTEGER NOT NULL);
 `;
 
 /** Columns added since the first schema: (table, column, definition), added to older databases on open. */
@@ -365,6 +387,42 @@ export class Store {
       epsilonAfter: r.epsilon_after as number,
       delta: r.delta as number,
     }));
+  }
+
+  /** A program's administrative state (paused or stopped), if one was set. */
+  programAdmin(programId: string): StoredProgramAdmin | undefined {
+    const r = this.q('SELECT * FROM program_admin WHERE program_id = ?').get(programId) as Row | undefined;
+    return r ? { state: r.state as StoredProgramAdmin['state'], reason: r.reason as string, actor: r.actor as string, updatedMs: r.updated_ms as number } : undefined;
+  }
+
+  /** Record a program paused or stopped by an administrator; undefined clears it (running again). */
+  setProgramAdmin(programId: string, a: StoredProgramAdmin | undefined): void {
+    if (!a) this.q('DELETE FROM program_admin WHERE program_id = ?').run(programId);
+    else this.q('INSERT OR REPLACE INTO program_admin (program_id, state, reason, actor, updated_ms) VALUES (?, ?, ?, ?, ?)').run(programId, a.state, a.reason, a.actor, a.updatedMs);
+  }
+
+  /** Record a device's revocation (once: a second revocation keeps the first record). */
+  revokeDevice(deviceId: string, programId: string, reason: string, actor: string, now = Date.now()): void {
+    this.q('INSERT OR IGNORE INTO device_revocations (device_id, program_id, reason, actor, revoked_ms) VALUES (?, ?, ?, ?, ?)').run(deviceId, programId, reason, actor, now);
+  }
+
+  /** Every revoked device id (of every program). */
+  revokedDeviceIds(): string[] {
+    return (this.q('SELECT device_id FROM device_revocations').all() as Row[]).map((r) => r.device_id as string);
+  }
+
+  /** A program's devices, newest enrolment first, with their revocations (at most `limit`). */
+  listDevices(programId: string, limit = 10_000): ListedDevice[] {
+    const rows = this.q(
+      `SELECT d.*, r.revoked_ms, r.actor AS revoked_by FROM devices d LEFT JOIN device_revocations r ON r.device_id = d.id
+       WHERE d.program_id = ? ORDER BY d.enrolled_ms DESC, d.id LIMIT ?`,
+    ).all(programId, limit) as Row[];
+    return rows.map((r) => ({ ...this.deviceFromRow(r), enrolledMs: r.enrolled_ms as number, ...(r.revoked_ms !== null ? { revokedMs: r.revoked_ms as number, revokedBy: r.revoked_by as string } : {}) }));
+  }
+
+  /** Devices of a program an administrator revoked. */
+  revokedCount(programId: string): number {
+    return (this.q('SELECT COUNT(*) AS n FROM device_revocations WHERE program_id = ?').get(programId) as { n: number }).n;
   }
 
   /** Close the database. */
