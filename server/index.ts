@@ -20,3 +20,5 @@ export * from './privacy-budget.js';
 export * from './round-plan.js';
 export * from './update-intake.js';
 export * from './releases.js';
+export * from './tls.js';
+export * from './x509.js';

@@ -67,6 +67,11 @@ const SKEW_MS = 5 * 60_000;
 /** A DNS name (optionally one leading wildcard label) as accepted in subjectAltName. */
 const DNS_NAME = /^(\*\.)?(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*$/;
 
+/** True for a DNS name (one leading "*." allowed) or an IP address a subjectAltName can hold. */
+export function isCertificateHost(host: string): boolean {
+  return typeof host === 'string' && (isIP(host) !== 0 || DNS_NAME.test(host));
+}
+
 /** The 4 or 16 octets of an IPv4 or IPv6 address. */
 function ipOctets(ip: string): Buffer {
   if (isIP(ip) === 4) return Buffer.from(ip.split('.').map(Number));
@@ -130,7 +135,7 @@ export function issueCertificate(req: CertificateRequest): IssuedCertificate {
   if (typeof req.commonName !== 'string' || req.commonName.trim() === '' || req.commonName.length > 64) throw new TypeError('issueCertificate: req.commonName must be a non-empty string of at most 64 characters');
   if (!(Number.isInteger(req.days) && req.days >= 1 && req.days <= 36_500)) throw new RangeError(`issueCertificate: req.days must be an integer from 1 to 36500, got ${req.days}`);
   const hosts = req.hosts ?? [];
-  for (const h of hosts) if (typeof h !== 'string' || (isIP(h) === 0 && !DNS_NAME.test(h))) throw new TypeError(`issueCertificate: req.hosts: ${JSON.stringify(h)} is neither a DNS name nor an IP address`);
+  for (const h of hosts) if (!isCertificateHost(h)) throw new TypeError(`issueCertificate: req.hosts: ${JSON.stringify(h)} is neither a DNS name nor an IP address`);
   if (req.kind === 'server' && hosts.length === 0) throw new TypeError('issueCertificate: req.hosts must name at least one DNS name or IP address for a server certificate');
   if ((req.kind === 'ca') !== (req.issuer === undefined)) throw new TypeError(`issueCertificate: req.issuer must be ${req.kind === 'ca' ? 'omitted for a self-signed CA' : 'given (the CA) for a server or client certificate'}`);
 
