@@ -13,7 +13,7 @@ import { issueCertificate } from '../../server/x509.js';
 
 describe('cli/transport: --tls-cert/--tls-key/--client-ca/--insecure and --ca/--cert/--key/--insecure', () => {
   const dir = mkdtempSync(join(tmpdir(), 'fedtune-transport-'));
-  const ca = issueCertificate({ kind: 'ca', commonName: 'ca', days: 30 });
+  const ca = issueCertificate({ kind: 'ca', commonName: 'ca', days: 365 });
   const server = issueCertificate({ kind: 'server', commonName: 's', hosts: ['127.0.0.1'], days: 90, issuer: ca });
   const device = issueCertificate({ kind: 'client', commonName: 'd', days: 30, issuer: ca });
   const f: Record<string, string> = {};
