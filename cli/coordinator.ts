@@ -6,9 +6,11 @@ import { readProgramsFile, startCoordinator } from '../server/index.js';
 import { CliError, num, parse, required } from './args.js';
 import { installFaultGuard } from './fault-guard.js';
 import { DASHBOARD_FLAGS, DASHBOARD_USAGE, dashboardFromFlags } from './dashboard.js';
+import { COORDINATOR_TLS_FLAGS, COORDINATOR_TLS_USAGE, coordinatorCredentials } from './transport.js';
 
 /** Usage text. */
 export const COORDINATOR_USAGE = `fedtune coordinator --config FILE [--port P (default 7070; 0 = any)] [--host H (default 127.0.0.1)]
+              ${COORDINATOR_TLS_USAGE}
               [--data DIR (default ./fedtune-data)] [--exit-when-done] [--drain-ms MS (default 0)]
               ${DASHBOARD_USAGE}`;
 
@@ -19,7 +21,7 @@ export function jsonLog(msg: string, fields: Record<string, unknown> = {}): void
 
 /** Run the command until SIGTERM/SIGINT (or, with --exit-when-done, until every program completes). */
 export async function coordinatorCommand(argv: string[]): Promise<void> {
-  const v = parse(argv, { config: { type: 'string' }, port: { type: 'string' }, host: { type: 'string' }, data: { type: 'string' }, 'exit-when-done': { type: 'boolean' }, 'drain-ms': { type: 'string' }, ...DASHBOARD_FLAGS });
+  const v = parse(argv, { config: { type: 'string' }, port: { type: 'string' }, host: { type: 'string' }, data: { type: 'string' }, 'exit-when-done': { type: 'boolean' }, 'drain-ms': { type: 'string' }, ...COORDINATOR_TLS_FLAGS, ...DASHBOARD_FLAGS });
   const configPath = required(v, 'config');
   const port = num(v, 'port', { integer: true, min: 0, max: 65535 }) ?? 7070;
   const drainMs = num(v, 'drain-ms', { integer: true, min: 0, max: 600_000 }) ?? 0;
@@ -29,7 +31,8 @@ export async function coordinatorCommand(argv: string[]): Promise<void> {
   } catch (e) {
     throw new CliError((e as Error).message);
   }
-  const running = await startCoordinator({ programs, port, host: (v.host as string | undefined) ?? '127.0.0.1', dataDir: (v.data as string | undefined) ?? 'fedtune-data', log: jsonLog, drainMs });
+  const credentials = coordinatorCredentials(v, jsonLog); // TLS, or plaintext only with --insecure
+  const running = await startCoordinator({ credentials, programs, port, host: (v.host as string | undefined) ?? '127.0.0.1', dataDir: (v.data as string | undefined) ?? 'fedtune-data', log: jsonLog, drainMs });
   let dashboard;
   try {
     dashboard = await dashboardFromFlags(v, running.coordinator, jsonLog);

@@ -3,9 +3,11 @@ import { readFileSync, existsSync } from 'node:fs';
 import { Device, LocalDataError } from '../client/index.js';
 import { ReleaseKeeper } from '../client/releases.js';
 import { CliError, log, num, parse, required } from './args.js';
+import { DEVICE_TLS_FLAGS, DEVICE_TLS_USAGE, deviceChannelCredentials } from './transport.js';
 
 /** Usage text. */
 export const DEVICE_USAGE = `fedtune device --coordinator HOST:PORT --program ID --data DIR --token T --text FILE [--text FILE …]
+              ${DEVICE_TLS_USAGE}
               [--rounds N] [--label L] [--seed S (batch sampling only; privacy noise is always crypto-random)]
               [--max-wait SECONDS] [--max-rank R (train a smaller LoRA rank)]
               [--chat (the --text files are chat JSONL, for a program with training.dataFormat "chat")]
@@ -33,13 +35,16 @@ export async function deviceCommand(argv: string[]): Promise<void> {
     json: { type: 'boolean' },
     'release-key': { type: 'string' },
     'keep-releases': { type: 'string' },
+    ...DEVICE_TLS_FLAGS,
   } as const);
   if (v.pin !== undefined || v.unpin || v.rollback || v.releases) return releasesOffline(v);
   const texts = (v.text as unknown as string[] | undefined) ?? [];
   if (texts.length === 0) throw new CliError('--text is required (a file of local text; repeat for more)');
   for (const t of texts) if (!existsSync(t)) throw new CliError(`--text file ${t} does not exist`);
   const maxWait = num(v, 'max-wait', { min: 0, minExclusive: true });
+  const credentials = deviceChannelCredentials(v, (w) => log(JSON.stringify({ time: new Date().toISOString(), level: 'warn', msg: w })));
   const device = new Device({
+    credentials,
     address: required(v, 'coordinator'),
     programId: required(v, 'program'),
     dataDir: required(v, 'data'),

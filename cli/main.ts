@@ -23,6 +23,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   inspect: async () => import('./inspect.js').then((m) => ({ run: m.inspectCommand, usage: m.INSPECT_USAGE })),
   tokenize: async () => import('./tokenize.js').then((m) => ({ run: m.tokenizeCommand, usage: m.TOKENIZE_USAGE })),
   release: async () => import('./release.js').then((m) => ({ run: m.releaseCommand, usage: m.RELEASE_USAGE })),
+  keys: async () => import('./keys.js').then((m) => ({ run: m.keysCommand, usage: m.KEYS_USAGE })),
   simulate: async () => import('./simulate.js').then((m) => ({ run: m.simulateCommand, usage: m.SIMULATE_USAGE })),
   export: async () => import('./export.js').then((m) => ({ run: m.exportCommand, usage: m.EXPORT_USAGE })),
   import: async () => import('./import.js').then((m) => ({ run: m.importCommand, usage: m.IMPORT_USAGE })),

@@ -35,6 +35,7 @@ import { loadIdentity, saveEnrolment, type DeviceIdentity } from './identity.js'
 import { authFor, enrollRequestFor, sleep, unaryCall, withRetry, type RetryPolicy } from './rpc.js';
 import type { EnrollRequest } from '../proto/generated/fedtune/v1/EnrollRequest.js';
 import { uploadUpdate } from './upload-update.js';
+import { tlsFailure } from './tls.js';
 import { MAX_MESSAGE_BYTES } from '../proto/limits.js';
 import { ReleaseError, type SignedRelease } from '../proto/release.js';
 import type { SignedRelease__Output } from '../proto/generated/fedtune/v1/SignedRelease.js';
@@ -61,7 +62,7 @@ export interface DeviceOptions {
    */
   readonly dataFormat?: DataFormat;
   readonly label?: string;
-  /** Default insecure (updates are sealed end to end regardless). */
+  /** Default insecure (updates are sealed end to end regardless); TLS: client/tls.ts deviceCredentials. */
   readonly credentials?: grpc.ChannelCredentials;
   /** Deadline of each unary call, ms. Default 30000. */
   readonly rpcDeadlineMs?: number;
@@ -185,7 +186,9 @@ export class Device {
   }
 
   private retry<T>(call: () => Promise<T>, signal?: AbortSignal): Promise<T> {
-    return withRetry(call, { ...this.o.retry, onRetry: (attempt, delayMs, e) => this.events.next({ kind: 'retry', attempt, delayMs, details: e.details }) }, signal);
+    return withRetry(call, { ...this.o.retry, onRetry: (attempt, delayMs, e) => this.events.next({ kind: 'retry', attempt, delayMs, details: e.details }) }, signal).catch((e: unknown) => {
+      throw tlsFailure(e, this.o.address) ?? e; // a failed TLS handshake, said in a sentence
+    });
   }
 
   private get deadline(): number {

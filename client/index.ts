@@ -11,3 +11,4 @@ export * from './rpc.js';
 export * from './upload-update.js';
 export * from './secagg-client.js';
 export * from './releases.js';
+export * from './tls.js';

@@ -9,6 +9,7 @@ import { fullMethodName, signingPayload } from '../proto/signing.js';
 import type { Auth } from '../proto/generated/fedtune/v1/Auth.js';
 import type { EnrollRequest } from '../proto/generated/fedtune/v1/EnrollRequest.js';
 import { signEnrolment, signRequest, type SignKeyPair } from '../privacy/sign.js';
+import { tlsFailure } from './tls.js';
 
 /** Retry policy. */
 export interface RetryPolicy {
@@ -24,9 +25,9 @@ export interface RetryPolicy {
 
 const RETRYABLE = new Set([grpc.status.UNAVAILABLE, grpc.status.RESOURCE_EXHAUSTED]);
 
-/** True for a status worth retrying. */
+/** True for a status worth retrying (not a TLS handshake refused for a lasting reason: client/tls.ts). */
 export function isRetryable(e: unknown): e is grpc.ServiceError {
-  return typeof e === 'object' && e !== null && RETRYABLE.has((e as grpc.ServiceError).code);
+  return typeof e === 'object' && e !== null && RETRYABLE.has((e as grpc.ServiceError).code) && tlsFailure(e, '') === undefined;
 }
 
 /** Backoff before retry `attempt` (1-based): uniform in [0, min(max, base·2^(attempt−1))]. */

@@ -26,3 +26,5 @@ export * from './releases.js';
 export * from './admin.js';
 export * from './dashboard/feed.js';
 export * from './dashboard/http.js';
+export * from './tls.js';
+export * from './x509.js';

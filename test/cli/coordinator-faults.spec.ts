@@ -24,7 +24,7 @@ describe('fedtune coordinator: process-level fault handlers (real child process)
     const config = join(dir, 'program.json');
     const program = { id: 'oz', base: MODEL.bin, tokenizer: MODEL.tok, enrolmentToken: 'fault-token', lora: { rank: 2, targets: ['wq', 'wv'], seed: 3 }, training: { steps: 2, batchSize: 2, seqLen: 32 }, cohortSize: 3, minUpdates: 3, rounds: 1 };
     writeFileSync(config, JSON.stringify({ programs: [program] }));
-    const proc = spawn(process.execPath, ['--import', INJECT, CLI, 'coordinator', '--config', config, '--port', '0', '--data', join(dir, 'data')], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, INJECT_TIMER_FAULTS: String(faults) } });
+    const proc = spawn(process.execPath, ['--import', INJECT, CLI, 'coordinator', '--config', config, '--port', '0', '--data', join(dir, 'data'), '--insecure'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, INJECT_TIMER_FAULTS: String(faults) } });
     let stderr = '';
     proc.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
     const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));

@@ -122,7 +122,7 @@ describe('client: a device in a chat program', function () {
     // spawned, not spawnSync: the coordinator serves from this process
     const cli = (name: string, ...flags: string[]) =>
       new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-        const child = spawn(process.execPath, [CLI, 'device', '--coordinator', running.address, '--program', 'chat', '--data', join(dir, name), '--token', TOKEN, '--text', file, '--max-wait', '0.2', ...flags], { stdio: ['ignore', 'pipe', 'pipe'] });
+        const child = spawn(process.execPath, [CLI, 'device', '--coordinator', running.address, '--program', 'chat', '--data', join(dir, name), '--token', TOKEN, '--text', file, '--max-wait', '0.2', '--insecure', ...flags], { stdio: ['ignore', 'pipe', 'pipe'] });
         let stdout = '';
         let stderr = '';
         child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));

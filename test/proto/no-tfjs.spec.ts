@@ -88,7 +88,7 @@ describe('proto, server and aggregators load no TensorFlow.js', () => {
     try {
       const config = join(dir, 'programs.json');
       writeFileSync(config, JSON.stringify({ programs: [{ id: 'notf', base: MODEL.bin, tokenizer: MODEL.tok, enrolmentToken: 'notf-token', lora: { rank: 2, targets: ['wq'] }, cohortSize: 2, minUpdates: 2, minContributors: 2, rounds: 1 }] }));
-      const child = spawn(process.execPath, ['--import', `data:text/javascript,${encodeURIComponent(REGISTER)}`, new URL('../../cli/main.js', import.meta.url).pathname, 'coordinator', '--config', config, '--port', '0', '--data', join(dir, 'data')], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, ['--import', `data:text/javascript,${encodeURIComponent(REGISTER)}`, new URL('../../cli/main.js', import.meta.url).pathname, 'coordinator', '--config', config, '--port', '0', '--data', join(dir, 'data'), '--insecure'], { stdio: ['ignore', 'pipe', 'pipe'] });
       let out = '';
       const listening = new Promise<void>((resolve) => {
         const on = (b: Buffer) => {

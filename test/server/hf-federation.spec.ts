@@ -85,7 +85,7 @@ describe('federation on a Hugging Face directory base (coordinator and devices a
     runs = await Promise.all([0, 1].map((i) => {
       const text = join(dir, `local-${i}.txt`);
       writeFileSync(text, shakespeare.slice(i * 4000, (i + 1) * 4000));
-      return runDeviceProcess(['--coordinator', coord!.address, '--program', 'qwen-hf', '--data', join(dir, `device-${i}`), '--token', TOKEN, '--text', text, '--seed', String(i), '--max-wait', '0.2']);
+      return runDeviceProcess(['--coordinator', coord!.address, '--program', 'qwen-hf', '--data', join(dir, `device-${i}`), '--token', TOKEN, '--text', text, '--seed', String(i), '--max-wait', '0.2', '--insecure']);
     }));
     coord.child.kill('SIGTERM');
     assert.equal(await coord.exited, 0, coord.stderr());

@@ -56,7 +56,7 @@ describe('server: the privacy ledger and budget', function () {
     const data = join(dir, 'crash-data');
     const start = (crash: boolean) =>
       new Promise<{ address: string; exited: Promise<number | null>; kill: () => void }>((resolve, reject) => {
-        const args = crash ? [CRASHING, config, data] : [CLI, 'coordinator', '--config', config, '--port', '0', '--data', data];
+        const args = crash ? [CRASHING, config, data] : [CLI, 'coordinator', '--config', config, '--port', '0', '--data', data, '--insecure'];
         const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
         const exited = new Promise<number | null>((r) => child.once('exit', (code, signal) => r(code ?? (signal === 'SIGKILL' ? 137 : null))));
         createInterface({ input: child.stdout }).on('line', (line) => {
