@@ -13,6 +13,7 @@ import { hfBaseInfo, type HfBaseInfo } from '../model/hf-files.js';
 import { loraConfig, type LoraConfig } from '../model/lora-config.js';
 import { QUANT_MODES, type QuantMode } from '../model/quant.js';
 import { DATA_FORMATS, type DataFormat, type DeviceTraining } from '../model/device-training.js';
+import { programEval, type ProgramEval } from './eval/eval-spec.js';
 
 /** How updates are protected by differential privacy. */
 export type DpMode = 'none' | 'central' | 'local' | 'distributed';
@@ -122,6 +123,8 @@ export interface ProgramSpec {
    * published only once its manifest is signed (`fedtune release sign`) and submitted.
    */
   readonly release: { readonly signing: 'coordinator' | 'offline'; readonly publicKey: string };
+  /** Server-side evaluation of each new adapter on held-out data (server/eval/eval-spec.ts); none when absent. */
+  readonly eval?: ProgramEval;
 }
 
 const ID = /^[A-Za-z0-9._-]{1,64}$/;
@@ -280,7 +283,8 @@ export function programSpec(raw: unknown, baseDir = process.cwd()): ProgramSpec 
   if (signing === 'coordinator' && releaseKey !== '') throw new RangeError(`${w}: release.publicKey is only for release.signing "offline" (the coordinator makes its own key)`);
   const unknownRel = Object.keys(rel).filter((k) => k !== 'signing' && k !== 'publicKey');
   if (unknownRel.length) throw new RangeError(`${w}: unknown field(s) release.${unknownRel.join(', release.')}`);
-  const known = new Set(['release', 'secagg', 'id', 'base', 'tokenizer', 'enrolmentToken', 'lora', 'training', 'cohortSize', 'overSelect', 'minUpdates', 'minContributors', 'maxUpdateNorm', 'roundDeadlineMs', 'rounds', 'retryDelayMs', 'dp', 'serverOptimizer', 'compression', 'aggregation', 'robust']);
+  const evaluation = programEval(r.eval, w, baseDir);
+  const known = new Set(['eval', 'release', 'secagg', 'id', 'base', 'tokenizer', 'enrolmentToken', 'lora', 'training', 'cohortSize', 'overSelect', 'minUpdates', 'minContributors', 'maxUpdateNorm', 'roundDeadlineMs', 'rounds', 'retryDelayMs', 'dp', 'serverOptimizer', 'compression', 'aggregation', 'robust']);
   const unknown = Object.keys(r).filter((k) => !known.has(k));
   if (unknown.length) throw new RangeError(`${w}: unknown field(s) ${unknown.join(', ')}`);
   return Object.freeze({
@@ -305,6 +309,7 @@ export function programSpec(raw: unknown, baseDir = process.cwd()): ProgramSpec 
     robust: robust && Object.freeze(robust),
     secagg,
     release: Object.freeze({ signing, publicKey: releaseKey as string }),
+    ...(evaluation ? { eval: evaluation } : {}),
   });
 }
 
