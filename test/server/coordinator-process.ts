@@ -28,9 +28,9 @@ export interface CoordinatorProcess {
   stderr(): string;
 }
 
-/** Start `fedtune coordinator --config config --port port --data data`; resolves when it logs "listening". */
-export function startCoordinatorProcess(config: string, data: string, options: { port?: number; env?: NodeJS.ProcessEnv } = {}): Promise<CoordinatorProcess> {
-  const child = spawn(process.execPath, [CLI, 'coordinator', '--config', config, '--port', String(options.port ?? 0), '--data', data], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env } });
+/** Start `fedtune coordinator --config config --port port --data data [...args]`; resolves when it logs "listening". */
+export function startCoordinatorProcess(config: string, data: string, options: { port?: number; env?: NodeJS.ProcessEnv; args?: readonly string[] } = {}): Promise<CoordinatorProcess> {
+  const child = spawn(process.execPath, [CLI, 'coordinator', '--config', config, '--port', String(options.port ?? 0), '--data', data, ...(options.args ?? [])], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env } });
   let running = true;
   let err = '';
   const lines: CoordinatorLogLine[] = [];
