@@ -92,7 +92,9 @@ export function createLogger(o: LoggerOptions = {}): { logger: Logger; log: LogS
   if (!(LOG_FORMATS as readonly string[]).includes(format)) throw new RangeError(`createLogger: format must be one of ${LOG_FORMATS.join(', ')}, got ${JSON.stringify(format)}`);
   const out = o.stream ?? process.stdout;
   const pretty = format === 'pretty' || (format === 'auto' && out.isTTY === true);
-  const destination: DestinationStream = pretty ? prettyStream(out, { colors: out.isTTY === true }) : o.stream ? { write: (s: string) => void out.write(s) } : pino.destination({ fd: 1, sync: true });
+  // through the stream's write (process.stdout: synchronous for files and pipes on Linux), so lines
+  // keep their order with anything else written to it
+  const destination: DestinationStream = pretty ? prettyStream(out, { colors: out.isTTY === true }) : { write: (s: string) => void out.write(s) };
   const logger = pino(
     {
       level,
