@@ -51,15 +51,21 @@ function levelFor(msg: string, fields: LogFields | undefined): Level {
   return LEVEL_OF[msg] ?? 'info';
 }
 
-/** A LogSink writing through a pino logger (children are pino children). */
+/**
+ * A LogSink writing through a pino logger (children are pino children). A field the logger
+ * already binds with the same value (e.g. a round's roundId) is not written twice.
+ */
 export function pinoSink(logger: Logger): LogSink {
+  const bound = logger.bindings() as LogFields;
+  const boundKeys = Object.keys(bound);
   const sink: LogSink = (msg, fields) => {
     const level = levelFor(msg, fields);
     if (!logger.isLevelEnabled(level)) return;
-    if (fields && 'level' in fields) {
-      const { level: _drop, ...rest } = fields;
-      logger[level](rest, msg);
-    } else logger[level](fields ?? {}, msg);
+    let out: LogFields = fields ?? {};
+    if ('level' in out || boundKeys.some((k) => k in out && out[k] === bound[k])) {
+      out = Object.fromEntries(Object.entries(out).filter(([k, v]) => k !== 'level' && !(k in bound && bound[k] === v)));
+    }
+    logger[level](out, msg);
   };
   sink.child = (bindings) => pinoSink(logger.child(bindings));
   return sink;

@@ -282,7 +282,7 @@ export class ProgramRunner {
     try {
       fn();
     } catch (e) {
-      (this.round?.log ?? this.d.log)?.('round step threw', { program: this.d.spec.id, what, error: e instanceof Error ? e.message : String(e), stack: e instanceof Error ? e.stack : undefined });
+      (this.round?.log ?? childLog(this.d.log, { program: this.d.spec.id }))?.('round step threw', { what, error: e instanceof Error ? e.message : String(e), stack: e instanceof Error ? e.stack : undefined });
     }
   }
 

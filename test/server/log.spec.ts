@@ -56,11 +56,15 @@ describe('server: structured logs (pino)', function () {
     const round = childLog(log, { program: 'oz', round: 3, roundId: 'oz.r3.a1' }) as LogSink;
     round('round open', { attempt: 1 });
     childLog(round, { phase: 'x' })?.('deeper');
+    // a field already bound with the same value is written once (pino would repeat the key)
+    round('again', { roundId: 'oz.r3.a1', round: 4 });
+    assert.equal((out.text().trim().split('\n').pop()?.match(/"roundId"/g) ?? []).length, 1);
     assert.deepEqual(
       lines(out.text()).map(({ time: _t, ...rest }) => rest),
       [
         { level: 'info', program: 'oz', round: 3, roundId: 'oz.r3.a1', attempt: 1, msg: 'round open' },
         { level: 'info', program: 'oz', round: 3, roundId: 'oz.r3.a1', phase: 'x', msg: 'deeper' },
+        { level: 'info', program: 'oz', round: 4, roundId: 'oz.r3.a1', msg: 'again' },
       ],
     );
     const seen: unknown[] = [];
