@@ -1,9 +1,12 @@
 /**
- * `fedtune coordinator`: run the coordinator as a service, with JSON-line logs, a graceful
+ * `fedtune coordinator`: run the coordinator as a service, with pino logs (server/log.ts), optional
+ * Prometheus metrics (server/metrics.ts), a graceful
  * draining shutdown, and process-level fault handlers (see fault-guard.ts for what is kept alive).
  */
 import { readProgramsFile, startCoordinator } from '../server/index.js';
-import { CliError, num, parse, required } from './args.js';
+import { CoordinatorMetrics, serveMetrics, type MetricsServer } from '../server/metrics.js';
+import { createLogger, LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevelName } from '../server/log.js';
+import { CliError, num, oneOf, parse, required } from './args.js';
 import { installFaultGuard } from './fault-guard.js';
 import { DASHBOARD_FLAGS, DASHBOARD_USAGE, dashboardFromFlags } from './dashboard.js';
 import { COORDINATOR_TLS_FLAGS, COORDINATOR_TLS_USAGE, coordinatorCredentials } from './transport.js';
@@ -12,16 +15,14 @@ import { COORDINATOR_TLS_FLAGS, COORDINATOR_TLS_USAGE, coordinatorCredentials } 
 export const COORDINATOR_USAGE = `fedtune coordinator --config FILE [--port P (default 7070; 0 = any)] [--host H (default 127.0.0.1)]
               ${COORDINATOR_TLS_USAGE}
               [--data DIR (default ./fedtune-data)] [--exit-when-done] [--drain-ms MS (default 0)]
+              [--metrics-port P (Prometheus /metrics; off by default)] [--log-level L (default info)] [--log-format auto|json|pretty]
               ${DASHBOARD_USAGE}`;
-
-/** One structured log line on stdout. */
-export function jsonLog(msg: string, fields: Record<string, unknown> = {}): void {
-  process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), msg, ...fields })}\n`);
-}
 
 /** Run the command until SIGTERM/SIGINT (or, with --exit-when-done, until every program completes). */
 export async function coordinatorCommand(argv: string[]): Promise<void> {
-  const v = parse(argv, { config: { type: 'string' }, port: { type: 'string' }, host: { type: 'string' }, data: { type: 'string' }, 'exit-when-done': { type: 'boolean' }, 'drain-ms': { type: 'string' }, ...COORDINATOR_TLS_FLAGS, ...DASHBOARD_FLAGS });
+  const v = parse(argv, { config: { type: 'string' }, port: { type: 'string' }, host: { type: 'string' }, data: { type: 'string' }, 'exit-when-done': { type: 'boolean' }, 'drain-ms': { type: 'string' }, 'metrics-port': { type: 'string' }, 'log-level': { type: 'string' }, 'log-format': { type: 'string' }, ...COORDINATOR_TLS_FLAGS, ...DASHBOARD_FLAGS });
+  const { log: log } = createLogger({ level: oneOf<LogLevelName>(v, 'log-level', LOG_LEVELS, 'info'), format: oneOf<LogFormat>(v, 'log-format', LOG_FORMATS, 'auto') });
+  const metricsPort = num(v, 'metrics-port', { integer: true, min: 0, max: 65535 });
   const configPath = required(v, 'config');
   const port = num(v, 'port', { integer: true, min: 0, max: 65535 }) ?? 7070;
   const drainMs = num(v, 'drain-ms', { integer: true, min: 0, max: 600_000 }) ?? 0;
@@ -31,19 +32,24 @@ export async function coordinatorCommand(argv: string[]): Promise<void> {
   } catch (e) {
     throw new CliError((e as Error).message);
   }
-  const credentials = coordinatorCredentials(v, jsonLog); // TLS, or plaintext only with --insecure
-  const running = await startCoordinator({ credentials, programs, port, host: (v.host as string | undefined) ?? '127.0.0.1', dataDir: (v.data as string | undefined) ?? 'fedtune-data', log: jsonLog, drainMs });
+  const host = (v.host as string | undefined) ?? '127.0.0.1';
+  const credentials = coordinatorCredentials(v, log); // TLS, or plaintext only with --insecure
+  const metrics = metricsPort === undefined ? undefined : new CoordinatorMetrics();
+  const running = await startCoordinator({ credentials, programs, port, host, dataDir: (v.data as string | undefined) ?? 'fedtune-data', log: log, drainMs, metrics });
+  let metricsServer: MetricsServer | undefined;
   let dashboard;
   try {
-    dashboard = await dashboardFromFlags(v, running.coordinator, jsonLog);
+    if (metrics) metricsServer = await serveMetrics(metrics, { host, port: metricsPort });
+    dashboard = await dashboardFromFlags(v, running.coordinator, log);
   } catch (e) {
-    await running.shutdown(1000);
-    throw e;
+    await metricsServer?.close();
+    await running.shutdown(0);
+    throw e instanceof CliError ? e : new CliError((e as Error).message);
   }
   let storm = 0;
   let stop: (why: string) => void = () => {};
   const uninstall = installFaultGuard({
-    log: jsonLog,
+    log: log,
     onStorm: (faults) => {
       storm = faults;
       stop('repeated faults');
@@ -54,16 +60,16 @@ export async function coordinatorCommand(argv: string[]): Promise<void> {
     stop = (signal: string): void => {
       if (stopping) return;
       stopping = true;
-      jsonLog('shutting down', { signal });
-      Promise.all([dashboard?.close(), running.shutdown(5000)]).then(() => resolve(), (e: unknown) => {
-        jsonLog('shutdown failed', { error: e instanceof Error ? e.message : String(e) });
+      log('shutting down', { signal });
+      Promise.all([dashboard?.close(), running.shutdown(5000).then(() => metricsServer?.close())]).then(() => resolve(), (e: unknown) => {
+        log('shutdown failed', { error: e instanceof Error ? e.message : String(e) });
         resolve();
       });
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
     // announced only once the signal handlers are in place: a supervisor may signal right away
-    jsonLog('listening', { address: running.address, port: running.port, programs: programs.map((p) => p.id) });
+    log('listening', { address: running.address, port: running.port, programs: programs.map((p) => p.id), ...(metricsServer ? { metrics: `http://${metricsServer.address}/metrics`, metricsPort: metricsServer.port } : {}) });
     if (v['exit-when-done']) {
       let left = programs.length;
       for (const p of programs) {
@@ -76,6 +82,6 @@ export async function coordinatorCommand(argv: string[]): Promise<void> {
     }
   });
   uninstall();
-  jsonLog('stopped');
+  log('stopped');
   if (storm > 0) throw new Error(`stopped after ${storm} uncaught faults within a minute; restart it to resume from the store`);
 }

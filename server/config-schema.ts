@@ -11,6 +11,7 @@ import type { RobustRule, ServerOptimizerOptions } from '../aggregators/index.js
 import { loraConfig } from '../model/lora-config.js';
 import { MATRIX_NAMES, type MatrixName } from '../model/weights.js';
 import { type ConfigIssue, quoted, show, unknownKeyMessage } from './config-issues.js';
+import type { ProgramEval } from './eval/eval-spec.js';
 import { aggregationName, compressionName, dataFormatName, dpModeName, quantModeName, releaseSigningName, robustRuleName, serverOptimizerKind } from './config-names.js';
 import { crossFieldRules, derivedCounts } from './program-rules.js';
 
@@ -125,6 +126,17 @@ const releaseSchema = strict({
   publicKey: z.string({ error: (iss) => `must be a string of 64 lowercase hex characters, got ${show(iss.input)}` }).optional(),
 });
 
+/** Server-side evaluation (server/eval/): held-out text or chat JSONL on the coordinator, paths relative to the config. */
+function evalSchema(baseDir: string) {
+  return strict({
+    text: path(baseDir, 'held-out text, or chat JSONL with format "chat", on the coordinator'),
+    format: dataFormatName.default('text'),
+    maxTokens: num('a positive integer ≤ 10000000', (x) => posInt(x) && x <= 10_000_000).default(4096),
+    context: num('an integer ≥ 2', (x) => Number.isInteger(x) && x >= 2).optional(),
+    baseText: path(baseDir).optional(),
+  });
+}
+
 /** The fields of one program, before cross-field rules and derived defaults. */
 function programFields(baseDir: string) {
   return strict({
@@ -151,6 +163,7 @@ function programFields(baseDir: string) {
     robust: robustSchema.optional(),
     secagg: z.preprocess(toggle, secaggSchema.optional()),
     release: releaseSchema.prefault({}),
+    eval: evalSchema(baseDir).optional(),
   });
 }
 
@@ -197,6 +210,9 @@ function finish(v: ProgramFields) {
     robust: robust && Object.freeze(robust),
     secagg: v.secagg && Object.freeze({ neighbours: v.secagg.neighbours, phaseTimeoutMs: v.secagg.phaseTimeoutMs }),
     release: Object.freeze({ signing: v.release.signing, publicKey: v.release.publicKey ?? '' }),
+    ...(v.eval
+      ? { eval: Object.freeze({ textPath: v.eval.text, format: v.eval.format, maxTokens: v.eval.maxTokens, context: v.eval.context, baseTextPath: v.eval.baseText ?? '' }) as ProgramEval }
+      : {}),
   });
 }
 

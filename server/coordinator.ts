@@ -25,6 +25,7 @@ import { ProgramRunner, type RunnerHooks } from './program-runner.js';
 import { Store, type StoredDevice } from './store.js';
 import { ProgramReleases, readInbox, settleInbox } from './releases.js';
 import { parseReleaseFile, ReleaseError } from '../proto/release.js';
+import { WorkerEvaluator } from './eval/evaluator.js';
 import { checkNumExamples, intakeUpdate, openSealedUpdate, updateBound, updateLayout, type UpdateLayout } from './update-intake.js';
 
 /** Options of a {@link Coordinator}. */
@@ -169,6 +170,7 @@ export class Coordinator {
       rng: this.o.rng ?? cryptoRng(),
       log: this.o.log,
       hooks: this.o.runnerHooks,
+      evaluator: spec.eval ? new WorkerEvaluator(spec, info.config) : undefined,
       layout,
       signKeyOf: (deviceId) => {
         const d = this.store.device(deviceId);

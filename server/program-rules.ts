@@ -4,7 +4,7 @@
  * typo does not bring a cascade of follow-on complaints, and every independent problem of a
  * file is reported at once.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import type { z } from 'zod';
 import { baseFormat, type BaseFormat } from '../model/base-info.js';
 import { ModelFormatError } from '../model/checkpoint.js';
@@ -61,6 +61,11 @@ export function crossFieldRules(v: ProgramFields, ctx: z.core.$RefinementCtx<Pro
     const format = checkBase(v, add, ok('tokenizer'));
     if (ok('tokenizer') && v.tokenizer !== undefined && format !== 'hf' && !existsSync(v.tokenizer)) add('tokenizer', `file ${v.tokenizer} does not exist`);
     if (ok('tokenizer') && v.tokenizer === undefined && format === 'llama2c') add('tokenizer', `is required with a llama2.c base (the tok*.bin that goes with ${v.base})`);
+  }
+
+  for (const f of ['text', 'baseText'] as const) {
+    const file = v.eval?.[f];
+    if (file !== undefined && ok(`eval.${f}`) && !(existsSync(file) && statSync(file).isFile())) add(`eval.${f}`, `file ${file} does not exist`);
   }
 
   if (ok('lora.targets') && new Set(v.lora.targets).size !== v.lora.targets.length) add('lora.targets', `repeat a matrix: ${v.lora.targets.join(', ')}`);

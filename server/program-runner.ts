@@ -31,6 +31,8 @@ import type { LedgerEntry, Store, StoredRound, StoredVersion } from './store.js'
 import type { ProgramReleases } from './releases.js';
 import { eventOf, type ComeBack, type RejectionRecord, type RoundEventRecord, type RunnerStatus, type WorkOrder } from './round-events.js';
 import { expandUpdate, type UpdateLayout } from './update-intake.js';
+import { childLog, type LogSink } from './log.js';
+import type { RoundEvaluator, RoundEvalResult } from './eval/evaluator.js';
 
 export type { ComeBack, RejectionRecord, RoundEventRecord, RoundStateName, RunnerStatus, WorkOrder } from './round-events.js';
 
@@ -57,6 +59,8 @@ interface OpenRound {
   readonly strategy: Strategy;
   /** Plain FedAvg rounds stream: updates are folded in as they arrive (O(adapter) memory). */
   acc?: FedAvgAccumulator;
+  /** The round's log: every line carries program, round and roundId (a pino child logger). */
+  readonly log?: LogSink;
 }
 
 /** Dependencies of a runner. */
@@ -76,7 +80,12 @@ export interface RunnerDeps {
   readonly secAggBound: number;
   /** A device's Ed25519 public key (SecAgg adverts are signed with it). */
   readonly signKeyOf: (deviceId: string) => Uint8Array;
-  readonly log?: (msg: string, fields?: Record<string, unknown>) => void;
+  readonly log?: LogSink;
+  /**
+   * Server-side evaluation (server/eval/): each new adapter's held-out loss, computed off the
+   * event loop; the round's COMPLETED event waits for it and carries it. None by default.
+   */
+  readonly evaluator?: RoundEvaluator;
   /** Observers of the round's durable steps (audit, metrics, fault injection); none by default. */
   readonly hooks?: RunnerHooks;
   /** The program's signed releases: each version gets one in its commit; no round opens while one awaits its signature. */
@@ -117,6 +126,8 @@ export class ProgramRunner {
   private pausedAttempt?: number;
   /** Why an administrator stopped the program for good, if so. */
   private halted?: string;
+  /** The server-side evaluation in flight, if any (tests and shutdown wait for it). */
+  private evaluating?: Promise<void>;
 
   constructor(private readonly d: RunnerDeps) {
     const { spec, store } = d;
@@ -186,6 +197,20 @@ export class ProgramRunner {
       r.secagg?.stop();
       this.fail(r, `round ${r.number} failed: the program rolled back to adapter version ${v.version}; retrying`);
     }
+  }
+
+  /** Resolves once the server-side evaluation in flight (if any) has been recorded and published. */
+  evaluationSettled(): Promise<void> {
+    return this.evaluating ?? Promise.resolve();
+  }
+
+  /** The newest completed round's server-side evaluation (held-out loss, …), if the program has one. */
+  latestEvaluation(): { roundNumber: number; heldoutLoss: number; baseTextLoss?: number } | undefined {
+    for (let i = this.history.length - 1; i >= 0; i--) {
+      const e = this.history[i];
+      if (e.state === 'COMPLETED' && e.heldoutLoss !== undefined) return { roundNumber: e.roundNumber, heldoutLoss: e.heldoutLoss, baseTextLoss: e.baseTextLoss };
+    }
+    return undefined;
   }
 
   /** Rounds completed so far. */
@@ -263,6 +288,7 @@ export class ProgramRunner {
     if (this.round?.timer) clearTimeout(this.round.timer);
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.subject.complete();
+    this.d.evaluator?.close();
   }
 
   private nextAttempt(): number {
@@ -291,13 +317,13 @@ export class ProgramRunner {
     if (refusal && !refusal.final) {
       // fewer devices than declared are enrolled: the cohort would be drawn from them (a higher q)
       this.waiting = refusal.reason;
-      this.d.log?.('round waits for enrolments', { program: spec.id, round: number, reason: refusal.reason });
+      childLog(this.d.log, { program: spec.id, round: number })?.('round waits for enrolments', { reason: refusal.reason });
       this.retryTimer = setTimeout(() => this.guarded('opening the round after waiting for enrolments', () => this.open(attempt)), Math.max(1000, spec.retryDelayMs));
       return;
     }
     if (refusal) {
       this.exhausted = refusal.reason;
-      this.d.log?.('budget exhausted', { program: spec.id, round: number, budget: spec.dp.epsilonBudget });
+      childLog(this.d.log, { program: spec.id, round: number, roundId: `${spec.id}.r${number}.budget` })?.('budget exhausted', { budget: spec.dp.epsilonBudget });
       this.publish(eventOf(this.record(this.newRound(number, 0, `${spec.id}.r${number}.budget`, now, now), 'failed', this.exhausted), 'FAILED'));
       this.subject.complete();
       return;
@@ -307,11 +333,11 @@ export class ProgramRunner {
     this.round = round;
     if (spec.secagg) {
       const wanted = Math.ceil(spec.cohortSize * spec.overSelect);
-      round.secagg = new SecAggRound(round.id, wanted, spec.minUpdates, this.d.layout.updateLength, this.d.secAggBound, spec.secagg, this.d.signKeyOf, (o) => this.secAggFinished(round, o), this.d.log);
+      round.secagg = new SecAggRound(round.id, wanted, spec.minUpdates, this.d.layout.updateLength, this.d.secAggBound, spec.secagg, this.d.signKeyOf, (o) => this.secAggFinished(round, o), round.log);
     }
     round.timer = setTimeout(() => this.guarded('closing the round at its deadline', () => this.close('the deadline passed')), spec.roundDeadlineMs);
     this.publish(eventOf(this.record(round, 'open', `round ${number} open (attempt ${attempt})`), 'OPEN'));
-    this.d.log?.('round open', { program: spec.id, round: number, attempt, roundId: round.id });
+    round.log?.('round open', { attempt });
   }
 
   /**
@@ -324,13 +350,14 @@ export class ProgramRunner {
     try {
       fn();
     } catch (e) {
-      this.d.log?.('round step threw', { program: this.d.spec.id, what, error: e instanceof Error ? e.message : String(e), stack: e instanceof Error ? e.stack : undefined });
+      (this.round?.log ?? childLog(this.d.log, { program: this.d.spec.id }))?.('round step threw', { what, error: e instanceof Error ? e.message : String(e), stack: e instanceof Error ? e.stack : undefined });
     }
   }
 
   private newRound(number: number, attempt: number, id: string, openedMs: number, deadline: number): OpenRound {
     const { plan, strategy } = this.planner.plan(number);
-    return { number, attempt, id, openedMs, deadline, selected: new Map(), results: [], failures: [], bytes: 0, reports: [], plan, strategy };
+    const log = childLog(this.d.log, { program: this.d.spec.id, round: number, roundId: id });
+    return { number, attempt, id, openedMs, deadline, selected: new Map(), results: [], failures: [], bytes: 0, reports: [], plan, strategy, log };
   }
 
   /** A device asks for work. */
@@ -457,10 +484,25 @@ export class ProgramRunner {
       this.completed += 1;
       this.round = undefined;
       this.aggregating = false;
-      this.publish(eventOf(rec, 'COMPLETED'));
-      this.d.log?.('round completed', { program: spec.id, round: r.number, version, updates: contributors, bytes: r.bytes, epsilon: this.epsilonSpent() });
-      if (this.done) this.subject.complete();
-      else setImmediate(() => this.guarded('opening the next round', () => this.open(1)));
+      const finish = (ev?: RoundEvalResult): void => {
+        if (this.stopped) return;
+        const evaluated = ev ? { ...rec, metrics: { ...rec.metrics, ...ev } } : rec;
+        if (ev) store.recordRoundEval(r.id, ev);
+        this.publish(eventOf(evaluated, 'COMPLETED'));
+        r.log?.('round completed', { version, updates: contributors, bytes: r.bytes, epsilon: this.epsilonSpent(), ...ev });
+        if (this.done) this.subject.complete();
+        else setImmediate(() => this.guarded('opening the next round', () => this.open(1)));
+      };
+      // the new adapter's held-out loss, computed in a worker thread: the COMPLETED event carries it
+      if (this.d.evaluator) {
+        this.evaluating = this.d.evaluator.evaluate(agg.global, r.number).then(
+          (ev) => this.guarded('recording the server-side evaluation', () => finish(ev)),
+          (e: unknown) => {
+            r.log?.('server evaluation failed', { error: e instanceof Error ? e.message : String(e) });
+            this.guarded('completing the round after a failed evaluation', () => finish());
+          },
+        );
+      } else finish();
     } catch (e) {
       if (committed) throw e; // the version is durable; what failed after it is the caller's to log (guarded)
       // an aggregation that cannot finish, or may not be published, fails the round; the global
@@ -478,7 +520,7 @@ export class ProgramRunner {
     this.d.store.failRound(rec);
     this.round = undefined;
     this.publish(eventOf(rec, 'FAILED'));
-    this.d.log?.('round failed', { program: spec.id, round: r.number, attempt: r.attempt, updates: rec.updates, reason: message });
+    r.log?.('round failed', { attempt: r.attempt, updates: rec.updates, reason: message });
     if (this.halted) return this.subject.complete();
     this.retryTimer = setTimeout(() => this.guarded('opening the next attempt', () => this.open(r.attempt + 1)), spec.retryDelayMs);
   }

@@ -23,6 +23,10 @@ export interface RoundEventRecord {
   readonly bytesReceived: number;
   readonly devicesSelected: number;
   readonly devicesFailed: number;
+  /** COMPLETED rounds of a program with server-side evaluation: the new adapter's mean loss (nats/token) on the held-out text. */
+  readonly heldoutLoss?: number;
+  /** …and on the program's base-domain text (forgetting), when it names one. */
+  readonly baseTextLoss?: number;
 }
 
 /** Work handed to a device. */
@@ -60,6 +64,8 @@ export function eventOf(r: StoredRound, state: RoundStateName): RoundEventRecord
     bytesReceived: r.bytesReceived,
     devicesSelected: r.selected,
     devicesFailed: r.failed,
+    ...(state === 'COMPLETED' && typeof r.metrics?.heldoutLoss === 'number' ? { heldoutLoss: r.metrics.heldoutLoss } : {}),
+    ...(state === 'COMPLETED' && typeof r.metrics?.baseTextLoss === 'number' ? { baseTextLoss: r.metrics.baseTextLoss } : {}),
   };
 }
 

@@ -12,6 +12,9 @@ import { MAX_MESSAGE_BYTES } from '../proto/limits.js';
 import { Coordinator, type CoordinatorOptions } from './coordinator.js';
 import { HealthService } from './health.js';
 import { coordinatorHandlers } from './service.js';
+import { ReflectionService } from '@grpc/reflection';
+import type { CoordinatorMetrics } from './metrics.js';
+import { trackProgramHealth } from './program-health.js';
 
 /** Streams one client connection may have open at once. */
 export const MAX_STREAMS_PER_CONNECTION = 1000;
@@ -29,6 +32,8 @@ export interface StartOptions extends CoordinatorOptions {
    * polling Check see it while the port is open. Default 0.
    */
   readonly drainMs?: number;
+  /** Metrics to feed (server/metrics.ts): its interceptor counts every call, and it follows the programs' rounds. */
+  readonly metrics?: CoordinatorMetrics;
 }
 
 /** A running coordinator. */
@@ -64,10 +69,15 @@ export async function startCoordinator(options: StartOptions): Promise<RunningCo
     'grpc.max_connection_idle_ms': 5 * 60_000,
     'grpc.keepalive_time_ms': 2 * 60_000,
     'grpc.keepalive_timeout_ms': 20_000,
+    interceptors: options.metrics ? [options.metrics.interceptor()] : [],
   });
   server.addService(fedtune.fedtune.v1.Coordinator.service, coordinatorHandlers(coordinator));
   const health = new HealthService(['', 'fedtune.v1.Coordinator']);
   server.addService(healthProto.grpc.health.v1.Health.service, health.handlers());
+  // grpc.reflection.v1 and v1alpha: grpcurl-style tools list the services and call them
+  new ReflectionService(loadProtos().definition).addToServer(server);
+  trackProgramHealth(health, coordinator);
+  options.metrics?.observe(coordinator);
   const host = options.host ?? '127.0.0.1';
   let port: number;
   try {

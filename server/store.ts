@@ -287,6 +287,13 @@ export class Store {
     if (res.changes !== 1) throw new Error(`Store: round ${r.roundId} is not open`);
   }
 
+  /** Merge a completed round's server-side evaluation (held-out loss, …) into its metrics. */
+  recordRoundEval(roundId: string, values: Readonly<Record<string, number>>): void {
+    const row = this.q('SELECT metrics_json FROM rounds WHERE round_id = ?').get(roundId) as { metrics_json: string } | undefined;
+    if (!row) throw new RangeError(`Store.recordRoundEval: no round ${roundId}`);
+    this.q('UPDATE rounds SET metrics_json = ? WHERE round_id = ?').run(JSON.stringify({ ...(JSON.parse(row.metrics_json) as object), ...values }), roundId);
+  }
+
   /** Mark a round failed. */
   failRound(r: StoredRound): void {
     this.closeRound({ ...r, state: 'failed' });

@@ -30,6 +30,15 @@ export interface RoundEvent {
    */
   'devicesSelected'?: (number);
   'devicesFailed'?: (number);
+  /**
+   * Programs with server-side evaluation, in COMPLETED events: the new adapter's mean loss (nats
+   * per token) on the coordinator's held-out data, and on its base-domain text (forgetting).
+   * Absent otherwise.
+   */
+  'heldoutLoss'?: (number | string);
+  'baseTextLoss'?: (number | string);
+  '_heldoutLoss'?: "heldoutLoss";
+  '_baseTextLoss'?: "baseTextLoss";
 }
 
 export interface RoundEvent__Output {
@@ -59,4 +68,13 @@ export interface RoundEvent__Output {
    */
   'devicesSelected': (number);
   'devicesFailed': (number);
+  /**
+   * Programs with server-side evaluation, in COMPLETED events: the new adapter's mean loss (nats
+   * per token) on the coordinator's held-out data, and on its base-domain text (forgetting).
+   * Absent otherwise.
+   */
+  'heldoutLoss'?: (number);
+  'baseTextLoss'?: (number);
+  '_heldoutLoss'?: "heldoutLoss";
+  '_baseTextLoss'?: "baseTextLoss";
 }
