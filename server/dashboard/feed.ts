@@ -63,8 +63,9 @@ export type DashboardUpdate = { readonly type: 'round'; readonly programId: stri
 
 /** A held-out loss where a round record or event carries one (the evaluation adds it), else null. */
 function lossOf(x: object): number | null {
-  const direct = (x as { heldOutLoss?: unknown }).heldOutLoss;
-  const fromMetrics = (x as { metrics?: Record<string, unknown> }).metrics?.heldOutLoss;
+  // round events and stored round metrics name it heldoutLoss (server/eval/)
+  const direct = (x as { heldoutLoss?: unknown }).heldoutLoss;
+  const fromMetrics = (x as { metrics?: Record<string, unknown> }).metrics?.heldoutLoss;
   const v = typeof direct === 'number' ? direct : fromMetrics;
   return typeof v === 'number' && Number.isFinite(v) ? v : null;
 }
