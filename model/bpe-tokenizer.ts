@@ -76,7 +76,13 @@ export class BpeTokenizer implements TextTokenizer {
     specials: readonly string[], pre: string, roles: BpeRoles,
   ) {
     tokens.forEach((t, i) => { if (t !== undefined && !this.vocab.has(t)) this.vocab.set(t, i); });
-    merges.forEach(([a, b], r) => { const k = `${a} ${b}`; if (!this.ranks.has(k)) this.ranks.set(k, r); });
+    merges.forEach(([a, b], r) => {
+      // as Hugging Face tokenizers does on load: a merge whose parts or result are not tokens would fail mid-encode
+      const missing = [a, b, a + b].find((t) => !this.vocab.has(t));
+      if (missing !== undefined) throw new RangeError(`BpeTokenizer: merge ${r} "${a} ${b}" needs the token ${JSON.stringify(missing)}, which is not in the vocabulary`);
+      const k = `${a} ${b}`;
+      if (!this.ranks.has(k)) this.ranks.set(k, r);
+    });
     this.pretok = preTokenizerFor(pre);
     const sp = [...new Set(specials)].filter((s) => s.length > 0).sort((x, y) => y.length - x.length);
     for (const s of sp) this.specialIds.add(this.vocab.get(s)!);

@@ -6,7 +6,8 @@
  * blocks and nothing else — so the same files always give the same bytes.
  *
  * What fedtune reads is as strict: ustar headers with good checksums, regular files with plain
- * top-level names (no absolute names, no `..`, no `/`), no duplicates, every entry whole, two zero
+ * top-level names (no absolute names, no `..`, no `/`), no duplicates (nor names differing only in case or
+ * Unicode normal form, which macOS and Windows would merge), every entry whole, two zero
  * blocks at the end and only zero bytes after them. It extracts into a directory it creates, with
  * exclusive creates, so nothing is written outside it or through a link.
  */
@@ -160,6 +161,11 @@ function octalField(h: Uint8Array, start: number, len: number): number | undefin
   return /^[0-7]{1,12}$/.test(s) ? parseInt(s, 8) : undefined;
 }
 
+/** A name as a case-insensitive, normalizing file system sees it. */
+function foldName(name: string): string {
+  return name.normalize('NFC').toLowerCase();
+}
+
 const TYPE_NAMES: Readonly<Record<string, string>> = { '1': 'a hard link', '2': 'a symbolic link', '3': 'a character device', '4': 'a block device', '5': 'a directory', '6': 'a FIFO', '7': 'a contiguous file', x: 'a pax extended header', g: 'a pax global header', L: 'a GNU long name', K: 'a GNU long link name' };
 
 /** Options of {@link extractUstarBundle}. */
@@ -195,6 +201,7 @@ export function extractUstarBundle(bundlePath: string, destDir: string, options:
   }
   const files: string[] = [];
   const fileSha256 = new Map<string, string>();
+  const folded = new Map<string, string>();
   let dataBytes = 0;
   try {
     const total = fstatSync(fd).size;
@@ -223,6 +230,10 @@ export function extractUstarBundle(bundlePath: string, destDir: string, options:
       const why = nameProblem(name);
       if (why) bad(`it holds ${why}`);
       if (fileSha256.has(name)) bad(`it holds ${JSON.stringify(name)} twice`);
+      // on a case-insensitive or normalizing file system (macOS, Windows) these would be one file
+      const twin = folded.get(foldName(name));
+      if (twin !== undefined) bad(`it holds ${JSON.stringify(twin)} and ${JSON.stringify(name)}, which differ only in case or Unicode form`);
+      folded.set(foldName(name), name);
       const size = octalField(h, 124, 12);
       if (size === undefined) bad(`entry ${JSON.stringify(name)} has an unreadable size field`);
       const n = size as number;
@@ -230,7 +241,12 @@ export function extractUstarBundle(bundlePath: string, destDir: string, options:
       const start = pos + USTAR_BLOCK;
       const padded = Math.ceil(n / USTAR_BLOCK) * USTAR_BLOCK;
       if (start + padded > total) bad(`it is truncated (entry ${JSON.stringify(name)} needs ${n} bytes from byte ${start}; the archive has ${total})`);
-      const out = openSync(join(destDir, name), 'wx', 0o644);
+      let out: number;
+      try {
+        out = openSync(join(destDir, name), 'wx', 0o644);
+      } catch (e) {
+        return bad(`entry ${JSON.stringify(name)} cannot be created here (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+      }
       const hash = createHash('sha256');
       try {
         for (let off = 0; off < n; ) {

@@ -110,6 +110,43 @@ export function ggmlDecode(type: GgmlType | GgmlTypeName | number, raw: Uint8Arr
   return out;
 }
 
+/** Bytes into a block where its f16 scales sit (d, and dmin for Q4_K/Q5_K), by block type. */
+const SCALE_OFFSETS: Readonly<Partial<Record<GgmlTypeName, readonly number[]>>> = {
+  Q4_0: [0],
+  Q8_0: [0],
+  Q4_K: [0, 2],
+  Q5_K: [0, 2],
+  Q6_K: [Q6_K_BYTES - 2],
+};
+
+/**
+ * The first value (float types) or block (quantized types: its f16 scales d and dmin) of `count`
+ * values of `type` in `raw` that is NaN or infinite, as ggml's ggml_validate_row_data checks;
+ * -1 when all are finite. count must be a whole number of blocks that `raw` holds.
+ */
+export function ggmlFirstNonFinite(type: GgmlType | GgmlTypeName | number, raw: Uint8Array, count: number): number {
+  const t = resolveGgmlType('ggmlFirstNonFinite', type);
+  const bytes = ggmlTensorBytes(t, count);
+  if (raw.byteLength < bytes) throw new RangeError(`ggmlFirstNonFinite: raw has ${raw.byteLength} bytes, fewer than the ${bytes} of ${count} ${t.name} values`);
+  const u16 = (p: number): number => raw[p] | (raw[p + 1] << 8);
+  if (t.name === 'F32') {
+    const dv = new DataView(raw.buffer, raw.byteOffset, bytes);
+    for (let i = 0; i < count; i++) if (!Number.isFinite(dv.getFloat32(4 * i, true))) return i;
+    return -1;
+  }
+  // an f16 is NaN or infinite when its 5 exponent bits are all ones; a bf16 when its 8 are
+  if (t.name === 'F16' || t.name === 'BF16') {
+    const mask = t.name === 'F16' ? 0x7c00 : 0x7f80;
+    for (let i = 0; i < count; i++) if ((u16(2 * i) & mask) === mask) return i;
+    return -1;
+  }
+  const at = SCALE_OFFSETS[t.name]!;
+  for (let b = 0, p = 0; b < count / t.blockValues; b++, p += t.blockBytes) {
+    for (const o of at) if ((u16(p + o) & 0x7c00) === 0x7c00) return b;
+  }
+  return -1;
+}
+
 /** C's roundf: halves away from zero. */
 const roundAway = (v: number): number => Math.sign(v) * Math.round(Math.abs(v));
 

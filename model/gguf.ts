@@ -6,7 +6,7 @@
  */
 import { closeSync, fstatSync, readSync } from 'node:fs';
 import { ModelFormatError, openModelFile } from './checkpoint.js';
-import { ggmlDecode, ggmlType } from './ggml-types.js';
+import { ggmlDecode, ggmlFirstNonFinite, ggmlType } from './ggml-types.js';
 import { nativeQuantized, type QuantizedArray } from './quant.js';
 
 /** A GGUF metadata value: integers of 64 bits are bigints, arrays may nest. */
@@ -233,17 +233,26 @@ function supported(file: GgufFile, info: GgufTensorInfo): void {
   if (!ggmlType(info.type)) throw new ModelFormatError(`${file.source}: tensor "${info.name}" has GGML type ${info.type}, which is not supported (${Object.keys(GGML_TYPE).join(', ')} are)`);
 }
 
-/** A tensor's values as float32 (floats widened, quantized blocks dequantized as ggml does). */
+/** A tensor's raw data, refused (ModelFormatError) when a value or a block scale is NaN or infinite. */
+function finiteRaw(file: GgufFile, info: GgufTensorInfo): Uint8Array {
+  const raw = ggufTensorRaw(file, info);
+  const t = ggmlType(info.type)!;
+  const at = ggmlFirstNonFinite(t, raw, valueCount(info));
+  if (at >= 0) throw new ModelFormatError(`${file.source}: tensor "${info.name}" (${t.name}) has a NaN or infinite ${t.blockValues === 1 ? `value at index ${at}` : `scale in block ${at}`}`);
+  return raw;
+}
+
+/** A tensor's values as float32 (floats widened, quantized blocks dequantized as ggml does); NaN or infinite values or scales throw ModelFormatError. */
 export function ggufTensorF32(file: GgufFile, info: GgufTensorInfo): Float32Array {
   supported(file, info);
   const count = valueCount(info);
-  return ggmlDecode(info.type, ggufTensorRaw(file, info), count, new Float32Array(count));
+  return ggmlDecode(info.type, finiteRaw(file, info), count, new Float32Array(count));
 }
 
-/** A quantized tensor (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K) as a fedtune {@link QuantizedArray} holding the file's blocks. */
+/** A quantized tensor (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K) as a fedtune {@link QuantizedArray} holding the file's blocks; a NaN or infinite scale throws ModelFormatError. */
 export function ggufTensorQuantized(file: GgufFile, info: GgufTensorInfo): QuantizedArray {
   supported(file, info);
   const t = ggmlType(info.type)!;
   if (t.blockValues === 1) throw new ModelFormatError(`${file.source}: tensor "${info.name}" is ${t.name}, not a block-quantized type`);
-  return nativeQuantized(t, ggufTensorRaw(file, info), valueCount(info));
+  return nativeQuantized(t, finiteRaw(file, info), valueCount(info));
 }

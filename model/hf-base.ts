@@ -90,7 +90,10 @@ function streamShard(shard: HfShard, hash: Hash, needed: ReadonlySet<string>, ta
       // F32 is read straight into the float array's buffer (4-byte aligned)
       const bytes = t.dtype === 'F32' ? new Uint8Array(new Float32Array((t.end - t.start) / 4).buffer) : new Uint8Array(t.end - t.start);
       read(bytes);
-      take(t, widen(bytes, t.dtype));
+      const values = widen(bytes, t.dtype);
+      const at = values.findIndex((x) => !Number.isFinite(x));
+      if (at >= 0) throw new ModelFormatError(`${shard.path}: tensor "${t.name}" (${t.dtype}) has a NaN or infinite value at index ${at}`);
+      take(t, values);
     }
     skipTo(shard.size);
     if (readSync(fd, chunk, 0, 1, pos) > 0) throw new ModelFormatError(`${shard.path} grew while it was read`);

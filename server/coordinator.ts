@@ -206,6 +206,7 @@ export class Coordinator {
     const out = { published: [] as string[], refused: [] as string[] };
     for (const f of readInbox(this.o.dataDir)) {
       try {
+        if (f.problem !== undefined) throw new ReleaseError(f.problem);
         const signed = parseReleaseFile(f.text, `release inbox file ${f.name}`);
         const programId = (JSON.parse(new TextDecoder().decode(signed.manifest)) as { program?: unknown }).program;
         const p = typeof programId === 'string' ? this.programs.get(programId) : undefined;

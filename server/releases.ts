@@ -12,7 +12,7 @@
  * signature while one is awaited), and `inbox/` takes submitted files (`fedtune release submit`,
  * `fedtune release rollback`); each is moved to `inbox/done/` or `inbox/refused/` (with a `.why`).
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { closeSync, constants as fsConstants, existsSync, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, writeFileSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import nacl from 'tweetnacl';
 import { encodeManifest, parseManifest, parseReleaseFile, ReleaseError, releaseFileText, signManifest, verifyRelease, type ReleaseManifest, type SignedRelease } from '../proto/release.js';
@@ -167,31 +167,90 @@ export class ProgramReleases {
   }
 }
 
+/** Largest inbox file read (a release file is a few kilobytes); larger ones are refused unread. */
+export const MAX_INBOX_FILE_BYTES = 1 << 20;
+
 /** One inbox file, as the coordinator found it. */
 export interface InboxFile {
   readonly name: string;
+  /** Its text; empty when it could not be taken (see `problem`). */
   readonly text: string;
+  /** Why the entry cannot be read as a release file (not a regular file, too large, unreadable); undefined when `text` holds it. */
+  readonly problem?: string;
 }
 
-/** The `.json` files waiting in a data dir's release inbox (created if missing), oldest name first. */
+const KIND_OF = (st: Stats): string =>
+  st.isDirectory() ? 'a directory' : st.isSymbolicLink() ? 'a symbolic link' : st.isFIFO() ? 'a FIFO' : st.isSocket() ? 'a socket' : st.isCharacterDevice() || st.isBlockDevice() ? 'a device' : 'not a regular file';
+
+/**
+ * One inbox entry, read without following links or blocking (a FIFO, a device or a link to one
+ * would stall the coordinator) and at most {@link MAX_INBOX_FILE_BYTES} bytes of it.
+ */
+function readInboxEntry(dir: string, name: string): InboxFile {
+  const path = join(dir, name);
+  const refuse = (problem: string): InboxFile => ({ name, text: '', problem: `inbox entry ${name} ${problem}; submit a release file made by \`fedtune release\`` });
+  let fd: number;
+  try {
+    const st = lstatSync(path);
+    if (!st.isFile()) return refuse(`is ${KIND_OF(st)}, not a regular file`);
+    if (st.size > MAX_INBOX_FILE_BYTES) return refuse(`has ${st.size} bytes, more than the ${MAX_INBOX_FILE_BYTES} a release file may have`);
+    fd = openSync(path, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK);
+  } catch (e) {
+    return refuse(`cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  try {
+    const st = fstatSync(fd); // what was opened, should the entry have been swapped since lstat
+    if (!st.isFile()) return refuse(`is ${KIND_OF(st)}, not a regular file`);
+    const buf = Buffer.alloc(MAX_INBOX_FILE_BYTES + 1);
+    let got = 0;
+    for (let k; got < buf.length && (k = readSync(fd, buf, got, buf.length - got, got)) > 0; ) got += k;
+    if (got > MAX_INBOX_FILE_BYTES) return refuse(`has more than the ${MAX_INBOX_FILE_BYTES} bytes a release file may have`);
+    return { name, text: buf.subarray(0, got).toString('utf8') };
+  } catch (e) {
+    return refuse(`cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * The `.json` entries waiting in a data dir's release inbox (created if missing), oldest name
+ * first. An entry that is not a regular file, is larger than {@link MAX_INBOX_FILE_BYTES} or
+ * cannot be read comes with a `problem` (to be refused), so it never blocks the others.
+ */
 export function readInbox(dataDir: string): InboxFile[] {
   const dir = join(dataDir, RELEASES_DIR, INBOX_DIR);
   mkdirSync(dir, { recursive: true });
   return readdirSync(dir)
     .filter((n) => n.endsWith('.json'))
     .sort()
-    .map((name) => ({ name, text: readFileSync(join(dir, name), 'utf8') }));
+    .map((name) => readInboxEntry(dir, name));
 }
 
-/** Move an inbox file to `done/` or to `refused/` with a `.why` holding the sentence. */
+/**
+ * Move an inbox entry to `done/` or to `refused/` with a `.why` holding the sentence. A name
+ * already settled there gets a numbered suffix (a replayed file never overwrites, nor blocks).
+ */
 export function settleInbox(dataDir: string, name: string, why?: string): void {
   const dir = join(dataDir, RELEASES_DIR, INBOX_DIR);
   const to = join(dir, why === undefined ? 'done' : 'refused');
   mkdirSync(to, { recursive: true });
   const src = join(dir, name);
-  if (!existsSync(src)) return;
-  renameSync(src, join(to, name));
-  if (why !== undefined) writeFileSync(join(to, `${name}.why`), `${why}\n`);
+  if (!lstatExists(src)) return;
+  let target = name;
+  for (let i = 1; lstatExists(join(to, target)) || lstatExists(join(to, `${target}.why`)); i++) target = `${name}.${i}`;
+  renameSync(src, join(to, target));
+  if (why !== undefined) writeFileSync(join(to, `${target}.why`), `${why}\n`);
+}
+
+/** Whether a directory entry exists (a dangling link counts). */
+function lstatExists(path: string): boolean {
+  try {
+    lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** The releases of a program as its mirror files in a coordinator's data dir hold them, in sequence order. */

@@ -37,6 +37,8 @@ export interface DashboardOptions {
   readonly refreshMs?: number;
   /** Live-update connections served at once; more get 503. Default 100. */
   readonly maxClients?: number;
+  /** Open connections of any kind at once (idle and slow ones included); more are closed on accept. Default maxClients + 64. */
+  readonly maxConnections?: number;
 }
 
 /** A running dashboard. */
@@ -100,6 +102,8 @@ export async function startDashboard(o: DashboardOptions): Promise<RunningDashbo
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`startDashboard: options.port must be an integer in 0..65535, got ${port}`);
   const maxClients = o.maxClients ?? 100;
   if (!Number.isInteger(maxClients) || maxClients < 1) throw new RangeError(`startDashboard: options.maxClients must be a positive integer, got ${maxClients}`);
+  const maxConnections = o.maxConnections ?? maxClients + 64;
+  if (!Number.isInteger(maxConnections) || maxConnections <= maxClients) throw new RangeError(`startDashboard: options.maxConnections must be an integer above maxClients (${maxClients}), got ${maxConnections}`);
   const log = o.log ?? (() => {});
   const admin = new Admin(o.coordinator, o.adminToken, log);
   const feed = new DashboardFeed(o.coordinator, admin, o.refreshMs);
@@ -107,6 +111,8 @@ export async function startDashboard(o: DashboardOptions): Promise<RunningDashbo
 
   const events = (req: IncomingMessage, res: ServerResponse): void => {
     if (streams.size >= maxClients) return json(res, 503, { error: `the dashboard already serves ${maxClients} live connections; retry later` });
+    // HEAD gets the stream's headers only: no body would ever be sent, so it takes no live slot
+    if (req.method === 'HEAD') return send(res, 200, '', 'text/event-stream; charset=utf-8');
     res.writeHead(200, { ...SECURITY_HEADERS, 'content-type': 'text/event-stream; charset=utf-8', connection: 'keep-alive', 'x-accel-buffering': 'no' });
     res.write(`retry: 2000\nevent: snapshot\ndata: ${JSON.stringify(feed.snapshot())}\n\n`);
     const sub = feed.updates$.subscribe({
@@ -169,6 +175,7 @@ export async function startDashboard(o: DashboardOptions): Promise<RunningDashbo
       else res.end();
     }
   });
+  server.maxConnections = maxConnections; // slow or idle sockets cannot pile up past this
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
   const host = o.host ?? '127.0.0.1';

@@ -1,17 +1,23 @@
 /**
  * Fuzz targets over the decoders a peer or a file can reach: update payloads, signing payloads,
- * adapter files (safetensors), and base files (GGUF, llama2.c). Each input either decodes or is
+ * adapter files (safetensors), base files (GGUF — llama2.c's and a K-quant qwen2 family file —,
+ * llama2.c), and the ustar bundles a device unpacks its base from. Each input either decodes or is
  * refused with the decoder's own error type; anything else (a RangeError from a typed array, a
  * TypeError, a slow decode) is a finding.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { AdapterFileError, decodeAdapterFile, encodeAdapterTensors } from '../../model/adapter-file.js';
 import { adapterTensorsFromFlat, initialAdapterFlat } from '../../model/adapter-flat.js';
 import { ModelFormatError, parseLlama2cCheckpoint } from '../../model/checkpoint.js';
 import { parseGguf } from '../../model/gguf.js';
-import { ggufToBase } from '../../model/gguf-base.js';
+import { ggufToBase, readGgufWeights } from '../../model/gguf-base.js';
+import { ggufConfig } from '../../model/gguf-config.js';
+import { ggufTextTokenizer } from '../../model/gguf-tokenizer.js';
+import { extractUstarBundle, USTAR_BLOCK, writeUstarBundle } from '../../model/dir-bundle.js';
+import { family, writeFamilyGguf } from '../support/families.js';
 import { loraConfig } from '../../model/lora-config.js';
 import { defaultModelDir } from '../../model/paths.js';
 import { seededRng } from '../../random/rng.js';
@@ -52,8 +58,21 @@ function typed<T>(errorType: new (...a: never[]) => Error, body: (input: T) => u
   };
 }
 
-/** The real stories260K files and a real adapter over it (loaded once). */
-export function realInputs(): { bin: Uint8Array; gguf: Uint8Array; adapter: Uint8Array } {
+/** The inputs the file targets mutate. */
+export interface FuzzFiles {
+  /** stories260K.bin, stories260K.gguf and a real adapter over it. */
+  readonly bin: Uint8Array;
+  readonly gguf: Uint8Array;
+  readonly adapter: Uint8Array;
+  /** A small qwen2-family GGUF in llama.cpp's Q4_K_M mix (Q4_K and Q6_K matrices, a gpt2 tokenizer). */
+  readonly kquantGguf: Uint8Array;
+  /** A ustar bundle of three small files, and the byte offsets of its headers. */
+  readonly bundle: Uint8Array;
+  readonly bundleHeaders: readonly number[];
+}
+
+/** The real stories260K files, a real adapter over it, a K-quant family GGUF and a small bundle (made once). */
+export function realInputs(): FuzzFiles {
   const dir = defaultModelDir();
   const bin = new Uint8Array(readFileSync(join(dir, 'stories260K.bin')));
   const gguf = new Uint8Array(readFileSync(join(dir, 'stories260K.gguf')));
@@ -62,11 +81,59 @@ export function realInputs(): { bin: Uint8Array; gguf: Uint8Array; adapter: Uint
   const flat = initialAdapterFlat(base.weights.config, lora);
   for (let i = 0; i < flat.length; i += 7) flat[i] += 0.01; // B non-zero too
   const adapter = encodeAdapterTensors({ baseSha256: 'ab'.repeat(32), lora, baseConfig: base.weights.config }, adapterTensorsFromFlat(base.weights.config, lora, flat));
-  return { bin, gguf, adapter };
+  const kquantPath = writeFamilyGguf(family('qwen2'), 'Q4_K_M');
+  const kquantGguf = new Uint8Array(readFileSync(kquantPath));
+  rmSync(join(kquantPath, '..'), { recursive: true, force: true });
+  const src = mkdtempSync(join(tmpdir(), 'fedtune-fuzz-bundle-'));
+  const sizes: Record<string, number> = { 'config.json': 20, 'empty.txt': 0, 'model.safetensors': 700 };
+  for (const [name, n] of Object.entries(sizes)) writeFileSync(join(src, name), Buffer.alloc(n, name.charCodeAt(0)));
+  writeUstarBundle(join(src, 'b.tar'), Object.keys(sizes).map((name) => ({ name, path: join(src, name) })));
+  const bundle = new Uint8Array(readFileSync(join(src, 'b.tar')));
+  rmSync(src, { recursive: true, force: true });
+  const bundleHeaders: number[] = [];
+  for (let p = 0, k = 0; k < 3; k++) {
+    bundleHeaders.push(p);
+    p += USTAR_BLOCK + Math.ceil(sizes[Object.keys(sizes).sort()[k]] / USTAR_BLOCK) * USTAR_BLOCK;
+  }
+  return { bin, gguf, adapter, kquantGguf, bundle, bundleHeaders };
+}
+
+/** Rewrite the ustar checksum of each header block at `offsets` still inside `b` (so mutations reach past the checksum check). */
+function fixChecksums(b: Uint8Array, offsets: readonly number[]): Uint8Array {
+  for (const at of offsets) {
+    if (at + USTAR_BLOCK > b.length) continue;
+    let sum = 0;
+    for (let i = 0; i < USTAR_BLOCK; i++) sum += i >= 148 && i < 156 ? 0x20 : b[at + i];
+    Buffer.from(b.buffer, b.byteOffset, b.byteLength).write(`${sum.toString(8).padStart(6, '0')}\0 `, at + 148, 'latin1');
+  }
+  return b;
+}
+
+/**
+ * Extract `bytes` as a bundle into a fresh directory: a refusal must leave no directory behind; a
+ * success must have written exactly the files it reports, inside it. Anything else is a finding.
+ */
+function extractChecked(bytes: Uint8Array): void {
+  const arena = mkdtempSync(join(tmpdir(), 'fedtune-fuzz-tar-'));
+  const path = join(arena, 'in.tar');
+  const dest = join(arena, 'out');
+  writeFileSync(path, bytes);
+  try {
+    const got = extractUstarBundle(path, dest, { maxBytes: 4096 });
+    const written = readdirSync(dest).sort();
+    if (JSON.stringify(written) !== JSON.stringify([...got.files].sort())) throw new Error(`extracted ${JSON.stringify(written)} but reported ${JSON.stringify(got.files)}`);
+  } catch (e) {
+    if (e instanceof ModelFormatError && existsSync(dest)) throw new Error(`refused (${e.message}) but left ${dest} behind`);
+    throw e;
+  } finally {
+    const left = readdirSync(arena).filter((n) => n !== 'in.tar' && n !== 'out');
+    rmSync(arena, { recursive: true, force: true });
+    if (left.length) throw new Error(`wrote ${left.join(', ')} beside the target directory`);
+  }
 }
 
 /** Every decoder target. `files` are the real inputs mutated by the file targets. */
-export function decoderTargets(files = realInputs()): DecoderTarget<never>[] {
+export function decoderTargets(files: FuzzFiles = realInputs()): DecoderTarget<never>[] {
   const n = 300; // the update length the decoders are asked for (a server-side constant)
   const rng = seededRng(1);
   const valid = [
@@ -127,6 +194,21 @@ export function decoderTargets(files = realInputs()): DecoderTarget<never>[] {
       name: 'parseGguf + ggufToBase (mutated stories260K.gguf)',
       input: mutantOf(files.gguf),
       run: typed(ModelFormatError, (bytes: Uint8Array) => ggufToBase(parseGguf(bytes))),
+    },
+    {
+      name: 'parseGguf + ggufConfig + readGgufWeights + tokenizer (mutated qwen2 Q4_K_M GGUF)',
+      input: mutantOf(files.kquantGguf),
+      run: typed(ModelFormatError, (bytes: Uint8Array) => {
+        const f = parseGguf(bytes, 'fuzz.gguf');
+        ggufConfig(f);
+        readGgufWeights(f, 'native');
+        ggufTextTokenizer(f);
+      }),
+    },
+    {
+      name: 'extractUstarBundle (mutated bundle, checksums fixed up or not)',
+      input: fc.tuple(mutantOf(files.bundle), fc.boolean()),
+      run: typed(ModelFormatError, ([bytes, fix]: [Uint8Array, boolean]) => extractChecked(fix ? fixChecksums(bytes, files.bundleHeaders) : bytes)),
     },
     {
       name: 'parseLlama2cCheckpoint (mutated stories260K.bin)',

@@ -254,4 +254,22 @@ describe('model/hf-base (Hugging Face checkpoint directories)', () => {
     both(d, st(d), /non-zero o_proj bias/);
     assert.equal(tf.memory().numTensors, before);
   });
+
+  it('refuses a weight that is NaN or infinite (IEEE 754: exponent bits all ones) with a ModelFormatError naming the shard', () => {
+    const poison = (dtype: 'F32' | 'BF16', name: string, index: number, bitsOf: (dv: DataView, at: number) => void): string => {
+      const dir = fresh();
+      writeHfModel(dir, randomBase(QWEN2, 3), { dtype });
+      rewrite(join(dir, 'model.safetensors'), (ts) => ts.map((t) => {
+        if (t.name !== name) return t;
+        const data = Uint8Array.from(t.data);
+        bitsOf(new DataView(data.buffer), index);
+        return { ...t, data };
+      }));
+      return dir;
+    };
+    const f32 = poison('F32', 'model.layers.0.self_attn.q_proj.weight', 5, (dv, i) => dv.setFloat32(4 * i, Number.NaN, true));
+    assert.throws(() => readHfBase(f32), formatError(join(f32, 'model.safetensors'), /tensor "model\.layers\.0\.self_attn\.q_proj\.weight" \(F32\) has a NaN or infinite value at index 5/));
+    const bf16 = poison('BF16', 'model.norm.weight', 0, (dv, i) => dv.setUint16(2 * i, 0xff80, true)); // bf16 −Inf
+    assert.throws(() => loadHfBase(bf16, 'int8'), formatError(join(bf16, 'model.safetensors'), /"model\.norm\.weight" \(BF16\) has a NaN or infinite value at index 0/));
+  });
 });
