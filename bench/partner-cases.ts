@@ -24,9 +24,9 @@ import {
 import { openLlamaCpp } from '../test/support/llama-cpp.js';
 
 /** LoRA rank, targets and training shape of every case. */
-export const TRAIN = { rank: 8, targets: ['wq', 'wv'] as const, seqLen: 256, batch: 1, steps: 2 };
+export const TRAIN = { rank: 8, targets: ['wq', 'wv'] as const, seqLen: 64, batch: 1, steps: 2 };
 /** New tokens generated (after a short prompt) in every case. */
-export const GEN_TOKENS = 24;
+export const GEN_TOKENS = 8;
 const PROMPT = 'Hello there, the quick brown fox';
 
 /** What a fedtune case reports. */
