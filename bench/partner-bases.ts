@@ -48,7 +48,7 @@ async function main(): Promise<void> {
   const files = option('files', ['Q8_0', 'Q4_K_M']) as PartnerFileType[];
   const threadCounts = option('threads', ['1']).map(Number);
   const dir = mkdtempSync(join(tmpdir(), 'fedtune-bases-'));
-  console.log(`node ${process.version}, ${new Date().toISOString()}; train: LoRA r8 on wq,wv, batch 1 × 64 (256 exceeds the 4 GiB wasm heap), 2 steps after 1 warm-up; gen: 8 new tokens after a short prompt`);
+  console.log(`node ${process.version}, ${new Date().toISOString()}; train: LoRA r8 on wq,wv, batch 1 × 256, gradient checkpointing, 1 step after a 16-token warm-up step; gen: 8 new tokens after a short prompt`);
   console.log('| model | file | threads | mode | load s | bytes/param | RSS after load MiB | peak RSS train MiB | train tok/s | train GFLOP/s | matMul GFLOP/s | FLOP ratio | gen tok/s | llama.cpp gen tok/s | llama.cpp peak RSS MiB | gen ratio | RSS ratio (train / llama.cpp) |');
   console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
   try {

@@ -72,7 +72,7 @@ function dropoutMask(rng: Rng, n: number, rate: number): Float32Array {
 export function forward(base: FrozenBase, tokens: Int32Array, batch: number, opts: ForwardOptions = {}): ForwardResult {
   const { hidden, cache } = forwardHidden(base, tokens, batch, opts);
   opts.onMatrixInput?.('classifier', hidden);
-  return { logits: base.linear(hidden, 'classifier'), cache };
+  return { logits: base.logits(hidden), cache };
 }
 
 /** What {@link forwardHidden} returns. */
