@@ -25,6 +25,9 @@ interface Held {
   readonly q?: QuantizedArray;
 }
 
+/** Vocabulary rows per product in {@link FrozenBase.logits}. */
+export const HEAD_LOGITS_CHUNK = 8192;
+
 /** Key of a matrix slot: "layer.name" (e.g. "3.w2") or "classifier". */
 export function matrixKey(ref: MatrixRef): string {
   return ref === 'classifier' ? ref : `${ref.layer}.${ref.name}`;
@@ -168,6 +171,23 @@ export class FrozenBase {
     if (h.wT) return tf.slice(h.wT, [0, start], [dim, end - start]);
     const rows = dequantizeInto(h.q as QuantizedArray, new Float32Array((end - start) * dim), start * dim, end * dim, 0);
     return tf.transpose(tf.tensor2d(rows, [end - start, dim]));
+  }
+
+  /**
+   * Logits [n, vocab] of hidden states [n, dim]. A vocabulary above {@link HEAD_LOGITS_CHUNK}
+   * rows is taken in chunks of rows (see headRowsT), so the head is never materialised whole in
+   * float32 (for Qwen's 151,936 × 896 head, 545 MB and its transpose at every generated token);
+   * smaller ones are one product. Differentiable in `hidden`. Call inside tf.tidy.
+   */
+  logits(hidden: tf.Tensor2D): tf.Tensor2D {
+    const V = this.config.vocabSize;
+    if (V <= HEAD_LOGITS_CHUNK) return this.linear(hidden, 'classifier');
+    const parts: tf.Tensor2D[] = [];
+    for (let v = 0; v < V; v += HEAD_LOGITS_CHUNK) {
+      const end = Math.min(V, v + HEAD_LOGITS_CHUNK);
+      parts.push(frozenMatMul(hidden, () => this.headRowsT(v, end), () => tf.transpose(this.headRowsT(v, end))));
+    }
+    return tf.concat(parts, 1);
   }
 
   /** y = x Wᵀ for x [n, in]: differentiable in x only. Call inside tf.tidy. */

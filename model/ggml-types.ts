@@ -185,13 +185,21 @@ function encodeQ4_0(x: Float32Array): Uint8Array {
   return out;
 }
 
+/** Options of {@link ggmlEncode}. */
+export interface GgmlEncodeOptions {
+  /** K-quants: take each sub-block's min/max scales without searching (much quicker, a little less accurate). Default false. */
+  readonly fast?: boolean;
+}
+
 /**
  * Encode values as `type` tensor bytes (for writing test and bench files): F32/F16/BF16 round to
  * nearest even; Q8_0 and Q4_0 quantize as ggml's reference quantizer; K-quants see kquant-encode.ts.
  * Throws RangeError unless x is a whole number of blocks.
  */
-export function ggmlEncode(type: GgmlType | GgmlTypeName | number, x: Float32Array): Uint8Array {
+export function ggmlEncode(type: GgmlType | GgmlTypeName | number, x: Float32Array, options: GgmlEncodeOptions = {}): Uint8Array {
   const t = resolveGgmlType('ggmlEncode', type);
+  if (options === null || typeof options !== 'object') throw new TypeError('ggmlEncode: options must be an object');
+  const fast = options.fast === true;
   if (x.length % t.blockValues !== 0) throw new RangeError(`ggmlEncode: x has ${x.length} values, not a whole number of ${t.name} blocks of ${t.blockValues}`);
   switch (t.name) {
     case 'F32': {
@@ -212,8 +220,8 @@ export function ggmlEncode(type: GgmlType | GgmlTypeName | number, x: Float32Arr
     }
     case 'Q8_0': return encodeQ8_0(x);
     case 'Q4_0': return encodeQ4_0(x);
-    case 'Q4_K': return encodeQ4K(x);
-    case 'Q5_K': return encodeQ5K(x);
-    case 'Q6_K': return encodeQ6K(x);
+    case 'Q4_K': return encodeQ4K(x, fast);
+    case 'Q5_K': return encodeQ5K(x, fast);
+    case 'Q6_K': return encodeQ6K(x, fast);
   }
 }

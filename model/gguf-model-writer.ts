@@ -56,6 +56,8 @@ export interface GgufModelOptions {
   readonly typeOf?: (name: string) => GgufModelTensorType;
   /** `general.name` (default "fedtune"). */
   readonly name?: string;
+  /** Encode K-quant tensors without the scale search (see ggmlEncode's `fast`; for big bench files). Default false. */
+  readonly fastKQuants?: boolean;
 }
 
 /** The GGUF writer input of a loaded model: metadata, tokenizer and tensors. */
@@ -85,7 +87,7 @@ export function ggufModelInput(loaded: LoadedBase, options: GgufModelOptions): G
   const tensors: GgufTensorInput[] = [];
   const put = (name: string, data: Float32Array, shape: number[]): void => {
     const type = shape.length === 1 ? 'F32' : (options.typeOf?.(name) ?? 'F32');
-    tensors.push({ name, type, shape, data: ggmlBytes(type, data) });
+    tensors.push({ name, type, shape, data: ggmlBytes(type, data, { fast: options.fastKQuants === true }) });
   };
   put(`${GGUF_NAMES.tokenEmbedding}.weight`, w.tokenEmbedding, [c.dim, c.vocabSize]);
   if (c.ropeFreqFactors) put(`${GGUF_NAMES.ropeFreqs}.weight`, Float32Array.from(c.ropeFreqFactors), [hs / 2]);

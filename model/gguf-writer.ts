@@ -3,7 +3,7 @@
  * metadata, tensor infos, padding to `general.alignment`, then each tensor's data padded to it.
  */
 import { closeSync, openSync, writeSync } from 'node:fs';
-import { ggmlEncode, GGML_TYPES, type GgmlTypeName } from './ggml-types.js';
+import { ggmlEncode, GGML_TYPES, type GgmlEncodeOptions, type GgmlTypeName } from './ggml-types.js';
 import type { GgufValue } from './gguf.js';
 
 /** GGUF metadata value type names and their ids. */
@@ -164,11 +164,11 @@ export function writeGguf(path: string, input: GgufWriteInput): void {
 
 /**
  * Tensor bytes of `x` as GGML type `typeName` (e.g. 'Q4_K'), ready for a {@link GgufTensorInput}:
- * see {@link ggmlEncode}. Throws RangeError unless x is a whole number of the type's blocks.
+ * see {@link ggmlEncode} (and its `fast` option). Throws RangeError unless x is a whole number of the type's blocks.
  */
-export function ggmlBytes(typeName: GgmlTypeName, x: Float32Array): Uint8Array {
+export function ggmlBytes(typeName: GgmlTypeName, x: Float32Array, options: GgmlEncodeOptions = {}): Uint8Array {
   if (!Object.prototype.hasOwnProperty.call(GGUF_TENSOR_TYPE, typeName)) throw new TypeError(`ggmlBytes: typeName ${String(typeName)} is not one of ${Object.keys(GGUF_TENSOR_TYPE).join(', ')}`);
-  return ggmlEncode(typeName, x);
+  return ggmlEncode(typeName, x, options);
 }
 /** F32 tensor bytes (little-endian) from values. */
 export function f32Bytes(x: Float32Array): Uint8Array {

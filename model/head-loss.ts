@@ -20,7 +20,7 @@ export const CHUNKED_LOSS_ABOVE = 1 << 22;
 export interface HeadLossOptions {
   /** Vocabulary rows per chunk (default {@link HEAD_CHUNK}). */
   readonly chunk?: number;
-  /** Force the chunked (true) or plain (false) path (default: chunked above {@link CHUNKED_LOSS_ABOVE} logits). */
+  /** Force the chunked (true) or plain (false) path (default: chunked above {@link CHUNKED_LOSS_ABOVE} logits or above `chunk` vocabulary rows). */
   readonly chunked?: boolean;
 }
 
@@ -46,7 +46,9 @@ export function headLoss(base: FrozenBase, hidden: tf.Tensor2D, targets: Int32Ar
   const N = hidden.shape[0];
   const chunk = opts.chunk ?? HEAD_CHUNK;
   if (!Number.isInteger(chunk) || chunk < 1) throw new RangeError(`headLoss: opts.chunk must be a positive integer, got ${chunk}`);
-  if (!(opts.chunked ?? N * V > CHUNKED_LOSS_ABOVE)) return crossEntropy(base.linear(hidden, 'classifier'), targets, weights);
+  // chunked for many logits, and for a head larger than one chunk whatever N: the plain path
+  // dequantizes the whole head (and again in backprop) — 2 GB of wasm heap for Qwen's at N = 16
+  if (!(opts.chunked ?? (N * V > CHUNKED_LOSS_ABOVE || V > chunk))) return crossEntropy(base.linear(hidden, 'classifier'), targets, weights);
   const total = checkTargets('headLoss', targets, weights, N, V);
   // coef[i] = w_i / Σw (a row of zero weight adds nothing)
   const coef = new Float32Array(N);

@@ -30,6 +30,13 @@ export interface ForwardOptions {
   readonly returnCache?: boolean;
   /** Observe the input of every frozen matrix product (for calibration); `x` is [B·T, in]. */
   readonly onMatrixInput?: (ref: MatrixRef, x: tf.Tensor2D) => void;
+  /**
+   * Gradient checkpointing (training): each layer keeps only its input for backprop and runs
+   * again inside the backward pass, so one layer's activations exist at a time instead of all
+   * of them, for about one more forward pass of compute. Not with `cache` / `returnCache` /
+   * `onMatrixInput`. Default false.
+   */
+  readonly checkpoint?: boolean;
 }
 
 /** What {@link forward} returns. */
@@ -65,7 +72,7 @@ function dropoutMask(rng: Rng, n: number, rate: number): Float32Array {
 export function forward(base: FrozenBase, tokens: Int32Array, batch: number, opts: ForwardOptions = {}): ForwardResult {
   const { hidden, cache } = forwardHidden(base, tokens, batch, opts);
   opts.onMatrixInput?.('classifier', hidden);
-  return { logits: base.linear(hidden, 'classifier'), cache };
+  return { logits: base.logits(hidden), cache };
 }
 
 /** What {@link forwardHidden} returns. */
@@ -100,24 +107,34 @@ export function forwardHidden(base: FrozenBase, tokens: Int32Array, batch: numbe
   const adapter = opts.adapter;
   const dropRng = adapter && adapter.config.dropout > 0 ? opts.dropoutRng : undefined;
 
-  const linear = (x: tf.Tensor2D, layer: number, name: MatrixName): tf.Tensor2D => {
+  const checkpoint = opts.checkpoint === true;
+  if (checkpoint && (opts.cache || opts.returnCache || opts.onMatrixInput)) throw new RangeError('forward: opts.checkpoint does not go with cache, returnCache or onMatrixInput');
+  // dropout masks drawn once per matrix, so a checkpointed layer's rerun in backprop sees the same
+  const masks = new Map<string, Float32Array>();
+  type Lora = (name: MatrixName) => { aT: tf.Tensor2D; bT: tf.Tensor2D } | undefined;
+  const linear = (x: tf.Tensor2D, layer: number, name: MatrixName, lora: Lora): tf.Tensor2D => {
     opts.onMatrixInput?.({ layer, name }, x);
     const y = base.linear(x, { layer, name });
-    const pair = adapter?.get(layer, name);
+    const pair = lora(name);
     if (!pair) return y;
-    const u = dropRng ? tf.mul(x, tf.tensor2d(dropoutMask(dropRng, x.size, adapter!.config.dropout), x.shape)) : x;
-    return tf.add(y, tf.mul(matMul(matMul(u as tf.Tensor2D, pair.aT), pair.bT), adapter!.scale));
+    let u = x;
+    if (dropRng) {
+      const key = `${layer}.${name}`;
+      if (!masks.has(key)) masks.set(key, dropoutMask(dropRng, x.size, adapter!.config.dropout));
+      u = tf.mul(x, tf.tensor2d(masks.get(key) as Float32Array, x.shape));
+    }
+    return tf.add(y, tf.mul(matMul(matMul(u, pair.aT), pair.bT), adapter!.scale));
   };
 
   // causal mask [rep·T, S]: query t (position start+t) sees keys 0 … start+t
   const maskData = new Float32Array(rep * T * S);
   for (let r = 0; r < rep; r++) for (let t = 0; t < T; t++) for (let s = start + t + 1; s < S; s++) maskData[(r * T + t) * S + s] = -1e9;
-  const mask = tf.tensor2d(maskData, [rep * T, S]);
+  const sharedMask = checkpoint ? undefined : tf.tensor2d(maskData, [rep * T, S]);
   const invSqrt = 1 / Math.sqrt(hs);
   const rope: RopeSpec = { theta: c.ropeTheta, style: c.ropeStyle, freqFactors: c.ropeFreqFactors };
   // a projection with its bias (Qwen2), split into heads, with its per-head norm (Qwen3)
-  const heads = (xn: tf.Tensor2D, l: number, name: 'wq' | 'wk' | 'wv', nh: number): tf.Tensor4D => {
-    let y = linear(xn, l, name);
+  const heads = (xn: tf.Tensor2D, l: number, name: 'wq' | 'wk' | 'wv', nh: number, lora: Lora): tf.Tensor4D => {
+    let y = linear(xn, l, name, lora);
     const bias = base.vector(l, name === 'wq' ? 'bq' : name === 'wk' ? 'bk' : 'bv');
     if (bias) y = tf.add(y, bias);
     const h = y.reshape([batch, T, nh, hs]) as tf.Tensor4D;
@@ -125,20 +142,19 @@ export function forwardHidden(base: FrozenBase, tokens: Int32Array, batch: numbe
     return norm ? headRmsNorm(h, norm, c.normEps) : h;
   };
 
-  let x = base.embed(tokens);
-  const newCache: { k: tf.Tensor4D; v: tf.Tensor4D }[] = [];
-  for (let l = 0; l < c.nLayers; l++) {
-    // attention
+  // one transformer block: x [N, dim] → x [N, dim], with this layer's k and v (after RoPE, cache included)
+  const block = (x: tf.Tensor2D, l: number, lora: Lora): { x: tf.Tensor2D; k: tf.Tensor4D; v: tf.Tensor4D } => {
+    // attention (the mask is made here: a checkpointed rerun happens after the forward scope is gone)
+    const mask = sharedMask ?? tf.tensor2d(maskData, [rep * T, S]);
     const xn = rmsNorm(x, base.norm('att', l), c.normEps);
-    const q = applyRope(heads(xn, l, 'wq', c.nHeads), start, rope);
-    let k = applyRope(heads(xn, l, 'wk', kvH), start, rope);
-    let v = heads(xn, l, 'wv', kvH);
+    const q = applyRope(heads(xn, l, 'wq', c.nHeads, lora), start, rope);
+    let k = applyRope(heads(xn, l, 'wk', kvH, lora), start, rope);
+    let v = heads(xn, l, 'wv', kvH, lora);
     if (opts.cache) {
       const prev = opts.cache.layers[l];
       k = tf.concat([prev.k, k], 1);
       v = tf.concat([prev.v, v], 1);
     }
-    if (opts.returnCache) newCache.push({ k, v });
     // group the query heads that share a kv head: [B·kvH, rep·T, hs]
     const qg = tf.transpose(q.reshape([batch, T, kvH, rep, hs]), [0, 2, 3, 1, 4]).reshape([batch * kvH, rep * T, hs]) as tf.Tensor3D;
     const kT = tf.transpose(k, [0, 2, 3, 1]).reshape([batch * kvH, hs, S]) as tf.Tensor3D;
@@ -146,16 +162,65 @@ export function forwardHidden(base: FrozenBase, tokens: Int32Array, batch: numbe
     const scores = tf.add(tf.mul(batchMatMul(qg, kT), invSqrt), mask);
     const att = batchMatMul(tf.softmax(scores) as tf.Tensor3D, vg);
     const merged = tf.transpose(att.reshape([batch, kvH, rep, T, hs]), [0, 3, 1, 2, 4]).reshape([N, qDim(c)]) as tf.Tensor2D;
-    x = tf.add(x, linear(merged, l, 'wo'));
+    const xa = tf.add(x, linear(merged, l, 'wo', lora)) as tf.Tensor2D;
     // SwiGLU feed-forward
-    const hn = rmsNorm(x, base.norm('ffn', l), c.normEps);
-    const h1 = linear(hn, l, 'w1');
-    const h3 = linear(hn, l, 'w3');
+    const hn = rmsNorm(xa, base.norm('ffn', l), c.normEps);
+    const h1 = linear(hn, l, 'w1', lora);
+    const h3 = linear(hn, l, 'w3', lora);
     const g = tf.mul(tf.mul(h1, tf.sigmoid(h1)), h3) as tf.Tensor2D;
-    x = tf.add(x, linear(g, l, 'w2'));
+    return { x: tf.add(xa, linear(g, l, 'w2', lora)) as tf.Tensor2D, k, v };
+  };
+
+  let x = base.embed(tokens);
+  const newCache: { k: tf.Tensor4D; v: tf.Tensor4D }[] = [];
+  for (let l = 0; l < c.nLayers; l++) {
+    if (checkpoint) {
+      x = checkpointed(x, l, adapter, (xx, l2, lora) => block(xx, l2, lora).x);
+      continue;
+    }
+    const out = block(x, l, (name) => adapter?.get(l, name));
+    if (opts.returnCache) newCache.push({ k: out.k, v: out.v });
+    x = out.x;
   }
   const hidden = rmsNorm(x, base.norm('final'), c.normEps);
   return { hidden, cache: opts.returnCache ? { layers: newCache, length: S } : undefined };
+}
+
+/**
+ * Layer `l` as one differentiable op of x and the layer's LoRA tensors that saves only its inputs:
+ * the forward runs in a tidy, and backprop reruns it under tf.grads with the upstream gradient.
+ */
+function checkpointed(
+  x: tf.Tensor2D,
+  l: number,
+  adapter: LoraAdapter | undefined,
+  run: (x: tf.Tensor2D, l: number, lora: (name: MatrixName) => { aT: tf.Tensor2D; bT: tf.Tensor2D } | undefined) => tf.Tensor2D,
+): tf.Tensor2D {
+  const pairs = adapter ? adapter.list().filter((p) => p.layer === l) : [];
+  const call = (xx: tf.Tensor, ws: tf.Tensor[]): tf.Tensor2D => {
+    const byName = new Map(pairs.map((p, i) => [p.name, { aT: ws[2 * i] as tf.Tensor2D, bT: ws[2 * i + 1] as tf.Tensor2D }]));
+    return run(xx as tf.Tensor2D, l, (name) => byName.get(name));
+  };
+  const op = tf.customGrad(((...args: unknown[]) => {
+    const save = args.pop() as tf.GradSaveFunc;
+    const inputs = args as tf.Tensor[];
+    save(inputs);
+    return {
+      value: tf.tidy(() => call(inputs[0], inputs.slice(1))),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        // tf.grads at the top level starts a fresh tape and ends by dropping the engine's tape
+        // (tfjs 4.22), which the enclosing backprop still has to clean up: put it back after
+        const state = (tf.engine() as unknown as { state: { activeTape: unknown } }).state;
+        const outer = state.activeTape;
+        try {
+          return tf.grads((...a: tf.Tensor[]) => call(a[0], a.slice(1)))(saved, dy);
+        } finally {
+          state.activeTape = outer;
+        }
+      },
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]);
+  return op(x, ...pairs.flatMap((p) => [p.aT, p.bT])) as tf.Tensor2D;
 }
 
 /**

@@ -67,7 +67,9 @@ export function frozenMatMul(x: tf.Tensor2D, wT: () => tf.Tensor2D, w: () => tf.
     if (xx.shape[1] !== weight.shape[0]) throw new RangeError(`frozenMatMul: x is [${xx.shape}] but the weight is [${weight.shape}]`);
     return {
       value: tf.matMul(xx as tf.Tensor2D, weight),
-      gradFunc: (dy: tf.Tensor) => [tf.matMul(dy as tf.Tensor2D, w())],
+      // tidy: tfjs runs the whole backprop in one scope, so without it every layer's dequantized
+      // weight would live until the last gradient is taken
+      gradFunc: (dy: tf.Tensor) => [tf.tidy(() => tf.matMul(dy as tf.Tensor2D, w()))],
     };
   });
   return f(x) as tf.Tensor2D;

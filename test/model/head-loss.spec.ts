@@ -71,4 +71,28 @@ describe('model/head-loss', () => {
       base.dispose();
     }
   });
+
+  it('a head of more rows than one chunk is never dequantized whole, even for a few rows of hidden states (default path)', () => {
+    const base = new FrozenBase(randomBase(config, 2), 'int8');
+    const whole: unknown[] = [];
+    const spied = base as unknown as { weight: (ref: unknown) => tf.Tensor2D; weightT: (ref: unknown) => tf.Tensor2D };
+    const [w, wT] = [spied.weight.bind(base), spied.weightT.bind(base)];
+    spied.weight = (ref) => (whole.push(ref), w(ref));
+    spied.weightT = (ref) => (whole.push(ref), wT(ref));
+    try {
+      tf.tidy(() => {
+        const h = tf.randomNormal([2, config.dim], 0, 1, 'float32', 3) as tf.Tensor2D;
+        const t = Int32Array.of(5, 900);
+        // 2 × 1000 logits are few, but 1000 rows > chunk 256: chunked, same value as the plain path
+        const g = tf.grad((x: tf.Tensor) => headLoss(base, x as tf.Tensor2D, t, undefined, { chunk: 256 }))(h);
+        assert.deepEqual(whole, [], 'the whole head was dequantized');
+        const plain = headLoss(base, h, t, undefined, { chunked: false }).dataSync()[0];
+        assert.ok(Math.abs(headLoss(base, h, t, undefined, { chunk: 256 }).dataSync()[0] - plain) < 1e-5);
+        assert.ok(g.dataSync().every(Number.isFinite));
+        assert.deepEqual(whole, ['classifier'], 'the forced plain path takes the whole head');
+      });
+    } finally {
+      base.dispose();
+    }
+  });
 });

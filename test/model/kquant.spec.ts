@@ -142,4 +142,35 @@ describe('model/kquant', () => {
       ym.forEach((v, i) => assert.ok(Math.abs(v - mixed[i]) <= 10 / 7, `${t} mixed ${i}`));
     }
   });
+
+  it('fast mode: every value within one step of its sub-block (range/nmax of the format) plus the 6-/8-bit scale-code rounding; the search is never worse on average', () => {
+    const r = seededRng(21);
+    const x = Float32Array.from({ length: 256 * 16 }, () => 0.02 * nextGaussian(r));
+    const sub = { Q4_K: [32, 15], Q5_K: [32, 31], Q6_K: [16, 63] } as const;
+    for (const t of ['Q4_K', 'Q5_K', 'Q6_K'] as const) {
+      const [n, nmax] = sub[t];
+      const yf = ggmlDecode(t, ggmlEncode(t, x, { fast: true }), x.length, new Float32Array(x.length));
+      const ys = ggmlDecode(t, ggmlEncode(t, x), x.length, new Float32Array(x.length));
+      let sf = 0;
+      let ss = 0;
+      for (let b = 0; b < x.length / 256; b++) {
+        // the largest sub-block range of the super-block sets the 6-bit (8-bit for Q6_K) scale-code resolution
+        const ranges: number[] = [];
+        for (let s = 256 * b; s < 256 * (b + 1); s += n) {
+          const v = Array.from(x.subarray(s, s + n));
+          ranges.push(t === 'Q6_K' ? 2 * Math.max(...v.map(Math.abs)) : Math.max(...v) - Math.min(0, ...v));
+        }
+        const codeStep = Math.max(...ranges) / (t === 'Q6_K' ? 127 : 63);
+        for (let i = 256 * b; i < 256 * (b + 1); i++) {
+          const step = ranges[Math.floor((i - 256 * b) / n)] / nmax;
+          assert.ok(Math.abs(yf[i] - x[i]) <= step + codeStep, `${t} fast value ${i}: |${yf[i]} − ${x[i]}| > ${step} + ${codeStep}`);
+          sf += (yf[i] - x[i]) ** 2;
+          ss += (ys[i] - x[i]) ** 2;
+        }
+      }
+      assert.ok(ss <= sf, `${t}: searched error ${ss} above fast ${sf}`);
+      // degenerate blocks stay exact / finite in fast mode too
+      assert.deepEqual(ggmlDecode(t, ggmlEncode(t, new Float32Array(256), { fast: true }), 256, new Float32Array(256)), new Float32Array(256));
+    }
+  });
 });

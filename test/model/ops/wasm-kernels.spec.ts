@@ -49,6 +49,28 @@ describe('model/ops/wasm-kernels', () => {
     });
   });
 
+  it('tf.clone shares the data buffer (no copy) and outlives its source; gradients through saved tensors stay right', () => {
+    const x = tf.tensor2d([1, 2, 3, 4, 5, 6], [2, 3]);
+    const buffers = tf.memory().numDataBuffers;
+    const y = tf.clone(x);
+    assert.equal(tf.memory().numDataBuffers, buffers, 'clone allocated a buffer');
+    x.dispose();
+    assert.deepEqual(Array.from(y.dataSync()), [1, 2, 3, 4, 5, 6]);
+    assert.equal(tf.memory().numDataBuffers, buffers, 'the shared buffer stays while the clone lives');
+    y.dispose();
+    assert.equal(tf.memory().numDataBuffers, buffers - 1);
+    // d/dv Σ sigmoid(v)·v: Sigmoid saves its output and Mul both inputs (clones); values by hand
+    const v = tf.variable(tf.tensor1d([-1, 0, 2]));
+    const g = tf.tidy(() => tf.grad((t: tf.Tensor) => tf.sum(tf.mul(tf.sigmoid(t), t)))(v));
+    const s = (z: number): number => 1 / (1 + Math.exp(-z));
+    Array.from(g.dataSync()).forEach((gi, i) => {
+      const z = [-1, 0, 2][i];
+      assert.ok(Math.abs(gi - (s(z) + z * s(z) * (1 - s(z)))) < 1e-6);
+    });
+    g.dispose();
+    v.dispose();
+  });
+
   it('tf.gather has a gradient on wasm (scatter-add of dy into the gathered rows)', () => {
     tf.tidy(() => {
       const table = tf.tensor2d([1, 2, 3, 4, 5, 6], [3, 2]);
