@@ -33,12 +33,11 @@ export interface RoundEvent {
   /**
    * Programs with server-side evaluation, in COMPLETED events: the new adapter's mean loss (nats
    * per token) on the coordinator's held-out data, and on its base-domain text (forgetting).
-   * Absent otherwise.
+   * 0 when there is none (a mean loss in nats per token is never exactly 0); plain fields rather
+   * than proto3 `optional`, which older protoc releases (e.g. Debian's grpc-tools) refuse.
    */
   'heldoutLoss'?: (number | string);
   'baseTextLoss'?: (number | string);
-  '_heldoutLoss'?: "heldoutLoss";
-  '_baseTextLoss'?: "baseTextLoss";
 }
 
 export interface RoundEvent__Output {
@@ -71,10 +70,9 @@ export interface RoundEvent__Output {
   /**
    * Programs with server-side evaluation, in COMPLETED events: the new adapter's mean loss (nats
    * per token) on the coordinator's held-out data, and on its base-domain text (forgetting).
-   * Absent otherwise.
+   * 0 when there is none (a mean loss in nats per token is never exactly 0); plain fields rather
+   * than proto3 `optional`, which older protoc releases (e.g. Debian's grpc-tools) refuse.
    */
-  'heldoutLoss'?: (number);
-  'baseTextLoss'?: (number);
-  '_heldoutLoss'?: "heldoutLoss";
-  '_baseTextLoss'?: "baseTextLoss";
+  'heldoutLoss': (number);
+  'baseTextLoss': (number);
 }
