@@ -4,6 +4,7 @@
  * AdamW on the adapter's variables only, global gradient-norm clipping, a step/epoch count
  * and an optional time budget. Progress is an rxjs Observable.
  */
+import type { LlamaConfig } from './config.js';
 import * as tf from '@tensorflow/tfjs';
 import { Subject, type Observable } from 'rxjs';
 import { AdamW } from './adamw.js';
@@ -13,6 +14,17 @@ import { cryptoRng, seededRng, type Rng } from '../random/rng.js';
 import { headLoss } from './head-loss.js';
 import { forwardHidden } from './transformer.js';
 import { checkLossMask, randomBatch, scoredWindowStarts, type MaskedTokens } from './windows.js';
+
+/** Saved activations per step above which LocalTrainer checkpoints by default (512 MiB). */
+export const CHECKPOINT_ABOVE_BYTES = 512 * 2 ** 20;
+
+/**
+ * A rough size of what backprop keeps for one step without checkpointing: per layer and token,
+ * about a dozen vectors of the model width, four of the FFN width and three attention rows.
+ */
+export function activationBytes(c: LlamaConfig, batch: number, T: number): number {
+  return 4 * c.nLayers * batch * T * (12 * c.dim + 4 * c.hiddenDim + 3 * c.nHeads * T);
+}
 
 /** Training options; every field but `startId` has a default. */
 export interface TrainOptions {
@@ -44,7 +56,9 @@ export interface TrainOptions {
   readonly proximalMu?: number;
   /**
    * Gradient checkpointing per layer (see ForwardOptions.checkpoint): activations of one layer
-   * at a time instead of all, for about a third more compute. Default false.
+   * at a time instead of all, for about a third more compute. Default: on when a step's saved
+   * activations would exceed {@link CHECKPOINT_ABOVE_BYTES} (e.g. Qwen2.5-0.5B at 256 tokens,
+   * which otherwise overflows the 4 GiB wasm heap), off otherwise (stories260K, the demo).
    */
   readonly checkpoint?: boolean;
   /** Seed for batch sampling and dropout; without it, crypto randomness. */
@@ -137,7 +151,7 @@ export class LocalTrainer {
       clipNorm: options.clipNorm ?? 1,
       timeBudgetMs: options.timeBudgetMs === undefined ? undefined : positive(w, 'timeBudgetMs', options.timeBudgetMs, false),
       proximalMu: options.proximalMu ?? 0,
-      checkpoint: options.checkpoint === true,
+      checkpoint: options.checkpoint ?? activationBytes(base.config, options.batchSize ?? 8, options.seqLen ?? Math.min(128, base.config.seqLen)) > CHECKPOINT_ABOVE_BYTES,
     };
     if (!(this.o.proximalMu >= 0) || !Number.isFinite(this.o.proximalMu)) throw new RangeError(`${w}: proximalMu must be a finite number ≥ 0, got ${this.o.proximalMu}`);
     if (!(this.o.weightDecay >= 0)) throw new RangeError(`${w}: weightDecay must be ≥ 0, got ${this.o.weightDecay}`);
