@@ -2,7 +2,7 @@
  * The coordinator's side of a SecAgg+ round: checks adverts, routes encrypted shares, sums
  * masked inputs, and at the end removes the masks it may remove (see protocol.ts).
  */
-import { addMod32, decodeFixed, expandMask, pairwiseSeed, x25519, X25519_BASE_POINT } from './masking.js';
+import { addMask, addMod32, decodeFixed, pairwiseSeeder, x25519, X25519_BASE_POINT } from './masking.js';
 import { neighbourGraph, selfMaskCommitment, validateParams, verifyAdvert, type KeyAdvert, type SecAggParams, type ShareMessage, type UnmaskRequest, type UnmaskResponse } from './protocol.js';
 import { isValidShare, MAX_RECOVERY_CANDIDATES, recoverSecret, type Share } from './shamir.js';
 
@@ -152,18 +152,18 @@ export class SecAggCoordinator {
     for (const u of [...this.masked].sort((a, b) => a - b)) {
       const seed = rebuild(u, 'selfMask', `unmask device ${u}`);
       if (typeof seed === 'string') return failed(seed);
-      addMod32(total, expandMask(seed, this.params.length), -1);
+      addMask(total, seed, -1);
     }
     for (const v of [...req.keyOf].sort((a, b) => a - b)) {
       const secret = rebuild(v, 'key', `remove dropped device ${v}'s masks`);
       if (typeof secret === 'string') return failed(secret);
+      const seedWith = pairwiseSeeder(secret);
       for (const u of this.graph.get(v) ?? []) {
         // u masked with v only if v's shares reached u
         if (!this.masked.has(u) || !this.routed.has(`${v}>${u}`)) continue;
-        const a = this.adverts.get(u)!;
-        const s = pairwiseSeed(secret, a.maskKey, `${this.params.roundId}|${Math.min(u, v)}|${Math.max(u, v)}`);
+        const s = seedWith(this.adverts.get(u)!.maskKey, `${this.params.roundId}|${Math.min(u, v)}|${Math.max(u, v)}`);
         // u added +PRG(s) if u < v, −PRG(s) otherwise: take it back out
-        addMod32(total, expandMask(s, this.params.length), u < v ? -1 : 1);
+        addMask(total, s, u < v ? -1 : 1);
       }
     }
     return { ok: true, sum: decodeFixed(total, this.params.scale), included: [...this.masked].sort((a, b) => a - b), misbehaving: [...misbehaving].sort((a, b) => a - b) };
