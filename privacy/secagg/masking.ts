@@ -11,7 +11,7 @@
  * tweetnacl stays the fallback for inputs OpenSSL refuses (e.g. a low-order point giving an
  * all-zero secret).
  */
-import { createCipheriv, createHash, createPrivateKey, createPublicKey, diffieHellman, type KeyObject } from 'node:crypto';
+import { createCipheriv, createHash, createPrivateKey, createPublicKey, diffieHellman, type Cipher, type KeyObject } from 'node:crypto';
 import nacl from 'tweetnacl';
 
 interface Lowlevel {
@@ -79,15 +79,16 @@ export function boxKey(theirPublicKey: Uint8Array, mySecretKey: Uint8Array): Uin
   return k;
 }
 
-/** Mask PRG: AES-256-CTR, key = the 32-byte seed, initial counter block all zero (big-endian, +1 a block). */
-const MASK_CIPHER = 'aes-256-ctr';
 const MASK_IV = Buffer.alloc(16);
-/** Keystream bytes produced per OpenSSL call when adding a mask in place (stays in L2 cache). */
-const MASK_CHUNK_BYTES = 64 * 1024;
-const ZERO_CHUNK = Buffer.alloc(MASK_CHUNK_BYTES);
 
-function checkSeed(where: string, seed: Uint8Array): void {
-  if (!(seed instanceof Uint8Array) || seed.length !== 32) throw new TypeError(`${where}: seed must be 32 bytes`);
+/**
+ * The mask PRG for a 32-byte seed: AES-256-CTR with key `seed` and an all-zero initial counter
+ * block (a 128-bit big-endian counter, +1 a 16-byte block); `update(zeros)` yields the keystream,
+ * read as little-endian uint32 words. A fresh cipher per call.
+ */
+export function maskStream(seed: Uint8Array): Cipher {
+  if (!(seed instanceof Uint8Array) || seed.length !== 32) throw new TypeError('maskStream: seed must be 32 bytes');
+  return createCipheriv('aes-256-ctr', seed, MASK_IV);
 }
 
 /**
@@ -95,31 +96,13 @@ function checkSeed(where: string, seed: Uint8Array): void {
  * key `seed` from an all-zero initial counter block, read as little-endian uint32.
  */
 export function expandMask(seed: Uint8Array, length: number): Uint32Array {
-  checkSeed('expandMask', seed);
+  if (!(seed instanceof Uint8Array) || seed.length !== 32) throw new TypeError('expandMask: seed must be 32 bytes');
   if (!Number.isInteger(length) || length < 0) throw new RangeError(`expandMask: length must be a non-negative integer, got ${length}`);
-  return addMask(new Uint32Array(length), seed, 1);
-}
-
-/**
- * a ← a + sign·expandMask(seed, a.length) mod 2^32, in place, without materialising the mask
- * (the keystream is made and added 64 KiB at a time). Returns `a`.
- */
-export function addMask(a: Uint32Array, seed: Uint8Array, sign: 1 | -1): Uint32Array {
-  checkSeed('addMask', seed);
-  if (!(a instanceof Uint32Array)) throw new TypeError('addMask: a must be a Uint32Array');
-  if (sign !== 1 && sign !== -1) throw new RangeError(`addMask: sign must be 1 or -1, got ${String(sign)}`);
-  const cipher = createCipheriv(MASK_CIPHER, seed, MASK_IV);
-  const words = MASK_CHUNK_BYTES / 4;
-  const acc = new Int32Array(a.buffer, a.byteOffset, a.length);
-  for (let at = 0; at < a.length; at += words) {
-    const n = Math.min(words, a.length - at);
-    const ks = cipher.update(n === words ? ZERO_CHUNK : ZERO_CHUNK.subarray(0, 4 * n));
-    const m = ks.byteOffset % 4 === 0 ? new Int32Array(ks.buffer, ks.byteOffset, n) : new Int32Array(Uint8Array.from(ks).buffer);
-    if (sign === 1) addInt32(acc, at, m, n);
-    else subInt32(acc, at, m, n);
-  }
+  const out = new Uint32Array(length);
+  const cipher = maskStream(seed);
+  new Uint8Array(out.buffer).set(cipher.update(new Uint8Array(4 * length)));
   cipher.final();
-  return a;
+  return out;
 }
 
 // two's-complement Int32 arithmetic is arithmetic mod 2^32 (little-endian words, as the mask reads them)

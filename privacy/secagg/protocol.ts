@@ -11,7 +11,8 @@
 import { createHash, createPrivateKey, createPublicKey, sign as cryptoSign, verify as cryptoVerify } from 'node:crypto';
 import nacl from 'tweetnacl';
 import type { Rng } from '../../random/rng.js';
-import { addMask, boxKey, encodeFixed, pairwiseSeeder, x25519, X25519_BASE_POINT } from './masking.js';
+import { MaskSum } from './mask-sum.js';
+import { boxKey, encodeFixed, pairwiseSeeder, x25519, X25519_BASE_POINT } from './masking.js';
 import { isValidShare, splitSecret, type Share } from './shamir.js';
 
 /** Round parameters shared by every party. */
@@ -263,14 +264,14 @@ export class SecAggDevice {
   /** Step 3: the masked, fixed-point encoded update. */
   maskedInput(update: Float32Array): Uint32Array {
     if (update.length !== this.params.length) throw new RangeError(`SecAggDevice.maskedInput: update has ${update.length} values, expected ${this.params.length}`);
-    const y = addMask(encodeFixed(update, this.params.scale), this.selfSeed, 1);
+    const y = new MaskSum(this.params.length).add(encodeFixed(update, this.params.scale)).addMask(this.selfSeed, 1);
     // pairwise masks with exactly the announced senders among the neighbours (U₁ ∩ neighbours)
     const seedWith = pairwiseSeeder(this.mask.secretKey);
     for (const v of this.maskWith) {
       const a = this.peers.get(v)!;
-      addMask(y, seedWith(a.maskKey, `${this.params.roundId}|${Math.min(this.id, v)}|${Math.max(this.id, v)}`), this.id < v ? 1 : -1);
+      y.addMask(seedWith(a.maskKey, `${this.params.roundId}|${Math.min(this.id, v)}|${Math.max(this.id, v)}`), this.id < v ? 1 : -1);
     }
-    return y;
+    return y.toUint32Array();
   }
 
   /**
