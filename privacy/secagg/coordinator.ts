@@ -2,7 +2,8 @@
  * The coordinator's side of a SecAgg+ round: checks adverts, routes encrypted shares, sums
  * masked inputs, and at the end removes the masks it may remove (see protocol.ts).
  */
-import { addMod32, decodeFixed, expandMask, pairwiseSeed, x25519, X25519_BASE_POINT } from './masking.js';
+import { MaskSum } from './mask-sum.js';
+import { decodeFixed, pairwiseSeeder, x25519, X25519_BASE_POINT } from './masking.js';
 import { neighbourGraph, selfMaskCommitment, validateParams, verifyAdvert, type KeyAdvert, type SecAggParams, type ShareMessage, type UnmaskRequest, type UnmaskResponse } from './protocol.js';
 import { isValidShare, MAX_RECOVERY_CANDIDATES, recoverSecret, type Share } from './shamir.js';
 
@@ -24,7 +25,7 @@ export type SecAggResult = { ok: true; sum: Float32Array; included: number[]; mi
 export class SecAggCoordinator {
   private readonly graph: Map<number, number[]>;
   private readonly adverts = new Map<number, KeyAdvert>();
-  private readonly sum: Uint32Array;
+  private readonly sum: MaskSum;
   private readonly masked = new Set<number>();
   private readonly shared = new Set<number>();
   private readonly routed = new Set<string>();
@@ -36,7 +37,7 @@ export class SecAggCoordinator {
   ) {
     validateParams(params, 'SecAggCoordinator');
     this.graph = neighbourGraph(params.ids, params.k, params.graphSeed);
-    this.sum = new Uint32Array(params.length);
+    this.sum = new MaskSum(params.length);
   }
 
   /** Step 1: accept an advert if signed for this round by that device and not seen before. */
@@ -75,8 +76,8 @@ export class SecAggCoordinator {
 
   /** Step 3: add a masked input (once per device that shared keys, before the unmask request). */
   acceptMaskedInput(id: number, y: Uint32Array): boolean {
-    if (this.frozen || !this.shared.has(id) || this.masked.has(id) || y.length !== this.params.length) return false;
-    addMod32(this.sum, y);
+    if (this.frozen || !this.shared.has(id) || this.masked.has(id) || !(y instanceof Uint32Array) || y.length !== this.params.length) return false;
+    this.sum.add(y);
     this.masked.add(id);
     return true;
   }
@@ -148,24 +149,24 @@ export class SecAggCoordinator {
       const named = [...misbehaving].sort((a, b) => a - b);
       return { ok: false, reason: named.length ? `${reason} (participant(s) ${named.join(', ')} sent malformed or false shares)` : reason, misbehaving: named };
     };
-    const total = Uint32Array.from(this.sum);
+    const total = this.sum.clone();
     for (const u of [...this.masked].sort((a, b) => a - b)) {
       const seed = rebuild(u, 'selfMask', `unmask device ${u}`);
       if (typeof seed === 'string') return failed(seed);
-      addMod32(total, expandMask(seed, this.params.length), -1);
+      total.addMask(seed, -1);
     }
     for (const v of [...req.keyOf].sort((a, b) => a - b)) {
       const secret = rebuild(v, 'key', `remove dropped device ${v}'s masks`);
       if (typeof secret === 'string') return failed(secret);
+      const seedWith = pairwiseSeeder(secret);
       for (const u of this.graph.get(v) ?? []) {
         // u masked with v only if v's shares reached u
         if (!this.masked.has(u) || !this.routed.has(`${v}>${u}`)) continue;
-        const a = this.adverts.get(u)!;
-        const s = pairwiseSeed(secret, a.maskKey, `${this.params.roundId}|${Math.min(u, v)}|${Math.max(u, v)}`);
+        const s = seedWith(this.adverts.get(u)!.maskKey, `${this.params.roundId}|${Math.min(u, v)}|${Math.max(u, v)}`);
         // u added +PRG(s) if u < v, −PRG(s) otherwise: take it back out
-        addMod32(total, expandMask(s, this.params.length), u < v ? -1 : 1);
+        total.addMask(s, u < v ? -1 : 1);
       }
     }
-    return { ok: true, sum: decodeFixed(total, this.params.scale), included: [...this.masked].sort((a, b) => a - b), misbehaving: [...misbehaving].sort((a, b) => a - b) };
+    return { ok: true, sum: decodeFixed(total.toUint32Array(), this.params.scale), included: [...this.masked].sort((a, b) => a - b), misbehaving: [...misbehaving].sort((a, b) => a - b) };
   }
 }

@@ -11,7 +11,8 @@
 import { createHash, createPrivateKey, createPublicKey, sign as cryptoSign, verify as cryptoVerify } from 'node:crypto';
 import nacl from 'tweetnacl';
 import type { Rng } from '../../random/rng.js';
-import { addMod32, boxKey, encodeFixed, expandMask, pairwiseSeed, x25519, X25519_BASE_POINT } from './masking.js';
+import { MaskSum } from './mask-sum.js';
+import { boxKey, encodeFixed, pairwiseSeeder, x25519, X25519_BASE_POINT } from './masking.js';
 import { isValidShare, splitSecret, type Share } from './shamir.js';
 
 /** Round parameters shared by every party. */
@@ -110,7 +111,7 @@ export function neighbourGraph(ids: readonly number[], k: number, seed: number):
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 const advertMessage = (a: { id: number; roundId: string; maskKey: Uint8Array; shareKey: Uint8Array }): Uint8Array =>
-  new TextEncoder().encode(`fedtune.secagg.v1|${a.roundId}|${a.id}|${hex(a.maskKey)}|${hex(a.shareKey)}`);
+  new TextEncoder().encode(`fedtune.secagg.v2|${a.roundId}|${a.id}|${hex(a.maskKey)}|${hex(a.shareKey)}`);
 
 // Ed25519 in node:crypto (OpenSSL): the same signatures as tweetnacl (Ed25519 is deterministic),
 // ~50× faster to verify in pure JS's place; adverts are verified k times per device and n times
@@ -263,14 +264,14 @@ export class SecAggDevice {
   /** Step 3: the masked, fixed-point encoded update. */
   maskedInput(update: Float32Array): Uint32Array {
     if (update.length !== this.params.length) throw new RangeError(`SecAggDevice.maskedInput: update has ${update.length} values, expected ${this.params.length}`);
-    const y = addMod32(encodeFixed(update, this.params.scale), expandMask(this.selfSeed, this.params.length));
+    const y = new MaskSum(this.params.length).add(encodeFixed(update, this.params.scale)).addMask(this.selfSeed, 1);
     // pairwise masks with exactly the announced senders among the neighbours (U₁ ∩ neighbours)
+    const seedWith = pairwiseSeeder(this.mask.secretKey);
     for (const v of this.maskWith) {
       const a = this.peers.get(v)!;
-      const s = pairwiseSeed(this.mask.secretKey, a.maskKey, `${this.params.roundId}|${Math.min(this.id, v)}|${Math.max(this.id, v)}`);
-      addMod32(y, expandMask(s, this.params.length), this.id < v ? 1 : -1);
+      y.addMask(seedWith(a.maskKey, `${this.params.roundId}|${Math.min(this.id, v)}|${Math.max(this.id, v)}`), this.id < v ? 1 : -1);
     }
-    return y;
+    return y.toUint32Array();
   }
 
   /**

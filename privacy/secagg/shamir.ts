@@ -74,8 +74,10 @@ export function isValidShare(s: unknown): s is Share {
 
 /**
  * The polynomial through `shares` (distinct x), as a function evaluating it anywhere (Lagrange):
- * ℓᵢ(at) = Πⱼ≠ᵢ (at − xⱼ) / Πⱼ≠ᵢ (xᵢ − xⱼ). The ids are small integers, so the products are
- * exact BigInts; the m denominators share one modular inverse (batch inversion), computed once.
+ * p(at) = Σᵢ yᵢ/denᵢ · Πⱼ≠ᵢ (at − xⱼ) with denᵢ = Πⱼ≠ᵢ (xᵢ − xⱼ). The ids are small integers, so
+ * the products are exact BigInts; the m denominators share one modular inverse (batch
+ * inversion), computed once, and at a point outside the xs each numerator is the exact integer
+ * L(at)/(at − xᵢ) with L(at) = Πⱼ (at − xⱼ): O(m) products per evaluation instead of O(m²).
  */
 function polynomialThrough(shares: readonly Share[]): (at: bigint) => bigint {
   const m = shares.length;
@@ -95,13 +97,13 @@ function polynomialThrough(shares: readonly Share[]): (at: bigint) => bigint {
     inv = reduce(inv * dens[i]);
   }
   return (at) => {
+    const hit = xs.indexOf(at);
+    if (hit >= 0) return shares[hit].y;
+    let all = 1n; // L(at), exact
+    for (let j = 0; j < m; j++) all *= at - xs[j];
     let value = 0n;
-    for (let i = 0; i < m; i++) {
-      let num = 1n;
-      for (let j = 0; j < m; j++) if (j !== i) num *= at - xs[j];
-      value = reduce(value + reduce(weights[i] * mod(num)));
-    }
-    return value;
+    for (let i = 0; i < m; i++) value += weights[i] * mod(all / (at - xs[i])); // exact division
+    return mod(value);
   };
 }
 

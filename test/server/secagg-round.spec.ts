@@ -57,7 +57,7 @@ describe('server/secagg-round: every participant’s bytes are checked, and a st
     for (const d of s.devs) s.r.select(d);
     const p = s.r.paramsFor(s.devs[0])!;
     const good = new SecAggDevice(p.myId, p.params, s.keys.get(s.devs[0])!.secretKey, seededRng(1)).advertise();
-    const msg = new TextEncoder().encode(`fedtune.secagg.v1|${p.params.roundId}|${p.myId}|${Buffer.alloc(5).toString('hex')}|${Buffer.from(good.shareKey).toString('hex')}`);
+    const msg = new TextEncoder().encode(`fedtune.secagg.v2|${p.params.roundId}|${p.myId}|${Buffer.alloc(5).toString('hex')}|${Buffer.from(good.shareKey).toString('hex')}`);
     const short: KeyAdvert = { ...good, maskKey: new Uint8Array(5), signature: nacl.sign.detached(msg, s.keys.get(s.devs[0])!.secretKey) };
     assert.equal(refusal(() => s.r.advertise(s.devs[0], short, 10)), 'invalid-argument');
     assert.equal(refusal(() => s.r.advertise(s.devs[0], good, 10)), 'none');
