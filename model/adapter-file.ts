@@ -6,6 +6,7 @@
  * and `…lora_B` [out, r]. This file is the format over plain tensors, without TensorFlow.js (the
  * coordinator uses it); lora-adapter-file.ts reads and writes LoraAdapters through it.
  */
+import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import type { LlamaConfig } from './config.js';
 import type { LoraTensor } from './lora-init.js';
 import { loraConfig, type LoraConfig } from './lora-config.js';
@@ -87,4 +88,16 @@ export function decodeAdapterFile(bytes: Uint8Array, source = '<buffer>'): { hea
     tensors.push({ name, shape: [shape[0], shape[1]], data });
   }
   return { header: { formatVersion: version, baseSha256: meta.base_sha256, lora, baseConfig }, tensors };
+}
+
+/** Write adapter file bytes atomically (temp file + rename); AdapterFileError naming the path if it fails. */
+export function writeAdapterBytes(path: string, bytes: Uint8Array): void {
+  const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
+  try {
+    writeFileSync(tmp, bytes);
+    renameSync(tmp, path);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw new AdapterFileError(`cannot write adapter ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
 }

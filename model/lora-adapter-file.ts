@@ -3,8 +3,8 @@
  * adapter, decoding bytes onto a base (refusing a file made for another base), and atomic
  * saving and loading.
  */
-import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { AdapterFileError, decodeAdapterFile, encodeAdapterTensors } from './adapter-file.js';
+import { readFileSync } from 'node:fs';
+import { AdapterFileError, decodeAdapterFile, encodeAdapterTensors, writeAdapterBytes } from './adapter-file.js';
 import type { LlamaConfig } from './config.js';
 import { LoraAdapter } from './lora.js';
 
@@ -33,16 +33,9 @@ export function decodeAdapter(bytes: Uint8Array, base: { config: LlamaConfig; sh
 
 /** Write an adapter file atomically (temp file + rename). */
 export function saveAdapter(path: string, adapter: LoraAdapter): void {
-  const bytes = encodeAdapter(adapter);
-  const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
-  try {
-    writeFileSync(tmp, bytes);
-    renameSync(tmp, path);
-  } catch (e) {
-    rmSync(tmp, { force: true });
-    throw new AdapterFileError(`cannot write adapter ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
+  writeAdapterBytes(path, encodeAdapter(adapter));
 }
+
 
 /** Read an adapter file for a base. */
 export function loadAdapter(path: string, base: { config: LlamaConfig; sha256: string }): LoraAdapter {

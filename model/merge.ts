@@ -6,6 +6,22 @@
 import type { LoraAdapter } from './lora.js';
 import { matrixShape, type LayerWeights, type LlamaWeights } from './weights.js';
 
+/**
+ * W + s·B·A for one matrix W [out, in] (row-major), B [out, r], A [r, in]: a new array. The one
+ * place an adapter is folded into weights (merge, unmerge, merged export).
+ */
+export function addLowRank(w: Float32Array, b: Float32Array, a: Float32Array, out: number, inp: number, r: number, s: number): Float32Array {
+  const res = Float32Array.from(w);
+  for (let o = 0; o < out; o++) {
+    for (let i = 0; i < inp; i++) {
+      let acc = 0;
+      for (let k = 0; k < r; k++) acc += b[o * r + k] * a[k * inp + i];
+      res[o * inp + i] += s * acc;
+    }
+  }
+  return res;
+}
+
 function apply(weights: LlamaWeights, adapter: LoraAdapter, sign: 1 | -1): LlamaWeights {
   const c = weights.config;
   if (JSON.stringify(c) !== JSON.stringify(adapter.baseConfig)) throw new RangeError('mergeAdapter: the adapter was made for a different architecture');
@@ -17,15 +33,7 @@ function apply(weights: LlamaWeights, adapter: LoraAdapter, sign: 1 | -1): Llama
     const a = tensors.get(`layers.${layer}.${name}.lora_A`)!; // [r, in]
     const b = tensors.get(`layers.${layer}.${name}.lora_B`)!; // [out, r]
     const [out, inp] = matrixShape(c, name);
-    const w = Float32Array.from(layers[layer][name]);
-    for (let o = 0; o < out; o++) {
-      for (let i = 0; i < inp; i++) {
-        let acc = 0;
-        for (let k = 0; k < r; k++) acc += b[o * r + k] * a[k * inp + i];
-        w[o * inp + i] += s * acc;
-      }
-    }
-    layers[layer][name] = w;
+    layers[layer][name] = addLowRank(layers[layer][name], b, a, out, inp, r, s);
   }
   return { ...weights, layers };
 }

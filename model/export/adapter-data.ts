@@ -3,8 +3,8 @@
  * reads and every import produces. Checks that the tensors are exactly those the LoRA config and
  * base architecture call for, and that an adapter belongs to a given base.
  */
-import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { AdapterFileError, decodeAdapterFile, encodeAdapterTensors } from '../adapter-file.js';
+import { readFileSync } from 'node:fs';
+import { AdapterFileError, decodeAdapterFile, encodeAdapterTensors, writeAdapterBytes } from '../adapter-file.js';
 import type { LlamaConfig } from '../config.js';
 import { loraConfig, type LoraConfig } from '../lora-config.js';
 import type { LoraTensor } from '../lora-init.js';
@@ -94,15 +94,7 @@ export function encodeAdapterData(data: AdapterData): Uint8Array {
 
 /** Write adapter data as a fedtune adapter file, atomically (temp file + rename). */
 export function writeAdapterData(path: string, data: AdapterData): void {
-  const bytes = encodeAdapterData(data);
-  const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
-  try {
-    writeFileSync(tmp, bytes);
-    renameSync(tmp, path);
-  } catch (e) {
-    rmSync(tmp, { force: true });
-    throw new AdapterFileError(`cannot write adapter ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
+  writeAdapterBytes(path, encodeAdapterData(data));
 }
 
 /** The identity of a base an adapter is checked against. */

@@ -14,6 +14,7 @@ import { ggufModelInput, type GgufModelTensorType } from '../gguf-model-writer.j
 import { GGUF_TENSOR_TYPE, GGUF_VALUE_TYPE, writeGguf, type GgufMetadataEntry } from '../gguf-writer.js';
 import { closeGgufFile, openGgufFile } from '../gguf.js';
 import { readHfBase } from '../hf-base.js';
+import { addLowRank } from '../merge.js';
 import { hfRopeScaling } from '../hf-config.js';
 import { writeHfModel } from '../hf-writer.js';
 import type { SafetensorsDtype } from '../safetensors.js';
@@ -32,17 +33,7 @@ export function mergeAdapterData(loaded: LoadedBase, data: AdapterData): LoadedB
   const layers = loaded.weights.layers.map((l) => ({ ...l })) as { -readonly [K in keyof LayerWeights]: LayerWeights[K] }[];
   const r = data.lora.rank;
   const s = data.lora.alpha / r;
-  for (const { layer, name, a, b, out, inp } of pairs) {
-    const w = Float32Array.from(layers[layer][name]);
-    for (let o = 0; o < out; o++) {
-      for (let i = 0; i < inp; i++) {
-        let acc = 0;
-        for (let k = 0; k < r; k++) acc += b[o * r + k] * a[k * inp + i];
-        w[o * inp + i] += s * acc;
-      }
-    }
-    layers[layer][name] = w;
-  }
+  for (const { layer, name, a, b, out, inp } of pairs) layers[layer][name] = addLowRank(layers[layer][name], b, a, out, inp, r, s);
   return { ...loaded, weights: { ...loaded.weights, layers }, sha256: loaded.sha256 };
 }
 
