@@ -9,6 +9,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import { filter, firstValueFrom } from 'rxjs';
 import { startCoordinator } from '../../server/index.js';
 import { childLog, createLogger, type LogSink } from '../../server/log.js';
 import { prettyLine } from '../../server/log-pretty.js';
@@ -97,8 +98,8 @@ describe('server: structured logs (pino)', function () {
     const { log } = createLogger({ stream: out });
     const running = await startCoordinator({ dataDir: mkdtempSync(join(tmpdir(), 'fedtune-log-')), port: 0, log, programs: [smallProgram('oz', { roundDeadlineMs: 150, retryDelayMs: 50 })] });
     try {
-      // no device comes: the round fails at its deadline and is retried
-      await new Promise((r) => setTimeout(r, 500));
+      // no device comes: the round fails at its deadline (and is retried)
+      await firstValueFrom(running.coordinator.program('oz').runner.watch(0).pipe(filter((e) => e.state === 'FAILED')));
     } finally {
       await running.shutdown(500);
     }

@@ -65,13 +65,14 @@ describe('coordinator process: Prometheus metrics, pino logs and server-side eva
     assert.ok(listening && typeof listening.metricsPort === 'number', JSON.stringify(listening));
     metricsUrl = `http://127.0.0.1:${listening.metricsPort as number}/metrics`;
     await runDevices({ address: proc.address, programId: 'oz', dir, ids: [0, 1], shardChars: 20_000 });
-    // the last round's COMPLETED event waits for its evaluation: scrape once both are counted
-    for (let i = 0; ; i++) {
-      prom = await scrape();
-      if (sampleValue(prom, 'fedtune_rounds_completed_total', { program: 'oz' }) === 2) break;
-      if (i > 300) throw new Error('round 2 was not counted within 60 s');
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    // a round's 'round completed' line is logged after its COMPLETED event (which waits for the
+    // round's evaluation) reached the metrics: scrape once the second one is in
+    const c = proc;
+    await new Promise<void>((resolve) => {
+      const check = (): boolean => c.lines.filter((l) => l.msg === 'round completed' && l.program === 'oz').length >= 2 && (resolve(), true);
+      if (!check()) c.onLog(() => void check());
+    });
+    prom = await scrape();
     const watcher = new Device({ address: proc.address, programId: 'oz', dataDir: join(dir, 'watcher'), enrolmentToken: TOKEN, text: ['unused'] });
     events = await firstValueFrom(watcher.watchRounds(0).pipe(toArray()));
     watcher.close();
