@@ -1,0 +1,143 @@
+/**
+ * The coordinator's durable state behind one asynchronous interface, whatever the engine: the
+ * embedded SQLite file (the default, one process) or PostgreSQL (shared by coordinator replicas).
+ * Every method of the synchronous Store (server/store.ts) is here, Promise-returning, plus
+ * transactions and what replicas need to agree through the database: nonces, round
+ * participation, per-replica partial sums and a lease per program — each atomic in the database.
+ */
+import type {
+  LedgerEntry,
+  ListedDevice,
+  StoredDevice,
+  StoredProgram,
+  StoredProgramAdmin,
+  StoredRelease,
+  StoredReleaseKey,
+  StoredRound,
+  StoredVersion,
+} from '../store.js';
+
+export type { LedgerEntry, ListedDevice, StoredDevice, StoredProgram, StoredProgramAdmin, StoredRelease, StoredReleaseKey, StoredRound, StoredVersion };
+
+/** One replica's running sum of the updates it accepted in a round. */
+export interface PartialSum {
+  readonly roundId: string;
+  readonly replicaId: string;
+  /** The encoded sum (its format is the strategy's). */
+  readonly bytes: Uint8Array;
+  /** How many updates the sum contains. */
+  readonly count: number;
+  readonly updatedMs: number;
+}
+
+/** Who holds a program's lease, until when, and its epoch (incremented whenever the holder changes: a fencing token). */
+export interface Lease {
+  readonly programId: string;
+  readonly holder: string;
+  readonly expiresMs: number;
+  readonly epoch: number;
+}
+
+/** The engines a StateStore runs on. */
+export type StorageEngine = 'sqlite' | 'postgres';
+
+/** The coordinator's state, asynchronous. */
+export interface StateStore {
+  /** Which engine holds the state. */
+  readonly engine: StorageEngine;
+
+  /**
+   * Run `fn` in one database transaction: it commits if `fn` resolves and rolls back if it
+   * throws. Use only the `tx` store inside `fn` (calls on the outer store wait for the
+   * transaction on SQLite). Nested calls on `tx` join the outer transaction.
+   */
+  withTransaction<T>(fn: (tx: StateStore) => Promise<T>): Promise<T>;
+
+  /** The stored program, if any. */
+  program(id: string): Promise<StoredProgram | undefined>;
+  /** Register a program with its initial adapter version 0 (one transaction). */
+  createProgram(p: StoredProgram, initial: Omit<StoredVersion, 'version' | 'roundNumber'>, now?: number): Promise<void>;
+  /** Record a program's current settings. */
+  updateProgramConfig(id: string, configJson: string): Promise<void>;
+  /** Enrol a device; returns the existing record if this key already enrolled in the program. */
+  enrollDevice(d: StoredDevice, now?: number): Promise<StoredDevice>;
+  /** A device by id. */
+  device(id: string): Promise<StoredDevice | undefined>;
+  /** Devices enrolled in a program. */
+  deviceCount(programId: string): Promise<number>;
+  /** The newest adapter version of a program; RangeError if it has none. */
+  latestVersion(programId: string): Promise<StoredVersion>;
+  /** True if `sha256` is an adapter version of the program. */
+  programHasBlob(programId: string, sha256: string): Promise<boolean>;
+  /** Record a round as opened. */
+  openRound(r: StoredRound): Promise<void>;
+  /** Merge a completed round's server-side evaluation into its metrics; RangeError if no such round. */
+  recordRoundEval(roundId: string, values: Readonly<Record<string, number>>): Promise<void>;
+  /** Mark an open round failed; throws if it is not open. */
+  failRound(r: StoredRound): Promise<void>;
+  /** Atomically: add the round's adapter version (and release) and mark the round completed. */
+  completeRound(r: StoredRound, version: Omit<StoredVersion, 'roundNumber'>, release?: StoredRelease): Promise<void>;
+  /** One adapter version of a program, if it exists. */
+  version(programId: string, version: number): Promise<StoredVersion | undefined>;
+  /** A program's release key, if one was recorded. */
+  releaseKey(programId: string): Promise<StoredReleaseKey | undefined>;
+  /** Record a program's release key. */
+  setReleaseKey(programId: string, k: StoredReleaseKey): Promise<void>;
+  /** Append a release (signed, or awaiting its signature). */
+  addRelease(rel: StoredRelease, now?: number): Promise<void>;
+  /** Attach the offline signature to an unsigned release; throws if none awaits it. */
+  signRelease(programId: string, sequence: number, signature: Uint8Array): Promise<void>;
+  /** A program's releases in sequence order. */
+  releases(programId: string): Promise<StoredRelease[]>;
+  /** Rounds left open by a crash become failed; returns how many. */
+  failOpenRounds(programId: string, now?: number): Promise<number>;
+  /** A program's rounds in order. */
+  rounds(programId: string): Promise<StoredRound[]>;
+  /** Rounds completed so far. */
+  completedRounds(programId: string): Promise<number>;
+  /** Append a round's privacy spend, durably, before its aggregate is released. */
+  appendLedger(e: LedgerEntry, now?: number): Promise<void>;
+  /** A program's ledger in order. */
+  ledger(programId: string): Promise<LedgerEntry[]>;
+  /** A program's administrative state, if one was set. */
+  programAdmin(programId: string): Promise<StoredProgramAdmin | undefined>;
+  /** Record a program paused or stopped; undefined clears it. */
+  setProgramAdmin(programId: string, a: StoredProgramAdmin | undefined): Promise<void>;
+  /** Record a device's revocation (the first record stays). */
+  revokeDevice(deviceId: string, programId: string, reason: string, actor: string, now?: number): Promise<void>;
+  /** Every revoked device id. */
+  revokedDeviceIds(): Promise<string[]>;
+  /** A program's devices, newest enrolment first, with revocations (at most `limit`). */
+  listDevices(programId: string, limit?: number): Promise<ListedDevice[]>;
+  /** Devices of a program an administrator revoked. */
+  revokedCount(programId: string): Promise<number>;
+
+  /** Claim a request nonce of a device: true the first time, false for a replay (on any replica). */
+  claimNonce(deviceId: string, nonce: string, expiresMs: number): Promise<boolean>;
+  /** Forget nonces that expired before `now` (their requests are refused as stale anyway); returns how many. */
+  purgeExpiredNonces(now: number): Promise<number>;
+  /** Admit a device to a round: true the first time, false if it already takes part. */
+  claimParticipation(roundId: string, deviceId: string, now?: number): Promise<boolean>;
+  /** The devices admitted to a round, sorted. */
+  participants(roundId: string): Promise<string[]>;
+  /**
+   * Store a replica's partial sum of a round, replacing its previous one. A sum of fewer updates
+   * than the stored one is stale and refused (false): a replica's sum only grows.
+   */
+  savePartialSum(roundId: string, replicaId: string, bytes: Uint8Array, count: number, now?: number): Promise<boolean>;
+  /** Every replica's partial sum of a round, by replica id. */
+  partialSums(roundId: string): Promise<PartialSum[]>;
+  /** Drop a round's partial sums (after its aggregate is stored); returns how many. */
+  deletePartialSums(roundId: string): Promise<number>;
+  /** Take (or extend, if `holder` has it) a program's lease for `ttlMs`: true if `holder` now holds it. */
+  acquireLease(programId: string, holder: string, ttlMs: number, now?: number): Promise<boolean>;
+  /** Extend a lease `holder` still holds: false if it expired or another replica took it. */
+  renewLease(programId: string, holder: string, ttlMs: number, now?: number): Promise<boolean>;
+  /** Give a lease up (no effect unless `holder` has it); returns whether it did. */
+  releaseLease(programId: string, holder: string): Promise<boolean>;
+  /** The program's lease record, if any (possibly expired). */
+  lease(programId: string): Promise<Lease | undefined>;
+
+  /** Close the connection (pool). */
+  close(): Promise<void>;
+}
