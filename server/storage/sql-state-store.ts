@@ -135,7 +135,8 @@ export class SqlStateStore implements StateStore {
 
   async recordRoundEval(roundId: string, values: Readonly<Record<string, number>>): Promise<void> {
     await this.db.transaction(async (tx) => {
-      const row = await tx.get('SELECT metrics_json FROM rounds WHERE round_id = ?', [roundId]);
+      // PostgreSQL runs READ COMMITTED: lock the row, or two replicas' merges lose one (SQLite's BEGIN IMMEDIATE already serializes)
+      const row = await tx.get(`SELECT metrics_json FROM rounds WHERE round_id = ?${tx.engine === 'postgres' ? ' FOR UPDATE' : ''}`, [roundId]);
       if (!row) throw new RangeError(`StateStore.recordRoundEval: no round ${roundId}`);
       await tx.run('UPDATE rounds SET metrics_json = ? WHERE round_id = ?', [JSON.stringify({ ...(JSON.parse(row.metrics_json as string) as object), ...values }), roundId]);
     });
