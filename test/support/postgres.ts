@@ -18,11 +18,14 @@ import pg from 'pg';
 
 /** A running test server (or a fresh database in FEDTUNE_PG's server). */
 export interface TestPostgres {
-  /** Connection URL of a fresh, empty database. */
+  /** Connection URL of a fresh, empty schema (the first `fresh()`). */
   readonly url: string;
-  /** A URL of another fresh, empty database in the same server. */
-  createDatabase(): Promise<string>;
-  /** Stop the server and delete its directory (or drop the databases made in FEDTUNE_PG). */
+  /**
+   * The URL of another fresh, empty schema in the test database (its search_path set through the
+   * URL's `options`): as isolated as a new database for the store, and ~100× faster to make.
+   */
+  fresh(): Promise<string>;
+  /** Stop the server and delete its directory (or drop the database made in FEDTUNE_PG). */
   stop(): Promise<void>;
 }
 
@@ -78,21 +81,25 @@ function withDatabase(url: string, name: string): string {
   return u.toString();
 }
 
-/** A fresh database per call in the server at `adminUrl`; `stop` drops them and runs `after`. */
+/** One test database in the server at `adminUrl`, a fresh schema per call; `stop` drops it and runs `after`. */
 async function databases(adminUrl: string, after: () => Promise<void>): Promise<TestPostgres> {
-  const made: string[] = [];
-  const createDatabase = async (): Promise<string> => {
-    const name = `fedtune_test_${randomBytes(6).toString('hex')}`;
-    await inServer(adminUrl, `CREATE DATABASE ${name}`);
-    made.push(name);
-    return withDatabase(adminUrl, name);
+  const name = `fedtune_test_${randomBytes(6).toString('hex')}`;
+  await inServer(adminUrl, `CREATE DATABASE ${name}`);
+  const dbUrl = withDatabase(adminUrl, name);
+  let n = 0;
+  const fresh = async (): Promise<string> => {
+    const schema = `s${++n}`;
+    await inServer(dbUrl, `CREATE SCHEMA ${schema}`);
+    const u = new URL(dbUrl);
+    u.searchParams.set('options', `-c search_path=${schema}`);
+    return u.toString();
   };
-  const url = await createDatabase();
+  const url = await fresh();
   return {
     url,
-    createDatabase,
+    fresh,
     async stop() {
-      for (const name of made) await inServer(adminUrl, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => undefined);
+      await inServer(adminUrl, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => undefined);
       await after();
     },
   };
@@ -116,12 +123,18 @@ export async function startPostgres(): Promise<TestPostgres> {
   runPg(join(bin, 'initdb'), ['-D', data, '-U', user, '--auth-local=trust', '--auth-host=trust', '--no-sync', '-E', 'UTF8', '--locale=C']);
   const opts = `-c listen_addresses=127.0.0.1 -p ${port} -k ${dir} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=40`;
   runPg(join(bin, 'pg_ctl'), ['-D', data, '-l', join(dir, 'log'), '-o', opts, '-w', '-t', '30', 'start']);
-  const stopServer = async (): Promise<void> => {
+  // a test process that dies without calling stop() must not leave the server running
+  const stopSync = (): void => {
     try {
       runPg(join(bin, 'pg_ctl'), ['-D', data, '-m', 'immediate', '-w', 'stop']);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  };
+  process.once('exit', stopSync);
+  const stopServer = async (): Promise<void> => {
+    process.removeListener('exit', stopSync);
+    stopSync();
   };
   try {
     return await databases(`postgres://${user}@127.0.0.1:${port}/postgres`, stopServer);

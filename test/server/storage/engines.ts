@@ -1,6 +1,6 @@
 /**
  * Run a suite against both engines: SQLite (a fresh temp file per `location()`) and PostgreSQL (a
- * fresh database per `location()` in a throwaway server started for the suite; skipped with a
+ * fresh schema per `location()` in a throwaway server started for the suite; skipped with a
  * printed reason outside CI when PostgreSQL is absent).
  */
 import { mkdtempSync } from 'node:fs';
@@ -39,7 +39,7 @@ export function describeEngines(title: string, body: (engine: EngineUnderTest) =
       name: 'postgres',
       location: async () => {
         if (!pg) throw new Error('no PostgreSQL server');
-        return pg.createDatabase();
+        return pg.fresh();
       },
     });
   });

@@ -153,7 +153,7 @@ describeEngines('server/storage migrations', (engine) => {
       const pg = await openExecutor(await engine.location());
       try {
         for (const t of ALL_TABLES) assert.deepEqual([...(await pg.columns(t))].sort(), [...(await lite.columns(t))].sort(), t);
-        const types = await pg.all("SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'rounds' AND column_name IN ('opened_ms', 'clip_norm')");
+        const types = await pg.all("SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = 'rounds' AND column_name IN ('opened_ms', 'clip_norm')");
         assert.deepEqual(Object.fromEntries(types.map((r) => [r.column_name, r.data_type])), { opened_ms: 'bigint', clip_norm: 'double precision' });
       } finally {
         await lite.close();
