@@ -1,15 +1,13 @@
 /**
  * The StateStore written once in SQL both engines run (upserts as `ON CONFLICT`, `?`
  * placeholders): every difference between SQLite and PostgreSQL stays in their executors.
- * Claims (nonces, participation, leases, partial sums) are single statements whose row count
- * says who won, so they are atomic across connections and replicas.
+ * The replica claims are in sql-claims.ts.
  */
+import { SqlClaims } from './sql-claims.js';
 import type { Row, SqlExecutor } from './sql.js';
 import type {
-  Lease,
   LedgerEntry,
   ListedDevice,
-  PartialSum,
   StateStore,
   StoredDevice,
   StoredProgram,
@@ -48,17 +46,11 @@ function roundFromRow(r: Row): StoredRound {
 const versionFromRow = (r: Row): StoredVersion => ({ version: num(r.version), sha256: r.sha256 as string, sizeBytes: num(r.size_bytes), roundNumber: num(r.round_number) });
 const deviceFromRow = (r: Row): StoredDevice => ({ id: r.id as string, programId: r.program_id as string, signPublicKey: bytes(r.sign_public), boxPublicKey: bytes(r.box_public), label: r.label as string });
 
-function positive(fn: string, name: string, v: number): void {
-  if (!Number.isFinite(v) || v <= 0) throw new RangeError(`StateStore.${fn}: ${name} must be a positive number of milliseconds, got ${v}`);
-}
-
-function nonEmpty(fn: string, name: string, v: string): void {
-  if (typeof v !== 'string' || v === '') throw new TypeError(`StateStore.${fn}: ${name} must be a non-empty string`);
-}
-
 /** The StateStore over one engine's executor (a connection, a pool, or a transaction on one). */
-export class SqlStateStore implements StateStore {
-  constructor(protected readonly db: SqlExecutor) {}
+export class SqlStateStore extends SqlClaims implements StateStore {
+  constructor(db: SqlExecutor) {
+    super(db);
+  }
 
   get engine(): StateStore['engine'] {
     return this.db.engine;
@@ -254,83 +246,6 @@ export class SqlStateStore implements StateStore {
 
   async revokedCount(programId: string): Promise<number> {
     return num((await this.db.get('SELECT COUNT(*) AS n FROM device_revocations WHERE program_id = ?', [programId]))?.n);
-  }
-
-  async claimNonce(deviceId: string, nonce: string, expiresMs: number): Promise<boolean> {
-    nonEmpty('claimNonce', 'deviceId', deviceId);
-    nonEmpty('claimNonce', 'nonce', nonce);
-    if (!Number.isFinite(expiresMs)) throw new RangeError(`StateStore.claimNonce: expiresMs must be a finite time, got ${expiresMs}`);
-    return (await this.db.run('INSERT INTO request_nonces (device_id, nonce, expires_ms) VALUES (?, ?, ?) ON CONFLICT (device_id, nonce) DO NOTHING', [deviceId, nonce, expiresMs])) === 1;
-  }
-
-  async purgeExpiredNonces(now: number): Promise<number> {
-    return this.db.run('DELETE FROM request_nonces WHERE expires_ms < ?', [now]);
-  }
-
-  async claimParticipation(roundId: string, deviceId: string, now = Date.now()): Promise<boolean> {
-    nonEmpty('claimParticipation', 'roundId', roundId);
-    nonEmpty('claimParticipation', 'deviceId', deviceId);
-    return (await this.db.run('INSERT INTO round_participants (round_id, device_id, claimed_ms) VALUES (?, ?, ?) ON CONFLICT (round_id, device_id) DO NOTHING', [roundId, deviceId, now])) === 1;
-  }
-
-  async participants(roundId: string): Promise<string[]> {
-    return (await this.db.all('SELECT device_id FROM round_participants WHERE round_id = ? ORDER BY device_id', [roundId])).map((r) => r.device_id as string);
-  }
-
-  async savePartialSum(roundId: string, replicaId: string, sum: Uint8Array, count: number, now = Date.now()): Promise<boolean> {
-    nonEmpty('savePartialSum', 'roundId', roundId);
-    nonEmpty('savePartialSum', 'replicaId', replicaId);
-    if (!(sum instanceof Uint8Array)) throw new TypeError('StateStore.savePartialSum: bytes must be a Uint8Array');
-    if (!Number.isInteger(count) || count < 0) throw new RangeError(`StateStore.savePartialSum: count must be a non-negative integer, got ${count}`);
-    const changed = await this.db.run(
-      `INSERT INTO partial_sums (round_id, replica_id, sum, count, updated_ms) VALUES (?, ?, ?, ?, ?)
-       ON CONFLICT (round_id, replica_id) DO UPDATE SET sum = excluded.sum, count = excluded.count, updated_ms = excluded.updated_ms
-       WHERE partial_sums.count <= excluded.count`,
-      [roundId, replicaId, sum, count, now],
-    );
-    return changed === 1;
-  }
-
-  async partialSums(roundId: string): Promise<PartialSum[]> {
-    return (await this.db.all('SELECT * FROM partial_sums WHERE round_id = ? ORDER BY replica_id', [roundId])).map((r) => ({
-      roundId: r.round_id as string,
-      replicaId: r.replica_id as string,
-      bytes: bytes(r.sum),
-      count: num(r.count),
-      updatedMs: num(r.updated_ms),
-    }));
-  }
-
-  async deletePartialSums(roundId: string): Promise<number> {
-    return this.db.run('DELETE FROM partial_sums WHERE round_id = ?', [roundId]);
-  }
-
-  async acquireLease(programId: string, holder: string, ttlMs: number, now = Date.now()): Promise<boolean> {
-    nonEmpty('acquireLease', 'programId', programId);
-    nonEmpty('acquireLease', 'holder', holder);
-    positive('acquireLease', 'ttlMs', ttlMs);
-    const changed = await this.db.run(
-      `INSERT INTO leases (program_id, holder, expires_ms, epoch) VALUES (?, ?, ?, 1)
-       ON CONFLICT (program_id) DO UPDATE SET holder = excluded.holder, expires_ms = excluded.expires_ms,
-         epoch = CASE WHEN leases.holder = excluded.holder THEN leases.epoch ELSE leases.epoch + 1 END
-       WHERE leases.holder = excluded.holder OR leases.expires_ms <= ?`,
-      [programId, holder, now + ttlMs, now],
-    );
-    return changed === 1;
-  }
-
-  async renewLease(programId: string, holder: string, ttlMs: number, now = Date.now()): Promise<boolean> {
-    positive('renewLease', 'ttlMs', ttlMs);
-    return (await this.db.run('UPDATE leases SET expires_ms = ? WHERE program_id = ? AND holder = ? AND expires_ms > ?', [now + ttlMs, programId, holder, now])) === 1;
-  }
-
-  async releaseLease(programId: string, holder: string): Promise<boolean> {
-    return (await this.db.run('UPDATE leases SET expires_ms = 0 WHERE program_id = ? AND holder = ? AND expires_ms > 0', [programId, holder])) === 1;
-  }
-
-  async lease(programId: string): Promise<Lease | undefined> {
-    const r = await this.db.get('SELECT * FROM leases WHERE program_id = ?', [programId]);
-    return r ? { programId: r.program_id as string, holder: r.holder as string, expiresMs: num(r.expires_ms), epoch: num(r.epoch) } : undefined;
   }
 
   async close(): Promise<void> {

@@ -8,7 +8,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Store } from '../../../server/store.js';
-import { openStateStore, type StateStore, type StoredRound } from '../../../server/storage/index.js';
+import { openStateStore, PostgresExecutor, type StateStore, type StoredRound } from '../../../server/storage/index.js';
 import { describeEngines } from './engines.js';
 
 const key = (b: number): Uint8Array => new Uint8Array(32).fill(b);
@@ -140,6 +140,29 @@ describeEngines('server/storage StateStore', (engine) => {
     // a multi-statement method is atomic: a completeRound whose round is not open adds no version
     await assert.rejects(s.completeRound({ ...round(7), state: 'completed' }, { version: 1, sha256: 'c'.repeat(64), sizeBytes: 1 }), /not open/);
     assert.equal(await s.version('p', 1), undefined);
+  });
+
+  it('keeps a write made outside a running transaction out of it (it survives the rollback)', async () => {
+    let entered!: () => void;
+    const inside = new Promise<void>((resolve) => (entered = resolve));
+    const tx = s.withTransaction(async (t) => {
+      await t.createProgram(program, { sha256: 'a'.repeat(64), sizeBytes: 1 }, 1);
+      entered();
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      throw new Error('abandon');
+    });
+    await inside;
+    const outside = s.claimNonce('d1', 'ef'.repeat(8), 10);
+    await assert.rejects(tx, /abandon/);
+    assert.equal(await outside, true);
+    assert.equal(await s.program('p'), undefined, 'the transaction rolled back');
+    assert.equal(await s.claimNonce('d1', 'ef'.repeat(8), 10), false, 'the outside write was kept');
+  });
+
+  it('refuses a bad location', async () => {
+    await assert.rejects(openStateStore(''), TypeError);
+    assert.throws(() => new PostgresExecutor('mysql://x/y'), TypeError);
+    assert.throws(() => new PostgresExecutor('postgres://x/y', 0), RangeError);
   });
 
   it('claims a nonce once per device, and forgets only expired ones', async () => {
