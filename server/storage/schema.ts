@@ -34,8 +34,7 @@ export const MIGRATIONS: readonly Migration[] = [
     statements: [
       `CREATE TABLE IF NOT EXISTS programs (
         id TEXT PRIMARY KEY, config_json TEXT NOT NULL, base_sha256 TEXT NOT NULL, lora_json TEXT NOT NULL,
-        box_public {bytes} NOT NULL, box_secret {bytes} NOT NULL, created_ms {int} NOT NULL,
-        release_signing TEXT, release_public {bytes}, release_secret {bytes})`,
+        box_public {bytes} NOT NULL, box_secret {bytes} NOT NULL, created_ms {int} NOT NULL)`,
       `CREATE TABLE IF NOT EXISTS devices (
         id TEXT PRIMARY KEY, program_id TEXT NOT NULL REFERENCES programs(id), sign_public {bytes} NOT NULL,
         box_public {bytes} NOT NULL, label TEXT NOT NULL, enrolled_ms {int} NOT NULL, UNIQUE (program_id, sign_public))`,
@@ -63,6 +62,7 @@ export const MIGRATIONS: readonly Migration[] = [
         device_id TEXT PRIMARY KEY REFERENCES devices(id), program_id TEXT NOT NULL REFERENCES programs(id), reason TEXT NOT NULL,
         actor TEXT NOT NULL, revoked_ms {int} NOT NULL)`,
     ],
+    // added in this order by today's Store too, so a fresh file has its columns in the same places
     ensureColumns: [
       ['rounds', 'metrics_json', "TEXT NOT NULL DEFAULT '{}'"],
       ['privacy_ledger', 'population', '{int} NOT NULL DEFAULT 0'],
