@@ -11,7 +11,7 @@ import { firstValueFrom } from 'rxjs';
 import { filter } from 'rxjs/operators';
 import { seededRng } from '../../model/index.js';
 import { epsilonFor } from '../../privacy/accountant/index.js';
-import { Coordinator, programSpec, type RoundEventRecord } from '../../server/index.js';
+import { Coordinator, programSpec, Store, type RoundEventRecord } from '../../server/index.js';
 import { CoordinatorError } from '../../server/errors.js';
 import { MODEL } from '../helpers.js';
 import { TOKEN } from './fixtures.js';
@@ -19,18 +19,20 @@ import { TOKEN } from './fixtures.js';
 const dir = mkdtempSync(join(tmpdir(), 'fedtune-sampling-'));
 let n = 0;
 
+/** The fields every program here shares. */
+const base = (): Record<string, unknown> => ({
+  id: 'p',
+  base: MODEL.bin,
+  tokenizer: MODEL.tok,
+  enrolmentToken: TOKEN,
+  lora: { rank: 1, targets: ['wq'], seed: 3 },
+  training: { steps: 1, batchSize: 1, seqLen: 16 },
+  roundDeadlineMs: 60_000,
+  retryDelayMs: 0,
+});
+
 function coordinator(over: Record<string, unknown>, seed: number): Coordinator {
-  const spec = programSpec({
-    id: 'p',
-    base: MODEL.bin,
-    tokenizer: MODEL.tok,
-    enrolmentToken: TOKEN,
-    lora: { rank: 1, targets: ['wq'], seed: 3 },
-    training: { steps: 1, batchSize: 1, seqLen: 16 },
-    roundDeadlineMs: 60_000,
-    retryDelayMs: 0,
-    ...over,
-  });
+  const spec = programSpec({ ...base(), ...over });
   return new Coordinator({ dataDir: join(dir, `c${++n}`), programs: [spec], rng: seededRng(seed) });
 }
 
@@ -227,6 +229,19 @@ describe('server: sampling the accountant can trust', function () {
       assert.match((await done).message, /the selection closed and every sampled device answered/);
     } finally {
       c.close();
+    }
+  });
+
+  it('the coordinator refuses to start on a ledger row it cannot account (first-come from before schemes were recorded, another scheme)', () => {
+    const over = { cohortSize: 2, minContributors: 1, dp: { mode: 'central', clipNorm: 0.5, noiseMultiplier: 1, population: 4 } };
+    for (const [scheme, re] of [['', /round 1 \(p\.r1\.a1\) was sampled by an unrecorded scheme \(first-come.*its ε cannot be stated; start a new program id/], ['fixed-cohort', /was sampled "fixed-cohort", which no accountant here covers/]] as const) {
+      const c = coordinator(over, 1);
+      const dataDir = join(dir, `c${n}`);
+      c.close();
+      const store = new Store(join(dataDir, 'coordinator.sqlite'));
+      store.appendLedger({ programId: 'p', roundId: 'p.r1.a1', roundNumber: 1, q: 0.5, population: 4, scheme, eligible: -1, selected: -1, sigma: 1, epsilonAfter: 1, delta: 1e-5 });
+      store.close();
+      assert.throws(() => new Coordinator({ dataDir, programs: [programSpec({ ...base(), ...over })], rng: seededRng(1) }), re);
     }
   });
 });
