@@ -422,7 +422,7 @@ export class ProgramRunner {
 
   /** Every enrolled device has checked in: no one else can be sampled, so the selection closes now. */
   private closeSelectionIfAllCheckedIn(r: OpenRound): void {
-    if (!r.sampler.selectionClosed && !r.secagg && r.sampler.eligible >= this.d.store.deviceCount(this.d.spec.id)) this.closeSelection(r);
+    if (!r.sampler.selectionClosed && r.sampler.eligible >= this.d.store.deviceCount(this.d.spec.id)) this.closeSelection(r);
   }
 
   /** Close round `r`'s selection: fixed-cohort draws its cohort; the round may now be settled. */
@@ -432,6 +432,7 @@ export class ProgramRunner {
     const chosen = r.sampler.closeSelection();
     if (r.sampler.scheme === 'fixed-cohort') for (const id of chosen) if (!r.selected.has(id)) r.selected.set(id, 'working');
     r.log?.('selection closed', { scheme: r.sampler.scheme, eligible: r.sampler.eligible, sampled: r.sampler.sampled });
+    r.secagg?.closeSelection();
     this.closeIfSettled(r);
   }
 
