@@ -57,6 +57,8 @@ interface OpenRound {
   /** When the selection closes (poisson, fixed-cohort), ms since the epoch. */
   readonly selectionEndsMs: number;
   selectionTimer?: NodeJS.Timeout;
+  /** Devices enrolled as last counted (the selection closes early once all of them have checked in). */
+  enrolled: number;
   readonly results: ClientResult[];
   readonly failures: ClientFailure[];
   bytes: number;
@@ -376,7 +378,7 @@ export class ProgramRunner {
     const log = childLog(this.d.log, { program: this.d.spec.id, round: number, roundId: id });
     const { scheme, rate, selectionMs } = this.d.spec.sampling;
     const sampler = new RoundSampler(scheme, rate, this.d.spec.cohortSize, this.d.rng);
-    return { number, attempt, id, openedMs, deadline, selected: new Map(), sampler, selectionEndsMs: openedMs + selectionMs, results: [], failures: [], bytes: 0, reports: [], plan, strategy, log };
+    return { number, attempt, id, openedMs, deadline, selected: new Map(), sampler, selectionEndsMs: openedMs + selectionMs, enrolled: this.d.store.deviceCount(this.d.spec.id), results: [], failures: [], bytes: 0, reports: [], plan, strategy, log };
   }
 
   /** A device asks for work. */
@@ -402,7 +404,8 @@ export class ProgramRunner {
   private sampledCheckIn(r: OpenRound, deviceId: string): WorkOrder | ComeBack {
     const { spec } = this.d;
     const now = Date.now();
-    const untilNext = Math.max(200, r.deadline - now);
+    // as first-come's "cohort is full": not before the next round can open, and not in a tight loop
+    const untilNext = Math.max(200, Math.min(spec.retryDelayMs * 5, r.deadline - now));
     if (!r.sampler.selectionClosed && (now > r.selectionEndsMs || (r.secagg !== undefined && r.secagg.phase !== 'selecting'))) this.closeSelection(r);
     if (this.round !== r) return { retryAfterMs: Math.max(200, spec.retryDelayMs), reason: 'no round is open; the next one opens shortly', programComplete: false };
     const a = r.sampler.admit(deviceId);
@@ -422,7 +425,10 @@ export class ProgramRunner {
 
   /** Every enrolled device has checked in: no one else can be sampled, so the selection closes now. */
   private closeSelectionIfAllCheckedIn(r: OpenRound): void {
-    if (!r.sampler.selectionClosed && r.sampler.eligible >= this.d.store.deviceCount(this.d.spec.id)) this.closeSelection(r);
+    if (r.sampler.selectionClosed || r.sampler.eligible < r.enrolled) return;
+    // counted once per round, and again only when it seems reached (enrolments may have come since)
+    r.enrolled = this.d.store.deviceCount(this.d.spec.id);
+    if (r.sampler.eligible >= r.enrolled) this.closeSelection(r);
   }
 
   /** Close round `r`'s selection: fixed-cohort draws its cohort; the round may now be settled. */
