@@ -3,9 +3,10 @@
  * the rule (the sentence names the path and says why) and a minimal change that satisfies it passes.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { ConfigError, checkProgramsFile, programSpec } from '../../server/index.js';
 import { MODEL } from '../helpers.js';
 import { TOKEN } from './fixtures.js';
@@ -40,6 +41,15 @@ describe('server: the sampling config', () => {
     assert.equal(plain.sampling.scheme, 'first-come');
     assert.equal(plain.sampling.rate, 0);
     for (const mode of ['local', 'distributed']) assert.equal(programSpec({ ...base, cohortSize: 20, dp: { ...DP, mode } }).sampling.scheme, 'poisson');
+  });
+
+  it('the README config table shows the sampling defaults', () => {
+    const readme = readFileSync(join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'README.md'), 'utf8');
+    const row = readme.split('\n').find((l) => l.startsWith('| `sampling` | '));
+    assert.ok(row, 'README has a row for sampling');
+    const dp = programSpec({ ...base, cohortSize: 20, dp: DP }).sampling.scheme;
+    const plain = programSpec({ ...base }).sampling.scheme;
+    assert.equal(row.split(' | ')[1], `\`${dp}\` under DP, else \`${plain}\``);
   });
 
   it('refuses first-come under DP, saying why', () => {
