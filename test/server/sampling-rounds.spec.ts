@@ -232,6 +232,24 @@ describe('server: sampling the accountant can trust', function () {
     }
   });
 
+  it('Poisson with SecAgg (distributed DP): no cap on the secure aggregation; its selection closes with the Poisson selection', async () => {
+    const c = coordinator({ cohortSize: 4, minUpdates: 3, minContributors: 3, rounds: 1, secagg: { phaseTimeoutMs: 60_000 }, dp: { mode: 'distributed', clipNorm: 0.5, noiseMultiplier: 1, population: 4 } }, 3);
+    try {
+      const ids = enrol(c, 4);
+      await start(c);
+      const runner = c.program('p').runner;
+      const works = ids.slice(0, 3).map((id) => runner.checkIn(id));
+      assert.ok(works.every((w) => 'roundId' in w), 'q = 1: every device is sampled');
+      const roundId = (works[0] as { roundId: string }).roundId;
+      assert.equal(runner.secAggRound(roundId).phase, 'selecting', 'a device has yet to check in');
+      assert.ok('roundId' in runner.checkIn(ids[3]));
+      assert.equal(runner.secAggRound(roundId).phase, 'advertising', 'every enrolled device has its coin: the selection closed');
+      assert.equal(runner.secAggRound(roundId).ids.size, 4);
+    } finally {
+      c.close();
+    }
+  });
+
   it('the coordinator refuses to start on a ledger row it cannot account (first-come from before schemes were recorded, another scheme)', () => {
     const over = { cohortSize: 2, minContributors: 1, dp: { mode: 'central', clipNorm: 0.5, noiseMultiplier: 1, population: 4 } };
     for (const [scheme, re] of [['', /round 1 \(p\.r1\.a1\) was sampled by an unrecorded scheme \(first-come.*its ε cannot be stated; start a new program id/], ['fixed-cohort', /was sampled "fixed-cohort", which no accountant here covers/]] as const) {
