@@ -137,6 +137,11 @@ describe('server: sampling the accountant can trust', function () {
       // each completed round aggregated exactly its sampled devices, once each
       const rec = c.store.rounds('p').filter((x) => x.state === 'completed');
       rec.forEach((x, i) => assert.equal(x.metrics.results, perRound[i].length, `round ${i + 1}`));
+      // not cut first-come: a round takes every sampled device, more than cohortSize when the coins say so;
+      // and under central DP a round with fewer than minUpdates is still released (no count gate)
+      assert.ok(perRound.some((p) => p.length > 4), 'some round sampled more than cohortSize');
+      assert.ok(perRound.some((p) => p.length < c.program('p').spec.minUpdates), 'some round sampled fewer than minUpdates');
+      assert.equal(rec.length, R, 'every round completed');
       // ε from the ledger equals the accountant on R homogeneous steps (q, z) at δ
       const want = epsilonFor(q, z, R, delta).epsilon;
       assert.ok(Math.abs(c.program('p').runner.epsilonSpent() - want) < 1e-9 * want, `${c.program('p').runner.epsilonSpent()} vs ${want}`);
