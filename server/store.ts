@@ -54,10 +54,16 @@ export interface LedgerEntry {
   readonly programId: string;
   readonly roundId: string;
   readonly roundNumber: number;
-  /** Sampling rate min(1, cohort / population). */
+  /** Sampling rate: each device's per-round inclusion probability (poisson). */
   readonly q: number;
-  /** The population q was computed over: min(declared population, devices enrolled). */
+  /** The declared population (dp.population): only the expected cohort q × population depends on it, not ε. */
   readonly population: number;
+  /** The sampling scheme the round actually used ('' on rows written before schemes were recorded). */
+  readonly scheme: string;
+  /** Devices that checked in during the round's selection (each got its coin); −1 if unrecorded. */
+  readonly eligible: number;
+  /** Devices the sampling chose; −1 if unrecorded. */
+  readonly selected: number;
   /** Effective noise multiplier of the round's sum. */
   readonly sigma: number;
   /** The program's ε after this round, at `delta`. */
@@ -145,6 +151,9 @@ CREATE TABLE IF NOT EXISTS device_revocations (
 const ADDED_COLUMNS: readonly (readonly [string, string, string])[] = [
   ['rounds', 'metrics_json', "TEXT NOT NULL DEFAULT '{}'"],
   ['privacy_ledger', 'population', 'INTEGER NOT NULL DEFAULT 0'],
+  ['privacy_ledger', 'scheme', "TEXT NOT NULL DEFAULT ''"],
+  ['privacy_ledger', 'eligible', 'INTEGER NOT NULL DEFAULT -1'],
+  ['privacy_ledger', 'selected', 'INTEGER NOT NULL DEFAULT -1'],
   ['programs', 'release_signing', 'TEXT'],
   ['programs', 'release_public', 'BLOB'],
   ['programs', 'release_secret', 'BLOB'],
@@ -369,7 +378,7 @@ export class Store {
 
   /** Append a round's spend, durably (synchronous = FULL), before its aggregate leaves the coordinator. */
   appendLedger(e: LedgerEntry, now = Date.now()): void {
-    this.q('INSERT INTO privacy_ledger (round_id, program_id, round_number, q, sigma, epsilon_after, delta, created_ms, population) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)').run(
+    this.q('INSERT INTO privacy_ledger (round_id, program_id, round_number, q, sigma, epsilon_after, delta, created_ms, population, scheme, eligible, selected) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)').run(
       e.roundId,
       e.programId,
       e.roundNumber,
@@ -379,6 +388,9 @@ export class Store {
       e.delta,
       now,
       e.population,
+      e.scheme,
+      e.eligible,
+      e.selected,
     );
   }
 
@@ -390,6 +402,9 @@ export class Store {
       roundNumber: r.round_number as number,
       q: r.q as number,
       population: r.population as number,
+      scheme: r.scheme as string,
+      eligible: r.eligible as number,
+      selected: r.selected as number,
       sigma: r.sigma as number,
       epsilonAfter: r.epsilon_after as number,
       delta: r.delta as number,

@@ -16,10 +16,11 @@ describe('server/store', () => {
     try {
       s.createProgram(program, { sha256: 'a'.repeat(64), sizeBytes: 1 });
       s.openRound(round);
-      s.appendLedger({ programId: 'p', roundId: round.roundId, roundNumber: 1, q: 0.2, population: 10, sigma: 1, epsilonAfter: 0.5, delta: 1e-5 });
+      s.appendLedger({ programId: 'p', roundId: round.roundId, roundNumber: 1, q: 0.2, population: 10, scheme: 'poisson', eligible: 7, selected: 3, sigma: 1, epsilonAfter: 0.5, delta: 1e-5 });
       s.completeRound({ ...round, state: 'completed', closedMs: 2, metrics: { results: 3, examples: 12 } }, { version: 1, sha256: 'c'.repeat(64), sizeBytes: 1 });
       assert.deepEqual(s.rounds('p')[0].metrics, { results: 3, examples: 12 });
       assert.equal(s.ledger('p')[0].population, 10);
+      assert.deepEqual([s.ledger('p')[0].scheme, s.ledger('p')[0].eligible, s.ledger('p')[0].selected], ['poisson', 7, 3]);
     } finally {
       s.close();
     }
@@ -40,6 +41,8 @@ describe('server/store', () => {
     try {
       assert.deepEqual(s.rounds('p')[0].metrics, {});
       assert.equal(s.ledger('p')[0].population, 0);
+      // rows from before schemes were recorded: no scheme (the coordinator refuses to account them)
+      assert.deepEqual([s.ledger('p')[0].scheme, s.ledger('p')[0].eligible, s.ledger('p')[0].selected], ['', -1, -1]);
     } finally {
       s.close();
     }
