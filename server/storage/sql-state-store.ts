@@ -194,8 +194,8 @@ export class SqlStateStore extends SqlClaims implements StateStore {
   }
 
   async appendLedger(e: LedgerEntry, now = Date.now()): Promise<void> {
-    await this.db.run('INSERT INTO privacy_ledger (round_id, program_id, round_number, q, sigma, epsilon_after, delta, created_ms, population) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)', [
-      e.roundId, e.programId, e.roundNumber, e.q, e.sigma, e.epsilonAfter, e.delta, now, e.population,
+    await this.db.run('INSERT INTO privacy_ledger (round_id, program_id, round_number, q, sigma, epsilon_after, delta, created_ms, population, scheme, eligible, selected) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)', [
+      e.roundId, e.programId, e.roundNumber, e.q, e.sigma, e.epsilonAfter, e.delta, now, e.population, e.scheme, e.eligible, e.selected,
     ]);
   }
 
@@ -209,6 +209,9 @@ export class SqlStateStore extends SqlClaims implements StateStore {
       sigma: num(r.sigma),
       epsilonAfter: num(r.epsilon_after),
       delta: num(r.delta),
+      scheme: String(r.scheme ?? ''),
+      eligible: num(r.eligible),
+      selected: num(r.selected),
     }));
   }
 
