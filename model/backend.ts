@@ -7,6 +7,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { installWasmKernels } from './ops/wasm-kernels.js';
 import { startThreadedWasm } from './ops/wasm-threads.js';
+import { nativeAddon } from './ops/native-addon.js';
+import { setNativeKernels, setNativeThreads } from './ops/native-kernels.js';
 
 /** Backends fedtune can run on. */
 export type BackendName = 'wasm' | 'cpu' | 'tensorflow';
@@ -42,6 +44,11 @@ export interface BackendOptions {
    * build under Node (see ops/wasm-threads.ts); call terminateWasmThreads() before exit.
    */
   readonly threads?: number;
+  /**
+   * Run wasm matrix products on the native addon (native/) when it built (default: true unless
+   * FEDTUNE_NATIVE=0); it uses `threads` threads. Ignored with stockKernels.
+   */
+  readonly native?: boolean;
 }
 
 let starting: Promise<BackendInfo> | undefined;
@@ -82,12 +89,21 @@ async function startBackend(choice: BackendChoice | undefined, options: BackendO
     await tf.ready();
   }
   if (name === 'wasm' && !options.stockKernels) installWasmKernels();
+  let nativeNote = '';
+  if (name === 'wasm') {
+    const wantNative = !options.stockKernels && (options.native ?? process.env.FEDTUNE_NATIVE !== '0');
+    setNativeThreads(threads);
+    if (setNativeKernels(wantNative)) {
+      const st = nativeAddon();
+      nativeNote = ` + native sgemm (${st.loaded ? st.addon.isa() : '?'}, ${threads} thread${threads === 1 ? '' : 's'})`;
+    }
+  }
   let description: string = name;
   if (name === 'wasm') {
     const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
     const wasm = await import('@tensorflow/tfjs-backend-wasm');
     const threads = wasm.getThreadsCount();
-    description = `wasm (${simd ? 'simd' : 'no simd'}, ${threads} thread${threads === 1 ? '' : 's'})`;
+    description = `wasm (${simd ? 'simd' : 'no simd'}, ${threads} thread${threads === 1 ? '' : 's'})${nativeNote}`;
   }
   started = { name, description };
   return started;
