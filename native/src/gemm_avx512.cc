@@ -9,6 +9,9 @@
 #endif
 #define GEMM_NS gemm_avx512
 #define GEMM_VBYTES 64
+#ifndef GEMM_MR
+#define GEMM_MR 12
+#endif
 #include "gemm_kernel.inc"
 #if defined(__clang__)
 #pragma clang attribute pop
