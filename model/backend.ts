@@ -6,6 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { installWasmKernels } from './ops/wasm-kernels.js';
+import { installWasmCompareKernels } from './ops/wasm-compare.js';
 import { startThreadedWasm } from './ops/wasm-threads.js';
 import { nativeAddon } from './ops/native-addon.js';
 import { setNativeKernels, setNativeThreads } from './ops/native-kernels.js';
@@ -88,7 +89,10 @@ async function startBackend(choice: BackendChoice | undefined, options: BackendO
     if (!(await tf.setBackend(name))) throw new Error(`backend "${name}" failed to initialise`);
     await tf.ready();
   }
-  if (name === 'wasm' && !options.stockKernels) installWasmKernels();
+  if (name === 'wasm' && !options.stockKernels) {
+    installWasmKernels();
+    installWasmCompareKernels();
+  }
   let nativeNote = '';
   if (name === 'wasm') {
     const wantNative = !options.stockKernels && (options.native ?? process.env.FEDTUNE_NATIVE !== '0');
