@@ -2,7 +2,8 @@
  * The issue-15 LoRA step with the native SGEMM (native/) on and off, at 1 and 2 threads: dim 256,
  * 4 layers, 8 heads, hidden 688, vocabulary 512, sequence 128, batch 8, rank 8 on wq and wv,
  * int8 frozen base, AdamW; and the stories260K shape (sequence 256). Each case runs in its own
- * process; the cases alternate within each round (off, on, off-2, on-2), `rounds` times.
+ * process; the cases alternate within each round (wasm / native, 1 then 2 threads; native-2w1 =
+ * single-threaded wasm with 2 native threads), `rounds` times.
  * Prints tokens/s, the same process's plain 1024³ matMul GFLOP/s and peak RSS.
  * Run: npm run build && node dist/bench/native-train.js [rounds=2] [steps=6]
  */
@@ -20,10 +21,11 @@ const CONFIGS: Record<string, { load: () => LoadedBase; batch: number; seq: numb
   },
   'stories260K seq256': { load: () => readLlama2cCheckpoint(defaultBasePath()), batch: 8, seq: 256 },
 };
-const CASES = ['wasm-1', 'native-1', 'wasm-2', 'native-2'] as const;
+// native-2w1: wasm single-threaded, native products on 2 threads
+const CASES = ['wasm-1', 'native-1', 'wasm-2', 'native-2', 'native-2w1'] as const;
 
 function matMulGflops(): number {
-  return tf.tidy(() => {
+  return tf.tidy((): number => {
     const n = 1024;
     const a = tf.randomNormal([n, n]);
     const b = tf.randomNormal([n, n]);
@@ -36,8 +38,9 @@ function matMulGflops(): number {
 }
 
 async function child(config: string, caseName: string, steps: number): Promise<void> {
-  const [kind, threads] = caseName.split('-');
-  const info = await initBackend('wasm', { threads: Number(threads), native: kind === 'native' });
+  const [kind, t] = caseName.split('-');
+  const threads = Number(t.replace('w1', ''));
+  const info = await initBackend('wasm', { threads: t.endsWith('w1') ? 1 : threads, native: kind === 'native', nativeThreads: threads });
   if (kind === 'native' && !info.description.includes('native')) throw new Error(`the native addon did not load (${info.description})`);
   const cfg = CONFIGS[config];
   const base = new FrozenBase(cfg.load(), 'int8');

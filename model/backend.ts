@@ -47,9 +47,11 @@ export interface BackendOptions {
   readonly threads?: number;
   /**
    * Run wasm matrix products on the native addon (native/) when it built (default: true unless
-   * FEDTUNE_NATIVE=0); it uses `threads` threads. Ignored with stockKernels.
+   * FEDTUNE_NATIVE=0). Ignored with stockKernels.
    */
   readonly native?: boolean;
+  /** Threads of the native products (default: FEDTUNE_NATIVE_THREADS, else `threads`). */
+  readonly nativeThreads?: number;
 }
 
 let starting: Promise<BackendInfo> | undefined;
@@ -96,10 +98,12 @@ async function startBackend(choice: BackendChoice | undefined, options: BackendO
   let nativeNote = '';
   if (name === 'wasm') {
     const wantNative = !options.stockKernels && (options.native ?? process.env.FEDTUNE_NATIVE !== '0');
-    setNativeThreads(threads);
+    const nt = options.nativeThreads ?? Number(process.env.FEDTUNE_NATIVE_THREADS ?? threads);
+    if (!Number.isInteger(nt) || nt < 1 || nt > 64) throw new RangeError(`initBackend: nativeThreads must be an integer in [1, 64], got ${nt}`);
+    setNativeThreads(nt);
     if (setNativeKernels(wantNative)) {
       const st = nativeAddon();
-      nativeNote = ` + native sgemm (${st.loaded ? st.addon.isa() : '?'}, ${threads} thread${threads === 1 ? '' : 's'})`;
+      nativeNote = ` + native sgemm (${st.loaded ? st.addon.isa() : '?'}, ${nt} thread${nt === 1 ? '' : 's'})`;
     }
   }
   let description: string = name;

@@ -24,7 +24,9 @@ void pickIsa() {
 #endif
 }
 
-// ---- thread pool: workers run job(i) for i drawn from a shared counter ----
+// ---- thread pool: the caller and the workers run job(i) for i drawn from a shared counter ----
+// The caller never waits for a worker that has not started: once it has drained the counter it
+// closes the job, and workers that wake later skip it (a loaded machine may wake them late).
 class Pool {
  public:
   ~Pool() {
@@ -34,20 +36,24 @@ class Pool {
   }
   void run(int nTasks, int nThreads, const std::function<void(int)>& job) {
     if (nThreads <= 1 || nTasks <= 1) { for (int i = 0; i < nTasks; i++) job(i); return; }
-    while ((int)workers_.size() < nThreads - 1) workers_.emplace_back([this] { loop(); });
+    while ((int)workers_.size() < nThreads - 1) {
+      const int index = (int)workers_.size();
+      workers_.emplace_back([this, index] { loop(index); });
+    }
     {
       std::lock_guard<std::mutex> l(mu_);
       job_ = &job;
       nTasks_ = nTasks;
       next_.store(0);
-      active_ = std::min(nThreads - 1, (int)workers_.size());
-      pending_ = active_;
+      active_ = nThreads - 1;
+      closed_ = false;
       gen_++;
     }
     cv_.notify_all();
     drain(job);
     std::unique_lock<std::mutex> l(mu_);
-    done_.wait(l, [this] { return pending_ == 0; });
+    closed_ = true;
+    done_.wait(l, [this] { return running_ == 0; });
     job_ = nullptr;
   }
 
@@ -55,24 +61,23 @@ class Pool {
   void drain(const std::function<void(int)>& job) {
     for (int i; (i = next_.fetch_add(1)) < nTasks_;) job(i);
   }
-  void loop() {
+  void loop(int index) {
     unsigned long seen = 0;
-    int index = -1;
     for (;;) {
       const std::function<void(int)>* job;
       {
         std::unique_lock<std::mutex> l(mu_);
-        if (index < 0) index = registered_++;
         cv_.wait(l, [&] { return stop_ || gen_ != seen; });
         if (stop_) return;
         seen = gen_;
-        if (index >= active_) continue;  // this call uses fewer threads
+        if (closed_ || index >= active_) continue;  // finished without us, or fewer threads wanted
+        running_++;
         job = job_;
       }
       drain(*job);
       {
         std::lock_guard<std::mutex> l(mu_);
-        if (--pending_ == 0) done_.notify_one();
+        if (--running_ == 0) done_.notify_one();
       }
     }
   }
@@ -81,9 +86,9 @@ class Pool {
   std::condition_variable cv_, done_;
   const std::function<void(int)>* job_ = nullptr;
   std::atomic<int> next_{0};
-  int nTasks_ = 0, active_ = 0, pending_ = 0, registered_ = 0;
+  int nTasks_ = 0, active_ = 0, running_ = 0;
   unsigned long gen_ = 0;
-  bool stop_ = false;
+  bool stop_ = false, closed_ = true;
 };
 
 Pool* g_pool = nullptr;
