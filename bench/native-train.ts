@@ -4,7 +4,8 @@
  * int8 frozen base, AdamW; and the stories260K shape (sequence 256). Each case runs in its own
  * process; the cases alternate within each round (wasm / native, 1 then 2 threads; native-2w1 =
  * single-threaded wasm with 2 native threads), `rounds` times.
- * Prints tokens/s, the same process's plain 1024³ matMul GFLOP/s and peak RSS.
+ * Prints tokens/s, tokens per CPU second (on a busy machine, what one quiet core would do), the
+ * same process's plain 1024³ matMul GFLOP/s and peak RSS.
  * Run: npm run build && node dist/bench/native-train.js [rounds=2] [steps=6]
  */
 import { spawnSync } from 'node:child_process';
@@ -49,9 +50,11 @@ async function child(config: string, caseName: string, steps: number): Promise<v
   const ad = LoraAdapter.create(c, base.sha256, { rank: 8, targets: ['wq', 'wv'] });
   const opts = { startId: BOS, batchSize: cfg.batch, seqLen: cfg.seq, seed: 1 };
   await new LocalTrainer(base, ad, tokens, { ...opts, steps: 2 }).run();
+  const u0 = process.cpuUsage();
   const r = await new LocalTrainer(base, ad, tokens, { ...opts, steps }).run();
+  const u = process.cpuUsage(u0);
   const mm = matMulGflops();
-  process.stdout.write(`${JSON.stringify({ tokensPerSecond: r.tokensPerSecond, matmulGflops: mm, peakRssMiB: (process.resourceUsage().maxRSS * 1024) / 2 ** 20, backend: info.description })}\n`);
+  process.stdout.write(`${JSON.stringify({ tokensPerSecond: r.tokensPerSecond, tokensPerCpuSecond: r.tokens / ((u.user + u.system) / 1e6), matmulGflops: mm, peakRssMiB: (process.resourceUsage().maxRSS * 1024) / 2 ** 20, backend: info.description })}\n`);
 }
 
 async function main(): Promise<void> {
@@ -64,16 +67,17 @@ async function main(): Promise<void> {
   const rounds = Number(cmd ?? 2);
   const steps = Number(a1 ?? 6);
   const load0 = loadavg();
-  const results: Record<string, { tps: number[]; mm: number[]; rss: number[]; backend: string }> = {};
+  const results: Record<string, { tps: number[]; cps: number[]; mm: number[]; rss: number[]; backend: string }> = {};
   for (let round = 0; round < rounds; round++) {
     for (const config of Object.keys(CONFIGS)) {
       for (const cs of CASES) {
         const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), 'child', config, cs, String(steps)], { encoding: 'utf8' });
         if (r.status !== 0) throw new Error(r.stderr);
-        const j = JSON.parse(r.stdout.trim().split('\n').pop()!) as { tokensPerSecond: number; matmulGflops: number; peakRssMiB: number; backend: string };
+        const j = JSON.parse(r.stdout.trim().split('\n').pop()!) as { tokensPerSecond: number; tokensPerCpuSecond: number; matmulGflops: number; peakRssMiB: number; backend: string };
         const k = `${config}|${cs}`;
-        results[k] ??= { tps: [], mm: [], rss: [], backend: j.backend };
+        results[k] ??= { tps: [], cps: [], mm: [], rss: [], backend: j.backend };
         results[k].tps.push(j.tokensPerSecond);
+        results[k].cps.push(j.tokensPerCpuSecond);
         results[k].mm.push(j.matmulGflops);
         results[k].rss.push(j.peakRssMiB);
       }
@@ -82,11 +86,11 @@ async function main(): Promise<void> {
   const load1 = loadavg();
   const mean = (x: number[]): number => x.reduce((s, v) => s + v, 0) / x.length;
   console.log(`${cpus().length} cores (${cpus()[0]?.model.trim()}); load average before ${load0.map((x) => x.toFixed(2)).join(' ')}, after ${load1.map((x) => x.toFixed(2)).join(' ')}; ${rounds} rounds × ${steps} steps`);
-  console.log('| config | case | tokens/s (mean; per round) | 1024³ matMul GFLOP/s | peak RSS MiB | backend |');
-  console.log('|---|---|---|---|---|---|');
+  console.log('| config | case | tokens/s (mean; per round) | tokens per CPU second | 1024³ matMul GFLOP/s | peak RSS MiB | backend |');
+  console.log('|---|---|---|---|---|---|---|');
   for (const [k, v] of Object.entries(results)) {
     const [config, cs] = k.split('|');
-    console.log(`| ${config} | ${cs} | ${mean(v.tps).toFixed(0)} (${v.tps.map((x) => x.toFixed(0)).join(', ')}) | ${mean(v.mm).toFixed(1)} | ${Math.max(...v.rss).toFixed(0)} | ${v.backend} |`);
+    console.log(`| ${config} | ${cs} | ${mean(v.tps).toFixed(0)} (${v.tps.map((x) => x.toFixed(0)).join(', ')}) | ${mean(v.cps).toFixed(0)} | ${mean(v.mm).toFixed(1)} | ${Math.max(...v.rss).toFixed(0)} | ${v.backend} |`);
   }
 }
 
