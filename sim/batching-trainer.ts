@@ -9,11 +9,12 @@
  *
  * Requests are flushed when `maxCohort` compatible ones wait, or on the next macrotask (after
  * `lingerMs`, if set); while a cohort trains, new requests queue and form the next cohort. Runs
- * that cannot join a cohort (gradient checkpointing) train with LocalTrainer directly. Requests
+ * that cannot join a cohort (gradient checkpointing) train with LocalTrainer directly. A time
+ * budget counts from the device's run() call, so time spent queued is part of it. Requests
  * with the same base identity and quantization share the first one's FrozenBase.
  */
-import { Subject } from 'rxjs';
-import { CohortTrainer, cohortKey, LocalTrainer, resolveTraining, type DeviceTrainer, type DeviceTrainerFactory, type FrozenBase, type LoraAdapter, type MaskedTokens, type TrainOptions, type TrainProgress, type TrainResult } from '../model/index.js';
+import { Subject, type Observable } from 'rxjs';
+import { CohortTrainer, cohortKey, type CohortOutcome, LocalTrainer, resolveTraining, type DeviceTrainer, type DeviceTrainerFactory, type FrozenBase, type LoraAdapter, type MaskedTokens, type TrainOptions, type TrainProgress, type TrainResult } from '../model/index.js';
 
 /** Options of {@link BatchingTrainer}. */
 export interface BatchingTrainerOptions {
@@ -25,7 +26,7 @@ export interface BatchingTrainerOptions {
 
 /** What a {@link BatchingTrainer} has run so far. */
 export interface BatchingStats {
-  /** Cohorts run. */
+  /** Cohorts run (a cohort of one runs as LocalTrainer). */
   readonly cohorts: number;
   /** Device runs trained in cohorts. */
   readonly runs: number;
@@ -42,6 +43,8 @@ interface Request {
   readonly data: Int32Array | MaskedTokens;
   readonly options: TrainOptions;
   readonly events: Subject<TrainProgress>;
+  /** When run() was called (performance.now()): a time budget counts from here, queueing included. */
+  readonly at: number;
   resolve(r: TrainResult): void;
   reject(e: Error): void;
 }
@@ -78,7 +81,7 @@ export class BatchingTrainer {
         if (started) return Promise.reject(new Error('BatchingTrainer: run() was already called'));
         started = true;
         return new Promise<TrainResult>((resolve, reject) => {
-          this.pending.push({ key, base, adapter, data, options, events, resolve, reject });
+          this.pending.push({ key, base, adapter, data, options, events, at: performance.now(), resolve, reject });
           this.schedule();
         });
       },
@@ -115,15 +118,28 @@ export class BatchingTrainer {
     }
     this.running = true;
     try {
-      let cohort: CohortTrainer;
+      const now = performance.now();
+      // a device's time budget (its round deadline) also pays for the time it waited in the queue
+      const left = (r: Request): TrainOptions => (r.options.timeBudgetMs === undefined ? r.options : { ...r.options, timeBudgetMs: Math.max(Number.MIN_VALUE, r.options.timeBudgetMs - (now - r.at)) });
+      // a cohort of one is LocalTrainer itself (the same result, without the stacking)
+      let progress: readonly Observable<TrainProgress>[];
+      let run: () => Promise<CohortOutcome[]>;
       try {
-        cohort = new CohortTrainer(batch[0].base, batch.map((r) => ({ adapter: r.adapter, data: r.data, options: r.options })));
+        if (batch.length === 1) {
+          const solo = new LocalTrainer(batch[0].base, batch[0].adapter, batch[0].data, left(batch[0]));
+          progress = [solo.progress$];
+          run = () => solo.run().then((result): CohortOutcome[] => [{ ok: true, result }], (e: unknown): CohortOutcome[] => [{ ok: false, error: e as Error }]);
+        } else {
+          const cohort = new CohortTrainer(batch[0].base, batch.map((r) => ({ adapter: r.adapter, data: r.data, options: left(r) })));
+          progress = cohort.progress;
+          run = () => cohort.run();
+        }
       } catch (e) {
         for (const r of batch) r.reject(e as Error);
         return;
       }
       batch.forEach((r, k) =>
-        cohort.progress[k].subscribe({
+        progress[k].subscribe({
           next: (p) => r.events.next(p),
           complete: () => r.events.complete(),
           error: (e: unknown) => {
@@ -134,9 +150,9 @@ export class BatchingTrainer {
       this.counts.cohorts++;
       this.counts.runs += batch.length;
       this.counts.largest = Math.max(this.counts.largest, batch.length);
-      let outcomes;
+      let outcomes: CohortOutcome[];
       try {
-        outcomes = await cohort.run();
+        outcomes = await run();
       } catch (e) {
         for (const r of batch) r.reject(e as Error);
         return;
