@@ -111,7 +111,7 @@ export class BatchingTrainer {
   private async flush(): Promise<void> {
     if (this.running || this.pending.length === 0) return;
     const key = this.pending[0].key;
-    const batch: Request[] = [];
+    let batch: Request[] = [];
     for (let i = 0; i < this.pending.length && batch.length < this.maxCohort; ) {
       if (this.pending[i].key === key) batch.push(...this.pending.splice(i, 1));
       else i++;
@@ -119,8 +119,16 @@ export class BatchingTrainer {
     this.running = true;
     try {
       const now = performance.now();
-      // a device's time budget (its round deadline) also pays for the time it waited in the queue
-      const left = (r: Request): TrainOptions => (r.options.timeBudgetMs === undefined ? r.options : { ...r.options, timeBudgetMs: Math.max(Number.MIN_VALUE, r.options.timeBudgetMs - (now - r.at)) });
+      // a device's time budget (its round deadline) also pays for the time it waited in the queue;
+      // one spent in the queue trains no step, as LocalTrainer does when its budget is gone at the start
+      const remaining = (r: Request): number => (r.options.timeBudgetMs === undefined ? Infinity : r.options.timeBudgetMs - (now - r.at));
+      for (const r of batch.filter((x) => remaining(x) <= 0)) {
+        r.events.complete();
+        r.resolve({ steps: 0, tokens: 0, firstLoss: NaN, lastLoss: NaN, elapsedMs: 0, tokensPerSecond: 0, stoppedByBudget: true });
+      }
+      batch = batch.filter((x) => remaining(x) > 0);
+      if (batch.length === 0) return;
+      const left = (r: Request): TrainOptions => (r.options.timeBudgetMs === undefined ? r.options : { ...r.options, timeBudgetMs: remaining(r) });
       // a cohort of one is LocalTrainer itself (the same result, without the stacking)
       let progress: readonly Observable<TrainProgress>[];
       let run: () => Promise<CohortOutcome[]>;

@@ -42,6 +42,13 @@ describe('sim/batching-trainer', function () {
     const alone = batching.factory(base, ads[0], data[0], { ...opts(0), checkpoint: true });
     assert.ok(alone instanceof LocalTrainer);
     assert.throws(() => batching.factory(base, ads[0], data[0], { ...opts(0), lr: -1 }), /BatchingTrainer: lr must be a positive number/);
+    // a time budget counts from run(): requests that waited it out in the queue train no step
+    const slow = new BatchingTrainer({ lingerMs: 80 });
+    const before = ads.map((a) => a.toFlat());
+    const late = await Promise.all(ads.map((ad, k) => slow.factory(base, ad, data[k], { ...opts(k), timeBudgetMs: k < 2 ? 20 : undefined }).run()));
+    assert.deepEqual(late.map((r) => [r.steps, r.stoppedByBudget]), [[0, true], [0, true], [4, false]]);
+    assert.deepEqual(ads[0].toFlat(), before[0]);
+    assert.notDeepEqual(ads[2].toFlat(), before[2]);
     ads.forEach((a) => a.dispose());
     assert.equal(tf.memory().numTensors, n0);
     base.dispose();
