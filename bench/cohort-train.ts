@@ -25,6 +25,9 @@ interface Case {
 interface Rates {
   readonly cohort: number;
   readonly local: number;
+  /** CPU ms of the whole process per update, per side (meaningful with one worker: the main thread idles). */
+  readonly cpuCohort: number;
+  readonly cpuLocal: number;
 }
 
 const LORA = { rank: 4, alpha: 8, targets: ['wq', 'wv', 'wo', 'w2'] as ('wq' | 'wv' | 'wo' | 'w2')[], seed: 1 };
@@ -39,25 +42,31 @@ async function workerMain(c: Case): Promise<void> {
   const opts = (k: number, round: number): TrainOptions => ({ startId: tok.startId, steps: 1, batchSize: 4, seqLen: 64, lr: 3e-3, seed: 1000 * round + k });
   const ads = shards.map(() => LoraAdapter.create(base.config, base.sha256, LORA));
   /** One round of K updates on one side; returns its seconds. */
+  const cpu = { cohort: 0, local: 0 };
   const round = async (mode: 'cohort' | 'local', r: number): Promise<number> => {
     const t0 = performance.now();
+    const c0 = process.cpuUsage();
     if (mode === 'cohort') {
       const out = await new CohortTrainer(base, ads.map((adapter, k) => ({ adapter, data: shards[k], options: opts(k, r) }))).run();
       if (!out.every((o) => o.ok)) throw new Error('a member failed');
     } else {
       for (let k = 0; k < c.K; k++) await new LocalTrainer(base, ads[k], shards[k], opts(k, r)).run();
     }
+    const used = process.cpuUsage(c0);
+    cpu[mode] += (used.user + used.system) / 1000;
     return (performance.now() - t0) / 1000;
   };
   await round('cohort', 0);
   await round('local', 0);
+  cpu.cohort = cpu.local = 0;
   const rounds = Math.max(2, Math.ceil(c.updates / c.K));
   const seconds = { cohort: 0, local: 0 };
   for (let r = 1; r <= rounds; r++) {
     const order: ('cohort' | 'local')[] = r % 2 ? ['cohort', 'local'] : ['local', 'cohort'];
     for (const mode of order) seconds[mode] += await round(mode, r);
   }
-  const rates: Rates = { cohort: (rounds * c.K) / seconds.cohort, local: (rounds * c.K) / seconds.local };
+  const n = rounds * c.K;
+  const rates: Rates = { cohort: n / seconds.cohort, local: n / seconds.local, cpuCohort: cpu.cohort / n, cpuLocal: cpu.local / n };
   parentPort?.postMessage(rates);
 }
 
@@ -73,20 +82,21 @@ async function runCase(K: number, workers: number, updates: number): Promise<Rat
     }),
   );
   // the workers run side by side: total rate = sum of their rates
-  return { cohort: results.reduce((s, r) => s + r.cohort, 0), local: results.reduce((s, r) => s + r.local, 0) };
+  return { cohort: results.reduce((s, r) => s + r.cohort, 0), local: results.reduce((s, r) => s + r.local, 0), cpuCohort: results[0].cpuCohort, cpuLocal: results[0].cpuLocal };
 }
 
 async function main(): Promise<void> {
   const Ks = [1, 2, 4, 8, 16, 32];
   const updates = Number(process.env.COHORT_BENCH_UPDATES ?? 32);
   console.log(`load average at start: ${loadavg().map((x) => x.toFixed(2)).join(', ')} (≥ ${updates} updates per side per worker per case, at least 2 rounds)`);
-  console.log('| K | 1 worker: cohort | 1 worker: LocalTrainer | ratio | 2 workers: cohort | 2 workers: LocalTrainer | ratio | load avg (1 min) |');
-  console.log('|---|---|---|---|---|---|---|---|');
+  console.log('| K | 1 worker: cohort | 1 worker: LocalTrainer | ratio | CPU ms/update, cohort / LocalTrainer (1 worker) | 2 workers: cohort | 2 workers: LocalTrainer | ratio | load avg (1 min) |');
+  console.log('|---|---|---|---|---|---|---|---|---|');
   for (const K of Ks) {
     const row: string[] = [];
     for (const workers of [1, 2]) {
       const r = await runCase(K, workers, updates);
       row.push(r.cohort.toFixed(1), r.local.toFixed(1), `${(r.cohort / r.local).toFixed(2)}×`);
+      if (workers === 1) row.push(`${r.cpuCohort.toFixed(1)} / ${r.cpuLocal.toFixed(1)}`);
     }
     console.log(`| ${K} | ${row.join(' | ')} | ${loadavg()[0].toFixed(1)} |`);
   }
