@@ -9,9 +9,8 @@
  *   gradient saves for backprop, so training held each saved activation twice (~400 MiB extra
  *   for Qwen2.5-0.5B at 64 tokens). Tensors are immutable, so the clone shares the data and
  *   counts a reference, as tfjs's cpu backend and the wasm Reshape do.
- * - Equal with broadcasting (e.g. logits [N, V] against their row maxima [N, 1], in the
- *   gradient of every logSumExp): the stock kernel took ~15 ms for [256, 512] (100× its
- *   same-shape case), a sixth of a stories260K training step; a plain loop takes well under 1 ms.
+ * (Comparisons with broadcasting — Equal in the gradient of every logSumExp — are replaced in
+ * ops/wasm-compare.ts.)
  */
 import * as tf from '@tensorflow/tfjs';
 
@@ -65,7 +64,7 @@ let installed = false;
 export function installWasmKernels(): void {
   if (installed) return;
   installed = true;
-  const orig = Object.fromEntries(['Slice', 'Unpack', 'SplitV', 'Identity', 'Equal'].map((k) => [k, tf.getKernel(k, 'wasm')!.kernelFunc as unknown as Kernel]));
+  const orig = Object.fromEntries(['Slice', 'Unpack', 'SplitV', 'Identity'].map((k) => [k, tf.getKernel(k, 'wasm')!.kernelFunc as unknown as Kernel]));
   const heap = (b: HeapBackend, t: tf.TensorInfo) => b.typedArrayFromHeap(t) as Float32Array;
 
   const slice: Kernel = (args) => {
@@ -129,48 +128,6 @@ export function installWasmKernels(): void {
     }
     return out;
   };
-  const equal: Kernel = (args) => {
-    const { a, b } = args.inputs;
-    if (a.dtype === 'string' || b.dtype === 'string' || tf.util.arraysEqual(a.shape, b.shape)) return orig.Equal(args);
-    const shape = tf.backend_util.assertAndGetBroadcastShape(a.shape, b.shape);
-    const out = args.backend.makeOutput(shape, 'bool');
-    const n = tf.util.sizeFromShape(shape);
-    if (n === 0) return out;
-    const o = args.backend.typedArrayFromHeap(out) as Uint8Array;
-    const av = args.backend.typedArrayFromHeap(a);
-    const bv = args.backend.typedArrayFromHeap(b);
-    const rank = shape.length;
-    // per output axis, the step of each input (0 along a broadcast axis)
-    const steps = (s: number[]): number[] => {
-      const padded = [...new Array<number>(rank - s.length).fill(1), ...s];
-      const st = new Array<number>(rank).fill(0);
-      for (let i = rank - 1, acc = 1; i >= 0; i--) {
-        st[i] = padded[i] === 1 ? 0 : acc;
-        acc *= padded[i];
-      }
-      return st;
-    };
-    const sa = steps(a.shape);
-    const sb = steps(b.shape);
-    const inner = shape[rank - 1];
-    const ia = sa[rank - 1];
-    const ib = sb[rank - 1];
-    const idx = new Array<number>(rank).fill(0);
-    for (let off = 0; off < n; off += inner) {
-      let pa = 0;
-      let pb = 0;
-      for (let d = 0; d < rank - 1; d++) {
-        pa += idx[d] * sa[d];
-        pb += idx[d] * sb[d];
-      }
-      for (let j = 0; j < inner; j++) o[off + j] = av[pa + j * ia] === bv[pb + j * ib] ? 1 : 0;
-      for (let d = rank - 2; d >= 0; d--) {
-        if (++idx[d] < shape[d]) break;
-        idx[d] = 0;
-      }
-    }
-    return out;
-  };
   const register = (kernelName: string, f: Kernel): void => {
     if (tf.getKernel(kernelName, 'wasm')) tf.unregisterKernel(kernelName, 'wasm');
     tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc: f as unknown as tf.KernelFunc });
@@ -179,7 +136,6 @@ export function installWasmKernels(): void {
   register('Unpack', unpack);
   register('SplitV', splitV);
   register('UnsortedSegmentSum', segmentSum);
-  register('Equal', equal);
   register('Identity', (args) => {
     const x = args.inputs.x;
     if (x.dtype === 'string') return orig.Identity(args);
