@@ -17,6 +17,7 @@ import { trainableRanges, unpackTrainable } from '../model/adapter-flat.js';
 import type { LlamaConfig } from '../model/config.js';
 import type { LoraConfig } from '../model/lora-config.js';
 import { openWithSharedKey } from '../privacy/box.js';
+import { openSealedInPlace } from '../privacy/secretbox-open.js';
 import { clipToNorm, l2Norm, withinClipBound } from '../privacy/clip.js';
 import { noiseNormBound } from '../privacy/noise.js';
 import { decodeUpdate } from '../proto/update-codec.js';
@@ -69,9 +70,13 @@ export function updateBound(clipNorm: number, maxUpdateNorm: number, layout: Upd
   return { norm: (maxUpdateNorm > 0 ? maxUpdateNorm : defaultMaxUpdateNorm(layout.updateLength)) + noiseAllowance, told: false, noiseAllowance };
 }
 
-/** Decrypt a sealed update with the device ↔ program shared key; refuse it if it does not open. */
-export function openSealedUpdate(sealed: Uint8Array, sharedKey: Uint8Array): Uint8Array {
-  const plain = openWithSharedKey(sealed, sharedKey);
+/**
+ * Decrypt a sealed update with the device ↔ program shared key; refuse it if it does not open.
+ * `inPlace`: `sealed` is the caller's to give up (the upload's own buffer, 4-byte aligned): it is
+ * decrypted where it lies and the plaintext returned is a view of it (privacy/secretbox-open.ts).
+ */
+export function openSealedUpdate(sealed: Uint8Array, sharedKey: Uint8Array, inPlace = false): Uint8Array {
+  const plain = inPlace && sealed.byteOffset % 4 === 0 ? openSealedInPlace(sealed, sharedKey) : openWithSharedKey(sealed, sharedKey);
   if (!plain) refuse('invalid-argument', 'the update could not be decrypted: it is not sealed by this device to the program key, or was altered');
   return plain;
 }
