@@ -7,11 +7,12 @@
  * The construction is NaCl's crypto_secretbox (XSalsa20-Poly1305) with a precomputed X25519 shared
  * key (crypto_box_beforenm): subkey = HSalsa20(key, nonce[0..16]); Salsa20 keystream under the
  * subkey with nonce[16..24] and a 64-bit block counter from 0; its first 32 bytes are the
- * one-time Poly1305 key, the rest encrypts. HSalsa20 and Poly1305 are tweetnacl's (lowlevel); the
- * Salsa20 keystream is XORed 32 bits at a time (tweetnacl packs and XORs byte by byte), which is
- * where ~60% of tweetnacl's open went. The tag is checked before any byte is decrypted.
+ * one-time Poly1305 key, the rest encrypts. HSalsa20 is tweetnacl's (lowlevel); Poly1305 runs in
+ * WebAssembly (privacy/poly1305-wasm.ts); the Salsa20 keystream is XORed 32 bits at a time
+ * (tweetnacl packs and XORs byte by byte). The tag is checked before any byte is decrypted.
  */
 import nacl from 'tweetnacl';
+import { poly1305Verify } from './poly1305-wasm.js';
 
 const NONCE = 24;
 const TAG = 16;
@@ -26,7 +27,6 @@ const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
 interface Lowlevel {
   crypto_core_hsalsa20(out: Uint8Array, inp: Uint8Array, k: Uint8Array, c: Uint8Array): number;
-  crypto_onetimeauth_verify(h: Uint8Array, hpos: number, m: Uint8Array, mpos: number, n: number, k: Uint8Array): number;
 }
 const low = (nacl as unknown as { lowlevel: Lowlevel }).lowlevel;
 
@@ -157,7 +157,7 @@ export function openSealedInPlace(sealed: Uint8Array, sharedKey: Uint8Array): Ui
   // block 0: the Poly1305 key, then the first 32 bytes of keystream
   salsa20Block(state, undefined, 0, block);
   polyKey.set(blockBytes.subarray(0, 32));
-  const ok = low.crypto_onetimeauth_verify(sealed, NONCE, sealed, start, n, polyKey) === 0;
+  const ok = poly1305Verify(sealed, NONCE, sealed, start, n, polyKey);
   polyKey.fill(0);
   if (!ok) {
     block.fill(0);

@@ -78,3 +78,40 @@ describe('privacy/box boxSharedKey (node:crypto X25519)', () => {
     for (const pk of keys) assert.deepEqual(boxSharedKey(pk, program), nacl.box.before(pk, program.secretKey));
   });
 });
+
+describe('privacy/poly1305-wasm', () => {
+  it('verifies the RFC 8439 §2.5.2 test vector and refuses it with any bit of the tag flipped', async () => {
+    const { poly1305Verify } = await import('../../privacy/poly1305-wasm.js');
+    const key = Buffer.from('85d6be7857556d337f4452fe42d506a80103808afb0db2fd4abff6af4149f51b', 'hex');
+    const msg = new TextEncoder().encode('Cryptographic Forum Research Group');
+    const tag = Buffer.from('a8061dc1305136c6c22b8baf0c0127a9', 'hex');
+    assert.equal(poly1305Verify(tag, 0, msg, 0, msg.length, key), true);
+    for (let bit = 0; bit < 128; bit += 5) {
+      const t = Uint8Array.from(tag);
+      t[bit >> 3] ^= 1 << (bit & 7);
+      assert.equal(poly1305Verify(t, 0, msg, 0, msg.length, key), false, `bit ${bit}`);
+    }
+  });
+
+  it('agrees with tweetnacl crypto_onetimeauth on random keys and lengths, and on keys that force the final reduction (r = 1, all-ones blocks)', async () => {
+    const { poly1305Verify } = await import('../../privacy/poly1305-wasm.js');
+    const low = (nacl as unknown as { lowlevel: { crypto_onetimeauth(o: Uint8Array, op: number, m: Uint8Array, mp: number, n: number, k: Uint8Array): number } }).lowlevel;
+    for (let t = 0; t < 600; t++) {
+      const len = t % 150 + (t % 9 === 0 ? 4096 : 0);
+      const m = nacl.randomBytes(len + 3);
+      let k = nacl.randomBytes(32);
+      if (t % 4 === 1) {
+        // r = 1: h is the plain sum of the blocks with their high bits; two all-ones blocks take it past p = 2¹³⁰ − 5
+        k = new Uint8Array(32);
+        k[0] = 1;
+        k.set(nacl.randomBytes(16), 16);
+        m.fill(0xff);
+      } else if (t % 4 === 2) k = new Uint8Array(32).fill(0xff);
+      const tag = new Uint8Array(16);
+      low.crypto_onetimeauth(tag, 0, m, 3, len, k);
+      assert.equal(poly1305Verify(tag, 0, m, 3, len, k), true, `case ${t}, length ${len}`);
+      tag[t % 16] ^= 1 << (t % 8);
+      assert.equal(poly1305Verify(tag, 0, m, 3, len, k), false, `case ${t}: a flipped tag bit`);
+    }
+  });
+});
