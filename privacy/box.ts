@@ -50,9 +50,8 @@ export function open(sealed: Uint8Array, senderPublicKey: Uint8Array, recipient:
   return nacl.box.open(sealed.subarray(BOX_NONCE_BYTES), sealed.subarray(0, BOX_NONCE_BYTES), senderPublicKey, recipient.secretKey);
 }
 
-/** DER prefixes of X25519 PKCS#8 private and SubjectPublicKeyInfo public keys; the raw 32 bytes follow. */
+/** DER prefix of an X25519 PKCS#8 private key; the raw 32 bytes follow. */
 const X25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b656e04220420', 'hex');
-const X25519_SPKI_PREFIX = Buffer.from('302a300506032b656e032100', 'hex');
 /** Parsed recipient secret keys (a coordinator derives thousands of shared keys with its program key). */
 const parsedSecrets = new WeakMap<Uint8Array, KeyObject>();
 
@@ -72,7 +71,8 @@ export function boxSharedKey(senderPublicKey: Uint8Array, recipient: BoxKeyPair)
       sk = createPrivateKey({ key: Buffer.concat([X25519_PKCS8_PREFIX, recipient.secretKey]), format: 'der', type: 'pkcs8' });
       parsedSecrets.set(recipient.secretKey, sk);
     }
-    const pk = createPublicKey({ key: Buffer.concat([X25519_SPKI_PREFIX, senderPublicKey]), format: 'der', type: 'spki' });
+    // a JWK imports ~5× faster than the same key as DER (OpenSSL 3's decoder lookup)
+    const pk = createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: Buffer.from(senderPublicKey.buffer, senderPublicKey.byteOffset, senderPublicKey.byteLength).toString('base64url') }, format: 'jwk' });
     dh = new Uint8Array(diffieHellman({ privateKey: sk, publicKey: pk }));
   } catch {
     return nacl.box.before(senderPublicKey, recipient.secretKey);

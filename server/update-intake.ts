@@ -18,7 +18,7 @@ import type { LlamaConfig } from '../model/config.js';
 import type { LoraConfig } from '../model/lora-config.js';
 import { openWithSharedKey } from '../privacy/box.js';
 import { openSealedInPlace } from '../privacy/secretbox-open.js';
-import { clipToNorm, l2Norm, withinClipBound } from '../privacy/clip.js';
+import { clipToNorm, withinClipBound } from '../privacy/clip.js';
 import { noiseNormBound } from '../privacy/noise.js';
 import { decodeUpdate } from '../proto/update-codec.js';
 import { refuse } from './errors.js';
@@ -99,8 +99,13 @@ export function intakeUpdate(encoding: string, plain: Uint8Array, layout: Update
 
 /** Finite values and an L2 norm within the bound (see the file comment); the update clipped to it. */
 export function boundUpdate(update: Float32Array, bound: UpdateBound, slack = 0): AcceptedUpdate {
-  for (let i = 0; i < update.length; i++) if (!Number.isFinite(update[i])) refuse('invalid-argument', `the update holds a non-finite value (${update[i]}) at index ${i}`);
-  const norm = l2Norm(update);
+  // one pass: Σ v² (as l2Norm sums it) is finite exactly when every value is (a float32 squared cannot overflow a float64)
+  let ss = 0;
+  for (let i = 0; i < update.length; i++) ss += update[i] * update[i];
+  if (!Number.isFinite(ss)) {
+    for (let i = 0; i < update.length; i++) if (!Number.isFinite(update[i])) refuse('invalid-argument', `the update holds a non-finite value (${update[i]}) at index ${i}`);
+  }
+  const norm = Math.sqrt(ss);
   if (!Number.isFinite(norm)) refuse('invalid-argument', 'the update\'s L2 norm overflows');
   // a quantized update may sit past C by its rounding (slack, from its own scales); bring it back to C
   const noisy = bound.noiseAllowance > 0;
