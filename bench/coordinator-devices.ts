@@ -127,6 +127,12 @@ async function main(s: FleetSettings): Promise<void> {
     const cpu0 = process.cpuUsage();
     let deviceMs = 0;
     let refused = 0;
+    const errors: Record<string, number> = {};
+    const note = (e: unknown): void => {
+      refused++;
+      const m = e instanceof Error ? e.message.slice(0, 160) : String(e);
+      errors[m] = (errors[m] ?? 0) + 1;
+    };
     await pool(devices, s.concurrency, async (d) => {
       let t = performance.now();
       const req = { programId: s.programId, adapterVersion: version };
@@ -135,13 +141,13 @@ async function main(s: FleetSettings): Promise<void> {
       let res: CheckInResponse__Output;
       try {
         res = await unaryCall<CheckInResponse__Output>((o, cb) => d.client.CheckIn({ ...req, auth }, o, cb), 120_000);
-      } catch {
-        refused++;
+      } catch (e) {
+        note(e);
         return;
       }
       const work = res.work;
       if (!work) {
-        refused++;
+        note(new Error(`no work: ${res.later?.reason ?? '?'}`));
         return;
       }
       t = performance.now();
@@ -155,11 +161,12 @@ async function main(s: FleetSettings): Promise<void> {
       deviceMs += performance.now() - t;
       try {
         await p;
-      } catch {
-        refused++;
+      } catch (e) {
+        note(e);
       }
     });
     const cpu = process.cpuUsage(cpu0);
+    if (refused > 0) console.error(`device fleet: ${refused} device(s) refused this round: ${JSON.stringify(errors)}`);
     send({ t: 'roundDone', deviceS: deviceMs / 1000, cpuS: (cpu.user + cpu.system) / 1e6, refused });
   };
 

@@ -128,7 +128,7 @@ async function main(): Promise<void> {
     minUpdates: MIN_UPDATES,
     overSelect: OVER_SELECT,
     rounds: ROUNDS,
-    roundDeadlineMs: 600_000,
+    roundDeadlineMs: 180_000,
     retryDelayMs: 500,
     dp: { mode: 'none', clipNorm: CLIP },
   });
@@ -264,6 +264,7 @@ async function main(): Promise<void> {
       parts,
     });
     if (end.e.state !== 'COMPLETED') console.error(`round ${round}: ${end.e.state} — ${end.e.message}`);
+    console.error(`round ${round}: wall ${wallS.toFixed(2)} s, coordinator CPU ${rows[rows.length - 1].coordCpuS.toFixed(2)} s`);
   }
   if (prof) {
     const { profile } = await prof.post('Profiler.stop');
