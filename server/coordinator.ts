@@ -422,7 +422,7 @@ export class Coordinator {
       }
       const plain = openSealedUpdate(sealed, shared, true);
       if (encoding === 'masked') return runner.acceptMasked(device.id, roundId, decodeMasked(plain, p.updateLength), sealed.length);
-      const { update } = intakeUpdate(encoding, plain, p.layout, updateBound(runner.roundClipNorm(roundId), p.spec.maxUpdateNorm, p.layout, runner.roundDeviceNoiseStd(roundId)));
+      const { update } = intakeUpdate(encoding, plain, p.layout, updateBound(runner.roundClipNorm(roundId), p.spec.maxUpdateNorm, p.layout, runner.roundDeviceNoiseStd(roundId)), true);
       checkNumExamples(numExamples, p.spec.training);
       runner.submit(device.id, roundId, update, numExamples, sealed.length, unclipped);
     } catch (e) {

@@ -90,9 +90,17 @@ export interface AcceptedUpdate {
   readonly clipped: boolean;
 }
 
-/** Decode → finite → bound → clip → unpack a plaintext float update (encodings f32, q8, q4). */
-export function intakeUpdate(encoding: string, plain: Uint8Array, layout: UpdateLayout, bound: UpdateBound): AcceptedUpdate {
-  const decoded = decodeUpdate(encoding, plain, layout.updateLength);
+/** True on a little-endian host (the wire's byte order for f32). */
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
+/**
+ * Decode → finite → bound → clip → unpack a plaintext float update (encodings f32, q8, q4).
+ * `givesUpPlain`: the caller will not touch `plain` again, so an f32 update may be a view of it.
+ */
+export function intakeUpdate(encoding: string, plain: Uint8Array, layout: UpdateLayout, bound: UpdateBound, givesUpPlain = false): AcceptedUpdate {
+  // f32 on a little-endian host, 4-byte aligned, and the caller gives the bytes up: view them, no copy
+  const view = givesUpPlain && encoding === 'f32' && LITTLE_ENDIAN && plain.byteOffset % 4 === 0 && plain.length === 4 * layout.updateLength;
+  const decoded = view ? { update: new Float32Array(plain.buffer, plain.byteOffset, layout.updateLength), slack: 0 } : decodeUpdate(encoding, plain, layout.updateLength);
   const bounded = boundUpdate(decoded.update, bound, decoded.slack);
   return { ...bounded, update: expandUpdate(layout, bounded.update) };
 }
