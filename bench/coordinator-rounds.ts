@@ -21,7 +21,7 @@
  *
  * Run: npx tsc -p tsconfig.json && node dist/bench/coordinator-rounds.js [--devices 1000]
  *      [--rounds 4] [--rank 2] [--targets wq|all|wq,wv,…] [--concurrency 64] [--channels 8]
- *      [--cpu-prof]   (profiles this process — the coordinator — into ./coordinator-rounds.cpuprofile)
+ *      [--cpu-prof]   (profiles this process — the coordinator — during the rounds, into the temp folder)
  */
 import { fork } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -268,7 +268,9 @@ async function main(): Promise<void> {
   }
   if (prof) {
     const { profile } = await prof.post('Profiler.stop');
-    writeFileSync('coordinator-rounds.cpuprofile', JSON.stringify(profile));
+    const out = join(tmpdir(), `coordinator-rounds-${process.pid}.cpuprofile`);
+    writeFileSync(out, JSON.stringify(profile));
+    console.error(`CPU profile of the coordinator process: ${out}`);
     prof.disconnect();
   }
   const afterRounds = mem();
