@@ -128,7 +128,7 @@ async function main(): Promise<void> {
     minUpdates: MIN_UPDATES,
     overSelect: OVER_SELECT,
     rounds: ROUNDS,
-    roundDeadlineMs: 180_000,
+    roundDeadlineMs: 900_000,
     retryDelayMs: 500,
     dp: { mode: 'none', clipNorm: CLIP },
   });
@@ -281,7 +281,7 @@ async function main(): Promise<void> {
 
   // ---- report ----
   const f = (x: number, d = 2): string => (Number.isFinite(x) ? x.toFixed(d) : '–');
-  console.log(`\n${DEVICES} devices, ${ROUNDS} rounds, LoRA rank ${RANK} on ${TARGETS.join(',')} (${n} floats, ${4 * n + 40} sealed bytes per update), cohort ${DEVICES}, minUpdates ${MIN_UPDATES}, overSelect ${OVER_SELECT}, clip ${CLIP}, ${CHANNELS} gRPC channels, ${CONCURRENCY} devices in flight, devices in a child process; ${machine}; enrolment ${f(enrolS)} s\n`);
+  console.log(`\n${DEVICES} devices, ${ROUNDS} rounds, LoRA rank ${RANK} on ${TARGETS.join(',')} (${n} floats, ${4 * n + 40} sealed bytes per update), cohort ${DEVICES}, minUpdates ${MIN_UPDATES}, overSelect ${OVER_SELECT}, clip ${CLIP}, ${CHANNELS} gRPC channels, ${CONCURRENCY} devices in flight, devices in a child process, round deadline 900 s (round 1 opens before the enrolment); ${machine}; enrolment ${f(enrolS)} s\n`);
   console.log('| round | wall s | devices: compute s | devices: process CPU s | coordinator: event loop busy s | coordinator: CPU s | aggregate phase ms | updates | updates/s | payload MB | coordinator peak RSS so far MiB | coordinator peak heap MiB |');
   console.log('|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const r of rows) {
