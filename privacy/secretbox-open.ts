@@ -34,7 +34,8 @@ const le32 = (b: Uint8Array, i: number): number => (b[i] | (b[i + 1] << 8) | (b[
 
 /**
  * The Salsa20 block for state `j` (16 words), XORed into `w[p..p+16)`; with `w` undefined, written
- * to `out` instead (keystream). Words are stored mod 2³² by the Uint32Array. 20 rounds: the spec's column and row quarter-rounds, unrolled.
+ * to `out` instead (keystream). Words are stored mod 2³² by the Uint32Array. 20 rounds: the
+ * spec's column and row quarter-rounds, unrolled.
  */
 function salsa20Block(j: Uint32Array, w: Uint32Array | undefined, p: number, out?: Uint32Array): void {
   let x0 = j[0], x1 = j[1], x2 = j[2], x3 = j[3], x4 = j[4], x5 = j[5], x6 = j[6], x7 = j[7];
@@ -162,6 +163,7 @@ export function openSealedInPlace(sealed: Uint8Array, sharedKey: Uint8Array): Ui
   if (!ok) {
     block.fill(0);
     subkey.fill(0);
+    state.fill(0);
     return null;
   }
   const head = Math.min(32, n);
