@@ -178,8 +178,14 @@ export function forwardHidden(base: FrozenBase, tokens: Int32Array, batch: numbe
       x = checkpointed(x, l, adapter, (xx, l2, lora) => block(xx, l2, lora).x);
       continue;
     }
-    const out = block(x, l, (name) => adapter?.get(l, name));
-    if (opts.returnCache) newCache.push({ k: out.k, v: out.v });
+    // each layer in its own scope: what its ops saved for backprop stays (tfjs keeps those
+    // apart), the rest of its temporaries go now instead of at the end of the whole forward
+    const xIn = x;
+    const out = opts.onMatrixInput ? block(xIn, l, (name) => adapter?.get(l, name)) : tf.tidy(() => {
+      const o = block(xIn, l, (name) => adapter?.get(l, name));
+      return opts.returnCache ? o : { x: o.x };
+    }) as { x: tf.Tensor2D; k?: tf.Tensor4D; v?: tf.Tensor4D };
+    if (opts.returnCache) newCache.push({ k: out.k as tf.Tensor4D, v: out.v as tf.Tensor4D });
     x = out.x;
   }
   const hidden = rmsNorm(x, base.norm('final'), c.normEps);
