@@ -7,7 +7,8 @@ import * as tf from '@tensorflow/tfjs';
 import { headSize, qDim } from './config.js';
 import type { FrozenBase, MatrixRef } from './frozen-base.js';
 import type { LoraAdapter } from './lora.js';
-import { batchMatMul, matMul } from './ops/matmul.js';
+import { batchMatMul, kernelMode, matMul } from './ops/matmul.js';
+import { swiglu } from './ops/lean-ops.js';
 import { applyRope, type RopeSpec } from './rope.js';
 import type { Rng } from '../random/rng.js';
 import type { MatrixName } from './weights.js';
@@ -123,7 +124,8 @@ export function forwardHidden(base: FrozenBase, tokens: Int32Array, batch: numbe
       if (!masks.has(key)) masks.set(key, dropoutMask(dropRng, x.size, adapter!.config.dropout));
       u = tf.mul(x, tf.tensor2d(masks.get(key) as Float32Array, x.shape));
     }
-    return tf.add(y, tf.mul(matMul(matMul(u, pair.aT), pair.bT), adapter!.scale));
+    // the scale on the thin [n, r] side: backprop then keeps [n, r], not [n, out], for it
+    return tf.add(y, matMul(tf.mul(matMul(u, pair.aT), adapter!.scale), pair.bT));
   };
 
   // causal mask [rep·T, S]: query t (position start+t) sees keys 0 … start+t
@@ -159,7 +161,8 @@ export function forwardHidden(base: FrozenBase, tokens: Int32Array, batch: numbe
     const qg = tf.transpose(q.reshape([batch, T, kvH, rep, hs]), [0, 2, 3, 1, 4]).reshape([batch * kvH, rep * T, hs]) as tf.Tensor3D;
     const kT = tf.transpose(k, [0, 2, 3, 1]).reshape([batch * kvH, hs, S]) as tf.Tensor3D;
     const vg = tf.transpose(v, [0, 2, 1, 3]).reshape([batch * kvH, S, hs]) as tf.Tensor3D;
-    const scores = tf.add(tf.mul(batchMatMul(qg, kT), invSqrt), mask);
+    // scaled on q ([.., hs]) rather than on the scores ([.., S]): backprop keeps no scores copy
+    const scores = tf.add(batchMatMul(tf.mul(qg, invSqrt), kT), mask);
     const att = batchMatMul(tf.softmax(scores) as tf.Tensor3D, vg);
     const merged = tf.transpose(att.reshape([batch, kvH, rep, T, hs]), [0, 3, 1, 2, 4]).reshape([N, qDim(c)]) as tf.Tensor2D;
     const xa = tf.add(x, linear(merged, l, 'wo', lora)) as tf.Tensor2D;
@@ -167,7 +170,7 @@ export function forwardHidden(base: FrozenBase, tokens: Int32Array, batch: numbe
     const hn = rmsNorm(xa, base.norm('ffn', l), c.normEps);
     const h1 = linear(hn, l, 'w1', lora);
     const h3 = linear(hn, l, 'w3', lora);
-    const g = tf.mul(tf.mul(h1, tf.sigmoid(h1)), h3) as tf.Tensor2D;
+    const g = kernelMode() === 'fast' ? swiglu(h1, h3) : (tf.mul(tf.mul(h1, tf.sigmoid(h1)), h3) as tf.Tensor2D);
     return { x: tf.add(xa, linear(g, l, 'w2', lora)) as tf.Tensor2D, k, v };
   };
 
