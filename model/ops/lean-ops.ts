@@ -62,3 +62,64 @@ export function rotaryMix(x: tf.Tensor, cos: Float32Array, sin: Float32Array, ta
   });
   return op(x);
 }
+
+/** Axes of `full` summed to reduce a gradient of shape `full` to the broadcast input `shape`. */
+function sumTo(dy: tf.Tensor, shape: readonly number[]): tf.Tensor {
+  const lead = dy.rank - shape.length;
+  const axes: number[] = [];
+  for (let i = 0; i < dy.rank; i++) if (i < lead || (shape[i - lead] === 1 && dy.shape[i] !== 1)) axes.push(i);
+  return tf.reshape(axes.length ? tf.sum(dy, axes) : dy, [...shape]);
+}
+
+/**
+ * a + b (broadcasting as tf.add), saving nothing: tfjs's Add keeps both inputs alive until
+ * backprop only to read their shapes.
+ */
+export function plus<T extends tf.Tensor>(a: T, b: tf.Tensor): T {
+  const [sa, sb] = [[...a.shape], [...b.shape]];
+  const op = grad((x, y, save) => {
+    (save as tf.GradSaveFunc)([]);
+    return { value: tf.add(x as tf.Tensor, y as tf.Tensor), gradFunc: (dy) => [sumTo(dy, sa), sumTo(dy, sb)] };
+  });
+  return op(a, b) as T;
+}
+
+/** x reshaped, saving nothing (tfjs's Reshape keeps its input alive until backprop for its shape). */
+export function view<R extends tf.Rank>(x: tf.Tensor, shape: number[]): tf.Tensor<R> {
+  const from = [...x.shape];
+  const op = grad((v, save) => {
+    (save as tf.GradSaveFunc)([]);
+    return { value: tf.reshape(v as tf.Tensor, shape), gradFunc: (dy) => tf.reshape(dy, from) };
+  });
+  return op(x) as tf.Tensor<R>;
+}
+
+/** x · c for a constant c, saving nothing (tfjs's Mul keeps x and c alive until backprop). */
+export function scaled<T extends tf.Tensor>(x: T, c: number): T {
+  if (!Number.isFinite(c)) throw new RangeError(`scaled: c must be finite, got ${c}`);
+  const op = grad((v, save) => {
+    (save as tf.GradSaveFunc)([]);
+    return { value: tf.mul(v as tf.Tensor, c), gradFunc: (dy) => tf.mul(dy, c) };
+  });
+  return op(x) as T;
+}
+
+/** RMSNorm over the last axis, x / √(mean(x²) + eps) · w, saving only x and w for backprop. */
+export function leanRmsNorm<T extends tf.Tensor>(x: T, w: tf.Tensor1D, eps: number): T {
+  if (x.shape[x.rank - 1] !== w.size) throw new RangeError(`leanRmsNorm: x is [${x.shape}] but w has ${w.size} values`);
+  const op = grad((a, b, save) => {
+    const [xx, ww] = [a as tf.Tensor, b as tf.Tensor];
+    (save as tf.GradSaveFunc)([xx, ww]);
+    return {
+      value: tf.mul(tf.mul(xx, tf.rsqrt(tf.add(tf.mean(tf.square(xx), -1, true), eps))), ww),
+      // y = x·r·w, r = (mean(x²) + eps)^(−1/2): dx = r·g − x·r³·mean(x·g) with g = dy·w; dw = Σ dy·x·r
+      gradFunc: (dy, [sx, sw]) => {
+        const r = tf.rsqrt(tf.add(tf.mean(tf.square(sx), -1, true), eps));
+        const g = tf.mul(dy, sw);
+        const dx = tf.sub(tf.mul(g, r), tf.mul(tf.mul(sx, tf.pow(r, 3)), tf.mean(tf.mul(sx, g), -1, true)));
+        return [dx, sumTo(tf.mul(dy, tf.mul(sx, r)), [sw.size])];
+      },
+    };
+  });
+  return op(x, w) as T;
+}

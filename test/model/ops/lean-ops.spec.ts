@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../../model/index.js';
-import { rotaryMix, swiglu } from '../../../model/ops/lean-ops.js';
+import { leanRmsNorm, plus, rotaryMix, scaled, swiglu, view } from '../../../model/ops/lean-ops.js';
 import { ropeTables } from '../../../model/rope.js';
 
 /**
@@ -79,5 +79,30 @@ describe('model/ops/lean-ops', () => {
         assert.ok(savedBy(mix, x) < savedBy(chain, x));
       });
     }
+  });
+
+  it('plus (broadcasting), view, scaled and leanRmsNorm equal add, reshape, mul and the RMSNorm chain, with their gradients, saving less', () => {
+    tf.tidy(() => {
+      const x = tf.randomNormal([6, 4, 8], 0, 1, 'float32', 11);
+      const bias = tf.randomNormal([8], 0, 1, 'float32', 12);
+      const col = tf.randomNormal([4, 1], 0, 1, 'float32', 13);
+      const w = tf.randomNormal([6, 4, 8], 0, 1, 'float32', 14);
+      const normW = tf.randomNormal([8], 1, 0.2, 'float32', 15) as tf.Tensor1D;
+      const pairs: [string, (v: tf.Tensor) => tf.Tensor, (v: tf.Tensor) => tf.Tensor][] = [
+        ['plus', (v) => plus(plus(v, bias), col), (v) => tf.add(tf.add(v, bias), col)],
+        ['view', (v) => tf.square(view(v, [24, 8])), (v) => tf.square(tf.reshape(v, [24, 8]))],
+        ['scaled', (v) => tf.square(scaled(v, 0.3)), (v) => tf.square(tf.mul(v, 0.3))],
+        ['leanRmsNorm', (v) => leanRmsNorm(v, normW, 1e-5), (v) => tf.mul(tf.mul(v, tf.rsqrt(tf.add(tf.mean(tf.square(v), -1, true), 1e-5))), normW)],
+      ];
+      for (const [name, lean, chain] of pairs) {
+        assert.deepEqual(Array.from(lean(x).dataSync()).map((v, i) => [i, v]), Array.from(chain(x).dataSync()).map((v, i) => [i, v]), name);
+        close(tf.grad((v: tf.Tensor) => tf.sum(tf.mul(view(lean(v), w.shape), w)))(x), tf.grad((v: tf.Tensor) => tf.sum(tf.mul(tf.reshape(chain(v), w.shape), w)))(x), `${name} d/dx`);
+        assert.ok(savedBy(lean, x) < savedBy(chain, x), `${name} saves as much as the chain`);
+      }
+      // the norm weight's gradient too (frozen in fedtune, but the op must still be right)
+      const dwLean = tf.grad((u: tf.Tensor) => tf.sum(tf.mul(leanRmsNorm(x, u as tf.Tensor1D, 1e-5), w)))(normW);
+      const dwChain = tf.grad((u: tf.Tensor) => tf.sum(tf.mul(tf.mul(tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), 1e-5))), u), w)))(normW);
+      close(dwLean, dwChain, 'leanRmsNorm d/dw');
+    });
   });
 });
