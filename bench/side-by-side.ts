@@ -16,7 +16,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { BOS, FrozenBase, initBackend, LocalTrainer, LoraAdapter, randomBase, terminateWasmThreads } from '../model/index.js';
-import { memoryBreakdown } from './step-memory.js';
+import { memoryBreakdown, wasmHeapBytes } from './step-memory.js';
 import { SHAPES } from './side-by-side-shapes.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -64,7 +64,8 @@ async function child(shape: string, threads: number, steps: number, breakdown: b
   const r = await new LocalTrainer(base, ad, tokens, { ...opts, steps }).run();
   const mm2 = plainMatMulGflops();
   const peakRssBytes = process.resourceUsage().maxRSS * 1024;
-  process.stdout.write(`${JSON.stringify({ side: 'fedtune', config: shape, threads, steps, tokensPerSecond: r.tokensPerSecond, matmulGflops: (mm1 + mm2) / 2, peakRssBytes, lastLoss: r.lastLoss })}\n`);
+  const mu = process.memoryUsage();
+  process.stdout.write(`${JSON.stringify({ side: 'fedtune', config: shape, threads, steps, tokensPerSecond: r.tokensPerSecond, matmulGflops: (mm1 + mm2) / 2, peakRssBytes, lastLoss: r.lastLoss, wasmHeapBytes: wasmHeapBytes(), v8HeapTotal: mu.heapTotal, rss: mu.rss })}\n`);
 }
 
 function buildTorch(): void {

@@ -5,9 +5,15 @@
  * - {@link rotaryMix}: x·cos + (x R)·sin keeps nothing (it is linear in x; the chain keeps x and
  *   x R).
  * Forward values are computed with the same kernels in the same order as the chains they replace,
- * so they are identical; gradients agree to float32 rounding. Call inside tf.tidy.
+ * so they are identical; gradients agree to float32 rounding. Without a gradient tape (inference)
+ * each is the plain chain. Call inside tf.tidy.
  */
 import * as tf from '@tensorflow/tfjs';
+
+/** True while a gradient tape records (inside tf.grad / variableGrads): only then do the wrappers matter. */
+function taping(): boolean {
+  return (tf.engine() as unknown as { state: { gradientDepth: number } }).state.gradientDepth > 0;
+}
 
 type Body = (...args: unknown[]) => { value: tf.Tensor; gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.Tensor | tf.Tensor[] };
 const grad = (f: Body): ((...xs: tf.Tensor[]) => tf.Tensor) => tf.customGrad(f as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (...xs: tf.Tensor[]) => tf.Tensor;
@@ -30,7 +36,7 @@ const swigluOp = grad((a, b, save) => {
 export function swiglu<T extends tf.Tensor>(a: T, b: T): T {
   if (!(a instanceof tf.Tensor) || !(b instanceof tf.Tensor)) throw new TypeError('swiglu: a and b must be tensors');
   if (!tf.util.arraysEqual(a.shape, b.shape)) throw new RangeError(`swiglu: a is [${a.shape}] but b is [${b.shape}]`);
-  return swigluOp(a, b) as T;
+  return (taping() ? swigluOp(a, b) : tf.mul(tf.mul(a, tf.sigmoid(a)), b)) as T;
 }
 
 /**
@@ -60,7 +66,7 @@ export function rotaryMix(x: tf.Tensor, cos: Float32Array, sin: Float32Array, ta
       },
     };
   });
-  return op(x);
+  return taping() ? op(x) : mix(x, rT, cos, sin);
 }
 
 /** Axes of `full` summed to reduce a gradient of shape `full` to the broadcast input `shape`. */
@@ -76,6 +82,7 @@ function sumTo(dy: tf.Tensor, shape: readonly number[]): tf.Tensor {
  * backprop only to read their shapes.
  */
 export function plus<T extends tf.Tensor>(a: T, b: tf.Tensor): T {
+  if (!taping()) return tf.add(a, b) as T;
   const [sa, sb] = [[...a.shape], [...b.shape]];
   const op = grad((x, y, save) => {
     (save as tf.GradSaveFunc)([]);
@@ -86,6 +93,7 @@ export function plus<T extends tf.Tensor>(a: T, b: tf.Tensor): T {
 
 /** x reshaped, saving nothing (tfjs's Reshape keeps its input alive until backprop for its shape). */
 export function view<R extends tf.Rank>(x: tf.Tensor, shape: number[]): tf.Tensor<R> {
+  if (!taping()) return tf.reshape<tf.Rank>(x, shape) as tf.Tensor<R>;
   const from = [...x.shape];
   const op = grad((v, save) => {
     (save as tf.GradSaveFunc)([]);
@@ -97,6 +105,7 @@ export function view<R extends tf.Rank>(x: tf.Tensor, shape: number[]): tf.Tenso
 /** x · c for a constant c, saving nothing (tfjs's Mul keeps x and c alive until backprop). */
 export function scaled<T extends tf.Tensor>(x: T, c: number): T {
   if (!Number.isFinite(c)) throw new RangeError(`scaled: c must be finite, got ${c}`);
+  if (!taping()) return tf.mul(x, c) as T;
   const op = grad((v, save) => {
     (save as tf.GradSaveFunc)([]);
     return { value: tf.mul(v as tf.Tensor, c), gradFunc: (dy) => tf.mul(dy, c) };
@@ -107,6 +116,7 @@ export function scaled<T extends tf.Tensor>(x: T, c: number): T {
 /** RMSNorm over the last axis, x / √(mean(x²) + eps) · w, saving only x and w for backprop. */
 export function leanRmsNorm<T extends tf.Tensor>(x: T, w: tf.Tensor1D, eps: number): T {
   if (x.shape[x.rank - 1] !== w.size) throw new RangeError(`leanRmsNorm: x is [${x.shape}] but w has ${w.size} values`);
+  if (!taping()) return tf.mul(tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), eps))), w) as T;
   const op = grad((a, b, save) => {
     const [xx, ww] = [a as tf.Tensor, b as tf.Tensor];
     (save as tf.GradSaveFunc)([xx, ww]);
