@@ -31,9 +31,9 @@ const base = (): Record<string, unknown> => ({
   retryDelayMs: 0,
 });
 
-function coordinator(over: Record<string, unknown>, seed: number): Coordinator {
+function coordinator(over: Record<string, unknown>, seed: number, log?: (msg: string) => void): Coordinator {
   const spec = programSpec({ ...base(), ...over });
-  return new Coordinator({ dataDir: join(dir, `c${++n}`), programs: [spec], rng: seededRng(seed) });
+  return new Coordinator({ dataDir: join(dir, `c${++n}`), programs: [spec], rng: seededRng(seed), log });
 }
 
 function enrol(c: Coordinator, k: number): string[] {
@@ -217,13 +217,17 @@ describe('server: sampling the accountant can trust', function () {
   });
 
   it('fixed-cohort (no DP): min(m, n) of the devices that checked in during the window, drawn when it closes', async () => {
-    const c = coordinator({ cohortSize: 3, minUpdates: 3, minContributors: 2, rounds: 1, sampling: { scheme: 'fixed-cohort', selectionMs: 100 } }, 5);
+    let selectionClosed!: () => void;
+    const closed = new Promise<void>((resolve) => (selectionClosed = resolve));
+    const c = coordinator({ cohortSize: 3, minUpdates: 3, minContributors: 2, rounds: 1, sampling: { scheme: 'fixed-cohort', selectionMs: 100 } }, 5, (msg) => {
+      if (msg === 'selection closed') selectionClosed();
+    });
     try {
       const ids = enrol(c, 8);
       await start(c);
       const runner = c.program('p').runner;
       for (const id of ids.slice(0, 5)) assert.match((runner.checkIn(id) as { reason: string }).reason, /drawn when its selection closes/);
-      await new Promise((r) => setTimeout(r, 150));
+      await closed;
       const answers = ids.map((id) => runner.checkIn(id));
       const chosen = ids.filter((_, i) => 'roundId' in answers[i]);
       assert.equal(chosen.length, 3);

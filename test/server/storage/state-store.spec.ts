@@ -145,14 +145,17 @@ describeEngines('server/storage StateStore', (engine) => {
   it('keeps a write made outside a running transaction out of it (it survives the rollback)', async () => {
     let entered!: () => void;
     const inside = new Promise<void>((resolve) => (entered = resolve));
+    let release!: () => void;
+    const issued = new Promise<void>((resolve) => (release = resolve));
     const tx = s.withTransaction(async (t) => {
       await t.createProgram(program, { sha256: 'a'.repeat(64), sizeBytes: 1 }, 1);
       entered();
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      await issued; // held open until the outside write has been sent
       throw new Error('abandon');
     });
     await inside;
     const outside = s.claimNonce('d1', 'ef'.repeat(8), 10);
+    release();
     await assert.rejects(tx, /abandon/);
     assert.equal(await outside, true);
     assert.equal(await s.program('p'), undefined, 'the transaction rolled back');
