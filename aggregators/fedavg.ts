@@ -10,29 +10,14 @@
  * exactly `sum + w·u` per element in float64 (wasm has no fused multiply-add), so results are
  * bit-identical to the scalar loop, which remains the fallback.
  */
+import { leb, section, sized, vec } from '../wasm/index.js';
 
 /** Floats per staged chunk for long updates (64 KiB: one wasm page, stays in L2). */
 const CHUNK = 16384;
 /** Updates up to this many floats (4 MiB) are staged whole, once, instead of chunk by chunk twice. */
 const WHOLE = 2 ** 20;
 
-/** Unsigned LEB128. */
-function leb(n: number): number[] {
-  const out: number[] = [];
-  do {
-    let b = n & 0x7f;
-    n >>>= 7;
-    if (n !== 0) b |= 0x80;
-    out.push(b);
-  } while (n !== 0);
-  return out;
-}
-const section = (id: number, body: number[]): number[] => [id, ...leb(body.length), ...body];
-const vec = (items: number[][]): number[] => [...leb(items.length), ...items.flat()];
-const funcBody = (locals: number[], code: number[]): number[] => {
-  const b = [...locals, ...code, 0x0b];
-  return [...leb(b.length), ...b];
-};
+const funcBody = (locals: number[], code: number[]): number[] => sized([...locals, ...code, 0x0b]);
 
 /**
  * The kernel, assembled here (it is small enough to read):

@@ -7,33 +7,8 @@
  * WebAssembly, tweetnacl's verify serves.
  */
 import nacl from 'tweetnacl';
+import { leb, section, sleb, vec } from '../wasm/index.js';
 
-/** Unsigned LEB128. */
-function leb(n: number): number[] {
-  const out: number[] = [];
-  do {
-    let b = n & 0x7f;
-    n >>>= 7;
-    if (n !== 0) b |= 0x80;
-    out.push(b);
-  } while (n !== 0);
-  return out;
-}
-/** Signed LEB128 (for i64.const of small non-negative values). */
-function sleb(n: number): number[] {
-  const out: number[] = [];
-  for (;;) {
-    const b = n & 0x7f;
-    n = Math.floor(n / 128);
-    if ((n === 0 && (b & 0x40) === 0) || (n === -1 && (b & 0x40) !== 0)) {
-      out.push(b);
-      return out;
-    }
-    out.push(b | 0x80);
-  }
-}
-const section = (id: number, body: number[]): number[] => [id, ...leb(body.length), ...body];
-const vec = (items: number[][]): number[] => [...leb(items.length), ...items.flat()];
 
 /** Byte offsets in the module's memory: h (5 × i64), r (5 × i64), then the message. */
 export const POLY_H = 0;

@@ -7,6 +7,7 @@
  * either way (two's-complement 32-bit arithmetic is arithmetic mod 2^32).
  */
 import { maskStream } from './masking.js';
+import { section, sized } from '../../wasm/index.js';
 
 /** Keystream bytes made per OpenSSL call (stays in L2 cache). */
 const CHUNK_BYTES = 64 * 1024;
@@ -32,8 +33,6 @@ function kernelBody(op: number): number[] {
     0x0c, 0x00, 0x0b, 0x0b, 0x0b, // continue; end loop, block, func
   ];
 }
-const section = (id: number, bytes: number[]): number[] => [id, bytes.length, ...bytes];
-const sized = (bytes: number[]): number[] => [bytes.length, ...bytes];
 const WASM = Uint8Array.from([
   0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
   ...section(1, [1, 0x60, 3, 0x7f, 0x7f, 0x7f, 0]), // type (i32, i32, i32) → ()

@@ -1,0 +1,2 @@
+/** Encoders for hand-assembled WebAssembly modules. */
+export * from './encode.js';
