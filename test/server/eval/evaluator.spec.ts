@@ -74,7 +74,7 @@ describe('server: server-side evaluation in a worker thread', function () {
   });
 
   it('the event loop stays responsive while an evaluation runs: health checks answer, loop delay stays small', async () => {
-    const spec = smallProgram('oz', { eval: { text, maxTokens: 4000, context: 128 } });
+    const spec = smallProgram('oz', { eval: { text, maxTokens: 20_000, context: 128 } });
     const running = await startCoordinator({ dataDir: join(dir, 'coord'), port: 0, programs: [smallProgram('oz')] });
     const { health: h } = loadProtos();
     const health = new h.grpc.health.v1.Health(running.address, grpc.credentials.createInsecure());
