@@ -11,7 +11,7 @@
  */
 import { epsilonOfSteps, type AccountedStep } from '../privacy/accountant/index.js';
 import type { ProgramSpec } from './program-config.js';
-import type { LedgerEntry, Store } from './store.js';
+import type { LedgerEntry, StateStore } from './storage/index.js';
 
 /** The sampling of a round: its rate and the population it was computed over. */
 export interface Sampling {
@@ -24,12 +24,18 @@ export class PrivacyBudget {
   private readonly steps: AccountedStep[];
   private spentEpsilon: number;
 
-  constructor(
+  private constructor(
     private readonly spec: ProgramSpec,
-    private readonly store: Store,
+    private readonly store: StateStore,
+    ledger: readonly LedgerEntry[],
   ) {
-    this.steps = store.ledger(spec.id).map((e) => ({ q: e.q, sigma: e.sigma }));
+    this.steps = ledger.map((e) => ({ q: e.q, sigma: e.sigma }));
     this.spentEpsilon = this.private ? epsilonOfSteps(this.steps, spec.dp.delta).epsilon : 0;
+  }
+
+  /** The budget of a program, its spends so far read from the store's ledger. */
+  static async load(spec: ProgramSpec, store: StateStore): Promise<PrivacyBudget> {
+    return new PrivacyBudget(spec, store, await store.ledger(spec.id));
   }
 
   /** True when rounds of this program spend privacy. */
@@ -48,9 +54,9 @@ export class PrivacyBudget {
   }
 
   /** The sampling of a round now (see the file comment). */
-  sampling(): Sampling {
+  async sampling(): Promise<Sampling> {
     const { spec } = this;
-    const population = Math.max(1, Math.min(spec.dp.population, this.store.deviceCount(spec.id)));
+    const population = Math.max(1, Math.min(spec.dp.population, await this.store.deviceCount(spec.id)));
     return { q: Math.min(1, Math.ceil(spec.cohortSize * spec.overSelect) / population), population };
   }
 
@@ -70,10 +76,10 @@ export class PrivacyBudget {
    * the budget. The refusal is `final` once the declared population is enrolled (q cannot fall
    * further); before that, more enrolments may let the round run.
    */
-  refusal(roundNumber: number): { readonly reason: string; readonly final: boolean } | undefined {
+  async refusal(roundNumber: number): Promise<{ readonly reason: string; readonly final: boolean } | undefined> {
     const { dp } = this.spec;
     if (!this.private || !Number.isFinite(dp.epsilonBudget)) return undefined;
-    const { q, population } = this.sampling();
+    const { q, population } = await this.sampling();
     const next = epsilonOfSteps([...this.steps, { q, sigma: this.sigma(this.spec.minUpdates) }], dp.delta).epsilon;
     if (next <= dp.epsilonBudget) return undefined;
     const final = population >= dp.population;
@@ -82,14 +88,14 @@ export class PrivacyBudget {
   }
 
   /** Charge a round that aggregates `updates` contributions: durable before its aggregate exists. Returns the entry (undefined without DP). */
-  charge(roundId: string, roundNumber: number, updates: number): LedgerEntry | undefined {
+  async charge(roundId: string, roundNumber: number, updates: number): Promise<LedgerEntry | undefined> {
     if (!this.private) return undefined;
     const { spec } = this;
-    const { q, population } = this.sampling();
+    const { q, population } = await this.sampling();
     const step = { q, sigma: this.sigma(updates) };
     const after = epsilonOfSteps([...this.steps, step], spec.dp.delta).epsilon;
     const entry: LedgerEntry = { programId: spec.id, roundId, roundNumber, q, population, sigma: step.sigma, epsilonAfter: after, delta: spec.dp.delta };
-    this.store.appendLedger(entry);
+    await this.store.appendLedger(entry);
     this.steps.push(step);
     this.spentEpsilon = after;
     return entry;

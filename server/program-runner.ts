@@ -21,13 +21,13 @@ import { encodeAdapterTensors } from '../model/adapter-file.js';
 import { adapterTensorsFromFlat } from '../model/adapter-flat.js';
 import type { LlamaConfig } from '../model/config.js';
 import type { Rng } from '../random/rng.js';
-import type { BlobStore } from './blob-store.js';
+import type { BlobBackend } from './storage/blobs.js';
 import { refuse } from './errors.js';
 import { PrivacyBudget } from './privacy-budget.js';
 import { publishRefusal, RoundPlanner } from './round-plan.js';
 import { SecAggRound, type SecAggOutcome } from './secagg-round.js';
 import type { ProgramSpec } from './program-config.js';
-import type { LedgerEntry, Store, StoredRound, StoredVersion } from './store.js';
+import type { LedgerEntry, StateStore, StoredRound, StoredVersion } from './storage/index.js';
 import type { ProgramReleases } from './releases.js';
 import { eventOf, type ComeBack, type RejectionRecord, type RoundEventRecord, type RunnerStatus, type WorkOrder } from './round-events.js';
 import { expandUpdate, type UpdateLayout } from './update-intake.js';
@@ -68,8 +68,8 @@ export interface RunnerDeps {
   readonly spec: ProgramSpec;
   readonly baseConfig: LlamaConfig;
   readonly baseSha256: string;
-  readonly store: Store;
-  readonly blobs: BlobStore;
+  readonly store: StateStore;
+  readonly blobs: BlobBackend;
   /** The global adapter at the latest version. */
   readonly global: Float32Array;
   /** Noise source for central DP (crypto-strength in production). */
@@ -129,17 +129,51 @@ export class ProgramRunner {
   /** The server-side evaluation in flight, if any (tests and shutdown wait for it). */
   private evaluating?: Promise<void>;
 
-  constructor(private readonly d: RunnerDeps) {
-    const { spec, store } = d;
+  /** True while a round is being opened (its record is being written). */
+  private opening = false;
+  /** The round step in flight (opening, aggregating, failing), if any: close() waits for it. */
+  private step?: Promise<void>;
+
+  private constructor(
+    private readonly d: RunnerDeps,
+    newest: StoredVersion,
+    rounds: readonly StoredRound[],
+    budget: PrivacyBudget,
+  ) {
+    const { spec } = d;
     this.global = d.global;
-    this.newest = store.latestVersion(spec.id).version;
-    this.latest = d.current ?? store.latestVersion(spec.id);
-    this.completed = store.completedRounds(spec.id);
+    this.newest = newest.version;
+    this.latest = d.current ?? newest;
+    this.completed = rounds.filter((x) => x.state === 'completed').length;
     // adaptive clipping resumes at the C the last completed round used (the update after it is not stored)
-    const lastClip = store.rounds(spec.id).filter((x) => x.state === 'completed').pop()?.clipNorm;
+    const lastClip = rounds.filter((x) => x.state === 'completed').pop()?.clipNorm;
     this.planner = new RoundPlanner(spec, d.baseConfig, d.rng, lastClip);
-    this.budget = new PrivacyBudget(spec, store);
-    for (const r of store.rounds(spec.id)) if (r.state !== 'open') this.history.push(eventOf(r, r.state === 'completed' ? 'COMPLETED' : 'FAILED'));
+    this.budget = budget;
+    for (const r of rounds) if (r.state !== 'open') this.history.push(eventOf(r, r.state === 'completed' ? 'COMPLETED' : 'FAILED'));
+  }
+
+  /** A runner resuming the program's stored state (versions, rounds, privacy ledger). */
+  static async create(d: RunnerDeps): Promise<ProgramRunner> {
+    const { spec, store } = d;
+    const [newest, rounds, budget] = await Promise.all([store.latestVersion(spec.id), store.rounds(spec.id), PrivacyBudget.load(spec, store)]);
+    return new ProgramRunner(d, newest, rounds, budget);
+  }
+
+  /** Resolves once the round step in flight (opening, aggregating, failing a round), if any, has finished. */
+  async settled(): Promise<void> {
+    while (this.step) await this.step;
+  }
+
+  /** Run `fn` as the runner's step in flight (see settled()), logging what it throws (see guarded). */
+  private stepping(what: string, fn: () => Promise<void>): void {
+    const run: Promise<void> = fn().then(
+      () => undefined,
+      (e: unknown) => this.logThrown(what, e),
+    );
+    const tracked = run.finally(() => {
+      if (this.step === tracked) this.step = undefined;
+    });
+    this.step = tracked;
   }
 
   /** ε spent so far at the program's δ (0 without DP). */
@@ -244,7 +278,7 @@ export class ProgramRunner {
     this.paused = undefined;
     const attempt = this.pausedAttempt;
     this.pausedAttempt = undefined;
-    if (attempt !== undefined && !this.round && !this.aggregating && !this.done) this.open(attempt);
+    if (attempt !== undefined && !this.round && !this.aggregating && !this.opening && !this.done) this.open(attempt);
   }
 
   /**
@@ -262,7 +296,8 @@ export class ProgramRunner {
     if (r && !this.aggregating) {
       if (r.timer) clearTimeout(r.timer);
       r.secagg?.stop();
-      this.fail(r, `round ${r.number} failed: ${reason}`);
+      this.fail(r, `round ${r.number} failed: ${reason}`); // its FAILED event completes the stream
+      return;
     }
     if (!this.aggregating) this.subject.complete();
   }
@@ -278,7 +313,7 @@ export class ProgramRunner {
 
   /** Open the next round (resuming after the last completed one). */
   start(): void {
-    if (!this.done && !this.round) this.open(this.nextAttempt());
+    if (!this.done && !this.round && !this.opening) this.open(this.nextAttempt());
     else if (this.done) this.subject.complete();
   }
 
@@ -292,16 +327,29 @@ export class ProgramRunner {
   }
 
   private nextAttempt(): number {
+    // every stored round is closed once the runner starts (failOpenRounds), and each closed one is in the history
     const number = this.completed + 1;
-    return this.d.store.rounds(this.d.spec.id).filter((r) => r.roundNumber === number).length + 1;
+    return this.history.filter((e) => e.roundNumber === number && e.roundId !== `${this.d.spec.id}.r${number}.budget`).length + 1;
   }
 
+  /** Open round attempt `attempt` (its record written first); a step (see settled()). */
   private open(attempt: number): void {
-    if (this.stopped || this.halted) return;
+    if (this.stopped || this.halted || this.opening) return;
     if (this.paused) {
       this.pausedAttempt = attempt;
       return;
     }
+    this.opening = true;
+    this.stepping('opening the round', async () => {
+      try {
+        await this.openNow(attempt);
+      } finally {
+        this.opening = false;
+      }
+    });
+  }
+
+  private async openNow(attempt: number): Promise<void> {
     const { spec, store } = this.d;
     const number = this.completed + 1;
     const now = Date.now();
@@ -313,7 +361,12 @@ export class ProgramRunner {
       this.retryTimer = setTimeout(() => this.guarded('opening the round after waiting for a release signature', () => this.open(attempt)), Math.max(500, Math.min(spec.retryDelayMs, 2000)));
       return;
     }
-    const refusal = this.budget.refusal(number);
+    const refusal = await this.budget.refusal(number);
+    if (this.stopped || this.halted) return;
+    if (this.paused) {
+      this.pausedAttempt = attempt;
+      return;
+    }
     if (refusal && !refusal.final) {
       // fewer devices than declared are enrolled: the cohort would be drawn from them (a higher q)
       this.waiting = refusal.reason;
@@ -329,13 +382,14 @@ export class ProgramRunner {
       return;
     }
     const round = this.newRound(number, attempt, `${spec.id}.r${number}.a${attempt}`, now, now + spec.roundDeadlineMs);
-    store.openRound(this.record(round, 'open', ''));
+    await store.openRound(this.record(round, 'open', ''));
+    if (this.stopped || this.halted) return; // left open in the store, failed at the next start
     this.round = round;
     if (spec.secagg) {
       const wanted = Math.ceil(spec.cohortSize * spec.overSelect);
       round.secagg = new SecAggRound(round.id, wanted, spec.minUpdates, this.d.layout.updateLength, this.d.secAggBound, spec.secagg, this.d.signKeyOf, (o) => this.secAggFinished(round, o), round.log);
     }
-    round.timer = setTimeout(() => this.guarded('closing the round at its deadline', () => this.close('the deadline passed')), spec.roundDeadlineMs);
+    round.timer = setTimeout(() => this.close('the deadline passed', 'closing the round at its deadline'), Math.max(0, round.deadline - Date.now()));
     this.publish(eventOf(this.record(round, 'open', `round ${number} open (attempt ${attempt})`), 'OPEN'));
     round.log?.('round open', { attempt });
   }
@@ -350,8 +404,12 @@ export class ProgramRunner {
     try {
       fn();
     } catch (e) {
-      (this.round?.log ?? childLog(this.d.log, { program: this.d.spec.id }))?.('round step threw', { what, error: e instanceof Error ? e.message : String(e), stack: e instanceof Error ? e.stack : undefined });
+      this.logThrown(what, e);
     }
+  }
+
+  private logThrown(what: string, e: unknown): void {
+    (this.round?.log ?? childLog(this.d.log, { program: this.d.spec.id }))?.('round step threw', { what, error: e instanceof Error ? e.message : String(e), stack: e instanceof Error ? e.stack : undefined });
   }
 
   private newRound(number: number, attempt: number, id: string, openedMs: number, deadline: number): OpenRound {
@@ -426,7 +484,7 @@ export class ProgramRunner {
   /** A selected device's update was rejected (`kind`: the refusal's kind, see RejectionRecord): it counts as a failure of the round. */
   reject(deviceId: string, roundId: string, reason: string, kind = 'rejected'): void {
     const r = this.round;
-    if (!r || r.id !== roundId || r.selected.get(deviceId) !== 'working') return;
+    if (!r || r.id !== roundId || this.aggregating || r.selected.get(deviceId) !== 'working') return;
     r.selected.set(deviceId, 'failed');
     r.failures.push({ deviceId, reason });
     this.rejected.next({ programId: this.d.spec.id, roundId, roundNumber: r.number, deviceId, kind, reason, timeUnixMs: Date.now() });
@@ -439,11 +497,17 @@ export class ProgramRunner {
     if (full && [...r.selected.values()].every((s) => s !== 'working')) this.close('every selected device answered');
   }
 
-  private close(why: string): void {
+  /** Close the open round (`what`: the step's name in a log line should it throw). */
+  private close(why: string, what = 'closing the round'): void {
     const r = this.round;
     if (!r || this.aggregating || this.stopped) return;
     if (r.timer) clearTimeout(r.timer);
     r.secagg?.stop();
+    this.aggregating = true; // from here no update joins the round (the rest of the step awaits the database)
+    this.stepping(what, () => this.closeNow(r, why));
+  }
+
+  private async closeNow(r: OpenRound, why: string): Promise<void> {
     const { spec, store } = this.d;
     for (const [id, s] of r.selected) {
       if (s !== 'working') continue;
@@ -457,24 +521,26 @@ export class ProgramRunner {
         : contributors < spec.minContributors
           ? `fewer than minContributors ${spec.minContributors} (one device's update is never published as the adapter)`
           : undefined;
-    if (short) return this.fail(r, `round ${r.number} failed: ${contributors} update(s) by the close (${why}), ${short}; retrying`);
-    this.aggregating = true;
+    if (short) {
+      this.aggregating = false;
+      return this.failNow(r, `round ${r.number} failed: ${contributors} update(s) by the close (${why}), ${short}; retrying`);
+    }
     if (r.acc) r.results.push({ deviceId: `fedavg-mean:${r.acc.count}`, update: r.acc.mean(), numExamples: r.acc.weight });
     // the spend is durable before any aggregate exists: a crash can only over-count
-    const entry = this.budget.charge(r.id, r.number, contributors);
-    if (entry) this.d.hooks?.afterLedger?.(entry);
-    this.publish(eventOf(this.record(r, 'open', `aggregating ${contributors} update(s) (${why})`), 'AGGREGATING'));
     let committed = false;
     try {
+      const entry = await this.budget.charge(r.id, r.number, contributors);
+      if (entry) this.d.hooks?.afterLedger?.(entry);
+      this.publish(eventOf(this.record(r, 'open', `aggregating ${contributors} update(s) (${why})`), 'AGGREGATING'));
       const agg = r.strategy.aggregate(r.number, this.global, r.results, r.failures);
       const refusal = publishRefusal(agg.global, contributors, spec.minContributors);
       if (refusal) throw new Error(`${refusal}; the aggregate is not published`);
       const tensors = adapterTensorsFromFlat(this.d.baseConfig, spec.lora, agg.global);
-      const blob = this.d.blobs.put(encodeAdapterTensors({ baseSha256: this.d.baseSha256, lora: spec.lora, baseConfig: this.d.baseConfig }, tensors));
+      const blob = await this.d.blobs.put(encodeAdapterTensors({ baseSha256: this.d.baseSha256, lora: spec.lora, baseConfig: this.d.baseConfig }, tensors));
       const version = this.newest + 1;
       const rec = { ...this.record(r, 'completed', `round ${r.number} completed with ${contributors} update(s) (${why})`), adapterVersion: version, metrics: agg.metrics };
       const release = this.d.releases?.forVersion({ version, sha256: blob.sha256, sizeBytes: blob.size, roundNumber: r.number }, 'version', this.epsilonSpent());
-      store.completeRound(rec, { version, sha256: blob.sha256, sizeBytes: blob.size }, release);
+      await store.completeRound(rec, { version, sha256: blob.sha256, sizeBytes: blob.size }, release);
       committed = true;
       this.newest = version;
       if (release) this.d.releases?.mirror(release);
@@ -484,10 +550,10 @@ export class ProgramRunner {
       this.completed += 1;
       this.round = undefined;
       this.aggregating = false;
-      const finish = (ev?: RoundEvalResult): void => {
+      const finish = async (ev?: RoundEvalResult): Promise<void> => {
         if (this.stopped) return;
         const evaluated = ev ? { ...rec, metrics: { ...rec.metrics, ...ev } } : rec;
-        if (ev) store.recordRoundEval(r.id, ev);
+        if (ev) await store.recordRoundEval(r.id, ev);
         this.publish(eventOf(evaluated, 'COMPLETED'));
         r.log?.('round completed', { version, updates: contributors, bytes: r.bytes, epsilon: this.epsilonSpent(), ...ev });
         if (this.done) this.subject.complete();
@@ -496,29 +562,34 @@ export class ProgramRunner {
       // the new adapter's held-out loss, computed in a worker thread: the COMPLETED event carries it
       if (this.d.evaluator) {
         this.evaluating = this.d.evaluator.evaluate(agg.global, r.number).then(
-          (ev) => this.guarded('recording the server-side evaluation', () => finish(ev)),
+          (ev) => finish(ev).catch((e: unknown) => this.logThrown('recording the server-side evaluation', e)),
           (e: unknown) => {
             r.log?.('server evaluation failed', { error: e instanceof Error ? e.message : String(e) });
-            this.guarded('completing the round after a failed evaluation', () => finish());
+            return finish().catch((e2: unknown) => this.logThrown('completing the round after a failed evaluation', e2));
           },
         );
-      } else finish();
+      } else await finish();
     } catch (e) {
       if (committed) throw e; // the version is durable; what failed after it is the caller's to log (guarded)
       // an aggregation that cannot finish, or may not be published, fails the round; the global
       // adapter and the strategy's own state (server-optimizer moments) are untouched
       r.strategy.rollback?.();
       this.aggregating = false;
-      this.fail(r, `round ${r.number} failed while aggregating: ${(e as Error).message}; retrying`);
+      await this.failNow(r, `round ${r.number} failed while aggregating: ${(e as Error).message}; retrying`);
     }
   }
 
-  /** Fail the open round with `message`, keep the current version, and retry after retryDelayMs. */
+  /** Fail the open round with `message`, keep the current version, and retry after retryDelayMs (a step). */
   private fail(r: OpenRound, message: string): void {
+    if (this.round === r) this.round = undefined; // no update joins it from here
+    this.stepping('failing the round', () => this.failNow(r, message));
+  }
+
+  private async failNow(r: OpenRound, message: string): Promise<void> {
     const { spec } = this.d;
+    if (this.round === r) this.round = undefined;
     const rec = this.record(r, 'failed', message);
-    this.d.store.failRound(rec);
-    this.round = undefined;
+    await this.d.store.failRound(rec);
     this.publish(eventOf(rec, 'FAILED'));
     r.log?.('round failed', { attempt: r.attempt, updates: rec.updates, reason: message });
     if (this.halted) return this.subject.complete();

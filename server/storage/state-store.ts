@@ -15,7 +15,7 @@ import type {
   StoredReleaseKey,
   StoredRound,
   StoredVersion,
-} from '../store.js';
+} from './records.js';
 
 export type { LedgerEntry, ListedDevice, StoredDevice, StoredProgram, StoredProgramAdmin, StoredRelease, StoredReleaseKey, StoredRound, StoredVersion };
 

@@ -1,31 +1,31 @@
-/** The coordinator store: round metrics and the ledger's population, and databases from before them. */
+/** The coordinator store (SQLite): round metrics and the ledger's population, and databases from before them. */
 import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { Store } from '../../server/index.js';
+import { openStateStore } from '../../server/index.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'fedtune-store-'));
 const program = { id: 'p', configJson: '{}', baseSha256: 'b'.repeat(64), loraJson: '{}', boxPublicKey: new Uint8Array(32), boxSecretKey: new Uint8Array(32) };
 const round = { programId: 'p', roundId: 'p.r1.a1', roundNumber: 1, attempt: 1, state: 'open' as const, adapterVersion: 0, updates: 0, selected: 0, failed: 0, bytesReceived: 0, clipNorm: 0, noiseMultiplier: 0, epsilonSpent: 0, message: '', openedMs: 1, closedMs: 0, metrics: {} };
 
 describe('server/store', () => {
-  it('keeps a completed round’s aggregate metrics and each ledger entry’s population', () => {
-    const s = new Store(join(dir, 'a.sqlite'));
+  it('keeps a completed round’s aggregate metrics and each ledger entry’s population', async () => {
+    const s = await openStateStore(join(dir, 'a.sqlite'));
     try {
-      s.createProgram(program, { sha256: 'a'.repeat(64), sizeBytes: 1 });
-      s.openRound(round);
-      s.appendLedger({ programId: 'p', roundId: round.roundId, roundNumber: 1, q: 0.2, population: 10, sigma: 1, epsilonAfter: 0.5, delta: 1e-5 });
-      s.completeRound({ ...round, state: 'completed', closedMs: 2, metrics: { results: 3, examples: 12 } }, { version: 1, sha256: 'c'.repeat(64), sizeBytes: 1 });
-      assert.deepEqual(s.rounds('p')[0].metrics, { results: 3, examples: 12 });
-      assert.equal(s.ledger('p')[0].population, 10);
+      await s.createProgram(program, { sha256: 'a'.repeat(64), sizeBytes: 1 });
+      await s.openRound(round);
+      await s.appendLedger({ programId: 'p', roundId: round.roundId, roundNumber: 1, q: 0.2, population: 10, sigma: 1, epsilonAfter: 0.5, delta: 1e-5 });
+      await s.completeRound({ ...round, state: 'completed', closedMs: 2, metrics: { results: 3, examples: 12 } }, { version: 1, sha256: 'c'.repeat(64), sizeBytes: 1 });
+      assert.deepEqual((await s.rounds('p'))[0].metrics, { results: 3, examples: 12 });
+      assert.equal((await s.ledger('p'))[0].population, 10);
     } finally {
-      s.close();
+      await s.close();
     }
   });
 
-  it('adds the new columns to a database made before them', () => {
+  it('adds the new columns to a database made before them', async () => {
     const path = join(dir, 'old.sqlite');
     const old = new Database(path);
     old.exec(`CREATE TABLE rounds (round_id TEXT PRIMARY KEY, program_id TEXT NOT NULL, round_number INTEGER NOT NULL, attempt INTEGER NOT NULL, state TEXT NOT NULL,
@@ -36,12 +36,12 @@ describe('server/store', () => {
       INSERT INTO rounds VALUES ('p.r1.a1', 'p', 1, 1, 'completed', 1, 2, 2, 0, 10, 0, 0, 0, 'done', 1, 2);
       INSERT INTO privacy_ledger VALUES ('p.r1.a1', 'p', 1, 0.5, 1, 0.3, 1e-5, 2);`);
     old.close();
-    const s = new Store(path);
+    const s = await openStateStore(path);
     try {
-      assert.deepEqual(s.rounds('p')[0].metrics, {});
-      assert.equal(s.ledger('p')[0].population, 0);
+      assert.deepEqual((await s.rounds('p'))[0].metrics, {});
+      assert.equal((await s.ledger('p'))[0].population, 0);
     } finally {
-      s.close();
+      await s.close();
     }
   });
 });
