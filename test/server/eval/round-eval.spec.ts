@@ -51,6 +51,7 @@ describe('server: server-side evaluation in the round runner', function () {
       const open2 = firstValueFrom(runner.events$.pipe(filter((e) => e.state === 'OPEN' && e.roundNumber === 2)));
       round(c, (i) => 0.01 * Math.sin(i));
       // the round is committed but its event waits for the evaluation: no round is open meanwhile
+      await runner.settled(); // the commit is awaited (the state store is asynchronous)
       assert.equal(runner.completedRounds, 1);
       const idle = runner.checkIn('d0');
       assert.ok('retryAfterMs' in idle && /no round is open/.test(idle.reason), JSON.stringify(idle));
