@@ -6,6 +6,7 @@
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import nacl from 'tweetnacl';
 import { decodeAdapterFile, encodeAdapterTensors } from '../model/adapter-file.js';
@@ -55,6 +56,10 @@ export interface CoordinatorOptions {
   readonly store?: string;
   /** Where blobs live: 'dir' (`<dataDir>/blobs`, the default) or 'postgres' (the state's database; needs a postgres:// store). */
   readonly blobs?: 'dir' | 'postgres';
+  /** This replica's name in program leases (PostgreSQL). Default host, pid and a random suffix. */
+  readonly replicaId?: string;
+  /** How long a program's lease lasts unless renewed (renewed every third of it), ms. Default 15 000. */
+  readonly leaseTtlMs?: number;
 }
 
 /** A program as the coordinator holds it. */
@@ -99,6 +104,11 @@ export class Coordinator {
   /** Where devices' blobs are served from (the local folder, or PostgreSQL). */
   readonly blobBackend: BlobBackend;
   private readonly programs = new Map<string, ProgramState>();
+  /** This replica's name in program leases. */
+  readonly replicaId: string;
+  /** Programs whose rounds this process drives (all of them on SQLite; those whose lease it holds on PostgreSQL). */
+  private readonly driving = new Set<string>();
+  private leaseTimer?: NodeJS.Timeout;
   private readonly verifier: RequestVerifier;
   /** Enrolled devices by id (they never change after enrolment). */
   private readonly devices = new Map<string, StoredDevice>();
@@ -127,6 +137,43 @@ export class Coordinator {
     this.blobs = blobs;
     this.blobBackend = blobBackend;
     this.revoked = new Set(revoked);
+    this.replicaId = o.replicaId ?? `${hostname()}-${process.pid}-${randomBytes(4).toString('hex')}`;
+  }
+
+  private get leaseTtlMs(): number {
+    return this.o.leaseTtlMs ?? 15_000;
+  }
+
+  /**
+   * Whether this process drives the program's rounds: on SQLite always (the file is this process's
+   * alone); on PostgreSQL if it takes the program's lease — exactly one replica drives a program,
+   * the others serve its devices' other requests.
+   */
+  private async takeLease(programId: string): Promise<boolean> {
+    if (this.store.engine !== 'postgres') return true;
+    return this.store.acquireLease(programId, this.replicaId, this.leaseTtlMs);
+  }
+
+  /** True if this process drives the program's rounds (see takeLease). */
+  drives(programId: string): boolean {
+    return this.driving.has(programId);
+  }
+
+  /** Renew the leases held; a program whose lease was lost (another replica took it after it expired) stops here. */
+  private async renewLeases(): Promise<void> {
+    for (const id of [...this.driving]) {
+      let held: boolean;
+      try {
+        held = await this.store.renewLease(id, this.replicaId, this.leaseTtlMs);
+      } catch (e) {
+        this.o.log?.('lease renewal failed', { program: id, error: (e as Error).message });
+        continue; // retried at the next tick; the lease may still be ours
+      }
+      if (!held && this.driving.delete(id)) {
+        this.o.log?.('program lease lost: this replica stops driving its rounds', { program: id, replica: this.replicaId });
+        this.programs.get(id)?.runner.stop();
+      }
+    }
   }
 
   /**
@@ -180,6 +227,10 @@ export class Coordinator {
       if (stored.baseSha256 !== info.sha256) throw new RangeError(`program "${spec.id}": its base was ${stored.baseSha256.slice(0, 12)}… when its rounds began, the config now names ${info.sha256.slice(0, 12)}…; use a new program id for a new base`);
       if (stored.loraJson !== loraJson) throw new RangeError(`program "${spec.id}": its LoRA config changed since its rounds began (${stored.loraJson} → ${loraJson}); use a new program id`);
       await this.store.updateProgramConfig(spec.id, JSON.stringify(spec));
+    }
+    if (await this.takeLease(spec.id)) {
+      this.driving.add(spec.id);
+      // a round left open is a dead driver's (a crash, or the lease holder before this one)
       await this.store.failOpenRounds(spec.id);
     }
     const releases = await ProgramReleases.load(spec, this.store, info.sha256, this.o.dataDir);
@@ -290,7 +341,11 @@ export class Coordinator {
 
   /** Open rounds for every program (resuming after the last completed one); resolves once each first round is open (or waits). */
   async start(): Promise<void> {
-    for (const p of this.programs.values()) p.runner.start();
+    for (const p of this.programs.values()) if (this.driving.has(p.spec.id)) p.runner.start();
+    if (this.store.engine === 'postgres' && !this.leaseTimer) {
+      this.leaseTimer = setInterval(() => void this.renewLeases(), Math.max(50, this.leaseTtlMs / 3));
+      this.leaseTimer.unref();
+    }
     if (!this.inboxTimer) {
       this.inboxTimer = setInterval(() => {
         if (this.inboxBusy) return;
@@ -310,6 +365,8 @@ export class Coordinator {
 
   /** Stop every program's timers and complete its event streams (the database stays open). */
   stopPrograms(): void {
+    if (this.leaseTimer) clearInterval(this.leaseTimer);
+    this.leaseTimer = undefined;
     if (this.inboxTimer) clearInterval(this.inboxTimer);
     this.inboxTimer = undefined;
     for (const p of this.programs.values()) p.runner.stop();
@@ -321,6 +378,8 @@ export class Coordinator {
       this.stopPrograms();
       if (this.nonceTimer) clearInterval(this.nonceTimer);
       await Promise.all([...this.programs.values()].map((p) => p.runner.settled()));
+      // another replica may drive at once rather than after the lease expires
+      if (this.store.engine === 'postgres') for (const id of this.driving) await this.store.releaseLease(id, this.replicaId).catch(() => false);
       await this.store.close();
     })();
     return this.closing;

@@ -154,7 +154,8 @@ export function coordinatorHandlers(c: Coordinator): CoordinatorHandlers {
       // the version the device holds: 0 = none yet (it starts from version 0, the initial adapter)
       const latest = p.runner.newestVersion;
       if (!Number.isSafeInteger(req.adapterVersion) || req.adapterVersion < 0) refuse('invalid-argument', `adapter_version must be a version number ≥ 0, got ${req.adapterVersion}`);
-      if (req.adapterVersion > latest) refuse('invalid-argument', `adapter_version ${req.adapterVersion} is newer than the latest version ${latest} of program "${p.spec.id}"`);
+      // (a replica that does not drive the program knows the versions of its start only)
+      if (req.adapterVersion > latest && c.drives(p.spec.id)) refuse('invalid-argument', `adapter_version ${req.adapterVersion} is newer than the latest version ${latest} of program "${p.spec.id}"`);
       const w = p.runner.checkIn(device.id);
       if ('retryAfterMs' in w) return { later: { retryAfterMs: w.retryAfterMs, reason: w.reason, programComplete: w.programComplete } };
       return {
