@@ -23,7 +23,7 @@ import { BlobStore, type StoredBlob } from './blob-store.js';
 import { EnrolThrottle, type EnrolThrottleOptions } from './enrol-throttle.js';
 import { CoordinatorError, quoted, refuse } from './errors.js';
 import type { ProgramSpec } from './program-config.js';
-import { ProgramRunner, type RunnerHooks } from './program-runner.js';
+import { ProgramRunner, type ComeBack, type RunnerHooks, type WorkOrder } from './program-runner.js';
 import { DirectoryBlobBackend, openExecutor, PostgresBlobBackend, SqlStateStore, type BlobBackend, type StateStore, type StoredDevice, type StoredVersion } from './storage/index.js';
 import { ProgramReleases, readInbox, settleInbox } from './releases.js';
 import { parseReleaseFile, ReleaseError } from '../proto/release.js';
@@ -542,6 +542,21 @@ export class Coordinator {
     const p = this.program(device.programId);
     if (sha256 === p.base.blob.sha256 || sha256 === p.tokenizer?.sha256 || sha256 === p.runner.latestVersion.sha256 || (await this.store.programHasBlob(p.spec.id, sha256))) return;
     refuse('permission-denied', `blob ${quoted(sha256)} does not belong to program "${p.spec.id}"`);
+  }
+
+  /**
+   * A device asks program `p` for work (ProgramRunner.checkIn). On PostgreSQL a new selection is
+   * also claimed in the database (round_participants): a device is in a round at most once,
+   * whichever replica it reaches; if another replica admitted it already, this selection is
+   * withdrawn and the device told so.
+   */
+  async checkIn(p: ProgramState, deviceId: string): Promise<WorkOrder | ComeBack> {
+    const known = p.runner.isSelected(deviceId);
+    const w = p.runner.checkIn(deviceId);
+    if (known || !('roundId' in w) || this.store.engine !== 'postgres') return w;
+    if (await this.store.claimParticipation(w.roundId, deviceId)) return w;
+    p.runner.unselect(deviceId, w.roundId);
+    return { retryAfterMs: Math.max(200, w.deadlineUnixMs - Date.now()), reason: `this device already takes part in round ${w.roundId} (admitted by another replica)`, programComplete: false };
   }
 
   /** The size of a sealed update payload for an encoding. */

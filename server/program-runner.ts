@@ -436,6 +436,21 @@ export class ProgramRunner {
     return this.workFor(r);
   }
 
+  /** True if the device is selected for the open round (working, done or failed in it). */
+  isSelected(deviceId: string): boolean {
+    return this.round?.selected.has(deviceId) ?? false;
+  }
+
+  /**
+   * Withdraw a selection made by checkIn (the database says another replica admitted the device
+   * to this round already): the place is free again. Ignored unless the device is still working.
+   */
+  unselect(deviceId: string, roundId: string): void {
+    const r = this.round;
+    if (!r || r.id !== roundId || this.aggregating || r.selected.get(deviceId) !== 'working' || r.secagg) return;
+    r.selected.delete(deviceId);
+  }
+
   private workFor(r: OpenRound): WorkOrder {
     const v = this.latest;
     const { clipNorm, deviceNoiseStd } = r.plan;

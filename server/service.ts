@@ -156,7 +156,7 @@ export function coordinatorHandlers(c: Coordinator): CoordinatorHandlers {
       if (!Number.isSafeInteger(req.adapterVersion) || req.adapterVersion < 0) refuse('invalid-argument', `adapter_version must be a version number ≥ 0, got ${req.adapterVersion}`);
       // (a replica that does not drive the program knows the versions of its start only)
       if (req.adapterVersion > latest && c.drives(p.spec.id)) refuse('invalid-argument', `adapter_version ${req.adapterVersion} is newer than the latest version ${latest} of program "${p.spec.id}"`);
-      const w = p.runner.checkIn(device.id);
+      const w = await c.checkIn(p, device.id);
       if ('retryAfterMs' in w) return { later: { retryAfterMs: w.retryAfterMs, reason: w.reason, programComplete: w.programComplete } };
       return {
         work: {

@@ -103,6 +103,29 @@ describe('server: the coordinator on PostgreSQL (two processes, one database)', 
     }
   });
 
+  it('a device another replica admitted to a round is not admitted again (participation is claimed in the database)', async () => {
+    const ca = new RawClient(procs[0].address);
+    const db = await openExecutor(url);
+    const store = new SqlStateStore(db);
+    try {
+      const sign = nacl.sign.keyPair();
+      const e = await ca.unary('Enroll', enrollRequest('rp', TOKEN, sign, nacl.box.keyPair().publicKey));
+      assert.equal(e.code, grpc.status.OK, e.details);
+      const deviceId = (parseFields(e.messages[0]).get(1) as Buffer).toString('utf8');
+      // as a replica that admitted it would: the claim row of rp's open round
+      assert.equal(await store.claimParticipation('rp.r1.a1', deviceId), true);
+      const r = await ca.unary('CheckIn', signed(M('CheckIn'), 'rp', deviceId, str(2, 'rp'), sign.secretKey));
+      assert.equal(r.code, grpc.status.OK, r.details);
+      const later = parseFields(r.messages[0]).get(2); // CheckInResponse.later
+      assert.ok(Buffer.isBuffer(later), 'the device is told to come back, not given work');
+      assert.match(later.toString('latin1'), /admitted by another replica/);
+      assert.ok((await store.participants('rp.r1.a1')).includes(deviceId));
+    } finally {
+      ca.close();
+      await store.close();
+    }
+  });
+
   it('real devices run two rounds; one process drives, the state and the adapters are in PostgreSQL', async () => {
     const [a, b] = procs;
     // device 1 enrols through B; it then takes part through A with the same identity
@@ -128,6 +151,8 @@ describe('server: the coordinator on PostgreSQL (two processes, one database)', 
         [1, 1, 'completed', 1, 2],
         [2, 1, 'completed', 2, 2],
       ]);
+      // every device admitted to a round is claimed in the database (both devices, both rounds)
+      for (const id of ['oz.r1.a1', 'oz.r2.a1']) assert.equal((await store.participants(id)).length, 2, id);
       const lease = await store.lease('oz');
       assert.ok(lease && lease.expiresMs > Date.now(), 'the driver holds the lease');
       const blobs = new PostgresBlobBackend(db);
