@@ -61,7 +61,7 @@ describe('fedtune release (offline signing)', function () {
     assert.match(badBytes.stderr, /are not the \d+ bytes with SHA-256 [0-9a-f]{12}… that release 1 names\n$/);
     // an offline program's rollback must carry the offline key's signature
     fedtune('release', 'rollback', '--data', data, '--program', 'off', '--to', '0');
-    const settled = (await c.processReleaseInbox());
+    const settled = await c.processReleaseInbox();
     assert.equal(settled.refused.length, 1);
     assert.match(readFileSync(join(data, 'releases', 'inbox', 'refused', `${settled.refused[0]}.why`), 'utf8'), /adapter version 0 is already the program's current version|not signed/);
   });

@@ -72,7 +72,7 @@ describe('signed adapter releases, device ↔ coordinator over gRPC', function (
     d.close();
     assert.equal(s.updatesAccepted, 2);
     assert.deepEqual(releases, [0, 1], 'version 0 at the start, version 1 for round 2');
-    const all = (await running.coordinator.store.releases(PROGRAM));
+    const all = await running.coordinator.store.releases(PROGRAM);
     assert.deepEqual(all.map((r) => [r.sequence, r.version, r.kind]), [[1, 0, 'version'], [2, 1, 'version'], [3, 2, 'version']]);
     const m = parseManifest(all[2].manifest);
     assert.equal(m.round, 2);
@@ -98,7 +98,7 @@ describe('signed adapter releases, device ↔ coordinator over gRPC', function (
   const keptVersion = () => new ReleaseKeeper(dataDir, PROGRAM).active()?.version;
 
   it('refuses tampered adapter bytes, keeping version 1', async () => {
-    const bytes = Uint8Array.from((await adapterOf(2)));
+    const bytes = Uint8Array.from(await adapterOf(2));
     bytes[bytes.length - 5] ^= 0x10;
     hostile(current(), bytes);
     const r = await runUntilRefused(proxy.address);
@@ -107,7 +107,7 @@ describe('signed adapter releases, device ↔ coordinator over gRPC', function (
   });
 
   it('refuses a truncated download, keeping version 1', async () => {
-    const bytes = (await adapterOf(2));
+    const bytes = await adapterOf(2);
     hostile(current(), bytes.subarray(0, bytes.length - 100));
     const r = await runUntilRefused(proxy.address);
     assert.match(r.refused[0], new RegExp(`\\(${bytes.length - 100} bytes, .* are not the ${bytes.length} bytes`));
@@ -167,7 +167,7 @@ describe('signed adapter releases, device ↔ coordinator over gRPC', function (
     d.close();
     // the program rolls back to version 1: a release with kind "rollback" and the next sequence
     submitRelease(coordDir, { manifest: rollbackManifest(coordDir, PROGRAM, 1), signature: new Uint8Array(0) });
-    const settled = (await running.coordinator.processReleaseInbox());
+    const settled = await running.coordinator.processReleaseInbox();
     assert.equal(settled.published.length, 1, JSON.stringify(settled));
     const back = await runUntilRefused(proxy.address);
     assert.deepEqual(back.refused, []);

@@ -45,7 +45,7 @@ describe('federation end to end over a real port', function () {
     // the final global adapter, read back from the coordinator's blob store, beats the base on held-out Oz
     const { base: loaded, tokenizer } = await realModel();
     const base = new FrozenBase(loaded, 'int8');
-    const v = (await running.coordinator.store.latestVersion('oz'));
+    const v = await running.coordinator.store.latestVersion('oz');
     const bytes = readFileSync(join(dir, 'coord', 'blobs', v.sha256));
     const adapter = decodeAdapter(bytes, base);
     const tokens = tokenizer.encode(heldOut, { bos: false }).subarray(0, 4096);

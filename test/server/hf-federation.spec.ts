@@ -116,8 +116,8 @@ describe('federation on a Hugging Face directory base (coordinator and devices a
 
   it('publishes version 1 recording the directory identity and a qwen2 base_config; it applies to openBase(dir) and moves the logits', async () => {
     const store = await openStateStore(join(data, 'coordinator.sqlite'));
-    const program = (await store.program('qwen-hf'));
-    const v = (await store.latestVersion('qwen-hf'));
+    const program = await store.program('qwen-hf');
+    const v = await store.latestVersion('qwen-hf');
     await store.close();
     assert.equal(program?.baseSha256, identity);
     assert.equal(v.version, 1);

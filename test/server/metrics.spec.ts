@@ -165,7 +165,7 @@ describe('coordinator process: Prometheus metrics, pino logs and server-side eva
     try {
       const stored = (await store.rounds('oz')).filter((r) => r.state === 'completed');
       assert.deepEqual(stored.map((r) => r.metrics.heldoutLoss), losses, 'the losses are stored with their rounds');
-      const v2 = (await store.latestVersion('oz'));
+      const v2 = await store.latestVersion('oz');
       assert.equal(v2.version, 2);
       const adapter = decodeAdapter(readFileSync(join(dir, 'data', 'blobs', v2.sha256)), base);
       const mine = evaluateLoss(base, tokenizer.encode(heldout, { bos: false }), { startId: tokenizer.startId, context: EVAL.context, maxTokens: EVAL.maxTokens, adapter });

@@ -80,8 +80,8 @@ describe('server: the privacy ledger and budget', function () {
     c2.kill();
     assert.equal(await c2.exited, 0);
     store = await openStateStore(join(data, 'coordinator.sqlite'));
-    const ledger = (await store.ledger('crash'));
-    const rounds = (await store.rounds('crash'));
+    const ledger = await store.ledger('crash');
+    const rounds = await store.rounds('crash');
     await store.close();
     assert.deepEqual(ledger.map((e) => [e.roundNumber, e.roundId]), [[1, 'crash.r1.a1'], [1, 'crash.r1.a2']]);
     assert.ok(Math.abs(ledger[1].epsilonAfter - two) < 1e-9);

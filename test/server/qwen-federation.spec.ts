@@ -102,8 +102,8 @@ describe('federation on a qwen2 GGUF base (coordinator and devices as processes)
   it('publishes version 2 recording the GGUF sha256 and a qwen2 base_config; applied to the base, it changes the logits', async () => {
     const fileSha = createHash('sha256').update(readFileSync(gguf)).digest('hex');
     const store = await openStateStore(join(data, 'coordinator.sqlite'));
-    const program = (await store.program('qwen'));
-    const v = (await store.latestVersion('qwen'));
+    const program = await store.program('qwen');
+    const v = await store.latestVersion('qwen');
     const completed = (await store.rounds('qwen')).filter((r) => r.state === 'completed').map((r) => [r.roundNumber, r.adapterVersion]);
     await store.close();
     assert.equal(program?.baseSha256, fileSha);

@@ -64,7 +64,7 @@ describe('server: hostile release inbox entries are refused without stalling the
     writeFileSync(join(inbox, 'g-replay.json'), releaseFileText(first));
     writeFileSync(join(inbox, 'h-forged-rollback.json'), forged({ ...manifest, kind: 'rollback', sequence: 99 }));
     const t0 = performance.now();
-    const settled = (await c.processReleaseInbox());
+    const settled = await c.processReleaseInbox();
     assert.ok(performance.now() - t0 < 5000, 'the inbox is read quickly');
     assert.deepEqual(settled.published, []);
     const names = ['a-directory.json', 'b-link.json', 'c-huge.json', 'd-not-json.json', 'e-shape.json', 'f-no-program.json', 'g-replay.json', 'h-forged-rollback.json'];
@@ -81,7 +81,7 @@ describe('server: hostile release inbox entries are refused without stalling the
   it('the same names dropped again are refused again, beside the first ones (no overwrite, no stall)', async () => {
     mkdirSync(join(inbox, 'a-directory.json'));
     writeFileSync(join(inbox, 'd-not-json.json'), 'still not json');
-    const settled = (await running.coordinator.processReleaseInbox());
+    const settled = await running.coordinator.processReleaseInbox();
     assert.deepEqual(settled.refused, ['a-directory.json', 'd-not-json.json']);
     assert.ok(existsSync(join(inbox, 'refused', 'a-directory.json.1')));
     assert.equal(readFileSync(join(inbox, 'refused', 'd-not-json.json.1'), 'utf8'), 'still not json');
