@@ -109,6 +109,11 @@ export class Coordinator {
   /** Programs whose rounds this process drives (all of them on SQLite; those whose lease it holds on PostgreSQL). */
   private readonly driving = new Set<string>();
   private leaseTimer?: NodeJS.Timeout;
+  private leaseBusy = false;
+  /** Programs whose lease this process lost (it does not take them back: a restart does). */
+  private readonly lost = new Set<string>();
+  /** Set once stopPrograms ran. */
+  private stopped = false;
   private readonly verifier: RequestVerifier;
   /** Enrolled devices by id (they never change after enrolment). */
   private readonly devices = new Map<string, StoredDevice>();
@@ -154,6 +159,17 @@ export class Coordinator {
     return this.store.acquireLease(programId, this.replicaId, this.leaseTtlMs);
   }
 
+  /** Renew the leases held (and try to take free ones) every third of their time to live, from the first one taken on. */
+  private keepLeases(): void {
+    if (this.store.engine !== 'postgres' || this.leaseTimer || this.stopped) return;
+    this.leaseTimer = setInterval(() => {
+      if (this.leaseBusy) return;
+      this.leaseBusy = true;
+      this.renewLeases().finally(() => (this.leaseBusy = false));
+    }, Math.max(50, this.leaseTtlMs / 3));
+    this.leaseTimer.unref();
+  }
+
   /** True if this process drives the program's rounds (see takeLease). */
   drives(programId: string): boolean {
     return this.driving.has(programId);
@@ -170,9 +186,20 @@ export class Coordinator {
         continue; // retried at the next tick; the lease may still be ours
       }
       if (!held && this.driving.delete(id)) {
+        this.lost.add(id); // its runner has stopped for good in this process
         this.o.log?.('program lease lost: this replica stops driving its rounds', { program: id, replica: this.replicaId });
         this.programs.get(id)?.runner.stop();
       }
+    }
+    for (const p of this.programs.values()) {
+      if (this.driving.has(p.spec.id) || this.lost.has(p.spec.id)) continue;
+      await this.takeOverIfFree(p).catch((e: unknown) => this.o.log?.('taking a program over failed', { program: p.spec.id, error: (e as Error).message }));
+    }
+    // revocations made through other replicas
+    try {
+      for (const id of await this.store.revokedDeviceIds()) this.revoked.add(id);
+    } catch (e) {
+      this.o.log?.('reading revocations failed', { error: (e as Error).message });
     }
   }
 
@@ -230,6 +257,7 @@ export class Coordinator {
     }
     if (await this.takeLease(spec.id)) {
       this.driving.add(spec.id);
+      this.keepLeases(); // registering the other programs may take longer than the lease
       // a round left open is a dead driver's (a crash, or the lease holder before this one)
       await this.store.failOpenRounds(spec.id);
     }
@@ -242,13 +270,7 @@ export class Coordinator {
       await this.store.addRelease(rel);
       releases.mirror(rel);
     }
-    // rounds start from the version the newest release names (an older one after a rollback)
-    const latest = (await this.store.version(spec.id, (releases.newest() as { version: number }).version)) ?? newestVersion;
-    // read once and check the bytes against their name (rather than hashing the file, then reading it again)
-    const bytes = (await this.blobBackend.has(latest.sha256)) ? await this.readBlob(latest.sha256) : undefined;
-    if (!bytes || createHash('sha256').update(bytes).digest('hex') !== latest.sha256) throw new Error(`program "${spec.id}": adapter version ${latest.version}'s blob ${latest.sha256} is missing or damaged in ${this.blobWhere()}`);
-    const { tensors } = decodeAdapterFile(bytes, `adapter version ${latest.version}`);
-    const global = adapterFlatFromTensors(info.config, spec.lora, tensors);
+    const { latest, global } = await this.currentAdapter(spec, info.config, releases, newestVersion);
     const layout = updateLayout(info.config, spec.lora);
     // values are clamped to C plus six standard deviations of the device's own noise share
     const secAggBound = spec.dp.clipNorm + (spec.dp.mode === 'distributed' ? 6 * noiseStd('distributed', spec.dp.noiseMultiplier, spec.dp.clipNorm, spec.cohortSize) : 0);
@@ -280,6 +302,42 @@ export class Coordinator {
     else if (admin?.state === 'stopped') runner.halt(admin.reason);
     const encoding: UpdateEncoding = spec.secagg ? 'masked' : spec.compression === 'none' ? 'f32' : spec.compression;
     return { spec, base: { ...info, blob: baseBlob }, tokenizer, keys: { publicKey: stored.boxPublicKey, secretKey: stored.boxSecretKey }, runner, layout, updateLength: layout.updateLength, flatLength: layout.flatLength, encoding, secAggBound, releases };
+  }
+
+  /** The version rounds start from — the one the newest release names (an older one after a rollback) — and its values. */
+  private async currentAdapter(spec: ProgramSpec, config: BaseInfo['config'], releases: ProgramReleases, newestVersion: StoredVersion): Promise<{ latest: StoredVersion; global: Float32Array }> {
+    const latest = (await this.store.version(spec.id, (releases.newest() as { version: number }).version)) ?? newestVersion;
+    // read once and check the bytes against their name (rather than hashing the file, then reading it again)
+    const bytes = (await this.blobBackend.has(latest.sha256)) ? await this.readBlob(latest.sha256) : undefined;
+    if (!bytes || createHash('sha256').update(bytes).digest('hex') !== latest.sha256) throw new Error(`program "${spec.id}": adapter version ${latest.version}'s blob ${latest.sha256} is missing or damaged in ${this.blobWhere()}`);
+    const { tensors } = decodeAdapterFile(bytes, `adapter version ${latest.version}`);
+    return { latest, global: adapterFlatFromTensors(config, spec.lora, tensors) };
+  }
+
+  /**
+   * Take the lease of a program this replica serves but does not drive, if it is free (its
+   * driver shut down or died and the lease expired): the round it left open fails, the program's
+   * state is read again, and its rounds run here from now on.
+   */
+  private async takeOverIfFree(p: ProgramState): Promise<void> {
+    const id = p.spec.id;
+    if (this.driving.has(id) || this.stopped || !(await this.takeLease(id))) return;
+    this.driving.add(id);
+    try {
+      const failed = await this.store.failOpenRounds(id);
+      await p.releases.reload();
+      const { latest, global } = await this.currentAdapter(p.spec, p.base.config, p.releases, await this.store.latestVersion(id));
+      await p.runner.takeOver(latest, global);
+      const admin = await this.store.programAdmin(id);
+      if (admin?.state === 'paused') p.runner.pause(admin.reason);
+      else if (admin?.state === 'stopped') p.runner.halt(admin.reason);
+      this.o.log?.('program lease taken: this replica drives its rounds', { program: id, replica: this.replicaId, version: latest.version, failedOpenRounds: failed });
+      if (!this.stopped) p.runner.start();
+    } catch (e) {
+      this.driving.delete(id);
+      await this.store.releaseLease(id, this.replicaId).catch(() => false);
+      throw e;
+    }
   }
 
   /** The flat values of one adapter version, read from its blob (checked against its name). */
@@ -342,10 +400,7 @@ export class Coordinator {
   /** Open rounds for every program (resuming after the last completed one); resolves once each first round is open (or waits). */
   async start(): Promise<void> {
     for (const p of this.programs.values()) if (this.driving.has(p.spec.id)) p.runner.start();
-    if (this.store.engine === 'postgres' && !this.leaseTimer) {
-      this.leaseTimer = setInterval(() => void this.renewLeases(), Math.max(50, this.leaseTtlMs / 3));
-      this.leaseTimer.unref();
-    }
+    this.keepLeases();
     if (!this.inboxTimer) {
       this.inboxTimer = setInterval(() => {
         if (this.inboxBusy) return;
@@ -365,6 +420,7 @@ export class Coordinator {
 
   /** Stop every program's timers and complete its event streams (the database stays open). */
   stopPrograms(): void {
+    this.stopped = true;
     if (this.leaseTimer) clearInterval(this.leaseTimer);
     this.leaseTimer = undefined;
     if (this.inboxTimer) clearInterval(this.inboxTimer);

@@ -105,8 +105,8 @@ export class ProgramRunner {
   private readonly subject = new Subject<RoundEventRecord>();
   private readonly rejected = new Subject<RejectionRecord>();
   private readonly history: RoundEventRecord[] = [];
-  private readonly planner: RoundPlanner;
-  private readonly budget: PrivacyBudget;
+  private planner!: RoundPlanner;
+  private budget!: PrivacyBudget;
   private global: Float32Array;
   /** The current version's record (kept in memory: every check-in needs it); after a rollback, older than the newest. */
   private latest: StoredVersion;
@@ -140,16 +140,38 @@ export class ProgramRunner {
     rounds: readonly StoredRound[],
     budget: PrivacyBudget,
   ) {
-    const { spec } = d;
     this.global = d.global;
-    this.newest = newest.version;
     this.latest = d.current ?? newest;
+    this.newest = 0;
+    this.completed = 0;
+    this.resumeFrom(newest, rounds, budget);
+  }
+
+  /** Take the program's stored state: versions, closed rounds (history, completed count, the last C), privacy spends. */
+  private resumeFrom(newest: StoredVersion, rounds: readonly StoredRound[], budget: PrivacyBudget): void {
+    const { spec } = this.d;
+    this.newest = newest.version;
     this.completed = rounds.filter((x) => x.state === 'completed').length;
     // adaptive clipping resumes at the C the last completed round used (the update after it is not stored)
     const lastClip = rounds.filter((x) => x.state === 'completed').pop()?.clipNorm;
-    this.planner = new RoundPlanner(spec, d.baseConfig, d.rng, lastClip);
+    this.planner = new RoundPlanner(spec, this.d.baseConfig, this.d.rng, lastClip);
     this.budget = budget;
+    this.history.length = 0;
     for (const r of rounds) if (r.state !== 'open') this.history.push(eventOf(r, r.state === 'completed' ? 'COMPLETED' : 'FAILED'));
+  }
+
+  /**
+   * Before this replica starts driving a program another one drove (it took the program's
+   * lease): read the program's state again — what the former driver completed — and start from
+   * version `current` (values `global`). Only for a runner that has not started.
+   */
+  async takeOver(current: StoredVersion, global: Float32Array): Promise<void> {
+    if (this.round || this.opening || this.aggregating) throw new Error(`ProgramRunner.takeOver: program ${this.d.spec.id} is running here already`);
+    const { spec, store } = this.d;
+    const [newest, rounds, budget] = await Promise.all([store.latestVersion(spec.id), store.rounds(spec.id), PrivacyBudget.load(spec, store)]);
+    this.resumeFrom(newest, rounds, budget);
+    this.latest = current;
+    this.global = global;
   }
 
   /** A runner resuming the program's stored state (versions, rounds, privacy ledger). */

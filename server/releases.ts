@@ -89,6 +89,11 @@ export class ProgramReleases {
     return new ProgramReleases(spec, store, baseSha256, dataDir, key, await store.releases(spec.id));
   }
 
+  /** Read the program's releases again (another replica may have added some). */
+  async reload(): Promise<void> {
+    for (const r of await this.store.releases(this.spec.id)) this.mirror(r);
+  }
+
   /** Every release of the program, in sequence order. */
   all(): StoredRelease[] {
     return [...this.list];

@@ -231,14 +231,18 @@ export function coordinatorHandlers(c: Coordinator): CoordinatorHandlers {
           answer(e);
         }
       }));
-      call.on('end', () => inOrder(() => {
+      call.on('end', () => inOrder(async () => {
         if (answered) return;
         try {
           if (!header || !buf || !device || !program) refuse('invalid-argument', 'the update stream ended without a header');
           if (got !== buf.length) refuse('invalid-argument', `the stream ended after ${got} of the ${buf.length} bytes its header announced`);
           if (createHash('sha256').update(buf).digest('hex') !== header.payloadSha256) refuse('invalid-argument', 'the payload does not match payload_sha256');
           c.acceptUpdate(device, program, header.roundId, header.encoding, header.numExamples, buf, header.unclipped);
-          answer(null, got, header.roundId);
+          // an update that closed its round is acknowledged once the round's outcome is committed (as before the store was asynchronous)
+          const roundId = header.roundId;
+          const bytes = got;
+          await program.runner.settled().catch(() => undefined);
+          answer(null, bytes, roundId);
         } catch (e) {
           answer(e);
         }
