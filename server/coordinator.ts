@@ -175,6 +175,18 @@ export class Coordinator {
     return this.driving.has(programId);
   }
 
+  private readonly drivingListeners = new Set<(programId: string, driving: boolean) => void>();
+
+  /** Call `listener` whenever this process starts or stops driving a program (PostgreSQL leases); returns the unsubscribe. */
+  onDrivingChange(listener: (programId: string, driving: boolean) => void): () => void {
+    this.drivingListeners.add(listener);
+    return () => this.drivingListeners.delete(listener);
+  }
+
+  private drivingChanged(programId: string, driving: boolean): void {
+    for (const l of this.drivingListeners) l(programId, driving);
+  }
+
   /** Renew the leases held; a program whose lease was lost (another replica took it after it expired) stops here. */
   private async renewLeases(): Promise<void> {
     for (const id of [...this.driving]) {
@@ -189,6 +201,7 @@ export class Coordinator {
         this.lost.add(id); // its runner has stopped for good in this process
         this.o.log?.('program lease lost: this replica stops driving its rounds', { program: id, replica: this.replicaId });
         this.programs.get(id)?.runner.stop();
+        this.drivingChanged(id, false);
       }
     }
     for (const p of this.programs.values()) {
@@ -333,6 +346,7 @@ export class Coordinator {
       else if (admin?.state === 'stopped') p.runner.halt(admin.reason);
       this.o.log?.('program lease taken: this replica drives its rounds', { program: id, replica: this.replicaId, version: latest.version, failedOpenRounds: failed });
       if (!this.stopped) p.runner.start();
+      this.drivingChanged(id, true);
     } catch (e) {
       this.driving.delete(id);
       await this.store.releaseLease(id, this.replicaId).catch(() => false);
