@@ -15,13 +15,17 @@ export function programHealthName(programId: string): string {
   return `fedtune.v1.Coordinator/${programId}`;
 }
 
+/** What per-program health follows: the programs, and (with leases) which of them this process drives — all of them without. */
+export type ProgramHealthSource = Pick<Coordinator, 'programIds' | 'program'> & Partial<Pick<Coordinator, 'drives' | 'onDrivingChange'>>;
+
 /** Register every program of `c` with `health` and follow its runner; returns a function that stops following. */
-export function trackProgramHealth(health: HealthService, c: Coordinator): () => void {
+export function trackProgramHealth(health: HealthService, c: ProgramHealthSource): () => void {
+  const drives = (id: string): boolean => c.drives?.(id) ?? true;
   const subs = c.programIds().map((id) => {
     const runner = c.program(id).runner;
     const name = programHealthName(id);
     let over = false;
-    const set = (): void => health.setStatus(name, !over && !runner.done && c.drives(id) ? 'SERVING' : 'NOT_SERVING');
+    const set = (): void => health.setStatus(name, !over && !runner.done && drives(id) ? 'SERVING' : 'NOT_SERVING');
     set();
     // the round stream completes when the program is done (or stopped at shutdown)
     return runner.events$.subscribe({
@@ -31,9 +35,10 @@ export function trackProgramHealth(health: HealthService, c: Coordinator): () =>
       },
     });
   });
-  const stop = c.onDrivingChange(() => {
-    for (const id of c.programIds()) if (!c.program(id).runner.done) health.setStatus(programHealthName(id), c.drives(id) ? 'SERVING' : 'NOT_SERVING');
-  });
+  const stop =
+    c.onDrivingChange?.(() => {
+      for (const id of c.programIds()) if (!c.program(id).runner.done) health.setStatus(programHealthName(id), drives(id) ? 'SERVING' : 'NOT_SERVING');
+    }) ?? ((): boolean => true);
   return () => {
     stop();
     for (const s of subs) s.unsubscribe();

@@ -8,6 +8,10 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { unaryCall } from '../../client/index.js';
+import { loadProtos } from '../../proto/index.js';
+import type { HealthCheckResponse__Output } from '../../proto/generated/grpc/health/v1/HealthCheckResponse.js';
 import { openStateStore } from '../../server/index.js';
 import { MODEL } from '../helpers.js';
 import { postgresOrSkip, type TestPostgres } from '../support/postgres.js';
@@ -55,6 +59,16 @@ describe('server: a program’s driver dies, another coordinator process takes i
     procs.push(a);
     const b = await startCoordinatorProcess(config, join(dir, 'b'), { args: args('b') });
     procs.push(b);
+    /** The program's health on a process (SERVING only where it is driven). */
+    const health = async (p: CoordinatorProcess): Promise<string> => {
+      const client = new (loadProtos().health.grpc.health.v1.Health)(p.address, grpc.credentials.createInsecure());
+      try {
+        return (await unaryCall<HealthCheckResponse__Output>((o, cb) => client.Check({ service: 'fedtune.v1.Coordinator/fo' }, o, cb), 5000)).status;
+      } finally {
+        client.close();
+      }
+    };
+    assert.deepEqual([await health(a), await health(b)], ['SERVING', 'NOT_SERVING'], 'a balancer would send the devices to a');
     const run = (address: string, maxRounds?: number) => runDevices({ address, programId: 'fo', dir: join(dir, 'dev'), ids: [0, 1], shardChars: 20_000, options: () => ({ maxRounds, maxWaitMs: 200 }) });
 
     const first = await run(a.address, 1);
@@ -67,6 +81,8 @@ describe('server: a program’s driver dies, another coordinator process takes i
     const taken = b.lines.find((l) => l.msg === 'program lease taken: this replica drives its rounds');
     assert.ok(taken, 'b logs that it took the program over');
     assert.equal(taken.version, 1, 'b starts from the version round 1 published');
+    assert.equal(await health(b), 'NOT_SERVING', 'the program is over');
+    assert.ok(b.lines.some((l) => l.msg === 'round open' && l.round === 2), 'b drove round 2');
 
     const store = await openStateStore(url);
     try {
