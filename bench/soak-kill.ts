@@ -65,7 +65,8 @@ writeFileSync(
         rounds: 1000,
         roundDeadlineMs: 30_000,
         retryDelayMs: 100,
-        dp: { mode: 'central', clipNorm: 0.5, noiseMultiplier: 1.0, delta: 1e-5, population: 1000 },
+        // population = the devices: q = 1 under Poisson sampling, every device in every round (as the soak needs)
+        dp: { mode: 'central', clipNorm: 0.5, noiseMultiplier: 1.0, delta: 1e-5, population: DEVICES },
       },
     ],
   }),

@@ -15,8 +15,10 @@ export const CONFIG_USAGE = 'fedtune config check FILE (validate a coordinator c
 export function programSummary(p: ProgramSpec): string {
   const base = p.tokenizerPath ? `${basename(p.basePath)} + ${basename(p.tokenizerPath)}` : basename(p.basePath);
   const privacy = p.dp.mode === 'none' ? 'no DP' : `${p.dp.mode} DP (C ${p.dp.clipNorm}${p.dp.adaptiveClip ? ' adaptive' : ''}, z ${p.dp.noiseMultiplier}, δ ${p.dp.delta}, ε budget ${Number.isFinite(p.dp.epsilonBudget) ? p.dp.epsilonBudget : 'none'}, population ${p.dp.population})`;
+  const { scheme, rate, selectionMs } = p.sampling;
+  const sampling = scheme === 'first-come' ? 'first-come selection' : scheme === 'poisson' ? `Poisson sampling at q ${rate.toPrecision(3)} over ${selectionMs} ms` : `fixed-cohort draw after ${selectionMs} ms`;
   const agg = [p.aggregation, p.serverOptimizer.kind !== 'fedavg' ? p.serverOptimizer.kind : '', p.robust ? p.robust.rule : '', p.compression !== 'none' ? p.compression : '', p.secagg ? 'secagg' : ''].filter(Boolean).join('+');
-  return `${p.id}: base ${base}; LoRA rank ${p.lora.rank} on ${p.lora.targets.join(',')}; ${p.training.dataFormat} data, ${p.training.steps} steps × batch ${p.training.batchSize} × ${p.training.seqLen} tokens; ${p.rounds} rounds of cohort ${p.cohortSize} (≥ ${p.minUpdates} updates, ≥ ${p.minContributors} contributors); ${agg}; ${privacy}; releases signed by ${p.release.signing}`;
+  return `${p.id}: base ${base}; LoRA rank ${p.lora.rank} on ${p.lora.targets.join(',')}; ${p.training.dataFormat} data, ${p.training.steps} steps × batch ${p.training.batchSize} × ${p.training.seqLen} tokens; ${p.rounds} rounds of cohort ${p.cohortSize} (≥ ${p.minUpdates} updates, ≥ ${p.minContributors} contributors), ${sampling}; ${agg}; ${privacy}; releases signed by ${p.release.signing}`;
 }
 
 /** Run the command. */

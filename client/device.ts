@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import nacl from 'tweetnacl';
 import { Observable, Subject } from 'rxjs';
-import { baseChatStyle, cryptoRng, decodeAdapter, initBackend, LocalTrainer, LoraAdapter, mixReplay, truncateRankTensors, sampleReplayPool, openBase, type ChatStyle, type DataFormat, type FrozenBase, type MaskedTokens, type Rng, type TextTokenizer } from '../model/index.js';
+import { baseChatStyle, cryptoRng, decodeAdapter, initBackend, localTrainerFactory, LoraAdapter, mixReplay, truncateRankTensors, sampleReplayPool, openBase, type ChatStyle, type DataFormat, type DeviceTrainerFactory, type FrozenBase, type MaskedTokens, type Rng, type TextTokenizer } from '../model/index.js';
 import { encodeMasked, isUpdateEncoding } from '../proto/update-codec.js';
 import { buildUpdate, devicePrivacyRngs, sealUpdate, updateLayout, type BuiltUpdate, type UpdateInput } from './build-update.js';
 import { trainingFromWire } from '../proto/config-codec.js';
@@ -96,6 +96,13 @@ export interface DeviceOptions {
   readonly releaseKey?: string | Uint8Array;
   /** Verified releases kept on disk for pinning and rollback. Default 3. */
   readonly keepReleases?: number;
+  /**
+   * What trains the adapter each round, called with LocalTrainer's arguments. Default: a
+   * LocalTrainer per round. A simulation hosting many devices in one thread can batch their
+   * training (sim/batching-trainer.ts); the update pipeline after training (clip, noise, seal)
+   * stays each device's own either way.
+   */
+  readonly trainer?: DeviceTrainerFactory;
 }
 
 /** What a device reports as it works. */
@@ -169,6 +176,7 @@ export class Device {
     }
     if (options.maxRounds !== undefined && !(Number.isInteger(options.maxRounds) && options.maxRounds > 0)) throw new RangeError(`Device: options.maxRounds must be a positive integer, got ${options.maxRounds}`);
     if (options.maxRank !== undefined && !(Number.isInteger(options.maxRank) && options.maxRank > 0)) throw new RangeError(`Device: options.maxRank must be a positive integer, got ${options.maxRank}`);
+    if (options.trainer !== undefined && typeof options.trainer !== 'function') throw new TypeError('Device: options.trainer must be a function (base, adapter, data, options) => trainer');
     if (options.dataFormat !== undefined && options.dataFormat !== 'text' && options.dataFormat !== 'chat') throw new RangeError(`Device: options.dataFormat must be "text" or "chat", got ${JSON.stringify(options.dataFormat)}`);
     this.o = options;
     this.identity = loadIdentity(options.dataDir);
@@ -442,7 +450,7 @@ export class Device {
       const budget = Number(work.deadlineUnixMs) - Date.now() - (this.o.uploadMarginMs ?? 2000);
       if (budget <= 0) throw Object.assign(new Error('no time left'), { code: grpc.status.DEADLINE_EXCEEDED, details: `round ${work.roundId} left no time to train` });
       const timeBudgetMs = Math.min(training.timeBudgetMs ?? Infinity, budget);
-      const trainer = new LocalTrainer(m.base, adapter, data, { ...training, startId: m.tokenizer.startId, timeBudgetMs, seed: this.o.seed === undefined ? undefined : this.o.seed + Number(work.adapterVersion) * 7919 });
+      const trainer = (this.o.trainer ?? localTrainerFactory)(m.base, adapter, data, { ...training, startId: m.tokenizer.startId, timeBudgetMs, seed: this.o.seed === undefined ? undefined : this.o.seed + Number(work.adapterVersion) * 7919 });
       const sub = trainer.progress$.subscribe((s) => this.events.next({ kind: 'training', roundId: work.roundId, step: s.step, totalSteps: s.totalSteps, loss: s.loss }));
       const result = await trainer.run();
       sub.unsubscribe();

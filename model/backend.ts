@@ -6,7 +6,10 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { installWasmKernels } from './ops/wasm-kernels.js';
+import { installWasmCompareKernels } from './ops/wasm-compare.js';
 import { startThreadedWasm } from './ops/wasm-threads.js';
+import { nativeAddon } from './ops/native-addon.js';
+import { setNativeKernels, setNativeThreads } from './ops/native-kernels.js';
 
 /** Backends fedtune can run on. */
 export type BackendName = 'wasm' | 'cpu' | 'tensorflow';
@@ -42,6 +45,13 @@ export interface BackendOptions {
    * build under Node (see ops/wasm-threads.ts); call terminateWasmThreads() before exit.
    */
   readonly threads?: number;
+  /**
+   * Run wasm matrix products on the native addon (native/) when it built (default: true unless
+   * FEDTUNE_NATIVE=0). Ignored with stockKernels.
+   */
+  readonly native?: boolean;
+  /** Threads of the native products (default: FEDTUNE_NATIVE_THREADS, else `threads`). */
+  readonly nativeThreads?: number;
 }
 
 let starting: Promise<BackendInfo> | undefined;
@@ -81,13 +91,27 @@ async function startBackend(choice: BackendChoice | undefined, options: BackendO
     if (!(await tf.setBackend(name))) throw new Error(`backend "${name}" failed to initialise`);
     await tf.ready();
   }
-  if (name === 'wasm' && !options.stockKernels) installWasmKernels();
+  if (name === 'wasm' && !options.stockKernels) {
+    installWasmKernels();
+    installWasmCompareKernels();
+  }
+  let nativeNote = '';
+  if (name === 'wasm') {
+    const wantNative = !options.stockKernels && (options.native ?? process.env.FEDTUNE_NATIVE !== '0');
+    const nt = options.nativeThreads ?? Number(process.env.FEDTUNE_NATIVE_THREADS ?? threads);
+    if (!Number.isInteger(nt) || nt < 1 || nt > 64) throw new RangeError(`initBackend: nativeThreads must be an integer in [1, 64], got ${nt}`);
+    setNativeThreads(nt);
+    if (setNativeKernels(wantNative)) {
+      const st = nativeAddon();
+      nativeNote = ` + native sgemm (${st.loaded ? st.addon.isa() : '?'}, ${nt} thread${nt === 1 ? '' : 's'})`;
+    }
+  }
   let description: string = name;
   if (name === 'wasm') {
     const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
     const wasm = await import('@tensorflow/tfjs-backend-wasm');
     const threads = wasm.getThreadsCount();
-    description = `wasm (${simd ? 'simd' : 'no simd'}, ${threads} thread${threads === 1 ? '' : 's'})`;
+    description = `wasm (${simd ? 'simd' : 'no simd'}, ${threads} thread${threads === 1 ? '' : 's'})${nativeNote}`;
   }
   started = { name, description };
   return started;

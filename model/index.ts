@@ -61,6 +61,8 @@ export * from './text-tokenizer.js';
 export * from './token-stream.js';
 export * from './tokenizer.js';
 export * from './trainer.js';
+export * from './train-setup.js';
 export * from './transformer.js';
 export * from './weights.js';
 export * from './windows.js';
+export * from './cohort-trainer.js';

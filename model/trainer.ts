@@ -10,10 +10,11 @@ import { Subject, type Observable } from 'rxjs';
 import { AdamW } from './adamw.js';
 import type { FrozenBase } from './frozen-base.js';
 import type { LoraAdapter } from './lora.js';
-import { cryptoRng, seededRng, type Rng } from '../random/rng.js';
+import type { Rng } from '../random/rng.js';
 import { headLoss } from './head-loss.js';
 import { forwardHidden } from './transformer.js';
-import { checkLossMask, randomBatch, scoredWindowStarts, type MaskedTokens } from './windows.js';
+import { resolveTraining, type ResolvedTrainOptions } from './train-setup.js';
+import { randomBatch, type MaskedTokens } from './windows.js';
 
 /** Saved activations per step above which LocalTrainer checkpoints by default (512 MiB). */
 export const CHECKPOINT_ABOVE_BYTES = 512 * 2 ** 20;
@@ -90,19 +91,29 @@ export interface TrainResult {
   readonly stoppedByBudget: boolean;
 }
 
-function positive(where: string, name: string, v: number, integer: boolean): number {
-  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0 || (integer && !Number.isInteger(v))) {
-    throw new RangeError(`${where}: ${name} must be a positive ${integer ? 'integer' : 'number'}, got ${v}`);
-  }
-  return v;
+/** What trains one device's adapter in a round: {@link LocalTrainer}, or anything of its shape. */
+export interface DeviceTrainer {
+  /** A progress event after every step; completes when the run ends. Subscribe before `run()`. */
+  readonly progress$: Observable<TrainProgress>;
+  /** Train to the end (or the time budget); the adapter holds the trained values when it resolves. */
+  run(): Promise<TrainResult>;
 }
 
+/**
+ * Makes the trainer of one device's round, with {@link LocalTrainer}'s arguments; it must check
+ * them as LocalTrainer does (throwing at once) and train `adapter` in place.
+ */
+export type DeviceTrainerFactory = (base: FrozenBase, adapter: LoraAdapter, data: Int32Array | MaskedTokens, options: TrainOptions) => DeviceTrainer;
+
+/** The default {@link DeviceTrainerFactory}: one {@link LocalTrainer} per device. */
+export const localTrainerFactory: DeviceTrainerFactory = (base, adapter, data, options) => new LocalTrainer(base, adapter, data, options);
+
 /** Trains one adapter on one token stream. Subscribe to `progress$` before `run()`. */
-export class LocalTrainer {
+export class LocalTrainer implements DeviceTrainer {
   private readonly events = new Subject<TrainProgress>();
   /** A progress event after every step; completes when the run ends. */
   readonly progress$: Observable<TrainProgress> = this.events.asObservable();
-  private readonly o: Required<Omit<TrainOptions, 'epochs' | 'timeBudgetMs' | 'seed' | 'rng' | 'proximalMu' | 'startId' | 'checkpoint'>> & { timeBudgetMs?: number; proximalMu: number; checkpoint: boolean };
+  private readonly o: ResolvedTrainOptions;
   private readonly startId: number;
   private readonly rng: Rng;
   private readonly totalSteps: number;
@@ -120,51 +131,13 @@ export class LocalTrainer {
     data: Int32Array | MaskedTokens,
     options: TrainOptions,
   ) {
-    const w = 'LocalTrainer';
-    const tokens = data instanceof Int32Array ? data : data?.tokens;
-    if (!(tokens instanceof Int32Array)) throw new TypeError(`${w}: data must be an Int32Array or { tokens: Int32Array, lossMask: Uint8Array }`);
-    this.tokens = tokens;
-    if (!(data instanceof Int32Array)) {
-      checkLossMask(w, tokens, data.lossMask);
-      this.lossMask = data.lossMask;
-    }
-    if (options === null || typeof options !== 'object') throw new TypeError(`${w}: options must be an object with startId (the tokenizer's startId)`);
-    if (!Number.isInteger(options.startId) || options.startId < 0 || options.startId >= base.config.vocabSize) {
-      throw new RangeError(`${w}: startId must be a token id in [0, ${base.config.vocabSize}), got ${options.startId}`);
-    }
-    this.startId = options.startId;
-    const seqLen = positive(w, 'seqLen', options.seqLen ?? Math.min(128, base.config.seqLen), true);
-    if (seqLen > base.config.seqLen) throw new RangeError(`${w}: seqLen ${seqLen} exceeds the model's context of ${base.config.seqLen}`);
-    const batchSize = positive(w, 'batchSize', options.batchSize ?? 8, true);
-    if (tokens.length < seqLen) throw new RangeError(`${w}: the text has ${tokens.length} tokens, fewer than one window of ${seqLen}`);
-    if (adapter.baseSha256 !== base.sha256) throw new RangeError(`${w}: the adapter was made for another base model`);
-    if (this.lossMask && scoredWindowStarts(this.lossMask, seqLen).length === 0) throw new RangeError(`${w}: the loss mask scores no token`);
-    this.o = {
-      steps: positive(w, 'steps', options.steps ?? 50, true),
-      batchSize,
-      seqLen,
-      lr: positive(w, 'lr', options.lr ?? 2e-3, false),
-      weightDecay: options.weightDecay ?? 0,
-      beta1: options.beta1 ?? 0.9,
-      beta2: options.beta2 ?? 0.999,
-      eps: positive(w, 'eps', options.eps ?? 1e-8, false),
-      clipNorm: options.clipNorm ?? 1,
-      timeBudgetMs: options.timeBudgetMs === undefined ? undefined : positive(w, 'timeBudgetMs', options.timeBudgetMs, false),
-      proximalMu: options.proximalMu ?? 0,
-      checkpoint: options.checkpoint ?? activationBytes(base.config, options.batchSize ?? 8, options.seqLen ?? Math.min(128, base.config.seqLen)) > CHECKPOINT_ABOVE_BYTES,
-    };
-    if (!(this.o.proximalMu >= 0) || !Number.isFinite(this.o.proximalMu)) throw new RangeError(`${w}: proximalMu must be a finite number ≥ 0, got ${this.o.proximalMu}`);
-    if (!(this.o.weightDecay >= 0)) throw new RangeError(`${w}: weightDecay must be ≥ 0, got ${this.o.weightDecay}`);
-    if (!(this.o.clipNorm >= 0)) throw new RangeError(`${w}: clipNorm must be ≥ 0, got ${this.o.clipNorm}`);
-    for (const k of ['beta1', 'beta2'] as const) {
-      if (!(this.o[k] >= 0 && this.o[k] < 1)) throw new RangeError(`${w}: ${k} must be in [0, 1), got ${this.o[k]}`);
-    }
-    if (options.epochs === undefined) this.totalSteps = this.o.steps;
-    else {
-      const epochs = positive(w, 'epochs', options.epochs, false);
-      this.totalSteps = Math.max(1, Math.ceil((epochs * tokens.length) / (batchSize * seqLen)));
-    }
-    this.rng = options.rng ?? (options.seed !== undefined ? seededRng(options.seed) : cryptoRng());
+    const s = resolveTraining('LocalTrainer', base, adapter, data, options);
+    this.o = s.o;
+    this.startId = s.startId;
+    this.rng = s.rng;
+    this.totalSteps = s.totalSteps;
+    this.tokens = s.tokens;
+    this.lossMask = s.lossMask;
   }
 
   /** Run to the end (or the time budget) and report. Yields to the event loop between steps. */

@@ -37,6 +37,13 @@ export interface ForwardOptions {
    * `onMatrixInput`. Default false.
    */
   readonly checkpoint?: boolean;
+  /**
+   * Instead of `adapter`: the low-rank term added to the frozen product of a block matrix, given
+   * the product's input x [B·T, in] (undefined: no adapter on that matrix). For adapters that are
+   * not one {@link LoraAdapter}, e.g. several devices' adapters stacked along the batch
+   * (model/cohort-trainer.ts). Not with `adapter`, `checkpoint` or `onMatrixInput`.
+   */
+  readonly loraTerm?: (x: tf.Tensor2D, layer: number, name: MatrixName) => tf.Tensor2D | undefined;
 }
 
 /** What {@link forward} returns. */
@@ -58,7 +65,8 @@ function headRmsNorm(x: tf.Tensor4D, w: tf.Tensor1D, eps: number): tf.Tensor4D {
   return rmsNorm(x.reshape([B * T * H, hs]), w, eps).reshape([B, T, H, hs]);
 }
 
-function dropoutMask(rng: Rng, n: number, rate: number): Float32Array {
+/** A dropout mask of n values: 0 with probability `rate`, else 1 / (1 − rate), drawn in order from `rng`. */
+export function dropoutMask(rng: Rng, n: number, rate: number): Float32Array {
   const m = new Float32Array(n);
   const keep = 1 / (1 - rate);
   for (let i = 0; i < n; i++) m[i] = rng.nextFloat() >= rate ? keep : 0;
@@ -108,6 +116,8 @@ export function forwardHidden(base: FrozenBase, tokens: Int32Array, batch: numbe
   const dropRng = adapter && adapter.config.dropout > 0 ? opts.dropoutRng : undefined;
 
   const checkpoint = opts.checkpoint === true;
+  const loraTerm = opts.loraTerm;
+  if (loraTerm && (adapter || checkpoint || opts.onMatrixInput)) throw new RangeError('forward: opts.loraTerm does not go with adapter, checkpoint or onMatrixInput');
   if (checkpoint && (opts.cache || opts.returnCache || opts.onMatrixInput)) throw new RangeError('forward: opts.checkpoint does not go with cache, returnCache or onMatrixInput');
   // dropout masks drawn once per matrix, so a checkpointed layer's rerun in backprop sees the same
   const masks = new Map<string, Float32Array>();
@@ -115,6 +125,10 @@ export function forwardHidden(base: FrozenBase, tokens: Int32Array, batch: numbe
   const linear = (x: tf.Tensor2D, layer: number, name: MatrixName, lora: Lora): tf.Tensor2D => {
     opts.onMatrixInput?.({ layer, name }, x);
     const y = base.linear(x, { layer, name });
+    if (loraTerm) {
+      const term = loraTerm(x, layer, name);
+      return term ? tf.add(y, term) : y;
+    }
     const pair = lora(name);
     if (!pair) return y;
     let u = x;

@@ -24,6 +24,8 @@ export const compressionName = names(['none', 'q8', 'q4']);
 export const aggregationName = names(['fedavg', 'exact-dw']);
 /** How updates are protected by differential privacy. */
 export const dpModeName = names(['none', 'central', 'local', 'distributed']);
+/** How a round picks its participants (server/sampling.ts). */
+export const samplingSchemeName = names(['first-come', 'poisson', 'fixed-cohort']);
 /** Who signs a program's adapter releases. */
 export const releaseSigningName = names(['coordinator', 'offline']);
 /** The frozen base's quantization on devices (model/quant.ts owns the list). */
@@ -41,6 +43,8 @@ export const COMPRESSIONS = compressionName.options;
 export const AGGREGATIONS = aggregationName.options;
 /** Every DP mode. */
 export const DP_MODES = dpModeName.options;
+/** Sampling scheme names, as a plain list. */
+export const SAMPLING_SCHEMES = samplingSchemeName.options;
 /** Every release signing mode. */
 export const RELEASE_SIGNING = releaseSigningName.options;
 /** Every quantization mode of the frozen base. */

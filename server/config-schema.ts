@@ -12,7 +12,7 @@ import { loraConfig } from '../model/lora-config.js';
 import { MATRIX_NAMES, type MatrixName } from '../model/weights.js';
 import { type ConfigIssue, quoted, show, unknownKeyMessage } from './config-issues.js';
 import type { ProgramEval } from './eval/eval-spec.js';
-import { aggregationName, compressionName, dataFormatName, dpModeName, quantModeName, releaseSigningName, robustRuleName, serverOptimizerKind } from './config-names.js';
+import { aggregationName, compressionName, dataFormatName, dpModeName, quantModeName, releaseSigningName, robustRuleName, samplingSchemeName, serverOptimizerKind } from './config-names.js';
 import { crossFieldRules, derivedCounts } from './program-rules.js';
 
 const ALLOWED = '\u0000allowed:';
@@ -94,6 +94,17 @@ const dpSchema = strict({
   adaptiveClip: z.preprocess(toggle, adaptiveClipSchema.optional()),
 });
 
+/**
+ * How each round picks its participants (server/sampling.ts). scheme defaults to "poisson" under
+ * DP and "first-come" without; rate (poisson's q) defaults to cohortSize / dp.population;
+ * selectionMs (how long a round hands out coins / gathers candidates) to min(30 s, deadline / 4).
+ */
+const samplingSchema = strict({
+  scheme: samplingSchemeName.optional(),
+  rate: num('a number in (0, 1]', (x) => x > 0 && x <= 1).optional(),
+  selectionMs: num('an integer ≥ 10', (x) => Number.isInteger(x) && x >= 10).optional(),
+});
+
 /** Server optimizer hyper-parameters (aggregators/server-optimizers.ts has their defaults). */
 const serverOptimizerSchema = strict({
   kind: serverOptimizerKind.default('fedavg'),
@@ -157,6 +168,7 @@ function programFields(baseDir: string) {
     rounds: num('a positive integer ≤ 1000000', (x) => posInt(x) && x <= 1_000_000).default(10),
     retryDelayMs: num('an integer ≥ 0', (x) => Number.isInteger(x) && x >= 0).default(2000),
     dp: dpSchema.prefault({}),
+    sampling: samplingSchema.prefault({}),
     serverOptimizer: serverOptimizerSchema.prefault({}),
     compression: compressionName.default('none'),
     aggregation: aggregationName.default('fedavg'),
@@ -169,6 +181,24 @@ function programFields(baseDir: string) {
 
 /** A program's fields as parsed (defaults filled, paths resolved), before `finish`. */
 export type ProgramFields = z.output<ReturnType<typeof programFields>>;
+
+/** A program's resolved sampling: the scheme, poisson's rate q (0 for the others) and the selection window. */
+export interface ProgramSampling {
+  readonly scheme: 'first-come' | 'poisson' | 'fixed-cohort';
+  /** Poisson: each device's inclusion probability per round (the q the accountant charges); 0 otherwise. */
+  readonly rate: number;
+  /** Poisson and fixed-cohort: how long after a round opens devices may still be sampled, ms. */
+  readonly selectionMs: number;
+}
+
+function resolveSampling(v: ProgramFields): ProgramSampling {
+  const s = v.sampling;
+  const scheme = s.scheme ?? (v.dp.mode === 'none' ? 'first-come' : 'poisson');
+  const population = v.dp.population ?? 0;
+  const rate = scheme !== 'poisson' ? 0 : (s.rate ?? (population > 0 ? Math.min(1, v.cohortSize / population) : 1));
+  const selectionMs = s.selectionMs ?? Math.min(30_000, Math.max(10, Math.floor(v.roundDeadlineMs / 4)));
+  return Object.freeze({ scheme, rate, selectionMs });
+}
 
 /** The derived defaults, frozen: the validated program. */
 function finish(v: ProgramFields) {
@@ -204,6 +234,7 @@ function finish(v: ProgramFields) {
         a &&
         Object.freeze({ targetQuantile: a.targetQuantile, learningRate: a.learningRate, countNoiseStd: a.countNoiseStd ?? (d.mode === 'none' ? 0 : v.cohortSize / 20) }),
     }),
+    sampling: resolveSampling(v),
     serverOptimizer: Object.freeze({ ...v.serverOptimizer }) as ServerOptimizerOptions,
     compression: v.compression,
     aggregation: v.aggregation,

@@ -302,9 +302,10 @@ export class Coordinator {
       hooks: this.o.runnerHooks,
       evaluator: spec.eval ? new WorkerEvaluator(spec, info.config) : undefined,
       layout,
-      // SecAgg adverts come from devices that authenticated first (their records are cached)
+      // SecAgg adverts come from devices that authenticated here first (their records are cached);
+      // SQLite can also look one up synchronously
       signKeyOf: (deviceId) => {
-        const d = this.devices.get(deviceId);
+        const d = this.devices.get(deviceId) ?? this.store.deviceNow?.(deviceId);
         if (!d) throw new Error(`unknown device ${deviceId}`);
         return d.signPublicKey;
       },
@@ -495,10 +496,12 @@ export class Coordinator {
     const v = this.verifier.verifyEnrolment(r.proof, r.programId, r.signPublicKey, r.boxPublicKey, now);
     if (v !== 'ok') refuse(v === 'too-many' ? 'resource-exhausted' : 'unauthenticated', this.why(v, 'the enrolment proof', 'sign_public_key', r.proof.timestamp, now));
     await this.claimNonce(`enrol:${Buffer.from(r.signPublicKey).toString('hex')}`, r.proof.nonce, r.proof.timestamp, 'the enrolment proof');
-    const d = await this.store.enrollDevice({ id: `dev-${randomBytes(12).toString('hex')}`, programId: p.spec.id, signPublicKey: r.signPublicKey, boxPublicKey: r.boxPublicKey, label: r.label });
+    const newId = `dev-${randomBytes(12).toString('hex')}`;
+    const d = await this.store.enrollDevice({ id: newId, programId: p.spec.id, signPublicKey: r.signPublicKey, boxPublicKey: r.boxPublicKey, label: r.label });
     if (!bytesEqual(d.boxPublicKey, r.boxPublicKey)) refuse('already-exists', 'this signing key is enrolled with another box key');
     this.refuseRevoked(d.id);
     this.devices.set(d.id, d);
+    if (d.id === newId) p.runner.noteEnrolment();
     this.o.log?.('device enrolled', { program: p.spec.id, device: d.id, label: r.label });
     return { deviceId: d.id, programBoxPublicKey: p.keys.publicKey, releasePublicKey: p.releases.key.publicKey };
   }

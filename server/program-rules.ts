@@ -49,6 +49,35 @@ function checkBase(v: ProgramFields, add: (path: string, message: string) => voi
   return format;
 }
 
+/** The rules of `sampling` against dp, cohortSize, secagg and the deadline (server/sampling.ts). */
+function samplingRules(v: ProgramFields, ok: (...f: string[]) => boolean, add: (path: string, message: string) => void): void {
+  if (!ok('sampling', 'dp.mode')) return;
+  const s = v.sampling;
+  const d = v.dp;
+  const scheme = s.scheme ?? (d.mode === 'none' ? 'first-come' : 'poisson');
+  if (d.mode !== 'none' && scheme === 'first-come')
+    add('sampling.scheme', `"first-come" cannot be used with dp.mode "${d.mode}": the devices that check in first are not a random sample, so the privacy amplification the accountant charges for would not hold; use "poisson" (the default under DP)`);
+  if (d.mode !== 'none' && scheme === 'fixed-cohort')
+    add(
+      'sampling.scheme',
+      `"fixed-cohort" cannot be used with dp.mode "${d.mode}": a uniformly random m of the n devices that checked in is sampling without replacement from a data-dependent n, which fedtune's Poisson accountants do not bound (charging it as Poisson can understate ε: Lebeda et al. 2024); use "poisson"`,
+    );
+  if (s.rate !== undefined && scheme !== 'poisson') add('sampling.rate', `is only for sampling.scheme "poisson", not "${scheme}"`);
+  if (s.selectionMs !== undefined && scheme === 'first-come') add('sampling.selectionMs', 'is only for sampling.scheme "poisson" or "fixed-cohort" (first-come hands work out until the cohort is full)');
+  if (s.selectionMs !== undefined && ok('roundDeadlineMs') && s.selectionMs >= v.roundDeadlineMs) add('sampling.selectionMs', `must be less than roundDeadlineMs (${v.roundDeadlineMs}) so sampled devices have time to train, got ${s.selectionMs}`);
+  if (scheme === 'poisson' && s.rate === undefined && ok('dp.population') && d.population === undefined && d.mode === 'none')
+    add('sampling.rate', 'is required with sampling.scheme "poisson" when dp.population is not declared (the default rate is cohortSize / dp.population)');
+  if (scheme === 'poisson' && s.rate !== undefined && ok('dp.population', 'cohortSize') && d.population !== undefined && d.population > 0 && d.mode !== 'none') {
+    const expected = s.rate * d.population;
+    if (Math.abs(expected - v.cohortSize) > Math.max(1, 0.1 * v.cohortSize))
+      add(
+        'sampling.rate',
+        `gives an expected cohort of rate × dp.population = ${expected.toPrecision(4)}, but cohortSize (${v.cohortSize}) is the fixed denominator of the DP mean (McMahan et al. 2018) and must be that expected cohort (within 10%); set cohortSize to ${Math.round(expected)} or drop sampling.rate (its default is cohortSize / dp.population)`,
+      );
+  }
+  if (scheme === 'fixed-cohort' && v.secagg !== undefined && ok('secagg')) add('sampling.scheme', '"fixed-cohort" cannot be combined with secagg (its selection closes on its own timer); use "first-come" or "poisson"');
+}
+
 /** Add an issue to `ctx` for every cross-field rule `v` breaks (fields with issues of their own are skipped). */
 export function crossFieldRules(v: ProgramFields, ctx: z.core.$RefinementCtx<ProgramFields>): void {
   const failed = ctx.issues.filter((i) => i.code !== 'unrecognized_keys').map((i) => (i.path ?? []).map(String).join('.'));
@@ -84,6 +113,8 @@ export function crossFieldRules(v: ProgramFields, ctx: z.core.$RefinementCtx<Pro
     add('dp.population', `is required with dp.mode "${d.mode}": the number of users the cohort is drawn from (the privacy accountant cannot trust enrolments for it)`);
   if (ok('dp.mode', 'dp.population', 'cohortSize') && d.mode !== 'none' && d.population !== undefined && d.population < v.cohortSize)
     add('dp.population', `must be an integer ≥ cohortSize (${v.cohortSize}) under DP, got ${d.population}`);
+
+  samplingRules(v, ok, add);
 
   const a = d.adaptiveClip;
   if (a !== undefined && ok('dp.adaptiveClip', 'dp.mode', 'dp.clipNorm', 'dp.noiseMultiplier', 'cohortSize')) {

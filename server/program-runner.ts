@@ -6,9 +6,17 @@
  *    │                   AGGREGATING ── aggregate fails or may not be published ──▶ FAILED (the old version stays)
  *    └── the privacy budget refuses the round ──▶ FAILED, program done (or waits while fewer devices than declared are enrolled)
  *
- * Devices are selected as they check in (up to ceil(cohortSize × overSelect) per round); the
+ * Who takes part is the program's sampling scheme (server/sampling.ts). first-come (no DP):
+ * devices are selected as they check in (up to ceil(cohortSize × overSelect) per round); the
  * round closes as soon as cohortSize updates arrive, when every selected device has answered
- * and the selection is full, or at the deadline. The parts it drives: PrivacyBudget (ledger,
+ * and the selection is full, or at the deadline. poisson: every device that checks in during the
+ * selection window (sampling.selectionMs, or until every enrolled device has checked in) gets one
+ * Bernoulli(q) coin, with no cap; the round closes once the selection has closed and every
+ * sampled device has answered, or at the deadline — never on the first cohortSize updates. Under
+ * central DP a Poisson round is released whatever its realised count (the fixed-denominator
+ * noised sum the accountant charges; a count gate would be a release it does not cover).
+ * fixed-cohort (no DP): min(cohortSize, n) of the n devices that checked in during the window,
+ * drawn uniformly when it closes. The parts it drives: PrivacyBudget (ledger,
  * ε, admission), RoundPlanner (each round's strategy and what devices are asked), the publish
  * check (round-plan.ts). The new adapter's blob is written, then the version and the round's
  * completion (with the strategy's metrics) are committed in one transaction, and only then is
@@ -25,6 +33,7 @@ import type { BlobBackend } from './storage/blobs.js';
 import { refuse } from './errors.js';
 import { PrivacyBudget } from './privacy-budget.js';
 import { publishRefusal, RoundPlanner } from './round-plan.js';
+import { RoundSampler } from './sampling.js';
 import { SecAggRound, type SecAggOutcome } from './secagg-round.js';
 import type { ProgramSpec } from './program-config.js';
 import type { LedgerEntry, StateStore, StoredRound, StoredVersion } from './storage/index.js';
@@ -43,6 +52,13 @@ interface OpenRound {
   readonly openedMs: number;
   readonly deadline: number;
   readonly selected: Map<string, 'working' | 'done' | 'failed'>;
+  /** Who may take part (coins or the fixed-cohort draw); first-come admits everyone until full. */
+  readonly sampler: RoundSampler;
+  /** When the selection closes (poisson, fixed-cohort), ms since the epoch. */
+  readonly selectionEndsMs: number;
+  selectionTimer?: NodeJS.Timeout;
+  /** Devices enrolled as last counted (the selection closes early once all of them have checked in). */
+  enrolled: number;
   readonly results: ClientResult[];
   readonly failures: ClientFailure[];
   bytes: number;
@@ -249,7 +265,7 @@ export class ProgramRunner {
     this.global = global;
     const r = this.round;
     if (r) {
-      if (r.timer) clearTimeout(r.timer);
+      clearRoundTimers(r);
       r.secagg?.stop();
       this.fail(r, `round ${r.number} failed: the program rolled back to adapter version ${v.version}; retrying`);
     }
@@ -316,7 +332,7 @@ export class ProgramRunner {
     if (this.retryTimer) clearTimeout(this.retryTimer);
     const r = this.round;
     if (r && !this.aggregating) {
-      if (r.timer) clearTimeout(r.timer);
+      clearRoundTimers(r);
       r.secagg?.stop();
       this.fail(r, `round ${r.number} failed: ${reason}`); // its FAILED event completes the stream
       return;
@@ -342,7 +358,8 @@ export class ProgramRunner {
   /** Stop timers; an open round is left open in the store and failed at the next start. */
   stop(): void {
     this.stopped = true;
-    if (this.round?.timer) clearTimeout(this.round.timer);
+    if (this.round) clearRoundTimers(this.round);
+    this.round?.secagg?.stop(); // its phase timers too
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.subject.complete();
     this.d.evaluator?.close();
@@ -383,12 +400,7 @@ export class ProgramRunner {
       this.retryTimer = setTimeout(() => this.guarded('opening the round after waiting for a release signature', () => this.open(attempt)), Math.max(500, Math.min(spec.retryDelayMs, 2000)));
       return;
     }
-    const refusal = await this.budget.refusal(number);
-    if (this.stopped || this.halted) return;
-    if (this.paused) {
-      this.pausedAttempt = attempt;
-      return;
-    }
+    const refusal = this.budget.refusal(number);
     if (refusal && !refusal.final) {
       // fewer devices than declared are enrolled: the cohort would be drawn from them (a higher q)
       this.waiting = refusal.reason;
@@ -403,12 +415,16 @@ export class ProgramRunner {
       this.subject.complete();
       return;
     }
-    const round = this.newRound(number, attempt, `${spec.id}.r${number}.a${attempt}`, now, now + spec.roundDeadlineMs);
+    const enrolled = await store.deviceCount(spec.id);
+    const round = this.newRound(number, attempt, `${spec.id}.r${number}.a${attempt}`, now, now + spec.roundDeadlineMs, enrolled);
     await store.openRound(this.record(round, 'open', ''));
     if (this.stopped || this.halted) return; // left open in the store, failed at the next start
     this.round = round;
+    if (spec.sampling.scheme !== 'first-come')
+      round.selectionTimer = setTimeout(() => this.guarded('closing the round\'s selection', () => this.closeSelection(round)), spec.sampling.selectionMs);
     if (spec.secagg) {
-      const wanted = Math.ceil(spec.cohortSize * spec.overSelect);
+      // poisson has no cap: the secure aggregation's selection closes on its own timer
+      const wanted = spec.sampling.scheme === 'poisson' ? Infinity : Math.ceil(spec.cohortSize * spec.overSelect);
       round.secagg = new SecAggRound(round.id, wanted, spec.minUpdates, this.d.layout.updateLength, this.d.secAggBound, spec.secagg, this.d.signKeyOf, (o) => this.secAggFinished(round, o), round.log);
     }
     round.timer = setTimeout(() => this.close('the deadline passed', 'closing the round at its deadline'), Math.max(0, round.deadline - Date.now()));
@@ -434,10 +450,12 @@ export class ProgramRunner {
     (this.round?.log ?? childLog(this.d.log, { program: this.d.spec.id }))?.('round step threw', { what, error: e instanceof Error ? e.message : String(e), stack: e instanceof Error ? e.stack : undefined });
   }
 
-  private newRound(number: number, attempt: number, id: string, openedMs: number, deadline: number): OpenRound {
+  private newRound(number: number, attempt: number, id: string, openedMs: number, deadline: number, enrolled = 0): OpenRound {
     const { plan, strategy } = this.planner.plan(number);
     const log = childLog(this.d.log, { program: this.d.spec.id, round: number, roundId: id });
-    return { number, attempt, id, openedMs, deadline, selected: new Map(), results: [], failures: [], bytes: 0, reports: [], plan, strategy, log };
+    const { scheme, rate, selectionMs } = this.d.spec.sampling;
+    const sampler = new RoundSampler(scheme, rate, this.d.spec.cohortSize, this.d.rng);
+    return { number, attempt, id, openedMs, deadline, selected: new Map(), sampler, selectionEndsMs: openedMs + selectionMs, enrolled, results: [], failures: [], bytes: 0, reports: [], plan, strategy, log };
   }
 
   /** A device asks for work. */
@@ -451,6 +469,7 @@ export class ProgramRunner {
     const status = r.selected.get(deviceId);
     if (status === 'working') return this.workFor(r);
     if (status) return { retryAfterMs: Math.max(200, r.deadline - Date.now()), reason: `this device already took part in round ${r.number}`, programComplete: false };
+    if (spec.sampling.scheme !== 'first-come') return this.sampledCheckIn(r, deviceId);
     const full = r.selected.size >= Math.ceil(spec.cohortSize * spec.overSelect) || (r.secagg !== undefined && r.secagg.phase !== 'selecting');
     if (full) return { retryAfterMs: Math.max(200, Math.min(spec.retryDelayMs * 5, r.deadline - Date.now())), reason: `round ${r.number}'s cohort is full`, programComplete: false };
     r.selected.set(deviceId, 'working');
@@ -471,6 +490,66 @@ export class ProgramRunner {
     const r = this.round;
     if (!r || r.id !== roundId || this.aggregating || r.selected.get(deviceId) !== 'working' || r.secagg) return;
     r.selected.delete(deviceId);
+  }
+
+  /** checkIn under poisson or fixed-cohort: the device's one coin (or its place in the draw) decides. */
+  private sampledCheckIn(r: OpenRound, deviceId: string): WorkOrder | ComeBack {
+    const { spec } = this.d;
+    const now = Date.now();
+    // as first-come's "cohort is full": not before the next round can open, and not in a tight loop
+    const untilNext = Math.max(200, Math.min(spec.retryDelayMs * 5, r.deadline - now));
+    if (!r.sampler.selectionClosed && (now > r.selectionEndsMs || (r.secagg !== undefined && r.secagg.phase !== 'selecting'))) this.closeSelection(r);
+    if (this.round !== r) return { retryAfterMs: Math.max(200, spec.retryDelayMs), reason: 'no round is open; the next one opens shortly', programComplete: false };
+    const a = r.sampler.admit(deviceId);
+    if (a === 'sampled') {
+      r.selected.set(deviceId, 'working');
+      r.secagg?.select(deviceId);
+      this.closeSelectionIfAllCheckedIn(r);
+      return this.workFor(r);
+    }
+    this.closeSelectionIfAllCheckedIn(r);
+    if (a === 'not-sampled') return { retryAfterMs: untilNext, reason: `not sampled for round ${r.number} (${spec.sampling.scheme} sampling); check in for the next round`, programComplete: false };
+    if (a === 'pending' && !r.sampler.selectionClosed)
+      return { retryAfterMs: Math.max(50, r.selectionEndsMs - now + 50), reason: `round ${r.number}'s cohort is drawn when its selection closes; check in again then`, programComplete: false };
+    if (a === 'pending') return this.sampledCheckIn(r, deviceId); // the draw happened just now
+    return { retryAfterMs: untilNext, reason: `round ${r.number}'s selection has closed; check in for the next round`, programComplete: false };
+  }
+
+  /** Every enrolled device has checked in: no one else can be sampled, so the selection closes now. */
+  private closeSelectionIfAllCheckedIn(r: OpenRound): void {
+    if (r.sampler.selectionClosed || r.sampler.eligible < r.enrolled) return;
+    // counted when the round opened, and again only when it seems reached (enrolments may have come since)
+    const { store, spec } = this.d;
+    const now = store.deviceCountNow?.(spec.id);
+    if (now !== undefined) {
+      r.enrolled = now;
+      if (r.sampler.eligible >= r.enrolled) this.closeSelection(r);
+      return;
+    }
+    // an engine without synchronous reads (PostgreSQL: other replicas enrol too) counts asynchronously
+    store.deviceCount(spec.id).then(
+      (n) => {
+        r.enrolled = Math.max(r.enrolled, n);
+        if (r.sampler.eligible >= r.enrolled) this.closeSelection(r);
+      },
+      (e: unknown) => this.logThrown('counting enrolled devices', e),
+    );
+  }
+
+  /** A device enrolled (through this process) while a round may be open: one more that may check in. */
+  noteEnrolment(): void {
+    if (this.round) this.round.enrolled += 1;
+  }
+
+  /** Close round `r`'s selection: fixed-cohort draws its cohort; the round may now be settled. */
+  private closeSelection(r: OpenRound): void {
+    if (this.round !== r || this.aggregating || r.sampler.selectionClosed) return;
+    if (r.selectionTimer) clearTimeout(r.selectionTimer);
+    const chosen = r.sampler.closeSelection();
+    if (r.sampler.scheme === 'fixed-cohort') for (const id of chosen) if (!r.selected.has(id)) r.selected.set(id, 'working');
+    r.log?.('selection closed', { scheme: r.sampler.scheme, eligible: r.sampler.eligible, sampled: r.sampler.sampled });
+    r.secagg?.closeSelection();
+    this.closeIfSettled(r);
   }
 
   private workFor(r: OpenRound): WorkOrder {
@@ -514,7 +593,7 @@ export class ProgramRunner {
       r.contributors = r.acc.count;
     } else r.results.push({ deviceId, update, numExamples: weight });
     r.bytes += bytes;
-    if ((r.contributors ?? r.results.length) >= this.d.spec.cohortSize) this.close('the cohort reported');
+    if (this.d.spec.sampling.scheme === 'first-come' && (r.contributors ?? r.results.length) >= this.d.spec.cohortSize) this.close('the cohort reported');
     else this.closeIfSettled(r);
   }
 
@@ -529,16 +608,18 @@ export class ProgramRunner {
   }
 
   private closeIfSettled(r: OpenRound): void {
-    if (r.secagg) return;
-    const full = r.selected.size >= Math.ceil(this.d.spec.cohortSize * this.d.spec.overSelect);
-    if (full && [...r.selected.values()].every((s) => s !== 'working')) this.close('every selected device answered');
+    if (r.secagg || this.round !== r || this.aggregating) return;
+    const firstCome = this.d.spec.sampling.scheme === 'first-come';
+    const full = firstCome ? r.selected.size >= Math.ceil(this.d.spec.cohortSize * this.d.spec.overSelect) : r.sampler.selectionClosed;
+    if (full && [...r.selected.values()].every((s) => s !== 'working')) this.close(firstCome ? 'every selected device answered' : 'the selection closed and every sampled device answered');
   }
 
   /** Close the open round (`what`: the step's name in a log line should it throw). */
   private close(why: string, what = 'closing the round'): void {
     const r = this.round;
     if (!r || this.aggregating || this.stopped) return;
-    if (r.timer) clearTimeout(r.timer);
+    clearRoundTimers(r);
+    if (!r.sampler.selectionClosed) r.sampler.closeSelection();
     r.secagg?.stop();
     this.aggregating = true; // from here no update joins the round (the rest of the step awaits the database)
     this.stepping(what, () => this.closeNow(r, why));
@@ -552,8 +633,11 @@ export class ProgramRunner {
       this.rejected.next({ programId: spec.id, roundId: r.id, roundNumber: r.number, deviceId: id, kind: 'no-update', reason: 'no update by the close', timeUnixMs: Date.now() });
     }
     const contributors = r.contributors ?? r.results.length;
-    const short =
-      contributors < spec.minUpdates
+    // central DP over a Poisson sample releases the fixed-denominator noised sum whatever the count
+    const ungated = spec.sampling.scheme === 'poisson' && spec.dp.mode === 'central';
+    const short = ungated
+      ? undefined
+      : contributors < spec.minUpdates
         ? `fewer than the minimum ${spec.minUpdates}`
         : contributors < spec.minContributors
           ? `fewer than minContributors ${spec.minContributors} (one device's update is never published as the adapter)`
@@ -564,18 +648,19 @@ export class ProgramRunner {
     }
     if (r.acc) r.results.push({ deviceId: `fedavg-mean:${r.acc.count}`, update: r.acc.mean(), numExamples: r.acc.weight });
     // the spend is durable before any aggregate exists: a crash can only over-count
+    const drawn = r.sampler.scheme === 'first-come' ? { eligible: r.selected.size, selected: r.selected.size } : { eligible: r.sampler.eligible, selected: r.sampler.sampled };
     let committed = false;
     try {
-      const entry = await this.budget.charge(r.id, r.number, contributors);
+      const entry = await this.budget.charge(r.id, r.number, contributors, drawn);
       if (entry) this.d.hooks?.afterLedger?.(entry);
       this.publish(eventOf(this.record(r, 'open', `aggregating ${contributors} update(s) (${why})`), 'AGGREGATING'));
       const agg = r.strategy.aggregate(r.number, this.global, r.results, r.failures);
-      const refusal = publishRefusal(agg.global, contributors, spec.minContributors);
+      const refusal = publishRefusal(agg.global, contributors, ungated ? 0 : spec.minContributors);
       if (refusal) throw new Error(`${refusal}; the aggregate is not published`);
       const tensors = adapterTensorsFromFlat(this.d.baseConfig, spec.lora, agg.global);
       const blob = await this.d.blobs.put(encodeAdapterTensors({ baseSha256: this.d.baseSha256, lora: spec.lora, baseConfig: this.d.baseConfig }, tensors));
       const version = this.newest + 1;
-      const rec = { ...this.record(r, 'completed', `round ${r.number} completed with ${contributors} update(s) (${why})`), adapterVersion: version, metrics: agg.metrics };
+      const rec = { ...this.record(r, 'completed', `round ${r.number} completed with ${contributors} update(s) (${why})`), adapterVersion: version, metrics: { ...agg.metrics, eligible: drawn.eligible, sampled: drawn.selected } };
       const release = this.d.releases?.forVersion({ version, sha256: blob.sha256, sizeBytes: blob.size, roundNumber: r.number }, 'version', this.epsilonSpent());
       await store.completeRound(rec, { version, sha256: blob.sha256, sizeBytes: blob.size }, release);
       committed = true;
@@ -713,4 +798,10 @@ export class ProgramRunner {
     if (e.state === 'COMPLETED' || e.state === 'FAILED') this.history.push(e);
     this.subject.next(e);
   }
+}
+
+/** Stop a round's deadline and selection timers. */
+function clearRoundTimers(r: OpenRound): void {
+  if (r.timer) clearTimeout(r.timer);
+  if (r.selectionTimer) clearTimeout(r.selectionTimer);
 }

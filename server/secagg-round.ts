@@ -146,6 +146,11 @@ export class SecAggRound {
     return id;
   }
 
+  /** Close the selection now (the round's sampling closed it): go on with whoever was selected. */
+  closeSelection(): void {
+    if (this.phase === 'selecting') this.advance(true);
+  }
+
   private idOf(deviceId: string): number {
     const id = this.ids.get(deviceId);
     if (!id) refuse('failed-precondition', `device ${deviceId} is not a participant of round ${this.roundId}'s secure aggregation`);

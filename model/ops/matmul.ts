@@ -7,6 +7,7 @@
  * `tf.transpose` (a cheap memory copy) where the math needs one.
  */
 import * as tf from '@tensorflow/tfjs';
+import { nativeKernelsActive } from './native-kernels.js';
 
 type GradFn = (dy: tf.Tensor, saved: tf.Tensor[]) => tf.Tensor[];
 type Op = (...inputs: tf.Tensor[]) => tf.Tensor;
@@ -100,7 +101,8 @@ const tr3 = (x: tf.Tensor): tf.Tensor3D => tf.transpose(x, [0, 2, 1]) as tf.Tens
 function bmmPlain(a: tf.Tensor3D, b: tf.Tensor3D): tf.Tensor3D {
   const [n, m, k] = a.shape;
   const cols = b.shape[2];
-  if (n === 1 || tf.getBackend() !== 'wasm' || m * k * cols < PER_SLICE_MIN_FLOPS) return tf.matMul(a, b);
+  // the native kernel (native-kernels.ts) runs whole batches fast: splitting would only copy
+  if (n === 1 || tf.getBackend() !== 'wasm' || nativeKernelsActive() || m * k * cols < PER_SLICE_MIN_FLOPS) return tf.matMul(a, b);
   const as = tf.split(a, n, 0);
   const bs = tf.split(b, n, 0);
   return tf.concat(as.map((x, i) => tf.matMul(x as tf.Tensor3D, bs[i] as tf.Tensor3D)), 0);

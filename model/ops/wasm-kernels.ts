@@ -9,6 +9,8 @@
  *   gradient saves for backprop, so training held each saved activation twice (~400 MiB extra
  *   for Qwen2.5-0.5B at 64 tokens). Tensors are immutable, so the clone shares the data and
  *   counts a reference, as tfjs's cpu backend and the wasm Reshape do.
+ * (Comparisons with broadcasting — Equal in the gradient of every logSumExp — are replaced in
+ * ops/wasm-compare.ts.)
  */
 import * as tf from '@tensorflow/tfjs';
 

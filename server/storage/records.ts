@@ -50,10 +50,16 @@ export interface LedgerEntry {
   readonly programId: string;
   readonly roundId: string;
   readonly roundNumber: number;
-  /** Sampling rate min(1, cohort / population). */
+  /** Sampling rate: each device's per-round inclusion probability (poisson). */
   readonly q: number;
-  /** The population q was computed over: min(declared population, devices enrolled). */
+  /** The declared population (dp.population): only the expected cohort q × population depends on it, not ε. */
   readonly population: number;
+  /** The sampling scheme the round actually used ('' on rows written before schemes were recorded). */
+  readonly scheme: string;
+  /** Devices that checked in during the round's selection (each got its coin); −1 if unrecorded. */
+  readonly eligible: number;
+  /** Devices the sampling chose; −1 if unrecorded. */
+  readonly selected: number;
   /** Effective noise multiplier of the round's sum. */
   readonly sigma: number;
   /** The program's ε after this round, at `delta`. */

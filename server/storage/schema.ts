@@ -97,6 +97,17 @@ export const MIGRATIONS: readonly Migration[] = [
         sha256 TEXT NOT NULL, idx {int} NOT NULL, data {bytes} NOT NULL, PRIMARY KEY (sha256, idx))`,
     ],
   },
+  {
+    version: 4,
+    name: 'the sampling a ledger row was charged for: scheme, eligible and selected counts',
+    statements: [],
+    // added in this order by today's Store too
+    ensureColumns: [
+      ['privacy_ledger', 'scheme', "TEXT NOT NULL DEFAULT ''"],
+      ['privacy_ledger', 'eligible', '{int} NOT NULL DEFAULT -1'],
+      ['privacy_ledger', 'selected', '{int} NOT NULL DEFAULT -1'],
+    ],
+  },
 ];
 
 /** The newest schema version this code knows. */

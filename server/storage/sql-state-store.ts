@@ -94,6 +94,16 @@ export class SqlStateStore extends SqlClaims implements StateStore {
     return r ? deviceFromRow(r) : undefined;
   }
 
+  deviceNow(id: string): StoredDevice | undefined {
+    const r = this.db.getNow?.('SELECT * FROM devices WHERE id = ?', [id]);
+    return r ? deviceFromRow(r) : undefined;
+  }
+
+  deviceCountNow(programId: string): number | undefined {
+    const r = this.db.getNow?.('SELECT COUNT(*) AS n FROM devices WHERE program_id = ?', [programId]);
+    return r ? num(r.n) : undefined;
+  }
+
   async deviceCount(programId: string): Promise<number> {
     return num((await this.db.get('SELECT COUNT(*) AS n FROM devices WHERE program_id = ?', [programId]))?.n);
   }
@@ -194,8 +204,8 @@ export class SqlStateStore extends SqlClaims implements StateStore {
   }
 
   async appendLedger(e: LedgerEntry, now = Date.now()): Promise<void> {
-    await this.db.run('INSERT INTO privacy_ledger (round_id, program_id, round_number, q, sigma, epsilon_after, delta, created_ms, population) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)', [
-      e.roundId, e.programId, e.roundNumber, e.q, e.sigma, e.epsilonAfter, e.delta, now, e.population,
+    await this.db.run('INSERT INTO privacy_ledger (round_id, program_id, round_number, q, sigma, epsilon_after, delta, created_ms, population, scheme, eligible, selected) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)', [
+      e.roundId, e.programId, e.roundNumber, e.q, e.sigma, e.epsilonAfter, e.delta, now, e.population, e.scheme, e.eligible, e.selected,
     ]);
   }
 
@@ -209,6 +219,9 @@ export class SqlStateStore extends SqlClaims implements StateStore {
       sigma: num(r.sigma),
       epsilonAfter: num(r.epsilon_after),
       delta: num(r.delta),
+      scheme: String(r.scheme ?? ''),
+      eligible: num(r.eligible),
+      selected: num(r.selected),
     }));
   }
 

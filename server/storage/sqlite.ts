@@ -30,6 +30,10 @@ class Direct implements SqlExecutor {
   }
 
   async get(sql: string, params: readonly SqlValue[] = []): Promise<Row | undefined> {
+    return this.getNow(sql, params);
+  }
+
+  getNow(sql: string, params: readonly SqlValue[] = []): Row | undefined {
     return this.prepared(sql).get(...bind(params)) as Row | undefined;
   }
 
@@ -94,6 +98,10 @@ export class SqliteExecutor implements SqlExecutor {
 
   run(sql: string, params?: readonly SqlValue[]): Promise<number> {
     return this.queued(() => this.direct.run(sql, params));
+  }
+
+  getNow(sql: string, params: readonly SqlValue[] = []): Row | undefined {
+    return this.direct.getNow(sql, params);
   }
 
   exec(sql: string): Promise<void> {

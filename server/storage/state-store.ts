@@ -63,6 +63,10 @@ export interface StateStore {
   enrollDevice(d: StoredDevice, now?: number): Promise<StoredDevice>;
   /** A device by id. */
   device(id: string): Promise<StoredDevice | undefined>;
+  /** A device by id, synchronously, where the engine allows it (SQLite); undefined if it does not or there is none. */
+  deviceNow?(id: string): StoredDevice | undefined;
+  /** Devices enrolled in a program, synchronously, where the engine allows it (SQLite); undefined if it does not. */
+  deviceCountNow?(programId: string): number | undefined;
   /** Devices enrolled in a program. */
   deviceCount(programId: string): Promise<number>;
   /** The newest adapter version of a program; RangeError if it has none. */

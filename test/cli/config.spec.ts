@@ -23,7 +23,7 @@ describe('cli: fedtune config check', () => {
     const lines = r.stdout.trimEnd().split('\n');
     assert.equal(lines.length, 2, r.stdout);
     assert.match(lines[0], /^oz: base stories260K\.bin \+ tok512\.bin; .*10 rounds of cohort 10 .*no DP/);
-    assert.match(lines[1], /^dp: base stories260K\.gguf; .*3 rounds of cohort 20 \(≥ 10 updates, ≥ 10 contributors\).*central DP \(C 0\.5, z 1\.1, .*ε budget 8, population 5000\)/);
+    assert.match(lines[1], /^dp: base stories260K\.gguf; .*3 rounds of cohort 20 \(≥ 10 updates, ≥ 10 contributors\), Poisson sampling at q 0\.00400 over \d+ ms.*central DP \(C 0\.5, z 1\.1, .*ε budget 8, population 5000\)/);
   });
 
   it('an invalid file: exit 1, every problem on its own line naming its path', () => {

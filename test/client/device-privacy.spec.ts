@@ -23,9 +23,9 @@ describe('client: privacy randomness does not follow from the device seed (real 
   const one = { cohortSize: 1, minUpdates: 1, minContributors: 1, rounds: 1, training };
   // local DP with a bound far above the update and a small z, so the noised update stays within C
   const programs = () => [
-    smallProgram('noised', { ...one, dp: { mode: 'local', clipNorm: 0.5, noiseMultiplier: 1, population: 100 } }),
+    smallProgram('noised', { ...one, dp: { mode: 'local', clipNorm: 0.5, noiseMultiplier: 1, population: 1 } }),
     smallProgram('rounded', { ...one, compression: 'q8' }),
-    smallProgram('injected', { ...one, compression: 'q8', dp: { mode: 'local', clipNorm: 0.5, noiseMultiplier: 1, population: 100 } }),
+    smallProgram('injected', { ...one, compression: 'q8', dp: { mode: 'local', clipNorm: 0.5, noiseMultiplier: 1, population: 1 } }),
   ];
   const coordinators: RunningCoordinator[] = [];
 

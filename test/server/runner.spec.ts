@@ -232,68 +232,48 @@ describe('server: safe aggregates and an honest population', () => {
     }
   });
 
-  it('1,000 fake enrolments do not lower a round’s ε below the declared population’s', async () => {
-    const dp = { mode: 'central', clipNorm: 0.5, noiseMultiplier: 1, population: 10 };
-    const c = await coordinator({ cohortSize: 2, minUpdates: 2, dp });
-    try {
-      await c.start();
-      const ids = await enrol(c, 2);
-      await enrol(c, 1000, 'sybil');
-      const done = nextEvent(c, (e) => e.state === 'COMPLETED');
-      for (const id of ids) c.program('p').runner.submit(id, work(c, id).roundId, update(c, 1e-4), 4, 10);
-      await done;
-      const [entry] = await c.store.ledger('p');
-      assert.ok(entry.q >= 2 / 10, `q = ${entry.q}`);
-      const honest = epsilonOfSteps([{ q: 2 / 10, sigma: 1 }], 1e-5).epsilon;
-      assert.ok(c.program('p').runner.epsilonSpent() >= honest - 1e-9, `ε ${c.program('p').runner.epsilonSpent()} < ${honest}`);
-    } finally {
-      await c.close();
+  /** Check every id in; submit a small update for each one its coin sampled. Returns the sampled ids. */
+  function poissonRound(c: Coordinator, ids: readonly string[]): string[] {
+    const sampled: string[] = [];
+    for (const id of ids) {
+      const w = c.program('p').runner.checkIn(id);
+      if ('roundId' in w) sampled.push(id);
+    }
+    for (const id of sampled) c.program('p').runner.submit(id, (work(c, id) as WorkOrder).roundId, update(c, 1e-4), 4, 10);
+    return sampled;
+  }
+
+  it('under Poisson sampling q is the rate: 1,000 fake enrolments, fewer enrolled devices or overSelect do not move it', async () => {
+    for (const [k, sybils, overSelect] of [[2, 1000, 1], [4, 0, 2]] as const) {
+      const c = await coordinator({ cohortSize: 2, minUpdates: 2, overSelect, roundDeadlineMs: 5000, sampling: { selectionMs: 200 }, dp: { mode: 'central', clipNorm: 0.5, noiseMultiplier: 1, population: 10 } });
+      try {
+        const ids = await enrol(c, k);
+        await enrol(c, sybils, 'sybil');
+        await c.start();
+        const done = nextEvent(c, (e) => e.state === 'COMPLETED');
+        poissonRound(c, ids);
+        await done;
+        const [entry] = await c.store.ledger('p');
+        assert.equal(entry.q, 2 / 10);
+        assert.equal(entry.scheme, 'poisson');
+        assert.equal(entry.eligible, k);
+        const honest = epsilonOfSteps([{ q: 2 / 10, sigma: 1 }], 1e-5).epsilon;
+        assert.ok(Math.abs(c.program('p').runner.epsilonSpent() - honest) < 1e-12, `ε ${c.program('p').runner.epsilonSpent()} vs ${honest}`);
+      } finally {
+        await c.close();
+      }
     }
   });
 
-  it('an over-selecting round is charged for every device it hands work to: q = ⌈cohort × overSelect⌉ / population', async () => {
-    // any selected device may contribute (under SecAgg every survivor does), so q counts them all
-    const c = await coordinator({ cohortSize: 2, minUpdates: 2, overSelect: 2, dp: { mode: 'central', clipNorm: 0.5, noiseMultiplier: 1, population: 100 } });
-    try {
-      await c.start();
-      const ids = await enrol(c, 100);
-      const done = nextEvent(c, (e) => e.state === 'COMPLETED');
-      for (const id of ids.slice(0, 2)) c.program('p').runner.submit(id, work(c, id).roundId, update(c, 1e-4), 4, 10);
-      await done;
-      const [entry] = await c.store.ledger('p');
-      assert.equal(entry.q, 4 / 100);
-    } finally {
-      await c.close();
-    }
-  });
-
-  it('fewer enrolled devices than the declared population raise q (the cohort is drawn from them)', async () => {
-    const c = await coordinator({ cohortSize: 2, minUpdates: 2, dp: { mode: 'central', clipNorm: 0.5, noiseMultiplier: 1, population: 100 } });
-    try {
-      await c.start();
-      const ids = await enrol(c, 4);
-      const done = nextEvent(c, (e) => e.state === 'COMPLETED');
-      for (const id of ids.slice(0, 2)) c.program('p').runner.submit(id, work(c, id).roundId, update(c, 1e-4), 4, 10);
-      await done;
-      assert.equal((await c.store.ledger('p'))[0].q, 0.5);
-    } finally {
-      await c.close();
-    }
-  });
-
-  it('a round the budget refuses only because few devices are enrolled waits for enrolments, then runs', async () => {
-    // one round at q = 1 costs ≈ 4.73 > 3; at the declared population (q = 0.2) it costs far less
-    const c = await coordinator({ cohortSize: 2, minUpdates: 2, dp: { mode: 'central', clipNorm: 0.5, noiseMultiplier: 1, population: 10, epsilonBudget: 3 } });
+  it('a round the budget refuses under Poisson sampling is refused for good (q does not fall with enrolments)', async () => {
+    // one round at q = 1 costs ≈ 4.73 > 3
+    const c = await coordinator({ cohortSize: 2, minUpdates: 2, dp: { mode: 'central', clipNorm: 0.5, noiseMultiplier: 1, population: 2, epsilonBudget: 3 } });
     try {
       await c.start();
       const [a] = await enrol(c, 1);
-      const waiting = c.program('p').runner.checkIn(a);
-      assert.ok('reason' in waiting && !waiting.programComplete, JSON.stringify(waiting));
-      assert.match(waiting.reason, /waiting for more of the declared 10 devices to enrol/);
-      const opened = nextEvent(c, (e) => e.state === 'OPEN');
-      await enrol(c, 9, 'late');
-      assert.equal((await opened).roundNumber, 1);
-      assert.ok('roundId' in c.program('p').runner.checkIn(a));
+      const refused = c.program('p').runner.checkIn(a);
+      assert.ok('reason' in refused && refused.programComplete, JSON.stringify(refused));
+      assert.match(refused.reason, /privacy budget: round 1 would bring ε to \d+\.\d+ > the budget 3 .*; no more rounds/);
     } finally {
       await c.close();
     }

@@ -16,10 +16,12 @@ describe('server/store', () => {
     try {
       await s.createProgram(program, { sha256: 'a'.repeat(64), sizeBytes: 1 });
       await s.openRound(round);
-      await s.appendLedger({ programId: 'p', roundId: round.roundId, roundNumber: 1, q: 0.2, population: 10, sigma: 1, epsilonAfter: 0.5, delta: 1e-5 });
+      await s.appendLedger({ programId: 'p', roundId: round.roundId, roundNumber: 1, q: 0.2, population: 10, scheme: 'poisson', eligible: 7, selected: 3, sigma: 1, epsilonAfter: 0.5, delta: 1e-5 });
       await s.completeRound({ ...round, state: 'completed', closedMs: 2, metrics: { results: 3, examples: 12 } }, { version: 1, sha256: 'c'.repeat(64), sizeBytes: 1 });
       assert.deepEqual((await s.rounds('p'))[0].metrics, { results: 3, examples: 12 });
-      assert.equal((await s.ledger('p'))[0].population, 10);
+      const [e] = await s.ledger('p');
+      assert.equal(e.population, 10);
+      assert.deepEqual([e.scheme, e.eligible, e.selected], ['poisson', 7, 3]);
     } finally {
       await s.close();
     }
@@ -39,7 +41,10 @@ describe('server/store', () => {
     const s = await openStateStore(path);
     try {
       assert.deepEqual((await s.rounds('p'))[0].metrics, {});
-      assert.equal((await s.ledger('p'))[0].population, 0);
+      const [e] = await s.ledger('p');
+      assert.equal(e.population, 0);
+      // rows from before schemes were recorded: no scheme (the coordinator refuses to account them)
+      assert.deepEqual([e.scheme, e.eligible, e.selected], ['', -1, -1]);
     } finally {
       await s.close();
     }

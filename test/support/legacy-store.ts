@@ -8,7 +8,6 @@
  * adapter, and nothing half-done is.
  */
 import Database from 'better-sqlite3';
-
 import type { LedgerEntry, ListedDevice, StoredDevice, StoredProgram, StoredProgramAdmin, StoredRelease, StoredReleaseKey, StoredRound, StoredVersion } from '../../server/storage/records.js';
 
 const SCHEMA = `
@@ -46,6 +45,9 @@ CREATE TABLE IF NOT EXISTS device_revocations (
 const ADDED_COLUMNS: readonly (readonly [string, string, string])[] = [
   ['rounds', 'metrics_json', "TEXT NOT NULL DEFAULT '{}'"],
   ['privacy_ledger', 'population', 'INTEGER NOT NULL DEFAULT 0'],
+  ['privacy_ledger', 'scheme', "TEXT NOT NULL DEFAULT ''"],
+  ['privacy_ledger', 'eligible', 'INTEGER NOT NULL DEFAULT -1'],
+  ['privacy_ledger', 'selected', 'INTEGER NOT NULL DEFAULT -1'],
   ['programs', 'release_signing', 'TEXT'],
   ['programs', 'release_public', 'BLOB'],
   ['programs', 'release_secret', 'BLOB'],
@@ -270,7 +272,7 @@ export class Store {
 
   /** Append a round's spend, durably (synchronous = FULL), before its aggregate leaves the coordinator. */
   appendLedger(e: LedgerEntry, now = Date.now()): void {
-    this.q('INSERT INTO privacy_ledger (round_id, program_id, round_number, q, sigma, epsilon_after, delta, created_ms, population) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)').run(
+    this.q('INSERT INTO privacy_ledger (round_id, program_id, round_number, q, sigma, epsilon_after, delta, created_ms, population, scheme, eligible, selected) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)').run(
       e.roundId,
       e.programId,
       e.roundNumber,
@@ -280,6 +282,9 @@ export class Store {
       e.delta,
       now,
       e.population,
+      e.scheme,
+      e.eligible,
+      e.selected,
     );
   }
 
@@ -291,6 +296,9 @@ export class Store {
       roundNumber: r.round_number as number,
       q: r.q as number,
       population: r.population as number,
+      scheme: r.scheme as string,
+      eligible: r.eligible as number,
+      selected: r.selected as number,
       sigma: r.sigma as number,
       epsilonAfter: r.epsilon_after as number,
       delta: r.delta as number,

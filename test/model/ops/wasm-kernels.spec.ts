@@ -97,4 +97,49 @@ describe('model/ops/wasm-kernels', () => {
       });
     });
   });
+
+  it('equal with broadcasting matches an element-by-element reference (ties included), in every broadcast pattern', () => {
+    const rng = seededRng(3);
+    // few distinct values, so about a third of the pairs tie
+    const rand = (n: number, dtype: 'float32' | 'int32'): Float32Array | Int32Array => {
+      const v = Array.from({ length: n }, () => Math.floor(rng.nextFloat() * 3) * (dtype === 'int32' ? 1 : 0.5));
+      return dtype === 'int32' ? Int32Array.from(v) : Float32Array.from(v);
+    };
+    const cases: [number[], number[], 'float32' | 'int32'][] = [
+      [[5, 7], [5, 1], 'float32'],
+      [[5, 1], [5, 7], 'float32'],
+      [[2, 3, 4], [4], 'float32'],
+      [[2, 1, 4], [3, 1], 'int32'],
+      [[6], [], 'float32'],
+      [[1, 3, 1, 2], [4, 1, 5, 1], 'float32'],
+    ];
+    for (const [sa, sb, dtype] of cases) {
+      const av = rand(sa.reduce((a, b) => a * b, 1), dtype);
+      const bv = rand(sb.reduce((a, b) => a * b, 1), dtype);
+      const out = [...new Array<number>(Math.max(sa.length, sb.length))].map((_, i, arr) => {
+        const d = (s: number[]) => s[i - (arr.length - s.length)] ?? 1;
+        return Math.max(d(sa), d(sb));
+      });
+      const at = (v: ArrayLike<number>, s: number[], idx: number[]): number => {
+        const off = idx.slice(idx.length - s.length);
+        let flat = 0;
+        s.forEach((n, i) => (flat = flat * n + (n === 1 ? 0 : off[i])));
+        return v[flat];
+      };
+      const expected: number[] = [];
+      const idx = new Array<number>(out.length).fill(0);
+      for (let n = 0; n < out.reduce((a, b) => a * b, 1); n++) {
+        expected.push(at(av, sa, idx) === at(bv, sb, idx) ? 1 : 0);
+        for (let i = out.length - 1; i >= 0; i--) {
+          if (++idx[i] < out[i]) break;
+          idx[i] = 0;
+        }
+      }
+      const got = tf.tidy(() => tf.equal(tf.tensor(av, sa, dtype), tf.tensor(bv, sb, dtype)));
+      assert.deepEqual(got.shape, out);
+      assert.equal(got.dtype, 'bool');
+      assert.deepEqual(Array.from(got.dataSync()), expected, `${JSON.stringify(sa)} vs ${JSON.stringify(sb)}`);
+      got.dispose();
+    }
+  });
 });

@@ -28,7 +28,7 @@ describe('dashboard in a real browser (Debian chromium via playwright-core)', fu
     running = await startCoordinator({
       dataDir: join(dir, 'coord'),
       port: 0,
-      programs: [smallProgram('oz', { dp: { mode: 'central', clipNorm: 0.5, noiseMultiplier: 1.2, population: 500, delta: 1e-5, epsilonBudget: 10 } })],
+      programs: [smallProgram('oz', { dp: { mode: 'central', clipNorm: 0.5, noiseMultiplier: 1.2, population: 3, delta: 1e-5, epsilonBudget: 10 } })],
     });
     dash = await startDashboard({ coordinator: running.coordinator, port: 0, adminToken: ADMIN, refreshMs: 300 });
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run', '--disable-sync'] });

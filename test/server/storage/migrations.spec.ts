@@ -24,6 +24,9 @@ import {
 } from '../../../server/storage/index.js';
 import { describeEngines } from './engines.js';
 
+/** Every step this code knows, in order: 1 … SCHEMA_VERSION (steps are numbered without gaps). */
+const ALL = Array.from({ length: SCHEMA_VERSION }, (_, i) => i + 1);
+
 const scratch = mkdtempSync(join(tmpdir(), 'fedtune-migrations-'));
 const program = { id: 'p', configJson: '{}', baseSha256: 'b'.repeat(64), loraJson: '{}', boxPublicKey: new Uint8Array(32).fill(1), boxSecretKey: new Uint8Array(32).fill(2) };
 const STORE_TABLES = ['programs', 'devices', 'adapter_versions', 'rounds', 'privacy_ledger', 'releases', 'program_admin', 'device_revocations'];
@@ -38,8 +41,8 @@ describeEngines('server/storage migrations', (engine) => {
     try {
       assert.deepEqual(await migrate(db), MIGRATIONS.map((m) => m.version));
       assert.deepEqual(await migrate(db), []);
-      assert.deepEqual(await appliedMigrations(db), [1, 2, 3]);
-      assert.equal(SCHEMA_VERSION, 3);
+      assert.deepEqual(await appliedMigrations(db), ALL);
+      assert.equal(SCHEMA_VERSION, 4);
       for (const t of ALL_TABLES) assert.ok((await db.columns(t)).length > 0, `table ${t} exists`);
     } finally {
       await db.close();
@@ -68,7 +71,7 @@ describeEngines('server/storage migrations', (engine) => {
     });
     const check = executor(location);
     try {
-      assert.deepEqual(await appliedMigrations(check), [1, 2, 3, SCHEMA_VERSION + 1]);
+      assert.deepEqual(await appliedMigrations(check), [...ALL, SCHEMA_VERSION + 1]);
     } finally {
       await check.close();
     }
@@ -81,7 +84,7 @@ describeEngines('server/storage migrations', (engine) => {
       const bad = { version: SCHEMA_VERSION + 1, name: 'broken', statements: ['CREATE TABLE half_done (a {int})', 'CREATE TABLE broken ('] };
       await assert.rejects(migrate(db, [...MIGRATIONS, bad]));
       assert.deepEqual(await db.columns('half_done'), []);
-      assert.deepEqual(await appliedMigrations(db), [1, 2, 3]);
+      assert.deepEqual(await appliedMigrations(db), ALL);
     } finally {
       await db.close();
     }
@@ -137,7 +140,7 @@ describeEngines('server/storage migrations', (engine) => {
       raw.close();
       const upgraded = await openStateStore(older);
       try {
-        assert.deepEqual(await upgraded.ledger('p'), [{ programId: 'p', roundId: 'p.r1.a1', roundNumber: 1, q: 0.5, population: 0, sigma: 1, epsilonAfter: 0.3, delta: 1e-5 }]);
+        assert.deepEqual(await upgraded.ledger('p'), [{ programId: 'p', roundId: 'p.r1.a1', roundNumber: 1, q: 0.5, population: 0, sigma: 1, epsilonAfter: 0.3, delta: 1e-5, scheme: '', eligible: -1, selected: -1 }]);
         assert.equal(await upgraded.releaseKey('p'), undefined);
       } finally {
         await upgraded.close();
@@ -164,8 +167,8 @@ describeEngines('server/storage migrations', (engine) => {
       const replicas = [new PostgresExecutor(location), new PostgresExecutor(location), new PostgresExecutor(location)];
       try {
         const applied = await Promise.all(replicas.map((r) => migrate(r)));
-        assert.deepEqual(applied.flat().sort(), [1, 2, 3], 'each step applied by exactly one replica');
-        assert.deepEqual(await appliedMigrations(replicas[0]), [1, 2, 3]);
+        assert.deepEqual(applied.flat().sort((a, b) => a - b), ALL, 'each step applied by exactly one replica');
+        assert.deepEqual(await appliedMigrations(replicas[0]), ALL);
       } finally {
         for (const r of replicas) await r.close();
       }

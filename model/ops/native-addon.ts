@@ -1,0 +1,61 @@
+/**
+ * Loading fedtune's optional native addon (native/: an N-API SGEMM built from source at install
+ * time by native/install.mjs). When the build failed or was skipped, or FEDTUNE_NATIVE=0, the
+ * addon is absent and everything runs on the wasm path; {@link nativeAddon} says why.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The addon's functions (see native/src/addon.cc). */
+export interface NativeAddon {
+  /**
+   * For each of `batch` products: c[i·M·N…] = op(a[i·strideA…]) · op(b[i·strideB…]), row-major,
+   * op transposing a ([K, M]) or b ([N, K]) when asked; strides in floats, 0 broadcasts.
+   */
+  sgemm(a: Float32Array, b: Float32Array, c: Float32Array, batch: number, M: number, N: number, K: number, transA: boolean, transB: boolean, strideA: number, strideB: number, threads: number): void;
+  /** The instruction set in use: 'avx512', 'avx2' or 'generic'. */
+  isa(): string;
+  /** Force an instruction set (tests); false when this CPU lacks it. */
+  setIsa(name: 'generic' | 'avx2' | 'avx512'): boolean;
+}
+
+/** Whether the addon loaded, and if not, why. */
+export type NativeStatus = { readonly loaded: true; readonly addon: NativeAddon; readonly path: string } | { readonly loaded: false; readonly reason: string };
+
+/** The package's native/ folder (this file is dist/model/ops/native-addon.js or model/ops/native-addon.ts). */
+export function nativeDir(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 5; i++) {
+    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'native', 'binding.gyp'))) return join(dir, 'native');
+    dir = dirname(dir);
+  }
+  return join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'native');
+}
+
+let status: NativeStatus | undefined;
+
+/** Load the addon once (FEDTUNE_NATIVE=0 disables it); never throws. */
+export function nativeAddon(): NativeStatus {
+  if (status) return status;
+  if (process.env.FEDTUNE_NATIVE === '0') return (status = { loaded: false, reason: 'disabled by FEDTUNE_NATIVE=0' });
+  const dir = nativeDir();
+  const path = join(dir, 'build', 'Release', 'fedtune_native.node');
+  if (!existsSync(path)) {
+    let why = `${path} does not exist`;
+    try {
+      const s = JSON.parse(readFileSync(join(dir, 'build-status.json'), 'utf8')) as { ok?: boolean; reason?: string };
+      if (s.reason) why += `; the install-time build reported: ${s.reason}`;
+    } catch {
+      why += ' and no install-time build was recorded (run: node native/install.mjs)';
+    }
+    return (status = { loaded: false, reason: why });
+  }
+  try {
+    const addon = createRequire(import.meta.url)(path) as NativeAddon;
+    return (status = { loaded: true, addon, path });
+  } catch (e) {
+    return (status = { loaded: false, reason: `${path} failed to load: ${(e as Error).message}` });
+  }
+}
