@@ -7,7 +7,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { RopeStyle } from './config.js';
-import { frozenMatMul } from './ops/matmul.js';
+import { frozenMatMul, kernelMode } from './ops/matmul.js';
+import { rotaryMix } from './ops/lean-ops.js';
 
 /** How a head's dimensions are rotated: pairing, base frequency, per-frequency divisors. */
 export interface RopeSpec {
@@ -60,9 +61,11 @@ export function applyRope(x: tf.Tensor4D, start: number, theta: number | RopeSpe
   const [B, T, H, hs] = x.shape;
   const style = typeof theta === 'number' ? 'interleaved' : (theta.style ?? 'interleaved');
   const { cos, sin } = ropeTables(start, T, hs, theta);
+  const rData = rotationT(hs, style);
+  // one op saving nothing for backprop (the chain below keeps x and x R); stock mode keeps the chain
+  if (kernelMode() === 'fast') return rotaryMix(x, cos, sin, [1, T, 1, hs], rData) as tf.Tensor4D;
   const cosT = tf.tensor4d(cos, [1, T, 1, hs]);
   const sinT = tf.tensor4d(sin, [1, T, 1, hs]);
-  const rData = rotationT(hs, style);
   // the backward pass gets a fresh Rᵀ = −R: tensors of the forward pass are gone by then
   const rotated = frozenMatMul(
     tf.reshape(x, [B * T * H, hs]),

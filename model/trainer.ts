@@ -12,6 +12,7 @@ import type { FrozenBase } from './frozen-base.js';
 import type { LoraAdapter } from './lora.js';
 import type { Rng } from '../random/rng.js';
 import { headLoss } from './head-loss.js';
+import { leanVariableGrads } from './ops/lean-grads.js';
 import { forwardHidden } from './transformer.js';
 import { resolveTraining, type ResolvedTrainOptions } from './train-setup.js';
 import { randomBatch, type MaskedTokens } from './windows.js';
@@ -182,7 +183,7 @@ export class LocalTrainer implements DeviceTrainer {
   private step(vars: tf.Variable[], opt: AdamW, anchors?: Map<string, tf.Tensor>): { loss: number; gradNorm: number } {
     const b = randomBatch(this.tokens, this.o.batchSize, this.o.seqLen, this.rng, this.startId, this.lossMask);
     return tf.tidy(() => {
-      const { value, grads } = tf.variableGrads(
+      const { value, grads } = leanVariableGrads(
         () => headLoss(this.base, forwardHidden(this.base, b.inputs, b.batch, { adapter: this.adapter, dropoutRng: this.rng, checkpoint: this.o.checkpoint }).hidden, b.targets, b.weights),
         vars,
       );

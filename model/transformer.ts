@@ -7,7 +7,8 @@ import * as tf from '@tensorflow/tfjs';
 import { headSize, qDim } from './config.js';
 import type { FrozenBase, MatrixRef } from './frozen-base.js';
 import type { LoraAdapter } from './lora.js';
-import { batchMatMul, matMul } from './ops/matmul.js';
+import { batchMatMul, kernelMode, matMul } from './ops/matmul.js';
+import { leanRmsNorm, plus, scaled, swiglu, view } from './ops/lean-ops.js';
 import { applyRope, type RopeSpec } from './rope.js';
 import type { Rng } from '../random/rng.js';
 import type { MatrixName } from './weights.js';
@@ -55,6 +56,8 @@ export interface ForwardResult {
 
 /** RMSNorm over the last axis: x / √(mean(x²) + eps) · w. */
 export function rmsNorm(x: tf.Tensor2D, w: tf.Tensor1D, eps: number): tf.Tensor2D {
+  // fast mode: one op keeping x and w for backprop (the chain keeps x twice, x², x·r)
+  if (kernelMode() === 'fast') return leanRmsNorm(x, w, eps);
   const ms = tf.mean(tf.square(x), -1, true);
   return tf.mul(tf.mul(x, tf.rsqrt(tf.add(ms, eps))), w);
 }
@@ -62,7 +65,7 @@ export function rmsNorm(x: tf.Tensor2D, w: tf.Tensor1D, eps: number): tf.Tensor2
 /** RMSNorm of each head of x [B, T, H, hs] over its hs values (Qwen3's q/k norm). */
 function headRmsNorm(x: tf.Tensor4D, w: tf.Tensor1D, eps: number): tf.Tensor4D {
   const [B, T, H, hs] = x.shape;
-  return rmsNorm(x.reshape([B * T * H, hs]), w, eps).reshape([B, T, H, hs]);
+  return view(rmsNorm(view(x, [B * T * H, hs]), w, eps), [B, T, H, hs]);
 }
 
 /** A dropout mask of n values: 0 with probability `rate`, else 1 / (1 − rate), drawn in order from `rng`. */
@@ -137,7 +140,8 @@ export function forwardHidden(base: FrozenBase, tokens: Int32Array, batch: numbe
       if (!masks.has(key)) masks.set(key, dropoutMask(dropRng, x.size, adapter!.config.dropout));
       u = tf.mul(x, tf.tensor2d(masks.get(key) as Float32Array, x.shape));
     }
-    return tf.add(y, tf.mul(matMul(matMul(u, pair.aT), pair.bT), adapter!.scale));
+    // the scale on the thin [n, r] side: backprop then keeps [n, r], not [n, out], for it
+    return plus(y, matMul(scaled(matMul(u, pair.aT), adapter!.scale), pair.bT));
   };
 
   // causal mask [rep·T, S]: query t (position start+t) sees keys 0 … start+t
@@ -150,8 +154,8 @@ export function forwardHidden(base: FrozenBase, tokens: Int32Array, batch: numbe
   const heads = (xn: tf.Tensor2D, l: number, name: 'wq' | 'wk' | 'wv', nh: number, lora: Lora): tf.Tensor4D => {
     let y = linear(xn, l, name, lora);
     const bias = base.vector(l, name === 'wq' ? 'bq' : name === 'wk' ? 'bk' : 'bv');
-    if (bias) y = tf.add(y, bias);
-    const h = y.reshape([batch, T, nh, hs]) as tf.Tensor4D;
+    if (bias) y = plus(y, bias);
+    const h = view<tf.Rank.R4>(y, [batch, T, nh, hs]);
     const norm = name === 'wv' ? undefined : base.vector(l, name === 'wq' ? 'qNorm' : 'kNorm');
     return norm ? headRmsNorm(h, norm, c.normEps) : h;
   };
@@ -170,19 +174,21 @@ export function forwardHidden(base: FrozenBase, tokens: Int32Array, batch: numbe
       v = tf.concat([prev.v, v], 1);
     }
     // group the query heads that share a kv head: [B·kvH, rep·T, hs]
-    const qg = tf.transpose(q.reshape([batch, T, kvH, rep, hs]), [0, 2, 3, 1, 4]).reshape([batch * kvH, rep * T, hs]) as tf.Tensor3D;
-    const kT = tf.transpose(k, [0, 2, 3, 1]).reshape([batch * kvH, hs, S]) as tf.Tensor3D;
-    const vg = tf.transpose(v, [0, 2, 1, 3]).reshape([batch * kvH, S, hs]) as tf.Tensor3D;
-    const scores = tf.add(tf.mul(batchMatMul(qg, kT), invSqrt), mask);
+    // (view/plus/scaled: the same kernels as reshape/add/mul, without keeping inputs for backprop)
+    const qg = view<tf.Rank.R3>(tf.transpose(view(q, [batch, T, kvH, rep, hs]), [0, 2, 3, 1, 4]), [batch * kvH, rep * T, hs]);
+    const kT = view<tf.Rank.R3>(tf.transpose(k, [0, 2, 3, 1]), [batch * kvH, hs, S]);
+    const vg = view<tf.Rank.R3>(tf.transpose(v, [0, 2, 1, 3]), [batch * kvH, S, hs]);
+    // scaled on q ([.., hs]) rather than on the scores ([.., S]): backprop keeps no scores copy
+    const scores = plus(batchMatMul(scaled(qg, invSqrt), kT), mask);
     const att = batchMatMul(tf.softmax(scores) as tf.Tensor3D, vg);
-    const merged = tf.transpose(att.reshape([batch, kvH, rep, T, hs]), [0, 3, 1, 2, 4]).reshape([N, qDim(c)]) as tf.Tensor2D;
-    const xa = tf.add(x, linear(merged, l, 'wo', lora)) as tf.Tensor2D;
+    const merged = view<tf.Rank.R2>(tf.transpose(view(att, [batch, kvH, rep, T, hs]), [0, 3, 1, 2, 4]), [N, qDim(c)]);
+    const xa = plus(x, linear(merged, l, 'wo', lora));
     // SwiGLU feed-forward
     const hn = rmsNorm(xa, base.norm('ffn', l), c.normEps);
     const h1 = linear(hn, l, 'w1', lora);
     const h3 = linear(hn, l, 'w3', lora);
-    const g = tf.mul(tf.mul(h1, tf.sigmoid(h1)), h3) as tf.Tensor2D;
-    return { x: tf.add(xa, linear(g, l, 'w2', lora)) as tf.Tensor2D, k, v };
+    const g = kernelMode() === 'fast' ? swiglu(h1, h3) : (tf.mul(tf.mul(h1, tf.sigmoid(h1)), h3) as tf.Tensor2D);
+    return { x: plus(xa, linear(g, l, 'w2', lora)), k, v };
   };
 
   let x = base.embed(tokens);
@@ -192,8 +198,14 @@ export function forwardHidden(base: FrozenBase, tokens: Int32Array, batch: numbe
       x = checkpointed(x, l, adapter, (xx, l2, lora) => block(xx, l2, lora).x);
       continue;
     }
-    const out = block(x, l, (name) => adapter?.get(l, name));
-    if (opts.returnCache) newCache.push({ k: out.k, v: out.v });
+    // each layer in its own scope: what its ops saved for backprop stays (tfjs keeps those
+    // apart), the rest of its temporaries go now instead of at the end of the whole forward
+    const xIn = x;
+    const out = opts.onMatrixInput ? block(xIn, l, (name) => adapter?.get(l, name)) : tf.tidy(() => {
+      const o = block(xIn, l, (name) => adapter?.get(l, name));
+      return opts.returnCache ? o : { x: o.x };
+    }) as { x: tf.Tensor2D; k?: tf.Tensor4D; v?: tf.Tensor4D };
+    if (opts.returnCache) newCache.push({ k: out.k as tf.Tensor4D, v: out.v as tf.Tensor4D });
     x = out.x;
   }
   const hidden = rmsNorm(x, base.norm('final'), c.normEps);

@@ -3,6 +3,7 @@
  * (X25519 + XSalsa20-Poly1305). A sealed message is nonce (24 bytes) ‖ ciphertext. Misuse
  * (wrong key sizes) throws; a forged, tampered or misaddressed message opens to null.
  */
+import { createPrivateKey, createPublicKey, diffieHellman, type KeyObject } from 'node:crypto';
 import nacl from 'tweetnacl';
 
 /** An X25519 key pair. */
@@ -49,12 +50,41 @@ export function open(sealed: Uint8Array, senderPublicKey: Uint8Array, recipient:
   return nacl.box.open(sealed.subarray(BOX_NONCE_BYTES), sealed.subarray(0, BOX_NONCE_BYTES), senderPublicKey, recipient.secretKey);
 }
 
-/** The X25519 shared key between a sender and a recipient (what `open` derives on every call): compute once per peer. */
+/** DER prefix of an X25519 PKCS#8 private key; the raw 32 bytes follow. */
+const X25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b656e04220420', 'hex');
+/** Parsed recipient secret keys (a coordinator derives thousands of shared keys with its program key). */
+const parsedSecrets = new WeakMap<Uint8Array, KeyObject>();
+
+/**
+ * The X25519 shared key between a sender and a recipient (what `open` derives on every call):
+ * compute once per peer. It is nacl.box.before's — HSalsa20 of the X25519 secret — with the
+ * X25519 step done by node:crypto (~30× faster than tweetnacl's pure JS, which is kept as the
+ * fallback, e.g. for a small-order key, where OpenSSL refuses and tweetnacl gives zeros).
+ */
 export function boxSharedKey(senderPublicKey: Uint8Array, recipient: BoxKeyPair): Uint8Array {
   checkKey('boxSharedKey', 'senderPublicKey', senderPublicKey, nacl.box.publicKeyLength);
   checkKey('boxSharedKey', 'recipient.secretKey', recipient.secretKey, nacl.box.secretKeyLength);
-  return nacl.box.before(senderPublicKey, recipient.secretKey);
+  let dh: Uint8Array;
+  try {
+    let sk = parsedSecrets.get(recipient.secretKey);
+    if (!sk) {
+      sk = createPrivateKey({ key: Buffer.concat([X25519_PKCS8_PREFIX, recipient.secretKey]), format: 'der', type: 'pkcs8' });
+      parsedSecrets.set(recipient.secretKey, sk);
+    }
+    // a JWK imports ~5× faster than the same key as DER (OpenSSL 3's decoder lookup)
+    const pk = createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: Buffer.from(senderPublicKey.buffer, senderPublicKey.byteOffset, senderPublicKey.byteLength).toString('base64url') }, format: 'jwk' });
+    dh = new Uint8Array(diffieHellman({ privateKey: sk, publicKey: pk }));
+  } catch {
+    return nacl.box.before(senderPublicKey, recipient.secretKey);
+  }
+  const shared = new Uint8Array(32);
+  (nacl as unknown as { lowlevel: { crypto_core_hsalsa20(o: Uint8Array, i: Uint8Array, k: Uint8Array, c: Uint8Array): number } }).lowlevel.crypto_core_hsalsa20(shared, new Uint8Array(16), dh, SIGMA);
+  dh.fill(0);
+  return shared;
 }
+
+/** "expand 32-byte k" (the Salsa20 constant). */
+const SIGMA = new TextEncoder().encode('expand 32-byte k');
 
 /** {@link open} with a precomputed {@link boxSharedKey}; null if the message is not authentic. */
 export function openWithSharedKey(sealed: Uint8Array, sharedKey: Uint8Array): Uint8Array | null {

@@ -9,9 +9,6 @@
 import { createHash, createPublicKey, verify as cryptoVerify, type KeyObject } from 'node:crypto';
 import nacl from 'tweetnacl';
 
-/** DER prefix of an Ed25519 SubjectPublicKeyInfo; the raw 32-byte key follows. */
-const ED25519_SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
-
 /** The first field of every signed string: the contract's version. */
 export const SIGNING_DOMAIN = 'fedtune.v1';
 /** The method name an enrolment proof binds. */
@@ -143,7 +140,8 @@ export class RequestVerifier {
     if (!key) {
       if (this.keys.size >= 100_000) this.keys.clear();
       try {
-        key = createPublicKey({ key: Buffer.concat([ED25519_SPKI_PREFIX, publicKey]), format: 'der', type: 'spki' });
+        // a JWK imports ~5× faster than the same key as DER (OpenSSL 3's decoder lookup)
+        key = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(publicKey.buffer, publicKey.byteOffset, publicKey.byteLength).toString('base64url') }, format: 'jwk' });
       } catch {
         return false;
       }

@@ -22,12 +22,19 @@ export const AUTH_FIELD = 1;
  */
 export function fullMethodName(method: string): string {
   if (typeof method !== 'string') throw new TypeError('fullMethodName: method must be a string');
+  const known = KNOWN_METHODS.get(method);
+  if (known) return known;
   const m = method.startsWith('/') ? method.slice(1) : method;
   const [service, name] = m.split('/');
   const svc = loadProtos().definition[service] as Record<string, unknown> | undefined;
   if (service !== COORDINATOR_SERVICE || !svc || !name || !(name in svc) || name === 'Enroll') throw new RangeError(`fullMethodName: unknown signed method "${method}"`);
-  return `/${service}/${name}`;
+  const full = `/${service}/${name}`;
+  KNOWN_METHODS.set(method, full);
+  return full;
 }
+
+/** Names already resolved (every signed request resolves its method twice): only valid ones are kept, so the map stays as small as the service. */
+const KNOWN_METHODS = new Map<string, string>();
 
 /**
  * The signing payload from a request's wire bytes (the coordinator's side). For UploadUpdate

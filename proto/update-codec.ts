@@ -5,6 +5,9 @@
 import type { QuantizedUpdate } from '../privacy/compress.js';
 import { WireFormatError } from './wire-error.js';
 
+/** True on a little-endian host (the wire's byte order): f32 bytes then decode with one copy. */
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
 /**
  * Plaintext encodings of an update (before sealing): "f32" little-endian float32 per value;
  * "q8" / "q4" an update already quantized by privacy/compress (unbiased, stochastic) in blocks of
@@ -81,6 +84,8 @@ export function decodeUpdate(encoding: string, bytes: Uint8Array, expectedLength
   const want = encodedUpdateBytes(encoding, expectedLength);
   if (bytes.length !== want) throw new WireFormatError(`the update has ${bytes.length} bytes, but a "${encoding}" update of this program's ${expectedLength} values is ${want} bytes`);
   if (encoding === 'masked') throw new WireFormatError('a masked input is not a float update; use decodeMasked');
+  // f32 on a little-endian host: the bytes are the values (one memcpy)
+  if (encoding === 'f32' && LITTLE_ENDIAN) return { update: new Float32Array(bytes.slice().buffer), slack: 0 };
   const out = new Float32Array(expectedLength);
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (encoding === 'f32') {

@@ -642,7 +642,8 @@ export class Coordinator {
   /**
    * Decrypt and validate an update (server/update-intake.ts); on success it joins the round
    * (the runner checks, as it commits, that the device may upload to it). Any rejection also
-   * marks the device failed for the round, and leaves the global adapter unchanged.
+   * marks the device failed for the round, and leaves the global adapter unchanged. `sealed` is
+   * decrypted in place (its bytes are overwritten): pass a buffer the caller gives up.
    */
   acceptUpdate(device: StoredDevice, p: ProgramState, roundId: string, encoding: string, numExamples: number, sealed: Uint8Array, unclipped = true): void {
     const runner = p.runner;
@@ -653,9 +654,9 @@ export class Coordinator {
         shared = boxSharedKey(device.boxPublicKey, p.keys);
         this.sharedKeys.set(device.id, shared);
       }
-      const plain = openSealedUpdate(sealed, shared);
+      const plain = openSealedUpdate(sealed, shared, true);
       if (encoding === 'masked') return runner.acceptMasked(device.id, roundId, decodeMasked(plain, p.updateLength), sealed.length);
-      const { update } = intakeUpdate(encoding, plain, p.layout, updateBound(runner.roundClipNorm(roundId), p.spec.maxUpdateNorm, p.layout, runner.roundDeviceNoiseStd(roundId)));
+      const { update } = intakeUpdate(encoding, plain, p.layout, updateBound(runner.roundClipNorm(roundId), p.spec.maxUpdateNorm, p.layout, runner.roundDeviceNoiseStd(roundId)), true);
       checkNumExamples(numExamples, p.spec.training);
       runner.submit(device.id, roundId, update, numExamples, sealed.length, unclipped);
     } catch (e) {

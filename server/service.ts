@@ -247,8 +247,9 @@ export function coordinatorHandlers(c: Coordinator): CoordinatorHandlers {
           answer(e);
         }
       }));
-      call.on('error', () => answer(new CoordinatorError('unavailable', 'the upload stream broke')));
-      call.on('cancelled', () => answer(new CoordinatorError('unavailable', 'the device left the upload')));
+      // 'cancelled' also comes after every answered upload: build no error (and its stack) for it then
+      call.on('error', () => answered || answer(new CoordinatorError('unavailable', 'the upload stream broke')));
+      call.on('cancelled', () => answered || answer(new CoordinatorError('unavailable', 'the device left the upload')));
     },
 
     SecAgg: unary(async (req) => {

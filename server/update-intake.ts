@@ -17,7 +17,8 @@ import { trainableRanges, unpackTrainable } from '../model/adapter-flat.js';
 import type { LlamaConfig } from '../model/config.js';
 import type { LoraConfig } from '../model/lora-config.js';
 import { openWithSharedKey } from '../privacy/box.js';
-import { clipToNorm, l2Norm, withinClipBound } from '../privacy/clip.js';
+import { openSealedInPlace } from '../privacy/secretbox-open.js';
+import { clipToNorm, withinClipBound } from '../privacy/clip.js';
 import { noiseNormBound } from '../privacy/noise.js';
 import { decodeUpdate } from '../proto/update-codec.js';
 import { refuse } from './errors.js';
@@ -69,9 +70,13 @@ export function updateBound(clipNorm: number, maxUpdateNorm: number, layout: Upd
   return { norm: (maxUpdateNorm > 0 ? maxUpdateNorm : defaultMaxUpdateNorm(layout.updateLength)) + noiseAllowance, told: false, noiseAllowance };
 }
 
-/** Decrypt a sealed update with the device ↔ program shared key; refuse it if it does not open. */
-export function openSealedUpdate(sealed: Uint8Array, sharedKey: Uint8Array): Uint8Array {
-  const plain = openWithSharedKey(sealed, sharedKey);
+/**
+ * Decrypt a sealed update with the device ↔ program shared key; refuse it if it does not open.
+ * `inPlace`: `sealed` is the caller's to give up (the upload's own buffer, 4-byte aligned): it is
+ * decrypted where it lies and the plaintext returned is a view of it (privacy/secretbox-open.ts).
+ */
+export function openSealedUpdate(sealed: Uint8Array, sharedKey: Uint8Array, inPlace = false): Uint8Array {
+  const plain = inPlace && sealed.byteOffset % 4 === 0 ? openSealedInPlace(sealed, sharedKey) : openWithSharedKey(sealed, sharedKey);
   if (!plain) refuse('invalid-argument', 'the update could not be decrypted: it is not sealed by this device to the program key, or was altered');
   return plain;
 }
@@ -85,17 +90,30 @@ export interface AcceptedUpdate {
   readonly clipped: boolean;
 }
 
-/** Decode → finite → bound → clip → unpack a plaintext float update (encodings f32, q8, q4). */
-export function intakeUpdate(encoding: string, plain: Uint8Array, layout: UpdateLayout, bound: UpdateBound): AcceptedUpdate {
-  const decoded = decodeUpdate(encoding, plain, layout.updateLength);
+/** True on a little-endian host (the wire's byte order for f32). */
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
+/**
+ * Decode → finite → bound → clip → unpack a plaintext float update (encodings f32, q8, q4).
+ * `givesUpPlain`: the caller will not touch `plain` again, so an f32 update may be a view of it.
+ */
+export function intakeUpdate(encoding: string, plain: Uint8Array, layout: UpdateLayout, bound: UpdateBound, givesUpPlain = false): AcceptedUpdate {
+  // f32 on a little-endian host, 4-byte aligned, and the caller gives the bytes up: view them, no copy
+  const view = givesUpPlain && encoding === 'f32' && LITTLE_ENDIAN && plain.byteOffset % 4 === 0 && plain.length === 4 * layout.updateLength;
+  const decoded = view ? { update: new Float32Array(plain.buffer, plain.byteOffset, layout.updateLength), slack: 0 } : decodeUpdate(encoding, plain, layout.updateLength);
   const bounded = boundUpdate(decoded.update, bound, decoded.slack);
   return { ...bounded, update: expandUpdate(layout, bounded.update) };
 }
 
 /** Finite values and an L2 norm within the bound (see the file comment); the update clipped to it. */
 export function boundUpdate(update: Float32Array, bound: UpdateBound, slack = 0): AcceptedUpdate {
-  for (let i = 0; i < update.length; i++) if (!Number.isFinite(update[i])) refuse('invalid-argument', `the update holds a non-finite value (${update[i]}) at index ${i}`);
-  const norm = l2Norm(update);
+  // one pass: Σ v² (as l2Norm sums it) is finite exactly when every value is (a float32 squared cannot overflow a float64)
+  let ss = 0;
+  for (let i = 0; i < update.length; i++) ss += update[i] * update[i];
+  if (!Number.isFinite(ss)) {
+    for (let i = 0; i < update.length; i++) if (!Number.isFinite(update[i])) refuse('invalid-argument', `the update holds a non-finite value (${update[i]}) at index ${i}`);
+  }
+  const norm = Math.sqrt(ss);
   if (!Number.isFinite(norm)) refuse('invalid-argument', 'the update\'s L2 norm overflows');
   // a quantized update may sit past C by its rounding (slack, from its own scales); bring it back to C
   const noisy = bound.noiseAllowance > 0;

@@ -63,7 +63,10 @@ export function matMul(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
  */
 export function frozenMatMul(x: tf.Tensor2D, wT: () => tf.Tensor2D, w: () => tf.Tensor2D): tf.Tensor2D {
   if (mode === 'stock') return tf.matMul(x, wT());
-  const f = custom((xx: tf.Tensor) => {
+  // nothing saved: dx = dy @ w needs only the weight, made again; keeping x would hold every
+  // frozen product's input (e.g. the [n, hidden] FFN activation) until backprop for nothing
+  const f = tf.customGrad(((xx: tf.Tensor, save: tf.GradSaveFunc) => {
+    save([]);
     const weight = wT();
     if (xx.shape[1] !== weight.shape[0]) throw new RangeError(`frozenMatMul: x is [${xx.shape}] but the weight is [${weight.shape}]`);
     return {
@@ -72,7 +75,7 @@ export function frozenMatMul(x: tf.Tensor2D, wT: () => tf.Tensor2D, w: () => tf.
       // weight would live until the last gradient is taken
       gradFunc: (dy: tf.Tensor) => [tf.tidy(() => tf.matMul(dy as tf.Tensor2D, w()))],
     };
-  });
+  }) as unknown as Parameters<typeof tf.customGrad>[0]);
   return f(x) as tf.Tensor2D;
 }
 

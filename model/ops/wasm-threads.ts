@@ -18,6 +18,8 @@ const require = createRequire(import.meta.url);
 
 interface PThreadPool {
   runningWorkers: { loaded?: boolean; runPthread?: unknown }[];
+  /** Preloaded workers no pthread runs on. */
+  unusedWorkers: { terminate(): unknown }[];
   terminateAllThreads(): void;
 }
 
@@ -62,6 +64,9 @@ export async function startThreadedWasm(threads: number): Promise<number> {
   const running = (): boolean => !!pt && pt.runningWorkers.length >= want && pt.runningWorkers.every((w) => w.loaded && !w.runPthread);
   for (let i = 0; i < 400 && pt && !running(); i++) await new Promise((r) => setTimeout(r, 5));
   if (pt && !running()) throw new Error('wasm threads did not start');
+  // emscripten preloads a pool of 8 workers, each a Node isolate (~10 MB resident); XNNPACK's
+  // thread pool uses threads − 1 of them for good, so the idle rest are let go (issue 15: memory)
+  for (const w of pt?.unusedWorkers.splice(0) ?? []) void w.terminate();
   return wasm.getThreadsCount();
 }
 

@@ -47,8 +47,9 @@ describe('model/transformer gradient checkpointing', () => {
       const ck = lossAndGrads(base, ad, tokens, targets, true);
       assert.ok(Math.abs(plain.loss - ck.loss) < 1e-5, `${config.arch} loss ${ck.loss} vs ${plain.loss}`);
       assert.equal(ck.grads.size, plain.grads.size);
-      // what backprop holds: each layer's input instead of all its intermediates
-      assert.ok(ck.tensorsAfterForward * 4 < plain.tensorsAfterForward, `${config.arch}: ${ck.tensorsAfterForward} tensors alive after the checkpointed forward vs ${plain.tensorsAfterForward}`);
+      // what backprop holds: each layer's input instead of all its intermediates (factor 3: the
+      // plain tape itself keeps fewer since its element-wise ops save only what backprop reads)
+      assert.ok(ck.tensorsAfterForward * 3 < plain.tensorsAfterForward, `${config.arch}: ${ck.tensorsAfterForward} tensors alive after the checkpointed forward vs ${plain.tensorsAfterForward}`);
       assert.equal(plain.grads.size, 2 * 7 * config.nLayers);
       for (const [name, g] of plain.grads) {
         const h = ck.grads.get(name) as Float32Array;

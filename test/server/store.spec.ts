@@ -50,3 +50,35 @@ describe('server/store', () => {
     }
   });
 });
+
+describe('server/store releases (every write visible at the next read)', () => {
+  const rel = (sequence: number, signature: Uint8Array) => ({ programId: 'p', sequence, version: sequence, kind: 'version' as const, manifest: new TextEncoder().encode(`m${sequence}`), signature });
+
+  it('shows every added or signed release at the next read, and none from a rolled-back transaction', async () => {
+    const s = await openStateStore(':memory:');
+    try {
+      await s.createProgram(program, { sha256: 'a'.repeat(64), sizeBytes: 1 });
+      await s.addRelease(rel(1, new Uint8Array(64).fill(1)));
+      assert.deepEqual((await s.releases('p')).map((r) => r.sequence), [1]);
+      await s.addRelease(rel(2, new Uint8Array(0)));
+      assert.deepEqual((await s.releases('p')).map((r) => [r.sequence, r.signature.length]), [[1, 64], [2, 0]]);
+      await s.signRelease('p', 2, new Uint8Array(64).fill(2));
+      assert.deepEqual((await s.releases('p')).map((r) => r.signature.length), [64, 64]);
+      // a caller may pop the list it gets without changing what the next caller sees
+      (await s.releases('p')).pop();
+      assert.equal((await s.releases('p')).length, 2);
+      // a transaction that adds a release, reads it, then rolls back leaves no release behind
+      await assert.rejects(
+        s.withTransaction(async (tx) => {
+          await tx.addRelease(rel(3, new Uint8Array(0)));
+          assert.equal((await tx.releases('p')).length, 3);
+          throw new Error('the commit fails');
+        }),
+        /the commit fails/,
+      );
+      assert.deepEqual((await s.releases('p')).map((r) => r.sequence), [1, 2]);
+    } finally {
+      await s.close();
+    }
+  });
+});

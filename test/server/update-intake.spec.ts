@@ -20,6 +20,23 @@ describe('server/update-intake', () => {
     return Float32Array.from({ length: n }, () => scale * nextGaussian(rng));
   };
 
+  it('a caller that gives up the plaintext gets an f32 update as a view of it (no copy), with the same values and the same refusals', () => {
+    const u = gaussian(full.updateLength, 0.01, 5);
+    const bound = updateBound(1, 0, full);
+    const plain = encodeUpdate(u);
+    const copied = intakeUpdate('f32', plain, full, bound);
+    const viewed = intakeUpdate('f32', plain, full, bound, true);
+    assert.deepEqual(viewed.update, u);
+    assert.deepEqual(copied.update, u);
+    assert.equal(viewed.update.buffer, plain.buffer);
+    assert.notEqual(copied.update.buffer, plain.buffer);
+    assert.equal(viewed.norm, l2Norm(u));
+    const bad = encodeUpdate(u);
+    new Float32Array(bad.buffer, bad.byteOffset, full.updateLength)[9] = Number.POSITIVE_INFINITY;
+    refused(() => intakeUpdate('f32', bad, full, bound, true), /non-finite value \(Infinity\) at index 9/);
+    refused(() => intakeUpdate('f32', encodeUpdate(u.map((x) => x * 1000)), full, bound, true), /exceeds the round's clip norm 1/);
+  });
+
   it('bounds an update even with no clip norm: 3e38 per value is scaled down to maxUpdateNorm (default √n), not refused', () => {
     const bound = updateBound(0, 0, full);
     assert.deepEqual(bound, { norm: Math.sqrt(full.updateLength), told: false, noiseAllowance: 0 });

@@ -83,6 +83,8 @@ function roundFromRow(r: Row): StoredRound {
 export class Store {
   private readonly db: Database.Database;
   private readonly statements = new Map<string, Database.Statement>();
+  /** Each program's releases as last read outside a transaction; dropped by every release write (every check-in reads them). */
+  private readonly releaseCache = new Map<string, readonly StoredRelease[]>();
 
   /** A statement compiled once and reused (compiling costs ~10× running a lookup). */
   private q(sql: string): Database.Statement {
@@ -232,19 +234,23 @@ export class Store {
 
   /** Append a release (signed, or awaiting its signature). */
   addRelease(rel: StoredRelease, now = Date.now()): void {
+    this.releaseCache.delete(rel.programId);
     this.q('INSERT INTO releases (program_id, sequence, version, kind, manifest, signature, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?)')
       .run(rel.programId, rel.sequence, rel.version, rel.kind, Buffer.from(rel.manifest), Buffer.from(rel.signature), now);
   }
 
   /** Attach the offline signature to an unsigned release. */
   signRelease(programId: string, sequence: number, signature: Uint8Array): void {
+    this.releaseCache.delete(programId);
     const res = this.q("UPDATE releases SET signature = ? WHERE program_id = ? AND sequence = ? AND length(signature) = 0").run(Buffer.from(signature), programId, sequence);
     if (res.changes !== 1) throw new Error(`Store: release ${sequence} of ${programId} is not awaiting a signature`);
   }
 
   /** A program's releases in sequence order. */
   releases(programId: string): StoredRelease[] {
-    return (this.q('SELECT * FROM releases WHERE program_id = ? ORDER BY sequence').all(programId) as Row[]).map((r) => ({
+    const cached = this.releaseCache.get(programId);
+    if (cached) return cached.slice();
+    const rows = (this.q('SELECT * FROM releases WHERE program_id = ? ORDER BY sequence').all(programId) as Row[]).map((r) => ({
       programId: r.program_id as string,
       sequence: r.sequence as number,
       version: r.version as number,
@@ -252,6 +258,9 @@ export class Store {
       manifest: asBytes(r.manifest),
       signature: asBytes(r.signature),
     }));
+    // inside a transaction the rows may yet roll back: cache only what is committed
+    if (!this.db.inTransaction) this.releaseCache.set(programId, Object.freeze(rows.map((r) => Object.freeze(r))));
+    return rows;
   }
 
   /** Rounds left open by a crash become failed ("the coordinator restarted"); returns how many. */
