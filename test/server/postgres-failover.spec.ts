@@ -1,8 +1,9 @@
 /**
- * Driver failover on PostgreSQL, as real processes: two coordinators share a throwaway database
- * with a short program lease; the driver is killed (SIGKILL) after round 1, the other process takes
- * the lease once it expires, fails the round the dead driver left open, and runs round 2 for the
- * same devices from the adapter round 1 published.
+ * Driver failover on PostgreSQL, as real processes: three coordinators share a throwaway database
+ * with a short program lease. A non-driving replica is killed (SIGKILL) during round 1, which
+ * completes regardless; the driver is killed after round 1; a survivor takes the lease once it
+ * expires, fails the round the dead driver left open, and runs round 2 for the same devices from
+ * the adapter round 1 published.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -59,6 +60,8 @@ describe('server: a program’s driver dies, another coordinator process takes i
     procs.push(a);
     const b = await startCoordinatorProcess(config, join(dir, 'b'), { args: args('b') });
     procs.push(b);
+    const c = await startCoordinatorProcess(config, join(dir, 'c'), { args: args('c') });
+    procs.push(c);
     /** The program's health on a process (SERVING only where it is driven). */
     const health = async (p: CoordinatorProcess): Promise<string> => {
       const client = new (loadProtos().health.grpc.health.v1.Health)(p.address, grpc.credentials.createInsecure());
@@ -68,10 +71,14 @@ describe('server: a program’s driver dies, another coordinator process takes i
         client.close();
       }
     };
-    assert.deepEqual([await health(a), await health(b)], ['SERVING', 'NOT_SERVING'], 'a balancer would send the devices to a');
+    assert.deepEqual([await health(a), await health(b), await health(c)], ['SERVING', 'NOT_SERVING', 'NOT_SERVING'], 'a balancer would send the devices to a');
     const run = (address: string, maxRounds?: number) => runDevices({ address, programId: 'fo', dir: join(dir, 'dev'), ids: [0, 1], shardChars: 20_000, options: () => ({ maxRounds, maxWaitMs: 200 }) });
 
-    const first = await run(a.address, 1);
+    const round1 = run(a.address, 1);
+    // mid-round: the non-driving replica c dies
+    c.child.kill('SIGKILL');
+    assert.equal(await c.exited, 137);
+    const first = await round1;
     assert.deepEqual(first.map((s) => s.updatesAccepted), [1, 1]);
     a.child.kill('SIGKILL');
     await a.exited;
