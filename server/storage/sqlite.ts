@@ -1,5 +1,5 @@
 /**
- * The SQLite engine: one better-sqlite3 connection to the same file the single-node Store uses
+ * The SQLite engine: one better-sqlite3 connection to the same file the single-node Store (before server/storage/; now test/support/legacy-store.ts) used
  * (same pragmas: WAL, synchronous = FULL, foreign keys, exclusive locking — one process at a
  * time). Calls are synchronous underneath; a transaction holds a gate so that other callers'
  * statements wait for it instead of landing inside it.

@@ -1,7 +1,7 @@
 /**
  * The coordinator's durable state behind one asynchronous interface, whatever the engine: the
  * embedded SQLite file (the default, one process) or PostgreSQL (shared by coordinator replicas).
- * Every method of the synchronous Store (server/store.ts) is here, Promise-returning, plus
+ * Every method of the former synchronous Store (test/support/legacy-store.ts) is here, Promise-returning, plus
  * transactions and what replicas need to agree through the database: nonces, round
  * participation, per-replica partial sums and a lease per program — each atomic in the database.
  */
