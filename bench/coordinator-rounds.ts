@@ -83,10 +83,14 @@ function add(label: string, ms: number): void {
 function timed<A extends unknown[], R>(label: string, fn: (...a: A) => R): (...a: A) => R {
   return (...a: A): R => {
     const t = performance.now();
+    let out: R | undefined;
     try {
-      return fn(...a);
+      out = fn(...a);
+      return out;
     } finally {
-      add(label, performance.now() - t);
+      // the state store is asynchronous: its calls count until they settle (queueing behind a transaction included)
+      if (out instanceof Promise) out.then(() => add(label, performance.now() - t), () => add(label, performance.now() - t));
+      else add(label, performance.now() - t);
     }
   };
 }

@@ -14,13 +14,15 @@ import { COORDINATOR_TLS_FLAGS, COORDINATOR_TLS_USAGE, coordinatorCredentials } 
 /** Usage text. */
 export const COORDINATOR_USAGE = `fedtune coordinator --config FILE [--port P (default 7070; 0 = any)] [--host H (default 127.0.0.1)]
               ${COORDINATOR_TLS_USAGE}
-              [--data DIR (default ./fedtune-data)] [--exit-when-done] [--drain-ms MS (default 0)]
+              [--data DIR (default ./fedtune-data)] [--store PATH|postgres://… (default DIR/coordinator.sqlite)] [--blobs dir|postgres (default dir)]
+              [--replica-id NAME] [--lease-ms MS (PostgreSQL: a program's lease, default 15000)]
+              [--exit-when-done] [--drain-ms MS (default 0)]
               [--metrics-port P (Prometheus /metrics; off by default)] [--log-level L (default info)] [--log-format auto|json|pretty]
               ${DASHBOARD_USAGE}`;
 
 /** Run the command until SIGTERM/SIGINT (or, with --exit-when-done, until every program completes). */
 export async function coordinatorCommand(argv: string[]): Promise<void> {
-  const v = parse(argv, { config: { type: 'string' }, port: { type: 'string' }, host: { type: 'string' }, data: { type: 'string' }, 'exit-when-done': { type: 'boolean' }, 'drain-ms': { type: 'string' }, 'metrics-port': { type: 'string' }, 'log-level': { type: 'string' }, 'log-format': { type: 'string' }, ...COORDINATOR_TLS_FLAGS, ...DASHBOARD_FLAGS });
+  const v = parse(argv, { config: { type: 'string' }, port: { type: 'string' }, host: { type: 'string' }, data: { type: 'string' }, store: { type: 'string' }, blobs: { type: 'string' }, 'replica-id': { type: 'string' }, 'lease-ms': { type: 'string' }, 'exit-when-done': { type: 'boolean' }, 'drain-ms': { type: 'string' }, 'metrics-port': { type: 'string' }, 'log-level': { type: 'string' }, 'log-format': { type: 'string' }, ...COORDINATOR_TLS_FLAGS, ...DASHBOARD_FLAGS });
   const { log: log } = createLogger({ level: oneOf<LogLevelName>(v, 'log-level', LOG_LEVELS, 'info'), format: oneOf<LogFormat>(v, 'log-format', LOG_FORMATS, 'auto') });
   const metricsPort = num(v, 'metrics-port', { integer: true, min: 0, max: 65535 });
   const configPath = required(v, 'config');
@@ -33,9 +35,16 @@ export async function coordinatorCommand(argv: string[]): Promise<void> {
     throw new CliError((e as Error).message);
   }
   const host = (v.host as string | undefined) ?? '127.0.0.1';
+  const store = v.store as string | undefined;
+  if (store === '') throw new CliError('--store must be a SQLite file path or a postgres:// URL');
+  const blobs = oneOf<'dir' | 'postgres'>(v, 'blobs', ['dir', 'postgres'], 'dir');
+  const leaseTtlMs = num(v, 'lease-ms', { integer: true, min: 300, max: 600_000 });
+  const replicaId = v['replica-id'] as string | undefined;
+  if (replicaId === '') throw new CliError('--replica-id must not be empty');
+  if (blobs === 'postgres' && !(store && /^postgres(ql)?:\/\//.test(store))) throw new CliError('--blobs postgres needs --store postgres://…');
   const credentials = coordinatorCredentials(v, log); // TLS, or plaintext only with --insecure
   const metrics = metricsPort === undefined ? undefined : new CoordinatorMetrics();
-  const running = await startCoordinator({ credentials, programs, port, host, dataDir: (v.data as string | undefined) ?? 'fedtune-data', log: log, drainMs, metrics });
+  const running = await startCoordinator({ credentials, programs, port, host, dataDir: (v.data as string | undefined) ?? 'fedtune-data', store, blobs, replicaId, leaseTtlMs, log: log, drainMs, metrics });
   let metricsServer: MetricsServer | undefined;
   let dashboard;
   try {

@@ -12,7 +12,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Coordinator } from './coordinator.js';
 import { quoted, refuse } from './errors.js';
 import type { RunnerStatus } from './round-events.js';
-import type { StoredRound } from './store.js';
+import type { StoredRound } from './storage/index.js';
 
 /** A device counts as active when it made a signed request within this many ms. */
 export const ACTIVE_WINDOW_MS = 10 * 60_000;
@@ -114,14 +114,14 @@ export class Admin {
   }
 
   /** Every program with its state, rounds, ε and device counts. */
-  programs(now = Date.now()): AdminProgram[] {
-    return this.c.programIds().map((id) => this.program(id, now));
+  programs(now = Date.now()): Promise<AdminProgram[]> {
+    return Promise.all(this.c.programIds().map((id) => this.program(id, now)));
   }
 
   /** One program's summary; NOT_FOUND if unknown. */
-  program(id: string, now = Date.now()): AdminProgram {
+  async program(id: string, now = Date.now()): Promise<AdminProgram> {
     const p = this.c.program(id);
-    const devices = this.devices(id, now);
+    const devices = await this.devices(id, now);
     const budget = p.spec.dp.epsilonBudget;
     return {
       id,
@@ -140,37 +140,37 @@ export class Admin {
   }
 
   /** Pause a program: no new round opens (the open one runs to its close). Kept across restarts. */
-  pause(id: string, actor: AdminActor): AdminProgram {
-    return this.act(actor, 'program pause', { program: id }, () => {
+  pause(id: string, actor: AdminActor): Promise<AdminProgram> {
+    return this.act(actor, 'program pause', { program: id }, async () => {
       const p = this.c.program(id);
       const s = p.runner.status();
       if (s.state === 'stopped' || s.state === 'completed') refuse('failed-precondition', `program "${id}" is ${s.state}; there is nothing to pause`);
       const reason = `paused by ${actor.name}`;
-      this.c.store.setProgramAdmin(id, { state: 'paused', reason, actor: actor.name, updatedMs: Date.now() });
+      await this.c.store.setProgramAdmin(id, { state: 'paused', reason, actor: actor.name, updatedMs: Date.now() });
       p.runner.pause(reason);
       return this.program(id);
     });
   }
 
   /** Resume a paused program (a no-op for a running one). */
-  resume(id: string, actor: AdminActor): AdminProgram {
-    return this.act(actor, 'program resume', { program: id }, () => {
+  resume(id: string, actor: AdminActor): Promise<AdminProgram> {
+    return this.act(actor, 'program resume', { program: id }, async () => {
       const p = this.c.program(id);
       const s = p.runner.status();
       if (s.state === 'stopped') refuse('failed-precondition', `program "${id}" was stopped (${s.reason}); a stopped program does not resume — start a new program id`);
-      this.c.store.setProgramAdmin(id, undefined);
+      await this.c.store.setProgramAdmin(id, undefined);
       p.runner.resume();
       return this.program(id);
     });
   }
 
   /** Stop a program for good: its open round fails, no other opens, devices are told it is over. Kept across restarts. */
-  stop(id: string, actor: AdminActor): AdminProgram {
-    return this.act(actor, 'program stop', { program: id }, () => {
+  stop(id: string, actor: AdminActor): Promise<AdminProgram> {
+    return this.act(actor, 'program stop', { program: id }, async () => {
       const p = this.c.program(id);
       const reason = `program ${id} was stopped by ${actor.name}`;
       if (p.runner.status().state !== 'stopped') {
-        this.c.store.setProgramAdmin(id, { state: 'stopped', reason, actor: actor.name, updatedMs: Date.now() });
+        await this.c.store.setProgramAdmin(id, { state: 'stopped', reason, actor: actor.name, updatedMs: Date.now() });
         p.runner.halt(reason);
       }
       return this.program(id);
@@ -178,9 +178,9 @@ export class Admin {
   }
 
   /** A program's devices, newest enrolment first. */
-  devices(id: string, now = Date.now()): AdminDevice[] {
+  async devices(id: string, now = Date.now()): Promise<AdminDevice[]> {
     this.c.program(id);
-    return this.c.store.listDevices(id).map((d) => {
+    return (await this.c.store.listDevices(id)).map((d) => {
       const lastSeenMs = this.c.lastSeen.get(d.id) ?? 0;
       const revoked = d.revokedMs !== undefined;
       return {
@@ -196,25 +196,25 @@ export class Admin {
   }
 
   /** Revoke a device of program `id` (see Coordinator.revokeDevice). */
-  revoke(id: string, deviceId: string, actor: AdminActor): { deviceId: string; revoked: true; already: boolean } {
-    return this.act(actor, 'device revoke', { program: id, device: deviceId }, () => {
+  revoke(id: string, deviceId: string, actor: AdminActor): Promise<{ deviceId: string; revoked: true; already: boolean }> {
+    return this.act(actor, 'device revoke', { program: id, device: deviceId }, async () => {
       this.c.program(id);
-      const d = this.c.store.device(deviceId);
+      const d = await this.c.store.device(deviceId);
       if (!d || d.programId !== id) refuse('not-found', `program "${id}" has no device "${quoted(deviceId)}"`);
-      const fresh = this.c.revokeDevice(deviceId, `revoked by ${actor.name}`, actor.name);
+      const fresh = await this.c.revokeDevice(deviceId, `revoked by ${actor.name}`, actor.name);
       return { deviceId, revoked: true as const, already: !fresh };
     });
   }
 
   /** A program's round attempts in order (the open one included). */
-  rounds(id: string, now = Date.now()): AdminRound[] {
+  async rounds(id: string, now = Date.now()): Promise<AdminRound[]> {
     this.c.program(id);
-    return this.c.store.rounds(id).map(({ programId: _p, ...r }) => ({ ...r, durationMs: (r.closedMs || now) - r.openedMs }));
+    return (await this.c.store.rounds(id)).map(({ programId: _p, ...r }) => ({ ...r, durationMs: (r.closedMs || now) - r.openedMs }));
   }
 
-  private act<T>(actor: AdminActor, action: string, fields: Record<string, unknown>, fn: () => T): T {
+  private async act<T>(actor: AdminActor, action: string, fields: Record<string, unknown>, fn: () => Promise<T>): Promise<T> {
     try {
-      const out = fn();
+      const out = await fn();
       this.audit(actor, action, 'ok', fields);
       return out;
     } catch (e) {

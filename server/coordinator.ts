@@ -5,6 +5,8 @@
  * right encoding and size, finite values, and an L2 norm within the round's clip bound.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import nacl from 'tweetnacl';
 import { decodeAdapterFile, encodeAdapterTensors } from '../model/adapter-file.js';
@@ -21,8 +23,8 @@ import { BlobStore, type StoredBlob } from './blob-store.js';
 import { EnrolThrottle, type EnrolThrottleOptions } from './enrol-throttle.js';
 import { CoordinatorError, quoted, refuse } from './errors.js';
 import type { ProgramSpec } from './program-config.js';
-import { ProgramRunner, type RunnerHooks } from './program-runner.js';
-import { Store, type StoredDevice } from './store.js';
+import { ProgramRunner, type ComeBack, type RunnerHooks, type WorkOrder } from './program-runner.js';
+import { DirectoryBlobBackend, openExecutor, PostgresBlobBackend, SqlStateStore, type BlobBackend, type StateStore, type StoredDevice, type StoredVersion } from './storage/index.js';
 import { ProgramReleases, readInbox, settleInbox } from './releases.js';
 import { parseReleaseFile, ReleaseError } from '../proto/release.js';
 import { WorkerEvaluator } from './eval/evaluator.js';
@@ -47,6 +49,17 @@ export interface CoordinatorOptions {
   readonly releaseInboxPollMs?: number;
   /** Observers of every program's round steps (see RunnerHooks); none by default. */
   readonly runnerHooks?: RunnerHooks;
+  /**
+   * Where the state lives: a SQLite file path or a postgres:// URL (shared by replicas). Default
+   * `<dataDir>/coordinator.sqlite` (the single-node file).
+   */
+  readonly store?: string;
+  /** Where blobs live: 'dir' (`<dataDir>/blobs`, the default) or 'postgres' (the state's database; needs a postgres:// store). */
+  readonly blobs?: 'dir' | 'postgres';
+  /** This replica's name in program leases (PostgreSQL). Default host, pid and a random suffix. */
+  readonly replicaId?: string;
+  /** How long a program's lease lasts unless renewed (renewed every third of it), ms. Default 15 000. */
+  readonly leaseTtlMs?: number;
 }
 
 /** A program as the coordinator holds it. */
@@ -84,9 +97,23 @@ export interface EnrolmentRequest {
 
 /** Coordinates every configured program. Call start() to open rounds and close() to stop. */
 export class Coordinator {
-  readonly store: Store;
+  /** The durable state (server/storage/). */
+  readonly store: StateStore;
+  /** Local blobs: what devices download with `blobs: 'dir'`, the staging folder of bases with 'postgres'. */
   readonly blobs: BlobStore;
+  /** Where devices' blobs are served from (the local folder, or PostgreSQL). */
+  readonly blobBackend: BlobBackend;
   private readonly programs = new Map<string, ProgramState>();
+  /** This replica's name in program leases. */
+  readonly replicaId: string;
+  /** Programs whose rounds this process drives (all of them on SQLite; those whose lease it holds on PostgreSQL). */
+  private readonly driving = new Set<string>();
+  private leaseTimer?: NodeJS.Timeout;
+  private leaseBusy = false;
+  /** Programs whose lease this process lost (it does not take them back: a restart does). */
+  private readonly lost = new Set<string>();
+  /** Set once stopPrograms ran. */
+  private stopped = false;
   private readonly verifier: RequestVerifier;
   /** Enrolled devices by id (they never change after enrolment). */
   private readonly devices = new Map<string, StoredDevice>();
@@ -102,62 +129,165 @@ export class Coordinator {
   /** When each device last made an authenticated request (ms since the epoch), since this process started. */
   readonly lastSeen = new Map<string, number>();
 
-  constructor(private readonly o: CoordinatorOptions) {
-    if (!o || typeof o.dataDir !== 'string' || o.dataDir === '') throw new TypeError('Coordinator: options.dataDir must be a folder path');
-    if (!Array.isArray(o.programs) || o.programs.length === 0) throw new RangeError('Coordinator: options.programs must list at least one program');
+  private constructor(
+    private readonly o: CoordinatorOptions,
+    store: StateStore,
+    blobs: BlobStore,
+    blobBackend: BlobBackend,
+    revoked: readonly string[],
+  ) {
     this.verifier = new RequestVerifier(o.maxClockSkewMs ?? 5 * 60_000, o.maxNoncesPerSigner);
     this.enrolThrottle = new EnrolThrottle(o.enrolThrottle);
-    this.blobs = new BlobStore(join(o.dataDir, 'blobs'));
-    this.store = new Store(join(o.dataDir, 'coordinator.sqlite'));
-    this.revoked = new Set(this.store.revokedDeviceIds());
+    this.store = store;
+    this.blobs = blobs;
+    this.blobBackend = blobBackend;
+    this.revoked = new Set(revoked);
+    this.replicaId = o.replicaId ?? `${hostname()}-${process.pid}-${randomBytes(4).toString('hex')}`;
+  }
+
+  private get leaseTtlMs(): number {
+    return this.o.leaseTtlMs ?? 15_000;
+  }
+
+  /**
+   * Whether this process drives the program's rounds: on SQLite always (the file is this process's
+   * alone); on PostgreSQL if it takes the program's lease — exactly one replica drives a program,
+   * the others serve its devices' other requests.
+   */
+  private async takeLease(programId: string): Promise<boolean> {
+    if (this.store.engine !== 'postgres') return true;
+    return this.store.acquireLease(programId, this.replicaId, this.leaseTtlMs);
+  }
+
+  /** Renew the leases held (and try to take free ones) every third of their time to live, from the first one taken on. */
+  private keepLeases(): void {
+    if (this.store.engine !== 'postgres' || this.leaseTimer || this.stopped) return;
+    this.leaseTimer = setInterval(() => {
+      if (this.leaseBusy) return;
+      this.leaseBusy = true;
+      this.renewLeases().finally(() => (this.leaseBusy = false));
+    }, Math.max(50, this.leaseTtlMs / 3));
+    this.leaseTimer.unref();
+  }
+
+  /** True if this process drives the program's rounds (see takeLease). */
+  drives(programId: string): boolean {
+    return this.driving.has(programId);
+  }
+
+  private readonly drivingListeners = new Set<(programId: string, driving: boolean) => void>();
+
+  /** Call `listener` whenever this process starts or stops driving a program (PostgreSQL leases); returns the unsubscribe. */
+  onDrivingChange(listener: (programId: string, driving: boolean) => void): () => void {
+    this.drivingListeners.add(listener);
+    return () => this.drivingListeners.delete(listener);
+  }
+
+  private drivingChanged(programId: string, driving: boolean): void {
+    for (const l of this.drivingListeners) l(programId, driving);
+  }
+
+  /** Renew the leases held; a program whose lease was lost (another replica took it after it expired) stops here. */
+  private async renewLeases(): Promise<void> {
+    for (const id of [...this.driving]) {
+      let held: boolean;
+      try {
+        held = await this.store.renewLease(id, this.replicaId, this.leaseTtlMs);
+      } catch (e) {
+        this.o.log?.('lease renewal failed', { program: id, error: (e as Error).message });
+        continue; // retried at the next tick; the lease may still be ours
+      }
+      if (!held && this.driving.delete(id)) {
+        this.lost.add(id); // its runner has stopped for good in this process
+        this.o.log?.('program lease lost: this replica stops driving its rounds', { program: id, replica: this.replicaId });
+        this.programs.get(id)?.runner.stop();
+        this.drivingChanged(id, false);
+      }
+    }
+    for (const p of this.programs.values()) {
+      if (this.driving.has(p.spec.id) || this.lost.has(p.spec.id)) continue;
+      await this.takeOverIfFree(p).catch((e: unknown) => this.o.log?.('taking a program over failed', { program: p.spec.id, error: (e as Error).message }));
+    }
+    // revocations made through other replicas
     try {
-      for (const spec of o.programs) this.programs.set(spec.id, this.register(spec));
+      for (const id of await this.store.revokedDeviceIds()) this.revoked.add(id);
     } catch (e) {
-      this.store.close();
+      this.o.log?.('reading revocations failed', { error: (e as Error).message });
+    }
+  }
+
+  /**
+   * Open the state (`o.store`, default the SQLite file in the data dir; migrated at open) and the
+   * blobs, and register every program: a coordinator ready to start().
+   */
+  static async open(o: CoordinatorOptions): Promise<Coordinator> {
+    if (!o || typeof o.dataDir !== 'string' || o.dataDir === '') throw new TypeError('Coordinator.open: options.dataDir must be a folder path');
+    if (!Array.isArray(o.programs) || o.programs.length === 0) throw new RangeError('Coordinator.open: options.programs must list at least one program');
+    if (o.store !== undefined && (typeof o.store !== 'string' || o.store === '')) throw new TypeError('Coordinator.open: options.store must be a SQLite file path or a postgres:// URL');
+    if (o.blobs !== undefined && o.blobs !== 'dir' && o.blobs !== 'postgres') throw new RangeError(`Coordinator.open: options.blobs must be "dir" or "postgres", got ${JSON.stringify(o.blobs)}`);
+    mkdirSync(o.dataDir, { recursive: true });
+    const db = await openExecutor(o.store ?? join(o.dataDir, 'coordinator.sqlite'));
+    const store = new SqlStateStore(db);
+    try {
+      if (o.blobs === 'postgres' && db.engine !== 'postgres') throw new RangeError('Coordinator.open: options.blobs "postgres" needs a postgres:// store');
+      const local = new DirectoryBlobBackend(join(o.dataDir, 'blobs'));
+      const backend: BlobBackend = o.blobs === 'postgres' ? new PostgresBlobBackend(db) : local;
+      const c = new Coordinator(o, store, local.store, backend, await store.revokedDeviceIds());
+      for (const spec of o.programs) c.programs.set(spec.id, await c.register(spec));
+      return c;
+    } catch (e) {
+      await store.close();
       throw e;
     }
   }
 
-  private register(spec: ProgramSpec): ProgramState {
+  /** A file blob of the local folder, also put in the serving backend (when that is not the folder). */
+  private async served(blob: StoredBlob): Promise<void> {
+    if (this.blobBackend instanceof DirectoryBlobBackend) return;
+    if (!(await this.blobBackend.has(blob.sha256))) await this.blobBackend.putFile(join(this.blobs.dir, blob.sha256));
+  }
+
+  private async register(spec: ProgramSpec): Promise<ProgramState> {
     const info = readBaseInfo(spec.basePath);
     const baseBlob = putBaseBlob(this.blobs, spec.basePath, info);
+    await this.served(baseBlob);
     if (info.format === 'llama2c' && !spec.tokenizerPath) throw new RangeError(`program "${spec.id}": its llama2.c base needs a tokenizer file`);
     // a GGUF base carries its own vocabulary unless the program names a tokenizer file to use instead
     const tokenizer = spec.tokenizerPath ? this.blobs.putFile(spec.tokenizerPath) : undefined;
+    if (tokenizer) await this.served(tokenizer);
     const loraJson = JSON.stringify(spec.lora);
-    let stored = this.store.program(spec.id);
+    let stored = await this.store.program(spec.id);
     if (!stored) {
       const keys = nacl.box.keyPair();
       const flat = initialAdapterFlat(info.config, spec.lora);
-      const blob = this.blobs.put(encodeAdapterTensors({ baseSha256: info.sha256, lora: spec.lora, baseConfig: info.config }, adapterTensorsFromFlat(info.config, spec.lora, flat)));
+      const blob = await this.blobBackend.put(encodeAdapterTensors({ baseSha256: info.sha256, lora: spec.lora, baseConfig: info.config }, adapterTensorsFromFlat(info.config, spec.lora, flat)));
       stored = { id: spec.id, configJson: JSON.stringify(spec), baseSha256: info.sha256, loraJson, boxPublicKey: keys.publicKey, boxSecretKey: keys.secretKey };
-      this.store.createProgram(stored, { sha256: blob.sha256, sizeBytes: blob.size });
+      await this.store.createProgram(stored, { sha256: blob.sha256, sizeBytes: blob.size });
     } else {
       if (stored.baseSha256 !== info.sha256) throw new RangeError(`program "${spec.id}": its base was ${stored.baseSha256.slice(0, 12)}… when its rounds began, the config now names ${info.sha256.slice(0, 12)}…; use a new program id for a new base`);
       if (stored.loraJson !== loraJson) throw new RangeError(`program "${spec.id}": its LoRA config changed since its rounds began (${stored.loraJson} → ${loraJson}); use a new program id`);
-      this.store.updateProgramConfig(spec.id, JSON.stringify(spec));
-      this.store.failOpenRounds(spec.id);
+      await this.store.updateProgramConfig(spec.id, JSON.stringify(spec));
     }
-    const releases = new ProgramReleases(spec, this.store, info.sha256, this.o.dataDir);
-    const newestVersion = this.store.latestVersion(spec.id);
+    if (await this.takeLease(spec.id)) {
+      this.driving.add(spec.id);
+      this.keepLeases(); // registering the other programs may take longer than the lease
+      // a round left open is a dead driver's (a crash, or the lease holder before this one)
+      await this.store.failOpenRounds(spec.id);
+    }
+    const releases = await ProgramReleases.load(spec, this.store, info.sha256, this.o.dataDir);
+    const newestVersion = await this.store.latestVersion(spec.id);
     // every version is released; a program from before releases gets one for its newest version
     if ((releases.newest()?.version ?? -1) < newestVersion.version || releases.newest() === undefined) {
-      const epsilon = this.store.ledger(spec.id).pop()?.epsilonAfter ?? 0;
+      const epsilon = (await this.store.ledger(spec.id)).pop()?.epsilonAfter ?? 0;
       const rel = releases.forVersion(newestVersion, 'version', epsilon);
-      this.store.addRelease(rel);
+      await this.store.addRelease(rel);
       releases.mirror(rel);
     }
-    // rounds start from the version the newest release names (an older one after a rollback)
-    const latest = this.store.version(spec.id, (releases.newest() as { version: number }).version) ?? newestVersion;
-    // read once and check the bytes against their name (rather than hashing the file, then reading it again)
-    const bytes = this.blobs.has(latest.sha256) ? this.readBlob(latest.sha256) : undefined;
-    if (!bytes || createHash('sha256').update(bytes).digest('hex') !== latest.sha256) throw new Error(`program "${spec.id}": adapter version ${latest.version}'s blob ${latest.sha256} is missing or damaged in ${this.blobs.dir}`);
-    const { tensors } = decodeAdapterFile(bytes, `adapter version ${latest.version}`);
-    const global = adapterFlatFromTensors(info.config, spec.lora, tensors);
+    const { latest, global } = await this.currentAdapter(spec, info.config, releases, newestVersion);
     const layout = updateLayout(info.config, spec.lora);
     // values are clamped to C plus six standard deviations of the device's own noise share
     const secAggBound = spec.dp.clipNorm + (spec.dp.mode === 'distributed' ? 6 * noiseStd('distributed', spec.dp.noiseMultiplier, spec.dp.clipNorm, spec.cohortSize) : 0);
-    const runner = new ProgramRunner({
+    const runner = await ProgramRunner.create({
       releases,
       current: latest,
       secAggBound,
@@ -165,33 +295,72 @@ export class Coordinator {
       baseConfig: info.config,
       baseSha256: info.sha256,
       store: this.store,
-      blobs: this.blobs,
+      blobs: this.blobBackend,
       global,
       rng: this.o.rng ?? cryptoRng(),
       log: this.o.log,
       hooks: this.o.runnerHooks,
       evaluator: spec.eval ? new WorkerEvaluator(spec, info.config) : undefined,
       layout,
+      // SecAgg adverts come from devices that authenticated here first (their records are cached);
+      // SQLite can also look one up synchronously
       signKeyOf: (deviceId) => {
-        const d = this.store.device(deviceId);
+        const d = this.devices.get(deviceId) ?? this.store.deviceNow?.(deviceId);
         if (!d) throw new Error(`unknown device ${deviceId}`);
         return d.signPublicKey;
       },
     });
     // an administrator's pause or stop outlives restarts (server/admin.ts)
-    const admin = this.store.programAdmin(spec.id);
+    const admin = await this.store.programAdmin(spec.id);
     if (admin?.state === 'paused') runner.pause(admin.reason);
     else if (admin?.state === 'stopped') runner.halt(admin.reason);
     const encoding: UpdateEncoding = spec.secagg ? 'masked' : spec.compression === 'none' ? 'f32' : spec.compression;
     return { spec, base: { ...info, blob: baseBlob }, tokenizer, keys: { publicKey: stored.boxPublicKey, secretKey: stored.boxSecretKey }, runner, layout, updateLength: layout.updateLength, flatLength: layout.flatLength, encoding, secAggBound, releases };
   }
 
+  /** The version rounds start from — the one the newest release names (an older one after a rollback) — and its values. */
+  private async currentAdapter(spec: ProgramSpec, config: BaseInfo['config'], releases: ProgramReleases, newestVersion: StoredVersion): Promise<{ latest: StoredVersion; global: Float32Array }> {
+    const latest = (await this.store.version(spec.id, (releases.newest() as { version: number }).version)) ?? newestVersion;
+    // read once and check the bytes against their name (rather than hashing the file, then reading it again)
+    const bytes = (await this.blobBackend.has(latest.sha256)) ? await this.readBlob(latest.sha256) : undefined;
+    if (!bytes || createHash('sha256').update(bytes).digest('hex') !== latest.sha256) throw new Error(`program "${spec.id}": adapter version ${latest.version}'s blob ${latest.sha256} is missing or damaged in ${this.blobWhere()}`);
+    const { tensors } = decodeAdapterFile(bytes, `adapter version ${latest.version}`);
+    return { latest, global: adapterFlatFromTensors(config, spec.lora, tensors) };
+  }
+
+  /**
+   * Take the lease of a program this replica serves but does not drive, if it is free (its
+   * driver shut down or died and the lease expired): the round it left open fails, the program's
+   * state is read again, and its rounds run here from now on.
+   */
+  private async takeOverIfFree(p: ProgramState): Promise<void> {
+    const id = p.spec.id;
+    if (this.driving.has(id) || this.stopped || !(await this.takeLease(id))) return;
+    this.driving.add(id);
+    try {
+      const failed = await this.store.failOpenRounds(id);
+      await p.releases.reload();
+      const { latest, global } = await this.currentAdapter(p.spec, p.base.config, p.releases, await this.store.latestVersion(id));
+      await p.runner.takeOver(latest, global);
+      const admin = await this.store.programAdmin(id);
+      if (admin?.state === 'paused') p.runner.pause(admin.reason);
+      else if (admin?.state === 'stopped') p.runner.halt(admin.reason);
+      this.o.log?.('program lease taken: this replica drives its rounds', { program: id, replica: this.replicaId, version: latest.version, failedOpenRounds: failed });
+      if (!this.stopped) p.runner.start();
+      this.drivingChanged(id, true);
+    } catch (e) {
+      this.driving.delete(id);
+      await this.store.releaseLease(id, this.replicaId).catch(() => false);
+      throw e;
+    }
+  }
+
   /** The flat values of one adapter version, read from its blob (checked against its name). */
-  private versionValues(p: ProgramState, version: number): { record: NonNullable<ReturnType<Store['version']>>; global: Float32Array } {
-    const record = this.store.version(p.spec.id, version);
+  private async versionValues(p: ProgramState, version: number): Promise<{ record: StoredVersion; global: Float32Array }> {
+    const record = await this.store.version(p.spec.id, version);
     if (!record) throw new ReleaseError(`program ${p.spec.id} has no adapter version ${version}`);
-    const bytes = this.readBlob(record.sha256);
-    if (createHash('sha256').update(bytes).digest('hex') !== record.sha256) throw new ReleaseError(`adapter version ${version}'s blob is damaged in ${this.blobs.dir}`);
+    const bytes = await this.readBlob(record.sha256);
+    if (createHash('sha256').update(bytes).digest('hex') !== record.sha256) throw new ReleaseError(`adapter version ${version}'s blob is damaged in ${this.blobWhere()}`);
     const { tensors } = decodeAdapterFile(bytes, `adapter version ${version}`);
     return { record, global: adapterFlatFromTensors(p.base.config, p.spec.lora, tensors) };
   }
@@ -202,7 +371,7 @@ export class Coordinator {
    * refused/ with its sentence); a rollback that arrives while its program aggregates stays for
    * the next poll. Returns what was settled.
    */
-  processReleaseInbox(): { published: string[]; refused: string[] } {
+  async processReleaseInbox(): Promise<{ published: string[]; refused: string[] }> {
     const out = { published: [] as string[], refused: [] as string[] };
     for (const f of readInbox(this.o.dataDir)) {
       try {
@@ -211,11 +380,11 @@ export class Coordinator {
         const programId = (JSON.parse(new TextDecoder().decode(signed.manifest)) as { program?: unknown }).program;
         const p = typeof programId === 'string' ? this.programs.get(programId) : undefined;
         if (!p) throw new ReleaseError(`no program ${JSON.stringify(programId)} on this coordinator`);
-        const { release, rollbackTo } = p.releases.submitted(signed, p.runner.epsilonSpent());
+        const { release, rollbackTo } = await p.releases.submitted(signed, p.runner.epsilonSpent());
         if (rollbackTo) {
-          const { global } = this.versionValues(p, rollbackTo.version);
+          const { global } = await this.versionValues(p, rollbackTo.version);
           if (p.runner.isAggregating) continue; // settled at the next poll
-          this.store.addRelease(release);
+          await this.store.addRelease(release);
           p.releases.mirror(release);
           p.runner.rollbackTo(rollbackTo, global);
         }
@@ -232,41 +401,62 @@ export class Coordinator {
     return out;
   }
 
-  private readBlob(sha256: string): Uint8Array {
+  private async readBlob(sha256: string): Promise<Uint8Array> {
     const parts: Uint8Array[] = [];
-    for (const c of this.blobs.readChunks(sha256)) parts.push(c.data);
+    for await (const c of this.blobBackend.readChunks(sha256)) parts.push(c.data);
     return Buffer.concat(parts);
   }
 
-  /** Open rounds for every program (resuming after the last completed one). */
-  start(): void {
-    for (const p of this.programs.values()) p.runner.start();
+  /** Where blobs are, for messages. */
+  private blobWhere(): string {
+    return this.blobBackend instanceof DirectoryBlobBackend ? this.blobs.dir : 'the PostgreSQL blob store';
+  }
+
+  /** Open rounds for every program (resuming after the last completed one); resolves once each first round is open (or waits). */
+  async start(): Promise<void> {
+    for (const p of this.programs.values()) if (this.driving.has(p.spec.id)) p.runner.start();
+    this.keepLeases();
     if (!this.inboxTimer) {
       this.inboxTimer = setInterval(() => {
-        try {
-          this.processReleaseInbox();
-        } catch (e) {
-          this.o.log?.('release inbox unreadable', { error: (e as Error).message });
-        }
+        if (this.inboxBusy) return;
+        this.inboxBusy = true;
+        this.processReleaseInbox()
+          .catch((e: unknown) => this.o.log?.('release inbox unreadable', { error: (e as Error).message }))
+          .finally(() => (this.inboxBusy = false));
       }, this.o.releaseInboxPollMs ?? 1000);
       this.inboxTimer.unref();
     }
+    await Promise.all([...this.programs.values()].map((p) => p.runner.settled()));
   }
 
   private inboxTimer?: NodeJS.Timeout;
+  private inboxBusy = false;
+  private nonceTimer?: NodeJS.Timeout;
 
   /** Stop every program's timers and complete its event streams (the database stays open). */
   stopPrograms(): void {
+    this.stopped = true;
+    if (this.leaseTimer) clearInterval(this.leaseTimer);
+    this.leaseTimer = undefined;
     if (this.inboxTimer) clearInterval(this.inboxTimer);
     this.inboxTimer = undefined;
     for (const p of this.programs.values()) p.runner.stop();
   }
 
-  /** Stop every program and close the database. */
-  close(): void {
-    this.stopPrograms();
-    this.store.close();
+  /** Stop every program, let the round steps in flight finish, and close the database. Idempotent. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.stopPrograms();
+      if (this.nonceTimer) clearInterval(this.nonceTimer);
+      await Promise.all([...this.programs.values()].map((p) => p.runner.settled()));
+      // another replica may drive at once rather than after the lease expires
+      if (this.store.engine === 'postgres') for (const id of this.driving) await this.store.releaseLease(id, this.replicaId).catch(() => false);
+      await this.store.close();
+    })();
+    return this.closing;
   }
+
+  private closing?: Promise<void>;
 
   /** A configured program; NOT_FOUND otherwise. */
   program(id: string): ProgramState {
@@ -285,7 +475,7 @@ export class Coordinator {
    * caller holds the signing key. An unknown program and a wrong token get the same refusal by
    * the same path; wrong tokens are throttled per peer address (`peer`) and overall.
    */
-  enroll(r: EnrolmentRequest, peer = 'local', now = Date.now()): { deviceId: string; programBoxPublicKey: Uint8Array; releasePublicKey: Uint8Array } {
+  async enroll(r: EnrolmentRequest, peer = 'local', now = Date.now()): Promise<{ deviceId: string; programBoxPublicKey: Uint8Array; releasePublicKey: Uint8Array }> {
     if (r.signPublicKey.length !== nacl.sign.publicKeyLength) refuse('invalid-argument', `sign_public_key must be ${nacl.sign.publicKeyLength} bytes (Ed25519), got ${r.signPublicKey.length}`);
     if (r.boxPublicKey.length !== nacl.box.publicKeyLength) refuse('invalid-argument', `box_public_key must be ${nacl.box.publicKeyLength} bytes (X25519), got ${r.boxPublicKey.length}`);
     if (r.label.length > 200) refuse('invalid-argument', `label must be at most 200 characters, got ${r.label.length}`);
@@ -305,9 +495,13 @@ export class Coordinator {
     this.refuseUnfresh(r.proof.timestamp, now);
     const v = this.verifier.verifyEnrolment(r.proof, r.programId, r.signPublicKey, r.boxPublicKey, now);
     if (v !== 'ok') refuse(v === 'too-many' ? 'resource-exhausted' : 'unauthenticated', this.why(v, 'the enrolment proof', 'sign_public_key', r.proof.timestamp, now));
-    const d = this.store.enrollDevice({ id: `dev-${randomBytes(12).toString('hex')}`, programId: p.spec.id, signPublicKey: r.signPublicKey, boxPublicKey: r.boxPublicKey, label: r.label });
+    await this.claimNonce(`enrol:${Buffer.from(r.signPublicKey).toString('hex')}`, r.proof.nonce, r.proof.timestamp, 'the enrolment proof');
+    const newId = `dev-${randomBytes(12).toString('hex')}`;
+    const d = await this.store.enrollDevice({ id: newId, programId: p.spec.id, signPublicKey: r.signPublicKey, boxPublicKey: r.boxPublicKey, label: r.label });
     if (!bytesEqual(d.boxPublicKey, r.boxPublicKey)) refuse('already-exists', 'this signing key is enrolled with another box key');
     this.refuseRevoked(d.id);
+    this.devices.set(d.id, d);
+    if (d.id === newId) p.runner.noteEnrolment();
     this.o.log?.('device enrolled', { program: p.spec.id, device: d.id, label: r.label });
     return { deviceId: d.id, programBoxPublicKey: p.keys.publicKey, releasePublicKey: p.releases.key.publicKey };
   }
@@ -337,11 +531,11 @@ export class Coordinator {
    * covers `payload`, the timestamp is fresh and the nonce new. Returns the device;
    * UNAUTHENTICATED otherwise.
    */
-  authenticate(sig: RequestSignature | null | undefined, scope: { method: string; programId?: string }, payload: Uint8Array, now = Date.now()): StoredDevice {
+  async authenticate(sig: RequestSignature | null | undefined, scope: { method: string; programId?: string }, payload: Uint8Array, now = Date.now()): Promise<StoredDevice> {
     if (!sig || !sig.deviceId) refuse('unauthenticated', 'the request is not signed (auth is missing)');
     let device = this.devices.get(sig.deviceId);
     if (!device) {
-      device = this.store.device(sig.deviceId);
+      device = await this.store.device(sig.deviceId);
       if (!device) refuse('unauthenticated', `unknown device "${quoted(sig.deviceId)}"; enrol first`);
       this.devices.set(device.id, device);
     }
@@ -349,12 +543,37 @@ export class Coordinator {
     const full: SigningScope = { method: scope.method, programId: scope.programId ?? device.programId };
     const v = this.verifier.verify(sig, full, payload, device.signPublicKey, now);
     if (v === 'ok') {
+      await this.claimNonce(device.id, sig.nonce, sig.timestamp, 'this request');
       this.lastSeen.set(device.id, now);
       this.refuseRevoked(device.id);
       return device;
     }
     if (v === 'too-many') refuse('resource-exhausted', this.why(v, 'this request', '', sig.timestamp, now));
     return refuse('unauthenticated', v === 'bad-signature' ? `the signature does not verify for device ${device.id} (it must cover this method, program and payload)` : this.why(v, 'this request', '', sig.timestamp, now));
+  }
+
+  /**
+   * Claim a signed request's nonce in the database (PostgreSQL: replicas share it, so a request
+   * replayed to another replica is refused). The in-process verifier checked it first (a cheap
+   * front); on SQLite it is the whole check, as the file is locked by this one process and
+   * requests signed before its start are refused.
+   */
+  private async claimNonce(signer: string, nonce: string, timestamp: number, what: string): Promise<void> {
+    if (this.store.engine !== 'postgres') return;
+    const fresh = await this.store.claimNonce(signer, nonce, timestamp + this.verifier.maxSkewMs + 1);
+    if (!fresh) refuse('unauthenticated', this.why('replayed', what, '', timestamp, Date.now()));
+    if (!this.nonceTimer) {
+      // expired nonces are refused as stale anyway: forget them now and then
+      this.nonceTimer = setInterval(() => {
+        this.store.purgeExpiredNonces(Date.now()).catch((e: unknown) => this.o.log?.('nonce purge failed', { error: (e as Error).message }));
+      }, Math.max(10_000, this.verifier.maxSkewMs));
+      this.nonceTimer.unref();
+    }
+  }
+
+  /** An enrolled device this process has authenticated (cached; undefined otherwise). */
+  knownDevice(deviceId: string): StoredDevice | undefined {
+    return this.devices.get(deviceId);
   }
 
   /** True if an administrator revoked the device. */
@@ -371,11 +590,11 @@ export class Coordinator {
    * Revoke a device for good (recorded in the store): its next request is refused and its update
    * in the open round, if in flight, is dropped. Returns false if it was already revoked.
    */
-  revokeDevice(deviceId: string, reason: string, actor: string): boolean {
-    const d = this.store.device(deviceId);
+  async revokeDevice(deviceId: string, reason: string, actor: string): Promise<boolean> {
+    const d = await this.store.device(deviceId);
     if (!d) refuse('not-found', `no device "${quoted(deviceId)}" on this coordinator`);
     if (this.revoked.has(deviceId)) return false;
-    this.store.revokeDevice(deviceId, d.programId, reason, actor);
+    await this.store.revokeDevice(deviceId, d.programId, reason, actor);
     this.revoked.add(deviceId);
     this.programs.get(d.programId)?.runner.drop(deviceId, `device revoked: ${reason}`);
     return true;
@@ -392,10 +611,25 @@ export class Coordinator {
   }
 
   /** May this device download this blob? (its program's base, tokenizer or an adapter version) */
-  authorizeBlob(device: StoredDevice, sha256: string): void {
+  async authorizeBlob(device: StoredDevice, sha256: string): Promise<void> {
     const p = this.program(device.programId);
-    if (sha256 === p.base.blob.sha256 || sha256 === p.tokenizer?.sha256 || this.store.programHasBlob(p.spec.id, sha256)) return;
+    if (sha256 === p.base.blob.sha256 || sha256 === p.tokenizer?.sha256 || sha256 === p.runner.latestVersion.sha256 || (await this.store.programHasBlob(p.spec.id, sha256))) return;
     refuse('permission-denied', `blob ${quoted(sha256)} does not belong to program "${p.spec.id}"`);
+  }
+
+  /**
+   * A device asks program `p` for work (ProgramRunner.checkIn). On PostgreSQL a new selection is
+   * also claimed in the database (round_participants): a device is in a round at most once,
+   * whichever replica it reaches; if another replica admitted it already, this selection is
+   * withdrawn and the device told so.
+   */
+  async checkIn(p: ProgramState, deviceId: string): Promise<WorkOrder | ComeBack> {
+    const known = p.runner.isSelected(deviceId);
+    const w = p.runner.checkIn(deviceId);
+    if (known || !('roundId' in w) || this.store.engine !== 'postgres') return w;
+    if (await this.store.claimParticipation(w.roundId, deviceId)) return w;
+    p.runner.unselect(deviceId, w.roundId);
+    return { retryAfterMs: Math.max(200, w.deadlineUnixMs - Date.now()), reason: `this device already takes part in round ${w.roundId} (admitted by another replica)`, programComplete: false };
   }
 
   /** The size of a sealed update payload for an encoding. */

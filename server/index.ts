@@ -16,7 +16,7 @@ export * from './program-runner.js';
 export * from './service.js';
 export * from './health.js';
 export * from './start.js';
-export * from './store.js';
+export * from './storage/index.js';
 export * from './secagg-round.js';
 export * from './secagg-service.js';
 export * from './privacy-budget.js';

@@ -83,18 +83,18 @@ export class CoordinatorMetrics {
     this.heldoutLoss = new Gauge({ name: 'fedtune_heldout_loss', help: 'Server-side evaluation: the latest adapter\'s mean loss on the held-out data, nats/token.', labelNames: perProgram, registers });
     this.baseTextLoss = new Gauge({ name: 'fedtune_base_text_loss', help: 'Server-side evaluation: the latest adapter\'s mean loss on the base-domain text (forgetting), nats/token.', labelNames: perProgram, registers });
     this.requests = new Counter({ name: 'fedtune_grpc_requests_total', help: 'gRPC calls answered, by method and status.', labelNames: ['method', 'code'], registers });
-    const stateGauge = (name: string, help: string, value: (c: Coordinator, id: string) => number): void => {
+    const stateGauge = (name: string, help: string, value: (c: Coordinator, id: string) => number | Promise<number>): void => {
       const g: Gauge<'program'> = new Gauge({
         name,
         help,
         labelNames: perProgram,
         registers,
-        collect: () => {
+        collect: async () => {
           const c = this.coordinator;
           if (!c) return;
           for (const id of this.programs) {
             try {
-              g.set({ program: id }, value(c, id));
+              g.set({ program: id }, await value(c, id));
             } catch {
               // the coordinator has closed (a scrape during shutdown): keep the last value
             }
@@ -175,7 +175,13 @@ export class CoordinatorMetrics {
     if (cached) return cached;
     let p: string | undefined;
     try {
-      p = this.coordinator?.store.device(deviceId)?.programId;
+      // devices this process authenticated are known at once; others are looked up for their next call
+      p = this.coordinator?.knownDevice(deviceId)?.programId;
+      if (!p)
+        this.coordinator?.store.device(deviceId).then(
+          (d) => d && this.deviceProgram.set(deviceId, d.programId),
+          () => undefined,
+        );
     } catch {
       return undefined;
     }

@@ -14,7 +14,7 @@
  */
 import { epsilonOfSteps, type AccountedStep } from '../privacy/accountant/index.js';
 import type { ProgramSpec } from './program-config.js';
-import type { LedgerEntry, Store } from './store.js';
+import type { LedgerEntry, StateStore } from './storage/index.js';
 
 /** The sampling of a round: its scheme, rate and the declared population. */
 export interface Sampling {
@@ -44,11 +44,11 @@ export class PrivacyBudget {
   private readonly steps: AccountedStep[];
   private spentEpsilon: number;
 
-  constructor(
+  private constructor(
     private readonly spec: ProgramSpec,
-    private readonly store: Store,
+    private readonly store: StateStore,
+    ledger: readonly LedgerEntry[],
   ) {
-    const ledger = store.ledger(spec.id);
     if (this.private)
       for (const e of ledger) {
         const why = unaccountableRow(e);
@@ -56,6 +56,11 @@ export class PrivacyBudget {
       }
     this.steps = ledger.map((e) => ({ q: e.q, sigma: e.sigma }));
     this.spentEpsilon = this.private ? epsilonOfSteps(this.steps, spec.dp.delta).epsilon : 0;
+  }
+
+  /** The budget of a program, its spends so far read from the store's ledger. */
+  static async load(spec: ProgramSpec, store: StateStore): Promise<PrivacyBudget> {
+    return new PrivacyBudget(spec, store, await store.ledger(spec.id));
   }
 
   /** True when rounds of this program spend privacy. */
@@ -109,7 +114,7 @@ export class PrivacyBudget {
    * Charge a round that aggregates `updates` contributions and whose sampling drew `drawn`:
    * durable before its aggregate exists. Returns the entry (undefined without DP).
    */
-  charge(roundId: string, roundNumber: number, updates: number, drawn: Drawn): LedgerEntry | undefined {
+  async charge(roundId: string, roundNumber: number, updates: number, drawn: Drawn): Promise<LedgerEntry | undefined> {
     if (!this.private) return undefined;
     const { spec } = this;
     const { scheme, q, population } = this.sampling();
@@ -119,7 +124,7 @@ export class PrivacyBudget {
     if (why) throw new RangeError(`PrivacyBudget.charge: ${why}`);
     const after = epsilonOfSteps([...this.steps, step], spec.dp.delta).epsilon;
     const entry: LedgerEntry = { ...entry0, epsilonAfter: after };
-    this.store.appendLedger(entry);
+    await this.store.appendLedger(entry);
     this.steps.push(step);
     this.spentEpsilon = after;
     return entry;

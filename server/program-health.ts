@@ -1,9 +1,10 @@
 /**
  * Per-program health: besides '' (the whole server) and `fedtune.v1.Coordinator`, the health
  * service reports one service per program, named `fedtune.v1.Coordinator/<program id>`: SERVING
- * while the program runs rounds, NOT_SERVING once it has completed them or exhausted its privacy
- * budget (devices get no more work), and — like every service — at shutdown. Watchers of a
- * program's name hear each change.
+ * while the program runs rounds here, NOT_SERVING once it has completed them or exhausted its
+ * privacy budget (devices get no more work), while another replica drives it (PostgreSQL: a
+ * balancer health-checking this name sends the program's devices to its driver), and — like every
+ * service — at shutdown. Watchers of a program's name hear each change.
  */
 import type { Coordinator } from './coordinator.js';
 import type { HealthService } from './health.js';
@@ -14,16 +15,32 @@ export function programHealthName(programId: string): string {
   return `fedtune.v1.Coordinator/${programId}`;
 }
 
+/** What per-program health follows: the programs, and (with leases) which of them this process drives — all of them without. */
+export type ProgramHealthSource = Pick<Coordinator, 'programIds' | 'program'> & Partial<Pick<Coordinator, 'drives' | 'onDrivingChange'>>;
+
 /** Register every program of `c` with `health` and follow its runner; returns a function that stops following. */
-export function trackProgramHealth(health: HealthService, c: Coordinator): () => void {
+export function trackProgramHealth(health: HealthService, c: ProgramHealthSource): () => void {
+  const drives = (id: string): boolean => c.drives?.(id) ?? true;
   const subs = c.programIds().map((id) => {
     const runner = c.program(id).runner;
     const name = programHealthName(id);
-    health.setStatus(name, runner.done ? 'NOT_SERVING' : 'SERVING');
+    let over = false;
+    const set = (): void => health.setStatus(name, !over && !runner.done && drives(id) ? 'SERVING' : 'NOT_SERVING');
+    set();
     // the round stream completes when the program is done (or stopped at shutdown)
-    return runner.events$.subscribe({ complete: () => health.setStatus(name, 'NOT_SERVING') });
+    return runner.events$.subscribe({
+      complete: () => {
+        over = true;
+        set();
+      },
+    });
   });
+  const stop =
+    c.onDrivingChange?.(() => {
+      for (const id of c.programIds()) if (!c.program(id).runner.done) health.setStatus(programHealthName(id), drives(id) ? 'SERVING' : 'NOT_SERVING');
+    }) ?? ((): boolean => true);
   return () => {
+    stop();
     for (const s of subs) s.unsubscribe();
   };
 }

@@ -29,14 +29,14 @@ import { encodeAdapterTensors } from '../model/adapter-file.js';
 import { adapterTensorsFromFlat } from '../model/adapter-flat.js';
 import type { LlamaConfig } from '../model/config.js';
 import type { Rng } from '../random/rng.js';
-import type { BlobStore } from './blob-store.js';
+import type { BlobBackend } from './storage/blobs.js';
 import { refuse } from './errors.js';
 import { PrivacyBudget } from './privacy-budget.js';
 import { publishRefusal, RoundPlanner } from './round-plan.js';
 import { RoundSampler } from './sampling.js';
 import { SecAggRound, type SecAggOutcome } from './secagg-round.js';
 import type { ProgramSpec } from './program-config.js';
-import type { LedgerEntry, Store, StoredRound, StoredVersion } from './store.js';
+import type { LedgerEntry, StateStore, StoredRound, StoredVersion } from './storage/index.js';
 import type { ProgramReleases } from './releases.js';
 import { eventOf, type ComeBack, type RejectionRecord, type RoundEventRecord, type RunnerStatus, type WorkOrder } from './round-events.js';
 import { expandUpdate, type UpdateLayout } from './update-intake.js';
@@ -84,8 +84,8 @@ export interface RunnerDeps {
   readonly spec: ProgramSpec;
   readonly baseConfig: LlamaConfig;
   readonly baseSha256: string;
-  readonly store: Store;
-  readonly blobs: BlobStore;
+  readonly store: StateStore;
+  readonly blobs: BlobBackend;
   /** The global adapter at the latest version. */
   readonly global: Float32Array;
   /** Noise source for central DP (crypto-strength in production). */
@@ -121,8 +121,8 @@ export class ProgramRunner {
   private readonly subject = new Subject<RoundEventRecord>();
   private readonly rejected = new Subject<RejectionRecord>();
   private readonly history: RoundEventRecord[] = [];
-  private readonly planner: RoundPlanner;
-  private readonly budget: PrivacyBudget;
+  private planner!: RoundPlanner;
+  private budget!: PrivacyBudget;
   private global: Float32Array;
   /** The current version's record (kept in memory: every check-in needs it); after a rollback, older than the newest. */
   private latest: StoredVersion;
@@ -145,17 +145,73 @@ export class ProgramRunner {
   /** The server-side evaluation in flight, if any (tests and shutdown wait for it). */
   private evaluating?: Promise<void>;
 
-  constructor(private readonly d: RunnerDeps) {
-    const { spec, store } = d;
+  /** True while a round is being opened (its record is being written). */
+  private opening = false;
+  /** The round step in flight (opening, aggregating, failing), if any: close() waits for it. */
+  private step?: Promise<void>;
+
+  private constructor(
+    private readonly d: RunnerDeps,
+    newest: StoredVersion,
+    rounds: readonly StoredRound[],
+    budget: PrivacyBudget,
+  ) {
     this.global = d.global;
-    this.newest = store.latestVersion(spec.id).version;
-    this.latest = d.current ?? store.latestVersion(spec.id);
-    this.completed = store.completedRounds(spec.id);
+    this.latest = d.current ?? newest;
+    this.newest = 0;
+    this.completed = 0;
+    this.resumeFrom(newest, rounds, budget);
+  }
+
+  /** Take the program's stored state: versions, closed rounds (history, completed count, the last C), privacy spends. */
+  private resumeFrom(newest: StoredVersion, rounds: readonly StoredRound[], budget: PrivacyBudget): void {
+    const { spec } = this.d;
+    this.newest = newest.version;
+    this.completed = rounds.filter((x) => x.state === 'completed').length;
     // adaptive clipping resumes at the C the last completed round used (the update after it is not stored)
-    const lastClip = store.rounds(spec.id).filter((x) => x.state === 'completed').pop()?.clipNorm;
-    this.planner = new RoundPlanner(spec, d.baseConfig, d.rng, lastClip);
-    this.budget = new PrivacyBudget(spec, store);
-    for (const r of store.rounds(spec.id)) if (r.state !== 'open') this.history.push(eventOf(r, r.state === 'completed' ? 'COMPLETED' : 'FAILED'));
+    const lastClip = rounds.filter((x) => x.state === 'completed').pop()?.clipNorm;
+    this.planner = new RoundPlanner(spec, this.d.baseConfig, this.d.rng, lastClip);
+    this.budget = budget;
+    this.history.length = 0;
+    for (const r of rounds) if (r.state !== 'open') this.history.push(eventOf(r, r.state === 'completed' ? 'COMPLETED' : 'FAILED'));
+  }
+
+  /**
+   * Before this replica starts driving a program another one drove (it took the program's
+   * lease): read the program's state again — what the former driver completed — and start from
+   * version `current` (values `global`). Only for a runner that has not started.
+   */
+  async takeOver(current: StoredVersion, global: Float32Array): Promise<void> {
+    if (this.round || this.opening || this.aggregating) throw new Error(`ProgramRunner.takeOver: program ${this.d.spec.id} is running here already`);
+    const { spec, store } = this.d;
+    const [newest, rounds, budget] = await Promise.all([store.latestVersion(spec.id), store.rounds(spec.id), PrivacyBudget.load(spec, store)]);
+    this.resumeFrom(newest, rounds, budget);
+    this.latest = current;
+    this.global = global;
+  }
+
+  /** A runner resuming the program's stored state (versions, rounds, privacy ledger). */
+  static async create(d: RunnerDeps): Promise<ProgramRunner> {
+    const { spec, store } = d;
+    const [newest, rounds, budget] = await Promise.all([store.latestVersion(spec.id), store.rounds(spec.id), PrivacyBudget.load(spec, store)]);
+    return new ProgramRunner(d, newest, rounds, budget);
+  }
+
+  /** Resolves once the round step in flight (opening, aggregating, failing a round), if any, has finished. */
+  async settled(): Promise<void> {
+    while (this.step) await this.step;
+  }
+
+  /** Run `fn` as the runner's step in flight (see settled()), logging what it throws (see guarded). */
+  private stepping(what: string, fn: () => Promise<void>): void {
+    const run: Promise<void> = fn().then(
+      () => undefined,
+      (e: unknown) => this.logThrown(what, e),
+    );
+    const tracked = run.finally(() => {
+      if (this.step === tracked) this.step = undefined;
+    });
+    this.step = tracked;
   }
 
   /** ε spent so far at the program's δ (0 without DP). */
@@ -260,7 +316,7 @@ export class ProgramRunner {
     this.paused = undefined;
     const attempt = this.pausedAttempt;
     this.pausedAttempt = undefined;
-    if (attempt !== undefined && !this.round && !this.aggregating && !this.done) this.open(attempt);
+    if (attempt !== undefined && !this.round && !this.aggregating && !this.opening && !this.done) this.open(attempt);
   }
 
   /**
@@ -278,7 +334,8 @@ export class ProgramRunner {
     if (r && !this.aggregating) {
       clearRoundTimers(r);
       r.secagg?.stop();
-      this.fail(r, `round ${r.number} failed: ${reason}`);
+      this.fail(r, `round ${r.number} failed: ${reason}`); // its FAILED event completes the stream
+      return;
     }
     if (!this.aggregating) this.subject.complete();
   }
@@ -294,7 +351,7 @@ export class ProgramRunner {
 
   /** Open the next round (resuming after the last completed one). */
   start(): void {
-    if (!this.done && !this.round) this.open(this.nextAttempt());
+    if (!this.done && !this.round && !this.opening) this.open(this.nextAttempt());
     else if (this.done) this.subject.complete();
   }
 
@@ -302,22 +359,36 @@ export class ProgramRunner {
   stop(): void {
     this.stopped = true;
     if (this.round) clearRoundTimers(this.round);
+    this.round?.secagg?.stop(); // its phase timers too
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.subject.complete();
     this.d.evaluator?.close();
   }
 
   private nextAttempt(): number {
+    // every stored round is closed once the runner starts (failOpenRounds), and each closed one is in the history
     const number = this.completed + 1;
-    return this.d.store.rounds(this.d.spec.id).filter((r) => r.roundNumber === number).length + 1;
+    return this.history.filter((e) => e.roundNumber === number && e.roundId !== `${this.d.spec.id}.r${number}.budget`).length + 1;
   }
 
+  /** Open round attempt `attempt` (its record written first); a step (see settled()). */
   private open(attempt: number): void {
-    if (this.stopped || this.halted) return;
+    if (this.stopped || this.halted || this.opening) return;
     if (this.paused) {
       this.pausedAttempt = attempt;
       return;
     }
+    this.opening = true;
+    this.stepping('opening the round', async () => {
+      try {
+        await this.openNow(attempt);
+      } finally {
+        this.opening = false;
+      }
+    });
+  }
+
+  private async openNow(attempt: number): Promise<void> {
     const { spec, store } = this.d;
     const number = this.completed + 1;
     const now = Date.now();
@@ -344,8 +415,10 @@ export class ProgramRunner {
       this.subject.complete();
       return;
     }
-    const round = this.newRound(number, attempt, `${spec.id}.r${number}.a${attempt}`, now, now + spec.roundDeadlineMs);
-    store.openRound(this.record(round, 'open', ''));
+    const enrolled = await store.deviceCount(spec.id);
+    const round = this.newRound(number, attempt, `${spec.id}.r${number}.a${attempt}`, now, now + spec.roundDeadlineMs, enrolled);
+    await store.openRound(this.record(round, 'open', ''));
+    if (this.stopped || this.halted) return; // left open in the store, failed at the next start
     this.round = round;
     if (spec.sampling.scheme !== 'first-come')
       round.selectionTimer = setTimeout(() => this.guarded('closing the round\'s selection', () => this.closeSelection(round)), spec.sampling.selectionMs);
@@ -354,7 +427,7 @@ export class ProgramRunner {
       const wanted = spec.sampling.scheme === 'poisson' ? Infinity : Math.ceil(spec.cohortSize * spec.overSelect);
       round.secagg = new SecAggRound(round.id, wanted, spec.minUpdates, this.d.layout.updateLength, this.d.secAggBound, spec.secagg, this.d.signKeyOf, (o) => this.secAggFinished(round, o), round.log);
     }
-    round.timer = setTimeout(() => this.guarded('closing the round at its deadline', () => this.close('the deadline passed')), spec.roundDeadlineMs);
+    round.timer = setTimeout(() => this.close('the deadline passed', 'closing the round at its deadline'), Math.max(0, round.deadline - Date.now()));
     this.publish(eventOf(this.record(round, 'open', `round ${number} open (attempt ${attempt})`), 'OPEN'));
     round.log?.('round open', { attempt });
   }
@@ -369,16 +442,20 @@ export class ProgramRunner {
     try {
       fn();
     } catch (e) {
-      (this.round?.log ?? childLog(this.d.log, { program: this.d.spec.id }))?.('round step threw', { what, error: e instanceof Error ? e.message : String(e), stack: e instanceof Error ? e.stack : undefined });
+      this.logThrown(what, e);
     }
   }
 
-  private newRound(number: number, attempt: number, id: string, openedMs: number, deadline: number): OpenRound {
+  private logThrown(what: string, e: unknown): void {
+    (this.round?.log ?? childLog(this.d.log, { program: this.d.spec.id }))?.('round step threw', { what, error: e instanceof Error ? e.message : String(e), stack: e instanceof Error ? e.stack : undefined });
+  }
+
+  private newRound(number: number, attempt: number, id: string, openedMs: number, deadline: number, enrolled = 0): OpenRound {
     const { plan, strategy } = this.planner.plan(number);
     const log = childLog(this.d.log, { program: this.d.spec.id, round: number, roundId: id });
     const { scheme, rate, selectionMs } = this.d.spec.sampling;
     const sampler = new RoundSampler(scheme, rate, this.d.spec.cohortSize, this.d.rng);
-    return { number, attempt, id, openedMs, deadline, selected: new Map(), sampler, selectionEndsMs: openedMs + selectionMs, enrolled: this.d.store.deviceCount(this.d.spec.id), results: [], failures: [], bytes: 0, reports: [], plan, strategy, log };
+    return { number, attempt, id, openedMs, deadline, selected: new Map(), sampler, selectionEndsMs: openedMs + selectionMs, enrolled, results: [], failures: [], bytes: 0, reports: [], plan, strategy, log };
   }
 
   /** A device asks for work. */
@@ -398,6 +475,21 @@ export class ProgramRunner {
     r.selected.set(deviceId, 'working');
     r.secagg?.select(deviceId);
     return this.workFor(r);
+  }
+
+  /** True if the device is selected for the open round (working, done or failed in it). */
+  isSelected(deviceId: string): boolean {
+    return this.round?.selected.has(deviceId) ?? false;
+  }
+
+  /**
+   * Withdraw a selection made by checkIn (the database says another replica admitted the device
+   * to this round already): the place is free again. Ignored unless the device is still working.
+   */
+  unselect(deviceId: string, roundId: string): void {
+    const r = this.round;
+    if (!r || r.id !== roundId || this.aggregating || r.selected.get(deviceId) !== 'working' || r.secagg) return;
+    r.selected.delete(deviceId);
   }
 
   /** checkIn under poisson or fixed-cohort: the device's one coin (or its place in the draw) decides. */
@@ -426,9 +518,27 @@ export class ProgramRunner {
   /** Every enrolled device has checked in: no one else can be sampled, so the selection closes now. */
   private closeSelectionIfAllCheckedIn(r: OpenRound): void {
     if (r.sampler.selectionClosed || r.sampler.eligible < r.enrolled) return;
-    // counted once per round, and again only when it seems reached (enrolments may have come since)
-    r.enrolled = this.d.store.deviceCount(this.d.spec.id);
-    if (r.sampler.eligible >= r.enrolled) this.closeSelection(r);
+    // counted when the round opened, and again only when it seems reached (enrolments may have come since)
+    const { store, spec } = this.d;
+    const now = store.deviceCountNow?.(spec.id);
+    if (now !== undefined) {
+      r.enrolled = now;
+      if (r.sampler.eligible >= r.enrolled) this.closeSelection(r);
+      return;
+    }
+    // an engine without synchronous reads (PostgreSQL: other replicas enrol too) counts asynchronously
+    store.deviceCount(spec.id).then(
+      (n) => {
+        r.enrolled = Math.max(r.enrolled, n);
+        if (r.sampler.eligible >= r.enrolled) this.closeSelection(r);
+      },
+      (e: unknown) => this.logThrown('counting enrolled devices', e),
+    );
+  }
+
+  /** A device enrolled (through this process) while a round may be open: one more that may check in. */
+  noteEnrolment(): void {
+    if (this.round) this.round.enrolled += 1;
   }
 
   /** Close round `r`'s selection: fixed-cohort draws its cohort; the round may now be settled. */
@@ -490,7 +600,7 @@ export class ProgramRunner {
   /** A selected device's update was rejected (`kind`: the refusal's kind, see RejectionRecord): it counts as a failure of the round. */
   reject(deviceId: string, roundId: string, reason: string, kind = 'rejected'): void {
     const r = this.round;
-    if (!r || r.id !== roundId || r.selected.get(deviceId) !== 'working') return;
+    if (!r || r.id !== roundId || this.aggregating || r.selected.get(deviceId) !== 'working') return;
     r.selected.set(deviceId, 'failed');
     r.failures.push({ deviceId, reason });
     this.rejected.next({ programId: this.d.spec.id, roundId, roundNumber: r.number, deviceId, kind, reason, timeUnixMs: Date.now() });
@@ -504,12 +614,18 @@ export class ProgramRunner {
     if (full && [...r.selected.values()].every((s) => s !== 'working')) this.close(firstCome ? 'every selected device answered' : 'the selection closed and every sampled device answered');
   }
 
-  private close(why: string): void {
+  /** Close the open round (`what`: the step's name in a log line should it throw). */
+  private close(why: string, what = 'closing the round'): void {
     const r = this.round;
     if (!r || this.aggregating || this.stopped) return;
     clearRoundTimers(r);
     if (!r.sampler.selectionClosed) r.sampler.closeSelection();
     r.secagg?.stop();
+    this.aggregating = true; // from here no update joins the round (the rest of the step awaits the database)
+    this.stepping(what, () => this.closeNow(r, why));
+  }
+
+  private async closeNow(r: OpenRound, why: string): Promise<void> {
     const { spec, store } = this.d;
     for (const [id, s] of r.selected) {
       if (s !== 'working') continue;
@@ -526,25 +642,27 @@ export class ProgramRunner {
         : contributors < spec.minContributors
           ? `fewer than minContributors ${spec.minContributors} (one device's update is never published as the adapter)`
           : undefined;
-    if (short) return this.fail(r, `round ${r.number} failed: ${contributors} update(s) by the close (${why}), ${short}; retrying`);
-    this.aggregating = true;
+    if (short) {
+      this.aggregating = false;
+      return this.failNow(r, `round ${r.number} failed: ${contributors} update(s) by the close (${why}), ${short}; retrying`);
+    }
     if (r.acc) r.results.push({ deviceId: `fedavg-mean:${r.acc.count}`, update: r.acc.mean(), numExamples: r.acc.weight });
     // the spend is durable before any aggregate exists: a crash can only over-count
     const drawn = r.sampler.scheme === 'first-come' ? { eligible: r.selected.size, selected: r.selected.size } : { eligible: r.sampler.eligible, selected: r.sampler.sampled };
-    const entry = this.budget.charge(r.id, r.number, contributors, drawn);
-    if (entry) this.d.hooks?.afterLedger?.(entry);
-    this.publish(eventOf(this.record(r, 'open', `aggregating ${contributors} update(s) (${why})`), 'AGGREGATING'));
     let committed = false;
     try {
+      const entry = await this.budget.charge(r.id, r.number, contributors, drawn);
+      if (entry) this.d.hooks?.afterLedger?.(entry);
+      this.publish(eventOf(this.record(r, 'open', `aggregating ${contributors} update(s) (${why})`), 'AGGREGATING'));
       const agg = r.strategy.aggregate(r.number, this.global, r.results, r.failures);
       const refusal = publishRefusal(agg.global, contributors, ungated ? 0 : spec.minContributors);
       if (refusal) throw new Error(`${refusal}; the aggregate is not published`);
       const tensors = adapterTensorsFromFlat(this.d.baseConfig, spec.lora, agg.global);
-      const blob = this.d.blobs.put(encodeAdapterTensors({ baseSha256: this.d.baseSha256, lora: spec.lora, baseConfig: this.d.baseConfig }, tensors));
+      const blob = await this.d.blobs.put(encodeAdapterTensors({ baseSha256: this.d.baseSha256, lora: spec.lora, baseConfig: this.d.baseConfig }, tensors));
       const version = this.newest + 1;
       const rec = { ...this.record(r, 'completed', `round ${r.number} completed with ${contributors} update(s) (${why})`), adapterVersion: version, metrics: { ...agg.metrics, eligible: drawn.eligible, sampled: drawn.selected } };
       const release = this.d.releases?.forVersion({ version, sha256: blob.sha256, sizeBytes: blob.size, roundNumber: r.number }, 'version', this.epsilonSpent());
-      store.completeRound(rec, { version, sha256: blob.sha256, sizeBytes: blob.size }, release);
+      await store.completeRound(rec, { version, sha256: blob.sha256, sizeBytes: blob.size }, release);
       committed = true;
       this.newest = version;
       if (release) this.d.releases?.mirror(release);
@@ -554,10 +672,10 @@ export class ProgramRunner {
       this.completed += 1;
       this.round = undefined;
       this.aggregating = false;
-      const finish = (ev?: RoundEvalResult): void => {
+      const finish = async (ev?: RoundEvalResult): Promise<void> => {
         if (this.stopped) return;
         const evaluated = ev ? { ...rec, metrics: { ...rec.metrics, ...ev } } : rec;
-        if (ev) store.recordRoundEval(r.id, ev);
+        if (ev) await store.recordRoundEval(r.id, ev);
         this.publish(eventOf(evaluated, 'COMPLETED'));
         r.log?.('round completed', { version, updates: contributors, bytes: r.bytes, epsilon: this.epsilonSpent(), ...ev });
         if (this.done) this.subject.complete();
@@ -566,29 +684,34 @@ export class ProgramRunner {
       // the new adapter's held-out loss, computed in a worker thread: the COMPLETED event carries it
       if (this.d.evaluator) {
         this.evaluating = this.d.evaluator.evaluate(agg.global, r.number).then(
-          (ev) => this.guarded('recording the server-side evaluation', () => finish(ev)),
+          (ev) => finish(ev).catch((e: unknown) => this.logThrown('recording the server-side evaluation', e)),
           (e: unknown) => {
             r.log?.('server evaluation failed', { error: e instanceof Error ? e.message : String(e) });
-            this.guarded('completing the round after a failed evaluation', () => finish());
+            return finish().catch((e2: unknown) => this.logThrown('completing the round after a failed evaluation', e2));
           },
         );
-      } else finish();
+      } else await finish();
     } catch (e) {
       if (committed) throw e; // the version is durable; what failed after it is the caller's to log (guarded)
       // an aggregation that cannot finish, or may not be published, fails the round; the global
       // adapter and the strategy's own state (server-optimizer moments) are untouched
       r.strategy.rollback?.();
       this.aggregating = false;
-      this.fail(r, `round ${r.number} failed while aggregating: ${(e as Error).message}; retrying`);
+      await this.failNow(r, `round ${r.number} failed while aggregating: ${(e as Error).message}; retrying`);
     }
   }
 
-  /** Fail the open round with `message`, keep the current version, and retry after retryDelayMs. */
+  /** Fail the open round with `message`, keep the current version, and retry after retryDelayMs (a step). */
   private fail(r: OpenRound, message: string): void {
+    if (this.round === r) this.round = undefined; // no update joins it from here
+    this.stepping('failing the round', () => this.failNow(r, message));
+  }
+
+  private async failNow(r: OpenRound, message: string): Promise<void> {
     const { spec } = this.d;
+    if (this.round === r) this.round = undefined;
     const rec = this.record(r, 'failed', message);
-    this.d.store.failRound(rec);
-    this.round = undefined;
+    await this.d.store.failRound(rec);
     this.publish(eventOf(rec, 'FAILED'));
     r.log?.('round failed', { attempt: r.attempt, updates: rec.updates, reason: message });
     if (this.halted) return this.subject.complete();

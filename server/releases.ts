@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import nacl from 'tweetnacl';
 import { encodeManifest, parseManifest, parseReleaseFile, ReleaseError, releaseFileText, signManifest, verifyRelease, type ReleaseManifest, type SignedRelease } from '../proto/release.js';
 import type { ProgramSpec } from './program-config.js';
-import type { Store, StoredRelease, StoredReleaseKey, StoredVersion } from './store.js';
+import type { StateStore, StoredRelease, StoredReleaseKey, StoredVersion } from './storage/index.js';
 
 /** The folder of release files in a coordinator's data dir. */
 export const RELEASES_DIR = 'releases';
@@ -47,49 +47,67 @@ export class ProgramReleases {
   readonly key: StoredReleaseKey;
   private readonly dir: string;
 
-  /**
-   * Load or create the program's release key (a coordinator-held one is generated once; an
-   * offline one comes from the config and may not change: devices pinned it).
-   */
-  constructor(
+  /** The program's releases in sequence order (mirrored from the store: every write goes through mirror()). */
+  private readonly list: StoredRelease[];
+
+  private constructor(
     private readonly spec: ProgramSpec,
-    private readonly store: Store,
+    private readonly store: StateStore,
     private readonly baseSha256: string,
     dataDir: string,
+    key: StoredReleaseKey,
+    stored: readonly StoredRelease[],
   ) {
-    const stored = store.releaseKey(spec.id);
+    this.key = key;
+    this.list = [];
+    this.dir = join(dataDir, RELEASES_DIR, spec.id);
+    mkdirSync(this.dir, { recursive: true });
+    for (const r of stored) this.mirror(r);
+  }
+
+  /**
+   * Load or create the program's release key (a coordinator-held one is generated once; an
+   * offline one comes from the config and may not change: devices pinned it), and its releases.
+   */
+  static async load(spec: ProgramSpec, store: StateStore, baseSha256: string, dataDir: string): Promise<ProgramReleases> {
+    const stored = await store.releaseKey(spec.id);
     const wanted = spec.release;
+    let key: StoredReleaseKey;
     if (stored) {
       const storedHex = Buffer.from(stored.publicKey).toString('hex');
       if (stored.signing !== wanted.signing || (wanted.signing === 'offline' && storedHex !== wanted.publicKey)) {
         throw new RangeError(`program "${spec.id}": its release key was ${stored.signing} ${storedHex.slice(0, 12)}… when its devices enrolled, the config now says ${wanted.signing}${wanted.publicKey ? ` ${wanted.publicKey.slice(0, 12)}…` : ''}; devices pin the key, so use a new program id`);
       }
-      this.key = stored;
+      key = stored;
     } else {
       if (wanted.signing === 'coordinator') {
         const kp = nacl.sign.keyPair();
-        this.key = { signing: 'coordinator', publicKey: kp.publicKey, secretKey: kp.secretKey };
-      } else this.key = { signing: 'offline', publicKey: Uint8Array.from(Buffer.from(wanted.publicKey, 'hex')) };
-      store.setReleaseKey(spec.id, this.key);
+        key = { signing: 'coordinator', publicKey: kp.publicKey, secretKey: kp.secretKey };
+      } else key = { signing: 'offline', publicKey: Uint8Array.from(Buffer.from(wanted.publicKey, 'hex')) };
+      await store.setReleaseKey(spec.id, key);
     }
-    this.dir = join(dataDir, RELEASES_DIR, spec.id);
-    mkdirSync(this.dir, { recursive: true });
-    for (const r of store.releases(spec.id)) this.mirror(r);
+    return new ProgramReleases(spec, store, baseSha256, dataDir, key, await store.releases(spec.id));
+  }
+
+  /** Read the program's releases again (another replica may have added some). */
+  async reload(): Promise<void> {
+    for (const r of await this.store.releases(this.spec.id)) this.mirror(r);
   }
 
   /** Every release of the program, in sequence order. */
   all(): StoredRelease[] {
-    return this.store.releases(this.spec.id);
+    return [...this.list];
   }
 
   /** The newest signed release (what devices get), if any. */
   published(): StoredRelease | undefined {
-    return this.all().filter((r) => r.signature.length > 0).pop();
+    for (let i = this.list.length - 1; i >= 0; i--) if (this.list[i].signature.length > 0) return this.list[i];
+    return undefined;
   }
 
   /** The newest release, signed or not: its version is the program's current adapter. */
   newest(): StoredRelease | undefined {
-    return this.all().pop();
+    return this.list[this.list.length - 1];
   }
 
   /** Why the program may not open a round: its newest release awaits its offline signature. */
@@ -123,8 +141,14 @@ export class ProgramReleases {
     return { programId: this.spec.id, sequence, version: v.version, kind, manifest, signature };
   }
 
-  /** Write a release's mirror file (after it is in the store). */
+  /** Take a release the store now holds into the in-memory list and write its mirror file. */
   mirror(r: StoredRelease): void {
+    const at = this.list.findIndex((x) => x.sequence === r.sequence);
+    if (at >= 0) this.list[at] = r;
+    else {
+      this.list.push(r);
+      this.list.sort((a, b) => a.sequence - b.sequence);
+    }
     writeAtomic(join(this.dir, releaseFileName(r.sequence, r.version)), releaseFileText(r));
   }
 
@@ -133,14 +157,14 @@ export class ProgramReleases {
    * Returns the stored release (a rollback: not yet stored — the caller adds it with the round
    * state it resets); ReleaseError with the reason otherwise.
    */
-  submitted(s: SignedRelease, epsilon: number): { readonly release: StoredRelease; readonly rollbackTo?: StoredVersion } {
+  async submitted(s: SignedRelease, epsilon: number): Promise<{ readonly release: StoredRelease; readonly rollbackTo?: StoredVersion }> {
     const m = parseManifest(s.manifest);
     if (m.program !== this.spec.id) throw new ReleaseError(`the release is for program "${m.program}", not "${this.spec.id}"`);
     const newest = this.newest();
     if (newest && newest.signature.length === 0 && newest.sequence === m.sequence) {
       if (Buffer.compare(Buffer.from(newest.manifest), Buffer.from(s.manifest)) !== 0) throw new ReleaseError(`the signed manifest is not the manifest of release ${newest.sequence} that awaits a signature`);
       verifyRelease(s, this.key.publicKey);
-      this.store.signRelease(this.spec.id, m.sequence, s.signature);
+      await this.store.signRelease(this.spec.id, m.sequence, s.signature);
       const rel = { ...newest, signature: s.signature };
       this.mirror(rel);
       return { release: rel };
@@ -149,7 +173,7 @@ export class ProgramReleases {
     if (this.awaiting()) throw new ReleaseError(`a rollback cannot be published while ${this.awaiting()}`);
     const next = (newest?.sequence ?? 0) + 1;
     if (m.sequence !== next) throw new ReleaseError(`the rollback's sequence is ${m.sequence}, but the program's next release is ${next}`);
-    const target = this.store.version(this.spec.id, m.version);
+    const target = await this.store.version(this.spec.id, m.version);
     if (!target) throw new ReleaseError(`program ${this.spec.id} has no adapter version ${m.version} to roll back to`);
     if (newest && newest.version === m.version) throw new ReleaseError(`adapter version ${m.version} is already the program's current version`);
     if (target.sha256 !== m.adapterSha256 || target.sizeBytes !== m.adapterBytes || m.baseSha256 !== this.baseSha256 || m.round !== target.roundNumber) {

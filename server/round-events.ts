@@ -2,7 +2,7 @@
  * What a program's rounds say to the outside: round events (as WatchRounds streams them), the
  * work order a selected device gets, and the come-back answer to a device with no work.
  */
-import type { StoredRound } from './store.js';
+import type { StoredRound } from './storage/index.js';
 
 /** Lifecycle states of a round (the wire's RoundState without the prefix). */
 export type RoundStateName = 'OPEN' | 'AGGREGATING' | 'COMPLETED' | 'FAILED';

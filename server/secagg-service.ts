@@ -7,7 +7,7 @@ import type { SecAggResponse } from '../proto/generated/fedtune/v1/SecAggRespons
 import { advertFromWire, advertToWire, secAggParamsToWire, shareFromWire, shareToWire, unmaskFromWire, unmaskRequestToWire } from '../proto/secagg-codec.js';
 import type { ProgramState } from './coordinator.js';
 import { refuse } from './errors.js';
-import type { StoredDevice } from './store.js';
+import type { StoredDevice } from './storage/index.js';
 
 const WAIT_MS = 100;
 

@@ -25,7 +25,7 @@ import { CoordinatorError, refuse, toStatus } from './errors.js';
 import { peerKey } from './enrol-throttle.js';
 import { StreamQuota } from './stream-quota.js';
 import type { RoundEventRecord } from './program-runner.js';
-import type { StoredDevice } from './store.js';
+import type { StoredDevice } from './storage/index.js';
 
 const SERVICE = 'fedtune.v1.Coordinator';
 
@@ -41,7 +41,7 @@ const fullMethod = (method: string): string => `/${SERVICE}/${method}`;
  * Authenticate a request (for UploadUpdate: its header chunk) by the bytes it arrived as, for
  * `method` and the program it names (DownloadBlob names none: the device's own).
  */
-function authenticate(c: Coordinator, method: string, request: object, auth: Auth__Output | null | undefined, programId?: string): StoredDevice {
+function authenticate(c: Coordinator, method: string, request: object, auth: Auth__Output | null | undefined, programId?: string): Promise<StoredDevice> {
   requireWellFormed(request);
   const raw = rawRequestBytes(request);
   if (!raw) throw new Error(`${method}: the request's wire bytes were not kept (proto/raw-request.ts)`);
@@ -71,17 +71,21 @@ function releaseOf(p: ProgramState, version: number): { manifest: Buffer; signat
   return rel ? { manifest: Buffer.from(rel.manifest), signature: Buffer.from(rel.signature) } : null;
 }
 
-/** Unary handler: check the request's wire types, run `fn`, answer once with its value or its status. */
-function unary<Req extends object, Res>(fn: (req: Req, call: grpc.ServerUnaryCall<Req, Res>) => Res): grpc.handleUnaryCall<Req, Res> {
+/** Unary handler: check the request's wire types, run `fn`, answer once with its value or its status (whether it throws or rejects). */
+function unary<Req extends object, Res>(fn: (req: Req, call: grpc.ServerUnaryCall<Req, Res>) => Res | Promise<Res>): grpc.handleUnaryCall<Req, Res> {
   return (call, callback) => {
-    let res: Res;
+    let res: Res | Promise<Res>;
     try {
       requireWellFormed(call.request);
       res = fn(call.request, call);
     } catch (e) {
       return callback(toStatus(e));
     }
-    callback(null, res);
+    if (!(res instanceof Promise)) return callback(null, res);
+    res.then(
+      (v) => callback(null, v),
+      (e: unknown) => callback(toStatus(e)),
+    );
   };
 }
 
@@ -98,21 +102,21 @@ export function coordinatorHandlers(c: Coordinator): CoordinatorHandlers {
   const watches = new StreamQuota(DEVICE_STREAM_LIMITS.watches);
   const uploads = new StreamQuota(DEVICE_STREAM_LIMITS.uploads);
   return {
-    Enroll: unary((req, call) => {
+    Enroll: unary(async (req, call) => {
       const proof = req.proof ? { nonce: req.proof.nonce, timestamp: req.proof.timestampMs, signature: bytesFromWire(req.proof.signature) } : null;
-      const r = c.enroll(
+      const r = await c.enroll(
         { programId: req.programId, token: req.enrolmentToken, signPublicKey: bytesFromWire(req.signPublicKey), boxPublicKey: bytesFromWire(req.boxPublicKey), label: req.label, proof },
         peerKey(call.getPeer()),
       );
       return { deviceId: r.deviceId, programBoxPublicKey: Buffer.from(r.programBoxPublicKey), releasePublicKey: Buffer.from(r.releasePublicKey) };
     }),
 
-    GetProgram: unary((req) => {
-      const device = authenticate(c, 'GetProgram', req, req.auth, req.programId);
+    GetProgram: unary(async (req) => {
+      const device = await authenticate(c, 'GetProgram', req, req.auth, req.programId);
       const p = c.programOf(device, req.programId);
       // the adapter devices get is the one the newest signed release names
       const rel = p.releases.published();
-      const v = (rel && c.store.version(p.spec.id, rel.version)) || p.runner.latestVersion;
+      const v = (rel && (rel.version === p.runner.latestVersion.version ? p.runner.latestVersion : await c.store.version(p.spec.id, rel.version))) || p.runner.latestVersion;
       return {
         release: rel ? { manifest: Buffer.from(rel.manifest), signature: Buffer.from(rel.signature) } : null,
         releasePublicKey: Buffer.from(p.releases.key.publicKey),
@@ -131,10 +135,10 @@ export function coordinatorHandlers(c: Coordinator): CoordinatorHandlers {
     }),
 
     DownloadBlob: downloadBlobHandler(
-      c.blobs,
-      (req) => {
+      c.blobBackend,
+      async (req) => {
         try {
-          c.authorizeBlob(authenticate(c, 'DownloadBlob', req, req.auth), req.sha256);
+          await c.authorizeBlob(await authenticate(c, 'DownloadBlob', req, req.auth), req.sha256);
           return null;
         } catch (e) {
           return toStatus(e);
@@ -144,14 +148,15 @@ export function coordinatorHandlers(c: Coordinator): CoordinatorHandlers {
       (req) => downloads.tryAdmit(req.auth?.deviceId ?? '') ?? toStatus(new CoordinatorError('resource-exhausted', `this device already has ${DEVICE_STREAM_LIMITS.downloads} downloads open; retry when one has ended`)),
     ),
 
-    CheckIn: unary((req) => {
-      const device = authenticate(c, 'CheckIn', req, req.auth, req.programId);
+    CheckIn: unary(async (req) => {
+      const device = await authenticate(c, 'CheckIn', req, req.auth, req.programId);
       const p = c.programOf(device, req.programId);
       // the version the device holds: 0 = none yet (it starts from version 0, the initial adapter)
       const latest = p.runner.newestVersion;
       if (!Number.isSafeInteger(req.adapterVersion) || req.adapterVersion < 0) refuse('invalid-argument', `adapter_version must be a version number ≥ 0, got ${req.adapterVersion}`);
-      if (req.adapterVersion > latest) refuse('invalid-argument', `adapter_version ${req.adapterVersion} is newer than the latest version ${latest} of program "${p.spec.id}"`);
-      const w = p.runner.checkIn(device.id);
+      // (a replica that does not drive the program knows the versions of its start only)
+      if (req.adapterVersion > latest && c.drives(p.spec.id)) refuse('invalid-argument', `adapter_version ${req.adapterVersion} is newer than the latest version ${latest} of program "${p.spec.id}"`);
+      const w = await c.checkIn(p, device.id);
       if ('retryAfterMs' in w) return { later: { retryAfterMs: w.retryAfterMs, reason: w.reason, programComplete: w.programComplete } };
       return {
         work: {
@@ -187,14 +192,19 @@ export function coordinatorHandlers(c: Coordinator): CoordinatorHandlers {
         if (err) callback(toStatus(err));
         else callback(null, { roundId, bytesReceived: bytes });
       };
-      call.on('data', (chunk: { header?: UpdateHeader__Output | null; data?: Buffer | null; part?: string }) => {
+      // chunks are handled one after another, in order: authenticating the header awaits the database
+      let queue: Promise<void> = Promise.resolve();
+      const inOrder = (f: () => void | Promise<void>): void => {
+        queue = queue.then(f).catch((e: unknown) => answer(e));
+      };
+      call.on('data', (chunk: { header?: UpdateHeader__Output | null; data?: Buffer | null; part?: string }) => inOrder(async () => {
         if (answered) return;
         try {
           requireWellFormed(chunk);
           if (chunk.part === 'header' && chunk.header) {
             if (header) refuse('invalid-argument', 'the update stream carries a second header');
             header = chunk.header;
-            device = authenticate(c, 'UploadUpdate', chunk, header.auth, header.programId);
+            device = await authenticate(c, 'UploadUpdate', chunk, header.auth, header.programId);
             program = c.programOf(device, header.programId);
             program.runner.expectUpload(device.id, header.roundId);
             const expected = c.sealedBytes(program, header.encoding);
@@ -220,26 +230,30 @@ export function coordinatorHandlers(c: Coordinator): CoordinatorHandlers {
           if (e instanceof CoordinatorError && device && header && e.kind !== 'unauthenticated') program?.runner.reject(device.id, header.roundId, e.message, e.kind);
           answer(e);
         }
-      });
-      call.on('end', () => {
+      }));
+      call.on('end', () => inOrder(async () => {
         if (answered) return;
         try {
           if (!header || !buf || !device || !program) refuse('invalid-argument', 'the update stream ended without a header');
           if (got !== buf.length) refuse('invalid-argument', `the stream ended after ${got} of the ${buf.length} bytes its header announced`);
           if (createHash('sha256').update(buf).digest('hex') !== header.payloadSha256) refuse('invalid-argument', 'the payload does not match payload_sha256');
           c.acceptUpdate(device, program, header.roundId, header.encoding, header.numExamples, buf, header.unclipped);
-          answer(null, got, header.roundId);
+          // an update that closed its round is acknowledged once the round's outcome is committed (as before the store was asynchronous)
+          const roundId = header.roundId;
+          const bytes = got;
+          await program.runner.settled().catch(() => undefined);
+          answer(null, bytes, roundId);
         } catch (e) {
           answer(e);
         }
-      });
+      }));
       // 'cancelled' also comes after every answered upload: build no error (and its stack) for it then
       call.on('error', () => answered || answer(new CoordinatorError('unavailable', 'the upload stream broke')));
       call.on('cancelled', () => answered || answer(new CoordinatorError('unavailable', 'the device left the upload')));
     },
 
-    SecAgg: unary((req) => {
-      const device = authenticate(c, 'SecAgg', req, req.auth, req.programId);
+    SecAgg: unary(async (req) => {
+      const device = await authenticate(c, 'SecAgg', req, req.auth, req.programId);
       return secAggStage(c.programOf(device, req.programId), device, req, requestBytes('SecAgg', req));
     }),
 
@@ -253,8 +267,10 @@ export function coordinatorHandlers(c: Coordinator): CoordinatorHandlers {
         if (err) call.emit('error', toStatus(err));
         else call.end();
       };
+      void (async () => {
       try {
-        const device = authenticate(c, 'WatchRounds', call.request, call.request.auth, call.request.programId);
+        const device = await authenticate(c, 'WatchRounds', call.request, call.request.auth, call.request.programId);
+        if (finished || call.cancelled) return;
         const p = c.programOf(device, call.request.programId);
         const release = watches.tryAdmit(device.id);
         if (!release) refuse('resource-exhausted', `this device already has ${DEVICE_STREAM_LIMITS.watches} WatchRounds streams open; retry when one has ended`);
@@ -291,6 +307,7 @@ export function coordinatorHandlers(c: Coordinator): CoordinatorHandlers {
       } catch (e) {
         finish(e);
       }
+      })();
     },
   };
 }

@@ -52,12 +52,11 @@ export interface RunningCoordinator {
 
 /** Start a coordinator on a port. */
 export async function startCoordinator(options: StartOptions): Promise<RunningCoordinator> {
-  const coordinator = new Coordinator(options);
   const drainMs = options.drainMs ?? 0;
   if (!Number.isFinite(drainMs) || drainMs < 0) {
-    coordinator.close();
     throw new RangeError(`startCoordinator: options.drainMs must be a non-negative number of ms, got ${drainMs}`);
   }
+  const coordinator = await Coordinator.open(options);
   const { fedtune, health: healthProto } = loadProtos();
   const server = new grpc.Server({
     'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
@@ -83,10 +82,10 @@ export async function startCoordinator(options: StartOptions): Promise<RunningCo
   try {
     port = await new Promise<number>((resolve, reject) => server.bindAsync(`${host}:${options.port ?? 0}`, options.credentials ?? grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
   } catch (e) {
-    coordinator.close();
+    await coordinator.close();
     throw new Error(`cannot listen on ${host}:${options.port ?? 0}: ${(e as Error).message}`);
   }
-  coordinator.start();
+  await coordinator.start();
   let closing: Promise<void> | undefined;
   return {
     coordinator,
@@ -107,7 +106,7 @@ export async function startCoordinator(options: StartOptions): Promise<RunningCo
           health.endWatches();
           coordinator.stopPrograms();
         });
-        coordinator.close();
+        await coordinator.close();
       })();
       return closing;
     },

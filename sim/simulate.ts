@@ -247,7 +247,7 @@ export async function runSimulation(options: SimulationOptions = {}): Promise<Si
   const final = runner.current();
   const federated: LossRow = { ...evaluate('federated', final.global), bytesUp: totalUp, bytesDown: down, seconds: federatedSeconds, ...(program.dp.mode !== 'none' ? { epsilon: runner.epsilonSpent() } : {}) };
   const adapterPath = join(outDir, 'federated-adapter.safetensors');
-  copyFileSync(join(outDir, 'coordinator', 'blobs', running.coordinator.store.latestVersion('demo').sha256), adapterPath);
+  copyFileSync(join(outDir, 'coordinator', 'blobs', (await running.coordinator.store.latestVersion('demo')).sha256), adapterPath);
   await running.shutdown(2000);
   log(`federated: ${rounds} rounds in ${federatedSeconds.toFixed(1)} s; ${summaries.reduce((s, x) => s + x.updatesAccepted, 0)} updates accepted`);
 

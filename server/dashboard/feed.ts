@@ -9,7 +9,7 @@ import { parseManifest, type ReleaseManifest } from '../../proto/release.js';
 import type { Admin, AdminDevice, AdminProgram } from '../admin.js';
 import type { Coordinator } from '../coordinator.js';
 import type { RejectionRecord, RoundEventRecord, RoundStateName } from '../round-events.js';
-import type { StoredRound } from '../store.js';
+import type { StoredRound } from '../storage/index.js';
 
 /** Round attempts a snapshot carries per program (the newest). */
 export const SNAPSHOT_ROUNDS = 500;
@@ -79,23 +79,36 @@ export class DashboardFeed {
   private readonly subs: Subscription[] = [];
   private lastProgramJson = new Map<string, string>();
 
-  /** Follow `c`; `refreshMs` is how often enrolments and device activity are looked at (default 2000). */
-  constructor(
+  /** Each program's view as last read (snapshot() answers from it; refreshPrograms() reads it again). */
+  private readonly views = new Map<string, ProgramView>();
+
+  private constructor(
     private readonly c: Coordinator,
     private readonly admin: Admin,
-    refreshMs = 2000,
-  ) {
+  ) {}
+
+  /** Follow `c`; `refreshMs` is how often enrolments and device activity are looked at (default 2000). */
+  static async open(c: Coordinator, admin: Admin, refreshMs = 2000): Promise<DashboardFeed> {
     if (!Number.isFinite(refreshMs) || refreshMs < 100) throw new RangeError(`DashboardFeed: refreshMs must be at least 100, got ${refreshMs}`);
+    const f = new DashboardFeed(c, admin);
     for (const id of c.programIds()) {
       const m = new Map<string, RoundView>();
-      for (const r of c.store.rounds(id).slice(-SNAPSHOT_ROUNDS)) m.set(r.roundId, this.fromStored(r));
-      this.rounds.set(id, m);
+      f.rounds.set(id, m);
       const runner = c.program(id).runner;
-      this.subs.push(runner.events$.subscribe((e) => this.onEvent(e)));
-      this.subs.push(runner.rejections$.subscribe((e) => this.onRejection(e)));
-      this.lastProgramJson.set(id, JSON.stringify(this.programView(id)));
+      f.subs.push(runner.events$.subscribe((e) => f.onEvent(e)));
+      f.subs.push(runner.rejections$.subscribe((e) => f.onRejection(e)));
+      // stored rounds first; what events brought while they were read is newer and stays
+      const stored = (await c.store.rounds(id)).slice(-SNAPSHOT_ROUNDS);
+      const live = new Map(m);
+      m.clear();
+      for (const r of stored) m.set(r.roundId, f.fromStored(r));
+      for (const [k, v] of live) m.set(k, v);
+      const view = await f.programView(id);
+      f.views.set(id, view);
+      f.lastProgramJson.set(id, JSON.stringify(view));
     }
-    this.subs.push(interval(refreshMs).subscribe(() => this.refreshPrograms()));
+    f.subs.push(interval(refreshMs).subscribe(() => void f.refreshPrograms().catch(() => undefined)));
+    return f;
   }
 
   /** Every update from now on. */
@@ -107,13 +120,13 @@ export class DashboardFeed {
   snapshot(): DashboardSnapshot {
     return {
       timeMs: Date.now(),
-      programs: this.c.programIds().map((id) => ({ ...this.programView(id), rounds: [...(this.rounds.get(id)?.values() ?? [])] })),
+      programs: this.c.programIds().map((id) => ({ ...(this.views.get(id) as ProgramView), rounds: [...(this.rounds.get(id)?.values() ?? [])] })),
     };
   }
 
   /** Send every program whose view changed (admin actions call this at once; the timer every refreshMs). */
-  refreshPrograms(): void {
-    for (const id of this.c.programIds()) this.emitProgram(id);
+  async refreshPrograms(): Promise<void> {
+    for (const id of this.c.programIds()) await this.emitProgram(id);
   }
 
   /** Stop following the coordinator; updates$ completes. */
@@ -122,20 +135,25 @@ export class DashboardFeed {
     this.out.complete();
   }
 
-  private programView(id: string): ProgramView {
+  private async programView(id: string): Promise<ProgramView> {
     const p = this.c.program(id);
     const releases = p.releases
       .all()
       .slice(-VIEW_RELEASES)
       .reverse()
       .map((r) => ({ sequence: r.sequence, signed: r.signature.length > 0, manifest: parseManifest(r.manifest) }));
-    return { ...this.admin.program(id), devices: this.admin.devices(id).slice(0, VIEW_DEVICES), releases };
+    return { ...(await this.admin.program(id)), devices: (await this.admin.devices(id)).slice(0, VIEW_DEVICES), releases };
   }
 
-  private emitProgram(id: string): void {
-    const view = this.programView(id);
-    // lastSeen moves on every request: compare without it, so only meaningful changes go out
-    const key = JSON.stringify({ ...view, devices: view.devices.map((d) => ({ ...d, lastSeenMs: 0 })) });
+  /** A view's identity for change detection: lastSeen moves on every request, so it is left out. */
+  private viewKey(view: ProgramView): string {
+    return JSON.stringify({ ...view, devices: view.devices.map((d) => ({ ...d, lastSeenMs: 0 })) });
+  }
+
+  private async emitProgram(id: string): Promise<void> {
+    const view = await this.programView(id);
+    this.views.set(id, view);
+    const key = this.viewKey(view);
     if (this.lastProgramJson.get(id) === key) return;
     this.lastProgramJson.set(id, key);
     this.out.next({ type: 'program', program: view });

@@ -106,7 +106,7 @@ export async function startDashboard(o: DashboardOptions): Promise<RunningDashbo
   if (!Number.isInteger(maxConnections) || maxConnections <= maxClients) throw new RangeError(`startDashboard: options.maxConnections must be an integer above maxClients (${maxClients}), got ${maxConnections}`);
   const log = o.log ?? (() => {});
   const admin = new Admin(o.coordinator, o.adminToken, log);
-  const feed = new DashboardFeed(o.coordinator, admin, o.refreshMs);
+  const feed = await DashboardFeed.open(o.coordinator, admin, o.refreshMs);
   const streams = new Set<{ res: ServerResponse; sub: Subscription; beat: NodeJS.Timeout }>();
 
   const events = (req: IncomingMessage, res: ServerResponse): void => {
@@ -130,7 +130,7 @@ export async function startDashboard(o: DashboardOptions): Promise<RunningDashbo
     });
   };
 
-  const adminRoute = (req: IncomingMessage, res: ServerResponse, parts: string[]): void => {
+  const adminRoute = async (req: IncomingMessage, res: ServerResponse, parts: string[]): Promise<void> => {
     // parts: ['programs', ID?, ('pause'|'resume'|'stop'|'devices'|'rounds')?, DEV?, 'revoke'?]
     const method = req.method ?? 'GET';
     const actor = actorOf(req);
@@ -141,16 +141,24 @@ export async function startDashboard(o: DashboardOptions): Promise<RunningDashbo
     if ((wantPost ? 'POST' : 'GET') !== method) return json(res, 405, { error: `${route} takes ${wantPost ? 'POST' : 'GET'}, not ${method}` });
     admin.authorize(bearer(req), actor, route);
     let out: unknown;
-    if (route === 'programs list') out = admin.programs();
-    else if (route === 'program pause') out = admin.pause(id, actor);
-    else if (route === 'program resume') out = admin.resume(id, actor);
-    else if (route === 'program stop') out = admin.stop(id, actor);
-    else if (route === 'devices list') out = admin.devices(id);
-    else if (route === 'device revoke') out = admin.revoke(id, dev, actor);
-    else out = admin.rounds(id);
-    if (wantPost) feed.refreshPrograms();
+    if (route === 'programs list') out = await admin.programs();
+    else if (route === 'program pause') out = await admin.pause(id, actor);
+    else if (route === 'program resume') out = await admin.resume(id, actor);
+    else if (route === 'program stop') out = await admin.stop(id, actor);
+    else if (route === 'devices list') out = await admin.devices(id);
+    else if (route === 'device revoke') out = await admin.revoke(id, dev, actor);
+    else out = await admin.rounds(id);
+    if (wantPost) await feed.refreshPrograms();
     else admin.audit(actor, route, 'ok', id === undefined ? {} : { program: id });
     json(res, 200, out);
+  };
+
+  const failed = (req: IncomingMessage, res: ServerResponse, e: unknown): void => {
+    if (e instanceof CoordinatorError) return json(res, HTTP_STATUS[e.kind], { error: e.message });
+    if (e instanceof URIError) return json(res, 400, { error: 'the path is not valid percent-encoding' });
+    log('dashboard request failed', { path: req.url, error: (e as Error).message });
+    if (!res.headersSent) json(res, 500, { error: 'the dashboard failed to answer; see the coordinator log' });
+    else res.end();
   };
 
   const server: Server = createServer((req, res) => {
@@ -159,7 +167,8 @@ export async function startDashboard(o: DashboardOptions): Promise<RunningDashbo
       const path = url.pathname;
       if (path.startsWith('/api/admin/')) {
         const parts = path.slice('/api/admin/'.length).split('/').map((x) => decodeURIComponent(x));
-        return adminRoute(req, res, parts);
+        adminRoute(req, res, parts).catch((e: unknown) => failed(req, res, e));
+        return;
       }
       if (req.method !== 'GET' && req.method !== 'HEAD') return json(res, 405, { error: `${path} is read-only (GET)` });
       if (path === '/api/state') return json(res, 200, feed.snapshot());
@@ -168,11 +177,7 @@ export async function startDashboard(o: DashboardOptions): Promise<RunningDashbo
       if (asset) return send(res, 200, asset.body, asset.type);
       json(res, 404, { error: `nothing at ${path}` });
     } catch (e) {
-      if (e instanceof CoordinatorError) return json(res, HTTP_STATUS[e.kind], { error: e.message });
-      if (e instanceof URIError) return json(res, 400, { error: 'the path is not valid percent-encoding' });
-      log('dashboard request failed', { path: req.url, error: (e as Error).message });
-      if (!res.headersSent) json(res, 500, { error: 'the dashboard failed to answer; see the coordinator log' });
-      else res.end();
+      failed(req, res, e);
     }
   });
   server.maxConnections = maxConnections; // slow or idle sockets cannot pile up past this

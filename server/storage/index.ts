@@ -1,6 +1,6 @@
 /**
  * server/storage/: the coordinator's state and blobs on either engine — embedded SQLite (the
- * single-node default, the same file as today's Store) or PostgreSQL (shared by replicas) — with
+ * single-node default, the same file the pre-StateStore coordinator wrote) or PostgreSQL (shared by replicas) — with
  * one schema and versioned migrations applied at open.
  */
 import { migrate } from './migrate.js';

@@ -1,7 +1,7 @@
 /**
  * The one schema of both engines, as numbered migration steps. Step texts name column types by
  * token — {int} (64-bit integer), {real} (double), {bytes} — rendered per engine, so SQLite gets
- * exactly the types today's Store (server/store.ts) creates and existing data directories open
+ * exactly the types the former single-node Store (now test/support/legacy-store.ts) creates and existing data directories open
  * unchanged. Steps are append-only: never edit a released step, add the next number.
  */
 import type { StorageEngine } from './state-store.js';

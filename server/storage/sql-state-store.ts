@@ -94,6 +94,16 @@ export class SqlStateStore extends SqlClaims implements StateStore {
     return r ? deviceFromRow(r) : undefined;
   }
 
+  deviceNow(id: string): StoredDevice | undefined {
+    const r = this.db.getNow?.('SELECT * FROM devices WHERE id = ?', [id]);
+    return r ? deviceFromRow(r) : undefined;
+  }
+
+  deviceCountNow(programId: string): number | undefined {
+    const r = this.db.getNow?.('SELECT COUNT(*) AS n FROM devices WHERE program_id = ?', [programId]);
+    return r ? num(r.n) : undefined;
+  }
+
   async deviceCount(programId: string): Promise<number> {
     return num((await this.db.get('SELECT COUNT(*) AS n FROM devices WHERE program_id = ?', [programId]))?.n);
   }

@@ -17,6 +17,11 @@ export interface SqlExecutor {
   all(sql: string, params?: readonly SqlValue[]): Promise<Row[]>;
   /** The first row of a query, if any. */
   get(sql: string, params?: readonly SqlValue[]): Promise<Row | undefined>;
+  /**
+   * The first row of a query, synchronously — only engines that can (SQLite: one connection in
+   * this process) have it; it does not wait for a running transaction (it may see its writes).
+   */
+  getNow?(sql: string, params?: readonly SqlValue[]): Row | undefined;
   /** Run a write; returns how many rows it changed. */
   run(sql: string, params?: readonly SqlValue[]): Promise<number>;
   /** Run parameterless statements (DDL), possibly several separated by semicolons. */

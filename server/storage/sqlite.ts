@@ -1,5 +1,5 @@
 /**
- * The SQLite engine: one better-sqlite3 connection to the same file the single-node Store uses
+ * The SQLite engine: one better-sqlite3 connection to the same file the single-node Store (before server/storage/; now test/support/legacy-store.ts) used
  * (same pragmas: WAL, synchronous = FULL, foreign keys, exclusive locking — one process at a
  * time). Calls are synchronous underneath; a transaction holds a gate so that other callers'
  * statements wait for it instead of landing inside it.
@@ -30,6 +30,10 @@ class Direct implements SqlExecutor {
   }
 
   async get(sql: string, params: readonly SqlValue[] = []): Promise<Row | undefined> {
+    return this.getNow(sql, params);
+  }
+
+  getNow(sql: string, params: readonly SqlValue[] = []): Row | undefined {
     return this.prepared(sql).get(...bind(params)) as Row | undefined;
   }
 
@@ -94,6 +98,10 @@ export class SqliteExecutor implements SqlExecutor {
 
   run(sql: string, params?: readonly SqlValue[]): Promise<number> {
     return this.queued(() => this.direct.run(sql, params));
+  }
+
+  getNow(sql: string, params: readonly SqlValue[] = []): Row | undefined {
+    return this.direct.getNow(sql, params);
   }
 
   exec(sql: string): Promise<void> {

@@ -1,7 +1,7 @@
 /**
  * The coordinator's durable state behind one asynchronous interface, whatever the engine: the
  * embedded SQLite file (the default, one process) or PostgreSQL (shared by coordinator replicas).
- * Every method of the synchronous Store (server/store.ts) is here, Promise-returning, plus
+ * Every method of the former synchronous Store (test/support/legacy-store.ts) is here, Promise-returning, plus
  * transactions and what replicas need to agree through the database: nonces, round
  * participation, per-replica partial sums and a lease per program — each atomic in the database.
  */
@@ -15,7 +15,7 @@ import type {
   StoredReleaseKey,
   StoredRound,
   StoredVersion,
-} from '../store.js';
+} from './records.js';
 
 export type { LedgerEntry, ListedDevice, StoredDevice, StoredProgram, StoredProgramAdmin, StoredRelease, StoredReleaseKey, StoredRound, StoredVersion };
 
@@ -63,6 +63,10 @@ export interface StateStore {
   enrollDevice(d: StoredDevice, now?: number): Promise<StoredDevice>;
   /** A device by id. */
   device(id: string): Promise<StoredDevice | undefined>;
+  /** A device by id, synchronously, where the engine allows it (SQLite); undefined if it does not or there is none. */
+  deviceNow?(id: string): StoredDevice | undefined;
+  /** Devices enrolled in a program, synchronously, where the engine allows it (SQLite); undefined if it does not. */
+  deviceCountNow?(programId: string): number | undefined;
   /** Devices enrolled in a program. */
   deviceCount(programId: string): Promise<number>;
   /** The newest adapter version of a program; RangeError if it has none. */

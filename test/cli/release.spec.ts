@@ -20,14 +20,14 @@ describe('fedtune release (offline signing)', function () {
   let c: Coordinator | undefined;
   after(() => c?.close());
 
-  it('keygen, then a coordinator that waits for the signature, sign, submit, list, verify', () => {
+  it('keygen, then a coordinator that waits for the signature, sign, submit, list, verify', async () => {
     const gen = fedtune('release', 'keygen', '--out', key);
     assert.equal(gen.code, 0, gen.stderr);
     const pub = gen.stdout.trim();
     assert.match(pub, /^[0-9a-f]{64}$/);
     assert.equal(readFileSync(`${key}.pub`, 'utf8').trim(), pub);
-    c = new Coordinator({ dataDir: data, programs: [smallProgram('off', { release: { signing: 'offline', publicKey: pub } })] });
-    c.start();
+    c = await Coordinator.open({ dataDir: data, programs: [smallProgram('off', { release: { signing: 'offline', publicKey: pub } })] });
+    await c.start();
     const p = c.program('off');
     assert.equal(p.releases.published(), undefined);
     const later = p.runner.checkIn('dev-x');
@@ -40,9 +40,9 @@ describe('fedtune release (offline signing)', function () {
     const signed = join(dir, 'signed.release.json');
     assert.equal(fedtune('release', 'sign', '--manifest', mirror, '--key', key, '--out', signed).code, 0);
     assert.equal(fedtune('release', 'submit', '--manifest', signed, '--data', data).code, 0);
-    assert.deepEqual(c.processReleaseInbox().published.length, 1);
+    assert.deepEqual((await c.processReleaseInbox()).published.length, 1);
     assert.equal(p.releases.published()?.sequence, 1);
-    const adapter = join(data, 'blobs', c.store.version('off', 0)!.sha256);
+    const adapter = join(data, 'blobs', (await c.store.version('off', 0))!.sha256);
     const ok = fedtune('release', 'verify', '--manifest', signed, '--adapter', adapter, '--key', `${key}.pub`, '--base', p.base.sha256);
     assert.equal(ok.code, 0, ok.stderr);
     assert.match(ok.stdout, /^ok: release 1 of program off, version of adapter version 0/);
@@ -61,7 +61,7 @@ describe('fedtune release (offline signing)', function () {
     assert.match(badBytes.stderr, /are not the \d+ bytes with SHA-256 [0-9a-f]{12}… that release 1 names\n$/);
     // an offline program's rollback must carry the offline key's signature
     fedtune('release', 'rollback', '--data', data, '--program', 'off', '--to', '0');
-    const settled = c.processReleaseInbox();
+    const settled = await c.processReleaseInbox();
     assert.equal(settled.refused.length, 1);
     assert.match(readFileSync(join(data, 'releases', 'inbox', 'refused', `${settled.refused[0]}.why`), 'utf8'), /adapter version 0 is already the program's current version|not signed/);
   });

@@ -56,13 +56,13 @@ describe('client: a device in a chat program', function () {
   };
 
   it('trains on the replies only and publishes an adapter that lowers their loss', async () => {
-    const initial = running.coordinator.store.latestVersion('chat');
+    const initial = await running.coordinator.store.latestVersion('chat');
     const { run, events } = device('chat', 'ok', CHAT, { dataFormat: 'chat' });
     const s = await run();
     assert.equal(s.updatesAccepted, 1, JSON.stringify(s));
     assert.ok(events.some((e) => e.kind === 'training'));
 
-    const v = running.coordinator.store.latestVersion('chat');
+    const v = await running.coordinator.store.latestVersion('chat');
     assert.equal(v.version, 1);
     await initBackend();
     const { base, tokenizer } = openBase(gguf, 'none');

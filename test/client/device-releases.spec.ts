@@ -72,22 +72,22 @@ describe('signed adapter releases, device ↔ coordinator over gRPC', function (
     d.close();
     assert.equal(s.updatesAccepted, 2);
     assert.deepEqual(releases, [0, 1], 'version 0 at the start, version 1 for round 2');
-    const all = running.coordinator.store.releases(PROGRAM);
+    const all = await running.coordinator.store.releases(PROGRAM);
     assert.deepEqual(all.map((r) => [r.sequence, r.version, r.kind]), [[1, 0, 'version'], [2, 1, 'version'], [3, 2, 'version']]);
     const m = parseManifest(all[2].manifest);
     assert.equal(m.round, 2);
     assert.equal(m.aggregation, 'fedavg');
     assert.equal(m.baseSha256, running.coordinator.program(PROGRAM).base.sha256);
-    assert.equal(m.adapterSha256, running.coordinator.store.version(PROGRAM, 2)?.sha256);
+    assert.equal(m.adapterSha256, (await running.coordinator.store.version(PROGRAM, 2))?.sha256);
     assert.equal(new ReleaseKeeper(dataDir, PROGRAM).active()?.version, 1);
   });
 
   const current = (): Release => {
-    const r = running.coordinator.store.releases(PROGRAM).pop();
+    const r = running.coordinator.program(PROGRAM).releases.all().pop();
     return { manifest: Buffer.from(r!.manifest), signature: Buffer.from(r!.signature) };
   };
-  const adapterOf = (version: number): Uint8Array => {
-    const v = running.coordinator.store.version(PROGRAM, version)!;
+  const adapterOf = async (version: number): Promise<Uint8Array> => {
+    const v = (await running.coordinator.store.version(PROGRAM, version))!;
     return Buffer.concat([...running.coordinator.blobs.readChunks(v.sha256)].map((c) => c.data));
   };
   /** The proxy answers GetProgram with this release and this adapter (served by the proxy). */
@@ -98,7 +98,7 @@ describe('signed adapter releases, device ↔ coordinator over gRPC', function (
   const keptVersion = () => new ReleaseKeeper(dataDir, PROGRAM).active()?.version;
 
   it('refuses tampered adapter bytes, keeping version 1', async () => {
-    const bytes = Uint8Array.from(adapterOf(2));
+    const bytes = Uint8Array.from(await adapterOf(2));
     bytes[bytes.length - 5] ^= 0x10;
     hostile(current(), bytes);
     const r = await runUntilRefused(proxy.address);
@@ -107,7 +107,7 @@ describe('signed adapter releases, device ↔ coordinator over gRPC', function (
   });
 
   it('refuses a truncated download, keeping version 1', async () => {
-    const bytes = adapterOf(2);
+    const bytes = await adapterOf(2);
     hostile(current(), bytes.subarray(0, bytes.length - 100));
     const r = await runUntilRefused(proxy.address);
     assert.match(r.refused[0], new RegExp(`\\(${bytes.length - 100} bytes, .* are not the ${bytes.length} bytes`));
@@ -117,25 +117,25 @@ describe('signed adapter releases, device ↔ coordinator over gRPC', function (
   it('refuses a manifest signed by another key, keeping version 1', async () => {
     const other = nacl.sign.keyPair();
     const rel = current();
-    hostile({ manifest: rel.manifest, signature: Buffer.from(signManifest(rel.manifest, other.secretKey)) }, adapterOf(2));
+    hostile({ manifest: rel.manifest, signature: Buffer.from(signManifest(rel.manifest, other.secretKey)) }, (await adapterOf(2)));
     const r = await runUntilRefused(proxy.address);
     assert.match(r.refused[0], /^the release manifest's signature does not verify with the release key [0-9a-f]{12}…$/);
     assert.equal(keptVersion(), 1);
   });
 
   it('refuses a manifest for another base (even signed by the release key), keeping version 1', async () => {
-    const key = running.coordinator.store.releaseKey(PROGRAM)!.secretKey!;
+    const key = (await running.coordinator.store.releaseKey(PROGRAM))!.secretKey!;
     const m = parseManifest(current().manifest);
     const other = Buffer.from(encodeManifest({ ...m, sequence: 9, baseSha256: 'e'.repeat(64) }));
-    hostile({ manifest: other, signature: Buffer.from(signManifest(other, key)) }, adapterOf(2));
+    hostile({ manifest: other, signature: Buffer.from(signManifest(other, key)) }, (await adapterOf(2)));
     const r = await runUntilRefused(proxy.address);
     assert.match(r.refused[0], /^release 9 \(version 2\) is for base eeeeeeeeeeee…, not this device's base [0-9a-f]{12}…$/);
     assert.equal(keptVersion(), 1);
   });
 
   it('refuses a replayed older manifest (a downgrade), keeping version 1', async () => {
-    const first = running.coordinator.store.releases(PROGRAM)[0];
-    hostile({ manifest: Buffer.from(first.manifest), signature: Buffer.from(first.signature) }, adapterOf(0));
+    const first = (await running.coordinator.store.releases(PROGRAM))[0];
+    hostile({ manifest: Buffer.from(first.manifest), signature: Buffer.from(first.signature) }, (await adapterOf(0)));
     const r = await runUntilRefused(proxy.address);
     assert.equal(r.refused[0], 'release 1 (version 0) is older than release 2 this device already accepted: a downgrade is refused');
     assert.equal(keptVersion(), 1);
@@ -167,7 +167,7 @@ describe('signed adapter releases, device ↔ coordinator over gRPC', function (
     d.close();
     // the program rolls back to version 1: a release with kind "rollback" and the next sequence
     submitRelease(coordDir, { manifest: rollbackManifest(coordDir, PROGRAM, 1), signature: new Uint8Array(0) });
-    const settled = running.coordinator.processReleaseInbox();
+    const settled = await running.coordinator.processReleaseInbox();
     assert.equal(settled.published.length, 1, JSON.stringify(settled));
     const back = await runUntilRefused(proxy.address);
     assert.deepEqual(back.refused, []);
@@ -176,8 +176,8 @@ describe('signed adapter releases, device ↔ coordinator over gRPC', function (
     assert.equal(active?.manifest.kind, 'rollback');
     assert.equal(active?.manifest.sequence, 4);
     // version 2's release (sequence 3) replayed after the rollback is a downgrade
-    const v2 = running.coordinator.store.releases(PROGRAM)[2];
-    hostile({ manifest: Buffer.from(v2.manifest), signature: Buffer.from(v2.signature) }, adapterOf(2));
+    const v2 = (await running.coordinator.store.releases(PROGRAM))[2];
+    hostile({ manifest: Buffer.from(v2.manifest), signature: Buffer.from(v2.signature) }, (await adapterOf(2)));
     const replay = await runUntilRefused(proxy.address);
     assert.equal(replay.refused[0], 'release 3 (version 2) is older than release 4 this device already accepted: a downgrade is refused');
     assert.equal(keptVersion(), 1);

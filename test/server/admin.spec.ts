@@ -38,7 +38,7 @@ describe('admin: the token check, revocation of a device mid-round, and what the
     const c = running.coordinator;
     const lines: Record<string, unknown>[] = [];
     const admin = new Admin(c, 'admin-token-0123456789', (msg, f) => lines.push({ msg, ...f }));
-    const feed = new DashboardFeed(c, admin, 60_000);
+    const feed = await DashboardFeed.open(c, admin, 60_000);
     const rejections: RejectionRecord[] = [];
     const p = c.program('rv');
     const sub = p.runner.rejections$.subscribe((r) => rejections.push(r));
@@ -47,17 +47,17 @@ describe('admin: the token check, revocation of a device mid-round, and what the
       const id = await dev.enroll();
       const work = p.runner.checkIn(id);
       assert.ok('roundId' in work, 'the device is selected for the open round');
-      admin.revoke('rv', id, actor);
+      await admin.revoke('rv', id, actor);
       assert.deepEqual(rejections.map((r) => [r.deviceId, r.roundId, r.kind]), [[id, work.roundId, 'revoked']]);
       // the update arriving after the revocation is refused before it is even opened, and the round would not take it anyway
-      const device = c.store.device(id);
+      const device = await c.store.device(id);
       assert.ok(device);
       assert.throws(() => c.acceptUpdate(device, p, work.roundId, 'f32', 8, new Uint8Array(64)), kindOf('permission-denied'));
       assert.throws(() => p.runner.submit(id, work.roundId, new Float32Array(p.updateLength), 8, 64), kindOf('failed-precondition'));
       const row = feed.snapshot().programs[0].rounds.find((r) => r.roundId === work.roundId);
       assert.deepEqual(row?.rejected, { revoked: 1 });
       assert.equal(row?.state, 'OPEN');
-      assert.deepEqual(admin.revoke('rv', id, actor), { deviceId: id, revoked: true, already: true });
+      assert.deepEqual(await admin.revoke('rv', id, actor), { deviceId: id, revoked: true, already: true });
       assert.deepEqual(lines.filter((l) => l.action === 'device revoke').map((l) => [l.actor, l.device, l.outcome]), [['ops@test', id, 'ok'], ['ops@test', id, 'ok']]);
       // the same key enrolling again (another address string makes the device send Enroll) is refused
       const again = new Device({ address: running.address.replace('127.0.0.1', 'localhost'), programId: 'rv', dataDir: join(dir, 'dev'), enrolmentToken: TOKEN, text: ['unused'], retry: { attempts: 1 } });

@@ -45,7 +45,7 @@ describe('federation end to end over a real port', function () {
     // the final global adapter, read back from the coordinator's blob store, beats the base on held-out Oz
     const { base: loaded, tokenizer } = await realModel();
     const base = new FrozenBase(loaded, 'int8');
-    const v = running.coordinator.store.latestVersion('oz');
+    const v = await running.coordinator.store.latestVersion('oz');
     const bytes = readFileSync(join(dir, 'coord', 'blobs', v.sha256));
     const adapter = decodeAdapter(bytes, base);
     const tokens = tokenizer.encode(heldOut, { bos: false }).subarray(0, 4096);
@@ -87,7 +87,7 @@ describe('federation end to end over a real port', function () {
       assert.equal(failed.updatesReceived, 2);
       assert.match(failed.message, /2 update\(s\) by the close \(the deadline passed\), fewer than the minimum 3; retrying/);
       assert.equal(runner.current().version, 0);
-      assert.equal(r.coordinator.store.latestVersion('drop').version, 0);
+      assert.equal((await r.coordinator.store.latestVersion('drop')).version, 0);
     } finally {
       await r.shutdown(500);
     }
@@ -138,7 +138,7 @@ describe('federation end to end over a real port', function () {
       const { health } = loadProtos();
       const hc = new health.grpc.health.v1.Health(late.address, grpc.credentials.createInsecure());
       const status = await new Promise<string>((resolve, reject) => hc.Check({ service: 'fedtune.v1.Coordinator' }, (e, r) => (e ? reject(e) : resolve(r?.status as string))));
-      hc.close();
+      await hc.close();
       assert.equal(status, 'SERVING');
     } finally {
       d.close();

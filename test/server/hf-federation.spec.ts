@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { decodeAdapter, decodeAdapterFile, forward, initBackend, openBase, writeHfModel } from '../../model/index.js';
-import { Store } from '../../server/index.js';
+import { openStateStore } from '../../server/index.js';
 import { corpus, maxAbsDiff } from '../helpers.js';
 import { family } from '../support/families.js';
 import { CLI, startCoordinatorProcess, type CoordinatorProcess } from './coordinator-process.js';
@@ -115,10 +115,10 @@ describe('federation on a Hugging Face directory base (coordinator and devices a
   });
 
   it('publishes version 1 recording the directory identity and a qwen2 base_config; it applies to openBase(dir) and moves the logits', async () => {
-    const store = new Store(join(data, 'coordinator.sqlite'));
-    const program = store.program('qwen-hf');
-    const v = store.latestVersion('qwen-hf');
-    store.close();
+    const store = await openStateStore(join(data, 'coordinator.sqlite'));
+    const program = await store.program('qwen-hf');
+    const v = await store.latestVersion('qwen-hf');
+    await store.close();
     assert.equal(program?.baseSha256, identity);
     assert.equal(v.version, 1);
     const bytes = readFileSync(join(data, 'blobs', v.sha256));

@@ -13,7 +13,7 @@ import { toArray } from 'rxjs/operators';
 import { Device } from '../../client/index.js';
 import { decodeAdapter, evaluateLoss, FrozenBase } from '../../model/index.js';
 import type { RoundEvent__Output } from '../../proto/generated/fedtune/v1/RoundEvent.js';
-import { Store } from '../../server/index.js';
+import { openStateStore } from '../../server/index.js';
 import { corpus, MODEL, realModel } from '../helpers.js';
 import { familyOf, parsePromText, sampleValue, type PromText } from '../support/prom-text.js';
 import { startCoordinatorProcess, type CoordinatorProcess } from './coordinator-process.js';
@@ -161,11 +161,11 @@ describe('coordinator process: Prometheus metrics, pino logs and server-side eva
     const base = new FrozenBase(loaded, 'int8');
     proc.child.kill('SIGTERM');
     assert.equal(await proc.exited, 0);
-    const store = new Store(join(dir, 'data', 'coordinator.sqlite'));
+    const store = await openStateStore(join(dir, 'data', 'coordinator.sqlite'));
     try {
-      const stored = store.rounds('oz').filter((r) => r.state === 'completed');
+      const stored = (await store.rounds('oz')).filter((r) => r.state === 'completed');
       assert.deepEqual(stored.map((r) => r.metrics.heldoutLoss), losses, 'the losses are stored with their rounds');
-      const v2 = store.latestVersion('oz');
+      const v2 = await store.latestVersion('oz');
       assert.equal(v2.version, 2);
       const adapter = decodeAdapter(readFileSync(join(dir, 'data', 'blobs', v2.sha256)), base);
       const mine = evaluateLoss(base, tokenizer.encode(heldout, { bos: false }), { startId: tokenizer.startId, context: EVAL.context, maxTokens: EVAL.maxTokens, adapter });
@@ -173,7 +173,7 @@ describe('coordinator process: Prometheus metrics, pino logs and server-side eva
       assert.equal(stored[1].metrics.heldoutTokens, mine.tokens);
       assert.ok(Math.abs(mine.loss - losses[1]) < 1e-4, `worker ${losses[1]} vs here ${mine.loss}`);
     } finally {
-      store.close();
+      await store.close();
       base.dispose();
     }
   });

@@ -6,7 +6,7 @@ import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { epsilonOfSteps } from '../../privacy/accountant/index.js';
-import { startCoordinator, Store, type RoundEventRecord } from '../../server/index.js';
+import { startCoordinator, openStateStore, type RoundEventRecord } from '../../server/index.js';
 import { MODEL } from '../helpers.js';
 import { runDevices, smallProgram, TOKEN } from './fixtures.js';
 
@@ -43,7 +43,7 @@ describe('server: the privacy ledger and budget', function () {
       assert.equal(done[0].clipNorm, 0.5);
       const refused = events.find((e) => e.state === 'FAILED');
       assert.match(refused?.message ?? '', new RegExp(`> the budget ${budget}`));
-      assert.equal(r.coordinator.store.ledger('dp').length, 1);
+      assert.equal((await r.coordinator.store.ledger('dp')).length, 1);
       assert.equal(r.coordinator.program('dp').runner.current().version, 1);
     } finally {
       await r.shutdown(500);
@@ -69,20 +69,20 @@ describe('server: the privacy ledger and budget', function () {
     const c1 = await start(true);
     await Promise.allSettled([devicesRun(c1.address, 'crash', dir, 2, 1, 2)]);
     assert.equal(await c1.exited, 137);
-    let store = new Store(join(data, 'coordinator.sqlite'));
-    assert.equal(store.ledger('crash').length, 1, 'the spend of the crashed round is on disk');
-    assert.equal(store.latestVersion('crash').version, 0, 'no aggregate was released');
-    store.close();
+    let store = await openStateStore(join(data, 'coordinator.sqlite'));
+    assert.equal((await store.ledger('crash')).length, 1, 'the spend of the crashed round is on disk');
+    assert.equal((await store.latestVersion('crash')).version, 0, 'no aggregate was released');
+    await store.close();
     // restarted: the crashed round is failed and run again; both spends count
     const c2 = await start(false);
     const sums = await devicesRun(c2.address, 'crash', dir, 2);
     assert.ok(sums.every((s) => /completed its 1 rounds/.test(s.reason)), JSON.stringify(sums));
     c2.kill();
     assert.equal(await c2.exited, 0);
-    store = new Store(join(data, 'coordinator.sqlite'));
-    const ledger = store.ledger('crash');
-    const rounds = store.rounds('crash');
-    store.close();
+    store = await openStateStore(join(data, 'coordinator.sqlite'));
+    const ledger = await store.ledger('crash');
+    const rounds = await store.rounds('crash');
+    await store.close();
     assert.deepEqual(ledger.map((e) => [e.roundNumber, e.roundId]), [[1, 'crash.r1.a1'], [1, 'crash.r1.a2']]);
     assert.ok(Math.abs(ledger[1].epsilonAfter - two) < 1e-9);
     assert.deepEqual(rounds.map((x) => [x.roundId, x.state]), [['crash.r1.a1', 'failed'], ['crash.r1.a2', 'completed']]);

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { decodeAdapter, decodeAdapterFile, forward, initBackend, openBase } from '../../model/index.js';
-import { Store } from '../../server/index.js';
+import { openStateStore } from '../../server/index.js';
 import { corpus, maxAbsDiff } from '../helpers.js';
 import { family, writeFamilyGguf } from '../support/families.js';
 import { CLI, startCoordinatorProcess, type CoordinatorProcess } from './coordinator-process.js';
@@ -101,11 +101,11 @@ describe('federation on a qwen2 GGUF base (coordinator and devices as processes)
 
   it('publishes version 2 recording the GGUF sha256 and a qwen2 base_config; applied to the base, it changes the logits', async () => {
     const fileSha = createHash('sha256').update(readFileSync(gguf)).digest('hex');
-    const store = new Store(join(data, 'coordinator.sqlite'));
-    const program = store.program('qwen');
-    const v = store.latestVersion('qwen');
-    const completed = store.rounds('qwen').filter((r) => r.state === 'completed').map((r) => [r.roundNumber, r.adapterVersion]);
-    store.close();
+    const store = await openStateStore(join(data, 'coordinator.sqlite'));
+    const program = await store.program('qwen');
+    const v = await store.latestVersion('qwen');
+    const completed = (await store.rounds('qwen')).filter((r) => r.state === 'completed').map((r) => [r.roundNumber, r.adapterVersion]);
+    await store.close();
     assert.equal(program?.baseSha256, fileSha);
     assert.deepEqual(completed, [[1, 1], [2, 2]]);
     assert.equal(v.version, 2);

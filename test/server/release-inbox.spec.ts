@@ -46,11 +46,11 @@ describe('server: hostile release inbox entries are refused without stalling the
     assert.match(got[1].problem ?? '', /zero\.json is a symbolic link, not a regular file/);
   });
 
-  it('every hostile entry goes to refused/ with its sentence; published releases are unchanged', () => {
+  it('every hostile entry goes to refused/ with its sentence; published releases are unchanged', async () => {
     const c = running.coordinator;
-    const before = c.store.releases(PROGRAM).map((r) => releaseFileText(r));
+    const before = (await c.store.releases(PROGRAM)).map((r) => releaseFileText(r));
     assert.ok(before.length >= 1, 'the program has its first release');
-    const first = c.store.releases(PROGRAM)[0];
+    const first = (await c.store.releases(PROGRAM))[0];
     mkdirSync(inbox, { recursive: true });
     mkdirSync(join(inbox, 'a-directory.json'));
     writeFileSync(join(dataDir, 'outside.txt'), 'secret outside the inbox');
@@ -64,7 +64,7 @@ describe('server: hostile release inbox entries are refused without stalling the
     writeFileSync(join(inbox, 'g-replay.json'), releaseFileText(first));
     writeFileSync(join(inbox, 'h-forged-rollback.json'), forged({ ...manifest, kind: 'rollback', sequence: 99 }));
     const t0 = performance.now();
-    const settled = c.processReleaseInbox();
+    const settled = await c.processReleaseInbox();
     assert.ok(performance.now() - t0 < 5000, 'the inbox is read quickly');
     assert.deepEqual(settled.published, []);
     const names = ['a-directory.json', 'b-link.json', 'c-huge.json', 'd-not-json.json', 'e-shape.json', 'f-no-program.json', 'g-replay.json', 'h-forged-rollback.json'];
@@ -75,13 +75,13 @@ describe('server: hostile release inbox entries are refused without stalling the
     assert.match(readFileSync(join(inbox, 'refused', 'b-link.json.why'), 'utf8'), /is a symbolic link/);
     assert.match(readFileSync(join(inbox, 'refused', 'c-huge.json.why'), 'utf8'), new RegExp(`more than the ${MAX_INBOX_FILE_BYTES}`));
     assert.equal(readFileSync(join(dataDir, 'outside.txt'), 'utf8'), 'secret outside the inbox', 'the link target is untouched');
-    assert.deepEqual(c.store.releases(PROGRAM).map((r) => releaseFileText(r)), before);
+    assert.deepEqual((await c.store.releases(PROGRAM)).map((r) => releaseFileText(r)), before);
   });
 
-  it('the same names dropped again are refused again, beside the first ones (no overwrite, no stall)', () => {
+  it('the same names dropped again are refused again, beside the first ones (no overwrite, no stall)', async () => {
     mkdirSync(join(inbox, 'a-directory.json'));
     writeFileSync(join(inbox, 'd-not-json.json'), 'still not json');
-    const settled = running.coordinator.processReleaseInbox();
+    const settled = await running.coordinator.processReleaseInbox();
     assert.deepEqual(settled.refused, ['a-directory.json', 'd-not-json.json']);
     assert.ok(existsSync(join(inbox, 'refused', 'a-directory.json.1')));
     assert.equal(readFileSync(join(inbox, 'refused', 'd-not-json.json.1'), 'utf8'), 'still not json');

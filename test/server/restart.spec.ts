@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Store } from '../../server/index.js';
+import { openStateStore } from '../../server/index.js';
 import { MODEL } from '../helpers.js';
 import { startCoordinatorProcess } from './coordinator-process.js';
 import { runDevices, TOKEN } from './fixtures.js';
@@ -52,12 +52,12 @@ describe('coordinator crash and restart (kill -9)', function () {
     c.child.kill('SIGTERM');
     assert.equal(await c.exited, 0);
 
-    const store = new Store(join(data, 'coordinator.sqlite'));
-    const rounds = store.rounds('oz').map((r) => [r.roundNumber, r.attempt, r.state, r.adapterVersion]);
+    const store = await openStateStore(join(data, 'coordinator.sqlite'));
+    const rounds = (await store.rounds('oz')).map((r) => [r.roundNumber, r.attempt, r.state, r.adapterVersion]);
     // every failed attempt is one a kill -9 left open (round 2 opened right after round 1 completed)
-    for (const r of store.rounds('oz').filter((x) => x.state === 'failed')) assert.match(r.message, /restarted while the round was open/);
-    assert.equal(store.latestVersion('oz').version, 3);
-    store.close();
+    for (const r of (await store.rounds('oz')).filter((x) => x.state === 'failed')) assert.match(r.message, /restarted while the round was open/);
+    assert.equal((await store.latestVersion('oz')).version, 3);
+    await store.close();
     assert.deepEqual(rounds, [
       [1, 1, 'completed', 1],
       [2, 1, 'failed', 1],

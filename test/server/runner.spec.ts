@@ -39,21 +39,21 @@ function spec(over: Record<string, unknown> = {}) {
 }
 
 /** A coordinator over a fresh temp folder, with the program's runner started. */
-function coordinator(over: Record<string, unknown> = {}, rng = seededRng(1)) {
-  const c = new Coordinator({ dataDir: join(dir, `c${++n}`), programs: [spec(over)], rng });
+async function coordinator(over: Record<string, unknown> = {}, rng = seededRng(1)) {
+  const c = await Coordinator.open({ dataDir: join(dir, `c${++n}`), programs: [spec(over)], rng });
   return c;
 }
 
 /** Enrol `k` devices straight into the store; returns their ids. */
-function enrol(c: Coordinator, k: number, prefix = 'dev'): string[] {
-  return Array.from({ length: k }, (_, i) => {
+async function enrol(c: Coordinator, k: number, prefix = 'dev'): Promise<string[]> {
+  return Promise.all(Array.from({ length: k }, async (_, i) => {
     const key = new Uint8Array(32);
     key[0] = i & 255;
     key[1] = i >> 8;
     key[2] = prefix.length;
     key[3] = prefix.charCodeAt(0);
-    return c.store.enrollDevice({ id: `${prefix}-${i}`, programId: 'p', signPublicKey: key, boxPublicKey: key, label: '' }).id;
-  });
+    return (await c.store.enrollDevice({ id: `${prefix}-${i}`, programId: 'p', signPublicKey: key, boxPublicKey: key, label: '' })).id;
+  }));
 }
 
 const nextEvent = (c: Coordinator, pred: (e: RoundEventRecord) => boolean) => firstValueFrom(c.program('p').runner.events$.pipe(filter(pred)));
@@ -72,30 +72,30 @@ function work(c: Coordinator, id: string): WorkOrder {
 
 describe('server: the round runner on synthetic updates', () => {
   it('closes on the cohort: a completed round publishes a version and records the aggregate metrics', async () => {
-    const c = coordinator();
+    const c = await coordinator();
     try {
-      c.start();
-      const ids = enrol(c, 3);
+      await c.start();
+      const ids = await enrol(c, 3);
       const done = nextEvent(c, (e) => e.state === 'COMPLETED');
       for (const id of ids) c.program('p').runner.submit(id, work(c, id).roundId, update(c, 1e-3), 4, 100);
       const e = await done;
       assert.equal(e.updatesReceived, 3);
       assert.match(e.message, /the cohort reported/);
       assert.equal(c.program('p').runner.current().version, 1);
-      const rec = c.store.rounds('p').find((r) => r.state === 'completed');
+      const rec = (await c.store.rounds('p')).find((r) => r.state === 'completed');
       assert.ok(rec);
       assert.equal(rec.metrics.results, 1, 'streamed FedAvg hands one mean to the strategy');
       assert.equal(rec.metrics.examples, 12);
     } finally {
-      c.close();
+      await c.close();
     }
   });
 
   it('closes at the deadline with what arrived (≥ minUpdates)', async () => {
-    const c = coordinator({ roundDeadlineMs: 150 });
+    const c = await coordinator({ roundDeadlineMs: 150 });
     try {
-      c.start();
-      const ids = enrol(c, 3);
+      await c.start();
+      const ids = await enrol(c, 3);
       const done = nextEvent(c, (e) => e.state === 'COMPLETED' || e.state === 'FAILED');
       for (const id of ids.slice(0, 2)) c.program('p').runner.submit(id, work(c, id).roundId, update(c, 1e-3), 4, 100);
       const e = await done;
@@ -103,15 +103,15 @@ describe('server: the round runner on synthetic updates', () => {
       assert.equal(e.updatesReceived, 2);
       assert.match(e.message, /deadline/);
     } finally {
-      c.close();
+      await c.close();
     }
   });
 
   it('fails a round below minUpdates at the deadline, then retries it as the next attempt', async () => {
-    const c = coordinator({ roundDeadlineMs: 120 });
+    const c = await coordinator({ roundDeadlineMs: 120 });
     try {
-      c.start();
-      const [a] = enrol(c, 1);
+      await c.start();
+      const [a] = await enrol(c, 1);
       const failed = nextEvent(c, (e) => e.state === 'FAILED');
       c.program('p').runner.submit(a, work(c, a).roundId, update(c, 1e-3), 4, 100);
       const f = await failed;
@@ -121,16 +121,16 @@ describe('server: the round runner on synthetic updates', () => {
       assert.equal(reopened.roundId, 'p.r1.a2');
       assert.equal(c.program('p').runner.current().version, 0);
     } finally {
-      c.close();
+      await c.close();
     }
   });
 
   it('streaming FedAvg equals batch FedAvg over the same updates (example-weighted)', async () => {
-    const c = coordinator({ serverOptimizer: { kind: 'fedavgm', lr: 0.7, momentum: 0.5 } });
+    const c = await coordinator({ serverOptimizer: { kind: 'fedavgm', lr: 0.7, momentum: 0.5 } });
     try {
       const before = c.program('p').runner.current().global;
-      c.start();
-      const ids = enrol(c, 3);
+      await c.start();
+      const ids = await enrol(c, 3);
       const rng = seededRng(7);
       const ups = ids.map(() => update(c, () => 1e-3 * nextGaussian(rng)));
       const weights = [2, 4, 3];
@@ -143,17 +143,17 @@ describe('server: the round runner on synthetic updates', () => {
       for (let i = 0; i < batch.length; i++) worst = Math.max(worst, Math.abs(batch[i] - streamed[i]));
       assert.ok(worst < 1e-7, `streamed and batch FedAvg differ by ${worst}`);
     } finally {
-      c.close();
+      await c.close();
     }
   });
 
   it('a refused aggregate leaves no trace in the server optimizer: FedAvgM’s momentum does not keep an absurd update', async () => {
-    const c = coordinator({ cohortSize: 2, minUpdates: 2, serverOptimizer: { kind: 'fedavgm', lr: 0.7, momentum: 0.5 } });
+    const c = await coordinator({ cohortSize: 2, minUpdates: 2, serverOptimizer: { kind: 'fedavgm', lr: 0.7, momentum: 0.5 } });
     try {
       const runner = c.program('p').runner;
       const before = runner.current().global;
-      c.start();
-      const [a, b, x, y] = enrol(c, 4);
+      await c.start();
+      const [a, b, x, y] = await enrol(c, 4);
       // attempt 1: an absurd (finite) mean — refused, the version stays
       const failed = nextEvent(c, (e) => e.state === 'FAILED');
       for (const id of [a, b]) runner.submit(id, work(c, id).roundId, update(c, 1e6), 4, 10);
@@ -169,17 +169,17 @@ describe('server: the round runner on synthetic updates', () => {
       for (let i = 0; i < before.length; i++) worst = Math.max(worst, Math.abs(after.global[i] - (before[i] + 0.7 * 1e-3)));
       assert.ok(worst < 1e-6, `the published adapter is off by ${worst}`);
     } finally {
-      c.close();
+      await c.close();
     }
   });
 
   it('refuses a round that would exceed the ε budget, saying why, and completes the program', async () => {
     const one = epsilonOfSteps([{ q: 1, sigma: 1 }], 1e-5).epsilon;
     const two = epsilonOfSteps([{ q: 1, sigma: 1 }, { q: 1, sigma: 1 }], 1e-5).epsilon;
-    const c = coordinator({ cohortSize: 2, minUpdates: 2, dp: { mode: 'central', clipNorm: 0.5, noiseMultiplier: 1, population: 2, epsilonBudget: (one + two) / 2 } });
+    const c = await coordinator({ cohortSize: 2, minUpdates: 2, dp: { mode: 'central', clipNorm: 0.5, noiseMultiplier: 1, population: 2, epsilonBudget: (one + two) / 2 } });
     try {
-      c.start();
-      const ids = enrol(c, 2);
+      await c.start();
+      const ids = await enrol(c, 2);
       const events: RoundEventRecord[] = [];
       c.program('p').runner.events$.subscribe((e) => events.push(e));
       const refused = nextEvent(c, (e) => e.state === 'FAILED');
@@ -191,18 +191,18 @@ describe('server: the round runner on synthetic updates', () => {
       const later = c.program('p').runner.checkIn(ids[0]);
       assert.ok('programComplete' in later && later.programComplete);
     } finally {
-      c.close();
+      await c.close();
     }
   });
 });
 
 describe('server: safe aggregates and an honest population', () => {
   it('an update of 3e38 per value cannot make the global adapter infinite (no clip norm configured)', async () => {
-    const c = coordinator({ cohortSize: 2, minUpdates: 2 });
+    const c = await coordinator({ cohortSize: 2, minUpdates: 2 });
     try {
       const before = c.program('p').runner.current().global;
-      c.start();
-      const [a, b] = enrol(c, 2);
+      await c.start();
+      const [a, b] = await enrol(c, 2);
       const settled = nextEvent(c, (e) => e.state === 'COMPLETED' || e.state === 'FAILED');
       c.program('p').runner.submit(a, work(c, a).roundId, update(c, 3e38), 4, 10);
       c.program('p').runner.submit(b, work(c, b).roundId, update(c, 3e38), 4, 10);
@@ -212,15 +212,15 @@ describe('server: safe aggregates and an honest population', () => {
       for (let i = 0; i < after.length; i++) worst = Math.max(worst, Math.abs(after[i] - before[i]));
       assert.ok(Number.isFinite(worst) && worst < 100, `the global adapter moved by ${worst}`);
     } finally {
-      c.close();
+      await c.close();
     }
   });
 
   it('a round with one contributor does not publish that device’s update (minContributors)', async () => {
-    const c = coordinator({ cohortSize: 3, minUpdates: 1, minContributors: 2, roundDeadlineMs: 120 });
+    const c = await coordinator({ cohortSize: 3, minUpdates: 1, minContributors: 2, roundDeadlineMs: 120 });
     try {
-      c.start();
-      const [a] = enrol(c, 1);
+      await c.start();
+      const [a] = await enrol(c, 1);
       const settled = nextEvent(c, (e) => e.state === 'COMPLETED' || e.state === 'FAILED');
       c.program('p').runner.submit(a, work(c, a).roundId, update(c, 1e-3), 4, 10);
       const e = await settled;
@@ -228,7 +228,7 @@ describe('server: safe aggregates and an honest population', () => {
       assert.match(e.message, /fewer than minContributors 2/);
       assert.equal(c.program('p').runner.current().version, 0);
     } finally {
-      c.close();
+      await c.close();
     }
   });
 
@@ -245,37 +245,37 @@ describe('server: safe aggregates and an honest population', () => {
 
   it('under Poisson sampling q is the rate: 1,000 fake enrolments, fewer enrolled devices or overSelect do not move it', async () => {
     for (const [k, sybils, overSelect] of [[2, 1000, 1], [4, 0, 2]] as const) {
-      const c = coordinator({ cohortSize: 2, minUpdates: 2, overSelect, roundDeadlineMs: 5000, sampling: { selectionMs: 200 }, dp: { mode: 'central', clipNorm: 0.5, noiseMultiplier: 1, population: 10 } });
+      const c = await coordinator({ cohortSize: 2, minUpdates: 2, overSelect, roundDeadlineMs: 5000, sampling: { selectionMs: 200 }, dp: { mode: 'central', clipNorm: 0.5, noiseMultiplier: 1, population: 10 } });
       try {
-        const ids = enrol(c, k);
-        enrol(c, sybils, 'sybil');
-        c.start();
+        const ids = await enrol(c, k);
+        await enrol(c, sybils, 'sybil');
+        await c.start();
         const done = nextEvent(c, (e) => e.state === 'COMPLETED');
         poissonRound(c, ids);
         await done;
-        const [entry] = c.store.ledger('p');
+        const [entry] = await c.store.ledger('p');
         assert.equal(entry.q, 2 / 10);
         assert.equal(entry.scheme, 'poisson');
         assert.equal(entry.eligible, k);
         const honest = epsilonOfSteps([{ q: 2 / 10, sigma: 1 }], 1e-5).epsilon;
         assert.ok(Math.abs(c.program('p').runner.epsilonSpent() - honest) < 1e-12, `ε ${c.program('p').runner.epsilonSpent()} vs ${honest}`);
       } finally {
-        c.close();
+        await c.close();
       }
     }
   });
 
-  it('a round the budget refuses under Poisson sampling is refused for good (q does not fall with enrolments)', () => {
+  it('a round the budget refuses under Poisson sampling is refused for good (q does not fall with enrolments)', async () => {
     // one round at q = 1 costs ≈ 4.73 > 3
-    const c = coordinator({ cohortSize: 2, minUpdates: 2, dp: { mode: 'central', clipNorm: 0.5, noiseMultiplier: 1, population: 2, epsilonBudget: 3 } });
+    const c = await coordinator({ cohortSize: 2, minUpdates: 2, dp: { mode: 'central', clipNorm: 0.5, noiseMultiplier: 1, population: 2, epsilonBudget: 3 } });
     try {
-      c.start();
-      const [a] = enrol(c, 1);
+      await c.start();
+      const [a] = await enrol(c, 1);
       const refused = c.program('p').runner.checkIn(a);
       assert.ok('reason' in refused && refused.programComplete, JSON.stringify(refused));
       assert.match(refused.reason, /privacy budget: round 1 would bring ε to \d+\.\d+ > the budget 3 .*; no more rounds/);
     } finally {
-      c.close();
+      await c.close();
     }
   });
 });

@@ -11,7 +11,7 @@ import { firstValueFrom } from 'rxjs';
 import { filter } from 'rxjs/operators';
 import { seededRng } from '../../model/index.js';
 import { epsilonFor } from '../../privacy/accountant/index.js';
-import { Coordinator, programSpec, Store, type RoundEventRecord } from '../../server/index.js';
+import { Coordinator, openStateStore, programSpec, type RoundEventRecord } from '../../server/index.js';
 import { CoordinatorError } from '../../server/errors.js';
 import { MODEL } from '../helpers.js';
 import { TOKEN } from './fixtures.js';
@@ -31,18 +31,18 @@ const base = (): Record<string, unknown> => ({
   retryDelayMs: 0,
 });
 
-function coordinator(over: Record<string, unknown>, seed: number, log?: (msg: string) => void): Coordinator {
+async function coordinator(over: Record<string, unknown>, seed: number, log?: (msg: string) => void): Promise<Coordinator> {
   const spec = programSpec({ ...base(), ...over });
-  return new Coordinator({ dataDir: join(dir, `c${++n}`), programs: [spec], rng: seededRng(seed), log });
+  return await Coordinator.open({ dataDir: join(dir, `c${++n}`), programs: [spec], rng: seededRng(seed), log });
 }
 
-function enrol(c: Coordinator, k: number): string[] {
-  return Array.from({ length: k }, (_, i) => {
+async function enrol(c: Coordinator, k: number): Promise<string[]> {
+  return Promise.all(Array.from({ length: k }, async (_, i) => {
     const key = new Uint8Array(32);
     key[0] = i & 255;
     key[1] = i >> 8;
-    return c.store.enrollDevice({ id: `dev-${i}`, programId: 'p', signPublicKey: key, boxPublicKey: key, label: '' }).id;
-  });
+    return (await c.store.enrollDevice({ id: `dev-${i}`, programId: 'p', signPublicKey: key, boxPublicKey: key, label: '' })).id;
+  }));
 }
 
 const opened = (c: Coordinator, round: number) => firstValueFrom(c.program('p').runner.events$.pipe(filter((e: RoundEventRecord) => e.roundNumber === round && e.state === 'OPEN')));
@@ -50,7 +50,7 @@ const opened = (c: Coordinator, round: number) => firstValueFrom(c.program('p').
 /** Start the runner and resolve once round 1 is open (OPEN events are live only: subscribe first). */
 async function start(c: Coordinator): Promise<void> {
   const first = opened(c, 1);
-  c.start();
+  await c.start();
   await first;
 }
 const completed = (c: Coordinator, round: number) => firstValueFrom(c.program('p').runner.watch(round - 1).pipe(filter((e: RoundEventRecord) => e.roundNumber === round && e.state === 'COMPLETED')));
@@ -109,9 +109,9 @@ describe('server: sampling the accountant can trust', function () {
     const q = 0.25; // cohortSize / population = 4 / 16
     const z = 1.2;
     const delta = 1e-5;
-    const c = coordinator({ cohortSize: 4, minContributors: 1, rounds: R, dp: { mode: 'central', clipNorm: 0.5, noiseMultiplier: z, delta, population: N } }, 2026);
+    const c = await coordinator({ cohortSize: 4, minContributors: 1, rounds: R, dp: { mode: 'central', clipNorm: 0.5, noiseMultiplier: z, delta, population: N } }, 2026);
     try {
-      const ids = enrol(c, N);
+      const ids = await enrol(c, N);
       await start(c);
       const { counts, perRound } = await runRounds(c, ids, R);
       const alpha = 0.01 / N;
@@ -124,7 +124,7 @@ describe('server: sampling the accountant can trust', function () {
       const total = [...counts.values()].reduce((a, b) => a + b, 0);
       assert.ok(binomialTwoSidedP(total, N * R, q) > 0.01, `${total} inclusions of ${N * R} coins`);
       // the ledger: one Poisson row per round with exactly what was drawn
-      const ledger = c.store.ledger('p');
+      const ledger = (await c.store.ledger('p'));
       assert.equal(ledger.length, R);
       ledger.forEach((e, i) => {
         assert.equal(e.scheme, 'poisson');
@@ -135,7 +135,7 @@ describe('server: sampling the accountant can trust', function () {
         assert.equal(e.population, N);
       });
       // each completed round aggregated exactly its sampled devices, once each
-      const rec = c.store.rounds('p').filter((x) => x.state === 'completed');
+      const rec = (await c.store.rounds('p')).filter((x) => x.state === 'completed');
       rec.forEach((x, i) => assert.equal(x.metrics.results, perRound[i].length, `round ${i + 1}`));
       // not cut first-come: a round takes every sampled device, more than cohortSize when the coins say so;
       // and under central DP a round with fewer than minUpdates is still released (no count gate)
@@ -147,16 +147,16 @@ describe('server: sampling the accountant can trust', function () {
       assert.ok(Math.abs(c.program('p').runner.epsilonSpent() - want) < 1e-9 * want, `${c.program('p').runner.epsilonSpent()} vs ${want}`);
       assert.ok(Math.abs(ledger[R - 1].epsilonAfter - want) < 1e-9 * want);
     } finally {
-      c.close();
+      await c.close();
     }
   });
 
   it('negative control: the same binomial test rejects first-come selection (dev-0 always checks in first)', async () => {
     const N = 16;
     const R = 30;
-    const c = coordinator({ cohortSize: 4, minUpdates: 4, minContributors: 2, overSelect: 1, rounds: R }, 7);
+    const c = await coordinator({ cohortSize: 4, minUpdates: 4, minContributors: 2, overSelect: 1, rounds: R }, 7);
     try {
-      const ids = enrol(c, N);
+      const ids = await enrol(c, N);
       await start(c);
       const { counts } = await runRounds(c, ids, R);
       const k = counts.get('dev-0') ?? 0;
@@ -164,14 +164,14 @@ describe('server: sampling the accountant can trust', function () {
       assert.ok(binomialTwoSidedP(k, R, 0.25) < 0.01 / N, 'the test has the power to see it');
       assert.equal(counts.get(`dev-${N - 1}`), 0, 'and never the last');
     } finally {
-      c.close();
+      await c.close();
     }
   });
 
   it('a device never contributes twice to a round: re-check-in cannot re-roll its coin, a second upload or a replay into the next round is refused', async () => {
-    const c = coordinator({ cohortSize: 3, minContributors: 1, rounds: 2, sampling: { selectionMs: 60_000 - 1 }, dp: { mode: 'central', clipNorm: 0.5, noiseMultiplier: 1, population: 6 } }, 11);
+    const c = await coordinator({ cohortSize: 3, minContributors: 1, rounds: 2, sampling: { selectionMs: 60_000 - 1 }, dp: { mode: 'central', clipNorm: 0.5, noiseMultiplier: 1, population: 6 } }, 11);
     try {
-      const ids = enrol(c, 6);
+      const ids = await enrol(c, 6);
       await start(c);
       const runner = c.program('p').runner;
       const len = c.program('p').flatLength;
@@ -208,22 +208,22 @@ describe('server: sampling the accountant can trust', function () {
       // a replay of round 1's upload once round 2 is open
       await second;
       assert.throws(() => runner.submit(a, roundId, new Float32Array(len).fill(1e-4), 1, 1), (e: unknown) => e instanceof CoordinatorError && e.kind === 'deadline-exceeded');
-      const ledger = c.store.ledger('p');
+      const ledger = (await c.store.ledger('p'));
       assert.equal(ledger[0].selected, e1.updatesReceived);
       assert.equal(ledger[0].eligible, 6);
     } finally {
-      c.close();
+      await c.close();
     }
   });
 
   it('fixed-cohort (no DP): min(m, n) of the devices that checked in during the window, drawn when it closes', async () => {
     let selectionClosed!: () => void;
     const closed = new Promise<void>((resolve) => (selectionClosed = resolve));
-    const c = coordinator({ cohortSize: 3, minUpdates: 3, minContributors: 2, rounds: 1, sampling: { scheme: 'fixed-cohort', selectionMs: 100 } }, 5, (msg) => {
+    const c = await coordinator({ cohortSize: 3, minUpdates: 3, minContributors: 2, rounds: 1, sampling: { scheme: 'fixed-cohort', selectionMs: 100 } }, 5, (msg) => {
       if (msg === 'selection closed') selectionClosed();
     });
     try {
-      const ids = enrol(c, 8);
+      const ids = await enrol(c, 8);
       await start(c);
       const runner = c.program('p').runner;
       for (const id of ids.slice(0, 5)) assert.match((runner.checkIn(id) as { reason: string }).reason, /drawn when its selection closes/);
@@ -237,14 +237,14 @@ describe('server: sampling the accountant can trust', function () {
       for (const id of chosen) runner.submit(id, (answers[ids.indexOf(id)] as { roundId: string }).roundId, new Float32Array(c.program('p').flatLength).fill(1e-4), 4, 1);
       assert.match((await done).message, /the selection closed and every sampled device answered/);
     } finally {
-      c.close();
+      await c.close();
     }
   });
 
   it('Poisson with SecAgg (distributed DP): no cap on the secure aggregation; its selection closes with the Poisson selection', async () => {
-    const c = coordinator({ cohortSize: 4, minUpdates: 3, minContributors: 3, rounds: 1, secagg: { phaseTimeoutMs: 60_000 }, dp: { mode: 'distributed', clipNorm: 0.5, noiseMultiplier: 1, population: 4 } }, 3);
+    const c = await coordinator({ cohortSize: 4, minUpdates: 3, minContributors: 3, rounds: 1, secagg: { phaseTimeoutMs: 60_000 }, dp: { mode: 'distributed', clipNorm: 0.5, noiseMultiplier: 1, population: 4 } }, 3);
     try {
-      const ids = enrol(c, 4);
+      const ids = await enrol(c, 4);
       await start(c);
       const runner = c.program('p').runner;
       const works = ids.slice(0, 3).map((id) => runner.checkIn(id));
@@ -255,20 +255,20 @@ describe('server: sampling the accountant can trust', function () {
       assert.equal(runner.secAggRound(roundId).phase, 'advertising', 'every enrolled device has its coin: the selection closed');
       assert.equal(runner.secAggRound(roundId).ids.size, 4);
     } finally {
-      c.close();
+      await c.close();
     }
   });
 
-  it('the coordinator refuses to start on a ledger row it cannot account (first-come from before schemes were recorded, another scheme)', () => {
+  it('the coordinator refuses to start on a ledger row it cannot account (first-come from before schemes were recorded, another scheme)', async () => {
     const over = { cohortSize: 2, minContributors: 1, dp: { mode: 'central', clipNorm: 0.5, noiseMultiplier: 1, population: 4 } };
     for (const [scheme, re] of [['', /round 1 \(p\.r1\.a1\) was sampled by an unrecorded scheme \(first-come.*its ε cannot be stated; start a new program id/], ['fixed-cohort', /was sampled "fixed-cohort", which no accountant here covers/]] as const) {
-      const c = coordinator(over, 1);
+      const c = await coordinator(over, 1);
       const dataDir = join(dir, `c${n}`);
-      c.close();
-      const store = new Store(join(dataDir, 'coordinator.sqlite'));
-      store.appendLedger({ programId: 'p', roundId: 'p.r1.a1', roundNumber: 1, q: 0.5, population: 4, scheme, eligible: -1, selected: -1, sigma: 1, epsilonAfter: 1, delta: 1e-5 });
-      store.close();
-      assert.throws(() => new Coordinator({ dataDir, programs: [programSpec({ ...base(), ...over })], rng: seededRng(1) }), re);
+      await c.close();
+      const store = await openStateStore(join(dataDir, 'coordinator.sqlite'));
+      await store.appendLedger({ programId: 'p', roundId: 'p.r1.a1', roundNumber: 1, q: 0.5, population: 4, scheme, eligible: -1, selected: -1, sigma: 1, epsilonAfter: 1, delta: 1e-5 });
+      await store.close();
+      await assert.rejects(Coordinator.open({ dataDir, programs: [programSpec({ ...base(), ...over })], rng: seededRng(1) }), re);
     }
   });
 });

@@ -64,7 +64,7 @@ describe('server: per-program compression, FFA-LoRA, exact ΔW and robust aggreg
     }
     assert.ok(want < (4 * p.flatLength) / 6, `q4 + FFA: ${want} bytes vs ${4 * p.flatLength} for f32 A and B`);
     // A did not move (bit for bit); B did
-    assert.equal(running.coordinator.store.rounds('ffa-q4')[0].state, 'completed');
+    assert.equal((await running.coordinator.store.rounds('ffa-q4'))[0].state, 'completed');
     const final = p.runner.current().global;
     assert.equal(p.runner.current().version, 1);
     const { segments, length } = flatLayout(p.base.config, p.spec.lora);

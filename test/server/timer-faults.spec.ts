@@ -20,7 +20,7 @@ describe('server: an exception in a round timer is logged, never thrown out of t
       },
     });
     try {
-      running.coordinator.store.close(); // every store call from now on throws
+      await running.coordinator.store.close(); // every store call from now on throws
       const f = await threw;
       assert.equal(f.program, 'quick');
       assert.match(String(f.what), /deadline/);

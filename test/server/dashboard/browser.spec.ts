@@ -77,7 +77,7 @@ describe('dashboard in a real browser (Debian chromium via playwright-core)', fu
 
     // the chart's points are the privacy ledger's ε after each round (written by the accountant before release)
     const points = await page.$$eval('svg[data-chart="epsilon"] circle.point', (cs) => cs.map((c) => [Number(c.getAttribute('data-round')), Number(c.getAttribute('data-value'))]));
-    const ledger = running.coordinator.store.ledger('oz');
+    const ledger = await running.coordinator.store.ledger('oz');
     assert.deepEqual(points.map(([r]) => r), [1, 2]);
     for (const [r, eps] of points) assert.ok(Math.abs(eps - (ledger.find((e) => e.roundNumber === r)?.epsilonAfter ?? NaN)) < 1e-9, `round ${r}: chart ${eps}, ledger ${JSON.stringify(ledger)}`);
     assert.ok(points[1][1] > points[0][1] && points[0][1] > 0, 'ε grows round by round');

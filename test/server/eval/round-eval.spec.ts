@@ -22,10 +22,10 @@ describe('server: server-side evaluation in the round runner', function () {
   writeFileSync(text, corpus('wizard-of-oz.txt').slice(-40_000));
   writeFileSync(chat, `${JSON.stringify({ messages: [{ role: 'user', content: 'hi' }, { role: 'assistant', content: 'hello' }] })}\n`);
 
-  function coordinator(name: string, evalBlock: object, log?: (msg: string, fields?: Record<string, unknown>) => void): Coordinator {
+  async function coordinator(name: string, evalBlock: object, log?: (msg: string, fields?: Record<string, unknown>) => void): Promise<Coordinator> {
     const spec = programSpec({ id: 'p', base: MODEL.bin, tokenizer: MODEL.tok, enrolmentToken: TOKEN, lora: { rank: 2, targets: ['wq', 'wv'], seed: 3 }, training: { steps: 2, batchSize: 2, seqLen: 32 }, cohortSize: 2, minUpdates: 2, minContributors: 2, overSelect: 1, rounds: 2, retryDelayMs: 0, eval: evalBlock });
-    const c = new Coordinator({ dataDir: join(dir, name), programs: [spec], log });
-    for (let i = 0; i < 2; i++) c.store.enrollDevice({ id: `d${i}`, programId: 'p', signPublicKey: new Uint8Array(32).fill(i + 1), boxPublicKey: new Uint8Array(32).fill(i + 1), label: '' });
+    const c = await Coordinator.open({ dataDir: join(dir, name), programs: [spec], log });
+    for (let i = 0; i < 2; i++) await c.store.enrollDevice({ id: `d${i}`, programId: 'p', signPublicKey: new Uint8Array(32).fill(i + 1), boxPublicKey: new Uint8Array(32).fill(i + 1), label: '' });
     return c;
   }
 
@@ -41,16 +41,17 @@ describe('server: server-side evaluation in the round runner', function () {
   }
 
   it('COMPLETED events carry a held-out loss that moves with the adapter; it is stored and the next round opens after it', async () => {
-    const c = coordinator('ok', { text, maxTokens: 256, context: 32, baseText: text });
+    const c = await coordinator('ok', { text, maxTokens: 256, context: 32, baseText: text });
     const runner = c.program('p').runner;
     try {
       const completed = firstValueFrom(runner.events$.pipe(filter((e) => e.state === 'COMPLETED'), take(2), toArray()));
       const opened: RoundEventRecord[] = [];
       runner.events$.pipe(filter((e) => e.state === 'OPEN')).subscribe((e) => opened.push(e));
-      c.start();
+      await c.start();
       const open2 = firstValueFrom(runner.events$.pipe(filter((e) => e.state === 'OPEN' && e.roundNumber === 2)));
       round(c, (i) => 0.01 * Math.sin(i));
       // the round is committed but its event waits for the evaluation: no round is open meanwhile
+      await runner.settled(); // the commit is awaited (the state store is asynchronous)
       assert.equal(runner.completedRounds, 1);
       const idle = runner.checkIn('d0');
       assert.ok('retryAfterMs' in idle && /no round is open/.test(idle.reason), JSON.stringify(idle));
@@ -64,23 +65,23 @@ describe('server: server-side evaluation in the round runner', function () {
       assert.deepEqual(events.map((e) => e.baseTextLoss), losses, 'base text = held-out text here');
       assert.deepEqual(opened.map((e) => e.roundNumber), [1, 2]);
       assert.ok(opened[1].timeUnixMs >= events[0].timeUnixMs, 'round 2 opened after round 1\'s evaluated COMPLETED event');
-      assert.deepEqual(c.store.rounds('p').map((r) => r.metrics.heldoutLoss), losses);
+      assert.deepEqual((await c.store.rounds('p')).map((r) => r.metrics.heldoutLoss), losses);
       assert.deepEqual(runner.latestEvaluation(), { roundNumber: 2, heldoutLoss: losses[1], baseTextLoss: losses[1] });
       // a late watcher replays the evaluated events
       const replay = await firstValueFrom(runner.watch(0).pipe(toArray()));
       assert.deepEqual(replay.map((e) => e.heldoutLoss), losses);
     } finally {
-      c.close();
+      await c.close();
     }
   });
 
   it('an evaluation that fails is logged and the round completes without a loss', async () => {
     const logs: { msg: string; fields?: Record<string, unknown> }[] = [];
-    const c = coordinator('fails', { text: chat, format: 'chat' }, (msg, fields) => logs.push({ msg, fields }));
+    const c = await coordinator('fails', { text: chat, format: 'chat' }, (msg, fields) => logs.push({ msg, fields }));
     const runner = c.program('p').runner;
     try {
       const completed = firstValueFrom(runner.events$.pipe(filter((e) => e.state === 'COMPLETED')));
-      c.start();
+      await c.start();
       round(c, (i) => 0.01 * Math.sin(i));
       const e = await completed;
       assert.equal(e.heldoutLoss, undefined);
@@ -89,9 +90,9 @@ describe('server: server-side evaluation in the round runner', function () {
       assert.match(String(failed.fields?.error), /no chat format/);
       assert.equal(failed.fields?.program, 'p');
       assert.equal(failed.fields?.roundId, 'p.r1.a1');
-      assert.equal(c.store.rounds('p')[0].metrics.heldoutLoss, undefined);
+      assert.equal((await c.store.rounds('p'))[0].metrics.heldoutLoss, undefined);
     } finally {
-      c.close();
+      await c.close();
     }
   });
 });

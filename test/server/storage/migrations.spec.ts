@@ -9,7 +9,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { Store } from '../../../server/store.js';
+import { Store } from '../../support/legacy-store.js';
 import {
   appliedMigrations,
   migrate,

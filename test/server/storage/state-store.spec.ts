@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Store } from '../../../server/store.js';
+import { Store } from '../../support/legacy-store.js';
 import { openStateStore, PostgresExecutor, type StateStore, type StoredRound } from '../../../server/storage/index.js';
 import { describeEngines } from './engines.js';
 
