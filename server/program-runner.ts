@@ -172,6 +172,11 @@ export class ProgramRunner {
     return this.latest;
   }
 
+  /** The open round (id and number) while it takes check-ins and updates; undefined otherwise. */
+  get openRound(): { readonly id: string; readonly number: number } | undefined {
+    return this.round && !this.aggregating ? { id: this.round.id, number: this.round.number } : undefined;
+  }
+
   /** True while a round's aggregate is being computed. */
   get isAggregating(): boolean {
     return this.aggregating;
@@ -274,6 +279,28 @@ export class ProgramRunner {
   drop(deviceId: string, reason: string): void {
     const r = this.round;
     if (r && !this.aggregating) this.reject(deviceId, r.id, reason, 'revoked');
+  }
+
+  /**
+   * Close the open round now with the updates it has, as its deadline would (a simulation whose
+   * sampled devices have all answered or dropped out). Returns false when no round is open.
+   */
+  closeNow(why: string): boolean {
+    if (!this.round || this.aggregating || this.round.secagg) return false;
+    this.close(why);
+    return true;
+  }
+
+  /**
+   * Secure-aggregation rounds: end the selection now with the devices selected so far (every
+   * device a simulation sampled has checked in), instead of at the phase timeout. Returns false
+   * when no such round is selecting.
+   */
+  closeSelection(): boolean {
+    const s = this.round?.secagg;
+    if (!s || s.phase !== 'selecting') return false;
+    s.closeSelection();
+    return true;
   }
 
   /** Open the next round (resuming after the last completed one). */

@@ -135,6 +135,11 @@ export class SecAggRound {
     this.report({ ok: false, reason });
   }
 
+  /** End the selection now with the devices selected so far (they all checked in: a simulation's sampled cohort). */
+  closeSelection(): void {
+    if (this.phase === 'selecting') this.advance(true);
+  }
+
   /** Add a selected device; returns its participant id. Only while selecting. */
   select(deviceId: string): number {
     const known = this.ids.get(deviceId);
