@@ -9,6 +9,7 @@
 import { existsSync, readdirSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
+import { performance } from 'node:perf_hooks';
 import { parentPort, workerData } from 'node:worker_threads';
 import { Device, type DeviceOptions, type DeviceSummary, type Enrolment } from '../../client/index.js';
 import { initBackend, openBase, type QuantMode } from '../../model/index.js';
@@ -20,10 +21,6 @@ import { ShardTable } from './shards.js';
 export interface FleetWorkerData {
   readonly worker: number;
   readonly address: string;
-  readonly programId: string;
-  readonly enrolmentToken: string;
-  /** The program's release key (hex), given out of band. */
-  readonly releaseKey: string;
   /** The population's master secret (hex). */
   readonly master: string;
   readonly basePath: string;
@@ -48,8 +45,29 @@ export interface FleetTask {
   readonly dropsOut: boolean;
 }
 
+/** The program a request is about, as a device learns it out of band. */
+export interface FleetProgram {
+  readonly programId: string;
+  readonly enrolmentToken: string;
+  /** The program's release key (hex). */
+  readonly releaseKey: string;
+}
+
 /** Parent → worker. */
-export type FleetRequest = { readonly type: 'enrol'; readonly indices: readonly number[] } | { readonly type: 'round'; readonly round: number; readonly programBoxPublicKey: string; readonly tasks: readonly FleetTask[] } | { readonly type: 'stop' };
+export type FleetRequest =
+  | { readonly type: 'enrol'; readonly program: FleetProgram; readonly indices: readonly number[] }
+  | {
+      readonly type: 'round';
+      readonly program: FleetProgram;
+      readonly round: number;
+      /** The round the tasks were drawn for: work from any other round is refused (the device leaves). */
+      readonly roundId: string;
+      /** Run every task at once (secure aggregation: every participant must be in the protocol together). */
+      readonly allAtOnce: boolean;
+      readonly programBoxPublicKey: string;
+      readonly tasks: readonly FleetTask[];
+    }
+  | { readonly type: 'stop' };
 
 /** How a device's round ended. */
 export type FleetOutcome = 'uploaded' | 'dropped' | 'not-selected' | 'rejected' | 'error';
@@ -57,9 +75,10 @@ export type FleetOutcome = 'uploaded' | 'dropped' | 'not-selected' | 'rejected' 
 /** Worker → parent. */
 export type FleetReply =
   | { readonly type: 'ready'; readonly baseSha256: string; readonly rssBytes: number }
-  | { readonly type: 'enrolled'; readonly entries: readonly (readonly [number, string])[]; readonly programBoxPublicKey: string }
-  | { readonly type: 'task'; readonly round: number; readonly index: number; readonly outcome: FleetOutcome; readonly trainSeconds: number; readonly updateNorm: number; readonly bytesUp: number; readonly bytesDown: number; readonly message: string }
-  | { readonly type: 'round-done'; readonly round: number; readonly rssBytes: number }
+  | { readonly type: 'enrolled'; readonly programId: string; readonly entries: readonly (readonly [number, string])[]; readonly programBoxPublicKey: string }
+  | { readonly type: 'task'; readonly programId: string; readonly round: number; readonly index: number; readonly outcome: FleetOutcome; readonly trainSeconds: number; readonly updateNorm: number; readonly bytesUp: number; readonly bytesDown: number; readonly message: string }
+  | { readonly type: 'checked-in'; readonly programId: string; readonly round: number; readonly index: number }
+  | { readonly type: 'round-done'; readonly programId: string; readonly round: number; readonly rssBytes: number; readonly busy: number }
   | { readonly type: 'error'; readonly message: string };
 
 /** Run `fn` over `items`, at most `limit` at once. */
@@ -93,19 +112,18 @@ if (port) {
     await initBackend();
     const { base, tokenizer } = openBase(d.basePath, d.quant, { tokenizerPath: d.tokenizerPath, seed: 1 });
     const model = { sha256: base.sha256, base, tokenizer };
-    let boxKey = '';
     // data dirs are slots reused by the devices that run in turn (keys are not in them: the identity
     // store holds those); a slot's blob cache is emptied before each device
-    const deviceOptions = (index: number, dataDir: string, enrolment: Enrolment | undefined, onEnrol: (e: Enrolment) => void): DeviceOptions => ({
+    const deviceOptions = (p: FleetProgram, index: number, dataDir: string, enrolment: Enrolment | undefined, onEnrol: (e: Enrolment) => void): DeviceOptions => ({
       address: d.address,
-      programId: d.programId,
+      programId: p.programId,
       dataDir,
-      enrolmentToken: d.enrolmentToken,
+      enrolmentToken: p.enrolmentToken,
       text: shards.texts(index, d.domainTexts),
       label: `sim-${index}`,
       seed: d.seed * 1_000_003 + index,
-      releaseKey: d.releaseKey,
-      identity: populationIdentityStore(master, index, { programId: d.programId, enrolment }, onEnrol),
+      releaseKey: p.releaseKey,
+      identity: populationIdentityStore(master, index, { programId: p.programId, enrolment }, onEnrol),
       model,
       channel: channels[index % channels.length],
       maxCheckIns: 1,
@@ -125,31 +143,41 @@ if (port) {
       }
       if (m.type === 'enrol') {
         const entries: [number, string][] = [];
+        let boxKey = '';
+        const p = m.program;
         void pool(m.indices, d.concurrency * 4, async (index) => {
-          const device = new Device(deviceOptions(index, join(d.scratchDir, `w${d.worker}`, 'enrol'), undefined, (e) => (boxKey = e.programBoxPublicKey)));
+          const device = new Device(deviceOptions(p, index, join(d.scratchDir, `w${d.worker}`, `enrol-${p.programId}`), undefined, (e) => (boxKey = e.programBoxPublicKey)));
           try {
             entries.push([index, await device.enroll()]);
           } finally {
             device.close();
           }
         })
-          .then(() => send({ type: 'enrolled', entries, programBoxPublicKey: boxKey }))
+          .then(() => send({ type: 'enrolled', programId: p.programId, entries, programBoxPublicKey: boxKey }))
           .catch((e: unknown) => send({ type: 'error', message: `enrolment: ${(e as Error).message ?? String(e)}` }));
         return;
       }
       const { round } = m;
-      void pool(m.tasks, d.concurrency, async (t, slot) => {
+      const elu0 = performance.eventLoopUtilization();
+      void pool(m.tasks, m.allAtOnce ? m.tasks.length : d.concurrency, async (t, slot) => {
         if (stopping) return;
         const dir = join(d.scratchDir, `w${d.worker}`, `s${slot}`);
         clearBlobs(dir);
-        const device = new Device(deviceOptions(t.index, dir, { deviceId: t.deviceId, programBoxPublicKey: m.programBoxPublicKey, address: d.address }, () => undefined));
+        const device = new Device(deviceOptions(m.program, t.index, dir, { deviceId: t.deviceId, programBoxPublicKey: m.programBoxPublicKey, address: d.address }, () => undefined));
         const ac = new AbortController();
         live.add(ac);
         let trainSeconds = 0;
         let updateNorm = Number.NaN;
         let rejected = '';
+        let late = false;
         device.progress$.subscribe((e) => {
+          // work from a later round than the one this device was drawn for: it leaves before training
+          if (e.kind === 'training' && e.roundId !== m.roundId && !late) {
+            late = true;
+            ac.abort();
+          }
           // a dropout: the device trains, then goes away before its upload
+          if (e.kind === 'training' && e.step === 1) send({ type: 'checked-in', programId: m.program.programId, round, index: t.index });
           if (e.kind === 'training' && t.dropsOut && e.step === e.totalSteps) ac.abort();
           if (e.kind === 'uploaded') {
             trainSeconds = e.trainSeconds;
@@ -165,15 +193,15 @@ if (port) {
           outcome = summary.updatesAccepted > 0 ? 'uploaded' : rejected ? 'rejected' : summary.roundsJoined > 0 ? 'error' : 'not-selected';
           message = rejected || summary.reason;
         } catch (e) {
-          outcome = ac.signal.aborted ? 'dropped' : 'error';
+          outcome = late ? 'not-selected' : ac.signal.aborted ? 'dropped' : 'error';
           message = (e as Error).message ?? String(e);
         } finally {
           live.delete(ac);
           device.close();
         }
-        send({ type: 'task', round, index: t.index, outcome, trainSeconds, updateNorm, bytesUp: summary?.bytesUp ?? 0, bytesDown: summary?.bytesDown ?? 0, message });
+        send({ type: 'task', programId: m.program.programId, round, index: t.index, outcome, trainSeconds, updateNorm, bytesUp: summary?.bytesUp ?? 0, bytesDown: summary?.bytesDown ?? 0, message });
       })
-        .then(() => send({ type: 'round-done', round, rssBytes: process.memoryUsage().rss }))
+        .then(() => send({ type: 'round-done', programId: m.program.programId, round, rssBytes: process.memoryUsage().rss, busy: performance.eventLoopUtilization(elu0).utilization }))
         .catch((e: unknown) => send({ type: 'error', message: `round ${round}: ${(e as Error).message ?? String(e)}` }));
     });
   })().catch((e: unknown) => send({ type: 'error', message: (e as Error).message ?? String(e) }));

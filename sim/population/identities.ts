@@ -1,9 +1,10 @@
 /**
  * The identities of a simulated population, persisted compactly: one 32-byte master secret (the
  * "seed file", mode 0600) from which device i's Ed25519 signing seed and X25519 secret are
- * derived on demand (SHA-256 of the secret, a label and i), and one line per enrolled device
- * ("index<TAB>deviceId", appended as devices enrol). An idle device therefore costs nothing but
- * its enrolment's device id; keys exist only while the device works.
+ * derived on demand (SHA-256 of the secret, a label and i), and per program one line per
+ * enrolled device ("index<TAB>deviceId" in enrolments-<program>.tsv, appended as devices enrol).
+ * An idle device therefore costs nothing but its enrolments' device ids; keys exist only while
+ * the device works.
  */
 import { createHash, createPrivateKey, createPublicKey, randomBytes } from 'node:crypto';
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -12,7 +13,7 @@ import nacl from 'tweetnacl';
 import type { DeviceIdentityStore, Enrolment } from '../../client/index.js';
 
 const SEED_FILE = 'population.seed';
-const ENROLMENTS_FILE = 'enrolments.tsv';
+const enrolmentsFile = (programId: string): string => `enrolments-${programId}.tsv`;
 
 /** Device i's keys, derived from the population's master secret. */
 export function deriveDeviceKeys(master: Uint8Array, index: number): { sign: nacl.SignKeyPair; box: nacl.BoxKeyPair } {
@@ -39,9 +40,8 @@ export function deriveDeviceKeys(master: Uint8Array, index: number): { sign: nac
 export class PopulationIdentities {
   /** The master secret. */
   readonly master: Uint8Array;
-  /** Device id per device index ('' until enrolled). */
-  private readonly ids: string[];
-  private readonly enrolmentsPath: string;
+  /** Per program, the device id per device index ('' until enrolled). */
+  private readonly ids = new Map<string, string[]>();
 
   /** Open (or create) the identities of `size` devices in `dir`. */
   constructor(
@@ -56,37 +56,46 @@ export class PopulationIdentities {
     const hex = readFileSync(seedPath, 'utf8').trim();
     if (!/^[0-9a-f]{64}$/.test(hex)) throw new Error(`population seed file ${seedPath} must hold 64 hex characters`);
     this.master = Uint8Array.from(Buffer.from(hex, 'hex'));
-    this.ids = new Array<string>(size).fill('');
-    this.enrolmentsPath = join(dir, ENROLMENTS_FILE);
-    if (existsSync(this.enrolmentsPath)) {
-      for (const line of readFileSync(this.enrolmentsPath, 'utf8').split('\n')) {
+  }
+
+  private table(programId: string): string[] {
+    let ids = this.ids.get(programId);
+    if (ids) return ids;
+    if (!/^[A-Za-z0-9._-]{1,64}$/.test(programId)) throw new RangeError(`PopulationIdentities: program id ${JSON.stringify(programId)} is not a valid program id`);
+    ids = new Array<string>(this.size).fill('');
+    const path = join(this.dir, enrolmentsFile(programId));
+    if (existsSync(path)) {
+      for (const line of readFileSync(path, 'utf8').split('\n')) {
         const [i, id] = line.split('\t');
         const k = Number(i);
-        if (id && Number.isInteger(k) && k >= 0 && k < size) this.ids[k] = id;
+        if (id && Number.isInteger(k) && k >= 0 && k < this.size) ids[k] = id;
       }
     }
+    this.ids.set(programId, ids);
+    return ids;
   }
 
-  /** Device ids of enrolled devices (index → id; '' = not enrolled). */
-  deviceId(index: number): string {
-    return this.ids[index] ?? '';
+  /** Device `index`'s id in `programId` ('' = not enrolled). */
+  deviceId(programId: string, index: number): string {
+    return this.table(programId)[index] ?? '';
   }
 
-  /** How many devices are enrolled. */
-  enrolledCount(): number {
-    return this.ids.reduce((n, id) => n + (id ? 1 : 0), 0);
+  /** How many devices are enrolled in `programId`. */
+  enrolledCount(programId: string): number {
+    return this.table(programId).reduce((n, id) => n + (id ? 1 : 0), 0);
   }
 
-  /** Record enrolments (index, device id) reported by workers; appended to the enrolments file. */
-  record(entries: readonly (readonly [number, string])[]): void {
+  /** Record enrolments (index, device id) in `programId` reported by workers; appended to its file. */
+  record(programId: string, entries: readonly (readonly [number, string])[]): void {
+    const ids = this.table(programId);
     const lines: string[] = [];
     for (const [i, id] of entries) {
       if (!Number.isInteger(i) || i < 0 || i >= this.size) throw new RangeError(`PopulationIdentities.record: index ${i} outside [0, ${this.size})`);
-      if (this.ids[i] === id) continue;
-      this.ids[i] = id;
+      if (ids[i] === id) continue;
+      ids[i] = id;
       lines.push(`${i}\t${id}`);
     }
-    if (lines.length) appendFileSync(this.enrolmentsPath, `${lines.join('\n')}\n`);
+    if (lines.length) appendFileSync(join(this.dir, enrolmentsFile(programId)), `${lines.join('\n')}\n`);
   }
 }
 

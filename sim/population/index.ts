@@ -5,6 +5,8 @@
  */
 export * from './availability.js';
 export * from './fleet-progress.js';
+export * from './fleet.js';
 export * from './identities.js';
 export * from './run-population.js';
 export * from './shards.js';
+export * from './epsilon-plot.js';
