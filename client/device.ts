@@ -465,8 +465,7 @@ export class Device {
         }
         joined++;
         try {
-          await this.doRound(program, work, verified, signal);
-          accepted++;
+          if (await this.doRound(program, work, verified, signal)) accepted++;
         } catch (e) {
           const se = e as grpc.ServiceError;
           if (typeof se.code !== 'number' || se.code === grpc.status.UNAVAILABLE) throw e;
@@ -480,7 +479,8 @@ export class Device {
     return { deviceId: this.deviceId, roundsJoined: joined, updatesAccepted: accepted, bytesUp: this.bytesUp, bytesDown: this.bytesDown, reason };
   }
 
-  private async doRound(p: ProgramConfig__Output, work: RoundWork__Output, verifiedAdapter: Uint8Array, signal?: AbortSignal): Promise<void> {
+  /** Train and upload one round's update; false when `signal` aborted before the upload (nothing is sent). */
+  private async doRound(p: ProgramConfig__Output, work: RoundWork__Output, verifiedAdapter: Uint8Array, signal?: AbortSignal): Promise<boolean> {
     const m = await this.ensureModel(p, signal);
     // the bytes whose release verified, not the file again
     const received = decodeAdapter(verifiedAdapter, m.base, `adapter version ${work.adapterVersion}`);
@@ -506,6 +506,8 @@ export class Device {
       const sub = trainer.progress$.subscribe((s) => this.events.next({ kind: 'training', roundId: work.roundId, step: s.step, totalSteps: s.totalSteps, loss: s.loss }));
       const result = await trainer.run();
       sub.unsubscribe();
+      // aborted while training (the owner stopped it, the device went offline): nothing is sent
+      if (signal?.aborted) return false;
       const local = adapter.toFlat();
       const encoding = work.encoding || 'f32';
       if (!isUpdateEncoding(encoding)) throw new Error(`round ${work.roundId} asks for update encoding "${encoding}", which this device does not know`);
@@ -544,6 +546,7 @@ export class Device {
       if (!receipt) throw new Error('secure aggregation ended without an upload');
       this.bytesUp += Number(receipt.bytesReceived);
       this.events.next({ kind: 'uploaded', roundId: work.roundId, bytes: Number(receipt.bytesReceived), numExamples, updateNorm: update.norm, clipped: update.clipped, trainSeconds: result.elapsedMs / 1000 });
+      return true;
     } finally {
       adapter.dispose();
     }

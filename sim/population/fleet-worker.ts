@@ -190,7 +190,7 @@ if (port) {
         let summary: DeviceSummary | undefined;
         try {
           summary = await device.run(ac.signal);
-          outcome = summary.updatesAccepted > 0 ? 'uploaded' : rejected ? 'rejected' : summary.roundsJoined > 0 ? 'error' : 'not-selected';
+          outcome = summary.updatesAccepted > 0 ? 'uploaded' : late ? 'not-selected' : ac.signal.aborted ? 'dropped' : rejected ? 'rejected' : summary.roundsJoined > 0 ? 'error' : 'not-selected';
           message = rejected || summary.reason;
         } catch (e) {
           outcome = late ? 'not-selected' : ac.signal.aborted ? 'dropped' : 'error';
