@@ -37,6 +37,8 @@ const { values: v } = parseArgs({
     'server-opt': { type: 'string', default: 'fedavg' },
     'server-lr': { type: 'string', default: '1' },
     lr: { type: 'string', default: '5e-3' },
+    /** Starting clip norm of adaptive clipping (central DP) and the fixed one under SecAgg. */
+    clip: { type: 'string', default: '0.4' },
     threads: { type: 'string' },
     out: { type: 'string', default: 'out/privacy-utility' },
     plot: { type: 'string', default: 'docs/privacy-utility.svg' },
@@ -58,6 +60,20 @@ const common: PopulationOptions = {
   seed: Number(v.seed),
   serverOptimizer: { kind: v['server-opt'] as ServerOptimizerKind, lr: Number(v['server-lr']) },
   secAggPhaseTimeoutMs: Number(v['secagg-timeout']),
+  clipNorm: Number(v.clip),
+};
+/**
+ * Central DP divides the noised sum by a fixed denominator, the coordinator's cohort cap (the
+ * standard unbiased-in-expectation DP-FedAvg estimator needs a fixed one), while on average only
+ * cohort × online × (1 − dropout) devices contribute: the mean update comes out shrunk by that
+ * ratio. The server learning rate of central-DP cells is scaled by cap / expected contributors,
+ * so every cell takes the same expected server step as the non-private baseline (FedAvg over the
+ * actual contributors); the noise is scaled alike (ε is unchanged: it is post-processing).
+ */
+const debiased = (cohort: number): PopulationOptions => {
+  const cap = Math.min(N, Math.ceil(cohort + 3 * Math.sqrt(cohort)));
+  const expected = cohort * 0.8 * 0.95; // the fleet's default availability: online 0.8, dropout 0.05
+  return { ...common, serverOptimizer: { ...(common.serverOptimizer as NonNullable<PopulationOptions['serverOptimizer']>), lr: Number(v['server-lr']) * (cap / expected) } };
 };
 
 interface Cell {
@@ -77,23 +93,26 @@ const cells: Cell[] = [];
 // order: per cohort the non-private baseline, then the largest ε first — so a partial run already
 // answers the headline question (ε = 8 at every cohort) before the rest of the curve
 const rest: Cell[] = [];
+const secagg: Cell[] = [];
 for (const c of cohorts) {
   cells.push({ key: `np-${c}`, kind: 'non-private', cohort: c, program: populationProgram(`np-${c}`, { ...common, cohort: c }) });
   const es = [...(grid.get(c) ?? [])].sort((a, b) => b - a);
-  es.forEach((e, i) => (i === 0 ? cells : rest).push({ key: `dp-e${e}-${c}`, kind: 'dp', cohort: c, epsilonTarget: e, program: populationProgram(`dp-e${e}-${c}`, { ...common, cohort: c, privacy: 'dp', targetEpsilon: e }) }));
+  es.forEach((e, i) => (i === 0 ? cells : rest).push({ key: `dp-e${e}-${c}`, kind: 'dp', cohort: c, epsilonTarget: e, program: populationProgram(`dp-e${e}-${c}`, { ...debiased(c), cohort: c, privacy: 'dp', targetEpsilon: e }) }));
 }
 if (secCohort > 0) {
   if (!cohorts.includes(secCohort)) cells.push({ key: `np-${secCohort}`, kind: 'non-private', cohort: secCohort, program: populationProgram(`np-${secCohort}`, { ...common, cohort: secCohort }) });
-  for (const e of secEpsilons) rest.unshift({ key: `sa-e${e}-${secCohort}`, kind: 'dp+secagg', cohort: secCohort, epsilonTarget: e, program: populationProgram(`sa-e${e}-${secCohort}`, { ...common, cohort: secCohort, privacy: 'dp+secagg', targetEpsilon: e }) });
+  for (const e of secEpsilons) secagg.push({ key: `sa-e${e}-${secCohort}`, kind: 'dp+secagg', cohort: secCohort, epsilonTarget: e, program: populationProgram(`sa-e${e}-${secCohort}`, { ...common, cohort: secCohort, privacy: 'dp+secagg', targetEpsilon: e }) });
 }
 
-cells.push(...rest);
+// SecAgg right after the cohorts up to its own (the largest cohort is the most expensive)
+const upTo = cells.filter((c) => c.cohort <= secCohort);
+cells.splice(0, cells.length, ...upTo, ...secagg, ...cells.filter((c) => c.cohort > secCohort), ...rest);
 const log = (l: string): void => console.log(`[${new Date().toISOString().slice(11, 19)}] ${l}`);
 rmSync(outDir, { recursive: true, force: true });
 mkdirSync(outDir, { recursive: true });
 const t0 = performance.now();
 log(`privacy–utility: N = ${N}, ${rounds} rounds, cohorts ${cohorts.join('/')}, ε ${epsilons.join('/')}, SecAgg at ${secCohort} (ε ${secEpsilons.join('/')}); ${cells.length} cells; server ${v['server-opt']} lr ${v['server-lr']}, device lr ${v.lr}`);
-for (const c of cells) if (c.kind !== 'non-private') log(`  ${c.key}: z = ${c.program.z.toFixed(3)} (ledger q = ${c.program.ledgerQ.toPrecision(3)}, δ = ${c.program.delta.toExponential(1)})`);
+for (const c of cells) if (c.kind !== 'non-private') log(`  ${c.key}: z = ${c.program.z.toFixed(3)}, server lr ${c.program.spec.serverOptimizer.lr?.toFixed(3) ?? 'default'} (ledger q = ${c.program.ledgerQ.toPrecision(3)}, δ = ${c.program.delta.toExponential(1)})`);
 const fleet = await Fleet.start({ programs: cells.map((c) => c.program.spec), population: N, shards: parseShardScheme(v.shards), outDir: join(outDir, 'fleet'), seed: Number(v.seed), ...(v.threads ? { threads: Number(v.threads) } : {}) });
 
 interface Result {
