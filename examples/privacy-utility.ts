@@ -15,7 +15,7 @@
  *   [--shards dirichlet:0.3] [--server-opt fedavg] [--server-lr 1] [--lr 5e-3] [--threads 2]
  *   [--out out/privacy-utility] [--plot docs/privacy-utility.svg] [--seed 1]
  */
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { calibrateSigma } from '../privacy/accountant/index.js';
@@ -43,6 +43,8 @@ const { values: v } = parseArgs({
     out: { type: 'string', default: 'out/privacy-utility' },
     plot: { type: 'string', default: 'docs/privacy-utility.svg' },
     seed: { type: 'string', default: '1' },
+    /** Keep the cells of an earlier run in --out (same N and rounds) and add these to its table and plot. */
+    append: { type: 'boolean', default: false },
   },
 });
 const list = (s: string): number[] => s.split(',').filter(Boolean).map(Number);
@@ -108,7 +110,15 @@ if (secCohort > 0) {
 const upTo = cells.filter((c) => c.cohort <= secCohort);
 cells.splice(0, cells.length, ...upTo, ...secagg, ...cells.filter((c) => c.cohort > secCohort), ...rest);
 const log = (l: string): void => console.log(`[${new Date().toISOString().slice(11, 19)}] ${l}`);
-rmSync(outDir, { recursive: true, force: true });
+const earlier: unknown[] = [];
+const commands: string[] = [];
+if (v.append && existsSync(join(outDir, 'results.json'))) {
+  const prev = JSON.parse(readFileSync(join(outDir, 'results.json'), 'utf8')) as { population: number; rounds: number; results: unknown[]; commands?: string[] };
+  commands.push(...(prev.commands ?? []));
+  if (prev.population !== N || prev.rounds !== rounds) throw new RangeError(`--append: ${outDir} holds a run with N = ${prev.population} and ${prev.rounds} rounds, not ${N} and ${rounds}`);
+  earlier.push(...prev.results);
+} else rmSync(outDir, { recursive: true, force: true });
+commands.push(`node dist/examples/privacy-utility.js ${process.argv.slice(2).join(' ')}`);
 mkdirSync(outDir, { recursive: true });
 const t0 = performance.now();
 log(`privacy–utility: N = ${N}, ${rounds} rounds, cohorts ${cohorts.join('/')}, ε ${epsilons.join('/')}, SecAgg at ${secCohort} (ε ${secEpsilons.join('/')}); ${cells.length} cells; server ${v['server-opt']} lr ${v['server-lr']}, device lr ${v.lr}`);
@@ -132,7 +142,8 @@ interface Result {
   readonly meanUpdates: number;
   readonly finalClip: number;
 }
-const results: Result[] = [];
+// an earlier run's cells (--append) are kept, and not run again
+const results: Result[] = [...(earlier as Result[])];
 try {
   const lora = cells[0].program.spec.lora;
   const base = fleet.evaluate('base only', lora);
@@ -142,9 +153,10 @@ try {
       const np = results.find((x) => x.kind === 'non-private' && x.cohort === r.cohort);
       r.kept = np && np.gain > 0 ? r.gain / np.gain : undefined;
     }
-    writeFileSync(join(outDir, 'results.json'), `${JSON.stringify({ population: N, rounds, base, settings: common, results, totalSeconds: (performance.now() - t0) / 1000 }, null, 1)}\n`);
+    writeFileSync(join(outDir, 'results.json'), `${JSON.stringify({ population: N, rounds, base, settings: common, commands, results, totalSeconds: (performance.now() - t0) / 1000 }, null, 1)}\n`);
   };
   for (const c of cells) {
+    if (results.some((r) => r.key === c.key)) continue;
     // each cell's program enrols the whole population just before it trains (q needs all N enrolled)
     const e = await fleet.enrol(c.program.spec.id);
     log(`enrolled ${e.devices} devices in ${c.program.spec.id} in ${e.seconds.toFixed(1)} s (${e.perSecond.toFixed(0)}/s)`);
@@ -178,7 +190,7 @@ try {
     `| cell | cohort | ε (target) | z | mean held-out loss | gain kept | TinyStories forgetting | updates/round | wall time |`,
     `|---|---:|---:|---:|---:|---:|---:|---:|---:|`,
     `| base only | – | – | – | ${base.mean.toFixed(3)} | – | – | – | – |`,
-    ...results.map((r) => `| ${r.kind === 'non-private' ? 'non-private FedAvg' : r.kind === 'dp' ? 'DP-FedAvg (central)' : 'DP-FedAvg, SecAgg (distributed)'} | ${r.cohort} | ${r.kind === 'non-private' ? '∞' : `${r.epsilon.toFixed(2)} (${r.epsilonTarget})`} | ${r.kind === 'non-private' ? '–' : r.z.toFixed(3)} | ${r.loss.toFixed(3)} | ${r.kind === 'non-private' ? '100%' : pct(r.kept)} | ${(r.forgetting * 100).toFixed(1)}% | ${r.meanUpdates.toFixed(0)} | ${r.seconds.toFixed(0)} s |`),
+    ...[...results].sort((a, b) => a.cohort - b.cohort || (a.kind === b.kind ? 0 : a.kind === 'non-private' ? -1 : b.kind === 'non-private' ? 1 : a.kind === 'dp' ? -1 : 1) || (b.epsilonTarget ?? 0) - (a.epsilonTarget ?? 0)).map((r) => `| ${r.kind === 'non-private' ? 'non-private FedAvg' : r.kind === 'dp' ? 'DP-FedAvg (central)' : 'DP-FedAvg, SecAgg (distributed)'} | ${r.cohort} | ${r.kind === 'non-private' ? '∞' : `${r.epsilon.toFixed(2)} (${r.epsilonTarget})`} | ${r.kind === 'non-private' ? '–' : r.z.toFixed(3)} | ${r.loss.toFixed(3)} | ${r.kind === 'non-private' ? '100%' : pct(r.kept)} | ${(r.forgetting * 100).toFixed(1)}% | ${r.meanUpdates.toFixed(0)} | ${r.seconds.toFixed(0)} s |`),
   ];
   const table = lines.join('\n');
 
@@ -202,7 +214,7 @@ try {
   const md = [
     `# Privacy–utility (N = ${N}, ${rounds} rounds, ${v.shards} shards)`,
     '',
-    `Command: \`node dist/examples/privacy-utility.js ${process.argv.slice(2).join(' ')}\``,
+    `Commands: ${commands.map((c) => `\`${c}\``).join(', then ')}`,
     '',
     table,
     '',
@@ -225,14 +237,14 @@ try {
 
   // the plot: loss against ε per cohort
   const colors = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd'];
-  const series = cohorts.map((c, i) => ({
+  const series = [...new Set(results.filter((r) => r.kind === 'dp').map((r) => r.cohort))].sort((a, b) => a - b).map((c, i) => ({
     label: `cohort ${c}`,
     color: colors[i % colors.length],
     points: results.filter((r) => r.kind === 'dp' && r.cohort === c).map((r) => [r.epsilon, r.loss] as const),
     nonPrivate: results.find((r) => r.kind === 'non-private' && r.cohort === c)?.loss,
   }));
   const sa = results.filter((r) => r.kind === 'dp+secagg');
-  if (sa.length) series.push({ label: `SecAgg ${secCohort}`, color: '#8c564b', points: sa.map((r) => [r.epsilon, r.loss] as const), nonPrivate: undefined });
+  if (sa.length) series.push({ label: `SecAgg ${sa[0].cohort}`, color: '#8c564b', points: sa.map((r) => [r.epsilon, r.loss] as const), nonPrivate: undefined });
   const drawable = series.filter((s) => s.points.length > 0);
   if (drawable.length) {
     mkdirSync(dirname(v.plot), { recursive: true });
