@@ -10,6 +10,7 @@
  *
  * Run: npm run bench:fleet [-- --population 10000 --cohort 200 --rounds 3 --threads 2 --concurrency 4]
  */
+import { rmSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { initBackend, LocalTrainer, LoraAdapter, openBase } from '../model/index.js';
@@ -47,6 +48,7 @@ for (let i = 0; i < 12; i++) {
 base.dispose();
 const step = stepMs.sort((a, b) => a - b)[stepMs.length >> 1];
 console.log(`one local step alone (4×64 tokens, median of 10): ${step.toFixed(0)} ms → training alone bounds ${threads} threads at ${((threads * 1000) / step).toFixed(1)} updates/s (load ${load()})`);
+rmSync(v.out, { recursive: true, force: true });
 const rss0 = process.memoryUsage().rss;
 const fleet = await Fleet.start({ programs: [program.spec], population: N, outDir: v.out, threads, concurrency: Number(v.concurrency), channels: Number(v.channels), online: 1, dropout: 0 });
 try {

@@ -127,6 +127,8 @@ export class Fleet {
     const domains = loadDomains({ devicesPerDomain: 1, domains: o.domains ?? DOMAIN_NAMES, heldOutChars: 20_000, seed });
     const domainTexts = domains.map((d) => d.devices[0].text);
     mkdirSync(o.outDir, { recursive: true });
+    // working devices' data dirs from an earlier fleet (another coordinator, another release key) go
+    rmSync(join(o.outDir, 'scratch'), { recursive: true, force: true });
     const rss0 = process.memoryUsage().rss;
     const shards = buildShards({ domainLengths: domainTexts.map((t) => t.length), devices: N, scheme: o.shards ?? { kind: 'dirichlet', alpha: 0.3 }, meanChars: o.meanChars, sizeSigma: o.sizeSigma, seed });
     const availability = buildAvailability({ devices: N, online: o.online, dropout: o.dropout, seed: seed + 1 });
@@ -227,13 +229,17 @@ export class Fleet {
   async enrol(programId: string): Promise<{ devices: number; seconds: number; perSecond: number }> {
     const t0 = performance.now();
     const program = this.program(programId);
-    const todo = Array.from({ length: this.population }, (_, i) => i).filter((i) => !this.identities.deviceId(programId, i));
+    // enrolments recorded in the population's files count only if this coordinator knows them
+    const store = this.running.coordinator.store;
+    const todo = Array.from({ length: this.population }, (_, i) => i).filter((i) => {
+      const id = this.identities.deviceId(programId, i);
+      return !id || !store.device(id);
+    });
     const n = this.workers.length;
     const replies = this.until((_, m) => (m.type === 'enrolled' && m.programId === programId ? m : undefined), n);
     this.workers.forEach((w, k) => w.postMessage({ type: 'enrol', program, indices: todo.filter((i) => i % n === k) } satisfies FleetRequest));
     const got = await replies;
-    const key = got.find((r) => r.programBoxPublicKey)?.programBoxPublicKey;
-    if (key) this.boxKeys.set(programId, key);
+    this.boxKeys.set(programId, Buffer.from(this.running.coordinator.program(programId).keys.publicKey).toString('hex'));
     this.identities.record(programId, got.flatMap((r) => r.entries));
     const seconds = (performance.now() - t0) / 1000;
     return { devices: todo.length, seconds, perSecond: todo.length / Math.max(seconds, 1e-9) };
