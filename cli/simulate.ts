@@ -2,7 +2,7 @@
 import { writeFileSync } from 'node:fs';
 import { DOMAIN_NAMES, type DomainName } from '../sim/domains.js';
 import { isMatrixName, MATRIX_NAMES, type MatrixName } from '../model/index.js';
-import { runSimulation } from '../sim/index.js';
+import { parseShardScheme, runPopulation, runSimulation, type PopulationOptions, type ShardScheme } from '../sim/index.js';
 import type { RobustRule } from '../aggregators/index.js';
 import { AGGREGATIONS, COMPRESSIONS, ROBUST_RULES, SERVER_OPTIMIZERS } from '../server/config-names.js';
 import { CliError, num, oneOf, parse } from './args.js';
@@ -14,7 +14,11 @@ export const SIMULATE_USAGE = `fedtune simulate [--devices N (10)] [--rounds R (
               [--json-summary FILE] [--compression ${COMPRESSIONS.join('|')}] [--aggregation ${AGGREGATIONS.join('|')}] [--ffa]
               [--server-opt ${SERVER_OPTIMIZERS.join('|')}] [--server-lr X]
               [--robust ${ROBUST_RULES.join('|')}] [--robust-param beta|f] [--attackers N] [--attack-scale S]
-              [--privacy none|dp|dp+secagg] [--clip C (0.5)] [--noise Z (1)] [--prox MU (FedProx, 0)]`;
+              [--privacy none|dp|dp+secagg] [--clip C (0.5)] [--noise Z (1)] [--prox MU (FedProx, 0)]
+population mode (a fleet of virtual devices; --population turns it on):
+              [--population N] [--cohort C (100)] [--shards natural|dirichlet:α (dirichlet:0.3)] [--mean-chars N (2000)]
+              [--online P (0.8)] [--dropout P (0.05)] [--threads N] [--concurrency N (4)] [--epsilon E (calibrate z)]
+              [--delta D (min(1e-6, N^-1.1))] [--no-adaptive-clip]  (--steps 1, --batch 4, --seq-len 64, --lr 5e-3 by default)`;
 
 /** Parse the shared simulation flags (also used by the demo). */
 export function simulationFlags(argv: string[]) {
@@ -48,6 +52,17 @@ export function simulationFlags(argv: string[]) {
     clip: { type: 'string' },
     noise: { type: 'string' },
     prox: { type: 'string' },
+    population: { type: 'string' },
+    cohort: { type: 'string' },
+    shards: { type: 'string' },
+    'mean-chars': { type: 'string' },
+    online: { type: 'string' },
+    dropout: { type: 'string' },
+    threads: { type: 'string' },
+    concurrency: { type: 'string' },
+    epsilon: { type: 'string' },
+    delta: { type: 'string' },
+    'no-adaptive-clip': { type: 'boolean' },
   });
   const robustRule = oneOf(v, 'robust', ['none', ...ROBUST_RULES] as const, 'none');
   const robustParam = num(v, 'robust-param', { min: 0 });
@@ -92,12 +107,62 @@ export function simulationFlags(argv: string[]) {
       proximalMu: num(v, 'prox', { min: 0 }),
     },
     jsonSummary: v['json-summary'] as string | undefined,
+    population: populationFlags(v),
+  };
+}
+
+/** The population-mode flags, when --population is given. */
+function populationFlags(v: Record<string, string | boolean | undefined>): PopulationOptions | undefined {
+  const population = num(v, 'population', { integer: true, min: 1 });
+  if (population === undefined) return undefined;
+  let shards: ShardScheme | undefined;
+  try {
+    shards = typeof v.shards === 'string' ? parseShardScheme(v.shards) : undefined;
+  } catch {
+    throw new CliError(`--shards must be "natural" or "dirichlet:α" with α > 0, got "${String(v.shards)}"`);
+  }
+  return {
+    population,
+    cohort: num(v, 'cohort', { integer: true, min: 1, max: population }),
+    shards,
+    meanChars: num(v, 'mean-chars', { integer: true, min: 200 }),
+    online: num(v, 'online', { min: 0, max: 1, minExclusive: true }),
+    dropout: num(v, 'dropout', { min: 0, max: 0.99 }),
+    threads: num(v, 'threads', { integer: true, min: 1 }),
+    concurrency: num(v, 'concurrency', { integer: true, min: 1 }),
+    targetEpsilon: num(v, 'epsilon', { min: 0, minExclusive: true }),
+    delta: num(v, 'delta', { min: 0, max: 1, minExclusive: true }),
+    adaptiveClip: v['no-adaptive-clip'] ? false : undefined,
   };
 }
 
 /** Run the command. */
 export async function simulateCommand(argv: string[]): Promise<void> {
-  const { options, jsonSummary } = simulationFlags(argv);
+  const { options, jsonSummary, population } = simulationFlags(argv);
+  if (population) {
+    const o = options;
+    const summary = await runPopulation({
+      ...population,
+      rounds: o.rounds,
+      steps: o.steps,
+      batchSize: o.batchSize,
+      seqLen: o.seqLen,
+      lr: o.lr,
+      rank: o.rank,
+      targets: o.targets,
+      domains: o.domains,
+      evalTokens: o.evalTokens,
+      seed: o.seed,
+      privacy: o.privacy,
+      clipNorm: o.clipNorm,
+      noiseMultiplier: o.noiseMultiplier,
+      serverOptimizer: o.serverOptimizer,
+      outDir: o.outDir ?? 'out/population',
+      log: (l) => process.stderr.write(`${l}\n`),
+    });
+    if (jsonSummary) writeFileSync(jsonSummary, `${JSON.stringify(summary, null, 1)}\n`);
+    return;
+  }
   if (options.devices !== undefined && options.devices < (options.domains ?? DOMAIN_NAMES).length) {
     throw new CliError(`--devices must be at least the number of domains (${(options.domains ?? DOMAIN_NAMES).length})`);
   }

@@ -31,7 +31,7 @@ import type { RoundWork__Output } from '../proto/generated/fedtune/v1/RoundWork.
 import { loadProtos } from '../proto/load.js';
 import { baseContainer, bundledBaseDir, hasBundledBase, unpackBaseBundle } from './base-bundle.js';
 import { downloadBlob } from './download-blob.js';
-import { loadIdentity, saveEnrolment, type DeviceIdentity } from './identity.js';
+import { loadIdentity, saveEnrolment, type DeviceIdentity, type Enrolment } from './identity.js';
 import { authFor, enrollRequestFor, sleep, unaryCall, withRetry, type RetryPolicy } from './rpc.js';
 import type { EnrollRequest } from '../proto/generated/fedtune/v1/EnrollRequest.js';
 import { uploadUpdate } from './upload-update.js';
@@ -103,6 +103,44 @@ export interface DeviceOptions {
    * stays each device's own either way.
    */
   readonly trainer?: DeviceTrainerFactory;
+  /**
+   * The device's keys and enrolments held by its host instead of `identity.json` in the data dir
+   * (a simulated fleet derives thousands of identities from one seed file). Default: the data dir's.
+   */
+  readonly identity?: DeviceIdentityStore;
+  /**
+   * An already-open base (and its tokenizer) for the program's base blob `sha256`: used instead
+   * of downloading and opening it, and never disposed by the device (one worker hosting many
+   * simulated devices shares one). A program naming another base is served as usual.
+   */
+  readonly model?: SharedBase;
+  /**
+   * A gRPC channel to the coordinator shared with other devices (a few channels for a simulated
+   * fleet); close() leaves it open. Default: a channel of the device's own.
+   */
+  readonly channel?: grpc.Channel;
+  /**
+   * Check in at most this many times, then stop (a simulated device sampled for one round checks
+   * in once: work, or a ComeBack that ends the run). Default: no limit.
+   */
+  readonly maxCheckIns?: number;
+}
+
+/** Keys and enrolments a host keeps for a device (see {@link DeviceOptions.identity}). */
+export interface DeviceIdentityStore {
+  readonly identity: DeviceIdentity;
+  /** Remember an enrolment (called once per program, after the coordinator answered). */
+  saveEnrolment(programId: string, enrolment: Enrolment): void;
+}
+
+/** An open base shared by devices (see {@link DeviceOptions.model}). */
+export interface SharedBase {
+  /** SHA-256 of the base blob as the program announces it (ProgramConfig.base.sha256). */
+  readonly sha256: string;
+  readonly base: FrozenBase;
+  readonly tokenizer: TextTokenizer;
+  /** Where the base's chat template is looked for (chat programs): the base or tokenizer file. */
+  readonly chatSource?: string;
 }
 
 /** What a device reports as it works. */
@@ -160,6 +198,8 @@ export class Device {
     /** The local data as tokens, per data format. */
     data: Map<DataFormat, Int32Array | MaskedTokens>;
     mixed?: { key: string; data: Int32Array | MaskedTokens };
+    /** Lent by the host (options.model): never disposed here. */
+    shared?: boolean;
   };
   private parts?: string[];
   private bytesDown = 0;
@@ -178,8 +218,10 @@ export class Device {
     if (options.maxRank !== undefined && !(Number.isInteger(options.maxRank) && options.maxRank > 0)) throw new RangeError(`Device: options.maxRank must be a positive integer, got ${options.maxRank}`);
     if (options.trainer !== undefined && typeof options.trainer !== 'function') throw new TypeError('Device: options.trainer must be a function (base, adapter, data, options) => trainer');
     if (options.dataFormat !== undefined && options.dataFormat !== 'text' && options.dataFormat !== 'chat') throw new RangeError(`Device: options.dataFormat must be "text" or "chat", got ${JSON.stringify(options.dataFormat)}`);
+    if (options.maxCheckIns !== undefined && !(Number.isInteger(options.maxCheckIns) && options.maxCheckIns > 0)) throw new RangeError(`Device: options.maxCheckIns must be a positive integer, got ${options.maxCheckIns}`);
+    if (options.model !== undefined && (typeof options.model.sha256 !== 'string' || !options.model.base || !options.model.tokenizer)) throw new TypeError('Device: options.model must hold sha256, base and tokenizer');
     this.o = options;
-    this.identity = loadIdentity(options.dataDir);
+    this.identity = options.identity?.identity ?? loadIdentity(options.dataDir);
     this.releases = new ReleaseKeeper(options.dataDir, options.programId, options.keepReleases ?? 3);
     if (options.releaseKey !== undefined) {
       const k = typeof options.releaseKey === 'string' ? Uint8Array.from(Buffer.from(/^[0-9a-f]{64}$/.test(options.releaseKey) ? options.releaseKey : '', 'hex')) : options.releaseKey;
@@ -190,6 +232,7 @@ export class Device {
     this.client = new fedtune.fedtune.v1.Coordinator(options.address, options.credentials ?? grpc.credentials.createInsecure(), {
       'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
       'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
+      ...(options.channel ? { channelOverride: options.channel } : {}),
     });
   }
 
@@ -218,7 +261,9 @@ export class Device {
     this.releases.pinKey(Uint8Array.from(res.releasePublicKey ?? []), 'the coordinator at enrolment');
     this.deviceId = res.deviceId;
     this.programKey = Uint8Array.from(res.programBoxPublicKey);
-    saveEnrolment(this.o.dataDir, this.o.programId, { deviceId: res.deviceId, programBoxPublicKey: Buffer.from(res.programBoxPublicKey).toString('hex'), address: this.o.address });
+    const enrolment = { deviceId: res.deviceId, programBoxPublicKey: Buffer.from(res.programBoxPublicKey).toString('hex'), address: this.o.address };
+    if (this.o.identity) this.o.identity.saveEnrolment(this.o.programId, enrolment);
+    else saveEnrolment(this.o.dataDir, this.o.programId, enrolment);
     this.events.next({ kind: 'enrolled', deviceId: res.deviceId });
     return res.deviceId;
   }
@@ -289,6 +334,11 @@ export class Device {
   private async ensureModel(p: ProgramConfig__Output, signal?: AbortSignal): Promise<NonNullable<Device['model']>> {
     if (!p.base) throw new Error(`program ${p.programId} names no base model`);
     if (this.model?.sha256 === p.base.sha256) return this.model;
+    const shared = this.o.model;
+    if (shared && shared.sha256 === p.base.sha256) {
+      this.model = { sha256: shared.sha256, base: shared.base, tokenizer: shared.tokenizer, chatSource: shared.chatSource ?? '', data: new Map(), shared: true };
+      return this.model;
+    }
     // a Hugging Face directory comes as a ustar bundle: unpacked strictly, its identity checked (client/base-bundle)
     const bundled = baseContainer(p.base) !== '';
     const basePath = bundled
@@ -297,7 +347,7 @@ export class Device {
     const tokenizerPath = p.tokenizer?.sha256 ? await this.blob(p.tokenizer.sha256, 'tokenizer', signal) : undefined;
     const quant = trainingFromWire(p.training).quant;
     await initBackend(); // the configured backend (FEDTUNE_BACKEND), once per process
-    this.model?.base.dispose();
+    if (!this.model?.shared) this.model?.base.dispose();
     this.model = undefined;
     const { base, tokenizer } = openBase(basePath, quant, { tokenizerPath, seed: 1 });
     if (bundled && base.sha256 !== p.base.contentSha256) {
@@ -364,6 +414,7 @@ export class Device {
   async run(signal?: AbortSignal): Promise<DeviceSummary> {
     let joined = 0;
     let accepted = 0;
+    let checkIns = 0;
     let reason = 'aborted';
     try {
       await this.enroll(signal);
@@ -386,11 +437,20 @@ export class Device {
           reason = `took part in ${joined} round(s)`;
           break;
         }
+        if (this.o.maxCheckIns !== undefined && checkIns >= this.o.maxCheckIns) {
+          reason = `checked in ${checkIns} time(s)`;
+          break;
+        }
+        checkIns++;
         const version = Number(program.adapterVersion);
         const res = await this.retry(() => unaryCall<CheckInResponse__Output>((o, cb) => this.client.CheckIn(this.signed('CheckIn', { programId: this.o.programId, adapterVersion: version }), o, cb), this.deadline), signal);
         if (res.later) {
           if (res.later.programComplete) {
             reason = res.later.reason;
+            break;
+          }
+          if (this.o.maxCheckIns !== undefined && checkIns >= this.o.maxCheckIns) {
+            reason = `not selected: ${res.later.reason}`;
             break;
           }
           const ms = Math.min(this.o.maxWaitMs ?? 30_000, Math.max(50, Number(res.later.retryAfterMs)));
@@ -413,8 +473,7 @@ export class Device {
         }
         joined++;
         try {
-          await this.doRound(program, work, verified, signal);
-          accepted++;
+          if (await this.doRound(program, work, verified, signal)) accepted++;
         } catch (e) {
           const se = e as grpc.ServiceError;
           if (typeof se.code !== 'number' || se.code === grpc.status.UNAVAILABLE) throw e;
@@ -428,7 +487,8 @@ export class Device {
     return { deviceId: this.deviceId, roundsJoined: joined, updatesAccepted: accepted, bytesUp: this.bytesUp, bytesDown: this.bytesDown, reason };
   }
 
-  private async doRound(p: ProgramConfig__Output, work: RoundWork__Output, verifiedAdapter: Uint8Array, signal?: AbortSignal): Promise<void> {
+  /** Train and upload one round's update; false when `signal` aborted before the upload (nothing is sent). */
+  private async doRound(p: ProgramConfig__Output, work: RoundWork__Output, verifiedAdapter: Uint8Array, signal?: AbortSignal): Promise<boolean> {
     const m = await this.ensureModel(p, signal);
     // the bytes whose release verified, not the file again
     const received = decodeAdapter(verifiedAdapter, m.base, `adapter version ${work.adapterVersion}`);
@@ -454,6 +514,8 @@ export class Device {
       const sub = trainer.progress$.subscribe((s) => this.events.next({ kind: 'training', roundId: work.roundId, step: s.step, totalSteps: s.totalSteps, loss: s.loss }));
       const result = await trainer.run();
       sub.unsubscribe();
+      // aborted while training (the owner stopped it, the device went offline): nothing is sent
+      if (signal?.aborted) return false;
       const local = adapter.toFlat();
       const encoding = work.encoding || 'f32';
       if (!isUpdateEncoding(encoding)) throw new Error(`round ${work.roundId} asks for update encoding "${encoding}", which this device does not know`);
@@ -492,6 +554,7 @@ export class Device {
       if (!receipt) throw new Error('secure aggregation ended without an upload');
       this.bytesUp += Number(receipt.bytesReceived);
       this.events.next({ kind: 'uploaded', roundId: work.roundId, bytes: Number(receipt.bytesReceived), numExamples, updateNorm: update.norm, clipped: update.clipped, trainSeconds: result.elapsedMs / 1000 });
+      return true;
     } finally {
       adapter.dispose();
     }
@@ -534,8 +597,8 @@ export class Device {
 
   /** Close the connection and free the base. */
   close(): void {
-    this.client.close();
-    this.model?.base.dispose();
+    if (!this.o.channel) this.client.close();
+    if (!this.model?.shared) this.model?.base.dispose();
     this.model = undefined;
   }
 }

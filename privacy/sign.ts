@@ -6,8 +6,29 @@
  * a proof of possession of the signing key over its own string. Verification failures are
  * values, not throws.
  */
-import { createHash, createPublicKey, verify as cryptoVerify, type KeyObject } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, sign as cryptoSign, verify as cryptoVerify, type KeyObject } from 'node:crypto';
 import nacl from 'tweetnacl';
+
+/** DER prefix of an Ed25519 SubjectPublicKeyInfo; the raw 32-byte key follows. */
+const ED25519_SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
+/** Private keys as node:crypto objects, built once per secret key. */
+const privateKeys = new WeakMap<Uint8Array, KeyObject>();
+
+/**
+ * Ed25519 signature of `message` by a 64-byte tweetnacl secret key (seed ‖ public key), made by
+ * node:crypto (~50× faster than pure JS). Ed25519 signing is deterministic (RFC 8032), so the
+ * bytes are exactly nacl.sign.detached's.
+ */
+export function ed25519Sign(message: Uint8Array, secretKey: Uint8Array): Uint8Array {
+  let key = privateKeys.get(secretKey);
+  if (!key) {
+    const b64 = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64url');
+    // a raw JWK import is ~6× faster than PKCS#8 DER
+    key = createPrivateKey({ key: { kty: 'OKP', crv: 'Ed25519', d: b64(secretKey.subarray(0, 32)), x: b64(secretKey.subarray(32, 64)) }, format: 'jwk' });
+    privateKeys.set(secretKey, key);
+  }
+  return new Uint8Array(cryptoSign(null, message, key));
+}
 
 /** The first field of every signed string: the contract's version. */
 export const SIGNING_DOMAIN = 'fedtune.v1';
@@ -87,7 +108,7 @@ export function signRequest(scope: SigningScope, deviceId: string, payload: Uint
   if (typeof deviceId !== 'string' || deviceId === '' || deviceId.includes('|')) throw new TypeError('signRequest: deviceId must be a non-empty string without "|"');
   if (!(payload instanceof Uint8Array)) throw new TypeError('signRequest: payload must be a Uint8Array');
   checkSigning('signRequest', keys, now, nonce);
-  const signature = nacl.sign.detached(signedMessage(scope, deviceId, nonce, now, payload), keys.secretKey);
+  const signature = ed25519Sign(signedMessage(scope, deviceId, nonce, now, payload), keys.secretKey);
   return { deviceId, nonce, timestamp: now, signature };
 }
 
@@ -96,7 +117,7 @@ export function signEnrolment(programId: string, keys: SignKeyPair, boxPublicKey
   if (typeof programId !== 'string') throw new TypeError('signEnrolment: programId must be a string');
   if (!(boxPublicKey instanceof Uint8Array)) throw new TypeError('signEnrolment: boxPublicKey must be a Uint8Array');
   checkSigning('signEnrolment', keys, now, nonce);
-  return { nonce, timestamp: now, signature: nacl.sign.detached(enrolmentMessage(programId, keys.publicKey, boxPublicKey, nonce, now), keys.secretKey) };
+  return { nonce, timestamp: now, signature: ed25519Sign(enrolmentMessage(programId, keys.publicKey, boxPublicKey, nonce, now), keys.secretKey) };
 }
 
 /**

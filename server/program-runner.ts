@@ -244,6 +244,11 @@ export class ProgramRunner {
     return this.latest;
   }
 
+  /** The open round (id and number) while it takes check-ins and updates; undefined otherwise. */
+  get openRound(): { readonly id: string; readonly number: number } | undefined {
+    return this.round && !this.aggregating ? { id: this.round.id, number: this.round.number } : undefined;
+  }
+
   /** True while a round's aggregate is being computed. */
   get isAggregating(): boolean {
     return this.aggregating;
@@ -347,6 +352,27 @@ export class ProgramRunner {
   drop(deviceId: string, reason: string): void {
     const r = this.round;
     if (r && !this.aggregating) this.reject(deviceId, r.id, reason, 'revoked');
+  }
+
+  /**
+   * Close the open round now with the updates it has, as its deadline would (a simulation whose
+   * sampled devices have all answered or dropped out). Returns false when no round is open.
+   */
+  closeRoundNow(why: string): boolean {
+    if (!this.round || this.aggregating || this.round.secagg) return false;
+    this.close(why);
+    return true;
+  }
+
+  /**
+   * End the open round's selection now instead of at `sampling.selectionMs` (a simulation knows
+   * every online device has checked in). Returns false when no round is selecting.
+   */
+  endSelectionNow(): boolean {
+    const r = this.round;
+    if (!r || this.aggregating || r.sampler.selectionClosed) return false;
+    this.closeSelection(r);
+    return true;
   }
 
   /** Open the next round (resuming after the last completed one). */

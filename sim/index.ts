@@ -8,3 +8,4 @@ export * from './progress-board.js';
 export * from './report.js';
 export * from './simulate.js';
 export * from './domains.js';
+export * from './population/index.js';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createPublicKey, verify } from 'node:crypto';
 import nacl from 'tweetnacl';
-import { ed25519KeyProblem, enrolmentMessage, RequestVerifier, signedMessage, signEnrolment, signKeyPair, signRequest, x25519KeyProblem } from '../../privacy/index.js';
+import { ed25519KeyProblem, ed25519Sign, enrolmentMessage, RequestVerifier, signedMessage, signEnrolment, signKeyPair, signRequest, x25519KeyProblem } from '../../privacy/index.js';
 
 describe('privacy/sign', () => {
   const keys = signKeyPair();
@@ -87,5 +87,15 @@ describe('privacy/sign', () => {
     assert.throws(() => signRequest({ method: 'CheckIn', programId: 'oz' }, 'd', body, keys), /full method/);
     assert.throws(() => signRequest(checkIn, 'd', body, keys, Date.now(), 'xyz'), /nonce/);
     assert.throws(() => signKeyPair(new Uint8Array(3)), /seed/);
+  });
+});
+
+describe('privacy/sign: signing through OpenSSL', () => {
+  it('ed25519Sign gives exactly tweetnacl’s signature (RFC 8032 signing is deterministic)', () => {
+    for (let i = 0; i < 20; i++) {
+      const k = nacl.sign.keyPair();
+      const msg = nacl.randomBytes(i * 13);
+      assert.deepEqual(ed25519Sign(msg, k.secretKey), nacl.sign.detached(msg, k.secretKey));
+    }
   });
 });
