@@ -231,10 +231,11 @@ export class Fleet {
     const program = this.program(programId);
     // enrolments recorded in the population's files count only if this coordinator knows them
     const store = this.running.coordinator.store;
-    const todo = Array.from({ length: this.population }, (_, i) => i).filter((i) => {
+    const known = await Promise.all(Array.from({ length: this.population }, async (_, i) => {
       const id = this.identities.deviceId(programId, i);
-      return !id || !store.device(id);
-    });
+      return id !== undefined && (await store.device(id)) !== undefined;
+    }));
+    const todo = known.flatMap((k, i) => (k ? [] : [i]));
     const n = this.workers.length;
     const replies = this.until((_, m) => (m.type === 'enrolled' && m.programId === programId ? m : undefined), n);
     this.workers.forEach((w, k) => w.postMessage({ type: 'enrol', program, indices: todo.filter((i) => i % n === k) } satisfies FleetRequest));

@@ -16,7 +16,7 @@ describe('sim/population: a tiny fleet through the real coordinator', function (
       const e = await fleet.enrol('tiny');
       assert.equal(e.devices, N);
       // every virtual device is a distinct enrolled device of the coordinator
-      assert.equal(fleet.running.coordinator.store.deviceCount('tiny'), N);
+      assert.equal(await fleet.running.coordinator.store.deviceCount('tiny'), N);
       assert.equal(new Set(Array.from({ length: N }, (_, i) => fleet.identities.deviceId('tiny', i))).size, N);
       const s = await trainPopulation(fleet, program, { outDir: join(dir, 'out'), progress: false, log: () => undefined });
       assert.equal(s.rounds.length, 2);
