@@ -20,6 +20,8 @@ const privateKeys = new WeakMap<Uint8Array, KeyObject>();
  * bytes are exactly nacl.sign.detached's.
  */
 export function ed25519Sign(message: Uint8Array, secretKey: Uint8Array): Uint8Array {
+  if (!(message instanceof Uint8Array)) throw new TypeError('ed25519Sign: message must be a Uint8Array');
+  if (!(secretKey instanceof Uint8Array) || secretKey.length !== nacl.sign.secretKeyLength) throw new TypeError(`ed25519Sign: secretKey must be ${nacl.sign.secretKeyLength} bytes (seed ‖ public key)`);
   let key = privateKeys.get(secretKey);
   if (!key) {
     const b64 = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64url');
@@ -28,6 +30,20 @@ export function ed25519Sign(message: Uint8Array, secretKey: Uint8Array): Uint8Ar
     privateKeys.set(secretKey, key);
   }
   return new Uint8Array(cryptoSign(null, message, key));
+}
+
+/**
+ * Whether `signature` is `publicKey`'s Ed25519 signature of `message` (node:crypto). A key that
+ * is not 32 bytes or not a valid point encoding verifies nothing: false, never a throw.
+ */
+export function ed25519Verify(message: Uint8Array, signature: Uint8Array, publicKey: Uint8Array): boolean {
+  if (!(publicKey instanceof Uint8Array) || publicKey.length !== nacl.sign.publicKeyLength) return false;
+  try {
+    const key = createPublicKey({ key: Buffer.concat([ED25519_SPKI_PREFIX, publicKey]), format: 'der', type: 'spki' });
+    return cryptoVerify(null, message, key, signature);
+  } catch {
+    return false; // not a valid point encoding, or a signature of the wrong length
+  }
 }
 
 /** The first field of every signed string: the contract's version. */

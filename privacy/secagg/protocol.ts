@@ -8,9 +8,10 @@
  * masking it rebuilds their key and removes their pairwise masks — never both for one device.
  * Expected failures are values ({ ok: false, reason }); misuse throws.
  */
-import { createHash, createPrivateKey, createPublicKey, sign as cryptoSign, verify as cryptoVerify } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import nacl from 'tweetnacl';
 import type { Rng } from '../../random/rng.js';
+import { ed25519Sign, ed25519Verify } from '../sign.js';
 import { MaskSum } from './mask-sum.js';
 import { boxKey, encodeFixed, pairwiseSeeder, x25519, X25519_BASE_POINT } from './masking.js';
 import { isValidShare, splitSecret, type Share } from './shamir.js';
@@ -116,25 +117,6 @@ const advertMessage = (a: { id: number; roundId: string; maskKey: Uint8Array; sh
 // Ed25519 in node:crypto (OpenSSL): the same signatures as tweetnacl (Ed25519 is deterministic),
 // ~50× faster to verify in pure JS's place; adverts are verified k times per device and n times
 // by the coordinator.
-const ED25519_SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
-const ED25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
-
-function ed25519Verify(message: Uint8Array, signature: Uint8Array, publicKey: Uint8Array): boolean {
-  if (!(publicKey instanceof Uint8Array) || publicKey.length !== nacl.sign.publicKeyLength) return false;
-  try {
-    return cryptoVerify(null, message, createPublicKey({ key: Buffer.concat([ED25519_SPKI_PREFIX, publicKey]), format: 'der', type: 'spki' }), signature);
-  } catch {
-    return false; // not a valid point encoding
-  }
-}
-
-function ed25519Sign(message: Uint8Array, secretKey: Uint8Array): Uint8Array {
-  if (!(secretKey instanceof Uint8Array) || secretKey.length !== nacl.sign.secretKeyLength) return nacl.sign.detached(message, secretKey); // throws as before
-  // a tweetnacl secret key is seed ‖ public key
-  const sig = cryptoSign(null, message, createPrivateKey({ key: Buffer.concat([ED25519_PKCS8_PREFIX, secretKey.subarray(0, 32)]), format: 'der', type: 'pkcs8' }));
-  return new Uint8Array(sig.buffer, sig.byteOffset, sig.length);
-}
-
 /**
  * SHA-256(UTF-8 "fedtune.secagg.selfmask.v1|<roundId>|<id>|" ‖ seed): a device's commitment to its
  * 32-byte self-mask seed. Hiding (the seed is 32 random bytes) and binding, so the coordinator can

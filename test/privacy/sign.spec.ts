@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createPublicKey, verify } from 'node:crypto';
 import nacl from 'tweetnacl';
-import { ed25519KeyProblem, ed25519Sign, enrolmentMessage, RequestVerifier, signedMessage, signEnrolment, signKeyPair, signRequest, x25519KeyProblem } from '../../privacy/index.js';
+import { ed25519KeyProblem, ed25519Sign, ed25519Verify, enrolmentMessage, RequestVerifier, signedMessage, signEnrolment, signKeyPair, signRequest, x25519KeyProblem } from '../../privacy/index.js';
 
 describe('privacy/sign', () => {
   const keys = signKeyPair();
@@ -97,5 +97,21 @@ describe('privacy/sign: signing through OpenSSL', () => {
       const msg = nacl.randomBytes(i * 13);
       assert.deepEqual(ed25519Sign(msg, k.secretKey), nacl.sign.detached(msg, k.secretKey));
     }
+    assert.throws(() => ed25519Sign(new Uint8Array(1), new Uint8Array(32)), /ed25519Sign: secretKey must be 64 bytes/);
+  });
+
+  it('ed25519Verify agrees with tweetnacl on good, tampered and foreign signatures, and is false (never a throw) for bad keys', () => {
+    for (let i = 0; i < 20; i++) {
+      const k = nacl.sign.keyPair();
+      const msg = nacl.randomBytes(1 + i * 13);
+      const sig = nacl.sign.detached(msg, k.secretKey);
+      const bad = sig.slice();
+      bad[i % 64] ^= 1;
+      const other = nacl.sign.keyPair().publicKey;
+      for (const [s, pk] of [[sig, k.publicKey], [bad, k.publicKey], [sig, other]] as const) assert.equal(ed25519Verify(msg, s, pk), nacl.sign.detached.verify(msg, s, pk));
+    }
+    const msg = new Uint8Array(3);
+    assert.equal(ed25519Verify(msg, new Uint8Array(64), new Uint8Array(31)), false);
+    assert.equal(ed25519Verify(msg, new Uint8Array(10), nacl.sign.keyPair().publicKey), false);
   });
 });
