@@ -7,7 +7,7 @@
  * 4 layers, 8 heads, hidden 688, vocab 512, 128 tokens) and the `stories260K` shape (dim 64,
  * 5 layers, 8 heads / 4 kv, hidden 172, vocab 512, 256 tokens). PyTorch runs with OpenBLAS
  * (LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp) and OMP_NUM_THREADS = threads.
- * Run: npm run bench:torch [-- --steps N] [-- --breakdown] (breakdown: fedtune's memory by part).
+ * Run: npm run bench:torch [-- --steps N] [-- --rounds N] [-- --breakdown] (breakdown: fedtune's memory by part).
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
@@ -16,6 +16,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { BOS, FrozenBase, initBackend, LocalTrainer, LoraAdapter, randomBase, terminateWasmThreads } from '../model/index.js';
+import { nativeAddon } from '../model/ops/native-addon.js';
 import { memoryBreakdown, wasmHeapBytes } from './step-memory.js';
 import { SHAPES } from './side-by-side-shapes.js';
 
@@ -49,7 +50,10 @@ function stream(vocab: number): Int32Array {
 }
 
 async function child(shape: string, threads: number, steps: number, breakdown: boolean): Promise<void> {
-  await initBackend('wasm', { threads });
+  // with the native products, threads go to them and the wasm ops stay single-threaded (the faster
+  // of the two 2-thread layouts in bench:native); without them, to the threaded wasm build
+  const native = process.env.FEDTUNE_NATIVE !== '0' && nativeAddon().loaded;
+  const backend = await initBackend('wasm', native ? { threads: 1, nativeThreads: threads } : { threads });
   const s = SHAPES[shape];
   const base = new FrozenBase(randomBase(s.config, 1), 'int8');
   const tokens = stream(s.config.vocabSize);
@@ -65,7 +69,7 @@ async function child(shape: string, threads: number, steps: number, breakdown: b
   const mm2 = plainMatMulGflops();
   const peakRssBytes = process.resourceUsage().maxRSS * 1024;
   const mu = process.memoryUsage();
-  process.stdout.write(`${JSON.stringify({ side: 'fedtune', config: shape, threads, steps, tokensPerSecond: r.tokensPerSecond, matmulGflops: (mm1 + mm2) / 2, peakRssBytes, lastLoss: r.lastLoss, wasmHeapBytes: wasmHeapBytes(), v8HeapTotal: mu.heapTotal, rss: mu.rss })}\n`);
+  process.stdout.write(`${JSON.stringify({ side: 'fedtune', backend: backend.description, config: shape, threads, steps, tokensPerSecond: r.tokensPerSecond, matmulGflops: (mm1 + mm2) / 2, peakRssBytes, lastLoss: r.lastLoss, wasmHeapBytes: wasmHeapBytes(), v8HeapTotal: mu.heapTotal, rss: mu.rss })}\n`);
 }
 
 function buildTorch(): void {
@@ -81,15 +85,17 @@ interface Run {
   matmulGflops: number;
   /** From /usr/bin/time -v ("Maximum resident set size"). */
   maxRss: number;
+  /** fedtune's backend line (absent for PyTorch). */
+  backend?: string;
 }
 
 function timed(cmd: string, args: string[], env: NodeJS.ProcessEnv): Run {
   const r = spawnSync('/usr/bin/time', ['-v', cmd, ...args], { encoding: 'utf8', env });
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed:\n${r.stderr}`);
-  const j = JSON.parse(r.stdout.trim().split('\n').pop() as string) as { tokensPerSecond: number; matmulGflops: number };
+  const j = JSON.parse(r.stdout.trim().split('\n').pop() as string) as { tokensPerSecond: number; matmulGflops: number; backend?: string };
   const kb = /Maximum resident set size \(kbytes\): (\d+)/.exec(r.stderr);
   if (!kb) throw new Error('/usr/bin/time -v printed no maximum resident set size');
-  return { tokensPerSecond: j.tokensPerSecond, matmulGflops: j.matmulGflops, maxRss: Number(kb[1]) * 1024 };
+  return { tokensPerSecond: j.tokensPerSecond, matmulGflops: j.matmulGflops, maxRss: Number(kb[1]) * 1024, backend: j.backend };
 }
 
 async function main(): Promise<void> {
@@ -112,26 +118,32 @@ async function main(): Promise<void> {
   }
   buildTorch();
   const steps = Number(flag('--steps') ?? 10);
+  const rounds = Number(flag('--rounds') ?? 1);
+  const backends = new Set<string>();
   const mib = (b: number): string => (b / 2 ** 20).toFixed(0);
   console.log(`load average before: ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
   console.log('| shape | threads | fedtune tokens/s | PyTorch tokens/s | speed ratio | fedtune peak RSS (MiB) | PyTorch peak RSS (MiB) | RSS ratio | matMul GFLOP/s fedtune / PyTorch |');
   console.log('|---|---|---|---|---|---|---|---|---|');
   let k = 0;
-  for (const shape of Object.keys(SHAPES)) {
-    for (const threads of [1, 2]) {
-      const runFedtune = (): Run => timed(process.execPath, [me, 'child', shape, String(threads), String(steps)], process.env);
-      const torchEnv = { ...process.env, LD_LIBRARY_PATH: OPENBLAS, OMP_NUM_THREADS: String(threads) };
-      const runTorch = (): Run => timed(BIN, [shape, String(steps), String(threads)], torchEnv);
-      // alternate which side goes first
-      let f: Run;
-      let p: Run;
-      if (k++ % 2 === 0) [f, p] = [runFedtune(), runTorch()];
-      else [p, f] = [runTorch(), runFedtune()];
-      console.log(
-        `| ${shape} | ${threads} | ${f.tokensPerSecond.toFixed(0)} | ${p.tokensPerSecond.toFixed(0)} | ${(f.tokensPerSecond / p.tokensPerSecond).toFixed(2)} | ${mib(f.maxRss)} | ${mib(p.maxRss)} | ${(f.maxRss / p.maxRss).toFixed(2)} | ${f.matmulGflops.toFixed(1)} / ${p.matmulGflops.toFixed(1)} |`,
-      );
+  for (let round = 0; round < rounds; round++) {
+    for (const shape of Object.keys(SHAPES)) {
+      for (const threads of [1, 2]) {
+        const runFedtune = (): Run => timed(process.execPath, [me, 'child', shape, String(threads), String(steps)], process.env);
+        const torchEnv = { ...process.env, LD_LIBRARY_PATH: OPENBLAS, OMP_NUM_THREADS: String(threads) };
+        const runTorch = (): Run => timed(BIN, [shape, String(steps), String(threads)], torchEnv);
+        // alternate which side goes first
+        let f: Run;
+        let p: Run;
+        if (k++ % 2 === 0) [f, p] = [runFedtune(), runTorch()];
+        else [p, f] = [runTorch(), runFedtune()];
+        if (f.backend) backends.add(f.backend);
+        console.log(
+          `| ${shape} | ${threads} | ${f.tokensPerSecond.toFixed(0)} | ${p.tokensPerSecond.toFixed(0)} | ${(f.tokensPerSecond / p.tokensPerSecond).toFixed(2)} | ${mib(f.maxRss)} | ${mib(p.maxRss)} | ${(f.maxRss / p.maxRss).toFixed(2)} | ${f.matmulGflops.toFixed(1)} / ${p.matmulGflops.toFixed(1)} |`,
+        );
+      }
     }
   }
+  for (const b of backends) console.log(`fedtune backend: ${b}`);
   console.log(`load average after: ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
 }
 
