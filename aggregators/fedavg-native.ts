@@ -14,27 +14,40 @@ import { nativeAddon } from '../model/ops/native-addon.js';
  */
 export type FedAvgFold = (sum: Float64Array, update: Float32Array, weight: number) => number;
 
+/**
+ * Folds `updates[j]` with `weights[j]` into `sum` as successive {@link FedAvgFold} calls would (same
+ * bits), up to 4 per pass over the sum, stopping at the first update holding a non-finite value:
+ * returns −1 when all were folded, else that update's index (those before it were folded).
+ */
+export type FedAvgFoldMany = (sum: Float64Array, updates: readonly Float32Array[], weights: Float64Array) => number;
+
+/** The addon's two folds. */
+export interface NativeFolds {
+  readonly one: FedAvgFold;
+  readonly many: FedAvgFoldMany;
+}
+
 let enabled = true;
-let fold: FedAvgFold | null | undefined;
+let fold: NativeFolds | null | undefined;
 let why = '';
 
-function load(): FedAvgFold | null {
+function load(): NativeFolds | null {
   if (fold !== undefined) return fold;
   const st = nativeAddon();
   if (!st.loaded) {
     why = st.reason;
     return (fold = null);
   }
-  const f = (st.addon as unknown as { fedavgFold?: unknown }).fedavgFold;
-  if (typeof f !== 'function') {
-    why = `${st.path} has no fedavgFold (built before it existed: run node native/install.mjs)`;
+  const a = st.addon as unknown as { fedavgFold?: unknown; fedavgFoldMany?: unknown };
+  if (typeof a.fedavgFold !== 'function' || typeof a.fedavgFoldMany !== 'function') {
+    why = `${st.path} has no fedavgFold/fedavgFoldMany (built before they existed: run node native/install.mjs)`;
     return (fold = null);
   }
-  return (fold = f as FedAvgFold);
+  return (fold = { one: a.fedavgFold as FedAvgFold, many: a.fedavgFoldMany as FedAvgFoldMany });
 }
 
-/** The native fold when the addon provides it and it is enabled, else null (accumulators then use wasm). */
-export function nativeFedAvgFold(): FedAvgFold | null {
+/** The native folds when the addon provides them and they are enabled, else null (accumulators then use wasm). */
+export function nativeFedAvgFold(): NativeFolds | null {
   return enabled ? load() : null;
 }
 

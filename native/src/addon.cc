@@ -9,6 +9,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "fedavg.h"
 #include "gemm.h"
@@ -18,6 +19,7 @@ namespace {
 GemmRowsFn g_gemm = gemm_generic::gemm_rows;
 FoldCheckFn g_foldCheck = fold_generic::check;
 FoldAddFn g_foldAdd = fold_generic::add;
+FoldAddManyFn g_foldAddMany = fold_generic::add_many;
 const char* g_isa = "generic";
 
 void useIsa(const char* isa) {
@@ -25,12 +27,13 @@ void useIsa(const char* isa) {
   g_gemm = gemm_generic::gemm_rows;
   g_foldCheck = fold_generic::check;
   g_foldAdd = fold_generic::add;
+  g_foldAddMany = fold_generic::add_many;
 #if defined(__x86_64__) || defined(_M_X64)
   const bool avx2 = std::string(isa) == "avx2", avx512 = std::string(isa) == "avx512";
   if (avx2) g_gemm = gemm_avx2::gemm_rows;
   if (avx512) g_gemm = gemm_avx512::gemm_rows;
   // the fold is memory-bound: AVX2 serves the AVX-512 machines too
-  if (avx2 || avx512) { g_foldCheck = fold_avx2::check; g_foldAdd = fold_avx2::add; }
+  if (avx2 || avx512) { g_foldCheck = fold_avx2::check; g_foldAdd = fold_avx2::add; g_foldAddMany = fold_avx2::add_many; }
 #endif
 }
 
@@ -210,6 +213,63 @@ napi_value FedavgFold(napi_env env, napi_callback_info info) {
   return r;
 }
 
+// fedavgFoldMany(sum, updates, weights) → the same as fedavgFold for each update in turn, stopping at
+// the first update with a non-finite value: returns −1 when all were folded, else that update's
+// index (the ones before it were folded, it and the ones after were not). Updates are folded
+// FOLD_MAX_K per pass over the sum, each pass after checking its updates; the bits are those of
+// successive fedavgFold calls. updates: array of Float32Arrays; weights: Float64Array.
+napi_value FedavgFoldMany(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  if (argc != 3) return throwRange(env, "fedavgFoldMany: expected 3 arguments (sum, updates, weights)");
+  bool is = false;
+  napi_typedarray_type type;
+  size_t ls = 0, lw = 0, off = 0;
+  void *ps = nullptr, *pw = nullptr;
+  napi_value ab;
+  if (napi_is_typedarray(env, argv[0], &is) != napi_ok || !is || napi_get_typedarray_info(env, argv[0], &type, &ls, &ps, &ab, &off) != napi_ok || type != napi_float64_array) {
+    napi_throw_type_error(env, nullptr, "fedavgFoldMany: sum must be a Float64Array");
+    return nullptr;
+  }
+  if (napi_is_typedarray(env, argv[2], &is) != napi_ok || !is || napi_get_typedarray_info(env, argv[2], &type, &lw, &pw, &ab, &off) != napi_ok || type != napi_float64_array) {
+    napi_throw_type_error(env, nullptr, "fedavgFoldMany: weights must be a Float64Array");
+    return nullptr;
+  }
+  bool isArray = false;
+  uint32_t count = 0;
+  if (napi_is_array(env, argv[1], &isArray) != napi_ok || !isArray || napi_get_array_length(env, argv[1], &count) != napi_ok) {
+    napi_throw_type_error(env, nullptr, "fedavgFoldMany: updates must be an array of Float32Arrays");
+    return nullptr;
+  }
+  if (count != lw) return throwRange(env, "fedavgFoldMany: weights must have one entry per update");
+  std::vector<const float*> us(count);
+  for (uint32_t j = 0; j < count; j++) {
+    napi_value e;
+    float* u = nullptr;
+    size_t lu = 0;
+    if (napi_get_element(env, argv[1], j, &e) != napi_ok || !f32(env, e, &u, &lu)) {
+      napi_throw_type_error(env, nullptr, "fedavgFoldMany: updates must be an array of Float32Arrays");
+      return nullptr;
+    }
+    if (lu != ls) return throwRange(env, "fedavgFoldMany: every update must have the sum's length");
+    us[j] = u;
+  }
+  double* sum = static_cast<double*>(ps);
+  const double* w = static_cast<const double*>(pw);
+  int64_t failed = -1;
+  for (uint32_t j0 = 0; j0 < count && failed < 0; j0 += FOLD_MAX_K) {
+    int k = (int)std::min<uint32_t>(FOLD_MAX_K, count - j0);
+    for (int j = 0; j < k; j++) {
+      if (ls && g_foldCheck(us[j0 + j], ls) >= 0) { failed = j0 + j; k = j; break; }
+    }
+    if (k > 0 && ls) g_foldAddMany(sum, us.data() + j0, w + j0, k, ls);
+  }
+  napi_value r;
+  napi_create_int64(env, failed, &r);
+  return r;
+}
+
 napi_value Isa(napi_env env, napi_callback_info) {
   napi_value s;
   napi_create_string_utf8(env, g_isa, NAPI_AUTO_LENGTH, &s);
@@ -246,8 +306,9 @@ napi_value Init(napi_env env, napi_value exports) {
       {"isa", nullptr, Isa, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setIsa", nullptr, SetIsa, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"fedavgFold", nullptr, FedavgFold, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"fedavgFoldMany", nullptr, FedavgFoldMany, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
-  napi_define_properties(env, exports, 4, props);
+  napi_define_properties(env, exports, 5, props);
   return exports;
 }
 

@@ -10,14 +10,22 @@
 typedef int64_t (*FoldCheckFn)(const float* u, size_t n);
 /** sum[i] = sum[i] + w * double(u[i]) for i in [0, n). */
 typedef void (*FoldAddFn)(double* sum, const float* u, size_t n, double w);
+/**
+ * The same for k ≤ FOLD_MAX_K updates in one pass over the sum, in order per element:
+ * sum[i] = (…(sum[i] + w[0]·u[0][i]) + …) + w[k−1]·u[k−1][i] — the bits of k successive folds.
+ */
+typedef void (*FoldAddManyFn)(double* sum, const float* const* u, const double* w, int k, size_t n);
+constexpr int FOLD_MAX_K = 4;
 
 namespace fold_generic {
 int64_t check(const float* u, size_t n);
 void add(double* sum, const float* u, size_t n, double w);
+void add_many(double* sum, const float* const* u, const double* w, int k, size_t n);
 }  // namespace fold_generic
 #if defined(__x86_64__) || defined(_M_X64)
 namespace fold_avx2 {
 int64_t check(const float* u, size_t n);
 void add(double* sum, const float* u, size_t n, double w);
+void add_many(double* sum, const float* const* u, const double* w, int k, size_t n);
 }  // namespace fold_avx2
 #endif

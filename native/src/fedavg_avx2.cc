@@ -47,6 +47,27 @@ void add(double* sum, const float* u, size_t n, double w) {
   fold_generic::add(sum + i, u + i, n - i, w);
 }
 
+// k updates per load and store of the sum: with the sum in DRAM its 16 bytes of traffic per value
+// are shared by k updates (4 → 12 bytes per value of update instead of 24 with the check pass).
+void add_many(double* sum, const float* const* u, const double* w, int k, size_t n) {
+  __m256d wv[FOLD_MAX_K];
+  for (int j = 0; j < k; j++) wv[j] = _mm256_set1_pd(w[j]);
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256d s0 = _mm256_loadu_pd(sum + i), s1 = _mm256_loadu_pd(sum + i + 4);
+    for (int j = 0; j < k; j++) {
+      const __m256 x = _mm256_loadu_ps(u[j] + i);
+      s0 = _mm256_add_pd(s0, _mm256_mul_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(x)), wv[j]));
+      s1 = _mm256_add_pd(s1, _mm256_mul_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(x, 1)), wv[j]));
+    }
+    _mm256_storeu_pd(sum + i, s0);
+    _mm256_storeu_pd(sum + i + 4, s1);
+  }
+  const float* rest[FOLD_MAX_K];
+  for (int j = 0; j < k; j++) rest[j] = u[j] + i;
+  fold_generic::add_many(sum + i, rest, w, k, n - i);
+}
+
 }  // namespace fold_avx2
 
 #if defined(__clang__)

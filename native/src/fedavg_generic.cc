@@ -40,4 +40,15 @@ void add(double* sum, const float* u, size_t n, double w) {
   }
 }
 
+void add_many(double* sum, const float* const* u, const double* w, int k, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    double s = sum[i];
+    for (int j = 0; j < k; j++) {
+      const double p = w[j] * (double)u[j][i];
+      s = s + p;
+    }
+    sum[i] = s;
+  }
+}
+
 }  // namespace fold_generic

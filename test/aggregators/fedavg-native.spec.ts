@@ -5,6 +5,7 @@ import { nativeAddon, type NativeAddon } from '../../model/ops/native-addon.js';
 import { seededRng } from '../../random/index.js';
 
 type Fold = (sum: Float64Array, update: Float32Array, weight: number) => number;
+type FoldMany = (sum: Float64Array, updates: Float32Array[], weights: Float64Array) => number;
 
 /** Written here, independent of both kernels: sum[i] = sum[i] + w·u[i] in float64, in order. */
 function reference(sum0: Float64Array, ups: readonly [Float32Array, number][]): Float64Array {
@@ -35,6 +36,7 @@ function hostile(length: number, seed: number): Float32Array {
 describe('aggregators/fedavg-native (the addon fold behind FedAvgAccumulator)', function () {
   let addon: NativeAddon;
   let fold: Fold;
+  let foldMany: FoldMany;
   before(function () {
     const st = nativeAddon();
     if (!st.loaded || !nativeFedAvgStatus().available) {
@@ -45,6 +47,7 @@ describe('aggregators/fedavg-native (the addon fold behind FedAvgAccumulator)', 
     }
     addon = st.addon;
     fold = (addon as unknown as { fedavgFold: Fold }).fedavgFold;
+    foldMany = (addon as unknown as { fedavgFoldMany: FoldMany }).fedavgFoldMany;
   });
 
   it('every ISA this CPU has folds bit-identically to the float64 reference and to the wasm kernel, on views at odd offsets and odd lengths', () => {
@@ -83,6 +86,40 @@ describe('aggregators/fedavg-native (the addon fold behind FedAvgAccumulator)', 
     });
     sameBits(sums[0], sums[1], 'native vs wasm accumulator');
     sameBits(sums[0], reference(new Float64Array(length), ups), 'native accumulator vs reference');
+  });
+
+  it('fedavgFoldMany (up to 4 updates per pass over the sum) gives the bits of successive folds, on every ISA, and stops at the first bad update', () => {
+    const start = addon.isa() as 'generic' | 'avx2' | 'avx512';
+    const isas = (['generic', 'avx2', 'avx512'] as const).filter((i) => addon.setIsa(i));
+    try {
+      for (const isa of isas) {
+        addon.setIsa(isa);
+        for (const length of [0, 5, 8, 67, 1029]) {
+          for (const count of [0, 1, 3, 4, 5, 9]) {
+            const ups = Array.from({ length: count }, (_, k): [Float32Array, number] => [hostile(length + 1, 31 * count + k).subarray(1), [0.3, 7, 1e-3, 12.5, 1e300][k % 5]]);
+            const sum = Float64Array.from({ length }, (_, i) => Math.sin(i) * 1e3);
+            const want = reference(sum, ups);
+            assert.equal(foldMany(sum, ups.map((u) => u[0]), Float64Array.from(ups, (u) => u[1])), -1);
+            sameBits(sum, want, `${isa}: ${count} updates of ${length}`);
+          }
+        }
+        // a bad update at position 5 (second group): 0–4 folded, 5 onwards not
+        const length = 301;
+        const ups = Array.from({ length: 8 }, (_, k): [Float32Array, number] => [hostile(length, 900 + k), 1 + k]);
+        ups[5][0][300] = NaN;
+        ups[6][0][0] = Infinity;
+        const sum = new Float64Array(length);
+        assert.equal(foldMany(sum, ups.map((u) => u[0]), Float64Array.from(ups, (u) => u[1])), 5, isa);
+        sameBits(sum, reference(new Float64Array(length), ups.slice(0, 5)), `${isa}: the updates before the bad one, and only they`);
+      }
+    } finally {
+      addon.setIsa(start);
+    }
+    const s4 = new Float64Array(4);
+    assert.throws(() => foldMany(s4, [new Float32Array(4)], new Float64Array(2)), /fedavgFoldMany: weights must have one entry per update/);
+    assert.throws(() => foldMany(s4, [new Float32Array(3)], new Float64Array(1)), /fedavgFoldMany: every update must have the sum's length/);
+    assert.throws(() => foldMany(s4, [new Float64Array(4) as unknown as Float32Array], new Float64Array(1)), (e: Error) => e instanceof TypeError && /updates must be an array of Float32Arrays/.test(e.message));
+    assert.throws(() => foldMany(s4, [], [] as unknown as Float64Array), (e: Error) => e instanceof TypeError && /weights must be a Float64Array/.test(e.message));
   });
 
   it('reports the first non-finite value and leaves the sum untouched, wherever it is', () => {

@@ -97,6 +97,36 @@ describe('aggregators/fedavg', () => {
     }
   }
 
+  for (const engine of [...ENGINES, 'scalar'] as FedAvgEngine[]) {
+    it(`addAll (${engine}) gives the bits of successive adds; argument errors add nothing, a non-finite update stops it after the ones before`, () => {
+      const length = 1003;
+      const ups = updatesOf(10, length, 4242);
+      const want = scalarReference(ups);
+      withEngine(engine, () => {
+        const acc = new FedAvgAccumulator(length);
+        assert.equal(acc.engine, engine);
+        acc.addAll(ups.slice(0, 1));
+        acc.addAll([]);
+        acc.addAll(ups.slice(1));
+        assert.equal(acc.count, 10);
+        assertBitIdentical(acc.weightedSum(), want.sum, 'addAll weighted sum');
+        assertBitIdentical(acc.mean(), want.mean, 'addAll mean');
+        assert.equal(acc.weight, ups.reduce((s, u) => s + u.weight, 0));
+
+        const part = new FedAvgAccumulator(length);
+        assert.throws(() => part.addAll([ups[0], { update: new Float32Array(3), weight: 1 }]), /addAll \(item 1\): update has 3 values, expected 1003/);
+        assert.throws(() => part.addAll([ups[0], { update: ups[1].update, weight: -1 }]), /addAll \(item 1\): weight must be a positive finite number/);
+        assert.throws(() => part.addAll([ups[0], null as unknown as { update: Float32Array; weight: number }]), TypeError);
+        assert.equal(part.count, 0);
+        const bad = ups[6].update.slice();
+        bad[777] = NaN;
+        assert.throws(() => part.addAll([...ups.slice(0, 6), { update: bad, weight: 1 }, ...ups.slice(7)]), /addAll: item 6: update holds a non-finite value at 777$/);
+        assert.equal(part.count, 6);
+        assertBitIdentical(part.weightedSum(), scalarReference(ups.slice(0, 6)).sum, 'after a rejected item: its predecessors, and only they');
+      });
+    });
+  }
+
   it('the scalar fallback (no wasm) is bit-identical to the same reference', () => {
     for (const length of [5, 1001]) {
       const ups = updatesOf(30, length, 99 + length);
