@@ -172,8 +172,9 @@ export class FedAvgAccumulator {
    * Add several updates, with the bits successive {@link add} calls would give. Argument errors
    * (type, length, weight) are found before anything is added; an update holding a non-finite
    * value throws after the ones before it were added (as successive add calls would), naming it.
-   * On the native engine up to 4 updates share one pass over the float64 sum, which is what
-   * bounds the fold once the sum no longer fits in cache (see BENCHMARKS.md).
+   * On the native engine, for updates of 1Mi values or more, up to 4 updates share one pass over
+   * the float64 sum, whose traffic is what bounds the fold once the sum no longer fits in cache
+   * (see BENCHMARKS.md); smaller ones are folded one per pass, which measured faster.
    */
   addAll(items: readonly { update: Float32Array; weight: number }[]): void {
     if (!Array.isArray(items)) throw new TypeError('FedAvgAccumulator.addAll: items must be an array of { update, weight }');

@@ -12,6 +12,8 @@
  *     update data (the issue's definition). Beside it, bytes moved: the fold must read 4 bytes of
  *     update and read and write 8 of float64 sum per value (20 B), a copy reads 4 and writes 4
  *     (8 B), so the fold's share of the copy's memory throughput is 2.5 × the time ratio.
+ *     'accumulator.addAll ×4' hands the native fold 4 updates at a time (one pass over the sum
+ *     per 4 updates), as a coordinator holding its last 4 uploads could.
  * (b) Robust aggregators (coordinateMedian, trimmedMean, krum, multiKrum, bulyan, boundNorms):
  *     time and memory versus device count n at a fixed dimension, and versus dimension at n = 30.
  *     Each case runs in its own child process: the n updates are generated in place (no garbage),
@@ -86,10 +88,10 @@ interface FedAvgRow {
   meanMs: number;
 }
 
-const ALL_METHODS = ['copy (set)', 'plain f32 add loop', 'plain f64 weighted add loop', 'accumulator, wasm', 'accumulator, native'] as const;
+const ALL_METHODS = ['copy (set)', 'plain f32 add loop', 'plain f64 weighted add loop', 'accumulator, wasm', 'accumulator, native', 'accumulator.addAll ×4, native'] as const;
 type Method = (typeof ALL_METHODS)[number];
 const NATIVE = nativeFedAvgStatus();
-const METHODS = ALL_METHODS.filter((m) => m !== 'accumulator, native' || NATIVE.available);
+const METHODS = ALL_METHODS.filter((m) => !m.endsWith('native') || NATIVE.available);
 /** Bytes of memory traffic per value: the fold reads the update (4) and reads and writes the f64 sum (8 + 8); a copy reads 4 and writes 4. */
 const FOLD_BYTES = 20;
 const COPY_BYTES = 8;
@@ -121,6 +123,12 @@ function fedavgCase(label: string, floats: number, count: number, distinct: numb
     },
     'accumulator, wasm': () => accumulate(false),
     'accumulator, native': () => accumulate(true),
+    'accumulator.addAll ×4, native': () => {
+      const acc = new FedAvgAccumulator(floats);
+      if (acc.engine !== 'native') throw new Error(`expected the native engine, got ${acc.engine}`);
+      for (let k = 0; k < count; k += 4) acc.addAll(weights.slice(k, k + 4).map((weight, j) => ({ update: ups[(k + j) % distinct], weight })));
+      if (acc.count !== count) throw new Error('lost updates');
+    },
   };
   function accumulate(native: boolean): void {
     setNativeFedAvg(native);

@@ -215,9 +215,9 @@ napi_value FedavgFold(napi_env env, napi_callback_info info) {
 
 // fedavgFoldMany(sum, updates, weights) → the same as fedavgFold for each update in turn, stopping at
 // the first update with a non-finite value: returns −1 when all were folded, else that update's
-// index (the ones before it were folded, it and the ones after were not). Updates are folded
-// FOLD_MAX_K per pass over the sum, each pass after checking its updates; the bits are those of
-// successive fedavgFold calls. updates: array of Float32Arrays; weights: Float64Array.
+// index (the ones before it were folded, it and the ones after were not). Updates of 1Mi values
+// or more are folded FOLD_MAX_K per pass over the sum, each pass after checking its updates; the
+// bits are those of successive fedavgFold calls. updates: array of Float32Arrays; weights: Float64Array.
 napi_value FedavgFoldMany(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value argv[3];
@@ -257,9 +257,12 @@ napi_value FedavgFoldMany(napi_env env, napi_callback_info info) {
   }
   double* sum = static_cast<double*>(ps);
   const double* w = static_cast<const double*>(pw);
+  // Sharing a pass pays once the sum has left the cache: at 4.5 MiB (L3-resident) one update per
+  // pass measured faster here, at 8 MiB and beyond four per pass (BENCHMARKS.md, streaming FedAvg).
+  const uint32_t group = ls >= (size_t(1) << 20) ? FOLD_MAX_K : 1;
   int64_t failed = -1;
-  for (uint32_t j0 = 0; j0 < count && failed < 0; j0 += FOLD_MAX_K) {
-    int k = (int)std::min<uint32_t>(FOLD_MAX_K, count - j0);
+  for (uint32_t j0 = 0; j0 < count && failed < 0; j0 += group) {
+    int k = (int)std::min<uint32_t>(group, count - j0);
     for (int j = 0; j < k; j++) {
       if (ls && g_foldCheck(us[j0 + j], ls) >= 0) { failed = j0 + j; k = j; break; }
     }
