@@ -13,7 +13,8 @@
  *     update and read and write 8 of float64 sum per value (20 B), a copy reads 4 and writes 4
  *     (8 B), so the fold's share of the copy's memory throughput is 2.5 × the time ratio.
  *     'accumulator.addAll ×4' hands the native fold 4 updates at a time (one pass over the sum
- *     per 4 updates), as a coordinator holding its last 4 uploads could.
+ *     per 4 updates), as a coordinator holding its last 4 uploads could. 'native check pass
+ *     alone' times the fold's first pass (the finiteness check) by itself.
  * (b) Robust aggregators (coordinateMedian, trimmedMean, krum, multiKrum, bulyan, boundNorms):
  *     time and memory versus device count n at a fixed dimension, and versus dimension at n = 30.
  *     Each case runs in its own child process: the n updates are generated in place (no garbage),
@@ -32,6 +33,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import { nativeAddon } from '../model/ops/native-addon.js';
 import { boundNorms, bulyan, coordinateMedian, FedAvgAccumulator, krum, multiKrum, nativeFedAvgStatus, setNativeFedAvg, trimmedMean } from '../aggregators/index.js';
 
 const { values: args, positionals } = parseArgs({
@@ -88,7 +90,7 @@ interface FedAvgRow {
   meanMs: number;
 }
 
-const ALL_METHODS = ['copy (set)', 'plain f32 add loop', 'plain f64 weighted add loop', 'accumulator, wasm', 'accumulator, native', 'accumulator.addAll ×4, native'] as const;
+const ALL_METHODS = ['copy (set)', 'plain f32 add loop', 'plain f64 weighted add loop', 'accumulator, wasm', 'accumulator, native', 'accumulator.addAll ×4, native', 'native check pass alone'] as const;
 type Method = (typeof ALL_METHODS)[number];
 const NATIVE = nativeFedAvgStatus();
 const METHODS = ALL_METHODS.filter((m) => !m.endsWith('native') || NATIVE.available);
@@ -128,6 +130,20 @@ function fedavgCase(label: string, floats: number, count: number, distinct: numb
       if (acc.engine !== 'native') throw new Error(`expected the native engine, got ${acc.engine}`);
       for (let k = 0; k < count; k += 4) acc.addAll(weights.slice(k, k + 4).map((weight, j) => ({ update: ups[(k + j) % distinct], weight })));
       if (acc.count !== count) throw new Error('lost updates');
+    },
+    // the fold's first pass alone: a NaN in the last value makes it check everything, then add nothing
+    'native check pass alone': () => {
+      const st = nativeAddon();
+      const fold = st.loaded ? (st.addon as unknown as { fedavgFold: (s: Float64Array, u: Float32Array, w: number) => number }).fedavgFold : null;
+      if (!fold) throw new Error('no native fold');
+      for (let k = 0; k < count; k++) {
+        const u = ups[k % distinct];
+        const last = u[floats - 1];
+        u[floats - 1] = Number.NaN;
+        const at = fold(acc64, u, 1);
+        u[floats - 1] = last;
+        if (at !== floats - 1) throw new Error('check pass: wrong index');
+      }
     },
   };
   function accumulate(native: boolean): void {
@@ -180,7 +196,7 @@ function partFedAvg(): void {
     fedavgCase(`${f(big / 2 ** 20, 0)}Mi floats (${f(MiB(4 * big), 0)} MiB/update, f64 sum ${f(MiB(8 * big), 0)} MiB)`, big, count, count, reps),
     fedavgCase(`LoRA r8, all 7 matrices, 39.6M base: ${LORA_FLOATS} floats (${f(MiB(4 * LORA_FLOATS), 2)} MiB/update, f64 sum ${f(MiB(8 * LORA_FLOATS), 1)} MiB)`, LORA_FLOATS, 4 * count, count, reps),
   ];
-  const accs = METHODS.filter((m) => m.startsWith('accumulator'));
+  const accs = METHODS.filter((m) => m.startsWith('accumulator') || m.startsWith('native'));
   console.log(`| update size | updates | ${METHODS.map((m) => `${m} GB/s`).join(' | ')} | ${accs.map((m) => `${m} / copy (time)`).join(' | ')} | ${accs.map((m) => `${m}: bytes moved / copy's`).join(' | ')} | mean() ms |`);
   console.log(`|---|---|${METHODS.map(() => '---|').join('')}${accs.map(() => '---|---|').join('')}---|`);
   for (const r of rows) {
