@@ -5,6 +5,7 @@
  * interface that wires them into rounds comes with the federation issue.
  */
 export * from './fedavg.js';
+export { nativeFedAvgStatus, setNativeFedAvg } from './fedavg-native.js';
 export * from './lora-exact.js';
 export * from './robust.js';
 export * from './server-optimizers.js';

@@ -5,8 +5,17 @@
  *     (4 bytes per float read from the updates), next to three baselines timed in the same
  *     process on the same buffers: Float32Array.prototype.set (a memory copy), a plain JS
  *     Float32 `acc[i] += u[i]` loop, and the accumulator's own loop without its checks
- *     (`sum64[i] += w * u[i]`). Repetitions are interleaved so every method sees the same
- *     machine noise; each ratio is the median over repetitions of (method / copy) in that rep.
+ *     (`sum64[i] += w * u[i]`). The accumulator runs twice: on its native fold (fedtune's addon,
+ *     when built) and on its wasm SIMD kernel (setNativeFedAvg(false)). Repetitions are
+ *     interleaved so every method sees the same machine noise; each ratio is the median over
+ *     repetitions of (method / copy) in that rep, i.e. copy time / method time for the same
+ *     update data (the issue's definition). Beside it, bytes moved: the fold must read 4 bytes of
+ *     update and read and write 8 of float64 sum per value (20 B), a copy reads 4 and writes 4
+ *     (8 B), so the fold's share of the copy's memory throughput is 2.5 × the time ratio (see
+ *     minBytes for the others).
+ *     'accumulator.addAll ×4' hands the native fold 4 updates at a time (one pass over the sum
+ *     per 4 updates), as a coordinator holding its last 4 uploads could. 'native check pass
+ *     alone' times the fold's first pass (the finiteness check) by itself.
  * (b) Robust aggregators (coordinateMedian, trimmedMean, krum, multiKrum, bulyan, boundNorms):
  *     time and memory versus device count n at a fixed dimension, and versus dimension at n = 30.
  *     Each case runs in its own child process: the n updates are generated in place (no garbage),
@@ -25,7 +34,8 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { boundNorms, bulyan, coordinateMedian, FedAvgAccumulator, krum, multiKrum, trimmedMean } from '../aggregators/index.js';
+import { nativeAddon } from '../model/ops/native-addon.js';
+import { boundNorms, bulyan, coordinateMedian, FedAvgAccumulator, krum, multiKrum, nativeFedAvgStatus, setNativeFedAvg, trimmedMean } from '../aggregators/index.js';
 
 const { values: args, positionals } = parseArgs({
   allowPositionals: true,
@@ -81,8 +91,22 @@ interface FedAvgRow {
   meanMs: number;
 }
 
-const METHODS = ['copy (set)', 'plain f32 add loop', 'plain f64 weighted add loop', 'FedAvgAccumulator.add'] as const;
-type Method = (typeof METHODS)[number];
+const ALL_METHODS = ['copy (set)', 'plain f32 add loop', 'plain f64 weighted add loop', 'accumulator, wasm', 'accumulator, native', 'accumulator.addAll ×4, native', 'native check pass alone'] as const;
+type Method = (typeof ALL_METHODS)[number];
+const NATIVE = nativeFedAvgStatus();
+const METHODS = ALL_METHODS.filter((m) => !m.endsWith('native') || NATIVE.available);
+/**
+ * The least memory traffic a method needs per value of update, in bytes: a fold reads the update
+ * (4) and reads and writes the f64 sum (8 + 8); four updates per pass share the sum's 16; the
+ * check pass only reads; a copy reads 4 and writes 4. (The implementations move more: the wasm
+ * path copies each update into wasm memory first, and the native one reads it twice, once per pass.)
+ */
+function minBytes(m: Method, floats: number): number {
+  if (m === 'native check pass alone') return 4;
+  if (m === 'accumulator.addAll ×4, native') return floats >= 2 ** 20 ? 4 + 16 / 4 : 20;
+  return 20;
+}
+const COPY_BYTES = 8;
 
 function fedavgCase(label: string, floats: number, count: number, distinct: number, reps: number): FedAvgRow {
   const ups = Array.from({ length: distinct }, (_, k) => fill(new Float32Array(floats), k + 1));
@@ -109,12 +133,37 @@ function fedavgCase(label: string, floats: number, count: number, distinct: numb
         for (let i = 0; i < u.length; i++) acc64[i] += w * u[i];
       }
     },
-    'FedAvgAccumulator.add': () => {
+    'accumulator, wasm': () => accumulate(false),
+    'accumulator, native': () => accumulate(true),
+    'accumulator.addAll ×4, native': () => {
       const acc = new FedAvgAccumulator(floats);
-      for (let k = 0; k < count; k++) acc.add(ups[k % distinct], weights[k]);
+      if (acc.engine !== 'native') throw new Error(`expected the native engine, got ${acc.engine}`);
+      for (let k = 0; k < count; k += 4) acc.addAll(weights.slice(k, k + 4).map((weight, j) => ({ update: ups[(k + j) % distinct], weight })));
       if (acc.count !== count) throw new Error('lost updates');
     },
+    // the fold's first pass alone: a NaN in the last value makes it check everything, then add nothing
+    'native check pass alone': () => {
+      const st = nativeAddon();
+      const fold = st.loaded ? (st.addon as unknown as { fedavgFold: (s: Float64Array, u: Float32Array, w: number) => number }).fedavgFold : null;
+      if (!fold) throw new Error('no native fold');
+      for (let k = 0; k < count; k++) {
+        const u = ups[k % distinct];
+        const last = u[floats - 1];
+        u[floats - 1] = Number.NaN;
+        const at = fold(acc64, u, 1);
+        u[floats - 1] = last;
+        if (at !== floats - 1) throw new Error('check pass: wrong index');
+      }
+    },
   };
+  function accumulate(native: boolean): void {
+    setNativeFedAvg(native);
+    const acc = new FedAvgAccumulator(floats);
+    setNativeFedAvg(true);
+    if (acc.engine !== (native ? 'native' : 'wasm')) throw new Error(`expected the ${native ? 'native' : 'wasm'} engine, got ${acc.engine}`);
+    for (let k = 0; k < count; k++) acc.add(ups[k % distinct], weights[k]);
+    if (acc.count !== count) throw new Error('lost updates');
+  }
   // warm-up (JIT, page faults on the destination buffers)
   for (const m of METHODS) run[m]();
   const secs: Record<string, number[]> = {};
@@ -152,22 +201,24 @@ function partFedAvg(): void {
   const count = Number(args.updates);
   const big = Number(args.big);
   const reps = Number(args.reps);
-  console.log(`\n### (a) streaming FedAvg — ${machine()}\n`);
+  console.log(`\n### (a) streaming FedAvg — ${machine()}; native fold: ${NATIVE.available ? 'yes' : `no (${NATIVE.reason})`}\n`);
   const rows = [
     fedavgCase(`${f(big / 2 ** 20, 0)}Mi floats (${f(MiB(4 * big), 0)} MiB/update, f64 sum ${f(MiB(8 * big), 0)} MiB)`, big, count, count, reps),
     fedavgCase(`LoRA r8, all 7 matrices, 39.6M base: ${LORA_FLOATS} floats (${f(MiB(4 * LORA_FLOATS), 2)} MiB/update, f64 sum ${f(MiB(8 * LORA_FLOATS), 1)} MiB)`, LORA_FLOATS, 4 * count, count, reps),
   ];
-  console.log(`| update size | updates | ${METHODS.map((m) => `${m} GB/s`).join(' | ')} | accumulator / copy | accumulator / plain f64 loop | mean() ms |`);
-  console.log(`|---|---|${METHODS.map(() => '---|').join('')}---|---|---|`);
+  const accs = METHODS.filter((m) => m.startsWith('accumulator') || m.startsWith('native'));
+  console.log(`| update size | updates | ${METHODS.map((m) => `${m} GB/s`).join(' | ')} | ${accs.map((m) => `${m} / copy (time)`).join(' | ')} | ${accs.map((m) => `${m}: least bytes moved / copy's`).join(' | ')} | mean() ms |`);
+  console.log(`|---|---|${METHODS.map(() => '---|').join('')}${accs.map(() => '---|---|').join('')}---|`);
   for (const r of rows) {
-    const acc = 'FedAvgAccumulator.add';
-    console.log(`| ${r.label} | ${r.updates} | ${METHODS.map((m) => f(r.gbps[m])).join(' | ')} | ${f(r.ratio[acc], 3)} | ${f(r.ratio[acc] / r.ratio['plain f64 weighted add loop'], 3)} | ${f(r.meanMs, 1)} |`);
+    console.log(`| ${r.label} | ${r.updates} | ${METHODS.map((m) => f(r.gbps[m])).join(' | ')} | ${accs.map((m) => f(r.ratio[m], 3)).join(' | ')} | ${accs.map((m) => f((r.ratio[m] * minBytes(m, r.floats)) / COPY_BYTES, 2)).join(' | ')} | ${f(r.meanMs, 1)} |`);
   }
   console.log(
     `\n${JSON.stringify({
       bench: 'aggregators-fedavg',
       reps,
-      rows: rows.map((r) => ({ floats: r.floats, updates: r.updates, gbps: Object.fromEntries(METHODS.map((m) => [m, +r.gbps[m].toFixed(3)])), ratioToCopy: Object.fromEntries(METHODS.map((m) => [m, +r.ratio[m].toFixed(3)])), meanMs: +r.meanMs.toFixed(2) })),
+      nativeFold: NATIVE.available,
+      copyBytesPerValue: COPY_BYTES,
+      rows: rows.map((r) => ({ floats: r.floats, updates: r.updates, gbps: Object.fromEntries(METHODS.map((m) => [m, +r.gbps[m].toFixed(3)])), ratioToCopy: Object.fromEntries(METHODS.map((m) => [m, +r.ratio[m].toFixed(3)])), leastBytesPerValue: Object.fromEntries(METHODS.filter((m) => !m.startsWith('copy') && !m.startsWith('plain')).map((m) => [m, minBytes(m, r.floats)])), meanMs: +r.meanMs.toFixed(2) })),
       machine: machine(),
     })}`,
   );

@@ -1,5 +1,6 @@
 // N-API entry points of fedtune's native kernels: sgemm over Float32Arrays (which may view the
-// tfjs wasm heap), a small persistent thread pool, and run-time choice of the instruction set.
+// tfjs wasm heap), a small persistent thread pool, the FedAvg fold (aggregators/fedavg.ts), and
+// run-time choice of the instruction set.
 #include <node_api.h>
 
 #include <atomic>
@@ -8,19 +9,39 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
+#include "fedavg.h"
 #include "gemm.h"
 
 namespace {
 
 GemmRowsFn g_gemm = gemm_generic::gemm_rows;
+FoldCheckFn g_foldCheck = fold_generic::check;
+FoldAddFn g_foldAdd = fold_generic::add;
+FoldAddManyFn g_foldAddMany = fold_generic::add_many;
 const char* g_isa = "generic";
+
+void useIsa(const char* isa) {
+  g_isa = isa;
+  g_gemm = gemm_generic::gemm_rows;
+  g_foldCheck = fold_generic::check;
+  g_foldAdd = fold_generic::add;
+  g_foldAddMany = fold_generic::add_many;
+#if defined(__x86_64__) || defined(_M_X64)
+  const bool avx2 = std::string(isa) == "avx2", avx512 = std::string(isa) == "avx512";
+  if (avx2) g_gemm = gemm_avx2::gemm_rows;
+  if (avx512) g_gemm = gemm_avx512::gemm_rows;
+  // the fold is memory-bound: AVX2 serves the AVX-512 machines too
+  if (avx2 || avx512) { g_foldCheck = fold_avx2::check; g_foldAdd = fold_avx2::add; g_foldAddMany = fold_avx2::add_many; }
+#endif
+}
 
 void pickIsa() {
 #if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__))
   __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f")) { g_gemm = gemm_avx512::gemm_rows; g_isa = "avx512"; return; }
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) { g_gemm = gemm_avx2::gemm_rows; g_isa = "avx2"; return; }
+  if (__builtin_cpu_supports("avx512f")) { useIsa("avx512"); return; }
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) { useIsa("avx2"); return; }
 #endif
 }
 
@@ -157,6 +178,101 @@ napi_value Sgemm(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// fedavgFold(sum, update, weight) → -1 when sum[i] = sum[i] + weight·update[i] was applied to every
+// i, else the index of update's first non-finite value (and sum is untouched). sum: Float64Array,
+// update: Float32Array of the same length, both read and written in place.
+napi_value FedavgFold(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  if (argc != 3) return throwRange(env, "fedavgFold: expected 3 arguments (sum, update, weight)");
+  bool is = false;
+  napi_typedarray_type type;
+  size_t ls = 0, lu = 0, off = 0;
+  void* ps = nullptr;
+  napi_value ab;
+  if (napi_is_typedarray(env, argv[0], &is) != napi_ok || !is || napi_get_typedarray_info(env, argv[0], &type, &ls, &ps, &ab, &off) != napi_ok || type != napi_float64_array) {
+    napi_throw_type_error(env, nullptr, "fedavgFold: sum must be a Float64Array");
+    return nullptr;
+  }
+  float* u = nullptr;
+  if (!f32(env, argv[1], &u, &lu)) {
+    napi_throw_type_error(env, nullptr, "fedavgFold: update must be a Float32Array");
+    return nullptr;
+  }
+  if (lu != ls) return throwRange(env, "fedavgFold: update and sum must have the same length");
+  double w = 0;
+  if (napi_get_value_double(env, argv[2], &w) != napi_ok) {
+    napi_throw_type_error(env, nullptr, "fedavgFold: weight must be a number");
+    return nullptr;
+  }
+  int64_t bad = lu ? g_foldCheck(u, lu) : -1;
+  if (bad < 0 && lu) g_foldAdd(static_cast<double*>(ps), u, lu, w);
+  napi_value r;
+  napi_create_int64(env, bad, &r);
+  return r;
+}
+
+// fedavgFoldMany(sum, updates, weights) → the same as fedavgFold for each update in turn, stopping at
+// the first update with a non-finite value: returns −1 when all were folded, else that update's
+// index (the ones before it were folded, it and the ones after were not). Updates of 1Mi values
+// or more are folded FOLD_MAX_K per pass over the sum, each pass after checking its updates; the
+// bits are those of successive fedavgFold calls. updates: array of Float32Arrays; weights: Float64Array.
+napi_value FedavgFoldMany(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  if (argc != 3) return throwRange(env, "fedavgFoldMany: expected 3 arguments (sum, updates, weights)");
+  bool is = false;
+  napi_typedarray_type type;
+  size_t ls = 0, lw = 0, off = 0;
+  void *ps = nullptr, *pw = nullptr;
+  napi_value ab;
+  if (napi_is_typedarray(env, argv[0], &is) != napi_ok || !is || napi_get_typedarray_info(env, argv[0], &type, &ls, &ps, &ab, &off) != napi_ok || type != napi_float64_array) {
+    napi_throw_type_error(env, nullptr, "fedavgFoldMany: sum must be a Float64Array");
+    return nullptr;
+  }
+  if (napi_is_typedarray(env, argv[2], &is) != napi_ok || !is || napi_get_typedarray_info(env, argv[2], &type, &lw, &pw, &ab, &off) != napi_ok || type != napi_float64_array) {
+    napi_throw_type_error(env, nullptr, "fedavgFoldMany: weights must be a Float64Array");
+    return nullptr;
+  }
+  bool isArray = false;
+  uint32_t count = 0;
+  if (napi_is_array(env, argv[1], &isArray) != napi_ok || !isArray || napi_get_array_length(env, argv[1], &count) != napi_ok) {
+    napi_throw_type_error(env, nullptr, "fedavgFoldMany: updates must be an array of Float32Arrays");
+    return nullptr;
+  }
+  if (count != lw) return throwRange(env, "fedavgFoldMany: weights must have one entry per update");
+  std::vector<const float*> us(count);
+  for (uint32_t j = 0; j < count; j++) {
+    napi_value e;
+    float* u = nullptr;
+    size_t lu = 0;
+    if (napi_get_element(env, argv[1], j, &e) != napi_ok || !f32(env, e, &u, &lu)) {
+      napi_throw_type_error(env, nullptr, "fedavgFoldMany: updates must be an array of Float32Arrays");
+      return nullptr;
+    }
+    if (lu != ls) return throwRange(env, "fedavgFoldMany: every update must have the sum's length");
+    us[j] = u;
+  }
+  double* sum = static_cast<double*>(ps);
+  const double* w = static_cast<const double*>(pw);
+  // Sharing a pass pays once the sum has left the cache: at 4.5 MiB (L3-resident) one update per
+  // pass measured faster here, at 8 MiB and beyond four per pass (BENCHMARKS.md, streaming FedAvg).
+  const uint32_t group = ls >= (size_t(1) << 20) ? FOLD_MAX_K : 1;
+  int64_t failed = -1;
+  for (uint32_t j0 = 0; j0 < count && failed < 0; j0 += group) {
+    int k = (int)std::min<uint32_t>(group, count - j0);
+    for (int j = 0; j < k; j++) {
+      if (ls && g_foldCheck(us[j0 + j], ls) >= 0) { failed = j0 + j; k = j; break; }
+    }
+    if (k > 0 && ls) g_foldAddMany(sum, us.data() + j0, w + j0, k, ls);
+  }
+  napi_value r;
+  napi_create_int64(env, failed, &r);
+  return r;
+}
+
 napi_value Isa(napi_env env, napi_callback_info) {
   napi_value s;
   napi_create_string_utf8(env, g_isa, NAPI_AUTO_LENGTH, &s);
@@ -176,10 +292,10 @@ napi_value SetIsa(napi_env env, napi_callback_info info) {
   }
   std::string want(buf);
   bool ok = false;
-  if (want == "generic") { g_gemm = gemm_generic::gemm_rows; g_isa = "generic"; ok = true; }
+  if (want == "generic") { useIsa("generic"); ok = true; }
 #if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__))
-  else if (want == "avx2" && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) { g_gemm = gemm_avx2::gemm_rows; g_isa = "avx2"; ok = true; }
-  else if (want == "avx512" && __builtin_cpu_supports("avx512f")) { g_gemm = gemm_avx512::gemm_rows; g_isa = "avx512"; ok = true; }
+  else if (want == "avx2" && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) { useIsa("avx2"); ok = true; }
+  else if (want == "avx512" && __builtin_cpu_supports("avx512f")) { useIsa("avx512"); ok = true; }
 #endif
   napi_value r;
   napi_get_boolean(env, ok, &r);
@@ -192,8 +308,10 @@ napi_value Init(napi_env env, napi_value exports) {
       {"sgemm", nullptr, Sgemm, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"isa", nullptr, Isa, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setIsa", nullptr, SetIsa, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"fedavgFold", nullptr, FedavgFold, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"fedavgFoldMany", nullptr, FedavgFoldMany, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
-  napi_define_properties(env, exports, 3, props);
+  napi_define_properties(env, exports, 5, props);
   return exports;
 }
 

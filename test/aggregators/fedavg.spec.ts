@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { FedAvgAccumulator, fedAvg } from '../../aggregators/index.js';
+import { FedAvgAccumulator, fedAvg, type FedAvgEngine, nativeFedAvgStatus, setNativeFedAvg } from '../../aggregators/index.js';
 import { seededRng } from '../../random/index.js';
 
 /** The reference, written here and independent of the accumulator: Σ w·u per element in float64, in order, then ÷ Σ w. */
@@ -58,6 +58,19 @@ function withoutWasm<T>(body: () => T): T {
   }
 }
 
+/** Runs `body` with accumulators built on `engine` ('native' only when the addon has the fold). */
+function withEngine<T>(engine: FedAvgEngine, body: () => T): T {
+  setNativeFedAvg(engine === 'native');
+  try {
+    return engine === 'scalar' ? withoutWasm(body) : body();
+  } finally {
+    setNativeFedAvg(true);
+  }
+}
+
+/** The fast engines this machine has: wasm always (Node ≥ 16.4), native when the addon was built. */
+const ENGINES: FedAvgEngine[] = nativeFedAvgStatus().available ? ['native', 'wasm'] : ['wasm'];
+
 describe('aggregators/fedavg', () => {
   it('is the example-weighted mean (hand-computed)', () => {
     const r = fedAvg([
@@ -68,14 +81,49 @@ describe('aggregators/fedavg', () => {
   });
 
   // lengths: below one 8-lane group, not a multiple of 8, and (2^20 + 13) past the whole-update stage, so chunked
-  for (const length of [1, 7, 8, 1001, 2 ** 20 + 13]) {
-    it(`the SIMD kernel is bit-identical to an independent scalar float64 loop (length ${length})`, () => {
-      const ups = updatesOf(length > 10_000 ? 3 : 40, length, length);
+  for (const engine of ENGINES) {
+    for (const length of [1, 7, 8, 1001, 2 ** 20 + 13]) {
+      it(`the ${engine} kernel is bit-identical to an independent scalar float64 loop (length ${length})`, () => {
+        const ups = updatesOf(length > 10_000 ? 3 : 40, length, length);
+        const want = scalarReference(ups);
+        withEngine(engine, () => {
+          const acc = accumulate(ups);
+          assert.equal(acc.engine, engine);
+          assertBitIdentical(acc.weightedSum(), want.sum, 'weighted sum');
+          assertBitIdentical(acc.mean(), want.mean, 'mean');
+          assertBitIdentical(fedAvg(ups), want.mean, 'fedAvg');
+        });
+      });
+    }
+  }
+
+  for (const engine of [...ENGINES, 'scalar'] as FedAvgEngine[]) {
+    it(`addAll (${engine}) gives the bits of successive adds; argument errors add nothing, a non-finite update stops it after the ones before`, () => {
+      const length = 1003;
+      const ups = updatesOf(10, length, 4242);
       const want = scalarReference(ups);
-      const acc = accumulate(ups);
-      assertBitIdentical(acc.weightedSum(), want.sum, 'weighted sum');
-      assertBitIdentical(acc.mean(), want.mean, 'mean');
-      assertBitIdentical(fedAvg(ups), want.mean, 'fedAvg');
+      withEngine(engine, () => {
+        const acc = new FedAvgAccumulator(length);
+        assert.equal(acc.engine, engine);
+        acc.addAll(ups.slice(0, 1));
+        acc.addAll([]);
+        acc.addAll(ups.slice(1));
+        assert.equal(acc.count, 10);
+        assertBitIdentical(acc.weightedSum(), want.sum, 'addAll weighted sum');
+        assertBitIdentical(acc.mean(), want.mean, 'addAll mean');
+        assert.equal(acc.weight, ups.reduce((s, u) => s + u.weight, 0));
+
+        const part = new FedAvgAccumulator(length);
+        assert.throws(() => part.addAll([ups[0], { update: new Float32Array(3), weight: 1 }]), /addAll \(item 1\): update has 3 values, expected 1003/);
+        assert.throws(() => part.addAll([ups[0], { update: ups[1].update, weight: -1 }]), /addAll \(item 1\): weight must be a positive finite number/);
+        assert.throws(() => part.addAll([ups[0], null as unknown as { update: Float32Array; weight: number }]), TypeError);
+        assert.equal(part.count, 0);
+        const bad = ups[6].update.slice();
+        bad[777] = NaN;
+        assert.throws(() => part.addAll([...ups.slice(0, 6), { update: bad, weight: 1 }, ...ups.slice(7)]), /addAll: item 6: update holds a non-finite value at 777$/);
+        assert.equal(part.count, 6);
+        assertBitIdentical(part.weightedSum(), scalarReference(ups.slice(0, 6)).sum, 'after a rejected item: its predecessors, and only they');
+      });
     });
   }
 
@@ -83,7 +131,8 @@ describe('aggregators/fedavg', () => {
     for (const length of [5, 1001]) {
       const ups = updatesOf(30, length, 99 + length);
       const want = scalarReference(ups);
-      const acc = withoutWasm(() => new FedAvgAccumulator(length));
+      const acc = withEngine('scalar', () => new FedAvgAccumulator(length));
+      assert.equal(acc.engine, 'scalar');
       for (const u of ups) acc.add(u.update, u.weight);
       assertBitIdentical(acc.weightedSum(), want.sum, `fallback weighted sum (length ${length})`);
       assertBitIdentical(acc.mean(), want.mean, `fallback mean (length ${length})`);
@@ -113,13 +162,18 @@ describe('aggregators/fedavg', () => {
     assert.throws(() => new FedAvgAccumulator(2).mean(), /no updates/);
   });
 
-  it('a rejected update leaves a chunked (long) sum untouched too', () => {
-    const length = 2 ** 20 + 13;
-    const ups = updatesOf(2, length, 7);
-    const acc = accumulate(ups);
-    const bad = ups[0].update.slice();
-    bad[length - 2] = -Infinity; // in the last chunk, after earlier chunks passed the check
-    assert.throws(() => acc.add(bad, 1), new RegExp(`non-finite value at ${length - 2}`));
-    assertBitIdentical(acc.weightedSum(), scalarReference(ups).sum, 'sum after a rejected long update');
-  });
+  for (const engine of ENGINES) {
+    it(`a rejected update leaves a long (chunked for wasm) sum untouched too (${engine})`, () => {
+      const length = 2 ** 20 + 13;
+      const ups = updatesOf(2, length, 7);
+      const acc = withEngine(engine, () => accumulate(ups));
+      assert.equal(acc.engine, engine);
+      const bad = ups[0].update.slice();
+      bad[length - 2] = -Infinity; // in the last chunk, after earlier chunks passed the check
+      bad[length - 1] = NaN;
+      assert.throws(() => acc.add(bad, 1), new RegExp(`non-finite value at ${length - 2}$`));
+      assertBitIdentical(acc.weightedSum(), scalarReference(ups).sum, 'sum after a rejected long update');
+      assert.equal(acc.count, 2);
+    });
+  }
 });
