@@ -36,7 +36,7 @@ import { publishRefusal, RoundPlanner } from './round-plan.js';
 import { RoundSampler } from './sampling.js';
 import { SecAggRound, type SecAggOutcome } from './secagg-round.js';
 import type { ProgramSpec } from './program-config.js';
-import type { LedgerEntry, StateStore, StoredRound, StoredVersion } from './storage/index.js';
+import type { LedgerEntry, ParticipantStatus, RoundPlanRecord, StateStore, StoredRound, StoredVersion } from './storage/index.js';
 import type { ProgramReleases } from './releases.js';
 import { eventOf, type ComeBack, type RejectionRecord, type RoundEventRecord, type RunnerStatus, type WorkOrder } from './round-events.js';
 import { expandUpdate, type UpdateLayout } from './update-intake.js';
@@ -108,6 +108,13 @@ export interface RunnerDeps {
   readonly releases?: ProgramReleases;
   /** The version rounds start from (a rollback's target); default the newest. `global` holds its values. */
   readonly current?: StoredVersion;
+  /**
+   * Rounds every replica serves (PostgreSQL, server/shared-intake.ts): the round's plan is stored
+   * when it opens, admissions and updates are claimed in the database by whichever replica a
+   * device reaches (this runner hears of them through noteParticipant), and the close reads the
+   * round's updates from the database after closing its intake. Absent: the single-process path.
+   */
+  readonly shared?: { readonly replicaId: string };
 }
 
 /** Observers called synchronously at a round's durable steps. */
@@ -443,7 +450,7 @@ export class ProgramRunner {
     }
     const enrolled = await store.deviceCount(spec.id);
     const round = this.newRound(number, attempt, `${spec.id}.r${number}.a${attempt}`, now, now + spec.roundDeadlineMs, enrolled);
-    await store.openRound(this.record(round, 'open', ''));
+    await store.openRound(this.record(round, 'open', ''), this.d.shared ? this.planRecord(round) : undefined);
     if (this.stopped || this.halted) return; // left open in the store, failed at the next start
     this.round = round;
     if (spec.sampling.scheme !== 'first-come')
@@ -484,14 +491,83 @@ export class ProgramRunner {
     return { number, attempt, id, openedMs, deadline, selected: new Map(), sampler, selectionEndsMs: openedMs + selectionMs, enrolled, results: [], failures: [], bytes: 0, reports: [], plan, strategy, log };
   }
 
-  /** A device asks for work. */
-  checkIn(deviceId: string): WorkOrder | ComeBack {
+  /** The plan of round `r` as replicas serve it (stored with the round when it opens). */
+  private planRecord(r: OpenRound): RoundPlanRecord {
+    const { spec } = this.d;
+    const firstCome = spec.sampling.scheme === 'first-come';
+    return {
+      roundId: r.id,
+      programId: spec.id,
+      roundNumber: r.number,
+      adapterVersion: this.latest.version,
+      clipNorm: r.plan.clipNorm,
+      deviceNoiseStd: r.plan.deviceNoiseStd,
+      deadlineMs: r.deadline,
+      selectionEndsMs: firstCome ? 0 : r.selectionEndsMs,
+      cap: firstCome ? Math.ceil(spec.cohortSize * spec.overSelect) : 0,
+      driver: this.d.shared?.replicaId ?? '',
+      intakeClosedMs: 0,
+    };
+  }
+
+  /** Why a device gets no work now (program over, waiting, no round open), or undefined while a round takes check-ins. */
+  idleAnswer(): ComeBack | undefined {
     const { spec } = this.d;
     if (this.exhausted) return { retryAfterMs: 3_600_000, reason: this.exhausted, programComplete: true };
     if (this.done) return { retryAfterMs: 3_600_000, reason: `program ${spec.id} has completed its ${spec.rounds} rounds`, programComplete: true };
     if (this.waiting) return { retryAfterMs: Math.max(1000, spec.retryDelayMs), reason: this.waiting, programComplete: false };
+    if (!this.round || this.aggregating) return { retryAfterMs: Math.max(200, spec.retryDelayMs), reason: 'no round is open; the next one opens shortly', programComplete: false };
+    return undefined;
+  }
+
+  /**
+   * Shared rounds: a device's status in round `roundId` as the database recorded it, claimed by
+   * any replica (this one, or another one's NOTIFY). The driver's view of who is selected and who
+   * answered, from which it closes the round early; the close itself reads the database.
+   */
+  noteParticipant(roundId: string, deviceId: string, status: ParticipantStatus): void {
     const r = this.round;
-    if (!r || this.aggregating) return { retryAfterMs: Math.max(200, spec.retryDelayMs), reason: 'no round is open; the next one opens shortly', programComplete: false };
+    if (!this.d.shared || !r || r.id !== roundId || this.aggregating || status === 'not-sampled') return;
+    const was = r.selected.get(deviceId);
+    if (was === status || was === 'done' || was === 'failed') return;
+    r.selected.set(deviceId, status);
+    if (status === 'working') return this.closeIfSettled(r);
+    if (status === 'failed') {
+      r.failures.push({ deviceId, reason: 'its update was rejected' });
+      return this.closeIfSettled(r);
+    }
+    r.contributors = (r.contributors ?? 0) + 1;
+    if (this.d.spec.sampling.scheme === 'first-come' && r.contributors >= this.d.spec.cohortSize) this.close('the cohort reported');
+    else this.closeIfSettled(r);
+  }
+
+  /**
+   * Shared rounds, on taking a program over: continue round `stored` (open in the database, with
+   * its `plan`) rather than failing it — its admissions and acknowledged updates are in the
+   * database. If its intake was closed (its driver died aggregating) or its deadline has passed,
+   * it is closed and aggregated now. Instead of start(), on a runner that has not started.
+   */
+  async resumeRound(stored: StoredRound, plan: RoundPlanRecord): Promise<void> {
+    if (!this.d.shared) throw new Error(`ProgramRunner.resumeRound: program ${this.d.spec.id} does not share its rounds`);
+    if (this.round || this.opening || this.aggregating) throw new Error(`ProgramRunner.resumeRound: program ${this.d.spec.id} has a round here already`);
+    const r0 = this.newRound(stored.roundNumber, stored.attempt, stored.roundId, stored.openedMs, plan.deadlineMs);
+    const r: OpenRound = { ...r0, plan: { ...r0.plan, clipNorm: plan.clipNorm, deviceNoiseStd: plan.deviceNoiseStd } };
+    for (const [id, status] of await this.d.store.participantStatuses(r.id)) if (status !== 'not-sampled') r.selected.set(id, status);
+    r.contributors = [...r.selected.values()].filter((v) => v === 'done').length;
+    this.round = r;
+    r.log?.('round resumed by a new driver', { attempt: r.attempt, selected: r.selected.size, updates: r.contributors, intakeClosed: plan.intakeClosedMs > 0 });
+    if (plan.intakeClosedMs > 0 || Date.now() >= r.deadline) return this.close(plan.intakeClosedMs > 0 ? 'resumed after its driver stopped while aggregating' : 'the deadline passed (resumed after its driver stopped)');
+    if (this.d.spec.sampling.scheme !== 'first-come') r.selectionTimer = setTimeout(() => this.guarded('closing the round\'s selection', () => this.closeSelection(r)), Math.max(0, r.selectionEndsMs - Date.now()));
+    r.timer = setTimeout(() => this.close('the deadline passed', 'closing the round at its deadline'), Math.max(0, r.deadline - Date.now()));
+    this.closeIfSettled(r);
+  }
+
+  /** A device asks for work. */
+  checkIn(deviceId: string): WorkOrder | ComeBack {
+    const { spec } = this.d;
+    const idle = this.idleAnswer();
+    if (idle) return idle;
+    const r = this.round as OpenRound;
     const status = r.selected.get(deviceId);
     if (status === 'working') return this.workFor(r);
     if (status) return { retryAfterMs: Math.max(200, r.deadline - Date.now()), reason: `this device already took part in round ${r.number}`, programComplete: false };
@@ -653,6 +729,7 @@ export class ProgramRunner {
 
   private async closeNow(r: OpenRound, why: string): Promise<void> {
     const { spec, store } = this.d;
+    const drawnShared = this.d.shared ? await this.takeSharedUpdates(r) : undefined;
     for (const [id, s] of r.selected) {
       if (s !== 'working') continue;
       r.failures.push({ deviceId: id, reason: 'no update by the close' });
@@ -674,7 +751,7 @@ export class ProgramRunner {
     }
     if (r.acc) r.results.push({ deviceId: `fedavg-mean:${r.acc.count}`, update: r.acc.mean(), numExamples: r.acc.weight });
     // the spend is durable before any aggregate exists: a crash can only over-count
-    const drawn = r.sampler.scheme === 'first-come' ? { eligible: r.selected.size, selected: r.selected.size } : { eligible: r.sampler.eligible, selected: r.sampler.sampled };
+    const drawn = drawnShared ?? (r.sampler.scheme === 'first-come' ? { eligible: r.selected.size, selected: r.selected.size } : { eligible: r.sampler.eligible, selected: r.sampler.sampled });
     let committed = false;
     try {
       const entry = await this.budget.charge(r.id, r.number, contributors, drawn);
@@ -725,6 +802,41 @@ export class ProgramRunner {
       this.aggregating = false;
       await this.failNow(r, `round ${r.number} failed while aggregating: ${(e as Error).message}; retrying`);
     }
+  }
+
+  /**
+   * Shared rounds: close the round's intake in the database (waiting for acceptances in flight on
+   * every replica; any later one is refused), then take what the database holds — every
+   * participant's status and every acknowledged update — as the round's selection, failures and
+   * results (folded as they are read when the strategy streams). Returns the sampling drawn.
+   */
+  private async takeSharedUpdates(r: OpenRound): Promise<{ eligible: number; selected: number }> {
+    const { store, spec } = this.d;
+    await store.closeIntake(r.id);
+    const [statuses, updates] = await Promise.all([store.participantStatuses(r.id), store.roundUpdates(r.id)]);
+    const reasons = new Map(r.failures.map((f) => [f.deviceId, f.reason]));
+    r.selected.clear();
+    r.failures.length = 0;
+    for (const [id, status] of statuses) {
+      if (status === 'not-sampled') continue;
+      r.selected.set(id, status);
+      if (status === 'failed') r.failures.push({ deviceId: id, reason: reasons.get(id) ?? 'its update was rejected' });
+    }
+    r.reports.length = 0;
+    r.results.length = 0;
+    r.bytes = 0;
+    r.acc = undefined;
+    for (const u of updates) {
+      r.reports.push(u.unclipped);
+      r.bytes += u.bytesReceived;
+      if (this.planner.streams) {
+        r.acc ??= new FedAvgAccumulator(u.update.length);
+        r.acc.add(u.update, u.weight);
+      } else r.results.push({ deviceId: u.deviceId, update: u.update, numExamples: u.weight });
+    }
+    r.contributors = updates.length;
+    const selected = r.selected.size;
+    return { eligible: spec.sampling.scheme === 'first-come' ? selected : statuses.size, selected };
   }
 
   /** Fail the open round with `message`, keep the current version, and retry after retryDelayMs (a step). */
