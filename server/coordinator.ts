@@ -769,6 +769,21 @@ export class Coordinator {
       throw e;
     }
   }
+
+  private readonly releasesReadMs = new Map<string, number>();
+
+  /**
+   * On a replica that does not drive the program (PostgreSQL): read its releases again — the
+   * driver publishes one with each version — at most once a second unless `force` (a work order
+   * names a version whose release this replica has not read yet). A no-op where it drives.
+   */
+  async refreshReleases(p: ProgramState, force = false): Promise<void> {
+    if (this.store.engine !== 'postgres' || this.driving.has(p.spec.id)) return;
+    const last = this.releasesReadMs.get(p.spec.id) ?? 0;
+    if (!force && Date.now() - last < 1000) return;
+    this.releasesReadMs.set(p.spec.id, Date.now());
+    await p.releases.reload();
+  }
 }
 
 function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {

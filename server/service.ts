@@ -114,6 +114,7 @@ export function coordinatorHandlers(c: Coordinator): CoordinatorHandlers {
     GetProgram: unary(async (req) => {
       const device = await authenticate(c, 'GetProgram', req, req.auth, req.programId);
       const p = c.programOf(device, req.programId);
+      await c.refreshReleases(p);
       // the adapter devices get is the one the newest signed release names
       const rel = p.releases.published();
       const v = (rel && (rel.version === p.runner.latestVersion.version ? p.runner.latestVersion : await c.store.version(p.spec.id, rel.version))) || p.runner.latestVersion;
@@ -158,6 +159,8 @@ export function coordinatorHandlers(c: Coordinator): CoordinatorHandlers {
       if (req.adapterVersion > latest && c.drives(p.spec.id)) refuse('invalid-argument', `adapter_version ${req.adapterVersion} is newer than the latest version ${latest} of program "${p.spec.id}"`);
       const w = await c.checkIn(p, device.id);
       if ('retryAfterMs' in w) return { later: { retryAfterMs: w.retryAfterMs, reason: w.reason, programComplete: w.programComplete } };
+      // a follower reads the release of a version its driver published since (shared rounds)
+      if (!releaseOf(p, w.adapterVersion)) await c.refreshReleases(p, true);
       return {
         work: {
           roundId: w.roundId,
