@@ -69,6 +69,8 @@ interface OpenRound {
   contributors?: number;
   /** Each accepted device's report: was its update's norm within C before clipping? */
   readonly reports: boolean[];
+  /** Shared rounds: every device that checked in (any replica), sampled or not — the selection closes once all enrolled have. */
+  checkedIn?: Set<string>;
   /** What devices are asked this round (clip bound C, device noise std), from the round's strategy. */
   readonly plan: RoundPlan;
   /** The round's strategy (the program's, wrapped for this round's C). */
@@ -527,11 +529,16 @@ export class ProgramRunner {
    */
   noteParticipant(roundId: string, deviceId: string, status: ParticipantStatus): void {
     const r = this.round;
-    if (!this.d.shared || !r || r.id !== roundId || this.aggregating || status === 'not-sampled') return;
+    if (!this.d.shared || !r || r.id !== roundId || this.aggregating) return;
+    (r.checkedIn ??= new Set()).add(deviceId);
+    if (status === 'not-sampled') return this.closeSharedSelectionIfAllCheckedIn(r);
     const was = r.selected.get(deviceId);
     if (was === status || was === 'done' || was === 'failed') return;
     r.selected.set(deviceId, status);
-    if (status === 'working') return this.closeIfSettled(r);
+    if (status === 'working') {
+      this.closeSharedSelectionIfAllCheckedIn(r);
+      return this.closeIfSettled(r);
+    }
     if (status === 'failed') {
       r.failures.push({ deviceId, reason: 'its update was rejected' });
       return this.closeIfSettled(r);
@@ -539,6 +546,19 @@ export class ProgramRunner {
     r.contributors = (r.contributors ?? 0) + 1;
     if (this.d.spec.sampling.scheme === 'first-come' && r.contributors >= this.d.spec.cohortSize) this.close('the cohort reported');
     else this.closeIfSettled(r);
+  }
+
+  /** Shared rounds: every enrolled device has checked in somewhere, so the selection closes now (counted again first). */
+  private closeSharedSelectionIfAllCheckedIn(r: OpenRound): void {
+    if (r.sampler.scheme === 'first-come' || r.sampler.selectionClosed || (r.checkedIn?.size ?? 0) < r.enrolled) return;
+    const { store, spec } = this.d;
+    store.deviceCount(spec.id).then(
+      (n) => {
+        r.enrolled = Math.max(r.enrolled, n);
+        if ((r.checkedIn?.size ?? 0) >= r.enrolled) this.closeSelection(r);
+      },
+      (e: unknown) => this.logThrown('counting enrolled devices', e),
+    );
   }
 
   /**
@@ -550,15 +570,28 @@ export class ProgramRunner {
   async resumeRound(stored: StoredRound, plan: RoundPlanRecord): Promise<void> {
     if (!this.d.shared) throw new Error(`ProgramRunner.resumeRound: program ${this.d.spec.id} does not share its rounds`);
     if (this.round || this.opening || this.aggregating) throw new Error(`ProgramRunner.resumeRound: program ${this.d.spec.id} has a round here already`);
-    const r0 = this.newRound(stored.roundNumber, stored.attempt, stored.roundId, stored.openedMs, plan.deadlineMs);
-    const r: OpenRound = { ...r0, plan: { ...r0.plan, clipNorm: plan.clipNorm, deviceNoiseStd: plan.deviceNoiseStd } };
-    for (const [id, status] of await this.d.store.participantStatuses(r.id)) if (status !== 'not-sampled') r.selected.set(id, status);
-    r.contributors = [...r.selected.values()].filter((v) => v === 'done').length;
+    const r0 = this.newRound(stored.roundNumber, stored.attempt, stored.roundId, stored.openedMs, plan.deadlineMs, await this.d.store.deviceCount(this.d.spec.id));
+    const r: OpenRound = { ...r0, plan: { ...r0.plan, clipNorm: plan.clipNorm, deviceNoiseStd: plan.deviceNoiseStd }, checkedIn: new Set() };
+    // the round is ours from here: claims heard while its participants are read are merged in
     this.round = r;
+    this.opening = true;
+    try {
+      for (const [id, status] of await this.d.store.participantStatuses(r.id)) {
+        r.checkedIn?.add(id);
+        const was = r.selected.get(id);
+        if (status === 'not-sampled' || was === 'done' || was === 'failed') continue;
+        r.selected.set(id, status);
+      }
+    } finally {
+      this.opening = false;
+    }
+    if (this.round !== r) return;
+    r.contributors = [...r.selected.values()].filter((v) => v === 'done').length;
     r.log?.('round resumed by a new driver', { attempt: r.attempt, selected: r.selected.size, updates: r.contributors, intakeClosed: plan.intakeClosedMs > 0 });
     if (plan.intakeClosedMs > 0 || Date.now() >= r.deadline) return this.close(plan.intakeClosedMs > 0 ? 'resumed after its driver stopped while aggregating' : 'the deadline passed (resumed after its driver stopped)');
     if (this.d.spec.sampling.scheme !== 'first-come') r.selectionTimer = setTimeout(() => this.guarded('closing the round\'s selection', () => this.closeSelection(r)), Math.max(0, r.selectionEndsMs - Date.now()));
     r.timer = setTimeout(() => this.close('the deadline passed', 'closing the round at its deadline'), Math.max(0, r.deadline - Date.now()));
+    this.closeSharedSelectionIfAllCheckedIn(r);
     this.closeIfSettled(r);
   }
 

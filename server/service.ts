@@ -155,8 +155,8 @@ export function coordinatorHandlers(c: Coordinator): CoordinatorHandlers {
       // the version the device holds: 0 = none yet (it starts from version 0, the initial adapter)
       const latest = p.runner.newestVersion;
       if (!Number.isSafeInteger(req.adapterVersion) || req.adapterVersion < 0) refuse('invalid-argument', `adapter_version must be a version number ≥ 0, got ${req.adapterVersion}`);
-      // (a replica that does not drive the program knows the versions of its start only)
-      if (req.adapterVersion > latest && c.drives(p.spec.id)) refuse('invalid-argument', `adapter_version ${req.adapterVersion} is newer than the latest version ${latest} of program "${p.spec.id}"`);
+      // (a replica knows the versions of its start, and those it made; replicas share the database)
+      if (req.adapterVersion > latest && !(await c.store.version(p.spec.id, req.adapterVersion))) refuse('invalid-argument', `adapter_version ${req.adapterVersion} is newer than the latest version ${latest} of program "${p.spec.id}"`);
       const w = await c.checkIn(p, device.id);
       if ('retryAfterMs' in w) return { later: { retryAfterMs: w.retryAfterMs, reason: w.reason, programComplete: w.programComplete } };
       // a follower reads the release of a version its driver published since (shared rounds)
