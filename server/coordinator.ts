@@ -199,8 +199,12 @@ export class Coordinator {
     p.runner.resumeRound(r.stored, r.plan).catch((e: unknown) => this.o.log?.('resuming the open round failed', { program: p.spec.id, round: r.stored.roundId, error: (e as Error).message }));
   }
 
-  /** UNAVAILABLE on a replica that does not drive a program whose rounds are not shared: the device's next address may be its driver. */
-  private async refuseUnserved(p: ProgramState): Promise<void> {
+  /**
+   * UNAVAILABLE on a replica that does not drive a program whose rounds are not shared (SecAgg,
+   * fixed-cohort): the device's next address may be its driver. For round requests (check-in,
+   * upload, SecAgg stages).
+   */
+  async refuseUnserved(p: ProgramState): Promise<void> {
     if (this.store.engine !== 'postgres' || this.driving.has(p.spec.id) || this.sharesRounds(p.spec.id)) return;
     const holder = (await this.store.lease(p.spec.id).catch(() => undefined))?.holder;
     refuse('unavailable', `program "${p.spec.id}"'s rounds (${p.spec.secagg ? 'secure aggregation' : `${p.spec.sampling.scheme} sampling`}) are driven by replica ${holder ?? '(none yet)'}, not by ${this.replicaId}; try another coordinator address`);

@@ -258,7 +258,9 @@ export function coordinatorHandlers(c: Coordinator): CoordinatorHandlers {
 
     SecAgg: unary(async (req) => {
       const device = await authenticate(c, 'SecAgg', req, req.auth, req.programId);
-      return secAggStage(c.programOf(device, req.programId), device, req, requestBytes('SecAgg', req));
+      const p = c.programOf(device, req.programId);
+      await c.refuseUnserved(p); // a secure aggregation's stages all reach its driver
+      return secAggStage(p, device, req, requestBytes('SecAgg', req));
     }),
 
     WatchRounds: (call) => {
