@@ -756,6 +756,7 @@ export class Coordinator {
   /** acceptUpdate for shared rounds: validated against the round's stored plan, durable in the database before it resolves. */
   private async acceptShared(device: StoredDevice, p: ProgramState, roundId: string, encoding: string, numExamples: number, sealed: Uint8Array, unclipped: boolean): Promise<void> {
     const shared = this.shared as SharedIntake;
+    let update: Float32Array;
     try {
       this.refuseRevoked(device.id);
       const plan = await shared.expectUpload(p.spec, roundId);
@@ -765,12 +766,22 @@ export class Coordinator {
         this.sharedKeys.set(device.id, key);
       }
       const plain = openSealedUpdate(sealed, key, true);
-      const { update } = intakeUpdate(encoding, plain, p.layout, updateBound(plan.clipNorm, p.spec.maxUpdateNorm, p.layout, plan.deviceNoiseStd), true);
+      ({ update } = intakeUpdate(encoding, plain, p.layout, updateBound(plan.clipNorm, p.spec.maxUpdateNorm, p.layout, plan.deviceNoiseStd), true));
       checkNumExamples(numExamples, p.spec.training);
-      await shared.accept(p.spec, device.id, roundId, update, p.spec.dp.mode === 'none' ? numExamples : 1, unclipped, sealed.length);
     } catch (e) {
       if (!(e instanceof CoordinatorError) || e.kind !== 'unavailable') this.rejectUpload(p, device.id, roundId, (e as Error).message, e instanceof CoordinatorError ? e.kind : 'invalid-argument');
       throw e;
+    }
+    try {
+      await shared.accept(p.spec, device.id, roundId, update, p.spec.dp.mode === 'none' ? numExamples : 1, unclipped, sealed.length);
+    } catch (e) {
+      if (e instanceof CoordinatorError) {
+        this.rejectUpload(p, device.id, roundId, e.message, e.kind);
+        throw e;
+      }
+      // the database did not take it (nothing is stored): not the device's fault — it may retry, here or elsewhere
+      this.o.log?.('storing an accepted update failed', { program: p.spec.id, device: device.id, round: roundId, error: (e as Error).message });
+      refuse('unavailable', `the update could not be stored just now (${(e as Error).message}); send it again`);
     }
   }
 
