@@ -846,7 +846,7 @@ export class ProgramRunner {
   private async takeSharedUpdates(r: OpenRound): Promise<{ eligible: number; selected: number }> {
     const { store, spec } = this.d;
     await store.closeIntake(r.id);
-    const [statuses, updates] = await Promise.all([store.participantStatuses(r.id), store.roundUpdates(r.id)]);
+    const statuses = await store.participantStatuses(r.id);
     const reasons = new Map(r.failures.map((f) => [f.deviceId, f.reason]));
     r.selected.clear();
     r.failures.length = 0;
@@ -859,15 +859,24 @@ export class ProgramRunner {
     r.results.length = 0;
     r.bytes = 0;
     r.acc = undefined;
-    for (const u of updates) {
-      r.reports.push(u.unclipped);
-      r.bytes += u.bytesReceived;
-      if (this.planner.streams) {
-        r.acc ??= new FedAvgAccumulator(u.update.length);
-        r.acc.add(u.update, u.weight);
-      } else r.results.push({ deviceId: u.deviceId, update: u.update, numExamples: u.weight });
+    // a streaming strategy folds the updates page by page (memory: one page and the sum); the others need them all
+    const page = this.planner.streams ? SHARED_PAGE : undefined;
+    let count = 0;
+    for (let after = ''; ; ) {
+      const updates = await store.roundUpdates(r.id, page ? after : undefined, page);
+      for (const u of updates) {
+        r.reports.push(u.unclipped);
+        r.bytes += u.bytesReceived;
+        if (this.planner.streams) {
+          r.acc ??= new FedAvgAccumulator(u.update.length);
+          r.acc.add(u.update, u.weight);
+        } else r.results.push({ deviceId: u.deviceId, update: u.update, numExamples: u.weight });
+      }
+      count += updates.length;
+      if (!page || updates.length < page) break;
+      after = updates[updates.length - 1].deviceId;
     }
-    r.contributors = updates.length;
+    r.contributors = count;
     const selected = r.selected.size;
     return { eligible: spec.sampling.scheme === 'first-come' ? selected : statuses.size, selected };
   }
@@ -970,6 +979,9 @@ export class ProgramRunner {
     this.subject.next(e);
   }
 }
+
+/** Updates read per page when a shared round's streaming aggregate folds them. */
+const SHARED_PAGE = 1000;
 
 /** Stop a round's deadline and selection timers. */
 function clearRoundTimers(r: OpenRound): void {

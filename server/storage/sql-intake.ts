@@ -165,8 +165,13 @@ export class SqlIntake extends SqlClaims {
     });
   }
 
-  async roundUpdates(roundId: string): Promise<StoredUpdate[]> {
-    return (await this.db.all('SELECT * FROM round_updates WHERE round_id = ? ORDER BY device_id', [roundId])).map((r) => {
+  async roundUpdates(roundId: string, after?: string, limit?: number): Promise<StoredUpdate[]> {
+    if (limit !== undefined && (!Number.isInteger(limit) || limit < 1)) throw new RangeError(`StateStore.roundUpdates: limit must be a positive integer, got ${limit}`);
+    const rows =
+      limit === undefined && after === undefined
+        ? await this.db.all('SELECT * FROM round_updates WHERE round_id = ? ORDER BY device_id', [roundId])
+        : await this.db.all('SELECT * FROM round_updates WHERE round_id = ? AND device_id > ? ORDER BY device_id LIMIT ?', [roundId, after ?? '', limit ?? 2 ** 31 - 1]);
+    return rows.map((r) => {
       const b = Uint8Array.from(r.update_f32 as Uint8Array);
       return {
         roundId: r.round_id as string,

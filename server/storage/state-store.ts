@@ -212,8 +212,8 @@ export interface StateStore {
   failParticipant(roundId: string, deviceId: string, replicaId: string): Promise<boolean>;
   /** Close a round's intake (waits for acceptances in flight; refuses every later one); true if this call closed it. */
   closeIntake(roundId: string, now?: number): Promise<boolean>;
-  /** A round's stored updates, by device id. */
-  roundUpdates(roundId: string): Promise<StoredUpdate[]>;
+  /** A round's stored updates, by device id: all, or (a page) at most `limit` of those after device id `after`. */
+  roundUpdates(roundId: string, after?: string, limit?: number): Promise<StoredUpdate[]>;
   /** Every participant of a round and its status. */
   participantStatuses(roundId: string): Promise<Map<string, ParticipantStatus>>;
   /** Hear of changes of shared rounds made by any replica (PostgreSQL); returns the unsubscribe. A no-op on SQLite. */

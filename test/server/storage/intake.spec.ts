@@ -97,6 +97,14 @@ describeEngines('server/storage rounds every replica serves', (engine) => {
     const read = await b.roundUpdates('p.r5');
     const accepted = outcomes.filter(([, o]) => o === 'accepted').map(([d]) => d).sort();
     assert.deepEqual(read.map((r) => r.deviceId), accepted);
+    // read in pages, the same rows in the same order
+    const paged: string[] = [];
+    for (let after = '', got = [] as string[]; ; after = got[got.length - 1]) {
+      got = (await a.roundUpdates('p.r5', after, 7)).map((r) => r.deviceId);
+      paged.push(...got);
+      if (got.length < 7) break;
+    }
+    assert.deepEqual(paged, accepted);
     assert.ok(outcomes.every(([, o]) => o === 'accepted' || o === 'closed'), JSON.stringify(outcomes));
     // whatever came after the close is refused for good
     for (const [d, o] of outcomes) if (o === 'closed') assert.equal(await a.acceptRoundUpdate(update(d, 'p.r5', 0)), 'closed');
