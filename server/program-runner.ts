@@ -22,7 +22,7 @@
  * completion (with the strategy's metrics) are committed in one transaction, and only then is
  * the event published.
  */
-import { Observable, Subject, concat, defer, from } from 'rxjs';
+import { Observable, Subject, concat, defer, from, merge } from 'rxjs';
 import { filter } from 'rxjs/operators';
 import { FedAvgAccumulator, type ClientFailure, type ClientResult, type RoundPlan, type Strategy } from '../aggregators/index.js';
 import { encodeAdapterTensors } from '../model/adapter-file.js';
@@ -129,6 +129,8 @@ export interface RunnerHooks {
 export class ProgramRunner {
   private readonly subject = new Subject<RoundEventRecord>();
   private readonly rejected = new Subject<RejectionRecord>();
+  /** Rounds another replica closed (shared rounds, on a replica that does not drive them): watchers hear them, events$ (metrics) does not. */
+  private readonly mirrored = new Subject<RoundEventRecord>();
   private readonly history: RoundEventRecord[] = [];
   private planner!: RoundPlanner;
   private budget!: PrivacyBudget;
@@ -166,6 +168,8 @@ export class ProgramRunner {
     budget: PrivacyBudget,
   ) {
     this.global = d.global;
+    // watchers' streams end with the program's (WatchRounds merges the two)
+    this.subject.subscribe({ complete: () => this.mirrored.complete() });
     this.latest = d.current ?? newest;
     this.newest = 0;
     this.completed = 0;
@@ -240,7 +244,7 @@ export class ProgramRunner {
 
   /** Past events of rounds after `afterRound`, then live ones. */
   watch(afterRound = 0): Observable<RoundEventRecord> {
-    return concat(defer(() => from(this.history.filter((e) => e.roundNumber > afterRound))), this.subject.pipe(filter((e) => e.roundNumber > afterRound)));
+    return concat(defer(() => from(this.history.filter((e) => e.roundNumber > afterRound))), merge(this.subject, this.mirrored).pipe(filter((e) => e.roundNumber > afterRound)));
   }
 
   /** The global adapter version and its values (a copy). */
@@ -559,6 +563,24 @@ export class ProgramRunner {
       },
       (e: unknown) => this.logThrown('counting enrolled devices', e),
     );
+  }
+
+  /**
+   * Shared rounds, on a replica that does not drive the program: round `rec` was closed by its
+   * driver. Watchers (WatchRounds) hear it, the completed count and newest version follow, and
+   * once the program is done the event streams complete (health turns NOT_SERVING). Not counted
+   * in events$ (each replica's metrics count the rounds it drove).
+   */
+  noteClosedElsewhere(rec: StoredRound): void {
+    if (rec.state === 'open' || this.round || this.opening || this.aggregating || this.history.some((e) => e.roundId === rec.roundId)) return;
+    const e = eventOf(rec, rec.state === 'completed' ? 'COMPLETED' : 'FAILED');
+    this.history.push(e);
+    if (rec.state === 'completed') {
+      this.completed += 1;
+      this.newest = Math.max(this.newest, rec.adapterVersion);
+    }
+    this.mirrored.next(e);
+    if (this.done) this.subject.complete();
   }
 
   /**

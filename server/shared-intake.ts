@@ -66,9 +66,27 @@ export class SharedIntake {
   async listen(): Promise<void> {
     if (this.unlisten) return;
     this.unlisten = await this.d.store.onRoundChange((c) => {
+      if (c.what === 'round-completed' || c.what === 'round-failed') {
+        this.plans.delete(c.programId);
+        if (!this.d.drives(c.programId)) this.mirrorClosed(c.programId, c.roundId);
+        return;
+      }
       if (c.what === 'open' || c.what === 'closed') this.plans.delete(c.programId);
-      if (c.deviceId && c.what !== 'open' && c.what !== 'closed' && this.d.drives(c.programId)) this.d.runnerOf(c.programId)?.noteParticipant(c.roundId, c.deviceId, c.what);
+      else if (c.deviceId && this.d.drives(c.programId)) this.d.runnerOf(c.programId)?.noteParticipant(c.roundId, c.deviceId, c.what);
     });
+  }
+
+  /** A round another replica closed: this replica's runner of the program tells its watchers (and counts it). */
+  private mirrorClosed(programId: string, roundId: string): void {
+    const runner = this.d.runnerOf(programId);
+    if (!runner) return;
+    this.d.store.rounds(programId).then(
+      (rounds) => {
+        const rec = rounds.find((r) => r.roundId === roundId);
+        if (rec && !this.d.drives(programId)) runner.noteClosedElsewhere(rec);
+      },
+      (e: unknown) => this.d.log?.('reading a round another replica closed failed', { program: programId, round: roundId, error: (e as Error).message }),
+    );
   }
 
   /** Stop hearing them. */

@@ -143,6 +143,7 @@ export class SqlStateStore extends SqlIntake implements StateStore {
       [r.state, r.adapterVersion, r.updates, r.selected, r.failed, r.bytesReceived, r.clipNorm, r.noiseMultiplier, r.epsilonSpent, r.message, r.closedMs, JSON.stringify(r.metrics ?? {}), r.roundId],
     );
     if (changed !== 1) throw new Error(`StateStore: round ${r.roundId} is not open`);
+    await SqlIntake.notify(db, { programId: r.programId, roundId: r.roundId, what: r.state === 'completed' ? 'round-completed' : 'round-failed' });
   }
 
   async recordRoundEval(roundId: string, values: Readonly<Record<string, number>>): Promise<void> {

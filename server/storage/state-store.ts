@@ -82,12 +82,15 @@ export interface StoredUpdate {
   readonly bytesReceived: number;
 }
 
-/** A change of a shared round, as replicas hear of it (PostgreSQL NOTIFY): opened, intake closed, or a device's new status. */
+/**
+ * A change of a round, as replicas hear of it (PostgreSQL NOTIFY): a shared round opened or its
+ * intake closed, a device's new status in it, or any round completed or failed.
+ */
 export interface RoundChange {
   readonly programId: string;
   readonly roundId: string;
   readonly deviceId?: string;
-  readonly what: 'open' | 'closed' | ParticipantStatus;
+  readonly what: 'open' | 'closed' | 'round-completed' | 'round-failed' | ParticipantStatus;
 }
 
 /** The engines a StateStore runs on. */

@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { firstValueFrom, timeout, toArray } from 'rxjs';
 import type { Device } from '../../client/index.js';
 import { decodeAdapterFile } from '../../model/adapter-file.js';
 import { adapterFlatFromTensors } from '../../model/adapter-flat.js';
@@ -61,6 +62,11 @@ describe('server: rounds every replica serves (two coordinators, one PostgreSQL)
     assert.deepEqual(summaries.map((s) => s.updatesAccepted), [1, 1]);
     assert.ok(summaries.every((s) => /completed its 1 rounds/.test(s.reason)), JSON.stringify(summaries));
     assert.equal(b.coordinator.lastSeen.size, 1, 'device 1 talked to the follower only');
+
+    // the follower's watchers hear the round its driver completed (WatchRounds on any replica), and its stream ends with the program
+    const seen = await firstValueFrom(b.coordinator.program('sh').runner.watch(0).pipe(toArray(), timeout(10_000)));
+    assert.deepEqual(seen.map((e) => [e.roundNumber, e.state, e.adapterVersion]), [[1, 'COMPLETED', 1]]);
+    assert.equal(b.health.status('fedtune.v1.Coordinator/sh'), 'NOT_SERVING', 'the program is over on the follower too');
 
     const store = a.coordinator.store;
     const [round] = (await store.rounds('sh')).filter((r) => r.state === 'completed');
