@@ -156,6 +156,7 @@ export class Coordinator {
         rng: o.rng ?? cryptoRng(),
         drives: (id) => this.driving.has(id),
         runnerOf: (id) => this.programs.get(id)?.runner,
+        programIds: () => [...this.programs.keys()],
         onProgramOver: (id) => this.drivingChanged(id, this.driving.has(id)),
         log: o.log,
       });

@@ -41,6 +41,8 @@ export interface SharedIntakeDeps {
   readonly drives: (programId: string) => boolean;
   /** The program's runner here (the driver's mirrors the claims), if it is a program of this coordinator. */
   readonly runnerOf: (programId: string) => ProgramRunner | undefined;
+  /** Every program of the coordinator. */
+  readonly programIds?: () => string[];
   /** A program's completed rounds reached its total (a follower learns it from the database). */
   readonly onProgramOver?: (programId: string) => void;
   readonly log?: LogSink;
@@ -73,7 +75,27 @@ export class SharedIntake {
       }
       if (c.what === 'open' || c.what === 'closed') this.plans.delete(c.programId);
       else if (c.deviceId && this.d.drives(c.programId)) this.d.runnerOf(c.programId)?.noteParticipant(c.roundId, c.deviceId, c.what);
-    });
+    }, () => this.resync());
+  }
+
+  /**
+   * Claims may have been missed (the listening connection was lost and made again): forget the
+   * cached plans, and let each runner driving a shared round here read its participants again.
+   */
+  private resync(): void {
+    this.plans.clear();
+    this.d.log?.('round notifications resumed: re-reading the open rounds', { replica: this.d.replicaId });
+    for (const id of this.d.programIds?.() ?? []) {
+      const runner = this.d.runnerOf(id);
+      const open = runner?.openRound;
+      if (!runner || !open || !this.d.drives(id)) continue;
+      this.d.store.participantStatuses(open.id).then(
+        (statuses) => {
+          for (const [device, status] of statuses) runner.noteParticipant(open.id, device, status);
+        },
+        (e: unknown) => this.d.log?.('re-reading a round\'s participants failed', { program: id, round: open.id, error: (e as Error).message }),
+      );
+    }
   }
 
   /** A round another replica closed: this replica's runner of the program tells its watchers (and counts it). */

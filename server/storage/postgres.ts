@@ -114,22 +114,27 @@ export class PostgresExecutor extends On {
   }
 
   /**
-   * LISTEN on a connection of its own (outside the pool), shared by every channel; if it breaks,
-   * it is made again after a second (notifications sent meanwhile are missed: listeners must
-   * treat them as hints and keep the database the truth).
+   * LISTEN on a connection of its own (outside the pool), shared by every channel. If it breaks,
+   * it is made again (every second until it connects), every channel is listened to again, and
+   * `onGap` is called: notifications sent meanwhile were missed, so a listener that keeps state
+   * from them reads the database again.
    */
-  async listen(channel: string, onPayload: (payload: string) => void): Promise<() => Promise<void>> {
+  async listen(channel: string, onPayload: (payload: string) => void, onGap?: () => void): Promise<() => Promise<void>> {
     if (!/^[a-z_][a-z0-9_]*$/.test(channel)) throw new TypeError(`PostgresExecutor.listen: channel must be a lower-case identifier, got "${channel}"`);
     let set = this.listeners.get(channel);
     const fresh = !set;
     if (!set) this.listeners.set(channel, (set = new Set()));
     set.add(onPayload);
+    if (onGap) this.gapListeners.add(onGap);
     const client = await this.listening();
     if (fresh) await client.query(`LISTEN ${channel}`);
     return async () => {
       set.delete(onPayload);
+      if (onGap) this.gapListeners.delete(onGap);
     };
   }
+
+  private readonly gapListeners = new Set<() => void>();
 
   private listening(): Promise<pg.Client> {
     this.listener ??= (async () => {
@@ -137,29 +142,45 @@ export class PostgresExecutor extends On {
       client.on('notification', (n) => {
         for (const l of this.listeners.get(n.channel) ?? []) l(n.payload ?? '');
       });
-      client.on('error', (e) => {
-        this.lastIdleError = e;
+      let lost = false;
+      const onLost = (e?: Error): void => {
+        if (lost) return;
+        lost = true;
+        if (e) this.lastIdleError = e;
         this.listener = undefined;
         client.end().catch(() => undefined);
-        if (this.closed) return;
-        setTimeout(() => {
-          if (this.closed || this.listener) return;
-          this.listening()
-            .then(async (c) => {
-              for (const ch of this.listeners.keys()) await c.query(`LISTEN ${ch}`);
-            })
-            .catch((e2: unknown) => (this.lastIdleError = e2 as Error));
-        }, 1000).unref();
-      });
+        this.relisten();
+      };
+      client.on('error', onLost);
+      client.on('end', () => onLost());
       try {
         await client.connect();
       } catch (e) {
+        lost = true;
         this.listener = undefined;
         throw e;
       }
       return client;
     })();
     return this.listener;
+  }
+
+  /** Connect the listening connection again (retried every second), LISTEN again, then tell the gap listeners. */
+  private relisten(): void {
+    if (this.closed) return;
+    setTimeout(() => {
+      if (this.closed || this.listener) return;
+      this.listening()
+        .then(async (c) => {
+          for (const ch of this.listeners.keys()) await c.query(`LISTEN ${ch}`);
+          for (const g of this.gapListeners) g();
+        })
+        .catch((e: unknown) => {
+          this.lastIdleError = e as Error;
+          this.listener = undefined;
+          this.relisten();
+        });
+    }, 1000).unref();
   }
 
   override async close(): Promise<void> {

@@ -190,16 +190,20 @@ export class SqlIntake extends SqlClaims {
     return new Map(rows.map((r) => [r.device_id as string, r.status as ParticipantStatus]));
   }
 
-  async onRoundChange(listener: (c: RoundChange) => void): Promise<() => Promise<void>> {
+  async onRoundChange(listener: (c: RoundChange) => void, onGap?: () => void): Promise<() => Promise<void>> {
     if (!this.db.listen) return async () => undefined; // one process (SQLite): nobody else changes its rounds
-    return this.db.listen(ROUND_CHANNEL, (payload) => {
-      let c: RoundChange;
-      try {
-        c = JSON.parse(payload) as RoundChange;
-      } catch {
-        return;
-      }
-      listener(c);
-    });
+    return this.db.listen(
+      ROUND_CHANNEL,
+      (payload) => {
+        let c: RoundChange;
+        try {
+          c = JSON.parse(payload) as RoundChange;
+        } catch {
+          return;
+        }
+        listener(c);
+      },
+      onGap,
+    );
   }
 }

@@ -34,9 +34,10 @@ export interface SqlExecutor {
   columns(table: string): Promise<string[]>;
   /**
    * Hear the notifications of `channel` (PostgreSQL LISTEN, on a connection of its own); returns
-   * the unsubscribe. Engines without notifications have none.
+   * the unsubscribe. `onGap`: called after the connection was lost and made again (notifications
+   * may have been missed). Engines without notifications have none.
    */
-  listen?(channel: string, onPayload: (payload: string) => void): Promise<() => Promise<void>>;
+  listen?(channel: string, onPayload: (payload: string) => void, onGap?: () => void): Promise<() => Promise<void>>;
   /** Release the connection (pool); a no-op on a transaction. */
   close(): Promise<void>;
 }

@@ -219,8 +219,11 @@ export interface StateStore {
   roundUpdates(roundId: string, after?: string, limit?: number): Promise<StoredUpdate[]>;
   /** Every participant of a round and its status. */
   participantStatuses(roundId: string): Promise<Map<string, ParticipantStatus>>;
-  /** Hear of changes of shared rounds made by any replica (PostgreSQL); returns the unsubscribe. A no-op on SQLite. */
-  onRoundChange(listener: (c: RoundChange) => void): Promise<() => Promise<void>>;
+  /**
+   * Hear of changes of rounds made by any replica (PostgreSQL); returns the unsubscribe. `onGap`:
+   * called when changes may have been missed (the listening connection was made again). A no-op on SQLite.
+   */
+  onRoundChange(listener: (c: RoundChange) => void, onGap?: () => void): Promise<() => Promise<void>>;
 
   /** Close the connection (pool). */
   close(): Promise<void>;

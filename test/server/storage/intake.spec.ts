@@ -6,7 +6,7 @@
  * closes is among the rows read after the close, and no refused one is.
  */
 import assert from 'node:assert/strict';
-import { openStateStore, type RoundChange, type RoundPlanRecord, type StateStore, type StoredRound } from '../../../server/storage/index.js';
+import { openStateStore, PostgresExecutor, type RoundChange, type RoundPlanRecord, type StateStore, type StoredRound } from '../../../server/storage/index.js';
 import { describeEngines } from './engines.js';
 
 const program = { id: 'p', configJson: '{}', baseSha256: 'b'.repeat(64), loraJson: '{}', boxPublicKey: new Uint8Array(32), boxSecretKey: new Uint8Array(32) };
@@ -27,8 +27,9 @@ const update = (deviceId: string, roundId: string, v: number) => ({ roundId, dev
 describeEngines('server/storage rounds every replica serves', (engine) => {
   let a: StateStore;
   let b: StateStore;
+  let location = '';
   before(async () => {
-    const location = await engine.location();
+    location = await engine.location();
     a = await openStateStore(location, { poolSize: 6 });
     b = engine.name === 'postgres' ? await openStateStore(location, { poolSize: 6 }) : a;
     await a.createProgram(program, { sha256: 'a'.repeat(64), sizeBytes: 1 });
@@ -135,6 +136,40 @@ describeEngines('server/storage rounds every replica serves', (engine) => {
           ['p.r6', undefined, 'closed'],
         ]);
       } finally {
+        await stop();
+      }
+    });
+
+  if (engine.name === 'postgres')
+    it('listens again after its connection is lost, and says so (changes meanwhile may have been missed)', async function () {
+      this.timeout(20_000);
+      const heard: RoundChange[] = [];
+      let gaps = 0;
+      let wake = (): void => {};
+      const stop = await b.onRoundChange(
+        (c) => {
+          heard.push(c);
+          wake();
+        },
+        () => {
+          gaps++;
+          wake();
+        },
+      );
+      const until = (ok: () => boolean) => new Promise<void>((resolve) => {
+        wake = () => ok() && resolve();
+        wake();
+      });
+      const admin = new PostgresExecutor(location, 1);
+      try {
+        // the listening connection is the one whose last statement was LISTEN (in this test's database)
+        const killed = await admin.all("SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE datname = current_database() AND query = 'LISTEN fedtune_rounds'");
+        assert.equal(killed.length, 1);
+        await until(() => gaps === 1);
+        await a.openRound(round('p.r7', 7), plan('p.r7', 7, 0));
+        await until(() => heard.some((c) => c.roundId === 'p.r7'));
+      } finally {
+        await admin.close();
         await stop();
       }
     });
