@@ -28,6 +28,8 @@ import type { EnrollResponse__Output } from '../proto/generated/fedtune/v1/Enrol
 /** What the parent tells the fleet. */
 export interface FleetSettings {
   readonly address: string;
+  /** Coordinator replicas' addresses (bench/replicas.ts): channel k talks to addresses[k mod n]. Default [address]. */
+  readonly addresses?: readonly string[];
   readonly programId: string;
   readonly token: string;
   readonly devices: number;
@@ -106,7 +108,8 @@ interface Dev {
 async function main(s: FleetSettings): Promise<void> {
   const send = (m: object): void => void process.send?.(m);
   const { fedtune } = loadProtos();
-  const clients: CoordinatorClient[] = Array.from({ length: s.channels }, () => new fedtune.fedtune.v1.Coordinator(s.address, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 }));
+  const addresses = s.addresses ?? [s.address];
+  const clients: CoordinatorClient[] = Array.from({ length: s.channels }, (_, k) => new fedtune.fedtune.v1.Coordinator(addresses[k % addresses.length], grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 }));
   const t0 = performance.now();
   const devices: Dev[] = new Array(s.devices);
   await pool(

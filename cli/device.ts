@@ -6,7 +6,7 @@ import { CliError, log, num, parse, required } from './args.js';
 import { DEVICE_TLS_FLAGS, DEVICE_TLS_USAGE, deviceChannelCredentials } from './transport.js';
 
 /** Usage text. */
-export const DEVICE_USAGE = `fedtune device --coordinator HOST:PORT --program ID --data DIR --token T --text FILE [--text FILE …]
+export const DEVICE_USAGE = `fedtune device --coordinator HOST:PORT[,HOST:PORT…] --program ID --data DIR --token T --text FILE [--text FILE …]
               ${DEVICE_TLS_USAGE}
               [--rounds N] [--label L] [--seed S (batch sampling only; privacy noise is always crypto-random)]
               [--max-wait SECONDS] [--max-rank R (train a smaller LoRA rank)]
@@ -45,7 +45,8 @@ export async function deviceCommand(argv: string[]): Promise<void> {
   const credentials = deviceChannelCredentials(v, (w) => log(JSON.stringify({ time: new Date().toISOString(), level: 'warn', msg: w })));
   const device = new Device({
     credentials,
-    address: required(v, 'coordinator'),
+    // replicas' addresses, comma-separated: the next is tried when one is UNAVAILABLE
+    address: coordinatorAddresses(required(v, 'coordinator')),
     programId: required(v, 'program'),
     dataDir: required(v, 'data'),
     enrolmentToken: required(v, 'token'),
@@ -99,4 +100,11 @@ function releasesOffline(v: Record<string, string | boolean | undefined>): void 
   const out = { active: active ? { version: active.version, sequence: active.sequence, kind: active.manifest.kind, pinned: active.pinned, path: active.path } : null, kept: keeper.list().map((k) => ({ version: k.version, sequence: k.sequence, kind: k.kind, adapterSha256: k.adapterSha256 })) };
   if (v.json || v.releases) process.stdout.write(`${JSON.stringify(out)}\n`);
   else process.stdout.write(active ? `using adapter version ${active.version}${active.pinned ? ' (pinned)' : ''}: ${active.path}\n` : 'no verified release yet\n');
+}
+
+/** `--coordinator a,b,c`: one address, or the list of coordinator replicas' addresses. */
+export function coordinatorAddresses(flag: string): string[] {
+  const list = flag.split(',').map((a) => a.trim());
+  if (list.some((a) => a === '')) throw new CliError(`--coordinator must be HOST:PORT or a comma-separated list of them, got "${flag}"`);
+  return list;
 }

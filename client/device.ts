@@ -43,8 +43,12 @@ import { ReleaseKeeper, type ActiveAdapter, type KeptRelease } from './releases.
 
 /** Options of a {@link Device}; every field but the first five has a default. */
 export interface DeviceOptions {
-  /** Coordinator "host:port". */
-  readonly address: string;
+  /**
+   * Coordinator "host:port", or the addresses of several coordinator replicas: calls go to one
+   * of them, and a call that fails with UNAVAILABLE is retried (with the retry policy's backoff)
+   * on the next, round the list.
+   */
+  readonly address: string | readonly string[];
   readonly programId: string;
   /** Where keys, blobs and state live. */
   readonly dataDir: string;
@@ -186,7 +190,11 @@ export class Device {
   readonly progress$: Observable<DeviceEvent> = this.events.asObservable();
   private readonly o: DeviceOptions;
   private readonly identity: DeviceIdentity;
-  private readonly client: CoordinatorClient;
+  /** The coordinator addresses (one, or replicas'), and the one calls go to now. */
+  private readonly addresses: readonly string[];
+  private current = 0;
+  /** A client per address, made when first used. */
+  private readonly clients: (CoordinatorClient | undefined)[];
   private deviceId = '';
   private programKey = new Uint8Array(0);
   private model?: {
@@ -208,7 +216,9 @@ export class Device {
   private readonly releases: ReleaseKeeper;
 
   constructor(options: DeviceOptions) {
-    for (const k of ['address', 'programId', 'dataDir', 'enrolmentToken'] as const) {
+    const addresses = typeof options?.address === 'string' ? [options.address] : Array.isArray(options?.address) ? [...(options.address as readonly unknown[])] : [];
+    if (addresses.length === 0 || addresses.some((a) => typeof a !== 'string' || a === '')) throw new TypeError('Device: options.address must be a non-empty string, or a non-empty list of them (coordinator replicas)');
+    for (const k of ['programId', 'dataDir', 'enrolmentToken'] as const) {
       if (typeof options?.[k] !== 'string' || options[k] === '') throw new TypeError(`Device: options.${k} must be a non-empty string`);
     }
     if (!options.text || (typeof (options.text as AsyncIterable<string>)[Symbol.asyncIterator] !== 'function' && typeof (options.text as Iterable<string>)[Symbol.iterator] !== 'function')) {
@@ -228,17 +238,44 @@ export class Device {
       this.releases.pinKey(k, 'the configured release key (options.releaseKey)');
     }
     mkdirSync(join(options.dataDir, 'blobs'), { recursive: true });
-    const { fedtune } = loadProtos();
-    this.client = new fedtune.fedtune.v1.Coordinator(options.address, options.credentials ?? grpc.credentials.createInsecure(), {
-      'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
-      'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
-      ...(options.channel ? { channelOverride: options.channel } : {}),
-    });
+    this.addresses = addresses as string[];
+    this.clients = this.addresses.map(() => undefined);
+  }
+
+  /** The client of the address calls go to now (made when first used). */
+  private get client(): CoordinatorClient {
+    let c = this.clients[this.current];
+    if (!c) {
+      const { fedtune } = loadProtos();
+      c = new fedtune.fedtune.v1.Coordinator(this.addresses[this.current], this.o.credentials ?? grpc.credentials.createInsecure(), {
+        'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
+        'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
+        ...(this.o.channel ? { channelOverride: this.o.channel } : {}),
+      });
+      this.clients[this.current] = c;
+    }
+    return c;
+  }
+
+  /** The address calls go to now. */
+  get address(): string {
+    return this.addresses[this.current];
+  }
+
+  /** The addresses as one string (what an enrolment records). */
+  private get addressList(): string {
+    return this.addresses.join(',');
   }
 
   private retry<T>(call: () => Promise<T>, signal?: AbortSignal): Promise<T> {
-    return withRetry(call, { ...this.o.retry, onRetry: (attempt, delayMs, e) => this.events.next({ kind: 'retry', attempt, delayMs, details: e.details }) }, signal).catch((e: unknown) => {
-      throw tlsFailure(e, this.o.address) ?? e; // a failed TLS handshake, said in a sentence
+    const onRetry = (attempt: number, delayMs: number, e: grpc.ServiceError): void => {
+      // this replica is unreachable or going away: the next attempt goes to the next address
+      const from = this.address;
+      if (e.code === grpc.status.UNAVAILABLE && this.addresses.length > 1) this.current = (this.current + 1) % this.addresses.length;
+      this.events.next({ kind: 'retry', attempt, delayMs, details: from === this.address ? e.details : `${e.details} (${from}; next: ${this.address})` });
+    };
+    return withRetry(call, { ...this.o.retry, onRetry }, signal).catch((e: unknown) => {
+      throw tlsFailure(e, this.address) ?? e; // a failed TLS handshake, said in a sentence
     });
   }
 
@@ -249,7 +286,8 @@ export class Device {
   /** Enrol (or reuse the enrolment in the data dir); returns the device id. */
   async enroll(signal?: AbortSignal): Promise<string> {
     const known = this.identity.enrolments[this.o.programId];
-    if (known && known.address === this.o.address) {
+    // an enrolment made through any of these coordinators (replicas share one database) holds
+    if (known && (known.address === this.addressList || this.addresses.includes(known.address) || known.address.split(',').some((a) => this.addresses.includes(a)))) {
       this.deviceId = known.deviceId;
       this.programKey = Uint8Array.from(Buffer.from(known.programBoxPublicKey, 'hex'));
       return this.deviceId;
@@ -261,7 +299,7 @@ export class Device {
     this.releases.pinKey(Uint8Array.from(res.releasePublicKey ?? []), 'the coordinator at enrolment');
     this.deviceId = res.deviceId;
     this.programKey = Uint8Array.from(res.programBoxPublicKey);
-    const enrolment = { deviceId: res.deviceId, programBoxPublicKey: Buffer.from(res.programBoxPublicKey).toString('hex'), address: this.o.address };
+    const enrolment = { deviceId: res.deviceId, programBoxPublicKey: Buffer.from(res.programBoxPublicKey).toString('hex'), address: this.addressList };
     if (this.o.identity) this.o.identity.saveEnrolment(this.o.programId, enrolment);
     else saveEnrolment(this.o.dataDir, this.o.programId, enrolment);
     this.events.next({ kind: 'enrolled', deviceId: res.deviceId });
@@ -597,7 +635,7 @@ export class Device {
 
   /** Close the connection and free the base. */
   close(): void {
-    if (!this.o.channel) this.client.close();
+    if (!this.o.channel) for (const c of this.clients) c?.close();
     if (!this.model?.shared) this.model?.base.dispose();
     this.model = undefined;
   }

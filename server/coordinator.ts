@@ -29,6 +29,8 @@ import { ProgramReleases, readInbox, settleInbox } from './releases.js';
 import { parseReleaseFile, ReleaseError } from '../proto/release.js';
 import { WorkerEvaluator } from './eval/evaluator.js';
 import { checkNumExamples, intakeUpdate, openSealedUpdate, updateBound, updateLayout, type UpdateLayout } from './update-intake.js';
+import { SharedIntake, sharesRounds } from './shared-intake.js';
+import type { RoundPlanRecord, StoredRound } from './storage/index.js';
 
 /** Options of a {@link Coordinator}. */
 export interface CoordinatorOptions {
@@ -128,6 +130,10 @@ export class Coordinator {
   private readonly revoked: Set<string>;
   /** When each device last made an authenticated request (ms since the epoch), since this process started. */
   readonly lastSeen = new Map<string, number>();
+  /** Rounds every replica serves (PostgreSQL): check-ins and uploads claimed in the database. */
+  private readonly shared?: SharedIntake;
+  /** Open rounds a dead driver left, that this replica continues when it starts driving them (shared rounds). */
+  private readonly toResume = new Map<string, { stored: StoredRound; plan: RoundPlanRecord }>();
 
   private constructor(
     private readonly o: CoordinatorOptions,
@@ -143,6 +149,66 @@ export class Coordinator {
     this.blobBackend = blobBackend;
     this.revoked = new Set(revoked);
     this.replicaId = o.replicaId ?? `${hostname()}-${process.pid}-${randomBytes(4).toString('hex')}`;
+    if (store.engine === 'postgres')
+      this.shared = new SharedIntake({
+        store,
+        replicaId: this.replicaId,
+        rng: o.rng ?? cryptoRng(),
+        drives: (id) => this.driving.has(id),
+        runnerOf: (id) => this.programs.get(id)?.runner,
+        programIds: () => [...this.programs.keys()],
+        onProgramOver: (id) => this.drivingChanged(id, this.driving.has(id)),
+        log: o.log,
+      });
+  }
+
+  /** True if the program's rounds are served by every replica (PostgreSQL; not SecAgg or fixed-cohort programs). */
+  sharesRounds(programId: string): boolean {
+    const p = this.programs.get(programId);
+    return p !== undefined && sharesRounds(p.spec, this.store.engine);
+  }
+
+  /**
+   * True if this process serves the program's devices' round requests: where it drives them, and
+   * on every replica for shared rounds until it learns the program is over (per-program health).
+   */
+  serves(programId: string): boolean {
+    return this.driving.has(programId) || (this.sharesRounds(programId) && !(this.shared?.isOver(programId) ?? false));
+  }
+
+  /**
+   * Before driving a program: the round a dead driver left open. A shared round is continued (its
+   * admissions and acknowledged updates are in the database; the newest open one, if it has its
+   * plan); any other open round fails, as before.
+   */
+  private async takeOpenRounds(spec: ProgramSpec): Promise<number> {
+    if (!sharesRounds(spec, this.store.engine)) return this.store.failOpenRounds(spec.id);
+    const open = (await this.store.rounds(spec.id)).filter((r) => r.state === 'open');
+    const newest = open.pop();
+    const plan = newest ? await this.store.roundPlan(newest.roundId) : undefined;
+    const now = Date.now();
+    for (const r of plan ? open : [...open, ...(newest ? [newest] : [])]) await this.store.failRound({ ...r, state: 'failed', message: 'the coordinator restarted while the round was open', closedMs: now });
+    if (newest && plan) this.toResume.set(spec.id, { stored: newest, plan });
+    return open.length + (plan ? 0 : newest ? 1 : 0);
+  }
+
+  /** Start driving program `p`'s rounds here: continue the round a dead driver left, or open the next. */
+  private startRunner(p: ProgramState): void {
+    const r = this.toResume.get(p.spec.id);
+    this.toResume.delete(p.spec.id);
+    if (!r) return p.runner.start();
+    p.runner.resumeRound(r.stored, r.plan).catch((e: unknown) => this.o.log?.('resuming the open round failed', { program: p.spec.id, round: r.stored.roundId, error: (e as Error).message }));
+  }
+
+  /**
+   * UNAVAILABLE on a replica that does not drive a program whose rounds are not shared (SecAgg,
+   * fixed-cohort): the device's next address may be its driver. For round requests (check-in,
+   * upload, SecAgg stages).
+   */
+  async refuseUnserved(p: ProgramState): Promise<void> {
+    if (this.store.engine !== 'postgres' || this.driving.has(p.spec.id) || this.sharesRounds(p.spec.id)) return;
+    const holder = (await this.store.lease(p.spec.id).catch(() => undefined))?.holder;
+    refuse('unavailable', `program "${p.spec.id}"'s rounds (${p.spec.secagg ? 'secure aggregation' : `${p.spec.sampling.scheme} sampling`}) are driven by replica ${holder ?? '(none yet)'}, not by ${this.replicaId}; try another coordinator address`);
   }
 
   private get leaseTtlMs(): number {
@@ -272,7 +338,7 @@ export class Coordinator {
       this.driving.add(spec.id);
       this.keepLeases(); // registering the other programs may take longer than the lease
       // a round left open is a dead driver's (a crash, or the lease holder before this one)
-      await this.store.failOpenRounds(spec.id);
+      await this.takeOpenRounds(spec);
     }
     const releases = await ProgramReleases.load(spec, this.store, info.sha256, this.o.dataDir);
     const newestVersion = await this.store.latestVersion(spec.id);
@@ -302,6 +368,7 @@ export class Coordinator {
       hooks: this.o.runnerHooks,
       evaluator: spec.eval ? new WorkerEvaluator(spec, info.config) : undefined,
       layout,
+      shared: sharesRounds(spec, this.store.engine) ? { replicaId: this.replicaId } : undefined,
       // SecAgg adverts come from devices that authenticated here first (their records are cached);
       // SQLite can also look one up synchronously
       signKeyOf: (deviceId) => {
@@ -338,7 +405,7 @@ export class Coordinator {
     if (this.driving.has(id) || this.stopped || !(await this.takeLease(id))) return;
     this.driving.add(id);
     try {
-      const failed = await this.store.failOpenRounds(id);
+      const failed = await this.takeOpenRounds(p.spec);
       await p.releases.reload();
       const { latest, global } = await this.currentAdapter(p.spec, p.base.config, p.releases, await this.store.latestVersion(id));
       await p.runner.takeOver(latest, global);
@@ -346,7 +413,7 @@ export class Coordinator {
       if (admin?.state === 'paused') p.runner.pause(admin.reason);
       else if (admin?.state === 'stopped') p.runner.halt(admin.reason);
       this.o.log?.('program lease taken: this replica drives its rounds', { program: id, replica: this.replicaId, version: latest.version, failedOpenRounds: failed });
-      if (!this.stopped) p.runner.start();
+      if (!this.stopped) this.startRunner(p);
       this.drivingChanged(id, true);
     } catch (e) {
       this.driving.delete(id);
@@ -414,7 +481,8 @@ export class Coordinator {
 
   /** Open rounds for every program (resuming after the last completed one); resolves once each first round is open (or waits). */
   async start(): Promise<void> {
-    for (const p of this.programs.values()) if (this.driving.has(p.spec.id)) p.runner.start();
+    await this.shared?.listen();
+    for (const p of this.programs.values()) if (this.driving.has(p.spec.id)) this.startRunner(p);
     this.keepLeases();
     if (!this.inboxTimer) {
       this.inboxTimer = setInterval(() => {
@@ -451,6 +519,7 @@ export class Coordinator {
       await Promise.all([...this.programs.values()].map((p) => p.runner.settled()));
       // another replica may drive at once rather than after the lease expires
       if (this.store.engine === 'postgres') for (const id of this.driving) await this.store.releaseLease(id, this.replicaId).catch(() => false);
+      await this.shared?.close();
       await this.store.close();
     })();
     return this.closing;
@@ -624,6 +693,8 @@ export class Coordinator {
    * withdrawn and the device told so.
    */
   async checkIn(p: ProgramState, deviceId: string): Promise<WorkOrder | ComeBack> {
+    if (this.shared && this.sharesRounds(p.spec.id)) return this.shared.checkIn(p.spec, p.runner, deviceId);
+    await this.refuseUnserved(p);
     const known = p.runner.isSelected(deviceId);
     const w = p.runner.checkIn(deviceId);
     if (known || !('roundId' in w) || this.store.engine !== 'postgres') return w;
@@ -645,7 +716,8 @@ export class Coordinator {
    * marks the device failed for the round, and leaves the global adapter unchanged. `sealed` is
    * decrypted in place (its bytes are overwritten): pass a buffer the caller gives up.
    */
-  acceptUpdate(device: StoredDevice, p: ProgramState, roundId: string, encoding: string, numExamples: number, sealed: Uint8Array, unclipped = true): void {
+  acceptUpdate(device: StoredDevice, p: ProgramState, roundId: string, encoding: string, numExamples: number, sealed: Uint8Array, unclipped = true): void | Promise<void> {
+    if (this.shared && this.sharesRounds(p.spec.id)) return this.acceptShared(device, p, roundId, encoding, numExamples, sealed, unclipped);
     const runner = p.runner;
     try {
       this.refuseRevoked(device.id);
@@ -663,6 +735,70 @@ export class Coordinator {
       runner.reject(device.id, roundId, (e as Error).message, e instanceof CoordinatorError ? e.kind : 'invalid-argument');
       throw e;
     }
+  }
+
+  /**
+   * May this device upload to this round now? (the header's check; see ProgramRunner.expectUpload,
+   * and SharedIntake.expectUpload for shared rounds). Resolves with the round's deadline, ms.
+   */
+  async expectUpload(p: ProgramState, deviceId: string, roundId: string): Promise<number> {
+    if (this.shared && this.sharesRounds(p.spec.id)) return (await this.shared.expectUpload(p.spec, roundId)).deadlineMs;
+    await this.refuseUnserved(p);
+    p.runner.expectUpload(deviceId, roundId);
+    return p.runner.roundDeadline(roundId) ?? 0;
+  }
+
+  /** An upload was refused (`kind`: the refusal's kind): a selected device's failure in the round, on every replica for shared rounds. */
+  rejectUpload(p: ProgramState, deviceId: string, roundId: string, reason: string, kind: string): void {
+    p.runner.reject(deviceId, roundId, reason, kind);
+    if (this.shared && this.sharesRounds(p.spec.id)) this.shared.reject(p.spec, deviceId, roundId).catch((e: unknown) => this.o.log?.('recording a rejected update failed', { program: p.spec.id, device: deviceId, error: (e as Error).message }));
+  }
+
+  /** acceptUpdate for shared rounds: validated against the round's stored plan, durable in the database before it resolves. */
+  private async acceptShared(device: StoredDevice, p: ProgramState, roundId: string, encoding: string, numExamples: number, sealed: Uint8Array, unclipped: boolean): Promise<void> {
+    const shared = this.shared as SharedIntake;
+    let update: Float32Array;
+    try {
+      this.refuseRevoked(device.id);
+      const plan = await shared.expectUpload(p.spec, roundId);
+      let key = this.sharedKeys.get(device.id);
+      if (!key) {
+        key = boxSharedKey(device.boxPublicKey, p.keys);
+        this.sharedKeys.set(device.id, key);
+      }
+      const plain = openSealedUpdate(sealed, key, true);
+      ({ update } = intakeUpdate(encoding, plain, p.layout, updateBound(plan.clipNorm, p.spec.maxUpdateNorm, p.layout, plan.deviceNoiseStd), true));
+      checkNumExamples(numExamples, p.spec.training);
+    } catch (e) {
+      if (!(e instanceof CoordinatorError) || e.kind !== 'unavailable') this.rejectUpload(p, device.id, roundId, (e as Error).message, e instanceof CoordinatorError ? e.kind : 'invalid-argument');
+      throw e;
+    }
+    try {
+      await shared.accept(p.spec, device.id, roundId, update, p.spec.dp.mode === 'none' ? numExamples : 1, unclipped, sealed.length);
+    } catch (e) {
+      if (e instanceof CoordinatorError) {
+        this.rejectUpload(p, device.id, roundId, e.message, e.kind);
+        throw e;
+      }
+      // the database did not take it (nothing is stored): not the device's fault — it may retry, here or elsewhere
+      this.o.log?.('storing an accepted update failed', { program: p.spec.id, device: device.id, round: roundId, error: (e as Error).message });
+      refuse('unavailable', `the update could not be stored just now (${(e as Error).message}); send it again`);
+    }
+  }
+
+  private readonly releasesReadMs = new Map<string, number>();
+
+  /**
+   * On a replica that does not drive the program (PostgreSQL): read its releases again — the
+   * driver publishes one with each version — at most once a second unless `force` (a work order
+   * names a version whose release this replica has not read yet). A no-op where it drives.
+   */
+  async refreshReleases(p: ProgramState, force = false): Promise<void> {
+    if (this.store.engine !== 'postgres' || this.driving.has(p.spec.id)) return;
+    const last = this.releasesReadMs.get(p.spec.id) ?? 0;
+    if (!force && Date.now() - last < 1000) return;
+    this.releasesReadMs.set(p.spec.id, Date.now());
+    await p.releases.reload();
   }
 }
 

@@ -43,6 +43,8 @@ export function unaccountableRow(e: LedgerEntry): string | undefined {
 export class PrivacyBudget {
   private readonly steps: AccountedStep[];
   private spentEpsilon: number;
+  /** Ledger rows by round id: a round charged already (by a driver that died aggregating it) is not charged twice. */
+  private readonly charged: Map<string, LedgerEntry>;
 
   private constructor(
     private readonly spec: ProgramSpec,
@@ -55,6 +57,7 @@ export class PrivacyBudget {
         if (why) throw new RangeError(`program "${spec.id}": ${why}`);
       }
     this.steps = ledger.map((e) => ({ q: e.q, sigma: e.sigma }));
+    this.charged = new Map(ledger.map((e) => [e.roundId, e]));
     this.spentEpsilon = this.private ? epsilonOfSteps(this.steps, spec.dp.delta).epsilon : 0;
   }
 
@@ -116,6 +119,8 @@ export class PrivacyBudget {
    */
   async charge(roundId: string, roundNumber: number, updates: number, drawn: Drawn): Promise<LedgerEntry | undefined> {
     if (!this.private) return undefined;
+    const before = this.charged.get(roundId);
+    if (before) return before; // its spend is on disk already (a takeover resumes the round it was charged for)
     const { spec } = this;
     const { scheme, q, population } = this.sampling();
     const step = { q, sigma: this.sigma(updates) };
@@ -125,6 +130,7 @@ export class PrivacyBudget {
     const after = epsilonOfSteps([...this.steps, step], spec.dp.delta).epsilon;
     const entry: LedgerEntry = { ...entry0, epsilonAfter: after };
     await this.store.appendLedger(entry);
+    this.charged.set(roundId, entry);
     this.steps.push(step);
     this.spentEpsilon = after;
     return entry;

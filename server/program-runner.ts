@@ -22,7 +22,7 @@
  * completion (with the strategy's metrics) are committed in one transaction, and only then is
  * the event published.
  */
-import { Observable, Subject, concat, defer, from } from 'rxjs';
+import { Observable, Subject, concat, defer, from, merge } from 'rxjs';
 import { filter } from 'rxjs/operators';
 import { FedAvgAccumulator, type ClientFailure, type ClientResult, type RoundPlan, type Strategy } from '../aggregators/index.js';
 import { encodeAdapterTensors } from '../model/adapter-file.js';
@@ -36,7 +36,7 @@ import { publishRefusal, RoundPlanner } from './round-plan.js';
 import { RoundSampler } from './sampling.js';
 import { SecAggRound, type SecAggOutcome } from './secagg-round.js';
 import type { ProgramSpec } from './program-config.js';
-import type { LedgerEntry, StateStore, StoredRound, StoredVersion } from './storage/index.js';
+import type { LedgerEntry, ParticipantStatus, RoundPlanRecord, StateStore, StoredRound, StoredVersion } from './storage/index.js';
 import type { ProgramReleases } from './releases.js';
 import { eventOf, type ComeBack, type RejectionRecord, type RoundEventRecord, type RunnerStatus, type WorkOrder } from './round-events.js';
 import { expandUpdate, type UpdateLayout } from './update-intake.js';
@@ -69,6 +69,8 @@ interface OpenRound {
   contributors?: number;
   /** Each accepted device's report: was its update's norm within C before clipping? */
   readonly reports: boolean[];
+  /** Shared rounds: every device that checked in (any replica), sampled or not — the selection closes once all enrolled have. */
+  checkedIn?: Set<string>;
   /** What devices are asked this round (clip bound C, device noise std), from the round's strategy. */
   readonly plan: RoundPlan;
   /** The round's strategy (the program's, wrapped for this round's C). */
@@ -108,6 +110,13 @@ export interface RunnerDeps {
   readonly releases?: ProgramReleases;
   /** The version rounds start from (a rollback's target); default the newest. `global` holds its values. */
   readonly current?: StoredVersion;
+  /**
+   * Rounds every replica serves (PostgreSQL, server/shared-intake.ts): the round's plan is stored
+   * when it opens, admissions and updates are claimed in the database by whichever replica a
+   * device reaches (this runner hears of them through noteParticipant), and the close reads the
+   * round's updates from the database after closing its intake. Absent: the single-process path.
+   */
+  readonly shared?: { readonly replicaId: string };
 }
 
 /** Observers called synchronously at a round's durable steps. */
@@ -120,6 +129,8 @@ export interface RunnerHooks {
 export class ProgramRunner {
   private readonly subject = new Subject<RoundEventRecord>();
   private readonly rejected = new Subject<RejectionRecord>();
+  /** Rounds another replica closed (shared rounds, on a replica that does not drive them): watchers hear them, events$ (metrics) does not. */
+  private readonly mirrored = new Subject<RoundEventRecord>();
   private readonly history: RoundEventRecord[] = [];
   private planner!: RoundPlanner;
   private budget!: PrivacyBudget;
@@ -157,6 +168,8 @@ export class ProgramRunner {
     budget: PrivacyBudget,
   ) {
     this.global = d.global;
+    // watchers' streams end with the program's (WatchRounds merges the two)
+    this.subject.subscribe({ complete: () => this.mirrored.complete() });
     this.latest = d.current ?? newest;
     this.newest = 0;
     this.completed = 0;
@@ -231,7 +244,7 @@ export class ProgramRunner {
 
   /** Past events of rounds after `afterRound`, then live ones. */
   watch(afterRound = 0): Observable<RoundEventRecord> {
-    return concat(defer(() => from(this.history.filter((e) => e.roundNumber > afterRound))), this.subject.pipe(filter((e) => e.roundNumber > afterRound)));
+    return concat(defer(() => from(this.history.filter((e) => e.roundNumber > afterRound))), merge(this.subject, this.mirrored).pipe(filter((e) => e.roundNumber > afterRound)));
   }
 
   /** The global adapter version and its values (a copy). */
@@ -443,7 +456,7 @@ export class ProgramRunner {
     }
     const enrolled = await store.deviceCount(spec.id);
     const round = this.newRound(number, attempt, `${spec.id}.r${number}.a${attempt}`, now, now + spec.roundDeadlineMs, enrolled);
-    await store.openRound(this.record(round, 'open', ''));
+    await store.openRound(this.record(round, 'open', ''), this.d.shared ? this.planRecord(round) : undefined);
     if (this.stopped || this.halted) return; // left open in the store, failed at the next start
     this.round = round;
     if (spec.sampling.scheme !== 'first-come')
@@ -484,14 +497,132 @@ export class ProgramRunner {
     return { number, attempt, id, openedMs, deadline, selected: new Map(), sampler, selectionEndsMs: openedMs + selectionMs, enrolled, results: [], failures: [], bytes: 0, reports: [], plan, strategy, log };
   }
 
-  /** A device asks for work. */
-  checkIn(deviceId: string): WorkOrder | ComeBack {
+  /** The plan of round `r` as replicas serve it (stored with the round when it opens). */
+  private planRecord(r: OpenRound): RoundPlanRecord {
+    const { spec } = this.d;
+    const firstCome = spec.sampling.scheme === 'first-come';
+    return {
+      roundId: r.id,
+      programId: spec.id,
+      roundNumber: r.number,
+      adapterVersion: this.latest.version,
+      clipNorm: r.plan.clipNorm,
+      deviceNoiseStd: r.plan.deviceNoiseStd,
+      deadlineMs: r.deadline,
+      selectionEndsMs: firstCome ? 0 : r.selectionEndsMs,
+      cap: firstCome ? Math.ceil(spec.cohortSize * spec.overSelect) : 0,
+      driver: this.d.shared?.replicaId ?? '',
+      intakeClosedMs: 0,
+    };
+  }
+
+  /** Why a device gets no work now (program over, waiting, no round open), or undefined while a round takes check-ins. */
+  idleAnswer(): ComeBack | undefined {
     const { spec } = this.d;
     if (this.exhausted) return { retryAfterMs: 3_600_000, reason: this.exhausted, programComplete: true };
     if (this.done) return { retryAfterMs: 3_600_000, reason: `program ${spec.id} has completed its ${spec.rounds} rounds`, programComplete: true };
     if (this.waiting) return { retryAfterMs: Math.max(1000, spec.retryDelayMs), reason: this.waiting, programComplete: false };
+    if (!this.round || this.aggregating) return { retryAfterMs: Math.max(200, spec.retryDelayMs), reason: 'no round is open; the next one opens shortly', programComplete: false };
+    return undefined;
+  }
+
+  /**
+   * Shared rounds: a device's status in round `roundId` as the database recorded it, claimed by
+   * any replica (this one, or another one's NOTIFY). The driver's view of who is selected and who
+   * answered, from which it closes the round early; the close itself reads the database.
+   */
+  noteParticipant(roundId: string, deviceId: string, status: ParticipantStatus): void {
     const r = this.round;
-    if (!r || this.aggregating) return { retryAfterMs: Math.max(200, spec.retryDelayMs), reason: 'no round is open; the next one opens shortly', programComplete: false };
+    if (!this.d.shared || !r || r.id !== roundId || this.aggregating) return;
+    (r.checkedIn ??= new Set()).add(deviceId);
+    if (status === 'not-sampled') return this.closeSharedSelectionIfAllCheckedIn(r);
+    const was = r.selected.get(deviceId);
+    if (was === status || was === 'done' || was === 'failed') return;
+    r.selected.set(deviceId, status);
+    if (status === 'working') {
+      this.closeSharedSelectionIfAllCheckedIn(r);
+      return this.closeIfSettled(r);
+    }
+    if (status === 'failed') {
+      r.failures.push({ deviceId, reason: 'its update was rejected' });
+      return this.closeIfSettled(r);
+    }
+    r.contributors = (r.contributors ?? 0) + 1;
+    if (this.d.spec.sampling.scheme === 'first-come' && r.contributors >= this.d.spec.cohortSize) this.close('the cohort reported');
+    else this.closeIfSettled(r);
+  }
+
+  /** Shared rounds: every enrolled device has checked in somewhere, so the selection closes now (counted again first). */
+  private closeSharedSelectionIfAllCheckedIn(r: OpenRound): void {
+    if (r.sampler.scheme === 'first-come' || r.sampler.selectionClosed || (r.checkedIn?.size ?? 0) < r.enrolled) return;
+    const { store, spec } = this.d;
+    store.deviceCount(spec.id).then(
+      (n) => {
+        r.enrolled = Math.max(r.enrolled, n);
+        if ((r.checkedIn?.size ?? 0) >= r.enrolled) this.closeSelection(r);
+      },
+      (e: unknown) => this.logThrown('counting enrolled devices', e),
+    );
+  }
+
+  /**
+   * Shared rounds, on a replica that does not drive the program: round `rec` was closed by its
+   * driver. Watchers (WatchRounds) hear it, the completed count and newest version follow, and
+   * once the program is done the event streams complete (health turns NOT_SERVING). Not counted
+   * in events$ (each replica's metrics count the rounds it drove).
+   */
+  noteClosedElsewhere(rec: StoredRound): void {
+    if (rec.state === 'open' || this.round || this.opening || this.aggregating || this.history.some((e) => e.roundId === rec.roundId)) return;
+    const e = eventOf(rec, rec.state === 'completed' ? 'COMPLETED' : 'FAILED');
+    this.history.push(e);
+    if (rec.state === 'completed') {
+      this.completed += 1;
+      this.newest = Math.max(this.newest, rec.adapterVersion);
+    }
+    this.mirrored.next(e);
+    if (this.done) this.subject.complete();
+  }
+
+  /**
+   * Shared rounds, on taking a program over: continue round `stored` (open in the database, with
+   * its `plan`) rather than failing it — its admissions and acknowledged updates are in the
+   * database. If its intake was closed (its driver died aggregating) or its deadline has passed,
+   * it is closed and aggregated now. Instead of start(), on a runner that has not started.
+   */
+  async resumeRound(stored: StoredRound, plan: RoundPlanRecord): Promise<void> {
+    if (!this.d.shared) throw new Error(`ProgramRunner.resumeRound: program ${this.d.spec.id} does not share its rounds`);
+    if (this.round || this.opening || this.aggregating) throw new Error(`ProgramRunner.resumeRound: program ${this.d.spec.id} has a round here already`);
+    const r0 = this.newRound(stored.roundNumber, stored.attempt, stored.roundId, stored.openedMs, plan.deadlineMs, await this.d.store.deviceCount(this.d.spec.id));
+    const r: OpenRound = { ...r0, plan: { ...r0.plan, clipNorm: plan.clipNorm, deviceNoiseStd: plan.deviceNoiseStd }, checkedIn: new Set() };
+    // the round is ours from here: claims heard while its participants are read are merged in
+    this.round = r;
+    this.opening = true;
+    try {
+      for (const [id, status] of await this.d.store.participantStatuses(r.id)) {
+        r.checkedIn?.add(id);
+        const was = r.selected.get(id);
+        if (status === 'not-sampled' || was === 'done' || was === 'failed') continue;
+        r.selected.set(id, status);
+      }
+    } finally {
+      this.opening = false;
+    }
+    if (this.round !== r) return;
+    r.contributors = [...r.selected.values()].filter((v) => v === 'done').length;
+    r.log?.('round resumed by a new driver', { attempt: r.attempt, selected: r.selected.size, updates: r.contributors, intakeClosed: plan.intakeClosedMs > 0 });
+    if (plan.intakeClosedMs > 0 || Date.now() >= r.deadline) return this.close(plan.intakeClosedMs > 0 ? 'resumed after its driver stopped while aggregating' : 'the deadline passed (resumed after its driver stopped)');
+    if (this.d.spec.sampling.scheme !== 'first-come') r.selectionTimer = setTimeout(() => this.guarded('closing the round\'s selection', () => this.closeSelection(r)), Math.max(0, r.selectionEndsMs - Date.now()));
+    r.timer = setTimeout(() => this.close('the deadline passed', 'closing the round at its deadline'), Math.max(0, r.deadline - Date.now()));
+    this.closeSharedSelectionIfAllCheckedIn(r);
+    this.closeIfSettled(r);
+  }
+
+  /** A device asks for work. */
+  checkIn(deviceId: string): WorkOrder | ComeBack {
+    const { spec } = this.d;
+    const idle = this.idleAnswer();
+    if (idle) return idle;
+    const r = this.round as OpenRound;
     const status = r.selected.get(deviceId);
     if (status === 'working') return this.workFor(r);
     if (status) return { retryAfterMs: Math.max(200, r.deadline - Date.now()), reason: `this device already took part in round ${r.number}`, programComplete: false };
@@ -653,6 +784,7 @@ export class ProgramRunner {
 
   private async closeNow(r: OpenRound, why: string): Promise<void> {
     const { spec, store } = this.d;
+    const drawnShared = this.d.shared ? await this.takeSharedUpdates(r) : undefined;
     for (const [id, s] of r.selected) {
       if (s !== 'working') continue;
       r.failures.push({ deviceId: id, reason: 'no update by the close' });
@@ -674,7 +806,7 @@ export class ProgramRunner {
     }
     if (r.acc) r.results.push({ deviceId: `fedavg-mean:${r.acc.count}`, update: r.acc.mean(), numExamples: r.acc.weight });
     // the spend is durable before any aggregate exists: a crash can only over-count
-    const drawn = r.sampler.scheme === 'first-come' ? { eligible: r.selected.size, selected: r.selected.size } : { eligible: r.sampler.eligible, selected: r.sampler.sampled };
+    const drawn = drawnShared ?? (r.sampler.scheme === 'first-come' ? { eligible: r.selected.size, selected: r.selected.size } : { eligible: r.sampler.eligible, selected: r.sampler.sampled });
     let committed = false;
     try {
       const entry = await this.budget.charge(r.id, r.number, contributors, drawn);
@@ -725,6 +857,50 @@ export class ProgramRunner {
       this.aggregating = false;
       await this.failNow(r, `round ${r.number} failed while aggregating: ${(e as Error).message}; retrying`);
     }
+  }
+
+  /**
+   * Shared rounds: close the round's intake in the database (waiting for acceptances in flight on
+   * every replica; any later one is refused), then take what the database holds — every
+   * participant's status and every acknowledged update — as the round's selection, failures and
+   * results (folded as they are read when the strategy streams). Returns the sampling drawn.
+   */
+  private async takeSharedUpdates(r: OpenRound): Promise<{ eligible: number; selected: number }> {
+    const { store, spec } = this.d;
+    await store.closeIntake(r.id);
+    const statuses = await store.participantStatuses(r.id);
+    const reasons = new Map(r.failures.map((f) => [f.deviceId, f.reason]));
+    r.selected.clear();
+    r.failures.length = 0;
+    for (const [id, status] of statuses) {
+      if (status === 'not-sampled') continue;
+      r.selected.set(id, status);
+      if (status === 'failed') r.failures.push({ deviceId: id, reason: reasons.get(id) ?? 'its update was rejected' });
+    }
+    r.reports.length = 0;
+    r.results.length = 0;
+    r.bytes = 0;
+    r.acc = undefined;
+    // a streaming strategy folds the updates page by page (memory: one page and the sum); the others need them all
+    const page = this.planner.streams ? SHARED_PAGE : undefined;
+    let count = 0;
+    for (let after = ''; ; ) {
+      const updates = await store.roundUpdates(r.id, page ? after : undefined, page);
+      for (const u of updates) {
+        r.reports.push(u.unclipped);
+        r.bytes += u.bytesReceived;
+        if (this.planner.streams) {
+          r.acc ??= new FedAvgAccumulator(u.update.length);
+          r.acc.add(u.update, u.weight);
+        } else r.results.push({ deviceId: u.deviceId, update: u.update, numExamples: u.weight });
+      }
+      count += updates.length;
+      if (!page || updates.length < page) break;
+      after = updates[updates.length - 1].deviceId;
+    }
+    r.contributors = count;
+    const selected = r.selected.size;
+    return { eligible: spec.sampling.scheme === 'first-come' ? selected : statuses.size, selected };
   }
 
   /** Fail the open round with `message`, keep the current version, and retry after retryDelayMs (a step). */
@@ -825,6 +1001,9 @@ export class ProgramRunner {
     this.subject.next(e);
   }
 }
+
+/** Updates read per page when a shared round's streaming aggregate folds them. */
+const SHARED_PAGE = 1000;
 
 /** Stop a round's deadline and selection timers. */
 function clearRoundTimers(r: OpenRound): void {

@@ -114,6 +114,7 @@ export function coordinatorHandlers(c: Coordinator): CoordinatorHandlers {
     GetProgram: unary(async (req) => {
       const device = await authenticate(c, 'GetProgram', req, req.auth, req.programId);
       const p = c.programOf(device, req.programId);
+      await c.refreshReleases(p);
       // the adapter devices get is the one the newest signed release names
       const rel = p.releases.published();
       const v = (rel && (rel.version === p.runner.latestVersion.version ? p.runner.latestVersion : await c.store.version(p.spec.id, rel.version))) || p.runner.latestVersion;
@@ -154,10 +155,12 @@ export function coordinatorHandlers(c: Coordinator): CoordinatorHandlers {
       // the version the device holds: 0 = none yet (it starts from version 0, the initial adapter)
       const latest = p.runner.newestVersion;
       if (!Number.isSafeInteger(req.adapterVersion) || req.adapterVersion < 0) refuse('invalid-argument', `adapter_version must be a version number ≥ 0, got ${req.adapterVersion}`);
-      // (a replica that does not drive the program knows the versions of its start only)
-      if (req.adapterVersion > latest && c.drives(p.spec.id)) refuse('invalid-argument', `adapter_version ${req.adapterVersion} is newer than the latest version ${latest} of program "${p.spec.id}"`);
+      // (a replica knows the versions of its start, and those it made; replicas share the database)
+      if (req.adapterVersion > latest && !(await c.store.version(p.spec.id, req.adapterVersion))) refuse('invalid-argument', `adapter_version ${req.adapterVersion} is newer than the latest version ${latest} of program "${p.spec.id}"`);
       const w = await c.checkIn(p, device.id);
       if ('retryAfterMs' in w) return { later: { retryAfterMs: w.retryAfterMs, reason: w.reason, programComplete: w.programComplete } };
+      // a follower reads the release of a version its driver published since (shared rounds)
+      if (!releaseOf(p, w.adapterVersion)) await c.refreshReleases(p, true);
       return {
         work: {
           roundId: w.roundId,
@@ -206,7 +209,7 @@ export function coordinatorHandlers(c: Coordinator): CoordinatorHandlers {
             header = chunk.header;
             device = await authenticate(c, 'UploadUpdate', chunk, header.auth, header.programId);
             program = c.programOf(device, header.programId);
-            program.runner.expectUpload(device.id, header.roundId);
+            const roundDeadline = await c.expectUpload(program, device.id, header.roundId);
             const expected = c.sealedBytes(program, header.encoding);
             if (header.payloadBytes !== expected) refuse('invalid-argument', `payload_bytes is ${header.payloadBytes}, but a sealed "${header.encoding}" update for this program is ${expected} bytes`);
             if (!/^[0-9a-f]{64}$/.test(header.payloadSha256)) refuse('invalid-argument', 'payload_sha256 must be a hex SHA-256');
@@ -214,7 +217,7 @@ export function coordinatorHandlers(c: Coordinator): CoordinatorHandlers {
             // open streams that never finish hold no buffers
             release = uploads.admit(device.id, () => answer(new CoordinatorError('resource-exhausted', 'this upload was ended: a newer upload from the same device replaced it')));
             const roundId = header.roundId;
-            deadline = setTimeout(() => answer(new CoordinatorError('deadline-exceeded', `round ${roundId}'s deadline passed before the update arrived in full`)), Math.max(0, (program.runner.roundDeadline(roundId) ?? 0) - Date.now()));
+            deadline = setTimeout(() => answer(new CoordinatorError('deadline-exceeded', `round ${roundId}'s deadline passed before the update arrived in full`)), Math.max(0, roundDeadline - Date.now()));
             buf = new Uint8Array(expected);
           } else if (chunk.part === 'data' && chunk.data) {
             if (!header || !buf) refuse('invalid-argument', 'the update stream must start with its header');
@@ -227,7 +230,7 @@ export function coordinatorHandlers(c: Coordinator): CoordinatorHandlers {
             refuse('invalid-argument', 'an update chunk must hold a header or data');
           }
         } catch (e) {
-          if (e instanceof CoordinatorError && device && header && e.kind !== 'unauthenticated') program?.runner.reject(device.id, header.roundId, e.message, e.kind);
+          if (e instanceof CoordinatorError && device && header && program && e.kind !== 'unauthenticated' && e.kind !== 'unavailable') c.rejectUpload(program, device.id, header.roundId, e.message, e.kind);
           answer(e);
         }
       }));
@@ -237,7 +240,8 @@ export function coordinatorHandlers(c: Coordinator): CoordinatorHandlers {
           if (!header || !buf || !device || !program) refuse('invalid-argument', 'the update stream ended without a header');
           if (got !== buf.length) refuse('invalid-argument', `the stream ended after ${got} of the ${buf.length} bytes its header announced`);
           if (createHash('sha256').update(buf).digest('hex') !== header.payloadSha256) refuse('invalid-argument', 'the payload does not match payload_sha256');
-          c.acceptUpdate(device, program, header.roundId, header.encoding, header.numExamples, buf, header.unclipped);
+          // shared rounds (PostgreSQL): the update is committed to the database before this resolves
+          await c.acceptUpdate(device, program, header.roundId, header.encoding, header.numExamples, buf, header.unclipped);
           // an update that closed its round is acknowledged once the round's outcome is committed (as before the store was asynchronous)
           const roundId = header.roundId;
           const bytes = got;
@@ -254,7 +258,9 @@ export function coordinatorHandlers(c: Coordinator): CoordinatorHandlers {
 
     SecAgg: unary(async (req) => {
       const device = await authenticate(c, 'SecAgg', req, req.auth, req.programId);
-      return secAggStage(c.programOf(device, req.programId), device, req, requestBytes('SecAgg', req));
+      const p = c.programOf(device, req.programId);
+      await c.refuseUnserved(p); // a secure aggregation's stages all reach its driver
+      return secAggStage(p, device, req, requestBytes('SecAgg', req));
     }),
 
     WatchRounds: (call) => {

@@ -94,8 +94,15 @@ export class PostgresExecutor extends On {
   /** The last error an idle pooled connection reported (a restarted server, say); the pool replaces the connection. */
   lastIdleError: Error | undefined;
 
+  private readonly listeners = new Map<string, Set<(payload: string) => void>>();
+  private listener?: Promise<pg.Client>;
+  private closed = false;
+
   /** Connect lazily to `url` (postgres://user@host:port/db) with at most `max` connections. */
-  constructor(url: string, max = 10) {
+  constructor(
+    private readonly url: string,
+    max = 10,
+  ) {
     if (typeof url !== 'string' || !/^postgres(ql)?:\/\//.test(url)) throw new TypeError(`PostgresExecutor: url must be a postgres:// URL, got "${String(url)}"`);
     if (!Number.isInteger(max) || max < 1) throw new RangeError(`PostgresExecutor: max must be a positive integer, got ${max}`);
     const pool = new pg.Pool({ connectionString: url, max, types });
@@ -106,7 +113,81 @@ export class PostgresExecutor extends On {
     });
   }
 
+  /**
+   * LISTEN on a connection of its own (outside the pool), shared by every channel. If it breaks,
+   * it is made again (every second until it connects), every channel is listened to again, and
+   * `onGap` is called: notifications sent meanwhile were missed, so a listener that keeps state
+   * from them reads the database again.
+   */
+  async listen(channel: string, onPayload: (payload: string) => void, onGap?: () => void): Promise<() => Promise<void>> {
+    if (!/^[a-z_][a-z0-9_]*$/.test(channel)) throw new TypeError(`PostgresExecutor.listen: channel must be a lower-case identifier, got "${channel}"`);
+    let set = this.listeners.get(channel);
+    const fresh = !set;
+    if (!set) this.listeners.set(channel, (set = new Set()));
+    set.add(onPayload);
+    if (onGap) this.gapListeners.add(onGap);
+    const client = await this.listening();
+    if (fresh) await client.query(`LISTEN ${channel}`);
+    return async () => {
+      set.delete(onPayload);
+      if (onGap) this.gapListeners.delete(onGap);
+    };
+  }
+
+  private readonly gapListeners = new Set<() => void>();
+
+  private listening(): Promise<pg.Client> {
+    this.listener ??= (async () => {
+      const client = new pg.Client({ connectionString: this.url, types });
+      client.on('notification', (n) => {
+        for (const l of this.listeners.get(n.channel) ?? []) l(n.payload ?? '');
+      });
+      let lost = false;
+      const onLost = (e?: Error): void => {
+        if (lost) return;
+        lost = true;
+        if (e) this.lastIdleError = e;
+        this.listener = undefined;
+        client.end().catch(() => undefined);
+        this.relisten();
+      };
+      client.on('error', onLost);
+      client.on('end', () => onLost());
+      try {
+        await client.connect();
+      } catch (e) {
+        lost = true;
+        this.listener = undefined;
+        throw e;
+      }
+      return client;
+    })();
+    return this.listener;
+  }
+
+  /** Connect the listening connection again (retried every second), LISTEN again, then tell the gap listeners. */
+  private relisten(): void {
+    if (this.closed) return;
+    setTimeout(() => {
+      if (this.closed || this.listener) return;
+      this.listening()
+        .then(async (c) => {
+          for (const ch of this.listeners.keys()) await c.query(`LISTEN ${ch}`);
+          for (const g of this.gapListeners) g();
+        })
+        .catch((e: unknown) => {
+          this.lastIdleError = e as Error;
+          this.listener = undefined;
+          this.relisten();
+        });
+    }, 1000).unref();
+  }
+
   override async close(): Promise<void> {
+    this.closed = true;
+    const l = this.listener;
+    this.listener = undefined;
+    if (l) await (await l.catch(() => undefined))?.end().catch(() => undefined);
     await this.pool.end();
   }
 }

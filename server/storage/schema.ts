@@ -108,6 +108,25 @@ export const MIGRATIONS: readonly Migration[] = [
       ['privacy_ledger', 'selected', '{int} NOT NULL DEFAULT -1'],
     ],
   },
+  {
+    version: 5,
+    name: 'rounds every replica serves: the open round\'s plan, participants\' coins and answers, acknowledged updates',
+    // the plan is a table of its own (the rounds table keeps exactly the single-node Store's columns);
+    // its row is also what an acceptance (FOR SHARE) and the intake's close (an UPDATE) serialize on
+    statements: [
+      `CREATE TABLE IF NOT EXISTS round_plans (
+        round_id TEXT PRIMARY KEY, program_id TEXT NOT NULL, round_number {int} NOT NULL, adapter_version {int} NOT NULL,
+        clip_norm {real} NOT NULL, device_noise_std {real} NOT NULL, deadline_ms {int} NOT NULL, selection_ends_ms {int} NOT NULL,
+        cap {int} NOT NULL, admitted {int} NOT NULL DEFAULT 0, driver TEXT NOT NULL, intake_closed_ms {int} NOT NULL DEFAULT 0)`,
+      `CREATE TABLE IF NOT EXISTS round_updates (
+        round_id TEXT NOT NULL, device_id TEXT NOT NULL, replica_id TEXT NOT NULL, update_f32 {bytes} NOT NULL, weight {real} NOT NULL,
+        unclipped {int} NOT NULL, bytes_received {int} NOT NULL, created_ms {int} NOT NULL, PRIMARY KEY (round_id, device_id))`,
+    ],
+    ensureColumns: [
+      ['round_participants', 'status', "TEXT NOT NULL DEFAULT 'working'"],
+      ['round_participants', 'replica_id', "TEXT NOT NULL DEFAULT ''"],
+    ],
+  },
 ];
 
 /** The newest schema version this code knows. */

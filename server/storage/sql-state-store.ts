@@ -3,11 +3,12 @@
  * placeholders): every difference between SQLite and PostgreSQL stays in their executors.
  * The replica claims are in sql-claims.ts.
  */
-import { SqlClaims } from './sql-claims.js';
+import { SqlIntake } from './sql-intake.js';
 import type { Row, SqlExecutor } from './sql.js';
 import type {
   LedgerEntry,
   ListedDevice,
+  RoundPlanRecord,
   StateStore,
   StoredDevice,
   StoredProgram,
@@ -47,7 +48,7 @@ const versionFromRow = (r: Row): StoredVersion => ({ version: num(r.version), sh
 const deviceFromRow = (r: Row): StoredDevice => ({ id: r.id as string, programId: r.program_id as string, signPublicKey: bytes(r.sign_public), boxPublicKey: bytes(r.box_public), label: r.label as string });
 
 /** The StateStore over one engine's executor (a connection, a pool, or a transaction on one). */
-export class SqlStateStore extends SqlClaims implements StateStore {
+export class SqlStateStore extends SqlIntake implements StateStore {
   constructor(db: SqlExecutor) {
     super(db);
   }
@@ -118,8 +119,17 @@ export class SqlStateStore extends SqlClaims implements StateStore {
     return (await this.db.get('SELECT 1 AS one FROM adapter_versions WHERE program_id = ? AND sha256 = ? LIMIT 1', [programId, sha256])) !== undefined;
   }
 
-  async openRound(r: StoredRound): Promise<void> {
-    await this.db.run(
+  async openRound(r: StoredRound, plan?: RoundPlanRecord): Promise<void> {
+    if (plan && (plan.roundId !== r.roundId || plan.programId !== r.programId)) throw new RangeError(`StateStore.openRound: the plan is of round ${plan.roundId}, not ${r.roundId}`);
+    if (!plan) return SqlStateStore.insertRound(this.db, r);
+    await this.db.transaction(async (tx) => {
+      await SqlStateStore.insertRound(tx, r);
+      if (plan) await SqlIntake.insertPlan(tx, plan);
+    });
+  }
+
+  private static async insertRound(db: SqlExecutor, r: StoredRound): Promise<void> {
+    await db.run(
       `INSERT INTO rounds (round_id, program_id, round_number, attempt, state, adapter_version, updates, selected, failed, bytes_received,
        clip_norm, noise_multiplier, epsilon_spent, message, opened_ms, closed_ms) VALUES (?, ?, ?, ?, 'open', ?, 0, 0, 0, 0, ?, ?, ?, '', ?, 0)`,
       [r.roundId, r.programId, r.roundNumber, r.attempt, r.adapterVersion, r.clipNorm, r.noiseMultiplier, r.epsilonSpent, r.openedMs],
@@ -133,6 +143,7 @@ export class SqlStateStore extends SqlClaims implements StateStore {
       [r.state, r.adapterVersion, r.updates, r.selected, r.failed, r.bytesReceived, r.clipNorm, r.noiseMultiplier, r.epsilonSpent, r.message, r.closedMs, JSON.stringify(r.metrics ?? {}), r.roundId],
     );
     if (changed !== 1) throw new Error(`StateStore: round ${r.roundId} is not open`);
+    await SqlIntake.notify(db, { programId: r.programId, roundId: r.roundId, what: r.state === 'completed' ? 'round-completed' : 'round-failed' });
   }
 
   async recordRoundEval(roundId: string, values: Readonly<Record<string, number>>): Promise<void> {

@@ -32,6 +32,12 @@ export interface SqlExecutor {
   lockSchema(): Promise<void>;
   /** The column names of a table (empty if it does not exist). */
   columns(table: string): Promise<string[]>;
+  /**
+   * Hear the notifications of `channel` (PostgreSQL LISTEN, on a connection of its own); returns
+   * the unsubscribe. `onGap`: called after the connection was lost and made again (notifications
+   * may have been missed). Engines without notifications have none.
+   */
+  listen?(channel: string, onPayload: (payload: string) => void, onGap?: () => void): Promise<() => Promise<void>>;
   /** Release the connection (pool); a no-op on a transaction. */
   close(): Promise<void>;
 }

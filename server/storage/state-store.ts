@@ -38,6 +38,61 @@ export interface Lease {
   readonly epoch: number;
 }
 
+/** A round's plan as its driver recorded it when it opened the round: what every replica serves it by. */
+export interface RoundPlanRecord {
+  readonly roundId: string;
+  readonly programId: string;
+  readonly roundNumber: number;
+  /** The adapter version devices train from. */
+  readonly adapterVersion: number;
+  /** The clip bound C devices are told (0 = none). */
+  readonly clipNorm: number;
+  /** The std of the noise devices add themselves (local / distributed DP; 0 otherwise). */
+  readonly deviceNoiseStd: number;
+  readonly deadlineMs: number;
+  /** When the selection closes (poisson coins are rolled until then), ms since the epoch. */
+  readonly selectionEndsMs: number;
+  /** At most this many devices are admitted (first-come's cohortSize × overSelect); 0 = no cap (poisson). */
+  readonly cap: number;
+  /** The replica that drives the round. */
+  readonly driver: string;
+  /** When the driver closed the round's intake (0 while updates are taken). */
+  readonly intakeClosedMs: number;
+}
+
+/** A device's place in a round: working on its update, answered (done / failed), or its coin said no. */
+export type ParticipantStatus = 'working' | 'done' | 'failed' | 'not-sampled';
+
+/** What a check-in's claim found: a new admission (with its coin), one made before (anywhere), or none (full, closed). */
+export type Admission = { readonly outcome: 'admitted' | 'known'; readonly status: ParticipantStatus } | { readonly outcome: 'full' | 'closed' };
+
+/** What became of an update offered to a round: stored, or why not (the round's intake closed, or the device's status). */
+export type Acceptance = 'accepted' | 'closed' | 'not-selected' | Exclude<ParticipantStatus, 'working'>;
+
+/** An acknowledged update as stored: the flat adapter delta (after intake), its weight in the round's mean. */
+export interface StoredUpdate {
+  readonly roundId: string;
+  readonly deviceId: string;
+  /** The replica that accepted it. */
+  readonly replicaId: string;
+  readonly update: Float32Array;
+  readonly weight: number;
+  /** The device's report: was its update within C before clipping? */
+  readonly unclipped: boolean;
+  readonly bytesReceived: number;
+}
+
+/**
+ * A change of a round, as replicas hear of it (PostgreSQL NOTIFY): a shared round opened or its
+ * intake closed, a device's new status in it, or any round completed or failed.
+ */
+export interface RoundChange {
+  readonly programId: string;
+  readonly roundId: string;
+  readonly deviceId?: string;
+  readonly what: 'open' | 'closed' | 'round-completed' | 'round-failed' | ParticipantStatus;
+}
+
 /** The engines a StateStore runs on. */
 export type StorageEngine = 'sqlite' | 'postgres';
 
@@ -73,8 +128,8 @@ export interface StateStore {
   latestVersion(programId: string): Promise<StoredVersion>;
   /** True if `sha256` is an adapter version of the program. */
   programHasBlob(programId: string, sha256: string): Promise<boolean>;
-  /** Record a round as opened. */
-  openRound(r: StoredRound): Promise<void>;
+  /** Record a round as opened; with `plan`, in the same transaction, the plan every replica serves it by. */
+  openRound(r: StoredRound, plan?: RoundPlanRecord): Promise<void>;
   /** Merge a completed round's server-side evaluation into its metrics; RangeError if no such round. */
   recordRoundEval(roundId: string, values: Readonly<Record<string, number>>): Promise<void>;
   /** Mark an open round failed; throws if it is not open. */
@@ -141,6 +196,34 @@ export interface StateStore {
   releaseLease(programId: string, holder: string): Promise<boolean>;
   /** The program's lease record, if any (possibly expired). */
   lease(programId: string): Promise<Lease | undefined>;
+
+  /** The program's open round whose intake is open, as planned (undefined if none). */
+  openRoundPlan(programId: string): Promise<RoundPlanRecord | undefined>;
+  /** A round's plan, if it has one. */
+  roundPlan(roundId: string): Promise<RoundPlanRecord | undefined>;
+  /**
+   * Claim a device's place in an open round with its coin (`sampled`; first-come: true, within
+   * the plan's cap): insert-if-absent, so a second check-in anywhere gets the first outcome.
+   */
+  admitParticipant(roundId: string, deviceId: string, replicaId: string, sampled: boolean, now?: number): Promise<Admission>;
+  /**
+   * Store an update of a working participant and mark it done, in one transaction that holds the
+   * round's plan row FOR SHARE: 'accepted' once committed, else why not (nothing is stored).
+   */
+  acceptRoundUpdate(u: StoredUpdate, now?: number): Promise<Acceptance>;
+  /** Mark a working participant failed (its update was rejected); true if it was working. */
+  failParticipant(roundId: string, deviceId: string, replicaId: string): Promise<boolean>;
+  /** Close a round's intake (waits for acceptances in flight; refuses every later one); true if this call closed it. */
+  closeIntake(roundId: string, now?: number): Promise<boolean>;
+  /** A round's stored updates, by device id: all, or (a page) at most `limit` of those after device id `after`. */
+  roundUpdates(roundId: string, after?: string, limit?: number): Promise<StoredUpdate[]>;
+  /** Every participant of a round and its status. */
+  participantStatuses(roundId: string): Promise<Map<string, ParticipantStatus>>;
+  /**
+   * Hear of changes of rounds made by any replica (PostgreSQL); returns the unsubscribe. `onGap`:
+   * called when changes may have been missed (the listening connection was made again). A no-op on SQLite.
+   */
+  onRoundChange(listener: (c: RoundChange) => void, onGap?: () => void): Promise<() => Promise<void>>;
 
   /** Close the connection (pool). */
   close(): Promise<void>;

@@ -30,10 +30,13 @@ export interface CoordinatorProcess {
 
 /**
  * Start `fedtune coordinator --config config --port port --data data` with `options.transport`
- * (default `--insecure`) and `options.args`; resolves when it logs "listening".
+ * (default `--insecure`) and `options.args` — or `options.script`, a test entry — ; resolves
+ * when it logs "listening".
  */
-export function startCoordinatorProcess(config: string, data: string, options: { port?: number; env?: NodeJS.ProcessEnv; transport?: readonly string[]; args?: readonly string[] } = {}): Promise<CoordinatorProcess> {
-  const child = spawn(process.execPath, [CLI, 'coordinator', '--config', config, '--port', String(options.port ?? 0), '--data', data, ...(options.transport ?? ['--insecure']), ...(options.args ?? [])], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env } });
+export function startCoordinatorProcess(config: string, data: string, options: { port?: number; env?: NodeJS.ProcessEnv; transport?: readonly string[]; args?: readonly string[]; script?: string } = {}): Promise<CoordinatorProcess> {
+  // `script`: a test entry of its own (configured through `env`) instead of the CLI
+  const argv = options.script ? [options.script] : [CLI, 'coordinator', '--config', config, '--port', String(options.port ?? 0), '--data', data, ...(options.transport ?? ['--insecure']), ...(options.args ?? [])];
+  const child = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env } });
   let running = true;
   let err = '';
   const lines: CoordinatorLogLine[] = [];

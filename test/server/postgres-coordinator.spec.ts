@@ -49,7 +49,8 @@ describe('server: the coordinator on PostgreSQL (two processes, one database)', 
       retryDelayMs: 100,
     };
     // the replay test's device checks in to a program of its own (it would take a place in oz's rounds)
-    writeFileSync(config, JSON.stringify({ programs: [program, { ...program, id: 'rp', rounds: 1 }] }));
+    // so does the claims test's (rq: a cohort of 4, so one device's answer does not close its round)
+    writeFileSync(config, JSON.stringify({ programs: [program, { ...program, id: 'rp', rounds: 1 }, { ...program, id: 'rq', rounds: 1, cohortSize: 4 }] }));
     const args = ['--store', url, '--blobs', 'postgres'];
     // one after the other: the first creates the program, the second finds it (and its lease taken)
     procs.push(await startCoordinatorProcess(config, join(dir, 'a'), { args }));
@@ -103,23 +104,30 @@ describe('server: the coordinator on PostgreSQL (two processes, one database)', 
     }
   });
 
-  it('a device another replica admitted to a round is not admitted again (participation is claimed in the database)', async () => {
+  it('a device another replica admitted to a round gets the same work here, and no second place once it answered (claims in the database)', async () => {
     const ca = new RawClient(procs[0].address);
     const db = await openExecutor(url);
     const store = new SqlStateStore(db);
     try {
       const sign = nacl.sign.keyPair();
-      const e = await ca.unary('Enroll', enrollRequest('rp', TOKEN, sign, nacl.box.keyPair().publicKey));
+      const e = await ca.unary('Enroll', enrollRequest('rq', TOKEN, sign, nacl.box.keyPair().publicKey));
       assert.equal(e.code, grpc.status.OK, e.details);
       const deviceId = (parseFields(e.messages[0]).get(1) as Buffer).toString('utf8');
-      // as a replica that admitted it would: the claim row of rp's open round
-      assert.equal(await store.claimParticipation('rp.r1.a1', deviceId), true);
-      const r = await ca.unary('CheckIn', signed(M('CheckIn'), 'rp', deviceId, str(2, 'rp'), sign.secretKey));
+      // as a replica that admitted it would: the claim row of rq's open round
+      assert.deepEqual(await store.admitParticipant('rq.r1.a1', deviceId, 'elsewhere', true), { outcome: 'admitted', status: 'working' });
+      const r = await ca.unary('CheckIn', signed(M('CheckIn'), 'rq', deviceId, str(2, 'rq'), sign.secretKey));
       assert.equal(r.code, grpc.status.OK, r.details);
-      const later = parseFields(r.messages[0]).get(2); // CheckInResponse.later
+      const work = parseFields(r.messages[0]).get(1); // CheckInResponse.work
+      assert.ok(Buffer.isBuffer(work), 'the admitted device gets its work order wherever it asks');
+      assert.equal((parseFields(work).get(1) as Buffer).toString('utf8'), 'rq.r1.a1');
+      // its update stored by that replica: it has answered, and is not admitted again
+      assert.equal(await store.acceptRoundUpdate({ roundId: 'rq.r1.a1', deviceId, replicaId: 'elsewhere', update: new Float32Array(4), weight: 1, unclipped: true, bytesReceived: 16 }), 'accepted');
+      const again = await ca.unary('CheckIn', signed(M('CheckIn'), 'rq', deviceId, str(2, 'rq'), sign.secretKey));
+      assert.equal(again.code, grpc.status.OK, again.details);
+      const later = parseFields(again.messages[0]).get(2); // CheckInResponse.later
       assert.ok(Buffer.isBuffer(later), 'the device is told to come back, not given work');
-      assert.match(later.toString('latin1'), /admitted by another replica/);
-      assert.ok((await store.participants('rp.r1.a1')).includes(deviceId));
+      assert.match(later.toString('latin1'), /already took part in round 1/);
+      assert.ok((await store.participants('rq.r1.a1')).includes(deviceId));
     } finally {
       ca.close();
       await store.close();

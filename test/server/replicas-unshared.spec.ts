@@ -1,0 +1,83 @@
+/**
+ * Programs whose rounds stay on their driver when replicas share a PostgreSQL (secure
+ * aggregation, fixed-cohort sampling): a follower answers their round requests — check-in,
+ * upload, SecAgg stages — with UNAVAILABLE naming the driver, and reports them NOT_SERVING, so a
+ * device holding the replicas' addresses moves on to the driver (its retry) and a balancer sends
+ * it there (health); a shared program is SERVING on both. Two coordinators in one process.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { authFor, unaryCall } from '../../client/rpc.js';
+import { loadIdentity } from '../../client/identity.js';
+import { loadProtos } from '../../proto/index.js';
+import { startCoordinator, type RunningCoordinator } from '../../server/index.js';
+import { postgresOrSkip, type TestPostgres } from '../support/postgres.js';
+import { runDevices, smallProgram } from './fixtures.js';
+
+describe('server: programs whose rounds stay on their driver, among replicas (PostgreSQL)', function () {
+  this.timeout(120_000);
+  let pg: TestPostgres | undefined;
+  const running: RunningCoordinator[] = [];
+
+  before(async function () {
+    pg = await postgresOrSkip('unshared programs among replicas');
+    if (!pg) this.skip();
+  });
+
+  after(async () => {
+    for (const r of running) await r.shutdown(1000).catch(() => undefined);
+    await pg?.stop();
+  });
+
+  it('a follower sends their devices to the driver (UNAVAILABLE naming it; NOT_SERVING); the rounds complete there', async () => {
+    const url = await (pg as TestPostgres).fresh();
+    const dir = mkdtempSync(join(tmpdir(), 'fedtune-unshared-'));
+    const small = { lora: { rank: 2, targets: ['wq', 'wv'], seed: 3 }, training: { steps: 2, batchSize: 2, seqLen: 32, lr: 5e-3, quant: 'int8' } };
+    const programs = [
+      smallProgram('fc', { ...small, cohortSize: 2, minUpdates: 2, rounds: 1, sampling: { scheme: 'fixed-cohort', selectionMs: 1500 } }),
+      smallProgram('sa', { ...small, cohortSize: 3, minUpdates: 3, rounds: 1, secagg: { phaseTimeoutMs: 60_000 }, dp: { clipNorm: 0.5 } }),
+      smallProgram('sh', { ...small, cohortSize: 2, minUpdates: 2, rounds: 1 }),
+    ];
+    const a = await startCoordinator({ dataDir: join(dir, 'a'), programs, store: url, blobs: 'postgres', replicaId: 'a' });
+    running.push(a);
+    const b = await startCoordinator({ dataDir: join(dir, 'b'), programs, store: url, blobs: 'postgres', replicaId: 'b' });
+    running.push(b);
+    const health = (r: RunningCoordinator, id: string) => r.health.status(`fedtune.v1.Coordinator/${id}`);
+    assert.deepEqual(['fc', 'sa', 'sh'].map((id) => [health(a, id), health(b, id)]), [
+      ['SERVING', 'NOT_SERVING'],
+      ['SERVING', 'NOT_SERVING'],
+      ['SERVING', 'SERVING'],
+    ]);
+
+    const redirected: string[] = [];
+    const summaries = await runDevices({
+      address: '',
+      programId: 'fc',
+      dir: join(dir, 'dev'),
+      ids: [0, 1],
+      shardChars: 20_000,
+      // the follower first: its answer sends the device on
+      options: () => ({ address: [b.address, a.address], maxWaitMs: 200, retry: { attempts: 6, baseMs: 20, maxMs: 200 } }),
+      watch: (d) => d.progress$.subscribe((e) => e.kind === 'retry' && redirected.push(e.details)),
+    });
+    assert.deepEqual(summaries.map((s) => s.updatesAccepted), [1, 1]);
+    assert.ok(redirected.some((m) => /program "fc"'s rounds \(fixed-cohort sampling\) are driven by replica a, not by b/.test(m)), redirected.join(' | '));
+
+    // a SecAgg stage request on the follower is answered UNAVAILABLE, naming the driver
+    const id = loadIdentity(join(dir, 'dev', 'fc-0'));
+    const deviceId = summaries[0].deviceId;
+    const client = new (loadProtos().fedtune.fedtune.v1.Coordinator)(b.address, grpc.credentials.createInsecure());
+    try {
+      const req = { programId: 'fc', roundId: 'fc.r1.a1', getParams: true };
+      await assert.rejects(
+        unaryCall((o, cb) => client.SecAgg({ ...req, auth: authFor('fedtune.v1.Coordinator/SecAgg', req, deviceId, id.sign) }, o, cb), 5000),
+        (e: grpc.ServiceError) => e.code === grpc.status.UNAVAILABLE && /driven by replica a/.test(e.details),
+      );
+    } finally {
+      client.close();
+    }
+  });
+});
