@@ -20,14 +20,14 @@ import * as grpc from '@grpc/grpc-js';
 import { performance } from 'node:perf_hooks';
 import { parentPort, workerData } from 'node:worker_threads';
 import { Device, type DeviceOptions, type DeviceSummary, type Enrolment } from '../../client/index.js';
-import { authFor, unaryCall } from '../../client/rpc.js';
+import { unaryCall } from '../../client/rpc.js';
 import { initBackend, openBase, type QuantMode } from '../../model/index.js';
 import type { CheckInResponse__Output } from '../../proto/generated/fedtune/v1/CheckInResponse.js';
 import type { CoordinatorClient } from '../../proto/generated/fedtune/v1/Coordinator.js';
 import { MAX_MESSAGE_BYTES } from '../../proto/limits.js';
 import { loadProtos } from '../../proto/load.js';
 import { BatchingTrainer } from '../batching-trainer.js';
-import { deriveDeviceKeys, populationIdentityStore } from './identities.js';
+import { populationAuth, populationIdentityStore } from './identities.js';
 import { ShardTable } from './shards.js';
 
 /** What the parent passes to a fleet worker. */
@@ -181,12 +181,11 @@ if (port) {
     });
     /** One signed CheckIn for device `index` (what a device not sampled costs); retried on UNAVAILABLE. */
     const checkIn = async (programId: string, t: FleetTask): Promise<CheckInResponse__Output> => {
-      const { sign } = deriveDeviceKeys(master, t.index);
       const client = clients[t.index % clients.length];
       for (let attempt = 0; ; attempt++) {
         try {
           const req = { programId, adapterVersion: 0 };
-          return await unaryCall<CheckInResponse__Output>((o, cb) => client.CheckIn({ ...req, auth: authFor('fedtune.v1.Coordinator/CheckIn', req, t.deviceId, sign, { programId }) }, o, cb), 30_000);
+          return await unaryCall<CheckInResponse__Output>((o, cb) => client.CheckIn({ ...req, auth: populationAuth(master, t.index, t.deviceId, 'fedtune.v1.Coordinator/CheckIn', req, programId) }, o, cb), 30_000);
         } catch (e) {
           if ((e as grpc.ServiceError).code !== grpc.status.UNAVAILABLE || attempt >= 5) throw e;
           await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
