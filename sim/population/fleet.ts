@@ -39,6 +39,8 @@ export interface FleetOptions {
   readonly sizeSigma?: number;
   /** Mean online probability per round. Default 0.8. */
   readonly online?: number;
+  /** Width of the per-device spread of online probabilities around the mean. Default 0.3. */
+  readonly onlineSpread?: number;
   /** Probability a working device drops out before uploading. Default 0.05. */
   readonly dropout?: number;
   readonly domains?: readonly DomainName[];
@@ -147,7 +149,7 @@ export class Fleet {
     rmSync(join(o.outDir, 'scratch'), { recursive: true, force: true });
     const rss0 = process.memoryUsage().rss;
     const shards = buildShards({ domainLengths: domainTexts.map((t) => t.length), devices: N, scheme: o.shards ?? { kind: 'dirichlet', alpha: 0.3 }, meanChars: o.meanChars, sizeSigma: o.sizeSigma, seed });
-    const availability = buildAvailability({ devices: N, online: o.online, dropout: o.dropout, seed: seed + 1 });
+    const availability = buildAvailability({ devices: N, online: o.online, spread: o.onlineSpread, dropout: o.dropout, seed: seed + 1 });
     const identities = new PopulationIdentities(join(o.outDir, 'population'), N);
     const tablesRss = process.memoryUsage().rss - rss0;
     await initBackend();
