@@ -10,7 +10,7 @@ describe('sim/population: batched training in a fleet round', function () {
 
   it('publishes the same adapter whether the sampled devices train one at a time or batched into one tensor program', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'fedtune-fleet-batch-'));
-    const N = 24;
+    const N = 16;
     // two identical programs but for their ids (same initial adapter, same devices, same seeds);
     // q = 1 without DP: every online device is sampled, so both rounds draw the same devices
     const solo = populationProgram('solo', { population: N, cohort: N, rounds: 1 });
