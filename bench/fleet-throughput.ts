@@ -12,7 +12,7 @@
  * Everyone online, no dropouts, no DP: the throughput of the pipeline itself. --compare-batch K
  * alternates rounds between --batch and K in the same run.
  *
- * Run: npm run bench:fleet [-- --population 10000 --cohort 200 --rounds 3 --threads 2 --concurrency 16 --batch 8]
+ * Run: npm run bench:fleet [-- --population 10000 --cohort 200 --rounds 3 --threads 2 --concurrency 16 --batch 8 --linger 0 --compare-batch 1]
  */
 import { rmSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -30,6 +30,7 @@ const { values: v } = parseArgs({
     'check-ins': { type: 'string', default: '64' },
     batch: { type: 'string', default: '8' },
     'compare-batch': { type: 'string' },
+    linger: { type: 'string', default: '0' },
     channels: { type: 'string', default: '2' },
     out: { type: 'string', default: 'out/bench-fleet' },
   },
@@ -38,7 +39,7 @@ const N = Number(v.population);
 const rounds = Number(v.rounds);
 const threads = Number(v.threads);
 const load = (): string => loadavg().map((x) => x.toFixed(2)).join(' ');
-console.log(`fleet throughput: ${N} devices, cohort ≈ ${v.cohort}, ${rounds} rounds, ${threads} worker threads × ${v.concurrency} devices at once (batches of ≤ ${v.batch}), ${v['check-ins']} check-ins in flight per worker; load average at start ${load()}`);
+console.log(`fleet throughput: ${N} devices, cohort ≈ ${v.cohort}, ${rounds} rounds, ${threads} worker threads × ${v.concurrency} devices at once (batches of ≤ ${v.batch}, linger ${v.linger} ms), ${v['check-ins']} check-ins in flight per worker; load average at start ${load()}`);
 const program = populationProgram('bench', { population: N, cohort: Number(v.cohort), rounds });
 // what one device's local step costs alone (same recipe, this thread, before the fleet starts)
 await initBackend();
@@ -57,7 +58,7 @@ const step = stepMs.sort((a, b) => a - b)[stepMs.length >> 1];
 console.log(`one local step alone (4×64 tokens, median of 10): ${step.toFixed(0)} ms → training alone bounds ${threads} threads at ${((threads * 1000) / step).toFixed(1)} updates/s (load ${load()})`);
 rmSync(v.out, { recursive: true, force: true });
 const rss0 = process.memoryUsage().rss;
-const fleet = await Fleet.start({ programs: [program.spec], population: N, outDir: v.out, threads, concurrency: Number(v.concurrency), checkInConcurrency: Number(v['check-ins']), batch: Number(v.batch), channels: Number(v.channels), online: 1, dropout: 0 });
+const fleet = await Fleet.start({ programs: [program.spec], population: N, outDir: v.out, threads, concurrency: Number(v.concurrency), checkInConcurrency: Number(v['check-ins']), batch: Number(v.batch), batchLingerMs: Number(v.linger), channels: Number(v.channels), online: 1, dropout: 0 });
 try {
   const rssStarted = process.memoryUsage().rss;
   const e = await fleet.enrol('bench');

@@ -52,6 +52,8 @@ export interface FleetWorkerData {
   readonly checkInConcurrency: number;
   /** Most devices trained together in one tensor program (1: each device alone, LocalTrainer). */
   readonly batch: number;
+  /** How long a cohort's first training request waits for more (BatchingTrainer lingerMs). */
+  readonly batchLingerMs: number;
   readonly seed: number;
 }
 
@@ -150,7 +152,7 @@ if (port) {
   const batcher = (k: number): BatchingTrainer | undefined => {
     if (k <= 1) return undefined;
     let b = batchers.get(k);
-    if (!b) batchers.set(k, (b = new BatchingTrainer({ maxCohort: k })));
+    if (!b) batchers.set(k, (b = new BatchingTrainer({ maxCohort: k, lingerMs: d.batchLingerMs })));
     return b;
   };
   let stopping = false;

@@ -56,6 +56,8 @@ export interface FleetOptions {
   readonly checkInConcurrency?: number;
   /** Most devices of a worker trained together as one tensor program (sim/batching-trainer.ts); 1 = each alone. Default 8. */
   readonly batch?: number;
+  /** How long (ms) a cohort's first training request waits for more devices to join. Default 0: the next macrotask. */
+  readonly batchLingerMs?: number;
   /**
    * The coordinator's data dir. Default: a fresh folder in /dev/shm when there is one (its
    * database syncs every enrolment to disk, which then dominates enrolling a population), else
@@ -184,6 +186,7 @@ export class Fleet {
             concurrency: o.concurrency ?? 16,
             checkInConcurrency: o.checkInConcurrency ?? 64,
             batch: o.batch ?? 8,
+            batchLingerMs: o.batchLingerMs ?? 0,
             seed,
           };
           const worker = new Worker(new URL('./fleet-worker.js', import.meta.url), { workerData: data });
