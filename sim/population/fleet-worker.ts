@@ -179,6 +179,9 @@ if (port) {
       maxCheckIns: 1,
       maxRounds: 1,
       maxWaitMs: 250,
+      // a coordinator running a whole cohort's secure aggregation on a loaded machine can take
+      // longer than the default 30 s to answer one call; a device waits for it (as a phone would)
+      rpcDeadlineMs: 120_000,
       retry: { attempts: 6, baseMs: 100, maxMs: 1000 },
     });
     /** One signed CheckIn for device `index` (what a device not sampled costs); retried on UNAVAILABLE. */
@@ -187,7 +190,7 @@ if (port) {
       for (let attempt = 0; ; attempt++) {
         try {
           const req = { programId, adapterVersion: 0 };
-          return await unaryCall<CheckInResponse__Output>((o, cb) => client.CheckIn({ ...req, auth: populationAuth(master, t.index, t.deviceId, 'fedtune.v1.Coordinator/CheckIn', req, programId) }, o, cb), 30_000);
+          return await unaryCall<CheckInResponse__Output>((o, cb) => client.CheckIn({ ...req, auth: populationAuth(master, t.index, t.deviceId, 'fedtune.v1.Coordinator/CheckIn', req, programId) }, o, cb), 120_000);
         } catch (e) {
           if ((e as grpc.ServiceError).code !== grpc.status.UNAVAILABLE || attempt >= 5) throw e;
           await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
