@@ -17,7 +17,7 @@ export const SIMULATE_USAGE = `fedtune simulate [--devices N (10)] [--rounds R (
               [--privacy none|dp|dp+secagg] [--clip C (0.5)] [--noise Z (1)] [--prox MU (FedProx, 0)]
 population mode (a fleet of virtual devices; --population turns it on):
               [--population N] [--cohort C (100)] [--shards natural|dirichlet:α (dirichlet:0.3)] [--mean-chars N (2000)]
-              [--online P (0.8)] [--dropout P (0.05)] [--threads N] [--concurrency N (4)] [--epsilon E (calibrate z)]
+              [--online P (0.8)] [--dropout P (0.05)] [--threads N] [--concurrency N (16)] [--epsilon E (calibrate z)]
               [--delta D (min(1e-6, N^-1.1))] [--no-adaptive-clip]  (--steps 1, --batch 4, --seq-len 64, --lr 5e-3 by default)`;
 
 /** Parse the shared simulation flags (also used by the demo). */

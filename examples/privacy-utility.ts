@@ -1,10 +1,11 @@
 /**
  * The privacy–utility experiment (issue 10): one fleet of N virtual devices on the demo's
  * partner domains (Dirichlet shards), one coordinator hosting one program per cell, every cell
- * trained with the same Poisson sampling (q = cohort / N) and rounds:
+ * trained with the same sampling — the coordinator's Poisson coins at q = cohort / N over the
+ * devices that check in (every online device does, each round) — and the same rounds:
  * - non-private FedAvg per cohort size (the gain to keep: base − federated);
  * - DP-FedAvg (central noise) at each ε, z calibrated by the accountant for the planned rounds at
- *   the ledger's q, δ = min(1e-6, N^-1.1), adaptive clipping (median norm);
+ *   q, δ = min(1e-6, N^-1.1), adaptive clipping (median norm);
  * - distributed noise under secure aggregation at the SecAgg cohort.
  * Per cell: mean held-out loss, share of the non-private gain kept, TinyStories forgetting, wall
  * time. Writes results.json and table.md to --out, and the loss-vs-ε plot to --plot. When no cell
@@ -13,7 +14,7 @@
  * Usage: node dist/examples/privacy-utility.js [--population 10000] [--rounds 3]
  *   [--cohorts 100,500,1000] [--epsilons 1,2,4,8] [--secagg-cohort 500] [--secagg-epsilons 8]
  *   [--shards dirichlet:0.3] [--server-opt fedavg] [--server-lr 1] [--lr 5e-3] [--threads 2]
- *   [--out out/privacy-utility] [--plot docs/privacy-utility.svg] [--seed 1]
+ *   [--batch 8] [--out out/privacy-utility] [--plot docs/privacy-utility.svg] [--seed 1]
  */
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -40,6 +41,8 @@ const { values: v } = parseArgs({
     /** Starting clip norm of adaptive clipping (central DP) and the fixed one under SecAgg. */
     clip: { type: 'string', default: '0.4' },
     threads: { type: 'string' },
+    /** Most devices of a worker trained together in one tensor program. */
+    batch: { type: 'string', default: '8' },
     out: { type: 'string', default: 'out/privacy-utility' },
     plot: { type: 'string', default: 'docs/privacy-utility.svg' },
     seed: { type: 'string', default: '1' },
@@ -65,17 +68,17 @@ const common: PopulationOptions = {
   clipNorm: Number(v.clip),
 };
 /**
- * Central DP divides the noised sum by a fixed denominator, the coordinator's cohort cap (the
- * standard unbiased-in-expectation DP-FedAvg estimator needs a fixed one), while on average only
- * cohort × online × (1 − dropout) devices contribute: the mean update comes out shrunk by that
- * ratio. The server learning rate of central-DP cells is scaled by cap / expected contributors,
- * so every cell takes the same expected server step as the non-private baseline (FedAvg over the
- * actual contributors); the noise is scaled alike (ε is unchanged: it is post-processing).
+ * Central DP divides the noised sum by a fixed denominator, cohortSize = q·N (the standard
+ * unbiased-in-expectation DP-FedAvg estimator needs a fixed one), while on average only
+ * q × (online devices) × (1 − dropout) = cohort × 0.8 × 0.95 devices contribute: the mean update
+ * comes out shrunk by that ratio. The server learning rate of central-DP cells is scaled by
+ * cohort / expected contributors, so every cell takes the same expected server step as the
+ * non-private baseline (FedAvg over the actual contributors); the noise is scaled alike (ε is
+ * unchanged: it is post-processing).
  */
 const debiased = (cohort: number): PopulationOptions => {
-  const cap = Math.min(N, Math.ceil(cohort + 3 * Math.sqrt(cohort)));
   const expected = cohort * 0.8 * 0.95; // the fleet's default availability: online 0.8, dropout 0.05
-  return { ...common, serverOptimizer: { ...(common.serverOptimizer as NonNullable<PopulationOptions['serverOptimizer']>), lr: Number(v['server-lr']) * (cap / expected) } };
+  return { ...common, serverOptimizer: { ...(common.serverOptimizer as NonNullable<PopulationOptions['serverOptimizer']>), lr: Number(v['server-lr']) * (cohort / expected) } };
 };
 
 interface Cell {
@@ -122,8 +125,8 @@ commands.push(`node dist/examples/privacy-utility.js ${process.argv.slice(2).joi
 mkdirSync(outDir, { recursive: true });
 const t0 = performance.now();
 log(`privacy–utility: N = ${N}, ${rounds} rounds, cohorts ${cohorts.join('/')}, ε ${epsilons.join('/')}, SecAgg at ${secCohort} (ε ${secEpsilons.join('/')}); ${cells.length} cells; server ${v['server-opt']} lr ${v['server-lr']}, device lr ${v.lr}`);
-for (const c of cells) if (c.kind !== 'non-private') log(`  ${c.key}: z = ${c.program.z.toFixed(3)}, server lr ${c.program.spec.serverOptimizer.lr?.toFixed(3) ?? 'default'} (ledger q = ${c.program.ledgerQ.toPrecision(3)}, δ = ${c.program.delta.toExponential(1)})`);
-const fleet = await Fleet.start({ programs: cells.map((c) => c.program.spec), population: N, shards: parseShardScheme(v.shards), outDir: join(outDir, 'fleet'), seed: Number(v.seed), ...(v.threads ? { threads: Number(v.threads) } : {}) });
+for (const c of cells) if (c.kind !== 'non-private') log(`  ${c.key}: z = ${c.program.z.toFixed(3)}, server lr ${c.program.spec.serverOptimizer.lr?.toFixed(3) ?? 'default'} (q = ${c.program.ledgerQ.toPrecision(3)}, δ = ${c.program.delta.toExponential(1)})`);
+const fleet = await Fleet.start({ programs: cells.map((c) => c.program.spec), population: N, shards: parseShardScheme(v.shards), outDir: join(outDir, 'fleet'), seed: Number(v.seed), batch: Number(v.batch), ...(v.threads ? { threads: Number(v.threads) } : {}) });
 
 interface Result {
   readonly key: string;
@@ -140,6 +143,9 @@ interface Result {
   readonly seconds: number;
   readonly updatesPerSecond: number;
   readonly meanUpdates: number;
+  /** Online devices that checked in, and those the coordinator sampled, per round (means). */
+  readonly meanCheckIns: number;
+  readonly meanSampled: number;
   readonly finalClip: number;
 }
 // an earlier run's cells (--append) are kept, and not run again
@@ -176,6 +182,8 @@ try {
       seconds: (performance.now() - tc) / 1000,
       updatesPerSecond: s.updatesPerSecond,
       meanUpdates: s.rounds.length ? s.rounds.reduce((a, x) => a + x.updates, 0) / s.rounds.length : 0,
+      meanCheckIns: s.rounds.length ? s.rounds.reduce((a, x) => a + x.checkIns, 0) / s.rounds.length : 0,
+      meanSampled: s.rounds.length ? s.rounds.reduce((a, x) => a + x.sampled, 0) / s.rounds.length : 0,
       finalClip: s.rounds.length ? s.rounds[s.rounds.length - 1].clipNorm : Number.NaN,
     };
     results.push(r);
@@ -187,17 +195,17 @@ try {
   // the table
   const pct = (x: number | undefined): string => (x === undefined ? '–' : `${(x * 100).toFixed(0)}%`);
   const lines = [
-    `| cell | cohort | ε (target) | z | mean held-out loss | gain kept | TinyStories forgetting | updates/round | wall time |`,
+    `| cell | cohort | ε (target) | z | mean held-out loss | gain kept | TinyStories forgetting | check-ins / sampled / updates per round | wall time |`,
     `|---|---:|---:|---:|---:|---:|---:|---:|---:|`,
     `| base only | – | – | – | ${base.mean.toFixed(3)} | – | – | – | – |`,
-    ...[...results].sort((a, b) => a.cohort - b.cohort || (a.kind === b.kind ? 0 : a.kind === 'non-private' ? -1 : b.kind === 'non-private' ? 1 : a.kind === 'dp' ? -1 : 1) || (b.epsilonTarget ?? 0) - (a.epsilonTarget ?? 0)).map((r) => `| ${r.kind === 'non-private' ? 'non-private FedAvg' : r.kind === 'dp' ? 'DP-FedAvg (central)' : 'DP-FedAvg, SecAgg (distributed)'} | ${r.cohort} | ${r.kind === 'non-private' ? '∞' : `${r.epsilon.toFixed(2)} (${r.epsilonTarget})`} | ${r.kind === 'non-private' ? '–' : r.z.toFixed(3)} | ${r.loss.toFixed(3)} | ${r.kind === 'non-private' ? '100%' : pct(r.kept)} | ${(r.forgetting * 100).toFixed(1)}% | ${r.meanUpdates.toFixed(0)} | ${r.seconds.toFixed(0)} s |`),
+    ...[...results].sort((a, b) => a.cohort - b.cohort || (a.kind === b.kind ? 0 : a.kind === 'non-private' ? -1 : b.kind === 'non-private' ? 1 : a.kind === 'dp' ? -1 : 1) || (b.epsilonTarget ?? 0) - (a.epsilonTarget ?? 0)).map((r) => `| ${r.kind === 'non-private' ? 'non-private FedAvg' : r.kind === 'dp' ? 'DP-FedAvg (central)' : 'DP-FedAvg, SecAgg (distributed)'} | ${r.cohort} | ${r.kind === 'non-private' ? '∞' : `${r.epsilon.toFixed(2)} (${r.epsilonTarget})`} | ${r.kind === 'non-private' ? '–' : r.z.toFixed(3)} | ${r.loss.toFixed(3)} | ${r.kind === 'non-private' ? '100%' : pct(r.kept)} | ${(r.forgetting * 100).toFixed(1)}% | ${(r.meanCheckIns ?? 0).toFixed(0)} / ${(r.meanSampled ?? 0).toFixed(0)} / ${r.meanUpdates.toFixed(0)} | ${r.seconds.toFixed(0)} s |`),
   ];
   const table = lines.join('\n');
 
   // projection: the noise on the mean update is z·C/n; the accountant gives z for each cohort n at ε = 8
   const best = results.filter((r) => r.kind === 'dp' && r.epsilon <= 8.0001).reduce((m, r) => Math.max(m, r.kept ?? -Infinity), -Infinity);
   const delta = cells[0].program.delta;
-  const zFor = (n: number, eps: number): number => calibrateSigma(Math.min(N, Math.ceil(n + 3 * Math.sqrt(n))) / N, rounds, eps, delta);
+  const zFor = (n: number, eps: number): number => calibrateSigma(n / N, rounds, eps, delta);
   const measured = results.filter((r) => r.kind === 'dp' && r.kept !== undefined).map((r) => ({ noise: r.z / r.cohort, kept: r.kept as number, key: r.key }));
   const sizes = [100, 200, 500, 1000, 2000, 5000, 10_000].filter((n) => n <= N);
   const projection = sizes.map((n) => ({ cohort: n, z8: zFor(n, 8), noisePerC: zFor(n, 8) / n }));

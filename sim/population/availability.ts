@@ -3,10 +3,8 @@
  *
  * Each device has its own probability of being online in a round (uniform in mean ± spread/2,
  * one byte per device), and every device that starts a round's work drops out before uploading
- * with a common probability. A round's check-ins are a Poisson sample: device i checks in
- * independently with probability q (the program's sampling rate) and only if it is online, so
- * its inclusion probability is q·online_i ≤ q — the rate the privacy ledger charges is an upper
- * bound (the subsampled Gaussian's RDP is monotone in q).
+ * with a common probability. {@link drawOnline} gives a round's online devices: every one of
+ * them checks in, and the coordinator's sampling (server/sampling.ts) picks who works.
  */
 import type { Rng } from '../../random/rng.js';
 import { seededRng } from '../../random/rng.js';
@@ -48,19 +46,20 @@ export function buildAvailability(o: AvailabilityOptions): Availability {
   return { online, dropout };
 }
 
-/** One device's work in a round: its index and whether it will drop out before uploading. */
+/** One online device in a round: its index and whether it would drop out before uploading. */
 export interface Draw {
   readonly index: number;
   readonly dropsOut: boolean;
 }
 
-/** The devices that check in to a round: Poisson(q) over the population, online ones only. */
-export function drawRound(rng: Rng, q: number, availability: Availability): Draw[] {
-  if (!(q > 0 && q <= 1)) throw new RangeError(`drawRound: q must be in (0, 1], got ${q}`);
+/**
+ * The devices online this round (device i independently with its own probability), each with
+ * whether it would drop out before uploading should the coordinator sample it.
+ */
+export function drawOnline(rng: Rng, availability: Availability): Draw[] {
   const out: Draw[] = [];
   const { online, dropout } = availability;
   for (let i = 0; i < online.length; i++) {
-    if (rng.nextFloat() >= q) continue;
     if (rng.nextFloat() >= online[i] / 255) continue;
     out.push({ index: i, dropsOut: rng.nextFloat() < dropout });
   }

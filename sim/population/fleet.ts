@@ -3,8 +3,11 @@
  * shards as pointers into the partner domains' text, availability), a real coordinator on a
  * loopback port hosting one or more programs, and worker threads that run the devices through
  * the real Device library. The fleet enrols its devices in a program, and runs that program's
- * rounds one at a time: a Poisson sample of the online devices checks in and trains, some drop
- * out, and the round is closed once every sampled device has answered.
+ * rounds one at a time: every device the availability model puts online checks in (one signed
+ * CheckIn each), the coordinator's sampling (server/sampling.ts: one Bernoulli(q) coin per
+ * check-in under poisson) picks who works, the others get a ComeBack; the fleet ends the
+ * selection once every online device's check-in was answered, some sampled devices drop out
+ * before uploading, and the round closes once every sampled device has answered.
  */
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
@@ -16,7 +19,7 @@ import { seededRng, type Rng } from '../../random/rng.js';
 import { startCoordinator, type ProgramSpec, type RunningCoordinator } from '../../server/index.js';
 import { DOMAIN_NAMES, loadDomains, loadTinyStoriesHeldOut, type DomainName } from '../domains.js';
 import { mean, type LossRow } from '../report.js';
-import { buildAvailability, drawRound, type Availability } from './availability.js';
+import { buildAvailability, drawOnline, type Availability } from './availability.js';
 import type { FleetStatus } from './fleet-progress.js';
 import type { FleetOutcome, FleetProgram, FleetReply, FleetRequest, FleetTask, FleetWorkerData } from './fleet-worker.js';
 import { PopulationIdentities } from './identities.js';
@@ -36,6 +39,8 @@ export interface FleetOptions {
   readonly sizeSigma?: number;
   /** Mean online probability per round. Default 0.8. */
   readonly online?: number;
+  /** Width of the per-device spread of online probabilities around the mean. Default 0.3. */
+  readonly onlineSpread?: number;
   /** Probability a working device drops out before uploading. Default 0.05. */
   readonly dropout?: number;
   readonly domains?: readonly DomainName[];
@@ -45,8 +50,14 @@ export interface FleetOptions {
   readonly threads?: number;
   /** gRPC channels per worker. Default 2. */
   readonly channels?: number;
-  /** Devices one worker runs at once. Default 4. */
+  /** Sampled devices one worker runs at once (all at once under secure aggregation). Default 16. */
   readonly concurrency?: number;
+  /** Check-ins one worker has in flight at once. Default 64. */
+  readonly checkInConcurrency?: number;
+  /** Most devices of a worker trained together as one tensor program (sim/batching-trainer.ts); 1 = each alone. Default 8. */
+  readonly batch?: number;
+  /** How long (ms) a cohort's first training request waits for more devices to join. Default 0: the next macrotask. */
+  readonly batchLingerMs?: number;
   /**
    * The coordinator's data dir. Default: a fresh folder in /dev/shm when there is one (its
    * database syncs every enrolment to disk, which then dominates enrolling a population), else
@@ -63,7 +74,16 @@ export interface FleetRound {
   readonly round: number;
   readonly roundId: string;
   readonly state: 'COMPLETED' | 'FAILED';
+  /** Online devices that checked in (each got the coordinator's coin). */
+  readonly checkIns: number;
+  /** Devices the coordinator sampled. */
   readonly sampled: number;
+  /** Check-ins that failed or were refused for another reason than not being sampled. */
+  readonly checkInFailures: number;
+  /** From the round's open (the first check-in) to the last check-in's answer. */
+  readonly checkInSeconds: number;
+  /** Device runs trained in a cohort of several (BatchingTrainer), the cohorts, and the largest. */
+  readonly batched: { readonly runs: number; readonly cohorts: number; readonly largest: number };
   readonly counts: Readonly<Record<FleetOutcome, number>>;
   /** Update norms (before clipping) of the accepted updates. */
   readonly norms: readonly number[];
@@ -131,7 +151,7 @@ export class Fleet {
     rmSync(join(o.outDir, 'scratch'), { recursive: true, force: true });
     const rss0 = process.memoryUsage().rss;
     const shards = buildShards({ domainLengths: domainTexts.map((t) => t.length), devices: N, scheme: o.shards ?? { kind: 'dirichlet', alpha: 0.3 }, meanChars: o.meanChars, sizeSigma: o.sizeSigma, seed });
-    const availability = buildAvailability({ devices: N, online: o.online, dropout: o.dropout, seed: seed + 1 });
+    const availability = buildAvailability({ devices: N, online: o.online, spread: o.onlineSpread, dropout: o.dropout, seed: seed + 1 });
     const identities = new PopulationIdentities(join(o.outDir, 'population'), N);
     const tablesRss = process.memoryUsage().rss - rss0;
     await initBackend();
@@ -163,7 +183,10 @@ export class Fleet {
             shards: { segStart: shards.segStart, segDomain: shards.segDomain, segOffset: shards.segOffset, segLength: shards.segLength },
             scratchDir: join(o.outDir, 'scratch'),
             channels: o.channels ?? 2,
-            concurrency: o.concurrency ?? 4,
+            concurrency: o.concurrency ?? 16,
+            checkInConcurrency: o.checkInConcurrency ?? 64,
+            batch: o.batch ?? 8,
+            batchLingerMs: o.batchLingerMs ?? 0,
             seed,
           };
           const worker = new Worker(new URL('./fleet-worker.js', import.meta.url), { workerData: data });
@@ -231,10 +254,7 @@ export class Fleet {
     const program = this.program(programId);
     // enrolments recorded in the population's files count only if this coordinator knows them
     const store = this.running.coordinator.store;
-    const known = await Promise.all(Array.from({ length: this.population }, async (_, i) => {
-      const id = this.identities.deviceId(programId, i);
-      return id !== undefined && (await store.device(id)) !== undefined;
-    }));
+    const known = await Promise.all(Array.from({ length: this.population }, (_, i) => this.identities.deviceId(programId, i)).map(async (id) => (id ? (await store.device(id)) !== undefined : false)));
     const todo = known.flatMap((k, i) => (k ? [] : [i]));
     const n = this.workers.length;
     const replies = this.until((_, m) => (m.type === 'enrolled' && m.programId === programId ? m : undefined), n);
@@ -247,14 +267,20 @@ export class Fleet {
   }
 
   /**
-   * Run the next round of `programId`: wait for it to open, draw its check-ins (Poisson at rate
-   * q over the online devices), let them work, close the round once every one has answered, and
-   * wait for its end. `status` (if given) follows the devices.
+   * Run the next round of `programId`: wait for it to open; every device online this round (the
+   * availability model) checks in once and the coordinator's coins pick who works; once every
+   * check-in has been answered the selection ends (endSelectionNow: no other device can come);
+   * the sampled devices train (batched per worker) and upload or drop out; then the round closes
+   * and the fleet waits for its end. `status` (if given) follows the devices. The program must
+   * sample (`sampling.scheme` poisson or fixed-cohort), not take the first devices that come.
+   * `options.batch` overrides the fleet's batch size for this round.
    */
-  async runRound(programId: string, q: number, status?: FleetStatus): Promise<FleetRound | undefined> {
-    const runner = this.running.coordinator.program(programId).runner;
+  async runRound(programId: string, status?: FleetStatus, options: { readonly batch?: number } = {}): Promise<FleetRound | undefined> {
+    const coordinatorProgram = this.running.coordinator.program(programId);
+    const runner = coordinatorProgram.runner;
     const boxKey = this.boxKeys.get(programId);
     if (!boxKey) throw new RangeError(`Fleet.runRound: enrol the population in ${programId} first`);
+    if (coordinatorProgram.spec.sampling.scheme === 'first-come') throw new RangeError(`Fleet.runRound: program ${programId} samples first-come; a fleet checks in every online device, so its program must use sampling.scheme "poisson" (or "fixed-cohort")`);
     let open = runner.openRound;
     for (let waited = 0; !open && !runner.done; waited += 25) {
       if (waited > 120_000) throw new Error(`Fleet.runRound: no round of ${programId} opened within 2 minutes (${runner.status().reason})`);
@@ -269,65 +295,73 @@ export class Fleet {
         if (e.roundId === roundId && (e.state === 'COMPLETED' || e.state === 'FAILED')) resolve(e);
       });
     });
+    const handlers: ((w: number, m: FleetReply) => void)[] = [];
     try {
-      const draws = drawRound(this.rng, q, this.availability);
+      const online = drawOnline(this.rng, this.availability);
       const n = this.workers.length;
       const tasks: FleetTask[][] = Array.from({ length: n }, () => []);
-      draws.forEach((d, k) => tasks[k % n].push({ index: d.index, deviceId: this.identities.deviceId(programId, d.index), dropsOut: d.dropsOut }));
-      if (status) Object.assign(status, { round, sampled: draws.length, done: 0, dropped: 0, phase: 'training' });
+      online.forEach((d, k) => tasks[k % n].push({ index: d.index, deviceId: this.identities.deviceId(programId, d.index), dropsOut: d.dropsOut }));
+      if (status) Object.assign(status, { round, sampled: 0, done: 0, dropped: 0, phase: `check-ins (${online.length} online)` });
       const t0 = performance.now();
       const counts = Object.fromEntries(OUTCOMES.map((k) => [k, 0])) as Record<FleetOutcome, number>;
       const norms: number[] = [];
       const errors: string[] = [];
       let trainSeconds = 0;
+      let sampled = 0;
+      let checkInFailures = 0;
+      let checkInSeconds = 0;
       const elu0 = performance.eventLoopUtilization();
-      const results = this.until(
-        (_, m) => (m.type === 'task' && m.programId === programId && m.round === round ? m : undefined),
-        draws.length,
-        (m) => {
-          counts[m.outcome]++;
-          if (m.outcome === 'uploaded') {
-            norms.push(m.updateNorm);
-            trainSeconds += m.trainSeconds;
-          }
-          if (m.outcome === 'error' || m.outcome === 'rejected') errors.push(`device ${m.index}: ${m.message}`);
-          if (status) {
-            if (m.outcome === 'uploaded') status.done++;
-            else status.dropped++;
-            status.updatesPerSecond = counts.uploaded / ((performance.now() - t0) / 1000);
-          }
-        },
-      );
-      // secure aggregation: its selection ends once every sampled device has checked in (or ended)
-      let arrived = 0;
-      const arrive = (): void => {
-        if (++arrived === draws.length) runner.endSelectionNow();
+      const on = (h: (w: number, m: FleetReply) => void): void => {
+        handlers.push(h);
+        this.handlers.add(h);
       };
-      const checkedIn = new Set<number>();
-      const onCheckIn = (_: number, m: FleetReply): void => {
-        if (m.type === 'checked-in' && m.programId === programId && m.round === round && !checkedIn.has(m.index)) {
-          checkedIn.add(m.index);
-          arrive();
-        } else if (m.type === 'task' && m.programId === programId && m.round === round && !checkedIn.has(m.index)) {
-          checkedIn.add(m.index);
-          arrive();
+      on((_, m) => {
+        if (m.type !== 'task' || m.programId !== programId || m.round !== round) return;
+        counts[m.outcome]++;
+        if (m.outcome === 'uploaded') {
+          norms.push(m.updateNorm);
+          trainSeconds += m.trainSeconds;
         }
-      };
-      this.handlers.add(onCheckIn);
-      results.finally(() => this.handlers.delete(onCheckIn)).catch(() => undefined);
-      const done = this.until((w, m) => (m.type === 'round-done' && m.programId === programId && m.round === round ? ([w, m.busy] as const) : undefined), n);
+        if (m.outcome === 'error' || m.outcome === 'rejected') errors.push(`device ${m.index}: ${m.message}`);
+        if (status) {
+          if (m.outcome === 'uploaded') status.done++;
+          else status.dropped++;
+          status.updatesPerSecond = counts.uploaded / ((performance.now() - t0) / 1000);
+        }
+      });
+      // every online device's check-in answered: nobody else can be sampled, so the selection ends
+      // (under secure aggregation this also starts its protocol among the sampled devices)
+      const checkedIn = this.until((_, m) => (m.type === 'checked-in' && m.programId === programId && m.round === round ? m : undefined), n, (m) => {
+        sampled += m.sampled;
+        counts['not-selected'] += m.notSampled;
+        checkInFailures += m.failed;
+        if (m.message) errors.push(m.message);
+        if (status) status.sampled = sampled;
+      });
+      const done = this.until((w, m) => (m.type === 'round-done' && m.programId === programId && m.round === round ? ([w, m] as const) : undefined), n);
+      done.catch(() => undefined); // a worker's error rejects checkedIn too, which is awaited first
       const program = this.program(programId);
-      this.workers.forEach((w, k) => w.postMessage({ type: 'round', program, round, roundId, allAtOnce: this.running.coordinator.program(programId).spec.secagg !== undefined, programBoxPublicKey: boxKey, tasks: tasks[k] } satisfies FleetRequest));
-      await results;
+      this.workers.forEach((w, k) => w.postMessage({ type: 'round', program, round, roundId, allAtOnce: coordinatorProgram.spec.secagg !== undefined, programBoxPublicKey: boxKey, tasks: tasks[k], ...(options.batch !== undefined ? { batch: options.batch } : {}) } satisfies FleetRequest));
+      await checkedIn;
+      checkInSeconds = (performance.now() - t0) / 1000;
+      if (runner.openRound?.id === roundId) runner.endSelectionNow();
+      if (status) status.phase = 'training';
       const workerBusy = new Array<number>(n).fill(0);
-      for (const [w, b] of await done) workerBusy[w] = b;
+      const batched = { runs: 0, cohorts: 0, largest: 0 };
+      for (const [w, m] of await done) {
+        workerBusy[w] = m.busy;
+        batched.runs += m.batched.runs;
+        batched.cohorts += m.batched.cohorts;
+        batched.largest = Math.max(batched.largest, m.batched.largest);
+      }
       const seconds = (performance.now() - t0) / 1000;
       const mainThreadBusy = performance.eventLoopUtilization(elu0).utilization;
       if (status) status.phase = 'aggregating';
-      if (runner.openRound?.id === roundId && !runner.closeRoundNow('every sampled device answered')) runner.endSelectionNow();
+      if (runner.openRound?.id === roundId) runner.closeRoundNow('every sampled device answered');
       const e = await ended;
-      return { round, roundId, state: e.state === 'COMPLETED' ? 'COMPLETED' : 'FAILED', sampled: draws.length, counts, norms, seconds, trainSeconds, workerBusy, mainThreadBusy, epsilonSpent: e.epsilonSpent, clipNorm: e.clipNorm, errors };
+      return { round, roundId, state: e.state === 'COMPLETED' ? 'COMPLETED' : 'FAILED', checkIns: online.length, sampled, checkInFailures, checkInSeconds, batched, counts, norms, seconds, trainSeconds, workerBusy, mainThreadBusy, epsilonSpent: e.epsilonSpent, clipNorm: e.clipNorm, errors };
     } finally {
+      for (const h of handlers) this.handlers.delete(h);
       sub?.unsubscribe();
     }
   }

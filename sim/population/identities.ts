@@ -6,19 +6,20 @@
  * An idle device therefore costs nothing but its enrolments' device ids; keys exist only while
  * the device works.
  */
-import { createHash, createPrivateKey, createPublicKey, randomBytes } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, randomBytes, sign as cryptoSign, type KeyObject } from 'node:crypto';
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import nacl from 'tweetnacl';
 import type { DeviceIdentityStore, Enrolment } from '../../client/index.js';
+import { signedMessage } from '../../privacy/sign.js';
+import { fullMethodName, signingPayload } from '../../proto/signing.js';
 
 const SEED_FILE = 'population.seed';
 const enrolmentsFile = (programId: string): string => `enrolments-${programId}.tsv`;
 
 /** Device i's keys, derived from the population's master secret. */
 export function deriveDeviceKeys(master: Uint8Array, index: number): { sign: nacl.SignKeyPair; box: nacl.BoxKeyPair } {
-  if (!(master instanceof Uint8Array) || master.length !== 32) throw new TypeError('deriveDeviceKeys: master must be 32 bytes');
-  if (!Number.isSafeInteger(index) || index < 0) throw new RangeError(`deriveDeviceKeys: index must be a non-negative integer, got ${index}`);
+  checkMaster('deriveDeviceKeys', master, index);
   const part = (label: string): Uint8Array => Uint8Array.from(createHash('sha256').update(master).update(`fedtune-population/${label}/${index}`).digest());
   const signSeed = part('sign');
   const boxSecret = part('box');
@@ -34,6 +35,29 @@ export function deriveDeviceKeys(master: Uint8Array, index: number): { sign: nac
   secretKey.set(signSeed);
   secretKey.set(signPublic, 32);
   return { sign: { publicKey: signPublic, secretKey }, box: { publicKey: raw(boxSecret, 'X25519'), secretKey: boxSecret } };
+}
+
+function checkMaster(fn: string, master: Uint8Array, index: number): void {
+  if (!(master instanceof Uint8Array) || master.length !== 32) throw new TypeError(`${fn}: master must be 32 bytes`);
+  if (!Number.isSafeInteger(index) || index < 0) throw new RangeError(`${fn}: index must be a non-negative integer, got ${index}`);
+}
+
+/** Device i's Ed25519 signing key as a node:crypto key object (its seed as in {@link deriveDeviceKeys}; no public or box key is derived). */
+export function deriveSignKey(master: Uint8Array, index: number): KeyObject {
+  checkMaster('deriveSignKey', master, index);
+  const d = createHash('sha256').update(master).update(`fedtune-population/sign/${index}`).digest('base64url');
+  return createPrivateKey({ key: { kty: 'OKP', crv: 'Ed25519', d, x: d }, format: 'jwk' });
+}
+
+/**
+ * The `auth` field of a request `method` ("fedtune.v1.Coordinator/CheckIn") of `programId`, signed
+ * by device i's key (what client/rpc.ts authFor makes, with one key import and no other
+ * derivation: a fleet's check-ins sign thousands of these per round).
+ */
+export function populationAuth(master: Uint8Array, index: number, deviceId: string, method: string, request: Record<string, unknown>, programId: string, now = Date.now(), nonce = randomBytes(16).toString('hex')): { deviceId: string; nonce: string; timestampMs: number; signature: Buffer } {
+  const full = fullMethodName(method);
+  const message = signedMessage({ method: full, programId }, deviceId, nonce, now, signingPayload(full, request));
+  return { deviceId, nonce, timestampMs: now, signature: cryptoSign(null, message, deriveSignKey(master, index)) };
 }
 
 /** A population's identities in one folder (see the file comment). */

@@ -1,10 +1,11 @@
 /**
  * A population-mode simulation: N virtual devices (identities from one seed file, shards as
  * pointers into the partner domains' text, an availability model) enrol with a real
- * coordinator over loopback gRPC; each round a Poisson sample of the online devices checks in
- * and trains through the real Device library in worker threads (each loads the base once and
- * lends it to the devices it hosts), some drop out before uploading, and the round closes once
- * every sampled device has answered. Every new global adapter is evaluated on each domain's
+ * coordinator over loopback gRPC; each round every online device checks in, the coordinator's
+ * Poisson coins (rate q = cohort / N) pick who works, and the sampled devices train through the
+ * real Device library in worker threads (each loads the base once and lends it to the devices it
+ * hosts; the devices training at the same time run as one tensor program), some drop out before
+ * uploading, and the round closes once every sampled device has answered. Every new global adapter is evaluated on each domain's
  * held-out text and on TinyStories (forgetting); a status line, a JSON summary and an SVG plot
  * come out.
  */
@@ -24,7 +25,7 @@ import type { ShardScheme } from './shards.js';
 export interface PopulationOptions {
   /** Virtual devices. Default 10,000. */
   readonly population?: number;
-  /** Expected devices per round: the Poisson sampling rate is q = cohort / population. Default 100. */
+  /** Expected sampled devices per round were every device online: the coordinator's Poisson rate is q = cohort / population. Default 100. */
   readonly cohort?: number;
   /** Default 5. */
   readonly rounds?: number;
@@ -57,8 +58,10 @@ export interface PopulationOptions {
   readonly threads?: number;
   /** gRPC channels per worker. Default 2. */
   readonly channels?: number;
-  /** Devices one worker runs at once. Default 4. */
+  /** Sampled devices one worker runs at once. Default 16. */
   readonly concurrency?: number;
+  /** Most devices of a worker trained together in one tensor program; 1 = each alone. Default 8. */
+  readonly batch?: number;
   /** 'none', 'dp' (central noise) or 'dp+secagg' (distributed noise under secure aggregation). Default 'none'. */
   readonly privacy?: 'none' | 'dp' | 'dp+secagg';
   /** Clip norm C (the starting one under adaptive clipping). Default 0.5. */
@@ -94,6 +97,8 @@ export interface PopulationOptions {
 export interface PopulationRound extends LossRow {
   readonly round: number;
   readonly attempts: number;
+  /** Online devices that checked in (each got the coordinator's coin). */
+  readonly checkIns: number;
   readonly sampled: number;
   readonly updates: number;
   readonly dropped: number;
@@ -120,7 +125,7 @@ export interface PopulationSummary {
   readonly epsilon: number;
   readonly delta: number;
   readonly noiseMultiplier: number;
-  /** The sampling rate the ledger charges (≥ the Poisson rate used). */
+  /** The sampling rate the ledger charges: the coordinator's Poisson rate. */
   readonly ledgerQ: number;
   readonly poissonQ: number;
   readonly enrolment: { readonly devices: number; readonly seconds: number; readonly perSecond: number };
@@ -144,10 +149,8 @@ function positiveInt(name: string, v: number): number {
 /** A population program and the sampling it is accounted with. */
 export interface PopulationProgram {
   readonly spec: ProgramSpec;
-  /** Poisson rate of check-ins: cohort / population. */
+  /** The coordinator's Poisson rate: cohort / population (what the ledger charges). */
   readonly q: number;
-  /** The cohort cap the coordinator holds (expected + 3σ); the ledger charges cap / population. */
-  readonly cap: number;
   readonly ledgerQ: number;
   readonly delta: number;
   /** Noise multiplier (0 without DP). */
@@ -158,9 +161,10 @@ export interface PopulationProgram {
 }
 
 /**
- * The program of a population run: cohort cap expected + 3σ (so a Poisson draw is almost never
- * truncated; the ledger charges q = cap / N, an upper bound on the real rate), DP with z given
- * or calibrated by the accountant for `targetEpsilon` over the planned rounds at that q.
+ * The program of a population run: the coordinator samples (sampling.scheme poisson at
+ * q = cohort / N, with or without DP, so the baseline is sampled as the private cells are);
+ * cohortSize = cohort, the fixed denominator of the DP mean; DP with z given or calibrated by the
+ * accountant for `targetEpsilon` over the planned rounds at that q.
  */
 export function populationProgram(id: string, options: PopulationOptions = {}): PopulationProgram {
   const N = positiveInt('population', options.population ?? 10_000);
@@ -170,20 +174,21 @@ export function populationProgram(id: string, options: PopulationOptions = {}): 
   const privacy = options.privacy ?? 'none';
   const rank = options.rank ?? 4;
   const q = cohort / N;
-  const cap = Math.min(N, Math.ceil(cohort + 3 * Math.sqrt(cohort)));
-  const ledgerQ = cap / N;
+  const ledgerQ = q;
   const delta = options.delta ?? Math.min(1e-6, N ** -1.1);
   const dp = privacy !== 'none';
   let z = !dp ? 0 : (options.noiseMultiplier ?? (options.targetEpsilon !== undefined ? calibrateSigma(ledgerQ, rounds, options.targetEpsilon, delta) : 1));
   if (privacy === 'dp+secagg' && options.noiseMultiplier === undefined && options.targetEpsilon !== undefined) {
-    // distributed noise: each device adds its share for `cap` contributors, so the sum of n
-    // survivors holds z·√(n / cap) (the ledger charges that); size z for n a little below the
+    // distributed noise: each device adds its share for `cohort` contributors, so the sum of n
+    // survivors holds z·√(n / cohort) (the ledger charges that); size z for n a little below the
     // expected survivors (online × not dropping out), 3σ under it
     const expected = cohort * (options.online ?? 0.8) * (1 - (options.dropout ?? 0.05));
     const low = Math.max(1, expected - 3 * Math.sqrt(expected));
-    z *= Math.sqrt(cap / low);
+    z *= Math.sqrt(cohort / Math.min(cohort, low));
   }
-  // (the coordinator runs adaptive clipping only with central noise: SecAgg keeps the fixed clipNorm)
+  // (the coordinator runs adaptive clipping only with central noise: SecAgg keeps the fixed clipNorm);
+  // its count noise: the coordinator's default cohort/20, but at least 1/z, so the update keeps
+  // noise z_Δ = (z⁻² − (2σ_b)⁻²)^(-1/2) ≤ 1.16 z (Andrew et al. 2021) at small cohorts
   const adaptive = options.adaptiveClip ?? privacy === 'dp';
   const spec = programSpec({
     id,
@@ -192,7 +197,8 @@ export function populationProgram(id: string, options: PopulationOptions = {}): 
     enrolmentToken: TOKEN,
     lora: { rank, alpha: 2 * rank, targets: options.targets ?? ['wq', 'wv', 'wo', 'w2'], seed: options.seed ?? 1 },
     training: { steps: options.steps ?? 1, batchSize: options.batchSize ?? 4, seqLen: options.seqLen ?? 64, lr: options.lr ?? 5e-3, quant: 'int8', replayFraction: 0 },
-    cohortSize: cap,
+    cohortSize: cohort,
+    sampling: { scheme: 'poisson', rate: q, selectionMs: 30 * 60_000 },
     minUpdates: Math.max(1, Math.floor(cohort / 4)),
     minContributors: Math.min(2, cohort),
     overSelect: 1,
@@ -200,10 +206,10 @@ export function populationProgram(id: string, options: PopulationOptions = {}): 
     roundDeadlineMs: 60 * 60_000,
     retryDelayMs: 200,
     serverOptimizer: options.serverOptimizer ?? { kind: 'fedavg' },
-    dp: dp ? { mode: privacy === 'dp' ? 'central' : 'distributed', clipNorm: options.clipNorm ?? 0.5, noiseMultiplier: z, delta, population: N, ...(adaptive ? { adaptiveClip: {} } : {}) } : {},
+    dp: dp ? { mode: privacy === 'dp' ? 'central' : 'distributed', clipNorm: options.clipNorm ?? 0.5, noiseMultiplier: z, delta, population: N, ...(adaptive ? { adaptiveClip: { countNoiseStd: Math.max(cohort / 20, 1 / z) } } : {}) } : {},
     ...(privacy === 'dp+secagg' ? { secagg: { phaseTimeoutMs: options.secAggPhaseTimeoutMs ?? 20_000 } } : {}),
   });
-  return { spec, q, cap, ledgerQ, delta, z, privacy, cohort, rounds };
+  return { spec, q, ledgerQ, delta, z, privacy, cohort, rounds };
 }
 
 /**
@@ -227,10 +233,11 @@ export async function trainPopulation(fleet: Fleet, program: PopulationProgram, 
   try {
     while (runner.completedRounds < rounds && !runner.done) {
       if (++attempts > 4) throw new Error(`trainPopulation: ${attempts - 1} failed attempts at round ${runner.completedRounds + 1} of ${spec.id}; giving up`);
-      const r = await fleet.runRound(spec.id, q, progress.status);
+      const r = await fleet.runRound(spec.id, progress.status);
       if (!r) break;
       trainSeconds += r.seconds;
       updates += r.counts.uploaded;
+      if (r.checkInFailures) note(`round ${r.round}: ${r.checkInFailures} check-in(s) failed or were refused`);
       if (r.errors.length) note(`round ${r.round}: ${r.errors.length} device error(s), e.g. ${r.errors[0]}`);
       if (r.state !== 'COMPLETED') {
         note(`round ${r.round} (${r.roundId}) failed with ${r.counts.uploaded} of ${r.sampled} sampled devices' updates; a new draw follows`);
@@ -242,6 +249,7 @@ export async function trainPopulation(fleet: Fleet, program: PopulationProgram, 
         ...row,
         round: r.round,
         attempts,
+        checkIns: r.checkIns,
         sampled: r.sampled,
         updates: r.counts.uploaded,
         dropped: r.counts.dropped,
@@ -257,7 +265,7 @@ export async function trainPopulation(fleet: Fleet, program: PopulationProgram, 
       attempts = 0;
       Object.assign(progress.status, { heldOutLoss: pr.mean, epsilon: dp ? r.epsilonSpent : undefined, phase: 'next round' });
       note(
-        `${spec.id} round ${pr.round}: ${pr.updates}/${pr.sampled} updates (${pr.dropped} dropped, ${pr.notSelected} not taken) in ${r.seconds.toFixed(1)} s = ${pr.updatesPerSecond.toFixed(1)} updates/s; held-out ${pr.mean.toFixed(3)}, TinyStories ${pr.tinyStories.toFixed(3)}; norm ${pr.meanNorm.toFixed(3)}, C ${pr.clipNorm.toFixed(3)}${dp ? `; ε = ${r.epsilonSpent.toFixed(2)}` : ''}`,
+        `${spec.id} round ${pr.round}: ${pr.checkIns} check-ins, ${pr.updates}/${pr.sampled} sampled devices' updates (${pr.dropped} dropped, ${pr.notSelected} not taken) in ${r.seconds.toFixed(1)} s = ${pr.updatesPerSecond.toFixed(1)} updates/s; held-out ${pr.mean.toFixed(3)}, TinyStories ${pr.tinyStories.toFixed(3)}; norm ${pr.meanNorm.toFixed(3)}, C ${pr.clipNorm.toFixed(3)}${dp ? `; ε = ${r.epsilonSpent.toFixed(2)}` : ''}`,
       );
     }
   } finally {
@@ -276,7 +284,7 @@ export async function trainPopulation(fleet: Fleet, program: PopulationProgram, 
   );
   const summaryPath = join(options.outDir, 'summary.json');
   const summary: PopulationSummary = {
-    settings: { ...options.settings, program: spec.id, population: fleet.population, cohort: program.cohort, cap: program.cap, rounds, training: spec.training, lora: spec.lora, privacy, dp: spec.dp, serverOptimizer: spec.serverOptimizer },
+    settings: { ...options.settings, program: spec.id, population: fleet.population, cohort: program.cohort, sampling: spec.sampling, rounds, training: spec.training, lora: spec.lora, privacy, dp: spec.dp, serverOptimizer: spec.serverOptimizer },
     domains: fleet.domainNames,
     baseOnly,
     rounds: rows,
@@ -307,14 +315,14 @@ export async function runPopulation(options: PopulationOptions = {}): Promise<Po
   const log = options.log ?? ((l: string) => console.log(l));
   const outDir = options.outDir ?? join('out', 'population');
   const program = populationProgram('fleet', options);
-  const { spec, q, cap, z, delta, ledgerQ, privacy, rounds } = program;
+  const { spec, q, z, delta, ledgerQ, privacy, rounds } = program;
   rmSync(outDir, { recursive: true, force: true });
   const fleet = await Fleet.start({ ...options, programs: [spec], outDir });
   try {
     const baseOnly = fleet.evaluate('base only', spec.lora);
     const shards = options.shards ?? { kind: 'dirichlet', alpha: 0.3 };
     log(
-      `population ${fleet.population} devices (${shards.kind === 'natural' ? 'natural shards' : `dirichlet(${shards.alpha}) shards`}), Poisson q = ${q.toPrecision(3)} (cohort ≈ ${program.cohort}, cap ${cap}), ${rounds} rounds × ${spec.training.steps} step(s) of ${spec.training.batchSize}×${spec.training.seqLen} tokens; privacy ${privacy}${privacy !== 'none' ? ` (z = ${z.toFixed(3)}, δ = ${delta.toExponential(1)}, ledger q = ${ledgerQ.toPrecision(3)}${spec.dp.adaptiveClip ? ', adaptive clipping' : ''})` : ''}`,
+      `population ${fleet.population} devices (${shards.kind === 'natural' ? 'natural shards' : `dirichlet(${shards.alpha}) shards`}), the coordinator's Poisson q = ${q.toPrecision(3)} (cohort ≈ ${program.cohort} were all online), ${rounds} rounds × ${spec.training.steps} step(s) of ${spec.training.batchSize}×${spec.training.seqLen} tokens; privacy ${privacy}${privacy !== 'none' ? ` (z = ${z.toFixed(3)}, δ = ${delta.toExponential(1)}, ledger q = ${ledgerQ.toPrecision(3)}${spec.dp.adaptiveClip ? ', adaptive clipping' : ''})` : ''}`,
     );
     log(`base only: mean held-out loss ${baseOnly.mean.toFixed(3)}, TinyStories ${baseOnly.tinyStories.toFixed(3)}`);
     const enrolment = await fleet.enrol(spec.id);

@@ -21,11 +21,13 @@ describe('sim/population: a tiny fleet through the real coordinator', function (
       const s = await trainPopulation(fleet, program, { outDir: join(dir, 'out'), progress: false, log: () => undefined });
       assert.equal(s.rounds.length, 2);
       // devices that drop out train but send nothing (Device aborted before its upload)
-      assert.ok(s.rounds.reduce((n, r) => n + r.dropped, 0) > 0, 'no device dropped out at dropout 0.5');
+      assert.ok(s.rounds.reduce((n, r) => n + r.dropped, 0) > 0, `no device dropped out at dropout 0.5: ${JSON.stringify(s.rounds.map(({ domains: _d, ...r }) => r))}`);
       for (const r of s.rounds) {
         assert.ok(r.updates >= 2 && r.updates <= r.sampled, JSON.stringify(r));
         assert.equal(r.errors, 0);
-        assert.equal(r.updates + r.dropped + r.notSelected, r.sampled);
+        // every online device checked in once; the coordinator sampled some, the rest got a ComeBack
+        assert.equal(r.updates + r.dropped, r.sampled);
+        assert.equal(r.sampled + r.notSelected, r.checkIns);
       }
       // the ledger charged two rounds at the program's q and ε stays within the target
       assert.ok(s.epsilon > 0 && s.epsilon <= 8 + 1e-6, `ε ${s.epsilon}`);

@@ -3,7 +3,10 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import nacl from 'tweetnacl';
-import { deriveDeviceKeys, PopulationIdentities } from '../../../sim/population/identities.js';
+import { authFor } from '../../../client/rpc.js';
+import { signedMessage } from '../../../privacy/sign.js';
+import { signingPayload } from '../../../proto/signing.js';
+import { deriveDeviceKeys, populationAuth, PopulationIdentities } from '../../../sim/population/identities.js';
 
 describe('sim/population/identities', () => {
   it('derives each device its own keys, equal to what tweetnacl makes from the same seed and secret', () => {
@@ -24,6 +27,24 @@ describe('sim/population/identities', () => {
     assert.equal(seen.size, 20);
     assert.throws(() => deriveDeviceKeys(new Uint8Array(31), 0), TypeError);
     assert.throws(() => deriveDeviceKeys(master, -1), RangeError);
+  });
+
+  it('populationAuth signs exactly what authFor signs with the device keys, and tweetnacl verifies it', () => {
+    const master = nacl.randomBytes(32);
+    const req = { programId: 'p1', adapterVersion: 3 };
+    const method = 'fedtune.v1.Coordinator/CheckIn';
+    for (const i of [0, 7, 12345]) {
+      const keys = deriveDeviceKeys(master, i);
+      const nonce = Buffer.from(nacl.randomBytes(16)).toString('hex');
+      const mine = populationAuth(master, i, `dev-${i}`, method, req, 'p1', 1_700_000_000_000, nonce);
+      const ref = authFor(method, req, `dev-${i}`, keys.sign, { programId: 'p1', now: 1_700_000_000_000, nonce });
+      assert.deepEqual(new Uint8Array(mine.signature), new Uint8Array(ref.signature as Uint8Array));
+      assert.deepEqual({ ...mine, signature: 0 }, { ...ref, signature: 0 });
+      const msg = signedMessage({ method: `/${method}`, programId: 'p1' }, `dev-${i}`, nonce, 1_700_000_000_000, signingPayload(method, req));
+      assert.ok(nacl.sign.detached.verify(msg, new Uint8Array(mine.signature), keys.sign.publicKey));
+      // another device's key does not verify
+      assert.ok(!nacl.sign.detached.verify(msg, new Uint8Array(mine.signature), deriveDeviceKeys(master, i + 1).sign.publicKey));
+    }
   });
 
   it('persists one seed file and per-program enrolments; reopening gives the same keys and ids', () => {
