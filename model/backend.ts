@@ -10,6 +10,7 @@ import { installWasmCompareKernels } from './ops/wasm-compare.js';
 import { startThreadedWasm } from './ops/wasm-threads.js';
 import { nativeAddon } from './ops/native-addon.js';
 import { setNativeKernels, setNativeThreads } from './ops/native-kernels.js';
+import { setNativeAttention } from './ops/native-attention.js';
 
 /** Backends fedtune can run on. */
 export type BackendName = 'wasm' | 'cpu' | 'tensorflow';
@@ -52,6 +53,11 @@ export interface BackendOptions {
   readonly native?: boolean;
   /** Threads of the native products (default: FEDTUNE_NATIVE_THREADS, else `threads`). */
   readonly nativeThreads?: number;
+  /**
+   * With the native products, also run causal attention as one fused native op
+   * (ops/native-attention.ts; default: true unless FEDTUNE_NATIVE_ATTENTION=0).
+   */
+  readonly nativeAttention?: boolean;
 }
 
 let starting: Promise<BackendInfo> | undefined;
@@ -101,10 +107,13 @@ async function startBackend(choice: BackendChoice | undefined, options: BackendO
     const nt = options.nativeThreads ?? Number(process.env.FEDTUNE_NATIVE_THREADS ?? threads);
     if (!Number.isInteger(nt) || nt < 1 || nt > 64) throw new RangeError(`initBackend: nativeThreads must be an integer in [1, 64], got ${nt}`);
     setNativeThreads(nt);
-    if (setNativeKernels(wantNative)) {
+    const products = setNativeKernels(wantNative);
+    if (products) {
       const st = nativeAddon();
       nativeNote = ` + native sgemm (${st.loaded ? st.addon.isa() : '?'}, ${nt} thread${nt === 1 ? '' : 's'})`;
     }
+    const wantAttention = products && (options.nativeAttention ?? process.env.FEDTUNE_NATIVE_ATTENTION !== '0');
+    if (setNativeAttention(wantAttention)) nativeNote += ' + native attention';
   }
   let description: string = name;
   if (name === 'wasm') {

@@ -9,6 +9,7 @@ import type { FrozenBase, MatrixRef } from './frozen-base.js';
 import type { LoraAdapter } from './lora.js';
 import { batchMatMul, kernelMode, matMul } from './ops/matmul.js';
 import { leanRmsNorm, plus, scaled, swiglu, view } from './ops/lean-ops.js';
+import { fusedAttentionAvailable, fusedCausalAttention } from './ops/native-attention.js';
 import { applyRope, type RopeSpec } from './rope.js';
 import type { Rng } from '../random/rng.js';
 import type { MatrixName } from './weights.js';
@@ -163,7 +164,6 @@ export function forwardHidden(base: FrozenBase, tokens: Int32Array, batch: numbe
   // one transformer block: x [N, dim] → x [N, dim], with this layer's k and v (after RoPE, cache included)
   const block = (x: tf.Tensor2D, l: number, lora: Lora): { x: tf.Tensor2D; k: tf.Tensor4D; v: tf.Tensor4D } => {
     // attention (the mask is made here: a checkpointed rerun happens after the forward scope is gone)
-    const mask = sharedMask ?? tf.tensor2d(maskData, [rep * T, S]);
     const xn = rmsNorm(x, base.norm('att', l), c.normEps);
     const q = applyRope(heads(xn, l, 'wq', c.nHeads, lora), start, rope);
     let k = applyRope(heads(xn, l, 'wk', kvH, lora), start, rope);
@@ -173,6 +173,13 @@ export function forwardHidden(base: FrozenBase, tokens: Int32Array, batch: numbe
       k = tf.concat([prev.k, k], 1);
       v = tf.concat([prev.v, v], 1);
     }
+    if (!opts.cache && kernelMode() === 'fast' && fusedAttentionAvailable()) {
+      // one native op each way, saving q, k, v and row log-sum-exps (ops/native-attention.ts)
+      const fused = view<tf.Rank.R2>(fusedCausalAttention(q, k, v, invSqrt), [N, qDim(c)]);
+      const xf = plus(x, linear(fused, l, 'wo', lora));
+      return { x: feedForward(xf, l, lora), k, v };
+    }
+    const mask = sharedMask ?? tf.tensor2d(maskData, [rep * T, S]);
     // group the query heads that share a kv head: [B·kvH, rep·T, hs]
     // (view/plus/scaled: the same kernels as reshape/add/mul, without keeping inputs for backprop)
     const qg = view<tf.Rank.R3>(tf.transpose(view(q, [batch, T, kvH, rep, hs]), [0, 2, 3, 1, 4]), [batch * kvH, rep * T, hs]);
@@ -183,12 +190,15 @@ export function forwardHidden(base: FrozenBase, tokens: Int32Array, batch: numbe
     const att = batchMatMul(tf.softmax(scores) as tf.Tensor3D, vg);
     const merged = view<tf.Rank.R2>(tf.transpose(view(att, [batch, kvH, rep, T, hs]), [0, 3, 1, 2, 4]), [N, qDim(c)]);
     const xa = plus(x, linear(merged, l, 'wo', lora));
-    // SwiGLU feed-forward
+    return { x: feedForward(xa, l, lora), k, v };
+  };
+  // SwiGLU feed-forward with its residual
+  const feedForward = (xa: tf.Tensor2D, l: number, lora: Lora): tf.Tensor2D => {
     const hn = rmsNorm(xa, base.norm('ffn', l), c.normEps);
     const h1 = linear(hn, l, 'w1', lora);
     const h3 = linear(hn, l, 'w3', lora);
     const g = kernelMode() === 'fast' ? swiglu(h1, h3) : (tf.mul(tf.mul(h1, tf.sigmoid(h1)), h3) as tf.Tensor2D);
-    return { x: plus(xa, linear(g, l, 'w2', lora)), k, v };
+    return plus(xa, linear(g, l, 'w2', lora));
   };
 
   let x = base.embed(tokens);

@@ -19,6 +19,18 @@ export interface NativeAddon {
   isa(): string;
   /** Force an instruction set (tests); false when this CPU lacks it. */
   setIsa(name: 'generic' | 'avx2' | 'avx512'): boolean;
+  /**
+   * Fused causal attention (native/src/attention.cc): out [B, T, H, hs] = softmax(scale·q kᵀ,
+   * causal) v per query head, query head h reading kv head h / (H / kvH) of k, v [B, T, kvH, hs];
+   * lse [B, H, T] receives each row's log-sum-exp of the scaled scores. Threaded over B·kvH groups.
+   */
+  attentionForward(q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, lse: Float32Array, B: number, T: number, H: number, kvH: number, hs: number, scale: number, threads: number): void;
+  /** Gradient of {@link attentionForward} given dout [B, T, H, hs]: writes dq, dk and dv (overwritten). */
+  attentionBackward(q: Float32Array, k: Float32Array, v: Float32Array, lse: Float32Array, dout: Float32Array, dq: Float32Array, dk: Float32Array, dv: Float32Array, B: number, T: number, H: number, kvH: number, hs: number, scale: number, threads: number): void;
+  /** The instruction set of the attention kernels. */
+  attentionIsa(): string;
+  /** Force the attention kernels' instruction set (tests); false when this CPU lacks it. */
+  attentionSetIsa(name: 'generic' | 'avx2' | 'avx512'): boolean;
 }
 
 /** Whether the addon loaded, and if not, why. */

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "gemm.h"
+#include "parts.h"
 
 namespace {
 
@@ -194,9 +195,15 @@ napi_value Init(napi_env env, napi_value exports) {
       {"setIsa", nullptr, SetIsa, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, 3, props);
+  fedtune_attention_init(env, exports);
   return exports;
 }
 
 }  // namespace
+
+void fedtune_parallel_for(int nTasks, int nThreads, const std::function<void(int)>& job) {
+  if (!g_pool) g_pool = new Pool();
+  g_pool->run(nTasks, nThreads, job);
+}
 
 NAPI_MODULE(NODE_GYP_MODULE_NAME, Init)
