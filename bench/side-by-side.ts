@@ -7,7 +7,9 @@
  * 4 layers, 8 heads, hidden 688, vocab 512, 128 tokens) and the `stories260K` shape (dim 64,
  * 5 layers, 8 heads / 4 kv, hidden 172, vocab 512, 256 tokens). PyTorch runs with OpenBLAS
  * (LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp) and OMP_NUM_THREADS = threads.
- * Run: npm run bench:torch [-- --steps N] [-- --rounds N] [-- --breakdown] (breakdown: fedtune's memory by part).
+ * Run: npm run bench:torch [-- --steps N] [-- --rounds N] [-- --breakdown] (breakdown: fedtune's memory by part)
+ * [-- --before OTHER/dist/bench/side-by-side.js] (a third side: another build of fedtune, e.g. an
+ * older commit's, run in the same rotation, for before/after ratios from one run).
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
@@ -118,12 +120,15 @@ async function main(): Promise<void> {
   }
   buildTorch();
   const steps = Number(flag('--steps') ?? 10);
+  const before = flag('--before');
+  if (before !== undefined && !existsSync(before)) throw new Error(`--before: ${before} does not exist`);
   const rounds = Number(flag('--rounds') ?? 1);
   const backends = new Set<string>();
   const mib = (b: number): string => (b / 2 ** 20).toFixed(0);
   console.log(`load average before: ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
-  console.log('| shape | threads | fedtune tokens/s | PyTorch tokens/s | speed ratio | fedtune peak RSS (MiB) | PyTorch peak RSS (MiB) | RSS ratio | matMul GFLOP/s fedtune / PyTorch |');
-  console.log('|---|---|---|---|---|---|---|---|---|');
+  const bHead = before ? ' before tokens/s | before ratio |' : '';
+  console.log(`| shape | threads | fedtune tokens/s | PyTorch tokens/s | speed ratio |${bHead} fedtune peak RSS (MiB) | PyTorch peak RSS (MiB) | RSS ratio | matMul GFLOP/s fedtune / PyTorch |`);
+  console.log(`|---|---|---|---|---|${before ? '---|---|' : ''}---|---|---|---|`);
   let k = 0;
   for (let round = 0; round < rounds; round++) {
     for (const shape of Object.keys(SHAPES)) {
@@ -131,14 +136,22 @@ async function main(): Promise<void> {
         const runFedtune = (): Run => timed(process.execPath, [me, 'child', shape, String(threads), String(steps)], process.env);
         const torchEnv = { ...process.env, LD_LIBRARY_PATH: OPENBLAS, OMP_NUM_THREADS: String(threads) };
         const runTorch = (): Run => timed(BIN, [shape, String(steps), String(threads)], torchEnv);
-        // alternate which side goes first
-        let f: Run;
-        let p: Run;
-        if (k++ % 2 === 0) [f, p] = [runFedtune(), runTorch()];
-        else [p, f] = [runTorch(), runFedtune()];
+        const runBefore = (): Run => timed(process.execPath, [before as string, 'child', shape, String(threads), String(steps)], process.env);
+        // rotate which side goes first
+        const sides: (() => Run)[] = before ? [runFedtune, runTorch, runBefore] : [runFedtune, runTorch];
+        const shift = k++ % sides.length;
+        const results = new Map<() => Run, Run>();
+        for (let i = 0; i < sides.length; i++) {
+          const side = sides[(i + shift) % sides.length];
+          results.set(side, side());
+        }
+        const f = results.get(runFedtune) as Run;
+        const p = results.get(runTorch) as Run;
+        const b = results.get(runBefore);
         if (f.backend) backends.add(f.backend);
+        const bCols = b ? ` ${b.tokensPerSecond.toFixed(0)} | ${(b.tokensPerSecond / p.tokensPerSecond).toFixed(2)} |` : '';
         console.log(
-          `| ${shape} | ${threads} | ${f.tokensPerSecond.toFixed(0)} | ${p.tokensPerSecond.toFixed(0)} | ${(f.tokensPerSecond / p.tokensPerSecond).toFixed(2)} | ${mib(f.maxRss)} | ${mib(p.maxRss)} | ${(f.maxRss / p.maxRss).toFixed(2)} | ${f.matmulGflops.toFixed(1)} / ${p.matmulGflops.toFixed(1)} |`,
+          `| ${shape} | ${threads} | ${f.tokensPerSecond.toFixed(0)} | ${p.tokensPerSecond.toFixed(0)} | ${(f.tokensPerSecond / p.tokensPerSecond).toFixed(2)} |${bCols} ${mib(f.maxRss)} | ${mib(p.maxRss)} | ${(f.maxRss / p.maxRss).toFixed(2)} | ${f.matmulGflops.toFixed(1)} / ${p.matmulGflops.toFixed(1)} |`,
         );
       }
     }
