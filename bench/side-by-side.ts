@@ -67,11 +67,13 @@ async function child(shape: string, threads: number, steps: number, breakdown: b
   }
   await new LocalTrainer(base, ad, tokens, { ...opts, steps: 2 }).run();
   const mm1 = plainMatMulGflops();
+  const u0 = process.cpuUsage();
   const r = await new LocalTrainer(base, ad, tokens, { ...opts, steps }).run();
+  const u = process.cpuUsage(u0);
   const mm2 = plainMatMulGflops();
   const peakRssBytes = process.resourceUsage().maxRSS * 1024;
   const mu = process.memoryUsage();
-  process.stdout.write(`${JSON.stringify({ side: 'fedtune', backend: backend.description, config: shape, threads, steps, tokensPerSecond: r.tokensPerSecond, matmulGflops: (mm1 + mm2) / 2, peakRssBytes, lastLoss: r.lastLoss, wasmHeapBytes: wasmHeapBytes(), v8HeapTotal: mu.heapTotal, rss: mu.rss })}\n`);
+  process.stdout.write(`${JSON.stringify({ side: 'fedtune', backend: backend.description, config: shape, threads, steps, tokensPerSecond: r.tokensPerSecond, tokensPerCpuSecond: r.tokens / ((u.user + u.system) / 1e6), matmulGflops: (mm1 + mm2) / 2, peakRssBytes, lastLoss: r.lastLoss, wasmHeapBytes: wasmHeapBytes(), v8HeapTotal: mu.heapTotal, rss: mu.rss })}\n`);
 }
 
 function buildTorch(): void {
@@ -84,6 +86,8 @@ function buildTorch(): void {
 
 interface Run {
   tokensPerSecond: number;
+  /** Tokens per second of the process's own CPU time over the timed steps (absent from older builds). */
+  tokensPerCpuSecond?: number;
   matmulGflops: number;
   /** From /usr/bin/time -v ("Maximum resident set size"). */
   maxRss: number;
@@ -94,10 +98,10 @@ interface Run {
 function timed(cmd: string, args: string[], env: NodeJS.ProcessEnv): Run {
   const r = spawnSync('/usr/bin/time', ['-v', cmd, ...args], { encoding: 'utf8', env });
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed:\n${r.stderr}`);
-  const j = JSON.parse(r.stdout.trim().split('\n').pop() as string) as { tokensPerSecond: number; matmulGflops: number; backend?: string };
+  const j = JSON.parse(r.stdout.trim().split('\n').pop() as string) as { tokensPerSecond: number; tokensPerCpuSecond?: number; matmulGflops: number; backend?: string };
   const kb = /Maximum resident set size \(kbytes\): (\d+)/.exec(r.stderr);
   if (!kb) throw new Error('/usr/bin/time -v printed no maximum resident set size');
-  return { tokensPerSecond: j.tokensPerSecond, matmulGflops: j.matmulGflops, maxRss: Number(kb[1]) * 1024, backend: j.backend };
+  return { tokensPerSecond: j.tokensPerSecond, tokensPerCpuSecond: j.tokensPerCpuSecond, matmulGflops: j.matmulGflops, maxRss: Number(kb[1]) * 1024, backend: j.backend };
 }
 
 async function main(): Promise<void> {
@@ -127,8 +131,8 @@ async function main(): Promise<void> {
   const mib = (b: number): string => (b / 2 ** 20).toFixed(0);
   console.log(`load average before: ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
   const bHead = before ? ' before tokens/s | before ratio |' : '';
-  console.log(`| shape | threads | fedtune tokens/s | PyTorch tokens/s | speed ratio |${bHead} fedtune peak RSS (MiB) | PyTorch peak RSS (MiB) | RSS ratio | matMul GFLOP/s fedtune / PyTorch |`);
-  console.log(`|---|---|---|---|---|${before ? '---|---|' : ''}---|---|---|---|`);
+  console.log(`| shape | threads | fedtune tokens/s | PyTorch tokens/s | speed ratio |${bHead} fedtune peak RSS (MiB) | PyTorch peak RSS (MiB) | RSS ratio | matMul GFLOP/s fedtune / PyTorch | tokens per CPU second fedtune / PyTorch${before ? ' / before' : ''} |`);
+  console.log(`|---|---|---|---|---|${before ? '---|---|' : ''}---|---|---|---|---|`);
   let k = 0;
   for (let round = 0; round < rounds; round++) {
     for (const shape of Object.keys(SHAPES)) {
@@ -151,7 +155,7 @@ async function main(): Promise<void> {
         if (f.backend) backends.add(f.backend);
         const bCols = b ? ` ${b.tokensPerSecond.toFixed(0)} | ${(b.tokensPerSecond / p.tokensPerSecond).toFixed(2)} |` : '';
         console.log(
-          `| ${shape} | ${threads} | ${f.tokensPerSecond.toFixed(0)} | ${p.tokensPerSecond.toFixed(0)} | ${(f.tokensPerSecond / p.tokensPerSecond).toFixed(2)} |${bCols} ${mib(f.maxRss)} | ${mib(p.maxRss)} | ${(f.maxRss / p.maxRss).toFixed(2)} | ${f.matmulGflops.toFixed(1)} / ${p.matmulGflops.toFixed(1)} |`,
+          `| ${shape} | ${threads} | ${f.tokensPerSecond.toFixed(0)} | ${p.tokensPerSecond.toFixed(0)} | ${(f.tokensPerSecond / p.tokensPerSecond).toFixed(2)} |${bCols} ${mib(f.maxRss)} | ${mib(p.maxRss)} | ${(f.maxRss / p.maxRss).toFixed(2)} | ${f.matmulGflops.toFixed(1)} / ${p.matmulGflops.toFixed(1)} | ${[f, p, ...(b ? [b] : [])].map((x) => x.tokensPerCpuSecond?.toFixed(0) ?? '?').join(' / ')} |`,
         );
       }
     }
