@@ -11,6 +11,7 @@ import { startThreadedWasm } from './ops/wasm-threads.js';
 import { nativeAddon } from './ops/native-addon.js';
 import { setNativeKernels, setNativeThreads } from './ops/native-kernels.js';
 import { setNativeAttention } from './ops/native-attention.js';
+import { setNativeRowwise } from './ops/native-rowwise.js';
 
 /** Backends fedtune can run on. */
 export type BackendName = 'wasm' | 'cpu' | 'tensorflow';
@@ -54,10 +55,11 @@ export interface BackendOptions {
   /** Threads of the native products (default: FEDTUNE_NATIVE_THREADS, else `threads`). */
   readonly nativeThreads?: number;
   /**
-   * With the native products, also run causal attention as one fused native op
-   * (ops/native-attention.ts; default: true unless FEDTUNE_NATIVE_ATTENTION=0).
+   * With the native products, also run the fused native ops: causal attention
+   * (ops/native-attention.ts), RMSNorm and SwiGLU (ops/native-rowwise.ts). Default: true unless
+   * FEDTUNE_NATIVE_FUSED=0.
    */
-  readonly nativeAttention?: boolean;
+  readonly nativeFused?: boolean;
 }
 
 let starting: Promise<BackendInfo> | undefined;
@@ -112,8 +114,9 @@ async function startBackend(choice: BackendChoice | undefined, options: BackendO
       const st = nativeAddon();
       nativeNote = ` + native sgemm (${st.loaded ? st.addon.isa() : '?'}, ${nt} thread${nt === 1 ? '' : 's'})`;
     }
-    const wantAttention = products && (options.nativeAttention ?? process.env.FEDTUNE_NATIVE_ATTENTION !== '0');
-    if (setNativeAttention(wantAttention)) nativeNote += ' + native attention';
+    const wantFused = products && (options.nativeFused ?? process.env.FEDTUNE_NATIVE_FUSED !== '0');
+    const fused = [setNativeAttention(wantFused) ? 'attention' : '', setNativeRowwise(wantFused) ? 'rmsnorm, swiglu' : ''].filter((x) => x);
+    if (fused.length) nativeNote += ` + native ${fused.join(', ')}`;
   }
   let description: string = name;
   if (name === 'wasm') {

@@ -10,6 +10,7 @@ import type { LoraAdapter } from './lora.js';
 import { batchMatMul, kernelMode, matMul } from './ops/matmul.js';
 import { leanRmsNorm, plus, scaled, swiglu, view } from './ops/lean-ops.js';
 import { fusedAttentionAvailable, fusedCausalAttention } from './ops/native-attention.js';
+import { fusedRmsNorm, fusedRowwiseAvailable, fusedSwiglu } from './ops/native-rowwise.js';
 import { applyRope, type RopeSpec } from './rope.js';
 import type { Rng } from '../random/rng.js';
 import type { MatrixName } from './weights.js';
@@ -58,7 +59,7 @@ export interface ForwardResult {
 /** RMSNorm over the last axis: x / √(mean(x²) + eps) · w. */
 export function rmsNorm(x: tf.Tensor2D, w: tf.Tensor1D, eps: number): tf.Tensor2D {
   // fast mode: one op keeping x and w for backprop (the chain keeps x twice, x², x·r)
-  if (kernelMode() === 'fast') return leanRmsNorm(x, w, eps);
+  if (kernelMode() === 'fast') return fusedRowwiseAvailable() ? fusedRmsNorm(x, w, eps) : leanRmsNorm(x, w, eps);
   const ms = tf.mean(tf.square(x), -1, true);
   return tf.mul(tf.mul(x, tf.rsqrt(tf.add(ms, eps))), w);
 }
@@ -163,7 +164,6 @@ export function forwardHidden(base: FrozenBase, tokens: Int32Array, batch: numbe
 
   // one transformer block: x [N, dim] → x [N, dim], with this layer's k and v (after RoPE, cache included)
   const block = (x: tf.Tensor2D, l: number, lora: Lora): { x: tf.Tensor2D; k: tf.Tensor4D; v: tf.Tensor4D } => {
-    // attention (the mask is made here: a checkpointed rerun happens after the forward scope is gone)
     const xn = rmsNorm(x, base.norm('att', l), c.normEps);
     const q = applyRope(heads(xn, l, 'wq', c.nHeads, lora), start, rope);
     let k = applyRope(heads(xn, l, 'wk', kvH, lora), start, rope);
@@ -179,6 +179,7 @@ export function forwardHidden(base: FrozenBase, tokens: Int32Array, batch: numbe
       const xf = plus(x, linear(fused, l, 'wo', lora));
       return { x: feedForward(xf, l, lora), k, v };
     }
+    // the mask is made here: a checkpointed rerun happens after the forward scope is gone
     const mask = sharedMask ?? tf.tensor2d(maskData, [rep * T, S]);
     // group the query heads that share a kv head: [B·kvH, rep·T, hs]
     // (view/plus/scaled: the same kernels as reshape/add/mul, without keeping inputs for backprop)
@@ -197,7 +198,7 @@ export function forwardHidden(base: FrozenBase, tokens: Int32Array, batch: numbe
     const hn = rmsNorm(xa, base.norm('ffn', l), c.normEps);
     const h1 = linear(hn, l, 'w1', lora);
     const h3 = linear(hn, l, 'w3', lora);
-    const g = kernelMode() === 'fast' ? swiglu(h1, h3) : (tf.mul(tf.mul(h1, tf.sigmoid(h1)), h3) as tf.Tensor2D);
+    const g = kernelMode() !== 'fast' ? (tf.mul(tf.mul(h1, tf.sigmoid(h1)), h3) as tf.Tensor2D) : fusedRowwiseAvailable() ? fusedSwiglu(h1, h3) : swiglu(h1, h3);
     return plus(xa, linear(g, l, 'w2', lora));
   };
 

@@ -31,6 +31,14 @@ export interface NativeAddon {
   attentionIsa(): string;
   /** Force the attention kernels' instruction set (tests); false when this CPU lacks it. */
   attentionSetIsa(name: 'generic' | 'avx2' | 'avx512'): boolean;
+  /** y = x / √(mean(x²) + eps) · w for each of `rows` rows of `dim` values (native/src/rowwise.cc). */
+  rmsNormForward(x: Float32Array, w: Float32Array, y: Float32Array, rows: number, dim: number, eps: number, threads: number): void;
+  /** Gradient of {@link rmsNormForward}: dx always, dw (column sums) when not null. */
+  rmsNormBackward(x: Float32Array, w: Float32Array, dy: Float32Array, dx: Float32Array, dw: Float32Array | null, rows: number, dim: number, eps: number, threads: number): void;
+  /** y = a·σ(a)·b over n values. */
+  swigluForward(a: Float32Array, b: Float32Array, y: Float32Array, n: number, threads: number): void;
+  /** Gradient of {@link swigluForward}: da and db. */
+  swigluBackward(a: Float32Array, b: Float32Array, dy: Float32Array, da: Float32Array, db: Float32Array, n: number, threads: number): void;
 }
 
 /** Whether the addon loaded, and if not, why. */

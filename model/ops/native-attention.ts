@@ -6,7 +6,7 @@
  * their gradients: ~15 kernels per layer and a [B·H, T, T] probability tensor kept for backprop)
  * and keeps only q, k, v and the [B, H, T] row log-sum-exps; backprop recomputes the scores.
  * Installed by initBackend('wasm') when the addon loaded (FEDTUNE_NATIVE=0 or
- * FEDTUNE_NATIVE_ATTENTION=0 leaves the op chain); {@link fusedAttentionAvailable} says whether
+ * FEDTUNE_NATIVE_FUSED=0 leaves the op chain); {@link fusedAttentionAvailable} says whether
  * {@link fusedCausalAttention} may be called.
  */
 import * as tf from '@tensorflow/tfjs';

@@ -9,3 +9,6 @@ void fedtune_parallel_for(int nTasks, int nThreads, const std::function<void(int
 
 /** Add the fused causal attention functions to the addon's exports (attention.cc). */
 void fedtune_attention_init(napi_env env, napi_value exports);
+
+/** Add the fused RMSNorm and SwiGLU functions to the addon's exports (rowwise.cc). */
+void fedtune_rowwise_init(napi_env env, napi_value exports);

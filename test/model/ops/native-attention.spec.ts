@@ -181,11 +181,11 @@ describe('model/ops/native-attention (fused causal attention on the native addon
     tf.dispose([q, k]);
   });
 
-  it('FEDTUNE_NATIVE=0 and FEDTUNE_NATIVE_ATTENTION=0 leave the op chain', () => {
+  it('FEDTUNE_NATIVE=0 and FEDTUNE_NATIVE_FUSED=0 leave the op chain', () => {
     const backend = fileURLToPath(new URL('../../../model/backend.js', import.meta.url));
     const attention = fileURLToPath(new URL('../../../model/ops/native-attention.js', import.meta.url));
     const script = `const b = await import(${JSON.stringify(backend)}); const a = await import(${JSON.stringify(attention)}); const i = await b.initBackend('wasm'); console.log(JSON.stringify([i.description, a.fusedAttentionAvailable()]));`;
-    for (const env of [{ FEDTUNE_NATIVE: '0' }, { FEDTUNE_NATIVE_ATTENTION: '0' }]) {
+    for (const env of [{ FEDTUNE_NATIVE: '0' }, { FEDTUNE_NATIVE_FUSED: '0' }]) {
       const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', env: { ...process.env, ...env } });
       assert.equal(r.status, 0, r.stderr);
       const [desc, fused] = JSON.parse(r.stdout.trim()) as [string, boolean];
