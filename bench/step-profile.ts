@@ -11,7 +11,7 @@ import * as tf from '@tensorflow/tfjs';
 import { BOS, FrozenBase, initBackend, LocalTrainer, LoraAdapter, randomBase } from '../model/index.js';
 import { SHAPES } from './side-by-side-shapes.js';
 
-const stats = new Map<string, { n: number; ms: number }>();
+const stats = new Map<string, { n: number; ms: number; cpu: number }>();
 let depth = 0;
 /** FEDTUNE_PROFILE_SHAPES=1: one row per kernel and input shapes. */
 const byShape = process.env.FEDTUNE_PROFILE_SHAPES === '1';
@@ -28,14 +28,17 @@ function wrapKernels(): void {
         if (depth > 0) return f(args);
         depth++;
         const t0 = performance.now();
+        const c0 = process.cpuUsage();
         try {
           return f(args);
         } finally {
+          const c = process.cpuUsage(c0);
           depth--;
           const key = byShape ? `${name} ${Object.values(args.inputs).map((t) => `[${t?.shape}]`).join(' ')}` : name;
-          const s = stats.get(key) ?? { n: 0, ms: 0 };
+          const s = stats.get(key) ?? { n: 0, ms: 0, cpu: 0 };
           s.n++;
           s.ms += performance.now() - t0;
+          s.cpu += (c.user + c.system) / 1e3;
           stats.set(key, s);
         }
       }) as tf.KernelFunc,
@@ -60,14 +63,16 @@ async function main(): Promise<void> {
   const r = await new LocalTrainer(base, ad, tokens, { ...opts, steps }).run();
   const wall = performance.now() - t0;
   const cpu = process.cpuUsage(u0);
-  const rows = [...stats.entries()].sort((a, b) => b[1].ms - a[1].ms);
+  const rows = [...stats.entries()].sort((a, b) => b[1].cpu - a[1].cpu);
   const inKernels = rows.reduce((t, [, v]) => t + v.ms, 0);
+  const cpuKernels = rows.reduce((t, [, v]) => t + v.cpu, 0);
+  const cpuTotal = (cpu.user + cpu.system) / 1e3;
   const calls = rows.reduce((t, [, v]) => t + v.n, 0);
   console.log(`${shape}, ${info.description}; ${steps} steps, ${r.tokensPerSecond.toFixed(0)} tokens/s, ${(wall / steps).toFixed(1)} ms/step wall, ${((cpu.user + cpu.system) / 1e3 / steps).toFixed(1)} ms/step CPU; load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
-  console.log(`kernel calls per step ${(calls / steps).toFixed(0)}; in kernels ${(inKernels / steps).toFixed(1)} ms/step; outside (JS) ${((wall - inKernels) / steps).toFixed(1)} ms/step`);
-  console.log('| kernel | calls/step | ms/step | share |');
-  console.log('|---|---|---|---|');
-  for (const [name, v] of rows.slice(0, 25)) console.log(`| ${name} | ${(v.n / steps).toFixed(0)} | ${(v.ms / steps).toFixed(1)} | ${((100 * v.ms) / wall).toFixed(1)} % |`);
+  console.log(`kernel calls per step ${(calls / steps).toFixed(0)}; in kernels ${(inKernels / steps).toFixed(1)} ms/step wall, ${(cpuKernels / steps).toFixed(1)} CPU; outside (JS) ${((wall - inKernels) / steps).toFixed(1)} wall, ${((cpuTotal - cpuKernels) / steps).toFixed(1)} CPU`);
+  console.log('| kernel | calls/step | ms/step wall | ms/step CPU | share of CPU |');
+  console.log('|---|---|---|---|---|');
+  for (const [name, v] of rows.slice(0, 25)) console.log(`| ${name} | ${(v.n / steps).toFixed(0)} | ${(v.ms / steps).toFixed(1)} | ${(v.cpu / steps).toFixed(1)} | ${((100 * v.cpu) / cpuTotal).toFixed(1)} % |`);
 }
 
 await main();

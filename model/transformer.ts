@@ -10,7 +10,7 @@ import type { LoraAdapter } from './lora.js';
 import { batchMatMul, kernelMode, matMul } from './ops/matmul.js';
 import { leanRmsNorm, plus, scaled, swiglu, view } from './ops/lean-ops.js';
 import { fusedAttentionAvailable, fusedCausalAttention } from './ops/native-attention.js';
-import { fusedRmsNorm, fusedRowwiseAvailable, fusedSwiglu } from './ops/native-rowwise.js';
+import { fusedNll, fusedRmsNorm, fusedRowwiseAvailable, fusedSwiglu } from './ops/native-rowwise.js';
 import { applyRope, type RopeSpec } from './rope.js';
 import type { Rng } from '../random/rng.js';
 import type { MatrixName } from './weights.js';
@@ -283,14 +283,19 @@ export function crossEntropy(logits: tf.Tensor2D, targets: Int32Array, weights?:
       total += weights[i];
     }
   }
-  const lse = tf.logSumExp(logits, 1);
-  let picked: tf.Tensor;
-  if (tf.getKernel('UnsortedSegmentSum', tf.getBackend())) {
-    picked = tf.gather(tf.reshape(logits, [N * V]), tf.tensor1d(Int32Array.from(targets, (t, i) => i * V + t), 'int32'));
+  let nll: tf.Tensor;
+  if (kernelMode() === 'fast' && fusedRowwiseAvailable()) {
+    nll = fusedNll(logits, targets); // one native kernel each way (ops/native-rowwise.ts)
   } else {
-    picked = tf.sum(tf.mul(logits, tf.oneHot(tf.tensor1d(targets, 'int32'), V)), 1);
+    const lse = tf.logSumExp(logits, 1);
+    let picked: tf.Tensor;
+    if (tf.getKernel('UnsortedSegmentSum', tf.getBackend())) {
+      picked = tf.gather(tf.reshape(logits, [N * V]), tf.tensor1d(Int32Array.from(targets, (t, i) => i * V + t), 'int32'));
+    } else {
+      picked = tf.sum(tf.mul(logits, tf.oneHot(tf.tensor1d(targets, 'int32'), V)), 1);
+    }
+    nll = tf.sub(lse, picked);
   }
-  const nll = tf.sub(lse, picked);
   if (weights === undefined) return tf.div(tf.sum(nll), N) as tf.Scalar;
   return tf.div(tf.sum(tf.mul(nll, tf.tensor1d(weights))), total > 0 ? total : 1) as tf.Scalar;
 }

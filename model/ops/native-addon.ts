@@ -39,6 +39,10 @@ export interface NativeAddon {
   swigluForward(a: Float32Array, b: Float32Array, y: Float32Array, n: number, threads: number): void;
   /** Gradient of {@link swigluForward}: da and db. */
   swigluBackward(a: Float32Array, b: Float32Array, dy: Float32Array, da: Float32Array, db: Float32Array, n: number, threads: number): void;
+  /** Per row of `rows` × `vocab` logits: lse = log Σ exp, nll = lse − logits[target]. */
+  nllForward(logits: Float32Array, targets: Int32Array, nll: Float32Array, lse: Float32Array, rows: number, vocab: number, threads: number): void;
+  /** Gradient of {@link nllForward}: dlogits = dnll · (softmax − one-hot of the target) per row. */
+  nllBackward(logits: Float32Array, lse: Float32Array, targets: Int32Array, dnll: Float32Array, dlogits: Float32Array, rows: number, vocab: number, threads: number): void;
 }
 
 /** Whether the addon loaded, and if not, why. */

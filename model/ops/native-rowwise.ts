@@ -1,5 +1,5 @@
 /**
- * RMSNorm and SwiGLU as single native kernels (native/src/rowwise.cc) for the tfjs wasm backend,
+ * RMSNorm, SwiGLU and the next-token loss as single native kernels (native/src/rowwise.cc) for the tfjs wasm backend,
  * forward and gradient, in place on the wasm heap and threaded over rows. They stand in for the
  * element-wise chains of lean-ops.ts (leanRmsNorm: 6 kernels forward and ~12 backward; swiglu: 3
  * and ~8), save the same tensors for backprop (x and w; a and b), and give the same values to
@@ -23,7 +23,7 @@ interface KernelArgs {
 }
 type Kernel = (args: KernelArgs) => tf.TensorInfo | tf.TensorInfo[];
 
-const NAMES = ['FedtuneRmsNorm', 'FedtuneRmsNormGrad', 'FedtuneSwiglu', 'FedtuneSwigluGrad'] as const;
+const NAMES = ['FedtuneRmsNorm', 'FedtuneRmsNormGrad', 'FedtuneSwiglu', 'FedtuneSwigluGrad', 'FedtuneNll', 'FedtuneNllGrad'] as const;
 let active = false;
 
 function makeKernels(addon: NativeAddon): Record<(typeof NAMES)[number], Kernel> {
@@ -59,6 +59,19 @@ function makeKernels(addon: NativeAddon): Record<(typeof NAMES)[number], Kernel>
       addon.swigluBackward(f(backend, a), f(backend, b), f(backend, dy), f(backend, da), f(backend, db), tf.util.sizeFromShape(a.shape), nativeThreads());
       return [da, db];
     },
+    FedtuneNll: ({ inputs: { logits }, attrs, backend }) => {
+      const [rows, vocab] = logits.shape;
+      const nll = backend.makeOutput([rows], 'float32');
+      const lse = backend.makeOutput([rows], 'float32');
+      addon.nllForward(f(backend, logits), attrs.targets as Int32Array, f(backend, nll), f(backend, lse), rows, vocab, nativeThreads());
+      return [nll, lse];
+    },
+    FedtuneNllGrad: ({ inputs: { logits, lse, dy }, attrs, backend }) => {
+      const [rows, vocab] = logits.shape;
+      const dx = backend.makeOutput([rows, vocab], 'float32');
+      addon.nllBackward(f(backend, logits), f(backend, lse), attrs.targets as Int32Array, f(backend, dy), f(backend, dx), rows, vocab, nativeThreads());
+      return dx;
+    },
   };
 }
 
@@ -84,7 +97,7 @@ export function fusedRowwiseAvailable(): boolean {
   return active && tf.getBackend() === 'wasm';
 }
 
-type Grad = (...args: unknown[]) => { value: tf.Tensor; gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.Tensor[] };
+type Grad = (...args: unknown[]) => { value: tf.Tensor; gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.Tensor | tf.Tensor[] };
 const run = (name: string, inputs: Record<string, tf.Tensor>, attrs: Record<string, unknown> = {}): tf.Tensor | tf.Tensor[] =>
   tf.engine().runKernel(name, inputs as unknown as tf.NamedTensorMap, attrs as tf.NamedAttrMap) as unknown as tf.Tensor | tf.Tensor[];
 
@@ -127,4 +140,27 @@ export function fusedSwiglu<T extends tf.Tensor>(a: T, b: T): T {
     };
   }) as unknown as Grad as unknown as Parameters<typeof tf.customGrad>[0]);
   return op(a, b) as T;
+}
+
+/**
+ * Next-token negative log-likelihood of each row of logits [N, vocab]: logsumexp(row) −
+ * row[target], as [N], by one native kernel each way (the gradient, (softmax − one-hot)·dnll, is
+ * one pass too); saves the logits and the [N] log-sum-exps. Needs {@link fusedRowwiseAvailable}.
+ */
+export function fusedNll(logits: tf.Tensor2D, targets: Int32Array): tf.Tensor1D {
+  check('fusedNll');
+  if (!(logits instanceof tf.Tensor) || logits.rank !== 2 || logits.dtype !== 'float32') throw new TypeError('fusedNll: logits must be a rank-2 float32 tensor');
+  const [N, V] = logits.shape;
+  if (!(targets instanceof Int32Array) || targets.length !== N) throw new RangeError(`fusedNll: targets must be an Int32Array of ${N} values`);
+  for (let i = 0; i < N; i++) if (!(targets[i] >= 0 && targets[i] < V)) throw new RangeError(`fusedNll: target ${targets[i]} at ${i} is outside the vocabulary [0, ${V})`);
+  const t = Int32Array.from(targets); // the caller may reuse its array before backprop
+  const op = tf.customGrad(((x: tf.Tensor, save: tf.GradSaveFunc) => {
+    const [nll, lse] = run('FedtuneNll', { logits: x }, { targets: t }) as tf.Tensor[];
+    save([x, lse]);
+    return {
+      value: nll,
+      gradFunc: (dy: tf.Tensor, [sx, sl]: tf.Tensor[]) => run('FedtuneNllGrad', { logits: sx, lse: sl, dy }, { targets: t }) as tf.Tensor,
+    };
+  }) as unknown as Grad as unknown as Parameters<typeof tf.customGrad>[0]);
+  return op(logits) as tf.Tensor1D;
 }

@@ -1,6 +1,6 @@
 // Fused row-wise pieces of the Llama block for the training step, forward and gradient, each one
 // pass over memory instead of tfjs's chain of element-wise kernels: RMSNorm over the last axis
-// and SwiGLU (silu(a)·b). Portable vector code (16-byte vectors: SSE2 / NEON), threaded over rows.
+// and SwiGLU (silu(a)·b), and the next-token loss of logit rows. Portable vector code (16-byte vectors: SSE2 / NEON), threaded over rows.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -217,6 +217,92 @@ napi_value SwigluBackward(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+bool int32s(napi_env env, napi_value v, const int32_t** out, size_t* len) {
+  bool is = false;
+  napi_typedarray_type type;
+  void* p = nullptr;
+  napi_value ab;
+  size_t off = 0;
+  if (napi_is_typedarray(env, v, &is) != napi_ok || !is || napi_get_typedarray_info(env, v, &type, len, &p, &ab, &off) != napi_ok || type != napi_int32_array) return false;
+  *out = static_cast<const int32_t*>(p);
+  return true;
+}
+
+// max and log-sum-exp of one row of n logits
+inline float rowLse(const float* x, int64_t n) {
+  vf mv = splat(-INFINITY);
+  int64_t c = 0;
+  for (; c + V <= n; c += V) { const vf v = ld(x + c); mv = v > mv ? v : mv; }
+  float m = std::max(std::max(mv[0], mv[1]), std::max(mv[2], mv[3]));
+  for (; c < n; c++) m = std::max(m, x[c]);
+  vf acc = splat(0.f);
+  for (c = 0; c + V <= n; c += V) acc += vexp(ld(x + c) - splat(m));
+  float s = hsum(acc);
+  for (; c < n; c++) s += sexp(x[c] - m);
+  return m + std::log(s);
+}
+
+// nllForward(logits, targets, nll, lse, rows, vocab, threads): per row, lse = log Σ exp(logits) and
+// nll = lse − logits[target]
+napi_value NllForward(napi_env env, napi_callback_info info) {
+  size_t argc = 7;
+  napi_value argv[7];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  if (argc != 7) return fail(env, "nllForward: expected 7 arguments");
+  float* a[4];
+  size_t len[4];
+  const int32_t* tg;
+  size_t tl;
+  int64_t n[3];
+  if (!arrays(env, argv, 1, 0, a, len, "nllForward") || !arrays(env, argv + 2, 2, 0, a + 2, len + 2, "nllForward") || !ints(env, argv + 4, 3, n, "nllForward")) return nullptr;
+  if (!int32s(env, argv[1], &tg, &tl)) return fail(env, "nllForward: targets must be an Int32Array", true);
+  const int64_t rows = n[0], vocab = n[1];
+  if (vocab == 0 || len[0] < (size_t)(rows * vocab) || tl < (size_t)rows || len[2] < (size_t)rows || len[3] < (size_t)rows) return fail(env, "nllForward: an array is shorter than rows and vocab need");
+  for (int64_t i = 0; i < rows; i++) if (tg[i] < 0 || tg[i] >= vocab) return fail(env, "nllForward: a target is outside the vocabulary");
+  const float* x = a[0];
+  float *nll = a[2], *lse = a[3];
+  chunked(rows, (int)n[2], std::max<int64_t>(1, 32768 / vocab), [&](int64_t r0, int64_t r1) {
+    for (int64_t i = r0; i < r1; i++) {
+      lse[i] = rowLse(x + i * vocab, vocab);
+      nll[i] = lse[i] - x[i * vocab + tg[i]];
+    }
+  });
+  return nullptr;
+}
+
+// nllBackward(logits, lse, targets, dnll, dlogits, rows, vocab, threads):
+// dlogits = dnll · (exp(logits − lse) − onehot(target)) per row
+napi_value NllBackward(napi_env env, napi_callback_info info) {
+  size_t argc = 8;
+  napi_value argv[8];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  if (argc != 8) return fail(env, "nllBackward: expected 8 arguments");
+  float* a[5];
+  size_t len[5];
+  const int32_t* tg;
+  size_t tl;
+  int64_t n[3];
+  if (!arrays(env, argv, 2, 0, a, len, "nllBackward") || !arrays(env, argv + 3, 2, 0, a + 3, len + 3, "nllBackward") || !ints(env, argv + 5, 3, n, "nllBackward")) return nullptr;
+  if (!int32s(env, argv[2], &tg, &tl)) return fail(env, "nllBackward: targets must be an Int32Array", true);
+  const int64_t rows = n[0], vocab = n[1];
+  if (vocab == 0 || len[0] < (size_t)(rows * vocab) || len[4] < (size_t)(rows * vocab) || tl < (size_t)rows || len[1] < (size_t)rows || len[3] < (size_t)rows) return fail(env, "nllBackward: an array is shorter than rows and vocab need");
+  for (int64_t i = 0; i < rows; i++) if (tg[i] < 0 || tg[i] >= vocab) return fail(env, "nllBackward: a target is outside the vocabulary");
+  const float *x = a[0], *lse = a[1], *dnll = a[3];
+  float* dx = a[4];
+  chunked(rows, (int)n[2], std::max<int64_t>(1, 32768 / vocab), [&](int64_t r0, int64_t r1) {
+    for (int64_t i = r0; i < r1; i++) {
+      const float* xr = x + i * vocab;
+      float* dr = dx + i * vocab;
+      const vf l = splat(lse[i]), g = splat(dnll[i]);
+      int64_t c = 0;
+      for (; c + V <= vocab; c += V) st(dr + c, g * vexp(ld(xr + c) - l));
+      for (; c < vocab; c++) dr[c] = dnll[i] * sexp(xr[c] - lse[i]);
+      dr[tg[i]] -= dnll[i];
+    }
+  });
+  return nullptr;
+}
+
 }  // namespace
 
 void fedtune_rowwise_init(napi_env env, napi_value exports) {
@@ -225,6 +311,8 @@ void fedtune_rowwise_init(napi_env env, napi_value exports) {
       {"rmsNormBackward", nullptr, RmsBackward, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"swigluForward", nullptr, SwigluForward, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"swigluBackward", nullptr, SwigluBackward, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"nllForward", nullptr, NllForward, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"nllBackward", nullptr, NllBackward, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
-  napi_define_properties(env, exports, 4, props);
+  napi_define_properties(env, exports, 6, props);
 }

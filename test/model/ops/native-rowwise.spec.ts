@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { FrozenBase, forward, initBackend, LoraAdapter, nextGaussian, randomBase, seededRng } from '../../../model/index.js';
+import { crossEntropy, FrozenBase, forward, initBackend, LoraAdapter, nextGaussian, randomBase, seededRng } from '../../../model/index.js';
 import { leanVariableGrads } from '../../../model/ops/lean-grads.js';
 import { nativeAddon } from '../../../model/ops/native-addon.js';
 import { setNativeThreads } from '../../../model/ops/native-kernels.js';
-import { fusedRmsNorm, fusedRowwiseAvailable, fusedSwiglu, setNativeRowwise } from '../../../model/ops/native-rowwise.js';
+import { fusedNll, fusedRmsNorm, fusedRowwiseAvailable, fusedSwiglu, setNativeRowwise } from '../../../model/ops/native-rowwise.js';
 
 function rand(shape: number[], seed: number, scale = 1, shift = 0): tf.Tensor {
   const r = seededRng(seed);
@@ -84,6 +84,38 @@ describe('model/ops/native-rowwise (fused RMSNorm and SwiGLU on the native addon
     }
   });
 
+  it('fusedNll equals a float64 log-sum-exp minus the target logit, and its gradient softmax − one-hot; 1 and 2 threads', () => {
+    for (const [N, V] of [[7, 13], [300, 512], [2, 1], [5, 1027]]) {
+      for (const threads of [1, 2]) {
+        setNativeThreads(threads);
+        const logits = rand([N, V], V + N, 4);
+        const targets = Int32Array.from({ length: N }, (_, i) => (i * 7 + 3) % V);
+        const dnll = rand([N], 17);
+        const x = logits.dataSync();
+        const g = dnll.dataSync();
+        // float64 reference
+        const want = new Float64Array(N);
+        const wantGrad = new Float64Array(N * V);
+        for (let i = 0; i < N; i++) {
+          let m = -Infinity;
+          for (let c = 0; c < V; c++) m = Math.max(m, x[i * V + c]);
+          let s = 0;
+          for (let c = 0; c < V; c++) s += Math.exp(x[i * V + c] - m);
+          const lse = m + Math.log(s);
+          want[i] = lse - x[i * V + targets[i]];
+          for (let c = 0; c < V; c++) wantGrad[i * V + c] = g[i] * (Math.exp(x[i * V + c] - lse) - (c === targets[i] ? 1 : 0));
+        }
+        const before = tf.memory().numTensors;
+        const [nll, grad] = tf.tidy(() => [fusedNll(logits as tf.Tensor2D, targets).dataSync(), tf.grad((l: tf.Tensor) => tf.sum(tf.mul(fusedNll(l as tf.Tensor2D, targets), dnll)))(logits).dataSync()]);
+        assert.equal(tf.memory().numTensors, before, 'tensor count');
+        assert.ok(relErr(nll, want) < 1e-5, `nll [${N},${V}] threads=${threads}: rel err ${relErr(nll, want)}`);
+        assert.ok(relErr(grad, wantGrad) < 1e-5, `dlogits [${N},${V}] threads=${threads}: rel err ${relErr(grad, wantGrad)}`);
+        tf.dispose([logits, dnll]);
+      }
+    }
+    assert.throws(() => fusedNll(tf.zeros([2, 3]) as tf.Tensor2D, Int32Array.from([0, 3])), /fusedNll: target 3 at 1 is outside the vocabulary \[0, 3\)/);
+  });
+
   it('under leanVariableGrads with a frozen norm weight (its gradient skipped), x gets the chain\'s gradient', async () => {
     const x = tf.variable(rand([40, 16], 8), true, `rowwise-x-${Date.now()}`);
     const w = rand([16], 9, 0.2, 1) as tf.Tensor1D;
@@ -103,7 +135,7 @@ describe('model/ops/native-rowwise (fused RMSNorm and SwiGLU on the native addon
     }
   });
 
-  it('the transformer gives the same logits and LoRA gradients with the fused row-wise ops as without', () => {
+  it('the transformer and its cross-entropy give the same loss and LoRA gradients with the fused row-wise ops as without', () => {
     const cfg = { dim: 48, hiddenDim: 100, nLayers: 2, nHeads: 4, nKvHeads: 2, vocabSize: 61, seqLen: 40, sharedClassifier: true, normEps: 1e-5, ropeTheta: 10000 };
     const base = new FrozenBase(randomBase(cfg, 5), 'int8');
     const ad = LoraAdapter.create(base.config, base.sha256, { rank: 4, targets: ['wq', 'wv', 'w1', 'w2'], seed: 2 });
@@ -112,7 +144,9 @@ describe('model/ops/native-rowwise (fused RMSNorm and SwiGLU on the native addon
     const run = (fused: boolean) => {
       assert.equal(setNativeRowwise(fused), fused);
       return tf.tidy(() => {
-        const { value, grads } = leanVariableGrads(() => tf.mean(tf.square(forward(base, tokens, 2, { adapter: ad }).logits)) as tf.Scalar, ad.trainableVariables());
+        const targets = Int32Array.from(tokens, (t) => (t * 5 + 1) % cfg.vocabSize);
+        const weights = Float32Array.from(tokens, (_, i) => (i % 3 === 0 ? 0 : 1 + (i % 2)));
+        const { value, grads } = leanVariableGrads(() => crossEntropy(forward(base, tokens, 2, { adapter: ad }).logits, targets, weights), ad.trainableVariables());
         return { loss: value.dataSync()[0], grads: ad.trainableVariables().map((v) => grads[v.name].dataSync()) };
       });
     };
