@@ -7,6 +7,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { installWasmKernels } from './ops/wasm-kernels.js';
 import { installWasmCompareKernels } from './ops/wasm-compare.js';
+import { installAdamWKernel } from './ops/adamw-kernel.js';
 import { startThreadedWasm } from './ops/wasm-threads.js';
 import { nativeAddon } from './ops/native-addon.js';
 import { setNativeKernels, setNativeThreads } from './ops/native-kernels.js';
@@ -102,6 +103,7 @@ async function startBackend(choice: BackendChoice | undefined, options: BackendO
   if (name === 'wasm' && !options.stockKernels) {
     installWasmKernels();
     installWasmCompareKernels();
+    installAdamWKernel();
   }
   let nativeNote = '';
   if (name === 'wasm') {
