@@ -11,7 +11,7 @@ import { batchMatMul, kernelMode, matMul } from './ops/matmul.js';
 import { leanRmsNorm, plus, scaled, swiglu, view } from './ops/lean-ops.js';
 import { fusedAttentionAvailable, fusedCausalAttention } from './ops/native-attention.js';
 import { fusedNll, fusedRmsNorm, fusedRowwiseAvailable, fusedSwiglu } from './ops/native-rowwise.js';
-import { applyRope, type RopeSpec } from './rope.js';
+import { applyRope, ropeTables, rotationT, type RopeSpec } from './rope.js';
 import type { Rng } from '../random/rng.js';
 import type { MatrixName } from './weights.js';
 
@@ -165,6 +165,16 @@ export function forwardHidden(base: FrozenBase, tokens: Int32Array, batch: numbe
   // one transformer block: x [N, dim] → x [N, dim], with this layer's k and v (after RoPE, cache included)
   const block = (x: tf.Tensor2D, l: number, lora: Lora): { x: tf.Tensor2D; k: tf.Tensor4D; v: tf.Tensor4D } => {
     const xn = rmsNorm(x, base.norm('att', l), c.normEps);
+    if (!opts.cache && !opts.returnCache && kernelMode() === 'fast' && fusedAttentionAvailable()) {
+      // RoPE, scores, mask, softmax and ·V in one native op each way (ops/native-attention.ts)
+      const { cos, sin } = ropeTables(0, T, hs, rope);
+      const qh = heads(xn, l, 'wq', c.nHeads, lora);
+      const kh = heads(xn, l, 'wk', kvH, lora);
+      const vh = heads(xn, l, 'wv', kvH, lora);
+      const fused = view<tf.Rank.R2>(fusedCausalAttention(qh, kh, vh, invSqrt, { cos, sin, rT: rotationT(hs, c.ropeStyle ?? 'interleaved') }), [N, qDim(c)]);
+      // (k before RoPE: only a returned cache reads k, and this path does not return one)
+      return { x: feedForward(plus(x, linear(fused, l, 'wo', lora)), l, lora), k: kh, v: vh };
+    }
     const q = applyRope(heads(xn, l, 'wq', c.nHeads, lora), start, rope);
     let k = applyRope(heads(xn, l, 'wk', kvH, lora), start, rope);
     let v = heads(xn, l, 'wv', kvH, lora);

@@ -23,10 +23,12 @@ export interface NativeAddon {
    * Fused causal attention (native/src/attention.cc): out [B, T, H, hs] = softmax(scale·q kᵀ,
    * causal) v per query head, query head h reading kv head h / (H / kvH) of k, v [B, T, kvH, hs];
    * lse [B, H, T] receives each row's log-sum-exp of the scaled scores. Threaded over B·kvH groups.
+   * With cos, sin ([T, hs]), partner and sign ([hs]), q and k are taken before RoPE:
+   * x_i·cos + sign_i·x_partner(i)·sin is applied to them first.
    */
-  attentionForward(q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, lse: Float32Array, B: number, T: number, H: number, kvH: number, hs: number, scale: number, threads: number): void;
-  /** Gradient of {@link attentionForward} given dout [B, T, H, hs]: writes dq, dk and dv (overwritten). */
-  attentionBackward(q: Float32Array, k: Float32Array, v: Float32Array, lse: Float32Array, dout: Float32Array, dq: Float32Array, dk: Float32Array, dv: Float32Array, B: number, T: number, H: number, kvH: number, hs: number, scale: number, threads: number): void;
+  attentionForward(q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, lse: Float32Array, B: number, T: number, H: number, kvH: number, hs: number, scale: number, threads: number, cos?: Float32Array, sin?: Float32Array, partner?: Int32Array, sign?: Float32Array): void;
+  /** Gradient of {@link attentionForward} given dout [B, T, H, hs]: writes dq, dk and dv (overwritten), through RoPE when its tables are given. */
+  attentionBackward(q: Float32Array, k: Float32Array, v: Float32Array, lse: Float32Array, dout: Float32Array, dq: Float32Array, dk: Float32Array, dv: Float32Array, B: number, T: number, H: number, kvH: number, hs: number, scale: number, threads: number, cos?: Float32Array, sin?: Float32Array, partner?: Int32Array, sign?: Float32Array): void;
   /** The instruction set of the attention kernels. */
   attentionIsa(): string;
   /** Force the attention kernels' instruction set (tests); false when this CPU lacks it. */

@@ -23,6 +23,42 @@ interface KernelArgs {
   backend: HeapBackend;
 }
 
+/**
+ * RoPE applied inside the op (see rope.ts): x·cos + (x R)·sin per position, with cos / sin the
+ * [T, hs] tables of ropeTables (equal on both dimensions of a pair) and R the signed pairing of
+ * the head's dimensions, given as `rT` ([hs, hs] row-major, x R = x @ rT, one ±1 per column).
+ */
+export interface FusedRope {
+  readonly cos: Float32Array;
+  readonly sin: Float32Array;
+  readonly rT: Float32Array;
+}
+
+/** The kernels' form of a {@link FusedRope}: partner dimension and sign per dimension. */
+function ropeAttrs(r: FusedRope, T: number, hs: number): { cos: Float32Array; sin: Float32Array; partner: Int32Array; sign: Float32Array } {
+  if (r.cos.length !== T * hs || r.sin.length !== T * hs) throw new RangeError(`fusedCausalAttention: rope.cos and rope.sin must hold T·hs = ${T * hs} values`);
+  if (r.rT.length !== hs * hs) throw new RangeError(`fusedCausalAttention: rope.rT must hold hs² = ${hs * hs} values`);
+  const partner = new Int32Array(hs).fill(-1);
+  const sign = new Float32Array(hs);
+  for (let j = 0; j < hs; j++) {
+    for (let i = 0; i < hs; i++) {
+      const x = r.rT[i * hs + j];
+      if (x === 0) continue;
+      if ((x !== 1 && x !== -1) || partner[j] >= 0) throw new RangeError('fusedCausalAttention: rope.rT must have one ±1 per column (a signed pairing of dimensions)');
+      partner[j] = i;
+      sign[j] = x;
+    }
+  }
+  for (let j = 0; j < hs; j++) {
+    const p = partner[j];
+    if (p < 0 || p === j || partner[p] !== j || sign[p] !== -sign[j]) throw new RangeError('fusedCausalAttention: rope.rT must pair every dimension with another, with opposite signs');
+    for (let t = 0; t < T; t++) {
+      if (r.sin[t * hs + j] !== r.sin[t * hs + p] || r.cos[t * hs + j] !== r.cos[t * hs + p]) throw new RangeError('fusedCausalAttention: rope.cos / rope.sin must be equal on both dimensions of a pair');
+    }
+  }
+  return { cos: r.cos, sin: r.sin, partner, sign };
+}
+
 const FORWARD = 'FedtuneCausalAttention';
 const BACKWARD = 'FedtuneCausalAttentionGrad';
 let active = false;
@@ -41,7 +77,9 @@ function makeKernels(addon: NativeAddon): Record<string, (args: KernelArgs) => t
       const lse = backend.makeOutput([B, H, T], 'float32');
       // views only after every allocation: the heap may have grown
       const f = (t: tf.TensorInfo) => backend.typedArrayFromHeap(t) as Float32Array;
-      addon.attentionForward(f(q), f(k), f(v), f(out), f(lse), B, T, H, kvH, hs, attrs.scale as number, nativeThreads());
+      const r = attrs.rope as ReturnType<typeof ropeAttrs> | undefined;
+      if (r) addon.attentionForward(f(q), f(k), f(v), f(out), f(lse), B, T, H, kvH, hs, attrs.scale as number, nativeThreads(), r.cos, r.sin, r.partner, r.sign);
+      else addon.attentionForward(f(q), f(k), f(v), f(out), f(lse), B, T, H, kvH, hs, attrs.scale as number, nativeThreads());
       return [out, lse];
     },
     [BACKWARD]: ({ inputs: { q, k, v, lse, dy }, attrs, backend }) => {
@@ -50,7 +88,9 @@ function makeKernels(addon: NativeAddon): Record<string, (args: KernelArgs) => t
       const dk = backend.makeOutput([...k.shape], 'float32');
       const dv = backend.makeOutput([...v.shape], 'float32');
       const f = (t: tf.TensorInfo) => backend.typedArrayFromHeap(t) as Float32Array;
-      addon.attentionBackward(f(q), f(k), f(v), f(lse), f(dy), f(dq), f(dk), f(dv), B, T, H, kvH, hs, attrs.scale as number, nativeThreads());
+      const r = attrs.rope as ReturnType<typeof ropeAttrs> | undefined;
+      if (r) addon.attentionBackward(f(q), f(k), f(v), f(lse), f(dy), f(dq), f(dk), f(dv), B, T, H, kvH, hs, attrs.scale as number, nativeThreads(), r.cos, r.sin, r.partner, r.sign);
+      else addon.attentionBackward(f(q), f(k), f(v), f(lse), f(dy), f(dq), f(dk), f(dv), B, T, H, kvH, hs, attrs.scale as number, nativeThreads());
       return [dq, dk, dv];
     },
   };
@@ -83,10 +123,11 @@ type Grad = (...args: unknown[]) => { value: tf.Tensor; gradFunc: (dy: tf.Tensor
 /**
  * Causal self-attention of q [B, T, H, hs] over k, v [B, T, kvH, hs] (H a multiple of kvH; query
  * head h uses kv head ⌊h / (H / kvH)⌋; query t sees keys 0 … t): softmax(scale · q kᵀ) v as
- * [B, T, H, hs], differentiable in q, k and v. Saves q, k, v and the row log-sum-exps for
- * backprop. Needs {@link fusedAttentionAvailable}; call inside tf.tidy.
+ * [B, T, H, hs], differentiable in q, k and v. With `rope`, q and k are taken before RoPE and
+ * rotated inside the op (positions 0 … T−1 of the tables). Saves q, k, v and the row
+ * log-sum-exps for backprop. Needs {@link fusedAttentionAvailable}; call inside tf.tidy.
  */
-export function fusedCausalAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, scale: number): tf.Tensor4D {
+export function fusedCausalAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, scale: number, rope?: FusedRope): tf.Tensor4D {
   if (!fusedAttentionAvailable()) throw new Error('fusedCausalAttention: the native attention kernels are not installed (see fusedAttentionAvailable())');
   for (const [n, t] of [['q', q], ['k', k], ['v', v]] as const) {
     if (!(t instanceof tf.Tensor) || t.rank !== 4 || t.dtype !== 'float32') throw new TypeError(`fusedCausalAttention: ${n} must be a rank-4 float32 tensor`);
@@ -97,7 +138,8 @@ export function fusedCausalAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tenso
   }
   if (hs > 1024) throw new RangeError(`fusedCausalAttention: head size ${hs} is above 1024`);
   if (!Number.isFinite(scale)) throw new RangeError(`fusedCausalAttention: scale must be finite, got ${scale}`);
-  const run = (name: string, inputs: Record<string, tf.Tensor>): tf.Tensor[] => tf.engine().runKernel(name, inputs as unknown as tf.NamedTensorMap, { scale }) as unknown as tf.Tensor[];
+  const attrs = { scale, ...(rope ? { rope: ropeAttrs(rope, T, hs) } : {}) };
+  const run = (name: string, inputs: Record<string, tf.Tensor>): tf.Tensor[] => tf.engine().runKernel(name, inputs as unknown as tf.NamedTensorMap, attrs as unknown as tf.NamedAttrMap) as unknown as tf.Tensor[];
   const op = tf.customGrad(((qq: tf.Tensor, kk: tf.Tensor, vv: tf.Tensor, save: tf.GradSaveFunc) => {
     const [out, lse] = run(FORWARD, { q: qq, k: kk, v: vv });
     save([qq, kk, vv, lse]);

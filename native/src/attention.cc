@@ -2,7 +2,9 @@
 // the training step, threaded over (batch entry, kv head) groups. The kernel body is
 // attention_kernel.inc, compiled here once per instruction set and picked at run time.
 #include <cmath>
+#include <cstring>
 #include <string>
+#include <vector>
 
 #include "gemm.h"  // AlignedAlloc
 #include "parts.h"
@@ -135,12 +137,69 @@ bool arrays(napi_env env, napi_value* argv, int count, float** out, size_t* len,
   return true;
 }
 
-// attentionForward(q, k, v, out, lse, B, T, H, kvH, hs, scale, threads)
+// Rotary position embedding applied inside the op: per position t and dimension i,
+// y_i = x_i·cos[t,i] + sign_i·x_{partner_i}·sin[t,i] (partner pairs the dimensions, sign is −1 on
+// the first of a pair and +1 on the second); its transpose, for gradients, is
+// dx_i = dy_i·cos[t,i] − sign_i·dy_{partner_i}·sin[t,i].
+struct Rope {
+  const float *cos = nullptr, *sin = nullptr, *sign = nullptr;
+  const int32_t* partner = nullptr;
+};
+
+// Reads (cos, sin, partner, sign) from argv[at..at+4) into r; null cos means no RoPE.
+bool ropeArgs(napi_env env, napi_value* argv, int at, const AttGeometry& G, const char* fn, Rope* r) {
+  napi_valuetype t;
+  napi_typeof(env, argv[at], &t);
+  if (t == napi_null || t == napi_undefined) return true;
+  float *c, *s, *g;
+  size_t lc, ls, lg, lp;
+  bool is = false;
+  napi_typedarray_type type;
+  void* p = nullptr;
+  napi_value ab;
+  size_t off = 0;
+  if (!f32(env, argv[at], &c, &lc) || !f32(env, argv[at + 1], &s, &ls) || !f32(env, argv[at + 3], &g, &lg) || napi_is_typedarray(env, argv[at + 2], &is) != napi_ok || !is ||
+      napi_get_typedarray_info(env, argv[at + 2], &type, &lp, &p, &ab, &off) != napi_ok || type != napi_int32_array) {
+    fail(env, std::string(fn) + ": cos, sin and sign must be Float32Arrays and partner an Int32Array", true);
+    return false;
+  }
+  const size_t need = (size_t)G.T * G.hs;
+  if (lc < need || ls < need || lg < (size_t)G.hs || lp < (size_t)G.hs) { fail(env, std::string(fn) + ": the RoPE tables are shorter than T and hs need"); return false; }
+  const int32_t* partner = static_cast<const int32_t*>(p);
+  for (int i = 0; i < G.hs; i++) {
+    if (partner[i] < 0 || partner[i] >= G.hs || partner[partner[i]] != i) { fail(env, std::string(fn) + ": partner must pair the head's dimensions"); return false; }
+  }
+  *r = {c, s, g, partner};
+  return true;
+}
+
+// x [B, T, heads, hs] rotated into y (forward), or its transpose (inverse = true), over threads
+void rotate(const float* x, float* y, int B, int T, int heads, int hs, const Rope& r, bool inverse, int threads) {
+  std::function<void(int)> job = [&](int bt) {
+    const int t = bt % T;
+    const float* c = r.cos + (size_t)t * hs;
+    const float* s = r.sin + (size_t)t * hs;
+    for (int h = 0; h < heads; h++) {
+      const float* xr = x + ((size_t)bt * heads + h) * hs;
+      float* yr = y + ((size_t)bt * heads + h) * hs;
+      float tmp[1024];
+      for (int i = 0; i < hs; i++) {
+        const float other = xr[r.partner[i]] * r.sign[i] * s[i];
+        tmp[i] = inverse ? xr[i] * c[i] - other : xr[i] * c[i] + other;
+      }
+      std::memcpy(yr, tmp, sizeof(float) * hs);
+    }
+  };
+  fedtune_parallel_for(B * T, B * T >= 64 ? threads : 1, job);
+}
+
+// attentionForward(q, k, v, out, lse, B, T, H, kvH, hs, scale, threads[, cos, sin, partner, sign])
+// With the RoPE tables, q and k are taken before RoPE and rotated here.
 napi_value Forward(napi_env env, napi_callback_info info) {
-  size_t argc = 12;
-  napi_value argv[12];
+  size_t argc = 16;
+  napi_value argv[16];
   napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
-  if (argc != 12) return fail(env, "attentionForward: expected 12 arguments");
+  if (argc != 12 && argc != 16) return fail(env, "attentionForward: expected 12 or 16 arguments");
   float* a[5];
   size_t len[5];
   if (!arrays(env, argv, 5, a, len, "attentionForward")) return nullptr;
@@ -149,19 +208,32 @@ napi_value Forward(napi_env env, napi_callback_info info) {
   if (!geometry(env, argv, 5, "attentionForward", &G, &threads)) return nullptr;
   const size_t nq = (size_t)G.B * G.T * G.H * G.hs, nk = (size_t)G.B * G.T * G.kvH * G.hs;
   if (len[0] < nq || len[3] < nq || len[1] < nk || len[2] < nk || len[4] < (size_t)G.B * G.H * G.T) return fail(env, "attentionForward: an array is shorter than B, T, H, kvH and hs need");
+  Rope rope;
+  if (argc == 16 && !ropeArgs(env, argv, 12, G, "attentionForward", &rope)) return nullptr;
   pick();
+  const float *q = a[0], *k = a[1];
+  std::vector<float> qr, kr;
+  if (rope.cos) {
+    qr.resize(nq);
+    kr.resize(nk);
+    rotate(q, qr.data(), G.B, G.T, G.H, G.hs, rope, false, threads);
+    rotate(k, kr.data(), G.B, G.T, G.kvH, G.hs, rope, false, threads);
+    q = qr.data();
+    k = kr.data();
+  }
   const auto fwd = g_att.fwd;
-  std::function<void(int)> job = [&](int i) { fwd(a[0], a[1], a[2], a[3], a[4], G, i / G.kvH, i % G.kvH); };
+  std::function<void(int)> job = [&](int i) { fwd(q, k, a[2], a[3], a[4], G, i / G.kvH, i % G.kvH); };
   fedtune_parallel_for(G.B * G.kvH, threads, job);
   return nullptr;
 }
 
-// attentionBackward(q, k, v, lse, dout, dq, dk, dv, B, T, H, kvH, hs, scale, threads)
+// attentionBackward(q, k, v, lse, dout, dq, dk, dv, B, T, H, kvH, hs, scale, threads[, cos, sin, partner, sign])
+// With the RoPE tables, q and k are before RoPE and dq, dk come back through it.
 napi_value Backward(napi_env env, napi_callback_info info) {
-  size_t argc = 15;
-  napi_value argv[15];
+  size_t argc = 19;
+  napi_value argv[19];
   napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
-  if (argc != 15) return fail(env, "attentionBackward: expected 15 arguments");
+  if (argc != 15 && argc != 19) return fail(env, "attentionBackward: expected 15 or 19 arguments");
   float* a[8];
   size_t len[8];
   if (!arrays(env, argv, 8, a, len, "attentionBackward")) return nullptr;
@@ -171,10 +243,26 @@ napi_value Backward(napi_env env, napi_callback_info info) {
   const size_t nq = (size_t)G.B * G.T * G.H * G.hs, nk = (size_t)G.B * G.T * G.kvH * G.hs;
   if (len[0] < nq || len[4] < nq || len[5] < nq || len[1] < nk || len[2] < nk || len[6] < nk || len[7] < nk || len[3] < (size_t)G.B * G.H * G.T)
     return fail(env, "attentionBackward: an array is shorter than B, T, H, kvH and hs need");
+  Rope rope;
+  if (argc == 19 && !ropeArgs(env, argv, 15, G, "attentionBackward", &rope)) return nullptr;
   pick();
+  const float *q = a[0], *k = a[1];
+  std::vector<float> qr, kr;
+  if (rope.cos) {
+    qr.resize(nq);
+    kr.resize(nk);
+    rotate(q, qr.data(), G.B, G.T, G.H, G.hs, rope, false, threads);
+    rotate(k, kr.data(), G.B, G.T, G.kvH, G.hs, rope, false, threads);
+    q = qr.data();
+    k = kr.data();
+  }
   const auto bwd = g_att.bwd;
-  std::function<void(int)> job = [&](int i) { bwd(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], G, i / G.kvH, i % G.kvH); };
+  std::function<void(int)> job = [&](int i) { bwd(q, k, a[2], a[3], a[4], a[5], a[6], a[7], G, i / G.kvH, i % G.kvH); };
   fedtune_parallel_for(G.B * G.kvH, threads, job);
+  if (rope.cos) {
+    rotate(a[5], a[5], G.B, G.T, G.H, G.hs, rope, true, threads);
+    rotate(a[6], a[6], G.B, G.T, G.kvH, G.hs, rope, true, threads);
+  }
   return nullptr;
 }
 

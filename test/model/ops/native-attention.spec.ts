@@ -5,6 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 import { FrozenBase, forward, initBackend, LoraAdapter, nextGaussian, randomBase, seededRng } from '../../../model/index.js';
 import { nativeAddon, type NativeAddon } from '../../../model/ops/native-addon.js';
 import { fusedAttentionAvailable, fusedCausalAttention, setNativeAttention } from '../../../model/ops/native-attention.js';
+import { ropeTables, rotationT } from '../../../model/rope.js';
 import { setNativeThreads } from '../../../model/ops/native-kernels.js';
 
 function gauss(n: number, seed: number): Float32Array {
@@ -145,8 +146,42 @@ describe('model/ops/native-attention (fused causal attention on the native addon
     }
   });
 
-  it('the transformer gives the same logits and LoRA gradients with the fused op as with the op chain', () => {
-    const cfg = { dim: 64, hiddenDim: 96, nLayers: 2, nHeads: 4, nKvHeads: 2, vocabSize: 61, seqLen: 40, sharedClassifier: false, normEps: 1e-5, ropeTheta: 10000 };
+  it('with RoPE inside: forward and gradients equal RoPE by tf ops (x·cos + (x R)·sin) followed by the chain, both pairings', () => {
+    for (const style of ['interleaved', 'neox'] as const) {
+      for (const [B, T, H, kvH, hs] of SHAPES.filter(([, , , , h]) => h % 2 === 0)) {
+        const scale = 1 / Math.sqrt(hs);
+        const { cos, sin } = ropeTables(0, T, hs, { theta: 10000, style });
+        const rT = rotationT(hs, style);
+        const q = tf.tensor4d(gauss(B * T * H * hs, 21), [B, T, H, hs]);
+        const k = tf.tensor4d(gauss(B * T * kvH * hs, 22), [B, T, kvH, hs]);
+        const v = tf.tensor4d(gauss(B * T * kvH * hs, 23), [B, T, kvH, hs]);
+        const w = tf.tensor4d(gauss(B * T * H * hs, 24), [B, T, H, hs]);
+        const roped = (x: tf.Tensor): tf.Tensor4D => {
+          const n = x.size / hs;
+          const rot = tf.reshape(tf.matMul(tf.reshape(x, [n, hs]), tf.tensor2d(rT, [hs, hs])), x.shape);
+          return tf.add(tf.mul(x, tf.tensor4d(cos, [1, T, 1, hs])), tf.mul(rot, tf.tensor4d(sin, [1, T, 1, hs]))) as tf.Tensor4D;
+        };
+        const fns = [(a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => fusedCausalAttention(a as tf.Tensor4D, b as tf.Tensor4D, c as tf.Tensor4D, scale, { cos, sin, rT }), (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => chain(roped(a), roped(b), c as tf.Tensor4D, scale)];
+        const before = tf.memory().numTensors;
+        const [mine, ref] = fns.map((f) => tf.tidy(() => [f(q, k, v).dataSync(), ...tf.grads((a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => tf.sum(tf.mul(f(a, b, c), w)))([q, k, v]).map((g) => g.dataSync())]));
+        assert.equal(tf.memory().numTensors, before, 'tensor count');
+        ['out', 'dq', 'dk', 'dv'].forEach((n, i) => {
+          const err = relErr(mine[i], ref[i]);
+          assert.ok(err < 2e-5, `${style} ${n} [${B},${T},${H},${kvH},${hs}]: rel err ${err}`);
+        });
+        tf.dispose([q, k, v, w]);
+      }
+    }
+    const q = tf.zeros([1, 3, 2, 4]) as tf.Tensor4D;
+    const { cos, sin } = ropeTables(0, 3, 4, 10000);
+    assert.throws(() => fusedCausalAttention(q, q, q, 1, { cos, sin, rT: new Float32Array(16) }), /fusedCausalAttention: rope.rT must pair every dimension/);
+    assert.throws(() => fusedCausalAttention(q, q, q, 1, { cos: cos.subarray(1), sin, rT: rotationT(4, 'neox') }), /rope.cos and rope.sin must hold/);
+    q.dispose();
+  });
+
+  for (const ropeStyle of ['interleaved', 'neox'] as const)
+  it(`the transformer gives the same logits and LoRA gradients with the fused op as with the op chain (${ropeStyle} RoPE)`, () => {
+    const cfg = { dim: 64, hiddenDim: 96, nLayers: 2, nHeads: 4, nKvHeads: 2, vocabSize: 61, seqLen: 40, sharedClassifier: false, normEps: 1e-5, ropeTheta: 10000, ropeStyle };
     const base = new FrozenBase(randomBase(cfg, 5), 'int8');
     const ad = LoraAdapter.create(base.config, base.sha256, { rank: 4, targets: ['wq', 'wk', 'wv'], seed: 2 });
     ad.setFromFlat(gauss(ad.parameterCount, 3).map((x) => x * 0.05)); // B ≠ 0: gradients reach q, k and v
