@@ -147,9 +147,12 @@ export function forwardHidden(base: FrozenBase, tokens: Int32Array, batch: numbe
   };
 
   // causal mask [rep·T, S]: query t (position start+t) sees keys 0 … start+t
-  const maskData = new Float32Array(rep * T * S);
-  for (let r = 0; r < rep; r++) for (let t = 0; t < T; t++) for (let s = start + t + 1; s < S; s++) maskData[(r * T + t) * S + s] = -1e9;
-  const sharedMask = checkpoint ? undefined : tf.tensor2d(maskData, [rep * T, S]);
+  // the fused native op (RoPE and causal mask inside) serves training and one-pass evaluation
+  const fusedAttention = !opts.cache && kernelMode() === 'fast' && fusedAttentionAvailable();
+  const fusedRope = fusedAttention && !opts.returnCache;
+  const maskData = new Float32Array(fusedAttention ? 0 : rep * T * S);
+  if (!fusedAttention) for (let r = 0; r < rep; r++) for (let t = 0; t < T; t++) for (let s = start + t + 1; s < S; s++) maskData[(r * T + t) * S + s] = -1e9;
+  const sharedMask = checkpoint || fusedAttention ? undefined : tf.tensor2d(maskData, [rep * T, S]);
   const invSqrt = 1 / Math.sqrt(hs);
   const rope: RopeSpec = { theta: c.ropeTheta, style: c.ropeStyle, freqFactors: c.ropeFreqFactors };
   // a projection with its bias (Qwen2), split into heads, with its per-head norm (Qwen3)
@@ -165,7 +168,7 @@ export function forwardHidden(base: FrozenBase, tokens: Int32Array, batch: numbe
   // one transformer block: x [N, dim] → x [N, dim], with this layer's k and v (after RoPE, cache included)
   const block = (x: tf.Tensor2D, l: number, lora: Lora): { x: tf.Tensor2D; k: tf.Tensor4D; v: tf.Tensor4D } => {
     const xn = rmsNorm(x, base.norm('att', l), c.normEps);
-    if (!opts.cache && !opts.returnCache && kernelMode() === 'fast' && fusedAttentionAvailable()) {
+    if (fusedRope) {
       // RoPE, scores, mask, softmax and ·V in one native op each way (ops/native-attention.ts)
       const { cos, sin } = ropeTables(0, T, hs, rope);
       const qh = heads(xn, l, 'wq', c.nHeads, lora);
@@ -183,7 +186,7 @@ export function forwardHidden(base: FrozenBase, tokens: Int32Array, batch: numbe
       k = tf.concat([prev.k, k], 1);
       v = tf.concat([prev.v, v], 1);
     }
-    if (!opts.cache && kernelMode() === 'fast' && fusedAttentionAvailable()) {
+    if (fusedAttention) {
       // one native op each way, saving q, k, v and row log-sum-exps (ops/native-attention.ts)
       const fused = view<tf.Rank.R2>(fusedCausalAttention(q, k, v, invSqrt), [N, qDim(c)]);
       const xf = plus(x, linear(fused, l, 'wo', lora));
