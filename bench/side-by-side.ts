@@ -9,7 +9,8 @@
  * (LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp) and OMP_NUM_THREADS = threads.
  * Run: npm run bench:torch [-- --steps N] [-- --rounds N] [-- --breakdown] (breakdown: fedtune's memory by part)
  * [-- --before OTHER/dist/bench/side-by-side.js] (a third side: another build of fedtune, e.g. an
- * older commit's, run in the same rotation, for before/after ratios from one run).
+ * older commit's, run in the same rotation, for before/after ratios from one run)
+ * [-- --omp-passive] (PyTorch with OMP_WAIT_POLICY=PASSIVE: fairer on a busy machine).
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
@@ -125,11 +126,14 @@ async function main(): Promise<void> {
   buildTorch();
   const steps = Number(flag('--steps') ?? 10);
   const before = flag('--before');
+  // OpenMP threads that sleep instead of spinning between regions: on a shared, oversubscribed
+  // machine spinning threads collapse PyTorch's 2-thread runs to a few hundred tokens/s
+  const ompPassive = args.includes('--omp-passive');
   if (before !== undefined && !existsSync(before)) throw new Error(`--before: ${before} does not exist`);
   const rounds = Number(flag('--rounds') ?? 1);
   const backends = new Set<string>();
   const mib = (b: number): string => (b / 2 ** 20).toFixed(0);
-  console.log(`load average before: ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+  console.log(`load average before: ${loadavg().map((x) => x.toFixed(2)).join(' ')}${ompPassive ? '; PyTorch with OMP_WAIT_POLICY=PASSIVE' : ''}`);
   const bHead = before ? ' before tokens/s | before ratio |' : '';
   console.log(`| shape | threads | fedtune tokens/s | PyTorch tokens/s | speed ratio |${bHead} fedtune peak RSS (MiB) | PyTorch peak RSS (MiB) | RSS ratio | matMul GFLOP/s fedtune / PyTorch | tokens per CPU second fedtune / PyTorch${before ? ' / before' : ''} |`);
   console.log(`|---|---|---|---|---|${before ? '---|---|' : ''}---|---|---|---|---|`);
@@ -138,7 +142,7 @@ async function main(): Promise<void> {
     for (const shape of Object.keys(SHAPES)) {
       for (const threads of [1, 2]) {
         const runFedtune = (): Run => timed(process.execPath, [me, 'child', shape, String(threads), String(steps)], process.env);
-        const torchEnv = { ...process.env, LD_LIBRARY_PATH: OPENBLAS, OMP_NUM_THREADS: String(threads) };
+        const torchEnv = { ...process.env, LD_LIBRARY_PATH: OPENBLAS, OMP_NUM_THREADS: String(threads), ...(ompPassive ? { OMP_WAIT_POLICY: 'PASSIVE' } : {}) };
         const runTorch = (): Run => timed(BIN, [shape, String(steps), String(threads)], torchEnv);
         const runBefore = (): Run => timed(process.execPath, [before as string, 'child', shape, String(threads), String(steps)], process.env);
         // rotate which side goes first
