@@ -13,6 +13,7 @@ import { nativeAddon } from './ops/native-addon.js';
 import { setNativeKernels, setNativeThreads } from './ops/native-kernels.js';
 import { setNativeAttention } from './ops/native-attention.js';
 import { setNativeRowwise } from './ops/native-rowwise.js';
+import { setNativeDequant } from './ops/native-dequant.js';
 
 /** Backends fedtune can run on. */
 export type BackendName = 'wasm' | 'cpu' | 'tensorflow';
@@ -57,7 +58,8 @@ export interface BackendOptions {
   readonly nativeThreads?: number;
   /**
    * With the native products, also run the fused native ops: causal attention
-   * (ops/native-attention.ts), RMSNorm and SwiGLU (ops/native-rowwise.ts). Default: true unless
+   * (ops/native-attention.ts), RMSNorm, SwiGLU and the loss (ops/native-rowwise.ts), and
+   * dequantize frozen weights natively (ops/native-dequant.ts). Default: true unless
    * FEDTUNE_NATIVE_FUSED=0.
    */
   readonly nativeFused?: boolean;
@@ -117,7 +119,7 @@ async function startBackend(choice: BackendChoice | undefined, options: BackendO
       nativeNote = ` + native sgemm (${st.loaded ? st.addon.isa() : '?'}, ${nt} thread${nt === 1 ? '' : 's'})`;
     }
     const wantFused = products && (options.nativeFused ?? process.env.FEDTUNE_NATIVE_FUSED !== '0');
-    const fused = [setNativeAttention(wantFused) ? 'attention' : '', setNativeRowwise(wantFused) ? 'rmsnorm, swiglu' : ''].filter((x) => x);
+    const fused = [setNativeAttention(wantFused) ? 'attention' : '', setNativeRowwise(wantFused) ? 'rmsnorm, swiglu, loss' : '', setNativeDequant(wantFused) ? 'dequantization' : ''].filter((x) => x);
     if (fused.length) nativeNote += ` + native ${fused.join(', ')}`;
   }
   let description: string = name;

@@ -8,6 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import { parameterCount, type LlamaConfig } from './config.js';
 import type { LoadedBase } from './checkpoint.js';
 import { frozenMatMul, frozenMatMulNT, transposedProductsDirect } from './ops/matmul.js';
+import { nativeDequantized } from './ops/native-dequant.js';
 import { dequantizeInto, quantize, quantizedBytes, QUANT_MODES, type QuantizedArray, type QuantMode } from './quant.js';
 import { MATRIX_NAMES, matrixShape, type MatrixName } from './weights.js';
 
@@ -144,6 +145,9 @@ export class FrozenBase {
 
   private dequantized(h: Held): tf.Tensor2D {
     const q = h.q as QuantizedArray;
+    // straight into the wasm heap when the native addon can (ops/native-dequant.ts)
+    const t = nativeDequantized(q, h.shape);
+    if (t) return t as tf.Tensor2D;
     return tf.tensor2d(dequantizeInto(q, new Float32Array(q.length)), h.shape);
   }
 

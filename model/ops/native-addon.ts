@@ -45,6 +45,11 @@ export interface NativeAddon {
   nllForward(logits: Float32Array, targets: Int32Array, nll: Float32Array, lse: Float32Array, rows: number, vocab: number, threads: number): void;
   /** Gradient of {@link nllForward}: dlogits = dnll · (softmax − one-hot of the target) per row. */
   nllBackward(logits: Float32Array, lse: Float32Array, targets: Int32Array, dnll: Float32Array, dlogits: Float32Array, rows: number, vocab: number, threads: number): void;
+  /**
+   * out[i] = code_i · half(scales[⌊i / block⌋]) for i < n (native/src/dequant.cc): kind 8 reads
+   * Q8_0 int8 codes, kind 4 Q4_0 nibbles (model/quant.ts's layout). Bit-identical to dequantizeInto.
+   */
+  dequantize(kind: 8 | 4, data: Int8Array | Uint8Array, scales: Uint16Array, block: number, out: Float32Array, n: number, threads: number): void;
 }
 
 /** Whether the addon loaded, and if not, why. */

@@ -197,6 +197,7 @@ napi_value Init(napi_env env, napi_value exports) {
   napi_define_properties(env, exports, 3, props);
   fedtune_attention_init(env, exports);
   fedtune_rowwise_init(env, exports);
+  fedtune_dequant_init(env, exports);
   return exports;
 }
 

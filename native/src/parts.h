@@ -12,3 +12,6 @@ void fedtune_attention_init(napi_env env, napi_value exports);
 
 /** Add the fused RMSNorm and SwiGLU functions to the addon's exports (rowwise.cc). */
 void fedtune_rowwise_init(napi_env env, napi_value exports);
+
+/** Add the block dequantization function to the addon's exports (dequant.cc). */
+void fedtune_dequant_init(napi_env env, napi_value exports);
