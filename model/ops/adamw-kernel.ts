@@ -3,7 +3,7 @@
  * reading and writing the wasm heap in place of the ~16 element-wise kernels per variable of the
  * op-by-op update (a LoRA step's optimizer was ~300 kernel calls, each a few tens of µs of
  * dispatch for a few hundred values). Inputs p, m, v, g (float32, one shape); outputs the new p,
- * m and v; the arithmetic is AdamW's, in float64 per value, rounded once to float32. Installed by
+ * m and v, bit-identical to the op chain (the same float32 roundings, see below). Installed by
  * initBackend('wasm') (not with stockKernels); model/adamw.ts uses it when registered.
  */
 import * as tf from '@tensorflow/tfjs';
@@ -39,14 +39,19 @@ function adamwKernel({ inputs: { p, m, v, g }, attrs, backend }: KernelArgs): tf
   const outs = [p, m, v].map((t) => backend.makeOutput([...t.shape], 'float32'));
   // views only after every allocation: the heap may have grown
   const [pv, mv, vv, gv, po, mo, vo] = [p, m, v, g, ...outs].map((t) => backend.typedArrayFromHeap(t) as Float32Array);
-  const decay = 1 - lr * weightDecay;
+  // every scalar and every operation rounded to float32 as the op chain's kernels round them
+  // (IEEE +, −, ×, ÷, √ of float32 values done in float64 and rounded once are exact), so the
+  // result is bit-identical to model/adamw.ts's chain and to the cohort trainer's
+  const f = Math.fround;
+  const [b1, b2, nb1, nb2, fc1, fc2, feps, flr, decay] = [beta1, beta2, 1 - beta1, 1 - beta2, c1, c2, eps, lr, 1 - lr * weightDecay].map(f);
   for (let i = 0; i < pv.length; i++) {
     const gi = gv[i];
-    const mi = beta1 * mv[i] + (1 - beta1) * gi;
-    const vi = beta2 * vv[i] + (1 - beta2) * gi * gi;
+    const mi = f(f(mv[i] * b1) + f(gi * nb1));
+    const vi = f(f(vv[i] * b2) + f(f(gi * gi) * nb2));
     mo[i] = mi;
     vo[i] = vi;
-    po[i] = (weightDecay ? pv[i] * decay : pv[i]) - lr * (mi / c1 / (Math.sqrt(vi / c2) + eps));
+    const upd = f(f(mi / fc1) / f(f(Math.sqrt(f(vi / fc2))) + feps));
+    po[i] = f((weightDecay ? f(pv[i] * decay) : pv[i]) - f(upd * flr));
   }
   return outs;
 }
