@@ -173,6 +173,10 @@ bool ropeArgs(napi_env env, napi_value* argv, int at, const AttGeometry& G, cons
   return true;
 }
 
+// q and k after RoPE, kept across calls (calls come from the JS thread only): a fresh
+// allocation per call would page-fault its way through ~1 MB each time
+std::vector<float> g_qr, g_kr;
+
 // x [B, T, heads, hs] rotated into y (forward), or its transpose (inverse = true), over threads
 void rotate(const float* x, float* y, int B, int T, int heads, int hs, const Rope& r, bool inverse, int threads) {
   std::function<void(int)> job = [&](int bt) {
@@ -212,10 +216,11 @@ napi_value Forward(napi_env env, napi_callback_info info) {
   if (argc == 16 && !ropeArgs(env, argv, 12, G, "attentionForward", &rope)) return nullptr;
   pick();
   const float *q = a[0], *k = a[1];
-  std::vector<float> qr, kr;
+  std::vector<float>& qr = g_qr;
+  std::vector<float>& kr = g_kr;
   if (rope.cos) {
-    qr.resize(nq);
-    kr.resize(nk);
+    if (qr.size() < nq) qr.resize(nq);
+    if (kr.size() < nk) kr.resize(nk);
     rotate(q, qr.data(), G.B, G.T, G.H, G.hs, rope, false, threads);
     rotate(k, kr.data(), G.B, G.T, G.kvH, G.hs, rope, false, threads);
     q = qr.data();
@@ -247,10 +252,11 @@ napi_value Backward(napi_env env, napi_callback_info info) {
   if (argc == 19 && !ropeArgs(env, argv, 15, G, "attentionBackward", &rope)) return nullptr;
   pick();
   const float *q = a[0], *k = a[1];
-  std::vector<float> qr, kr;
+  std::vector<float>& qr = g_qr;
+  std::vector<float>& kr = g_kr;
   if (rope.cos) {
-    qr.resize(nq);
-    kr.resize(nk);
+    if (qr.size() < nq) qr.resize(nq);
+    if (kr.size() < nk) kr.resize(nk);
     rotate(q, qr.data(), G.B, G.T, G.H, G.hs, rope, false, threads);
     rotate(k, kr.data(), G.B, G.T, G.kvH, G.hs, rope, false, threads);
     q = qr.data();
