@@ -7,7 +7,10 @@
  * 4 layers, 8 heads, hidden 688, vocab 512, 128 tokens) and the `stories260K` shape (dim 64,
  * 5 layers, 8 heads / 4 kv, hidden 172, vocab 512, 256 tokens). PyTorch runs with OpenBLAS
  * (LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp) and OMP_NUM_THREADS = threads.
- * Run: npm run bench:torch [-- --steps N] [-- --rounds N] [-- --breakdown] (breakdown: fedtune's memory by part).
+ * Run: npm run bench:torch [-- --steps N] [-- --rounds N] [-- --breakdown] (breakdown: fedtune's memory by part)
+ * [-- --before OTHER/dist/bench/side-by-side.js] (a third side: another build of fedtune, e.g. an
+ * older commit's, run in the same rotation, for before/after ratios from one run)
+ * [-- --omp-passive] (PyTorch with OMP_WAIT_POLICY=PASSIVE: fairer on a busy machine).
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
@@ -65,11 +68,13 @@ async function child(shape: string, threads: number, steps: number, breakdown: b
   }
   await new LocalTrainer(base, ad, tokens, { ...opts, steps: 2 }).run();
   const mm1 = plainMatMulGflops();
+  const u0 = process.cpuUsage();
   const r = await new LocalTrainer(base, ad, tokens, { ...opts, steps }).run();
+  const u = process.cpuUsage(u0);
   const mm2 = plainMatMulGflops();
   const peakRssBytes = process.resourceUsage().maxRSS * 1024;
   const mu = process.memoryUsage();
-  process.stdout.write(`${JSON.stringify({ side: 'fedtune', backend: backend.description, config: shape, threads, steps, tokensPerSecond: r.tokensPerSecond, matmulGflops: (mm1 + mm2) / 2, peakRssBytes, lastLoss: r.lastLoss, wasmHeapBytes: wasmHeapBytes(), v8HeapTotal: mu.heapTotal, rss: mu.rss })}\n`);
+  process.stdout.write(`${JSON.stringify({ side: 'fedtune', backend: backend.description, config: shape, threads, steps, tokensPerSecond: r.tokensPerSecond, tokensPerCpuSecond: r.tokens / ((u.user + u.system) / 1e6), matmulGflops: (mm1 + mm2) / 2, peakRssBytes, lastLoss: r.lastLoss, wasmHeapBytes: wasmHeapBytes(), v8HeapTotal: mu.heapTotal, rss: mu.rss })}\n`);
 }
 
 function buildTorch(): void {
@@ -82,6 +87,8 @@ function buildTorch(): void {
 
 interface Run {
   tokensPerSecond: number;
+  /** Tokens per second of the process's own CPU time over the timed steps (absent from older builds). */
+  tokensPerCpuSecond?: number;
   matmulGflops: number;
   /** From /usr/bin/time -v ("Maximum resident set size"). */
   maxRss: number;
@@ -92,10 +99,10 @@ interface Run {
 function timed(cmd: string, args: string[], env: NodeJS.ProcessEnv): Run {
   const r = spawnSync('/usr/bin/time', ['-v', cmd, ...args], { encoding: 'utf8', env });
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed:\n${r.stderr}`);
-  const j = JSON.parse(r.stdout.trim().split('\n').pop() as string) as { tokensPerSecond: number; matmulGflops: number; backend?: string };
+  const j = JSON.parse(r.stdout.trim().split('\n').pop() as string) as { tokensPerSecond: number; tokensPerCpuSecond?: number; matmulGflops: number; backend?: string };
   const kb = /Maximum resident set size \(kbytes\): (\d+)/.exec(r.stderr);
   if (!kb) throw new Error('/usr/bin/time -v printed no maximum resident set size');
-  return { tokensPerSecond: j.tokensPerSecond, matmulGflops: j.matmulGflops, maxRss: Number(kb[1]) * 1024, backend: j.backend };
+  return { tokensPerSecond: j.tokensPerSecond, tokensPerCpuSecond: j.tokensPerCpuSecond, matmulGflops: j.matmulGflops, maxRss: Number(kb[1]) * 1024, backend: j.backend };
 }
 
 async function main(): Promise<void> {
@@ -118,27 +125,41 @@ async function main(): Promise<void> {
   }
   buildTorch();
   const steps = Number(flag('--steps') ?? 10);
+  const before = flag('--before');
+  // OpenMP threads that sleep instead of spinning between regions: on a shared, oversubscribed
+  // machine spinning threads collapse PyTorch's 2-thread runs to a few hundred tokens/s
+  const ompPassive = args.includes('--omp-passive');
+  if (before !== undefined && !existsSync(before)) throw new Error(`--before: ${before} does not exist`);
   const rounds = Number(flag('--rounds') ?? 1);
   const backends = new Set<string>();
   const mib = (b: number): string => (b / 2 ** 20).toFixed(0);
-  console.log(`load average before: ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
-  console.log('| shape | threads | fedtune tokens/s | PyTorch tokens/s | speed ratio | fedtune peak RSS (MiB) | PyTorch peak RSS (MiB) | RSS ratio | matMul GFLOP/s fedtune / PyTorch |');
-  console.log('|---|---|---|---|---|---|---|---|---|');
+  console.log(`load average before: ${loadavg().map((x) => x.toFixed(2)).join(' ')}${ompPassive ? '; PyTorch with OMP_WAIT_POLICY=PASSIVE' : ''}`);
+  const bHead = before ? ' before tokens/s | before ratio |' : '';
+  console.log(`| shape | threads | fedtune tokens/s | PyTorch tokens/s | speed ratio |${bHead} fedtune peak RSS (MiB) | PyTorch peak RSS (MiB) | RSS ratio | matMul GFLOP/s fedtune / PyTorch | tokens per CPU second fedtune / PyTorch${before ? ' / before' : ''} |`);
+  console.log(`|---|---|---|---|---|${before ? '---|---|' : ''}---|---|---|---|---|`);
   let k = 0;
   for (let round = 0; round < rounds; round++) {
     for (const shape of Object.keys(SHAPES)) {
       for (const threads of [1, 2]) {
         const runFedtune = (): Run => timed(process.execPath, [me, 'child', shape, String(threads), String(steps)], process.env);
-        const torchEnv = { ...process.env, LD_LIBRARY_PATH: OPENBLAS, OMP_NUM_THREADS: String(threads) };
+        const torchEnv = { ...process.env, LD_LIBRARY_PATH: OPENBLAS, OMP_NUM_THREADS: String(threads), ...(ompPassive ? { OMP_WAIT_POLICY: 'PASSIVE' } : {}) };
         const runTorch = (): Run => timed(BIN, [shape, String(steps), String(threads)], torchEnv);
-        // alternate which side goes first
-        let f: Run;
-        let p: Run;
-        if (k++ % 2 === 0) [f, p] = [runFedtune(), runTorch()];
-        else [p, f] = [runTorch(), runFedtune()];
+        const runBefore = (): Run => timed(process.execPath, [before as string, 'child', shape, String(threads), String(steps)], process.env);
+        // rotate which side goes first
+        const sides: (() => Run)[] = before ? [runFedtune, runTorch, runBefore] : [runFedtune, runTorch];
+        const shift = k++ % sides.length;
+        const results = new Map<() => Run, Run>();
+        for (let i = 0; i < sides.length; i++) {
+          const side = sides[(i + shift) % sides.length];
+          results.set(side, side());
+        }
+        const f = results.get(runFedtune) as Run;
+        const p = results.get(runTorch) as Run;
+        const b = results.get(runBefore);
         if (f.backend) backends.add(f.backend);
+        const bCols = b ? ` ${b.tokensPerSecond.toFixed(0)} | ${(b.tokensPerSecond / p.tokensPerSecond).toFixed(2)} |` : '';
         console.log(
-          `| ${shape} | ${threads} | ${f.tokensPerSecond.toFixed(0)} | ${p.tokensPerSecond.toFixed(0)} | ${(f.tokensPerSecond / p.tokensPerSecond).toFixed(2)} | ${mib(f.maxRss)} | ${mib(p.maxRss)} | ${(f.maxRss / p.maxRss).toFixed(2)} | ${f.matmulGflops.toFixed(1)} / ${p.matmulGflops.toFixed(1)} |`,
+          `| ${shape} | ${threads} | ${f.tokensPerSecond.toFixed(0)} | ${p.tokensPerSecond.toFixed(0)} | ${(f.tokensPerSecond / p.tokensPerSecond).toFixed(2)} |${bCols} ${mib(f.maxRss)} | ${mib(p.maxRss)} | ${(f.maxRss / p.maxRss).toFixed(2)} | ${f.matmulGflops.toFixed(1)} / ${p.matmulGflops.toFixed(1)} | ${[f, p, ...(b ? [b] : [])].map((x) => x.tokensPerCpuSecond?.toFixed(0) ?? '?').join(' / ')} |`,
         );
       }
     }

@@ -1,5 +1,6 @@
 /** AdamW (Loshchilov & Hutter) over tfjs variables, with decoupled weight decay. */
 import * as tf from '@tensorflow/tfjs';
+import { adamwStepFused } from './ops/adamw-kernel.js';
 import { variableFrom } from './ops/matmul.js';
 
 /** AdamW hyper-parameters. */
@@ -44,6 +45,14 @@ export class AdamW {
       this.vars.forEach((p, i) => {
         const g = grads[p.name];
         if (!g) return;
+        // one kernel per variable where the backend has it (ops/adamw-kernel.ts)
+        const fused = adamwStepFused(p, this.m[i], this.v[i], g, { lr, beta1, beta2, eps, weightDecay, c1, c2 });
+        if (fused) {
+          this.m[i].assign(fused[1]);
+          this.v[i].assign(fused[2]);
+          p.assign(fused[0]);
+          return;
+        }
         const m = tf.add(tf.mul(this.m[i], beta1), tf.mul(g, 1 - beta1));
         const v = tf.add(tf.mul(this.v[i], beta2), tf.mul(tf.square(g), 1 - beta2));
         this.m[i].assign(m);

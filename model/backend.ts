@@ -7,9 +7,13 @@
 import * as tf from '@tensorflow/tfjs';
 import { installWasmKernels } from './ops/wasm-kernels.js';
 import { installWasmCompareKernels } from './ops/wasm-compare.js';
+import { installAdamWKernel } from './ops/adamw-kernel.js';
 import { startThreadedWasm } from './ops/wasm-threads.js';
 import { nativeAddon } from './ops/native-addon.js';
 import { setNativeKernels, setNativeThreads } from './ops/native-kernels.js';
+import { setNativeAttention } from './ops/native-attention.js';
+import { setNativeRowwise } from './ops/native-rowwise.js';
+import { setNativeDequant } from './ops/native-dequant.js';
 
 /** Backends fedtune can run on. */
 export type BackendName = 'wasm' | 'cpu' | 'tensorflow';
@@ -52,6 +56,13 @@ export interface BackendOptions {
   readonly native?: boolean;
   /** Threads of the native products (default: FEDTUNE_NATIVE_THREADS, else `threads`). */
   readonly nativeThreads?: number;
+  /**
+   * With the native products, also run the fused native ops: causal attention
+   * (ops/native-attention.ts), RMSNorm, SwiGLU and the loss (ops/native-rowwise.ts), and
+   * dequantize frozen weights natively (ops/native-dequant.ts). Default: true unless
+   * FEDTUNE_NATIVE_FUSED=0.
+   */
+  readonly nativeFused?: boolean;
 }
 
 let starting: Promise<BackendInfo> | undefined;
@@ -94,6 +105,7 @@ async function startBackend(choice: BackendChoice | undefined, options: BackendO
   if (name === 'wasm' && !options.stockKernels) {
     installWasmKernels();
     installWasmCompareKernels();
+    installAdamWKernel();
   }
   let nativeNote = '';
   if (name === 'wasm') {
@@ -101,10 +113,14 @@ async function startBackend(choice: BackendChoice | undefined, options: BackendO
     const nt = options.nativeThreads ?? Number(process.env.FEDTUNE_NATIVE_THREADS ?? threads);
     if (!Number.isInteger(nt) || nt < 1 || nt > 64) throw new RangeError(`initBackend: nativeThreads must be an integer in [1, 64], got ${nt}`);
     setNativeThreads(nt);
-    if (setNativeKernels(wantNative)) {
+    const products = setNativeKernels(wantNative);
+    if (products) {
       const st = nativeAddon();
       nativeNote = ` + native sgemm (${st.loaded ? st.addon.isa() : '?'}, ${nt} thread${nt === 1 ? '' : 's'})`;
     }
+    const wantFused = products && (options.nativeFused ?? process.env.FEDTUNE_NATIVE_FUSED !== '0');
+    const fused = [setNativeAttention(wantFused) ? 'attention' : '', setNativeRowwise(wantFused) ? 'rmsnorm, swiglu, loss' : '', setNativeDequant(wantFused) ? 'dequantization' : ''].filter((x) => x);
+    if (fused.length) nativeNote += ` + native ${fused.join(', ')}`;
   }
   let description: string = name;
   if (name === 'wasm') {

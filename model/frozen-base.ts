@@ -7,7 +7,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { parameterCount, type LlamaConfig } from './config.js';
 import type { LoadedBase } from './checkpoint.js';
-import { frozenMatMul } from './ops/matmul.js';
+import { frozenMatMul, frozenMatMulNT, transposedProductsDirect } from './ops/matmul.js';
+import { nativeDequantized } from './ops/native-dequant.js';
 import { dequantizeInto, quantize, quantizedBytes, QUANT_MODES, type QuantizedArray, type QuantMode } from './quant.js';
 import { MATRIX_NAMES, matrixShape, type MatrixName } from './weights.js';
 
@@ -144,6 +145,9 @@ export class FrozenBase {
 
   private dequantized(h: Held): tf.Tensor2D {
     const q = h.q as QuantizedArray;
+    // straight into the wasm heap when the native addon can (ops/native-dequant.ts)
+    const t = nativeDequantized(q, h.shape);
+    if (t) return t as tf.Tensor2D;
     return tf.tensor2d(dequantizeInto(q, new Float32Array(q.length)), h.shape);
   }
 
@@ -192,6 +196,8 @@ export class FrozenBase {
 
   /** y = x Wᵀ for x [n, in]: differentiable in x only. Call inside tf.tidy. */
   linear(x: tf.Tensor2D, ref: MatrixRef): tf.Tensor2D {
+    // a quantized weight read transposed by the native product: no transposed copy per use
+    if (!this.held(ref).wT && transposedProductsDirect()) return frozenMatMulNT(x, () => this.weight(ref));
     return frozenMatMul(x, () => this.weightT(ref), () => this.weight(ref));
   }
 

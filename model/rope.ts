@@ -45,7 +45,8 @@ export function ropeTables(start: number, T: number, hs: number, theta: number |
   return { cos, sin };
 }
 
-function rotationT(hs: number, style: RopeStyle): Float32Array {
+/** The [hs, hs] matrix rT (row-major) with x @ rT = rot(x): for each pair (a, b), (−x_b, x_a). */
+export function rotationT(hs: number, style: RopeStyle): Float32Array {
   // for each pair (a, b): (x R)[a] = −x[b], (x R)[b] = x[a]
   const r = new Float32Array(hs * hs);
   for (let k = 0; k < hs / 2; k++) {

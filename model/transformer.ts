@@ -9,7 +9,9 @@ import type { FrozenBase, MatrixRef } from './frozen-base.js';
 import type { LoraAdapter } from './lora.js';
 import { batchMatMul, kernelMode, matMul } from './ops/matmul.js';
 import { leanRmsNorm, plus, scaled, swiglu, view } from './ops/lean-ops.js';
-import { applyRope, type RopeSpec } from './rope.js';
+import { fusedAttentionAvailable, fusedCausalAttention } from './ops/native-attention.js';
+import { fusedNll, fusedRmsNorm, fusedRowwiseAvailable, fusedSwiglu } from './ops/native-rowwise.js';
+import { applyRope, ropeTables, rotationT, type RopeSpec } from './rope.js';
 import type { Rng } from '../random/rng.js';
 import type { MatrixName } from './weights.js';
 
@@ -57,7 +59,7 @@ export interface ForwardResult {
 /** RMSNorm over the last axis: x / √(mean(x²) + eps) · w. */
 export function rmsNorm(x: tf.Tensor2D, w: tf.Tensor1D, eps: number): tf.Tensor2D {
   // fast mode: one op keeping x and w for backprop (the chain keeps x twice, x², x·r)
-  if (kernelMode() === 'fast') return leanRmsNorm(x, w, eps);
+  if (kernelMode() === 'fast') return fusedRowwiseAvailable() ? fusedRmsNorm(x, w, eps) : leanRmsNorm(x, w, eps);
   const ms = tf.mean(tf.square(x), -1, true);
   return tf.mul(tf.mul(x, tf.rsqrt(tf.add(ms, eps))), w);
 }
@@ -145,9 +147,12 @@ export function forwardHidden(base: FrozenBase, tokens: Int32Array, batch: numbe
   };
 
   // causal mask [rep·T, S]: query t (position start+t) sees keys 0 … start+t
-  const maskData = new Float32Array(rep * T * S);
-  for (let r = 0; r < rep; r++) for (let t = 0; t < T; t++) for (let s = start + t + 1; s < S; s++) maskData[(r * T + t) * S + s] = -1e9;
-  const sharedMask = checkpoint ? undefined : tf.tensor2d(maskData, [rep * T, S]);
+  // the fused native op (RoPE and causal mask inside) serves training and one-pass evaluation
+  const fusedAttention = !opts.cache && kernelMode() === 'fast' && fusedAttentionAvailable();
+  const fusedRope = fusedAttention && !opts.returnCache;
+  const maskData = new Float32Array(fusedAttention ? 0 : rep * T * S);
+  if (!fusedAttention) for (let r = 0; r < rep; r++) for (let t = 0; t < T; t++) for (let s = start + t + 1; s < S; s++) maskData[(r * T + t) * S + s] = -1e9;
+  const sharedMask = checkpoint || fusedAttention ? undefined : tf.tensor2d(maskData, [rep * T, S]);
   const invSqrt = 1 / Math.sqrt(hs);
   const rope: RopeSpec = { theta: c.ropeTheta, style: c.ropeStyle, freqFactors: c.ropeFreqFactors };
   // a projection with its bias (Qwen2), split into heads, with its per-head norm (Qwen3)
@@ -162,9 +167,17 @@ export function forwardHidden(base: FrozenBase, tokens: Int32Array, batch: numbe
 
   // one transformer block: x [N, dim] → x [N, dim], with this layer's k and v (after RoPE, cache included)
   const block = (x: tf.Tensor2D, l: number, lora: Lora): { x: tf.Tensor2D; k: tf.Tensor4D; v: tf.Tensor4D } => {
-    // attention (the mask is made here: a checkpointed rerun happens after the forward scope is gone)
-    const mask = sharedMask ?? tf.tensor2d(maskData, [rep * T, S]);
     const xn = rmsNorm(x, base.norm('att', l), c.normEps);
+    if (fusedRope) {
+      // RoPE, scores, mask, softmax and ·V in one native op each way (ops/native-attention.ts)
+      const { cos, sin } = ropeTables(0, T, hs, rope);
+      const qh = heads(xn, l, 'wq', c.nHeads, lora);
+      const kh = heads(xn, l, 'wk', kvH, lora);
+      const vh = heads(xn, l, 'wv', kvH, lora);
+      const fused = view<tf.Rank.R2>(fusedCausalAttention(qh, kh, vh, invSqrt, { cos, sin, rT: rotationT(hs, c.ropeStyle ?? 'interleaved') }), [N, qDim(c)]);
+      // (k before RoPE: only a returned cache reads k, and this path does not return one)
+      return { x: feedForward(plus(x, linear(fused, l, 'wo', lora)), l, lora), k: kh, v: vh };
+    }
     const q = applyRope(heads(xn, l, 'wq', c.nHeads, lora), start, rope);
     let k = applyRope(heads(xn, l, 'wk', kvH, lora), start, rope);
     let v = heads(xn, l, 'wv', kvH, lora);
@@ -173,6 +186,14 @@ export function forwardHidden(base: FrozenBase, tokens: Int32Array, batch: numbe
       k = tf.concat([prev.k, k], 1);
       v = tf.concat([prev.v, v], 1);
     }
+    if (fusedAttention) {
+      // one native op each way, saving q, k, v and row log-sum-exps (ops/native-attention.ts)
+      const fused = view<tf.Rank.R2>(fusedCausalAttention(q, k, v, invSqrt), [N, qDim(c)]);
+      const xf = plus(x, linear(fused, l, 'wo', lora));
+      return { x: feedForward(xf, l, lora), k, v };
+    }
+    // the mask is made here: a checkpointed rerun happens after the forward scope is gone
+    const mask = sharedMask ?? tf.tensor2d(maskData, [rep * T, S]);
     // group the query heads that share a kv head: [B·kvH, rep·T, hs]
     // (view/plus/scaled: the same kernels as reshape/add/mul, without keeping inputs for backprop)
     const qg = view<tf.Rank.R3>(tf.transpose(view(q, [batch, T, kvH, rep, hs]), [0, 2, 3, 1, 4]), [batch * kvH, rep * T, hs]);
@@ -183,12 +204,15 @@ export function forwardHidden(base: FrozenBase, tokens: Int32Array, batch: numbe
     const att = batchMatMul(tf.softmax(scores) as tf.Tensor3D, vg);
     const merged = view<tf.Rank.R2>(tf.transpose(view(att, [batch, kvH, rep, T, hs]), [0, 3, 1, 2, 4]), [N, qDim(c)]);
     const xa = plus(x, linear(merged, l, 'wo', lora));
-    // SwiGLU feed-forward
+    return { x: feedForward(xa, l, lora), k, v };
+  };
+  // SwiGLU feed-forward with its residual
+  const feedForward = (xa: tf.Tensor2D, l: number, lora: Lora): tf.Tensor2D => {
     const hn = rmsNorm(xa, base.norm('ffn', l), c.normEps);
     const h1 = linear(hn, l, 'w1', lora);
     const h3 = linear(hn, l, 'w3', lora);
-    const g = kernelMode() === 'fast' ? swiglu(h1, h3) : (tf.mul(tf.mul(h1, tf.sigmoid(h1)), h3) as tf.Tensor2D);
-    return { x: plus(xa, linear(g, l, 'w2', lora)), k, v };
+    const g = kernelMode() !== 'fast' ? (tf.mul(tf.mul(h1, tf.sigmoid(h1)), h3) as tf.Tensor2D) : fusedRowwiseAvailable() ? fusedSwiglu(h1, h3) : swiglu(h1, h3);
+    return plus(xa, linear(g, l, 'w2', lora));
   };
 
   let x = base.embed(tokens);
@@ -272,14 +296,19 @@ export function crossEntropy(logits: tf.Tensor2D, targets: Int32Array, weights?:
       total += weights[i];
     }
   }
-  const lse = tf.logSumExp(logits, 1);
-  let picked: tf.Tensor;
-  if (tf.getKernel('UnsortedSegmentSum', tf.getBackend())) {
-    picked = tf.gather(tf.reshape(logits, [N * V]), tf.tensor1d(Int32Array.from(targets, (t, i) => i * V + t), 'int32'));
+  let nll: tf.Tensor;
+  if (kernelMode() === 'fast' && fusedRowwiseAvailable()) {
+    nll = fusedNll(logits, targets); // one native kernel each way (ops/native-rowwise.ts)
   } else {
-    picked = tf.sum(tf.mul(logits, tf.oneHot(tf.tensor1d(targets, 'int32'), V)), 1);
+    const lse = tf.logSumExp(logits, 1);
+    let picked: tf.Tensor;
+    if (tf.getKernel('UnsortedSegmentSum', tf.getBackend())) {
+      picked = tf.gather(tf.reshape(logits, [N * V]), tf.tensor1d(Int32Array.from(targets, (t, i) => i * V + t), 'int32'));
+    } else {
+      picked = tf.sum(tf.mul(logits, tf.oneHot(tf.tensor1d(targets, 'int32'), V)), 1);
+    }
+    nll = tf.sub(lse, picked);
   }
-  const nll = tf.sub(lse, picked);
   if (weights === undefined) return tf.div(tf.sum(nll), N) as tf.Scalar;
   return tf.div(tf.sum(tf.mul(nll, tf.tensor1d(weights))), total > 0 ? total : 1) as tf.Scalar;
 }

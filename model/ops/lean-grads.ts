@@ -31,6 +31,18 @@ interface EngineInternals {
   tidy<T extends tf.TensorContainer>(name: string, f: () => T): T;
 }
 
+/** The node whose gradient leanVariableGrads is taking: its output ids and its inputs that need a gradient. */
+let current: { outputs: Set<number>; inputs: Set<number> } | undefined;
+
+/**
+ * True while leanVariableGrads takes the gradient of the op that produced `output` and that op's
+ * input `input` is off every path from the variables (e.g. a frozen weight): a custom gradient may
+ * then return zeros for it instead of computing a gradient nothing reads. False anywhere else.
+ */
+export function gradientSkippable(input: tf.Tensor, output: tf.Tensor): boolean {
+  return !!current && current.outputs.has(output.id) && !current.inputs.has(input.id);
+}
+
 /** Nodes of `tape` on a path from one of `xs` to `y`, their inputs pruned to those depending on `xs`. */
 function pathNodes(tape: TapeNode[], xs: readonly tf.Tensor[], y: tf.Tensor): TapeNode[] {
   const fromX = new Set<number>(xs.map((x) => x.id));
@@ -94,7 +106,13 @@ export function leanVariableGrads(f: () => tf.Scalar, vars: readonly tf.Variable
       const dys = node.outputs.map((o) => acc.get(o.id) ?? null);
       const names = Object.keys(node.inputs);
       const dxs = engine.tidy(`grad ${node.kernelName}`, () => {
-        const g = (node.gradient as NonNullable<TapeNode['gradient']>)(dys);
+        current = { outputs: new Set(node.outputs.map((o) => o.id)), inputs: new Set(names.map((n) => node.inputs[n].id)) };
+        let g: Record<string, () => tf.Tensor>;
+        try {
+          g = (node.gradient as NonNullable<TapeNode['gradient']>)(dys);
+        } finally {
+          current = undefined;
+        }
         return names.map((n) => {
           if (!(n in g)) throw new Error(`leanVariableGrads: cannot backprop through input ${n} of ${node.kernelName}`);
           return g[n]();

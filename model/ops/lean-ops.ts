@@ -9,6 +9,7 @@
  * each is the plain chain. Call inside tf.tidy.
  */
 import * as tf from '@tensorflow/tfjs';
+import { gradientSkippable } from './lean-grads.js';
 
 /** True while a gradient tape records (inside tf.grad / variableGrads): only then do the wrappers matter. */
 function taping(): boolean {
@@ -113,10 +114,15 @@ export function scaled<T extends tf.Tensor>(x: T, c: number): T {
   return op(x) as T;
 }
 
-/** RMSNorm over the last axis, x / √(mean(x²) + eps) · w, saving only x and w for backprop. */
+/**
+ * RMSNorm over the last axis, x / √(mean(x²) + eps) · w, saving only x and w for backprop. The
+ * gradient of w (a column sum over every row) is skipped, as zeros, when leanVariableGrads says
+ * nothing reads it (a frozen base's norm weight: see gradientSkippable).
+ */
 export function leanRmsNorm<T extends tf.Tensor>(x: T, w: tf.Tensor1D, eps: number): T {
   if (x.shape[x.rank - 1] !== w.size) throw new RangeError(`leanRmsNorm: x is [${x.shape}] but w has ${w.size} values`);
   if (!taping()) return tf.mul(tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), eps))), w) as T;
+  let y: tf.Tensor | undefined;
   const op = grad((a, b, save) => {
     const [xx, ww] = [a as tf.Tensor, b as tf.Tensor];
     (save as tf.GradSaveFunc)([xx, ww]);
@@ -127,9 +133,10 @@ export function leanRmsNorm<T extends tf.Tensor>(x: T, w: tf.Tensor1D, eps: numb
         const r = tf.rsqrt(tf.add(tf.mean(tf.square(sx), -1, true), eps));
         const g = tf.mul(dy, sw);
         const dx = tf.sub(tf.mul(g, r), tf.mul(tf.mul(sx, tf.pow(r, 3)), tf.mean(tf.mul(sx, g), -1, true)));
-        return [dx, sumTo(tf.mul(dy, tf.mul(sx, r)), [sw.size])];
+        return [dx, y && gradientSkippable(w, y) ? tf.zerosLike(sw) : sumTo(tf.mul(dy, tf.mul(sx, r)), [sw.size])];
       },
     };
   });
-  return op(x, w) as T;
+  y = op(x, w);
+  return y as T;
 }

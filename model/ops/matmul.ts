@@ -4,7 +4,9 @@
  * tfjs's stock matMul gradient calls matMul with transposeA/transposeB, which the wasm
  * backend runs as a naive loop 10–40× slower than its XNNPACK plain matMul. Here every
  * product, forward and backward, is a plain (non-transposed) matMul, with explicit
- * `tf.transpose` (a cheap memory copy) where the math needs one.
+ * `tf.transpose` (a cheap memory copy) where the math needs one — except when the native products
+ * are installed (native-kernels.ts), which read transposed operands directly: then the transposed
+ * products go to the kernel as they are.
  */
 import * as tf from '@tensorflow/tfjs';
 import { nativeKernelsActive } from './native-kernels.js';
@@ -28,8 +30,17 @@ function custom(f: (...inputs: tf.Tensor[]) => { value: tf.Tensor; gradFunc: Gra
 
 const tr2 = (x: tf.Tensor): tf.Tensor2D => tf.transpose(x) as tf.Tensor2D;
 
+/**
+ * Whether transposed products can go to the kernel as they are: the native products
+ * (native-kernels.ts) read either operand transposed at full speed, so no transpose copy is made.
+ */
+export function transposedProductsDirect(): boolean {
+  return nativeKernelsActive() && tf.getBackend() === 'wasm';
+}
+
 /** a @ bᵀ (a [m, k], b [c, k]) as plain matMuls, transposing whichever side is smaller. */
 function mmNT(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
+  if (transposedProductsDirect()) return tf.matMul(a, b, false, true);
   const [m, k] = a.shape;
   const c = b.shape[0];
   return c * k <= m * k + m * c ? tf.matMul(a, tr2(b)) : tr2(tf.matMul(b, tr2(a)));
@@ -37,6 +48,7 @@ function mmNT(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
 
 /** aᵀ @ b (a [k, m], b [k, c]) as plain matMuls, transposing whichever side is smaller. */
 function mmTN(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
+  if (transposedProductsDirect()) return tf.matMul(a, b, true, false);
   const [k, m] = a.shape;
   const c = b.shape[1];
   return k * m <= k * c + m * c ? tf.matMul(tr2(a), b) : tr2(tf.matMul(tr2(b), a));
@@ -79,6 +91,26 @@ export function frozenMatMul(x: tf.Tensor2D, wT: () => tf.Tensor2D, w: () => tf.
   return f(x) as tf.Tensor2D;
 }
 
+/**
+ * `x @ wᵀ` for a frozen weight `w` ([out, in]) produced on demand by `w()`, as {@link frozenMatMul}
+ * (nothing saved; the gradient, `dy @ w`, flows to x only and makes the weight again) but without
+ * a transposed copy of the weight: the product reads it transposed. Use when
+ * {@link transposedProductsDirect}; elsewhere it equals frozenMatMul(x, () => w()ᵀ, w).
+ */
+export function frozenMatMulNT(x: tf.Tensor2D, w: () => tf.Tensor2D): tf.Tensor2D {
+  if (!transposedProductsDirect() || mode === 'stock') return frozenMatMul(x, () => tf.transpose(w()), w);
+  const f = tf.customGrad(((xx: tf.Tensor, save: tf.GradSaveFunc) => {
+    save([]);
+    const weight = w();
+    if (xx.shape[1] !== weight.shape[1]) throw new RangeError(`frozenMatMulNT: x is [${xx.shape}] but the weight is [${weight.shape}]`);
+    return {
+      value: tf.matMul(xx as tf.Tensor2D, weight, false, true),
+      gradFunc: (dy: tf.Tensor) => [tf.tidy(() => tf.matMul(dy as tf.Tensor2D, w()))],
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]);
+  return f(x) as tf.Tensor2D;
+}
+
 /** Which kernels the ops use: `fast` (the workarounds here) or `stock` (tfjs as shipped, for benchmarks). */
 export type KernelMode = 'fast' | 'stock';
 let mode: KernelMode = 'fast';
@@ -114,6 +146,7 @@ const PER_SLICE_MIN_FLOPS = 4096;
 
 /** a @ bᵀ for a [n, m, k], b [n, c, k] without a transposed kernel: transposes the smaller side. */
 function bmmNT(a: tf.Tensor3D, b: tf.Tensor3D): tf.Tensor3D {
+  if (transposedProductsDirect()) return tf.matMul(a, b, false, true);
   const [, m] = a.shape;
   const [, c, k] = b.shape;
   // either a @ (bᵀ)  — transposing b (c·k) — or (b @ aᵀ)ᵀ — transposing a (m·k) and the result (c·m)
@@ -122,6 +155,7 @@ function bmmNT(a: tf.Tensor3D, b: tf.Tensor3D): tf.Tensor3D {
 
 /** aᵀ @ b for a [n, k, m], b [n, k, c]: transposes the smaller side. */
 function bmmTN(a: tf.Tensor3D, b: tf.Tensor3D): tf.Tensor3D {
+  if (transposedProductsDirect()) return tf.matMul(a, b, true, false);
   const [, k, m] = a.shape;
   const c = b.shape[2];
   return k * m <= k * c + m * c ? bmmPlain(tr3(a), b) : tr3(bmmPlain(tr3(b), a));

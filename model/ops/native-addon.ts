@@ -19,6 +19,37 @@ export interface NativeAddon {
   isa(): string;
   /** Force an instruction set (tests); false when this CPU lacks it. */
   setIsa(name: 'generic' | 'avx2' | 'avx512'): boolean;
+  /**
+   * Fused causal attention (native/src/attention.cc): out [B, T, H, hs] = softmax(scale·q kᵀ,
+   * causal) v per query head, query head h reading kv head h / (H / kvH) of k, v [B, T, kvH, hs];
+   * lse [B, H, T] receives each row's log-sum-exp of the scaled scores. Threaded over B·kvH groups.
+   * With cos, sin ([T, hs]), partner and sign ([hs]), q and k are taken before RoPE:
+   * x_i·cos + sign_i·x_partner(i)·sin is applied to them first.
+   */
+  attentionForward(q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, lse: Float32Array, B: number, T: number, H: number, kvH: number, hs: number, scale: number, threads: number, cos?: Float32Array, sin?: Float32Array, partner?: Int32Array, sign?: Float32Array): void;
+  /** Gradient of {@link attentionForward} given dout [B, T, H, hs]: writes dq, dk and dv (overwritten), through RoPE when its tables are given. */
+  attentionBackward(q: Float32Array, k: Float32Array, v: Float32Array, lse: Float32Array, dout: Float32Array, dq: Float32Array, dk: Float32Array, dv: Float32Array, B: number, T: number, H: number, kvH: number, hs: number, scale: number, threads: number, cos?: Float32Array, sin?: Float32Array, partner?: Int32Array, sign?: Float32Array): void;
+  /** The instruction set of the attention kernels. */
+  attentionIsa(): string;
+  /** Force the attention kernels' instruction set (tests); false when this CPU lacks it. */
+  attentionSetIsa(name: 'generic' | 'avx2' | 'avx512'): boolean;
+  /** y = x / √(mean(x²) + eps) · w for each of `rows` rows of `dim` values (native/src/rowwise.cc). */
+  rmsNormForward(x: Float32Array, w: Float32Array, y: Float32Array, rows: number, dim: number, eps: number, threads: number): void;
+  /** Gradient of {@link rmsNormForward}: dx always, dw (column sums) when not null. */
+  rmsNormBackward(x: Float32Array, w: Float32Array, dy: Float32Array, dx: Float32Array, dw: Float32Array | null, rows: number, dim: number, eps: number, threads: number): void;
+  /** y = a·σ(a)·b over n values. */
+  swigluForward(a: Float32Array, b: Float32Array, y: Float32Array, n: number, threads: number): void;
+  /** Gradient of {@link swigluForward}: da and db. */
+  swigluBackward(a: Float32Array, b: Float32Array, dy: Float32Array, da: Float32Array, db: Float32Array, n: number, threads: number): void;
+  /** Per row of `rows` × `vocab` logits: lse = log Σ exp, nll = lse − logits[target]. */
+  nllForward(logits: Float32Array, targets: Int32Array, nll: Float32Array, lse: Float32Array, rows: number, vocab: number, threads: number): void;
+  /** Gradient of {@link nllForward}: dlogits = dnll · (softmax − one-hot of the target) per row. */
+  nllBackward(logits: Float32Array, lse: Float32Array, targets: Int32Array, dnll: Float32Array, dlogits: Float32Array, rows: number, vocab: number, threads: number): void;
+  /**
+   * out[i] = code_i · half(scales[⌊i / block⌋]) for i < n (native/src/dequant.cc): kind 8 reads
+   * Q8_0 int8 codes, kind 4 Q4_0 nibbles (model/quant.ts's layout). Bit-identical to dequantizeInto.
+   */
+  dequantize(kind: 8 | 4, data: Int8Array | Uint8Array, scales: Uint16Array, block: number, out: Float32Array, n: number, threads: number): void;
 }
 
 /** Whether the addon loaded, and if not, why. */

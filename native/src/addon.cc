@@ -13,6 +13,7 @@
 
 #include "fedavg.h"
 #include "gemm.h"
+#include "parts.h"
 
 namespace {
 
@@ -312,9 +313,17 @@ napi_value Init(napi_env env, napi_value exports) {
       {"fedavgFoldMany", nullptr, FedavgFoldMany, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, 5, props);
+  fedtune_attention_init(env, exports);
+  fedtune_rowwise_init(env, exports);
+  fedtune_dequant_init(env, exports);
   return exports;
 }
 
 }  // namespace
+
+void fedtune_parallel_for(int nTasks, int nThreads, const std::function<void(int)>& job) {
+  if (!g_pool) g_pool = new Pool();
+  g_pool->run(nTasks, nThreads, job);
+}
 
 NAPI_MODULE(NODE_GYP_MODULE_NAME, Init)

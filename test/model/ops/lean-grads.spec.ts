@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { FrozenBase, forwardHidden, headLoss, initBackend, LoraAdapter, randomBase, seededRng, type LlamaConfig } from '../../../model/index.js';
 import { leanVariableGrads } from '../../../model/ops/lean-grads.js';
+import { leanRmsNorm } from '../../../model/ops/lean-ops.js';
 
 /**
  * leanVariableGrads must change memory only: the same loss and gradients as tfjs's own
@@ -73,6 +74,30 @@ describe('model/ops/lean-grads', () => {
     } finally {
       v.dispose();
       w.dispose();
+    }
+  });
+
+  it('skips the gradient of a frozen RMSNorm weight (no Sum over rows) and still gives a trainable one, as tf.variableGrads', async () => {
+    const x = tf.variable(tf.randomNormal([40, 16], 0, 1, 'float32', 21), true, `lean-norm-x-${Date.now()}`);
+    const frozen = tf.randomNormal([16], 1, 0.2, 'float32', 22) as tf.Tensor1D;
+    const trained = tf.variable(tf.randomNormal([16], 1, 0.2, 'float32', 23), true, `lean-norm-w-${Date.now()}`);
+    const w = tf.randomNormal([40, 16], 0, 1, 'float32', 24);
+    try {
+      for (const [name, nw, vars] of [['frozen', frozen, [x]], ['trainable', trained, [x, trained]]] as const) {
+        const f = () => tf.sum(tf.mul(leanRmsNorm(x, nw as tf.Tensor1D, 1e-5), w)) as tf.Scalar;
+        const want = tf.tidy(() => Object.fromEntries(Object.entries(tf.variableGrads(f, [...vars]).grads).map(([k, g]) => [k, Array.from(g.dataSync())])));
+        let got: Record<string, number[]> = {};
+        // the weight's gradient is a Sum of a [40, 16] input to [16] (the loss's own Sum gives a scalar)
+        const prof = await tf.profile(() => {
+          got = tf.tidy(() => Object.fromEntries(Object.entries(leanVariableGrads(f, [...vars]).grads).map(([k, g]) => [k, Array.from(g.dataSync())])));
+        });
+        const sums = prof.kernels.filter((k) => k.name === 'Sum' && tf.util.arraysEqual(k.inputShapes[0] ?? [], [40, 16]) && tf.util.arraysEqual(k.outputShapes[0] ?? [], [16])).length;
+        assert.deepEqual(Object.keys(got).sort(), Object.keys(want).sort(), name);
+        for (const k of Object.keys(want)) got[k].forEach((v, i) => assert.ok(Math.abs(v - want[k][i]) <= 1e-5 * (1 + Math.abs(want[k][i])), `${name} ${k}[${i}]: ${v} vs ${want[k][i]}`));
+        assert.equal(sums, name === 'frozen' ? 0 : 1, `${name}: column sums of the norm input`);
+      }
+    } finally {
+      tf.dispose([x, frozen, trained, w]);
     }
   });
 

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { batchMatMul, frozenMatMul, matMul, nextGaussian, seededRng } from '../../../model/index.js';
+import { frozenMatMulNT, transposedProductsDirect } from '../../../model/ops/matmul.js';
+import { nativeKernelsActive, setNativeKernels } from '../../../model/ops/native-kernels.js';
 import { maxAbsDiff, realModel } from '../../helpers.js';
 
 function rand(shape: number[], seed: number): tf.Tensor {
@@ -50,6 +52,29 @@ describe('model/ops (transpose-free matMul gradients)', () => {
       const stock = tf.grad((v: tf.Tensor) => tf.sum(tf.matMul(v as tf.Tensor2D, wT)))(x);
       assert.ok(maxAbsDiff(g.dataSync(), stock.dataSync()) < 1e-6);
     });
+  });
+
+  it('frozenMatMulNT is x @ wᵀ with gradient dy @ w, with the native products (no Transpose kernel) and without', async () => {
+    const active = nativeKernelsActive();
+    try {
+      for (const native of active ? [true, false] : [false]) {
+        setNativeKernels(native);
+        assert.equal(transposedProductsDirect(), native);
+        const x = rand([37, 19], 9) as tf.Tensor2D;
+        const w = rand([11, 19], 10) as tf.Tensor2D;
+        const probe = rand([37, 11], 11);
+        let got: Float32Array[] = [];
+        const prof = await tf.profile(() => {
+          got = tf.tidy(() => [frozenMatMulNT(x, () => w.clone()).dataSync() as Float32Array, tf.grad((v: tf.Tensor) => tf.sum(tf.mul(frozenMatMulNT(v as tf.Tensor2D, () => w.clone()), probe)))(x).dataSync() as Float32Array]);
+        });
+        const want = tf.tidy(() => [tf.matMul(x, tf.transpose(w)).dataSync(), tf.grad((v: tf.Tensor) => tf.sum(tf.mul(tf.matMul(v as tf.Tensor2D, tf.transpose(w)), probe)))(x).dataSync()]);
+        got.forEach((g, i) => assert.ok(maxAbsDiff(g, want[i]) < 1e-4, `native=${native} output ${i}`));
+        assert.equal(prof.kernels.some((k) => k.name === 'Transpose'), !native, `native=${native}: Transpose kernels`);
+        tf.dispose([x, w, probe]);
+      }
+    } finally {
+      setNativeKernels(active);
+    }
   });
 
   it('rejects shapes that do not chain, naming the op', () => {
