@@ -168,7 +168,7 @@ export class SharedIntake {
     const poisson = spec.sampling.scheme === 'poisson';
     // the coin is rolled here, but only the first claim of the device in the round counts
     const coin = !poisson || this.d.rng.nextFloat() < spec.sampling.rate;
-    const selecting = !poisson || now <= plan.selectionEndsMs;
+    const selecting = !poisson || now < plan.selectionEndsMs;
     const a = selecting ? await this.d.store.admitParticipant(plan.roundId, deviceId, this.d.replicaId, coin, now) : await this.known(plan.roundId, deviceId);
     if (!('status' in a) && a.outcome === 'full') return { retryAfterMs: untilNext, reason: `round ${plan.roundNumber}'s cohort is full`, programComplete: false };
     if (!('status' in a)) {

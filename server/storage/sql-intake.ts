@@ -99,7 +99,7 @@ export class SqlIntake extends SqlClaims {
     const ended = async (tx: SqlExecutor): Promise<boolean> => {
       const r = await tx.get('SELECT selection_ends_ms FROM round_plans WHERE round_id = ?', [roundId]);
       const end = num(r?.selection_ends_ms);
-      return end > 0 && now > end;
+      return end > 0 && now >= end;
     };
     try {
       return await this.db.transaction(async (tx) => {
