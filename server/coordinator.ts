@@ -693,7 +693,16 @@ export class Coordinator {
    * withdrawn and the device told so.
    */
   async checkIn(p: ProgramState, deviceId: string): Promise<WorkOrder | ComeBack> {
-    if (this.shared && this.sharesRounds(p.spec.id)) return this.shared.checkIn(p.spec, p.runner, deviceId);
+    if (this.shared && this.sharesRounds(p.spec.id)) {
+      try {
+        return await this.shared.checkIn(p.spec, p.runner, deviceId);
+      } catch (e) {
+        if (e instanceof CoordinatorError) throw e;
+        // the database did not answer: the device retries (here, or at its next address)
+        this.o.log?.('a shared check-in failed', { program: p.spec.id, device: deviceId, error: (e as Error).message });
+        return refuse('unavailable', `the check-in could not be recorded just now (${(e as Error).message}); try again`);
+      }
+    }
     await this.refuseUnserved(p);
     const known = p.runner.isSelected(deviceId);
     const w = p.runner.checkIn(deviceId);

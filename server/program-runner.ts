@@ -703,6 +703,8 @@ export class ProgramRunner {
     if (this.round !== r || this.aggregating || r.sampler.selectionClosed) return;
     if (r.selectionTimer) clearTimeout(r.selectionTimer);
     const chosen = r.sampler.closeSelection();
+    // shared rounds: no replica claims a coin for this round from now on
+    if (this.d.shared) this.d.store.endSelection(r.id).catch((e: unknown) => this.logThrown('ending the round\'s selection in the database', e));
     if (r.sampler.scheme === 'fixed-cohort') for (const id of chosen) if (!r.selected.has(id)) r.selected.set(id, 'working');
     r.log?.('selection closed', { scheme: r.sampler.scheme, eligible: r.sampler.eligible, sampled: r.sampler.sampled });
     r.secagg?.closeSelection();

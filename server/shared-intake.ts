@@ -73,7 +73,7 @@ export class SharedIntake {
         if (!this.d.drives(c.programId)) this.mirrorClosed(c.programId, c.roundId);
         return;
       }
-      if (c.what === 'open' || c.what === 'closed') this.plans.delete(c.programId);
+      if (c.what === 'open' || c.what === 'closed' || c.what === 'selection-closed') this.plans.delete(c.programId);
       else if (c.deviceId && this.d.drives(c.programId)) this.d.runnerOf(c.programId)?.noteParticipant(c.roundId, c.deviceId, c.what);
     }, () => this.resync());
   }
@@ -168,12 +168,12 @@ export class SharedIntake {
     const poisson = spec.sampling.scheme === 'poisson';
     // the coin is rolled here, but only the first claim of the device in the round counts
     const coin = !poisson || this.d.rng.nextFloat() < spec.sampling.rate;
-    const selecting = !poisson || now <= plan.selectionEndsMs;
+    const selecting = !poisson || now < plan.selectionEndsMs;
     const a = selecting ? await this.d.store.admitParticipant(plan.roundId, deviceId, this.d.replicaId, coin, now) : await this.known(plan.roundId, deviceId);
     if (!('status' in a) && a.outcome === 'full') return { retryAfterMs: untilNext, reason: `round ${plan.roundNumber}'s cohort is full`, programComplete: false };
     if (!('status' in a)) {
       this.plans.delete(spec.id);
-      return selecting ? { retryAfterMs: soon, reason: 'no round is open; the next one opens shortly', programComplete: false } : { retryAfterMs: untilNext, reason: `round ${plan.roundNumber}'s selection has closed; check in for the next round`, programComplete: false };
+      return selecting && a.outcome === 'closed' ? { retryAfterMs: soon, reason: 'no round is open; the next one opens shortly', programComplete: false } : { retryAfterMs: untilNext, reason: `round ${plan.roundNumber}'s selection has closed; check in for the next round`, programComplete: false };
     }
     if (a.status === 'not-sampled') return { retryAfterMs: untilNext, reason: `not sampled for round ${plan.roundNumber} (${spec.sampling.scheme} sampling); check in for the next round`, programComplete: false };
     if (a.status !== 'working') return { retryAfterMs: Math.max(200, plan.deadlineMs - now), reason: `this device already took part in round ${plan.roundNumber}`, programComplete: false };
@@ -183,9 +183,9 @@ export class SharedIntake {
   }
 
   /** A device's admission made before (after the selection closed, no new one is made). */
-  private async known(roundId: string, deviceId: string): Promise<{ outcome: 'known'; status: 'working' | 'done' | 'failed' | 'not-sampled' } | { outcome: 'closed' }> {
+  private async known(roundId: string, deviceId: string): Promise<{ outcome: 'known'; status: 'working' | 'done' | 'failed' | 'not-sampled' } | { outcome: 'selection-closed' }> {
     const s = (await this.d.store.participantStatuses(roundId)).get(deviceId);
-    return s ? { outcome: 'known', status: s } : { outcome: 'closed' };
+    return s ? { outcome: 'known', status: s } : { outcome: 'selection-closed' };
   }
 
   /**

@@ -95,6 +95,12 @@ export class SqlIntake extends SqlClaims {
       const r = await tx.get(`SELECT p.intake_closed_ms, r.state FROM round_plans p JOIN rounds r ON r.round_id = p.round_id WHERE p.round_id = ?${tx.engine === 'postgres' && !capped ? ' FOR SHARE OF p' : ''}`, [roundId]);
       return r !== undefined && r.state === 'open' && num(r.intake_closed_ms) === 0;
     };
+    /** A selection with an end (poisson) that has ended: no coin is claimed any more (read under the same lock). */
+    const ended = async (tx: SqlExecutor): Promise<boolean> => {
+      const r = await tx.get('SELECT selection_ends_ms FROM round_plans WHERE round_id = ?', [roundId]);
+      const end = num(r?.selection_ends_ms);
+      return end > 0 && now >= end;
+    };
     try {
       return await this.db.transaction(async (tx) => {
         const status: ParticipantStatus = sampled ? 'working' : 'not-sampled';
@@ -108,6 +114,7 @@ export class SqlIntake extends SqlClaims {
           );
           if (took !== 1) throw new Outcome<Admission>((await open(tx)) ? { outcome: 'full' } : { outcome: 'closed' });
         } else if (!(await open(tx))) throw new Outcome<Admission>({ outcome: 'closed' });
+        else if (await ended(tx)) throw new Outcome<Admission>({ outcome: 'selection-closed' });
         const added = await tx.run('INSERT INTO round_participants (round_id, device_id, claimed_ms, status, replica_id) VALUES (?, ?, ?, ?, ?) ON CONFLICT (round_id, device_id) DO NOTHING', [roundId, deviceId, now, status, replicaId]);
         if (added !== 1) throw new Outcome<undefined>(undefined); // admitted at the same moment elsewhere: read what it got
         await SqlIntake.notify(tx, { programId: plan0.program_id as string, roundId, deviceId, what: status });
@@ -152,6 +159,15 @@ export class SqlIntake extends SqlClaims {
       const changed = await tx.run(`UPDATE round_participants SET status = 'failed', replica_id = ? WHERE round_id = ? AND device_id = ? AND status = 'working'`, [replicaId, roundId, deviceId]);
       const plan = changed === 1 ? await tx.get('SELECT program_id FROM round_plans WHERE round_id = ?', [roundId]) : undefined;
       if (plan) await SqlIntake.notify(tx, { programId: plan.program_id as string, roundId, deviceId, what: 'failed' });
+      return changed === 1;
+    });
+  }
+
+  async endSelection(roundId: string, now = Date.now()): Promise<boolean> {
+    return this.db.transaction(async (tx) => {
+      const changed = await tx.run('UPDATE round_plans SET selection_ends_ms = ? WHERE round_id = ? AND selection_ends_ms > ?', [now, roundId, now]);
+      const plan = changed === 1 ? await tx.get('SELECT program_id FROM round_plans WHERE round_id = ?', [roundId]) : undefined;
+      if (plan) await SqlIntake.notify(tx, { programId: plan.program_id as string, roundId, what: 'selection-closed' });
       return changed === 1;
     });
   }

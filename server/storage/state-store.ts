@@ -63,8 +63,8 @@ export interface RoundPlanRecord {
 /** A device's place in a round: working on its update, answered (done / failed), or its coin said no. */
 export type ParticipantStatus = 'working' | 'done' | 'failed' | 'not-sampled';
 
-/** What a check-in's claim found: a new admission (with its coin), one made before (anywhere), or none (full, closed). */
-export type Admission = { readonly outcome: 'admitted' | 'known'; readonly status: ParticipantStatus } | { readonly outcome: 'full' | 'closed' };
+/** What a check-in's claim found: a new admission (with its coin), one made before (anywhere), or none (full, round closed, selection ended). */
+export type Admission = { readonly outcome: 'admitted' | 'known'; readonly status: ParticipantStatus } | { readonly outcome: 'full' | 'closed' | 'selection-closed' };
 
 /** What became of an update offered to a round: stored, or why not (the round's intake closed, or the device's status). */
 export type Acceptance = 'accepted' | 'closed' | 'not-selected' | Exclude<ParticipantStatus, 'working'>;
@@ -90,7 +90,7 @@ export interface RoundChange {
   readonly programId: string;
   readonly roundId: string;
   readonly deviceId?: string;
-  readonly what: 'open' | 'closed' | 'round-completed' | 'round-failed' | ParticipantStatus;
+  readonly what: 'open' | 'selection-closed' | 'closed' | 'round-completed' | 'round-failed' | ParticipantStatus;
 }
 
 /** The engines a StateStore runs on. */
@@ -213,6 +213,8 @@ export interface StateStore {
   acceptRoundUpdate(u: StoredUpdate, now?: number): Promise<Acceptance>;
   /** Mark a working participant failed (its update was rejected); true if it was working. */
   failParticipant(roundId: string, deviceId: string, replicaId: string): Promise<boolean>;
+  /** End a round's selection now (its driver decided it; a coin claimed after this commits is refused); true if it was still running. */
+  endSelection(roundId: string, now?: number): Promise<boolean>;
   /** Close a round's intake (waits for acceptances in flight; refuses every later one); true if this call closed it. */
   closeIntake(roundId: string, now?: number): Promise<boolean>;
   /** A round's stored updates, by device id: all, or (a page) at most `limit` of those after device id `after`. */

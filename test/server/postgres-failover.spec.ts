@@ -2,8 +2,9 @@
  * Driver failover on PostgreSQL, as real processes: three coordinators share a throwaway database
  * with a short program lease. A non-driving replica is killed (SIGKILL) during round 1, which
  * completes regardless; the driver is killed after round 1; a survivor takes the lease once it
- * expires, fails the round the dead driver left open, and runs round 2 for the same devices from
- * the adapter round 1 published.
+ * expires, continues the round the dead driver left open (its rounds are shared: admissions and
+ * updates are in the database), and runs round 2 for the same devices from the adapter round 1
+ * published.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';

@@ -108,12 +108,15 @@ describe('server: three replicas share a program’s rounds; replicas die mid-ro
     const acked = new Set<string>();
     const order = [a, b, c];
     let cKilled = false;
+    /** The device training under c when c died, and its round. */
+    let orphan = '';
     const watch = (d: Device, i: number) =>
       d.progress$.subscribe((ev) => {
         if (ev.kind === 'uploaded') acked.add(`${ev.roundId} ${i}`);
         // mid-round (1, or 2 if the device was not in round 1's selection): a device that checked in at c trains; c dies under it
         if (ev.kind === 'training' && !cKilled && i % 3 === 2) {
           cKilled = true;
+          orphan = `${ev.roundId} ${i}`;
           c.child.kill('SIGKILL');
         }
       });
@@ -129,6 +132,7 @@ describe('server: three replicas share a program’s rounds; replicas die mid-ro
     });
     for (const s of summaries) deviceIds.push(s.deviceId);
     assert.ok(cKilled, 'c was killed mid-round');
+    assert.ok(acked.has(orphan), `the device c admitted (${orphan}) had its update accepted by another replica`);
     assert.equal(await c.exited, 137);
     assert.equal(await a.exited, 137, 'a killed itself while aggregating round 2');
     assert.ok(summaries.every((s) => /completed its 3 rounds/.test(s.reason)), JSON.stringify(summaries.map((s) => s.reason)));

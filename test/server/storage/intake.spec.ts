@@ -58,6 +58,11 @@ describeEngines('server/storage rounds every replica serves', (engine) => {
     assert.equal(coins.size, 1, JSON.stringify(got));
     assert.equal(got.filter((g) => g.outcome === 'admitted').length, 1);
     assert.equal(await a.acceptRoundUpdate(update('d1', 'p.r2', 1)), 'not-sampled');
+    // the driver ends the selection: no new coin anywhere, a device admitted before keeps its place
+    assert.equal(await a.endSelection('p.r2'), true);
+    assert.equal(await b.endSelection('p.r2'), false, 'ended once');
+    assert.deepEqual(await b.admitParticipant('p.r2', 'd3', 'b', true), { outcome: 'selection-closed' });
+    assert.deepEqual(await b.admitParticipant('p.r2', 'd1', 'b', true), { outcome: 'known', status: 'not-sampled' });
   });
 
   it('admits exactly the cap of a first-come selection, however the check-ins race', async () => {
