@@ -14,7 +14,7 @@
  * cores are shared by the devices, the replicas and PostgreSQL: on 2 cores the wall time cannot
  * show scaling, the CPU per update can.
  *
- * Run: npx tsc -p tsconfig.json && node dist/bench/replicas.js [--devices 2000] [--rounds 3]
+ * Run: npx tsc -p tsconfig.json && node dist/bench/replicas.js [--devices 2000] [--rounds 3] [--floats 1280]
  *      [--replicas 1,2,3] [--concurrency 64] [--channels 6]
  */
 import { fork, type ChildProcess } from 'node:child_process';
@@ -42,6 +42,7 @@ const { values: args } = parseArgs({
     replicas: { type: 'string', default: '1,2,3' },
     concurrency: { type: 'string', default: '64' },
     channels: { type: 'string', default: '6' },
+    floats: { type: 'string', default: '1280' },
   },
 });
 const posInt = (name: string, v: string | undefined): number => {
@@ -53,6 +54,7 @@ const DEVICES = posInt('devices', args.devices);
 const ROUNDS = posInt('rounds', args.rounds);
 const CONCURRENCY = posInt('concurrency', args.concurrency);
 const CHANNELS = posInt('channels', args.channels);
+const FLOATS = posInt('floats', args.floats);
 const CONFIGS = (args.replicas ?? '1,2,3').split(',').map((x) => posInt('replicas', x));
 
 const program = {
@@ -139,7 +141,7 @@ async function runConfig(n: number, url: string, admin: pg.Client): Promise<Row[
   const store: StateStore = await openStateStore(url, { poolSize: 2 });
   const rows: Row[] = [];
   try {
-    const fleetSettings: FleetSettings = { address: fleetAddresses[0], addresses: fleetAddresses, programId: PID, token: TOKEN, devices: DEVICES, concurrency: CONCURRENCY, channels: Math.max(CHANNELS, n), floats: 1280, clip: CLIP };
+    const fleetSettings: FleetSettings = { address: fleetAddresses[0], addresses: fleetAddresses, programId: PID, token: TOKEN, devices: DEVICES, concurrency: CONCURRENCY, channels: Math.max(CHANNELS, n), floats: FLOATS, clip: CLIP };
     const fleet = new Child(fork(here('./coordinator-devices.js'), [JSON.stringify(fleetSettings)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
     await fleet.next('enrolled');
     const stats = async (): Promise<Extract<Msg, { t: 'stats' }>[]> => Promise.all(replicas.map(async (r) => (r.send({ t: 'stats' }), r.next('stats'))));
@@ -182,7 +184,7 @@ async function main(): Promise<void> {
     await server.stop();
   }
   const f = (x: number, d = 2): string => (Number.isFinite(x) ? x.toFixed(d) : '–');
-  console.log(`\n${DEVICES} light devices (signed check-in, sealed f32 upload of 1,280 floats, no training), first-come cohort ${DEVICES}, ${ROUNDS} rounds per configuration, ${Math.max(CHANNELS, 1)}+ gRPC channels spread over the replicas, ${CONCURRENCY} devices in flight; PostgreSQL on the same machine (fsync off); ${machine}; load average at the end ${loadavg().map((x) => x.toFixed(2)).join(' ')}\n`);
+  console.log(`\n${DEVICES} light devices (signed check-in, sealed f32 upload of ${FLOATS.toLocaleString('en')} floats, no training), first-come cohort ${DEVICES}, ${ROUNDS} rounds per configuration, ${Math.max(CHANNELS, 1)}+ gRPC channels spread over the replicas, ${CONCURRENCY} devices in flight; PostgreSQL on the same machine (fsync off); ${machine}; load average at the end ${loadavg().map((x) => x.toFixed(2)).join(' ')}\n`);
   console.log('| replicas | round | wall s | updates | updates/s | CPU s per replica | replica CPU ms per update (sum) | max RSS MiB per replica | PG rows written | PG WAL MiB | WAL bytes per update |');
   console.log('|---|---|---|---|---|---|---|---|---|---|---|');
   for (const r of all) {
