@@ -5,6 +5,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { WireFormatError } from '../proto/wire-error.js';
+import { isStorageUnavailable } from './storage/unavailable.js';
 
 /** Why a request failed, in domain terms. */
 export type FailureKind =
@@ -74,10 +75,14 @@ export function quoted(value: string, max = 80): string {
   return value.length <= max ? value : `${Array.from(value.slice(0, max + 1)).slice(0, max - 1).join('')}…`;
 }
 
-/** Map any error to a gRPC status with a human sentence (programming errors become INTERNAL). */
+/**
+ * Map any error to a gRPC status with a human sentence: a database outage becomes UNAVAILABLE
+ * (retryable, see storage/unavailable.ts), programming errors INTERNAL.
+ */
 export function toStatus(e: unknown): StatusObject {
   if (e instanceof CoordinatorError) return { code: CODES[e.kind], details: boundedDetails(e.message) };
   if (e instanceof WireFormatError) return { code: grpc.status.INVALID_ARGUMENT, details: boundedDetails(e.message) };
   const msg = e instanceof Error ? e.message : String(e);
+  if (isStorageUnavailable(e)) return { code: grpc.status.UNAVAILABLE, details: boundedDetails(`the coordinator's database is unavailable (${msg}); try again or another coordinator address`) };
   return { code: grpc.status.INTERNAL, details: boundedDetails(`the coordinator failed: ${msg}`) };
 }

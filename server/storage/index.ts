@@ -17,6 +17,7 @@ export { migrate, appliedMigrations, SchemaTooNewError } from './migrate.js';
 export { SqliteExecutor } from './sqlite.js';
 export { PostgresExecutor } from './postgres.js';
 export { SqlStateStore } from './sql-state-store.js';
+export { isStorageUnavailable } from './unavailable.js';
 export type { SqlExecutor, Row, SqlValue } from './sql.js';
 
 /** True if `location` names a PostgreSQL database (postgres:// or postgresql://). */
