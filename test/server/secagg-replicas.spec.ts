@@ -8,7 +8,8 @@
  *    updates — recomputed here in float64 from the updates a plain (shared-round) program stored
  *    in the database from the same devices (same seeds, same text, same initial adapter);
  *  - a SecAgg stage request replayed to another replica is refused (its nonce was claimed);
- *  - forwarded rows are deleted once answered; followers report the program SERVING.
+ *  - forwarded rows are deleted once answered; malformed rows are refused by the driver, which
+ *    serves on; followers report the program SERVING.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -144,6 +145,42 @@ describe('server: a SecAgg round with devices on three replicas, forwarded to it
       const rows = await store.roundUpdates(plainRound.roundId);
       assert.deepEqual(rows.map((u) => u.deviceId).sort(), plainRun.map((s) => s.deviceId).sort());
       assert.equal((await db.get('SELECT COUNT(*) AS n FROM forwarded_requests'))?.n, 0, 'every forwarded row was deleted once answered');
+
+      // malformed forwarded rows (written straight into the database) are refused by the driver, which serves on
+      const ask = async (method: string, deviceId: string, request: Uint8Array): Promise<{ code: number; details: string }> => {
+        const rowId = `test-${method}-${deviceId}-${request.length}`;
+        await store.forwardRequest({ id: rowId, programId: 'sa', method, deviceId, request, payload: new Uint8Array(0), fromReplica: 'test', deadlineMs: Date.now() + 10_000 });
+        try {
+          for (let t = 0; t < 200; t++) {
+            const answer = await store.forwardedAnswer(rowId);
+            if (answer) return answer;
+            await new Promise((r) => setTimeout(r, 50));
+          }
+          return assert.fail(`the driver did not answer the ${method} row`);
+        } finally {
+          await store.deleteForwarded(rowId);
+        }
+      };
+      const codec = loadProtos().definition['fedtune.v1.Coordinator'] as unknown as Record<string, { requestSerialize(v: unknown): Buffer }>;
+      const fresh = { ...req, auth: authFor('fedtune.v1.Coordinator/SecAgg', req, secure[0].deviceId, id.sign) };
+      const refusals = [
+        await ask('Enroll', secure[0].deviceId, codec.SecAgg.requestSerialize(fresh)),
+        await ask('SecAgg', secure[0].deviceId, Buffer.from([0xff, 0xff, 0xff, 0x07, 0x01])),
+        await ask('SecAgg', secure[1].deviceId, codec.SecAgg.requestSerialize(fresh)),
+        await ask('SecAgg', 'no-such-device', codec.SecAgg.requestSerialize({ ...fresh, auth: { ...fresh.auth, deviceId: 'no-such-device' } })),
+        await ask('UploadUpdate', secure[0].deviceId, codec.UploadUpdate.requestSerialize({ data: Buffer.alloc(4) })),
+      ];
+      assert.deepEqual(
+        refusals.map((r) => r.code),
+        [grpc.status.INVALID_ARGUMENT, grpc.status.INVALID_ARGUMENT, grpc.status.INVALID_ARGUMENT, grpc.status.UNAUTHENTICATED, grpc.status.INVALID_ARGUMENT],
+        JSON.stringify(refusals),
+      );
+      assert.match(refusals[0].details, /method "Enroll", which is not forwarded/);
+      assert.match(refusals[2].details, /names device .* but its request is signed by/);
+      // the driver still answers (a well-formed row: the driver's refusal of a stage of a closed round)
+      const ok = await ask('SecAgg', secure[0].deviceId, codec.SecAgg.requestSerialize(fresh));
+      assert.equal(ok.code, grpc.status.DEADLINE_EXCEEDED, ok.details);
+      assert.ok(a.alive(), 'the driver is alive');
 
       const base = readBaseInfo(MODEL.bin);
       const blobs = new PostgresBlobBackend(db);
