@@ -224,8 +224,9 @@ export class Coordinator {
 
   /**
    * UNAVAILABLE on a replica that does not drive a program whose rounds are not shared (SecAgg,
-   * fixed-cohort): the device's next address may be its driver. For round requests (check-in,
-   * upload, SecAgg stages).
+   * fixed-cohort): followers forward those requests to the driver (server/forwarding.ts), so this
+   * answers only a request that reached a replica which lost the lease meanwhile; the device's
+   * retry finds the new driver. For round requests (check-in, upload, SecAgg stages).
    */
   async refuseUnserved(p: ProgramState): Promise<void> {
     if (this.store.engine !== 'postgres' || this.driving.has(p.spec.id) || this.sharesRounds(p.spec.id)) return;
