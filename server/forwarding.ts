@@ -26,6 +26,8 @@ import type { ForwardAnswer, ForwardedRequest, ForwardNotice, StateStore } from 
 export const FORWARD_WAIT_MS = 10_000;
 /** How often a waiting follower reads its answer, and a driver looks for rows it was not told of, ms. */
 const POLL_MS = 1000;
+/** How long before the call's deadline a follower gives up waiting, ms. */
+const DEADLINE_MARGIN_MS = 250;
 /** Rows this long past their deadline are deleted by any replica (their follower died), ms. */
 const PURGE_AFTER_MS = 60_000;
 
@@ -117,7 +119,8 @@ export class Forwarder {
    * with the driver's status (same code and sentence), or UNAVAILABLE if no answer came in time.
    */
   async forward(r: { programId: string; method: string; deviceId: string; request: Uint8Array; payload?: Uint8Array }, deadlineMs = Infinity): Promise<Uint8Array> {
-    const until = Math.min(deadlineMs, Date.now() + FORWARD_WAIT_MS);
+    // (a little before the call's own deadline, so the device hears why)
+    const until = Math.min(deadlineMs - DEADLINE_MARGIN_MS, Date.now() + FORWARD_WAIT_MS);
     const id = randomUUID();
     let wake = (): void => {};
     let woken = false;
@@ -152,7 +155,8 @@ export class Forwarder {
       throw statusError(s.code, s.details);
     } finally {
       this.waiting.delete(id);
-      this.d.store.deleteForwarded(id).catch((e: unknown) => this.d.log?.('deleting a forwarded request failed', { replica: this.d.replicaId, request: id, error: (e as Error).message }));
+      // (a row left by a failed delete is purged a minute past its deadline)
+      await this.d.store.deleteForwarded(id).catch((e: unknown) => this.d.log?.('deleting a forwarded request failed', { replica: this.d.replicaId, request: id, error: (e as Error).message }));
     }
   }
 }

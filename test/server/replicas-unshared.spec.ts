@@ -13,7 +13,7 @@ import * as grpc from '@grpc/grpc-js';
 import { authFor, unaryCall } from '../../client/rpc.js';
 import { loadIdentity } from '../../client/identity.js';
 import { loadProtos } from '../../proto/index.js';
-import { startCoordinator, type RunningCoordinator } from '../../server/index.js';
+import { openExecutor, startCoordinator, type RunningCoordinator } from '../../server/index.js';
 import { postgresOrSkip, type TestPostgres } from '../support/postgres.js';
 import { runDevices, smallProgram } from './fixtures.js';
 
@@ -76,8 +76,24 @@ describe('server: programs whose rounds stay on their driver, served by every re
         unaryCall((o, cb) => client.SecAgg({ ...req, auth: authFor('fedtune.v1.Coordinator/SecAgg', req, deviceId, id.sign) }, o, cb), 5000),
         (e: grpc.ServiceError) => e.code === grpc.status.DEADLINE_EXCEEDED && /round fc\.r1\.a1 has closed/.test(e.details),
       );
+      // a driver that does not answer (here: it stopped hearing forwarded requests): the follower gives up before the call's deadline
+      await a.coordinator.forwarder?.close();
+      const later = { programId: 'fc', adapterVersion: 0 };
+      const t0 = Date.now();
+      await assert.rejects(
+        unaryCall((o, cb) => client.CheckIn({ ...later, auth: authFor('fedtune.v1.Coordinator/CheckIn', later, deviceId, id.sign) }, o, cb), 2000),
+        (e: grpc.ServiceError) => e.code === grpc.status.UNAVAILABLE && /program "fc"'s driver did not answer this CheckIn \(forwarded by replica b\) in time/.test(e.details),
+      );
+      assert.ok(Date.now() - t0 >= 1500, 'the follower waited for the driver');
     } finally {
       client.close();
+    }
+    // its rows are gone (deleted by the follower that gave up)
+    const db = await openExecutor(url);
+    try {
+      assert.equal((await db.get('SELECT COUNT(*) AS n FROM forwarded_requests'))?.n, 0);
+    } finally {
+      await db.close();
     }
   });
 });
