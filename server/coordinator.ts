@@ -30,6 +30,8 @@ import { parseReleaseFile, ReleaseError } from '../proto/release.js';
 import { WorkerEvaluator } from './eval/evaluator.js';
 import { checkNumExamples, intakeUpdate, openSealedUpdate, updateBound, updateLayout, type UpdateLayout } from './update-intake.js';
 import { SharedIntake, sharesRounds } from './shared-intake.js';
+import { Forwarder } from './forwarding.js';
+import { executeForwarded } from './round-requests.js';
 import type { RoundPlanRecord, StoredRound } from './storage/index.js';
 
 /** Options of a {@link Coordinator}. */
@@ -132,6 +134,8 @@ export class Coordinator {
   readonly lastSeen = new Map<string, number>();
   /** Rounds every replica serves (PostgreSQL): check-ins and uploads claimed in the database. */
   private readonly shared?: SharedIntake;
+  /** Round requests of programs that stay on their driver, forwarded to it through PostgreSQL (server/forwarding.ts). */
+  readonly forwarder?: Forwarder;
   /** Open rounds a dead driver left, that this replica continues when it starts driving them (shared rounds). */
   private readonly toResume = new Map<string, { stored: StoredRound; plan: RoundPlanRecord }>();
 
@@ -160,6 +164,23 @@ export class Coordinator {
         onProgramOver: (id) => this.drivingChanged(id, this.driving.has(id)),
         log: o.log,
       });
+    if (store.engine === 'postgres')
+      this.forwarder = new Forwarder({
+        store,
+        replicaId: this.replicaId,
+        drivesForwarded: (id) => this.driving.has(id) && this.programs.has(id) && !this.sharesRounds(id),
+        drivenForwarded: () => [...this.driving].filter((id) => this.programs.has(id) && !this.sharesRounds(id)),
+        execute: (r) => executeForwarded(this, r),
+        log: o.log,
+      });
+  }
+
+  /**
+   * True if this replica forwards the program's round requests (check-in, upload, SecAgg stages)
+   * to its driver: on PostgreSQL, for a program whose rounds are not shared, where it does not drive it.
+   */
+  forwards(programId: string): boolean {
+    return this.forwarder !== undefined && this.programs.has(programId) && !this.driving.has(programId) && !this.sharesRounds(programId);
   }
 
   /** True if the program's rounds are served by every replica (PostgreSQL; not SecAgg or fixed-cohort programs). */
@@ -169,11 +190,12 @@ export class Coordinator {
   }
 
   /**
-   * True if this process serves the program's devices' round requests: where it drives them, and
-   * on every replica for shared rounds until it learns the program is over (per-program health).
+   * True if this process serves the program's devices' round requests: where it drives them, on
+   * every replica for shared rounds until it learns the program is over, and on every replica for
+   * rounds whose requests it forwards to their driver (per-program health).
    */
   serves(programId: string): boolean {
-    return this.driving.has(programId) || (this.sharesRounds(programId) && !(this.shared?.isOver(programId) ?? false));
+    return this.driving.has(programId) || (this.sharesRounds(programId) && !(this.shared?.isOver(programId) ?? false)) || this.forwards(programId);
   }
 
   /**
@@ -202,8 +224,9 @@ export class Coordinator {
 
   /**
    * UNAVAILABLE on a replica that does not drive a program whose rounds are not shared (SecAgg,
-   * fixed-cohort): the device's next address may be its driver. For round requests (check-in,
-   * upload, SecAgg stages).
+   * fixed-cohort): followers forward those requests to the driver (server/forwarding.ts), so this
+   * answers only a request that reached a replica which lost the lease meanwhile; the device's
+   * retry finds the new driver. For round requests (check-in, upload, SecAgg stages).
    */
   async refuseUnserved(p: ProgramState): Promise<void> {
     if (this.store.engine !== 'postgres' || this.driving.has(p.spec.id) || this.sharesRounds(p.spec.id)) return;
@@ -482,6 +505,7 @@ export class Coordinator {
   /** Open rounds for every program (resuming after the last completed one); resolves once each first round is open (or waits). */
   async start(): Promise<void> {
     await this.shared?.listen();
+    await this.forwarder?.listen();
     for (const p of this.programs.values()) if (this.driving.has(p.spec.id)) this.startRunner(p);
     this.keepLeases();
     if (!this.inboxTimer) {
@@ -520,6 +544,7 @@ export class Coordinator {
       // another replica may drive at once rather than after the lease expires
       if (this.store.engine === 'postgres') for (const id of this.driving) await this.store.releaseLease(id, this.replicaId).catch(() => false);
       await this.shared?.close();
+      await this.forwarder?.close();
       await this.store.close();
     })();
     return this.closing;
@@ -638,6 +663,22 @@ export class Coordinator {
       }, Math.max(10_000, this.verifier.maxSkewMs));
       this.nonceTimer.unref();
     }
+  }
+
+  /**
+   * The device of a request another replica authenticated and forwarded here (server/forwarding.ts):
+   * UNAUTHENTICATED if it is not enrolled, PERMISSION_DENIED if revoked.
+   */
+  async forwardedDevice(deviceId: string, now = Date.now()): Promise<StoredDevice> {
+    let device = this.devices.get(deviceId);
+    if (!device) {
+      device = await this.store.device(deviceId);
+      if (!device) refuse('unauthenticated', `unknown device "${quoted(deviceId)}"; enrol first`);
+      this.devices.set(device.id, device);
+    }
+    this.lastSeen.set(device.id, now);
+    this.refuseRevoked(device.id);
+    return device;
   }
 
   /** An enrolled device this process has authenticated (cached; undefined otherwise). */

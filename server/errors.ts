@@ -51,6 +51,16 @@ export function refuse(kind: FailureKind, message: string): never {
   throw new CoordinatorError(kind, message);
 }
 
+/**
+ * The CoordinatorError that `toStatus` turns into exactly this status (code and sentence): for
+ * relaying another replica's answer. A code no kind maps to becomes INTERNAL with the sentence.
+ */
+export function statusError(code: grpc.status, details: string): CoordinatorError {
+  const kind = (Object.keys(CODES) as FailureKind[]).find((k) => CODES[k] === code);
+  if (typeof details !== 'string') throw new TypeError('statusError: details must be a string');
+  return new CoordinatorError(kind ?? 'internal', details);
+}
+
 /** A gRPC status object for a handler's callback or `emit('error')`. */
 export interface StatusObject {
   readonly code: grpc.status;

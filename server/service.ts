@@ -4,7 +4,6 @@
  * first held to its wire-type check (proto/raw-request.ts); signed requests are authenticated over
  * the bytes they arrived as, as proto/signing.ts defines.
  */
-import { createHash } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import type { Subscription } from 'rxjs';
 import type { Auth__Output } from '../proto/generated/fedtune/v1/Auth.js';
@@ -18,7 +17,8 @@ import { rawRequestBytes, requireWellFormed } from '../proto/raw-request.js';
 import { loadProtos } from '../proto/load.js';
 import type { RequestSignature } from '../privacy/sign.js';
 import { downloadBlobHandler } from './blob-service.js';
-import { secAggStage } from './secagg-service.js';
+import { checkInBody, noteRefusedUpload, secAggBody, storeUpload, uploadHeaderChecks } from './round-requests.js';
+import type { Forwarder } from './forwarding.js';
 import { MAX_CHUNK_BYTES } from './blob-store.js';
 import type { Coordinator, ProgramState } from './coordinator.js';
 import { CoordinatorError, refuse, toStatus } from './errors.js';
@@ -65,10 +65,30 @@ function blobRef(sha256: string, size: number, format: string, container = '', c
   return { sha256, sizeBytes: size, format, container, contentSha256 };
 }
 
-/** The newest signed release of a program's version `version`, for the wire (null if it has none). */
-function releaseOf(p: ProgramState, version: number): { manifest: Buffer; signature: Buffer } | null {
-  const rel = p.releases.all().filter((r) => r.version === version && r.signature.length > 0).pop();
-  return rel ? { manifest: Buffer.from(rel.manifest), signature: Buffer.from(rel.signature) } : null;
+interface MethodCodec {
+  responseDeserialize(b: Buffer): unknown;
+}
+
+/** A method's codec of the Coordinator service. */
+function codecOf(method: string): MethodCodec {
+  return (loadProtos().definition[SERVICE] as unknown as Record<string, MethodCodec>)[method];
+}
+
+/** A call's deadline, ms since the epoch (Infinity if it has none). */
+function deadlineOf(call: { getDeadline(): grpc.Deadline }): number {
+  const d = call.getDeadline();
+  return d instanceof Date ? d.getTime() : Number(d);
+}
+
+/**
+ * Forward an authenticated unary request (as it arrived) to the program's driver, and relay its
+ * answer: the response, or its status (server/forwarding.ts).
+ */
+async function forwardUnary<Res>(c: Coordinator, method: string, p: ProgramState, device: StoredDevice, req: object, call: { getDeadline(): grpc.Deadline }): Promise<Res> {
+  const raw = rawRequestBytes(req);
+  if (!raw) throw new Error(`${method}: the request's wire bytes were not kept (proto/raw-request.ts)`);
+  const bytes = await (c.forwarder as Forwarder).forward({ programId: p.spec.id, method, deviceId: device.id, request: raw }, deadlineOf(call));
+  return codecOf(method).responseDeserialize(Buffer.from(bytes)) as Res;
 }
 
 /** Unary handler: check the request's wire types, run `fn`, answer once with its value or its status (whether it throws or rejects). */
@@ -149,31 +169,11 @@ export function coordinatorHandlers(c: Coordinator): CoordinatorHandlers {
       (req) => downloads.tryAdmit(req.auth?.deviceId ?? '') ?? toStatus(new CoordinatorError('resource-exhausted', `this device already has ${DEVICE_STREAM_LIMITS.downloads} downloads open; retry when one has ended`)),
     ),
 
-    CheckIn: unary(async (req) => {
+    CheckIn: unary(async (req, call) => {
       const device = await authenticate(c, 'CheckIn', req, req.auth, req.programId);
       const p = c.programOf(device, req.programId);
-      // the version the device holds: 0 = none yet (it starts from version 0, the initial adapter)
-      const latest = p.runner.newestVersion;
-      if (!Number.isSafeInteger(req.adapterVersion) || req.adapterVersion < 0) refuse('invalid-argument', `adapter_version must be a version number ≥ 0, got ${req.adapterVersion}`);
-      // (a replica knows the versions of its start, and those it made; replicas share the database)
-      if (req.adapterVersion > latest && !(await c.store.version(p.spec.id, req.adapterVersion))) refuse('invalid-argument', `adapter_version ${req.adapterVersion} is newer than the latest version ${latest} of program "${p.spec.id}"`);
-      const w = await c.checkIn(p, device.id);
-      if ('retryAfterMs' in w) return { later: { retryAfterMs: w.retryAfterMs, reason: w.reason, programComplete: w.programComplete } };
-      // a follower reads the release of a version its driver published since (shared rounds)
-      if (!releaseOf(p, w.adapterVersion)) await c.refreshReleases(p, true);
-      return {
-        work: {
-          roundId: w.roundId,
-          adapterVersion: w.adapterVersion,
-          adapter: blobRef(w.adapterSha256, w.adapterBytes, 'fedtune-lora'),
-          training: trainingToWire(p.spec.training),
-          clipNorm: w.clipNorm,
-          deviceNoiseStd: w.deviceNoiseStd,
-          deadlineUnixMs: w.deadlineUnixMs,
-          encoding: p.encoding,
-          release: releaseOf(p, w.adapterVersion),
-        },
-      };
+      if (c.forwards(p.spec.id)) return forwardUnary(c, 'CheckIn', p, device, req, call);
+      return checkInBody(c, p, device, req);
     }),
 
     UploadUpdate: (call, callback) => {
@@ -183,6 +183,8 @@ export function coordinatorHandlers(c: Coordinator): CoordinatorHandlers {
       let program: ProgramState | undefined;
       let buf: Uint8Array | undefined;
       let got = 0;
+      // set where the program's rounds are forwarded to their driver: the header chunk as it arrived
+      let forwarded: { headerBytes: Uint8Array } | undefined;
       // once the header is accepted: the device's upload slot, and the round's deadline
       let release = (): void => {};
       let deadline: NodeJS.Timeout | undefined;
@@ -209,10 +211,12 @@ export function coordinatorHandlers(c: Coordinator): CoordinatorHandlers {
             header = chunk.header;
             device = await authenticate(c, 'UploadUpdate', chunk, header.auth, header.programId);
             program = c.programOf(device, header.programId);
-            const roundDeadline = await c.expectUpload(program, device.id, header.roundId);
-            const expected = c.sealedBytes(program, header.encoding);
-            if (header.payloadBytes !== expected) refuse('invalid-argument', `payload_bytes is ${header.payloadBytes}, but a sealed "${header.encoding}" update for this program is ${expected} bytes`);
-            if (!/^[0-9a-f]{64}$/.test(header.payloadSha256)) refuse('invalid-argument', 'payload_sha256 must be a hex SHA-256');
+            if (c.forwards(program.spec.id)) {
+              // the driver checks the round when the whole update reaches it; until then, the round's longest life bounds the stream
+              forwarded = { headerBytes: rawRequestBytes(chunk) as Uint8Array };
+            }
+            const roundDeadline = forwarded ? Date.now() + program.spec.roundDeadlineMs : await c.expectUpload(program, device.id, header.roundId);
+            const expected = uploadHeaderChecks(c, program, header);
             // one upload per device at a time (a newer one ends the older), none past its round's deadline:
             // open streams that never finish hold no buffers
             release = uploads.admit(device.id, () => answer(new CoordinatorError('resource-exhausted', 'this upload was ended: a newer upload from the same device replaced it')));
@@ -230,7 +234,8 @@ export function coordinatorHandlers(c: Coordinator): CoordinatorHandlers {
             refuse('invalid-argument', 'an update chunk must hold a header or data');
           }
         } catch (e) {
-          if (e instanceof CoordinatorError && device && header && program && e.kind !== 'unauthenticated' && e.kind !== 'unavailable') c.rejectUpload(program, device.id, header.roundId, e.message, e.kind);
+          // (a forwarded upload's refusals before it reaches the driver are no failure in its round: the driver never saw it)
+          if (device && header && program && !forwarded) noteRefusedUpload(c, program, device, header, e);
           answer(e);
         }
       }));
@@ -238,14 +243,15 @@ export function coordinatorHandlers(c: Coordinator): CoordinatorHandlers {
         if (answered) return;
         try {
           if (!header || !buf || !device || !program) refuse('invalid-argument', 'the update stream ended without a header');
-          if (got !== buf.length) refuse('invalid-argument', `the stream ended after ${got} of the ${buf.length} bytes its header announced`);
-          if (createHash('sha256').update(buf).digest('hex') !== header.payloadSha256) refuse('invalid-argument', 'the payload does not match payload_sha256');
-          // shared rounds (PostgreSQL): the update is committed to the database before this resolves
-          await c.acceptUpdate(device, program, header.roundId, header.encoding, header.numExamples, buf, header.unclipped);
-          // an update that closed its round is acknowledged once the round's outcome is committed (as before the store was asynchronous)
-          const roundId = header.roundId;
+          if (forwarded) {
+            if (got !== buf.length) refuse('invalid-argument', `the stream ended after ${got} of the ${buf.length} bytes its header announced`);
+            const bytes = await (c.forwarder as Forwarder).forward({ programId: program.spec.id, method: 'UploadUpdate', deviceId: device.id, request: forwarded.headerBytes, payload: buf }, deadlineOf(call));
+            const res = codecOf('UploadUpdate').responseDeserialize(Buffer.from(bytes)) as { roundId: string; bytesReceived: number };
+            return answer(null, res.bytesReceived, res.roundId);
+          }
+          const { roundId } = header;
           const bytes = got;
-          await program.runner.settled().catch(() => undefined);
+          await storeUpload(c, program, device, header, buf, got);
           answer(null, bytes, roundId);
         } catch (e) {
           answer(e);
@@ -256,11 +262,11 @@ export function coordinatorHandlers(c: Coordinator): CoordinatorHandlers {
       call.on('cancelled', () => answered || answer(new CoordinatorError('unavailable', 'the device left the upload')));
     },
 
-    SecAgg: unary(async (req) => {
+    SecAgg: unary(async (req, call) => {
       const device = await authenticate(c, 'SecAgg', req, req.auth, req.programId);
       const p = c.programOf(device, req.programId);
-      await c.refuseUnserved(p); // a secure aggregation's stages all reach its driver
-      return secAggStage(p, device, req, requestBytes('SecAgg', req));
+      if (c.forwards(p.spec.id)) return forwardUnary(c, 'SecAgg', p, device, req, call);
+      return secAggBody(c, p, device, req, requestBytes('SecAgg', req));
     }),
 
     WatchRounds: (call) => {

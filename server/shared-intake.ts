@@ -13,7 +13,7 @@
  * The driver hears every claim (LISTEN) and mirrors it into its runner (noteParticipant), which
  * decides when the round closes; the close takes the plan row FOR UPDATE and reads the updates.
  * Programs with secure aggregation or fixed-cohort sampling are not shared: their rounds stay on
- * the driver (a follower answers their round requests with UNAVAILABLE naming it).
+ * the driver (a follower forwards their round requests to it through the database: server/forwarding.ts).
  */
 import { refuse } from './errors.js';
 import type { ProgramSpec } from './program-config.js';

@@ -127,6 +127,20 @@ export const MIGRATIONS: readonly Migration[] = [
       ['round_participants', 'replica_id', "TEXT NOT NULL DEFAULT ''"],
     ],
   },
+  {
+    version: 6,
+    name: 'requests a follower forwards to a program\'s driver (secure aggregation, fixed-cohort rounds) and their answers',
+    // one row per forwarded request: the follower inserts it (already authenticated there), the
+    // driver takes it (taken_by, once) and writes its answer; the follower reads it and deletes the row
+    statements: [
+      `CREATE TABLE IF NOT EXISTS forwarded_requests (
+        id TEXT PRIMARY KEY, program_id TEXT NOT NULL, method TEXT NOT NULL, device_id TEXT NOT NULL, request {bytes} NOT NULL,
+        payload {bytes} NOT NULL, from_replica TEXT NOT NULL, created_ms {int} NOT NULL, deadline_ms {int} NOT NULL,
+        taken_by TEXT NOT NULL DEFAULT '', answered_ms {int} NOT NULL DEFAULT 0, code {int} NOT NULL DEFAULT 0,
+        details TEXT NOT NULL DEFAULT '', response {bytes})`,
+      `CREATE INDEX IF NOT EXISTS forwarded_requests_by_deadline ON forwarded_requests (deadline_ms)`,
+    ],
+  },
 ];
 
 /** The newest schema version this code knows. */

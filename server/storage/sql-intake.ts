@@ -16,7 +16,7 @@
  * a round writes one update's bytes per contribution (the driver reads them once, at the close).
  */
 import type { Row, SqlExecutor } from './sql.js';
-import { SqlClaims } from './sql-claims.js';
+import { SqlForward } from './sql-forward.js';
 import type { Acceptance, Admission, ParticipantStatus, RoundChange, RoundPlanRecord, StoredUpdate } from './state-store.js';
 
 /** The notification channel of round changes (PostgreSQL LISTEN/NOTIFY). */
@@ -45,8 +45,8 @@ class Outcome<T> {
   constructor(readonly value: T) {}
 }
 
-/** The shared-round methods of SqlStateStore (between SqlClaims and it). */
-export class SqlIntake extends SqlClaims {
+/** The shared-round methods of SqlStateStore (between SqlForward and it). */
+export class SqlIntake extends SqlForward {
   constructor(db: SqlExecutor) {
     super(db);
   }

@@ -93,6 +93,37 @@ export interface RoundChange {
   readonly what: 'open' | 'selection-closed' | 'closed' | 'round-completed' | 'round-failed' | ParticipantStatus;
 }
 
+/** A request a follower forwards to its program's driver (authenticated by the follower). */
+export interface ForwardedRequest {
+  readonly id: string;
+  readonly programId: string;
+  /** The Coordinator method (CheckIn, UploadUpdate, SecAgg). */
+  readonly method: string;
+  /** The device the follower authenticated. */
+  readonly deviceId: string;
+  /** The request message as it arrived (for UploadUpdate: its header chunk). */
+  readonly request: Uint8Array;
+  /** UploadUpdate: the sealed update the stream carried; empty otherwise. */
+  readonly payload: Uint8Array;
+  readonly fromReplica: string;
+  /** After this the request is nobody's (ms since the epoch). */
+  readonly deadlineMs: number;
+}
+
+/** A driver's answer to a forwarded request: a gRPC status (code 0 with the response's bytes, or an error and its sentence). */
+export interface ForwardAnswer {
+  readonly code: number;
+  readonly details: string;
+  readonly response?: Uint8Array;
+}
+
+/** A forwarded request was made, or answered (NOTIFY). */
+export interface ForwardNotice {
+  readonly kind: 'request' | 'answer';
+  readonly id: string;
+  readonly programId?: string;
+}
+
 /** The engines a StateStore runs on. */
 export type StorageEngine = 'sqlite' | 'postgres';
 
@@ -226,6 +257,23 @@ export interface StateStore {
    * called when changes may have been missed (the listening connection was made again). A no-op on SQLite.
    */
   onRoundChange(listener: (c: RoundChange) => void, onGap?: () => void): Promise<() => Promise<void>>;
+
+  /** Insert a forwarded request (and tell the drivers). */
+  forwardRequest(r: ForwardedRequest, now?: number): Promise<void>;
+  /** Take a forwarded request to run it (once: undefined if taken already, gone or past its deadline). */
+  takeForwarded(id: string, replicaId: string, now?: number): Promise<ForwardedRequest | undefined>;
+  /** Forwarded requests of these programs nobody took yet (within their deadline). */
+  untakenForwarded(programIds: readonly string[], now?: number): Promise<{ id: string; programId: string }[]>;
+  /** Write the answer of a request `replicaId` took (and tell its follower); false if it was not its, or answered. */
+  answerForwarded(id: string, replicaId: string, a: ForwardAnswer, now?: number): Promise<boolean>;
+  /** A forwarded request's answer, once written. */
+  forwardedAnswer(id: string): Promise<ForwardAnswer | undefined>;
+  /** Delete a forwarded request (answered, or given up). */
+  deleteForwarded(id: string): Promise<boolean>;
+  /** Delete forwarded requests whose deadline is before `before`; returns how many. */
+  purgeForwarded(before: number): Promise<number>;
+  /** Hear of forwarded requests and answers (PostgreSQL); a no-op on SQLite. */
+  onForward(listener: (n: ForwardNotice) => void, onGap?: () => void): Promise<() => Promise<void>>;
 
   /** Close the connection (pool). */
   close(): Promise<void>;

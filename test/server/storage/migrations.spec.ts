@@ -30,7 +30,7 @@ const ALL = Array.from({ length: SCHEMA_VERSION }, (_, i) => i + 1);
 const scratch = mkdtempSync(join(tmpdir(), 'fedtune-migrations-'));
 const program = { id: 'p', configJson: '{}', baseSha256: 'b'.repeat(64), loraJson: '{}', boxPublicKey: new Uint8Array(32).fill(1), boxSecretKey: new Uint8Array(32).fill(2) };
 const STORE_TABLES = ['programs', 'devices', 'adapter_versions', 'rounds', 'privacy_ledger', 'releases', 'program_admin', 'device_revocations'];
-const ALL_TABLES = [...STORE_TABLES, 'request_nonces', 'round_participants', 'partial_sums', 'leases', 'blobs', 'blob_chunks', 'round_plans', 'round_updates', 'schema_migrations'];
+const ALL_TABLES = [...STORE_TABLES, 'request_nonces', 'round_participants', 'partial_sums', 'leases', 'blobs', 'blob_chunks', 'round_plans', 'round_updates', 'forwarded_requests', 'schema_migrations'];
 
 const executor = (location: string): SqlExecutor => (location.startsWith('postgres') ? new PostgresExecutor(location) : new SqliteExecutor(location));
 
@@ -42,7 +42,7 @@ describeEngines('server/storage migrations', (engine) => {
       assert.deepEqual(await migrate(db), MIGRATIONS.map((m) => m.version));
       assert.deepEqual(await migrate(db), []);
       assert.deepEqual(await appliedMigrations(db), ALL);
-      assert.equal(SCHEMA_VERSION, 5);
+      assert.equal(SCHEMA_VERSION, 6);
       for (const t of ALL_TABLES) assert.ok((await db.columns(t)).length > 0, `table ${t} exists`);
     } finally {
       await db.close();
