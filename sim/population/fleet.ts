@@ -344,7 +344,9 @@ export class Fleet {
       this.workers.forEach((w, k) => w.postMessage({ type: 'round', program, round, roundId, allAtOnce: coordinatorProgram.spec.secagg !== undefined, programBoxPublicKey: boxKey, tasks: tasks[k], ...(options.batch !== undefined ? { batch: options.batch } : {}) } satisfies FleetRequest));
       await checkedIn;
       checkInSeconds = (performance.now() - t0) / 1000;
-      if (runner.openRound?.id === roundId) runner.endSelectionNow();
+      // false while the round is still open: its selection had closed on its own timer before every
+      // online device checked in (some were refused), which a fleet's rounds must not do
+      if (runner.openRound?.id === roundId && !runner.endSelectionNow()) errors.push(`round ${round}'s selection closed before every online device had checked in (sampling.selectionMs too short for this fleet)`);
       if (status) status.phase = 'training';
       const workerBusy = new Array<number>(n).fill(0);
       const batched = { runs: 0, cohorts: 0, largest: 0 };
