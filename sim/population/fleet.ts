@@ -142,6 +142,11 @@ export class Fleet {
     if (!o.programs?.length) throw new RangeError('Fleet.start: programs must list at least one program');
     const threads = o.threads ?? availableParallelism();
     if (!Number.isInteger(threads) || threads < 1) throw new RangeError(`Fleet.start: threads must be a positive integer, got ${threads}`);
+    for (const k of ['concurrency', 'checkInConcurrency', 'batch', 'channels'] as const) {
+      const x = o[k];
+      if (x !== undefined && !(Number.isInteger(x) && x >= 1)) throw new RangeError(`Fleet.start: ${k} must be a positive integer, got ${x}`);
+    }
+    if (o.batchLingerMs !== undefined && !(Number.isFinite(o.batchLingerMs) && o.batchLingerMs >= 0)) throw new RangeError(`Fleet.start: batchLingerMs must be a finite number ≥ 0, got ${o.batchLingerMs}`);
     const seed = o.seed ?? 1;
     const first = o.programs[0];
     const domains = loadDomains({ devicesPerDomain: 1, domains: o.domains ?? DOMAIN_NAMES, heldOutChars: 20_000, seed });
