@@ -142,6 +142,11 @@ export class Fleet {
     if (!o.programs?.length) throw new RangeError('Fleet.start: programs must list at least one program');
     const threads = o.threads ?? availableParallelism();
     if (!Number.isInteger(threads) || threads < 1) throw new RangeError(`Fleet.start: threads must be a positive integer, got ${threads}`);
+    for (const k of ['concurrency', 'checkInConcurrency', 'batch', 'channels'] as const) {
+      const x = o[k];
+      if (x !== undefined && !(Number.isInteger(x) && x >= 1)) throw new RangeError(`Fleet.start: ${k} must be a positive integer, got ${x}`);
+    }
+    if (o.batchLingerMs !== undefined && !(Number.isFinite(o.batchLingerMs) && o.batchLingerMs >= 0)) throw new RangeError(`Fleet.start: batchLingerMs must be a finite number ≥ 0, got ${o.batchLingerMs}`);
     const seed = o.seed ?? 1;
     const first = o.programs[0];
     const domains = loadDomains({ devicesPerDomain: 1, domains: o.domains ?? DOMAIN_NAMES, heldOutChars: 20_000, seed });
@@ -344,7 +349,9 @@ export class Fleet {
       this.workers.forEach((w, k) => w.postMessage({ type: 'round', program, round, roundId, allAtOnce: coordinatorProgram.spec.secagg !== undefined, programBoxPublicKey: boxKey, tasks: tasks[k], ...(options.batch !== undefined ? { batch: options.batch } : {}) } satisfies FleetRequest));
       await checkedIn;
       checkInSeconds = (performance.now() - t0) / 1000;
-      if (runner.openRound?.id === roundId) runner.endSelectionNow();
+      // false while the round is still open: its selection had closed on its own timer before every
+      // online device checked in (some were refused), which a fleet's rounds must not do
+      if (runner.openRound?.id === roundId && !runner.endSelectionNow()) errors.push(`round ${round}'s selection closed before every online device had checked in (sampling.selectionMs too short for this fleet)`);
       if (status) status.phase = 'training';
       const workerBusy = new Array<number>(n).fill(0);
       const batched = { runs: 0, cohorts: 0, largest: 0 };

@@ -198,12 +198,15 @@ export function populationProgram(id: string, options: PopulationOptions = {}): 
     lora: { rank, alpha: 2 * rank, targets: options.targets ?? ['wq', 'wv', 'wo', 'w2'], seed: options.seed ?? 1 },
     training: { steps: options.steps ?? 1, batchSize: options.batchSize ?? 4, seqLen: options.seqLen ?? 64, lr: options.lr ?? 5e-3, quant: 'int8', replayFraction: 0 },
     cohortSize: cohort,
-    sampling: { scheme: 'poisson', rate: q, selectionMs: 30 * 60_000 },
+    sampling: { scheme: 'poisson', rate: q, selectionMs: 23 * 3_600_000 },
     minUpdates: Math.max(1, Math.floor(cohort / 4)),
     minContributors: Math.min(2, cohort),
     overSelect: 1,
     rounds,
-    roundDeadlineMs: 60 * 60_000,
+    // a fleet hosts several programs and runs them one after another: a round that opened while
+    // the fleet was busy elsewhere must still be open when the fleet reaches it (under central DP
+    // a Poisson round whose selection closed with no check-ins is released — pure noise)
+    roundDeadlineMs: 24 * 3_600_000,
     retryDelayMs: 200,
     serverOptimizer: options.serverOptimizer ?? { kind: 'fedavg' },
     dp: dp ? { mode: privacy === 'dp' ? 'central' : 'distributed', clipNorm: options.clipNorm ?? 0.5, noiseMultiplier: z, delta, population: N, ...(adaptive ? { adaptiveClip: { countNoiseStd: Math.max(cohort / 20, 1 / z) } } : {}) } : {},

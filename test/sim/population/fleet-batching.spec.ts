@@ -46,4 +46,12 @@ describe('sim/population: batched training in a fleet round', function () {
       await fleet.close();
     }
   });
+
+  it('refuses bad batching options with a RangeError naming them', async () => {
+    const p = populationProgram('x', { population: 4, cohort: 4, rounds: 1 });
+    const dir = mkdtempSync(join(tmpdir(), 'fedtune-fleet-bad-'));
+    await assert.rejects(Fleet.start({ programs: [p.spec], population: 4, outDir: dir, batch: 0 }), /Fleet.start: batch must be a positive integer/);
+    await assert.rejects(Fleet.start({ programs: [p.spec], population: 4, outDir: dir, concurrency: 1.5 }), /Fleet.start: concurrency/);
+    await assert.rejects(Fleet.start({ programs: [p.spec], population: 4, outDir: dir, batchLingerMs: -1 }), /Fleet.start: batchLingerMs/);
+  });
 });
