@@ -58,6 +58,11 @@ class Pool {
   }
   void run(int nTasks, int nThreads, const std::function<void(int)>& job) {
     if (nThreads <= 1 || nTasks <= 1) { for (int i = 0; i < nTasks; i++) job(i); return; }
+    // One caller at a time: the pool serves every JS thread of the process (worker_threads load
+    // the addon once per process). A caller that finds it busy does its work alone rather than
+    // waiting for, or interleaving with, another thread's job.
+    std::unique_lock<std::mutex> owner(runMu_, std::try_to_lock);
+    if (!owner.owns_lock()) { for (int i = 0; i < nTasks; i++) job(i); return; }
     while ((int)workers_.size() < nThreads - 1) {
       const int index = (int)workers_.size();
       workers_.emplace_back([this, index] { loop(index); });
@@ -104,6 +109,7 @@ class Pool {
     }
   }
   std::vector<std::thread> workers_;
+  std::mutex runMu_;  // held by the one caller using the pool
   std::mutex mu_;
   std::condition_variable cv_, done_;
   const std::function<void(int)>* job_ = nullptr;
@@ -113,7 +119,11 @@ class Pool {
   bool stop_ = false, closed_ = true;
 };
 
-Pool* g_pool = nullptr;
+/** The process's pool, made on first use (a function-local static: safe from any thread). */
+Pool& pool() {
+  static Pool* p = new Pool();  // never destroyed: threads may still run at exit
+  return *p;
+}
 
 // ---- N-API helpers ----
 napi_value throwRange(napi_env env, const std::string& msg) {
@@ -174,8 +184,7 @@ napi_value Sgemm(napi_env env, napi_callback_info info) {
     const int m0 = (int)(ch * rowsPer), m1 = (int)std::min<int64_t>(M, (ch + 1) * rowsPer);
     gemm(a + i * sa, b + i * sb, c + i * M * N, (int)M, (int)N, (int)K, ta, tb, m0, m1);
   };
-  if (!g_pool) g_pool = new Pool();
-  g_pool->run((int)(batch * chunks), use, job);
+  pool().run((int)(batch * chunks), use, job);
   return nullptr;
 }
 
@@ -322,8 +331,7 @@ napi_value Init(napi_env env, napi_value exports) {
 }  // namespace
 
 void fedtune_parallel_for(int nTasks, int nThreads, const std::function<void(int)>& job) {
-  if (!g_pool) g_pool = new Pool();
-  g_pool->run(nTasks, nThreads, job);
+  pool().run(nTasks, nThreads, job);
 }
 
 NAPI_MODULE(NODE_GYP_MODULE_NAME, Init)

@@ -173,9 +173,10 @@ bool ropeArgs(napi_env env, napi_value* argv, int at, const AttGeometry& G, cons
   return true;
 }
 
-// q and k after RoPE, kept across calls (calls come from the JS thread only): a fresh
+// q and k after RoPE, kept across calls of one JS thread (thread_local: worker_threads share
+// the addon, and two threads resizing one buffer corrupt it — the fleet hung so): a fresh
 // allocation per call would page-fault its way through ~1 MB each time
-std::vector<float> g_qr, g_kr;
+thread_local std::vector<float> g_qr, g_kr;  // per JS thread: worker_threads share the addon
 
 // x [B, T, heads, hs] rotated into y (forward), or its transpose (inverse = true), over threads
 void rotate(const float* x, float* y, int B, int T, int heads, int hs, const Rope& r, bool inverse, int threads) {
