@@ -149,15 +149,18 @@ describe('server: a SecAgg round with devices on three replicas, forwarded to it
       // malformed forwarded rows (written straight into the database) are refused by the driver, which serves on
       const ask = async (method: string, deviceId: string, request: Uint8Array): Promise<{ code: number; details: string }> => {
         const rowId = `test-${method}-${deviceId}-${request.length}`;
+        // the driver NOTIFYs once it has written its answer: wait for that, not the clock
+        let answered!: () => void;
+        const heard = new Promise<void>((resolve) => (answered = resolve));
+        const stop = await store.onForward((n) => {
+          if (n.kind === 'answer' && n.id === rowId) answered();
+        });
         await store.forwardRequest({ id: rowId, programId: 'sa', method, deviceId, request, payload: new Uint8Array(0), fromReplica: 'test', deadlineMs: Date.now() + 10_000 });
         try {
-          for (let t = 0; t < 200; t++) {
-            const answer = await store.forwardedAnswer(rowId);
-            if (answer) return answer;
-            await new Promise((r) => setTimeout(r, 50));
-          }
-          return assert.fail(`the driver did not answer the ${method} row`);
+          await heard;
+          return (await store.forwardedAnswer(rowId)) ?? assert.fail(`the driver announced no answer to the ${method} row`);
         } finally {
+          await stop();
           await store.deleteForwarded(rowId);
         }
       };

@@ -25,7 +25,11 @@ describeEngines('server/storage forwarded requests', (engine) => {
 
   it('is taken once, answered once by its taker, and read back as written', async () => {
     const heard: ForwardNotice[] = [];
-    const stop = await b.onForward((n) => heard.push(n));
+    let heardBoth!: () => void;
+    const both = new Promise<void>((resolve) => (heardBoth = resolve));
+    const stop = await b.onForward((n) => {
+      if (heard.push(n) === 2) heardBoth();
+    });
     await a.forwardRequest(row('q1', Date.now() + 60_000));
     const takes = await Promise.all([a, b, a, b, a, b].map((s, i) => s.takeForwarded('q1', `r${i}`)));
     const winners = takes.filter((t) => t !== undefined);
@@ -40,7 +44,7 @@ describeEngines('server/storage forwarded requests', (engine) => {
     assert.deepEqual(await a.forwardedAnswer('q1'), { code: 9, details: 'a sentence', response: undefined });
     assert.deepEqual(await a.untakenForwarded(['p']), []);
     if (engine.name === 'postgres') {
-      for (let t = 0; t < 100 && heard.length < 2; t++) await new Promise((r) => setTimeout(r, 20));
+      await both;
       assert.deepEqual(heard, [{ kind: 'request', id: 'q1', programId: 'p' }, { kind: 'answer', id: 'q1' }]);
     }
     await stop();
