@@ -131,17 +131,6 @@ napi_value throwRange(napi_env env, const std::string& msg) {
   return nullptr;
 }
 
-bool f32(napi_env env, napi_value v, float** data, size_t* len) {
-  bool is = false;
-  if (napi_is_typedarray(env, v, &is) != napi_ok || !is) return false;
-  napi_typedarray_type type;
-  void* p = nullptr;
-  napi_value ab;
-  size_t off = 0;
-  if (napi_get_typedarray_info(env, v, &type, len, &p, &ab, &off) != napi_ok || type != napi_float32_array) return false;
-  *data = static_cast<float*>(p);
-  return true;
-}
 
 // sgemm(a, b, c, batch, M, N, K, transA, transB, strideA, strideB, threads): for each batch
 // entry i, c[i*M*N ...] = op(a[i*strideA ...]) op(b[i*strideB ...]); strides in floats (0 = broadcast).
@@ -152,7 +141,7 @@ napi_value Sgemm(napi_env env, napi_callback_info info) {
   if (argc != 12) return throwRange(env, "sgemm: expected 12 arguments");
   float *a, *b, *c;
   size_t la, lb, lc;
-  if (!f32(env, argv[0], &a, &la) || !f32(env, argv[1], &b, &lb) || !f32(env, argv[2], &c, &lc)) {
+  if (!fedtune_f32(env, argv[0], &a, &la) || !fedtune_f32(env, argv[1], &b, &lb) || !fedtune_f32(env, argv[2], &c, &lc)) {
     napi_throw_type_error(env, nullptr, "sgemm: a, b and c must be Float32Arrays");
     return nullptr;
   }
@@ -196,17 +185,14 @@ napi_value FedavgFold(napi_env env, napi_callback_info info) {
   napi_value argv[3];
   napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
   if (argc != 3) return throwRange(env, "fedavgFold: expected 3 arguments (sum, update, weight)");
-  bool is = false;
-  napi_typedarray_type type;
-  size_t ls = 0, lu = 0, off = 0;
+  size_t ls = 0, lu = 0;
   void* ps = nullptr;
-  napi_value ab;
-  if (napi_is_typedarray(env, argv[0], &is) != napi_ok || !is || napi_get_typedarray_info(env, argv[0], &type, &ls, &ps, &ab, &off) != napi_ok || type != napi_float64_array) {
+  if (!fedtune_typed_array(env, argv[0], napi_float64_array, &ps, &ls)) {
     napi_throw_type_error(env, nullptr, "fedavgFold: sum must be a Float64Array");
     return nullptr;
   }
   float* u = nullptr;
-  if (!f32(env, argv[1], &u, &lu)) {
+  if (!fedtune_f32(env, argv[1], &u, &lu)) {
     napi_throw_type_error(env, nullptr, "fedavgFold: update must be a Float32Array");
     return nullptr;
   }
@@ -233,16 +219,13 @@ napi_value FedavgFoldMany(napi_env env, napi_callback_info info) {
   napi_value argv[3];
   napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
   if (argc != 3) return throwRange(env, "fedavgFoldMany: expected 3 arguments (sum, updates, weights)");
-  bool is = false;
-  napi_typedarray_type type;
-  size_t ls = 0, lw = 0, off = 0;
+  size_t ls = 0, lw = 0;
   void *ps = nullptr, *pw = nullptr;
-  napi_value ab;
-  if (napi_is_typedarray(env, argv[0], &is) != napi_ok || !is || napi_get_typedarray_info(env, argv[0], &type, &ls, &ps, &ab, &off) != napi_ok || type != napi_float64_array) {
+  if (!fedtune_typed_array(env, argv[0], napi_float64_array, &ps, &ls)) {
     napi_throw_type_error(env, nullptr, "fedavgFoldMany: sum must be a Float64Array");
     return nullptr;
   }
-  if (napi_is_typedarray(env, argv[2], &is) != napi_ok || !is || napi_get_typedarray_info(env, argv[2], &type, &lw, &pw, &ab, &off) != napi_ok || type != napi_float64_array) {
+  if (!fedtune_typed_array(env, argv[2], napi_float64_array, &pw, &lw)) {
     napi_throw_type_error(env, nullptr, "fedavgFoldMany: weights must be a Float64Array");
     return nullptr;
   }
@@ -258,7 +241,7 @@ napi_value FedavgFoldMany(napi_env env, napi_callback_info info) {
     napi_value e;
     float* u = nullptr;
     size_t lu = 0;
-    if (napi_get_element(env, argv[1], j, &e) != napi_ok || !f32(env, e, &u, &lu)) {
+    if (napi_get_element(env, argv[1], j, &e) != napi_ok || !fedtune_f32(env, e, &u, &lu)) {
       napi_throw_type_error(env, nullptr, "fedavgFoldMany: updates must be an array of Float32Arrays");
       return nullptr;
     }
@@ -329,6 +312,14 @@ napi_value Init(napi_env env, napi_value exports) {
 }
 
 }  // namespace
+
+bool fedtune_typed_array(napi_env env, napi_value v, napi_typedarray_type want, void** data, size_t* len) {
+  bool is = false;
+  napi_typedarray_type type;
+  napi_value ab;
+  size_t off = 0;
+  return napi_is_typedarray(env, v, &is) == napi_ok && is && napi_get_typedarray_info(env, v, &type, len, data, &ab, &off) == napi_ok && type == want;
+}
 
 void fedtune_parallel_for(int nTasks, int nThreads, const std::function<void(int)>& job) {
   pool().run(nTasks, nThreads, job);

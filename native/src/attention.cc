@@ -96,17 +96,6 @@ napi_value fail(napi_env env, const std::string& msg, bool type = false) {
   return nullptr;
 }
 
-bool f32(napi_env env, napi_value v, float** data, size_t* len) {
-  bool is = false;
-  if (napi_is_typedarray(env, v, &is) != napi_ok || !is) return false;
-  napi_typedarray_type type;
-  void* p = nullptr;
-  napi_value ab;
-  size_t off = 0;
-  if (napi_get_typedarray_info(env, v, &type, len, &p, &ab, &off) != napi_ok || type != napi_float32_array) return false;
-  *data = static_cast<float*>(p);
-  return true;
-}
 
 // Reads the trailing (B, T, H, kvH, hs, scale, threads) arguments starting at argv[at].
 bool geometry(napi_env env, napi_value* argv, int at, const char* fn, AttGeometry* g, int* threads) {
@@ -129,7 +118,7 @@ bool geometry(napi_env env, napi_value* argv, int at, const char* fn, AttGeometr
 
 bool arrays(napi_env env, napi_value* argv, int count, float** out, size_t* len, const char* fn) {
   for (int i = 0; i < count; i++) {
-    if (!f32(env, argv[i], &out[i], &len[i])) {
+    if (!fedtune_f32(env, argv[i], &out[i], &len[i])) {
       fail(env, std::string(fn) + ": every array argument must be a Float32Array", true);
       return false;
     }
@@ -153,13 +142,9 @@ bool ropeArgs(napi_env env, napi_value* argv, int at, const AttGeometry& G, cons
   if (t == napi_null || t == napi_undefined) return true;
   float *c, *s, *g;
   size_t lc, ls, lg, lp;
-  bool is = false;
-  napi_typedarray_type type;
   void* p = nullptr;
-  napi_value ab;
-  size_t off = 0;
-  if (!f32(env, argv[at], &c, &lc) || !f32(env, argv[at + 1], &s, &ls) || !f32(env, argv[at + 3], &g, &lg) || napi_is_typedarray(env, argv[at + 2], &is) != napi_ok || !is ||
-      napi_get_typedarray_info(env, argv[at + 2], &type, &lp, &p, &ab, &off) != napi_ok || type != napi_int32_array) {
+  if (!fedtune_f32(env, argv[at], &c, &lc) || !fedtune_f32(env, argv[at + 1], &s, &ls) || !fedtune_f32(env, argv[at + 3], &g, &lg) ||
+      !fedtune_typed_array(env, argv[at + 2], napi_int32_array, &p, &lp)) {
     fail(env, std::string(fn) + ": cos, sin and sign must be Float32Arrays and partner an Int32Array", true);
     return false;
   }

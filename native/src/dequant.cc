@@ -37,14 +37,6 @@ napi_value fail(napi_env env, const std::string& msg, bool type = false) {
   return nullptr;
 }
 
-bool typed(napi_env env, napi_value v, napi_typedarray_type want, void** data, size_t* len) {
-  bool is = false;
-  napi_typedarray_type type;
-  napi_value ab;
-  size_t off = 0;
-  return napi_is_typedarray(env, v, &is) == napi_ok && is && napi_get_typedarray_info(env, v, &type, len, data, &ab, &off) == napi_ok && type == want;
-}
-
 // dequantize(kind, data, scales, block, out, n, threads): kind 8 = Q8_0 (data Int8Array), 4 = Q4_0
 // (data Uint8Array, element j of a block in the low nibble of byte j, element j + block/2 in the
 // high nibble); out[i] = code_i · half(scales[i / block]) for i < n.
@@ -60,9 +52,9 @@ napi_value Dequantize(napi_env env, napi_callback_info info) {
   if (napi_get_value_int64(env, argv[6], &threads) != napi_ok || threads < 1) return fail(env, "dequantize: threads must be ≥ 1");
   void *data, *scales, *out;
   size_t ld, ls, lo;
-  if (!typed(env, argv[1], kind == 8 ? napi_int8_array : napi_uint8_array, &data, &ld)) return fail(env, kind == 8 ? "dequantize: Q8_0 data must be an Int8Array" : "dequantize: Q4_0 data must be a Uint8Array", true);
-  if (!typed(env, argv[2], napi_uint16_array, &scales, &ls)) return fail(env, "dequantize: scales must be a Uint16Array", true);
-  if (!typed(env, argv[4], napi_float32_array, &out, &lo)) return fail(env, "dequantize: out must be a Float32Array", true);
+  if (!fedtune_typed_array(env, argv[1], kind == 8 ? napi_int8_array : napi_uint8_array, &data, &ld)) return fail(env, kind == 8 ? "dequantize: Q8_0 data must be an Int8Array" : "dequantize: Q4_0 data must be a Uint8Array", true);
+  if (!fedtune_typed_array(env, argv[2], napi_uint16_array, &scales, &ls)) return fail(env, "dequantize: scales must be a Uint16Array", true);
+  if (!fedtune_typed_array(env, argv[4], napi_float32_array, &out, &lo)) return fail(env, "dequantize: out must be a Float32Array", true);
   const int64_t nb = (n + block - 1) / block;
   if (lo < (size_t)n || ls < (size_t)nb || ld < (size_t)(kind == 8 ? n : nb * (block / 2))) return fail(env, "dequantize: an array is shorter than n and block need");
   const int8_t* q8 = static_cast<const int8_t*>(data);

@@ -75,16 +75,10 @@ bool arrays(napi_env env, napi_value* argv, int count, unsigned optional, float*
     napi_valuetype t;
     napi_typeof(env, argv[i], &t);
     if ((optional >> i) & 1 && t == napi_null) { out[i] = nullptr; len[i] = 0; continue; }
-    bool is = false;
-    napi_typedarray_type type;
-    void* p = nullptr;
-    napi_value ab;
-    size_t off = 0;
-    if (napi_is_typedarray(env, argv[i], &is) != napi_ok || !is || napi_get_typedarray_info(env, argv[i], &type, &len[i], &p, &ab, &off) != napi_ok || type != napi_float32_array) {
+    if (!fedtune_f32(env, argv[i], &out[i], &len[i])) {
       fail(env, std::string(fn) + ": every array argument must be a Float32Array", true);
       return false;
     }
-    out[i] = static_cast<float*>(p);
   }
   return true;
 }
@@ -218,12 +212,8 @@ napi_value SwigluBackward(napi_env env, napi_callback_info info) {
 }
 
 bool int32s(napi_env env, napi_value v, const int32_t** out, size_t* len) {
-  bool is = false;
-  napi_typedarray_type type;
   void* p = nullptr;
-  napi_value ab;
-  size_t off = 0;
-  if (napi_is_typedarray(env, v, &is) != napi_ok || !is || napi_get_typedarray_info(env, v, &type, len, &p, &ab, &off) != napi_ok || type != napi_int32_array) return false;
+  if (!fedtune_typed_array(env, v, napi_int32_array, &p, len)) return false;
   *out = static_cast<const int32_t*>(p);
   return true;
 }
