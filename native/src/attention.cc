@@ -183,6 +183,16 @@ void rotate(const float* x, float* y, int B, int T, int heads, int hs, const Rop
   fedtune_parallel_for(B * T, B * T >= 64 ? threads : 1, job);
 }
 
+// q and k through RoPE into this thread's buffers; *q and *k then point at the rotated copies
+void rotateQK(const float** q, const float** k, size_t nq, size_t nk, const AttGeometry& G, const Rope& rope, int threads) {
+  if (g_qr.size() < nq) g_qr.resize(nq);
+  if (g_kr.size() < nk) g_kr.resize(nk);
+  rotate(*q, g_qr.data(), G.B, G.T, G.H, G.hs, rope, false, threads);
+  rotate(*k, g_kr.data(), G.B, G.T, G.kvH, G.hs, rope, false, threads);
+  *q = g_qr.data();
+  *k = g_kr.data();
+}
+
 // attentionForward(q, k, v, out, lse, B, T, H, kvH, hs, scale, threads[, cos, sin, partner, sign])
 // With the RoPE tables, q and k are taken before RoPE and rotated here.
 napi_value Forward(napi_env env, napi_callback_info info) {
@@ -202,16 +212,7 @@ napi_value Forward(napi_env env, napi_callback_info info) {
   if (argc == 16 && !ropeArgs(env, argv, 12, G, "attentionForward", &rope)) return nullptr;
   pick();
   const float *q = a[0], *k = a[1];
-  std::vector<float>& qr = g_qr;
-  std::vector<float>& kr = g_kr;
-  if (rope.cos) {
-    if (qr.size() < nq) qr.resize(nq);
-    if (kr.size() < nk) kr.resize(nk);
-    rotate(q, qr.data(), G.B, G.T, G.H, G.hs, rope, false, threads);
-    rotate(k, kr.data(), G.B, G.T, G.kvH, G.hs, rope, false, threads);
-    q = qr.data();
-    k = kr.data();
-  }
+  if (rope.cos) rotateQK(&q, &k, nq, nk, G, rope, threads);
   const auto fwd = g_att.fwd;
   std::function<void(int)> job = [&](int i) { fwd(q, k, a[2], a[3], a[4], G, i / G.kvH, i % G.kvH); };
   fedtune_parallel_for(G.B * G.kvH, threads, job);
@@ -238,16 +239,7 @@ napi_value Backward(napi_env env, napi_callback_info info) {
   if (argc == 19 && !ropeArgs(env, argv, 15, G, "attentionBackward", &rope)) return nullptr;
   pick();
   const float *q = a[0], *k = a[1];
-  std::vector<float>& qr = g_qr;
-  std::vector<float>& kr = g_kr;
-  if (rope.cos) {
-    if (qr.size() < nq) qr.resize(nq);
-    if (kr.size() < nk) kr.resize(nk);
-    rotate(q, qr.data(), G.B, G.T, G.H, G.hs, rope, false, threads);
-    rotate(k, kr.data(), G.B, G.T, G.kvH, G.hs, rope, false, threads);
-    q = qr.data();
-    k = kr.data();
-  }
+  if (rope.cos) rotateQK(&q, &k, nq, nk, G, rope, threads);
   const auto bwd = g_att.bwd;
   std::function<void(int)> job = [&](int i) { bwd(q, k, a[2], a[3], a[4], a[5], a[6], a[7], G, i / G.kvH, i % G.kvH); };
   fedtune_parallel_for(G.B * G.kvH, threads, job);
